@@ -1,0 +1,1 @@
+//! Safe adapter over DPDK.

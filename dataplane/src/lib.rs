@@ -1,0 +1,18 @@
+//! Strait's data plane.
+//!
+//! * [`wire`]: zero-copy views and emitters for Ethernet, ARP, IPv4, ICMPv4 and TCP.
+//! * [`net`]: the sans-IO link and network layer (ARP neighbour cache, ICMP echo, frame
+//!   validation with drop counters).
+//! * [`tcp`]: the sans-IO TCP engine.
+//! * [`dpdk`] (feature `dpdk`): the safe adapter over DPDK — the only module with `unsafe`.
+//! * [`lcore`] (feature `dpdk`): the per-lcore loop that joins ports and stacks.
+#![deny(unsafe_code)]
+
+pub mod net;
+pub mod tcp;
+pub mod time;
+pub mod wire;
+
+#[cfg(feature = "dpdk")]
+#[allow(unsafe_code)]
+pub mod dpdk;
