@@ -1,0 +1,1 @@
+//! isn (in progress).

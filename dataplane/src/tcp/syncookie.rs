@@ -1,0 +1,1 @@
+//! syncookie (in progress).

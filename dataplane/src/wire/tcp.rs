@@ -1,0 +1,1 @@
+//! TCP header view and emitter (in progress).
