@@ -1,0 +1,155 @@
+//! Tunables of the TCP engine, with Linux-like defaults.
+
+use crate::time::Duration;
+
+/// Keepalive parameters (Linux `tcp_keepalive_time`, `_intvl`, `_probes`; RFC 9293 §3.8.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepaliveConfig {
+    /// Idle time before the first probe.
+    pub idle: Duration,
+    /// Time between unanswered probes.
+    pub interval: Duration,
+    /// Unanswered probes after which the connection is reset.
+    pub probes: u32,
+}
+
+impl Default for KeepaliveConfig {
+    fn default() -> Self {
+        KeepaliveConfig { idle: Duration::from_secs(7200), interval: Duration::from_secs(75), probes: 9 }
+    }
+}
+
+/// Engine-wide and per-connection TCP settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpConfig {
+    /// MSS we announce and the upper bound of the MSS we send with (RFC 9293 §3.7.1).
+    pub mss: u16,
+    /// Receive buffer per connection in bytes; bounds the advertised window.
+    pub rcvbuf: u32,
+    /// Send buffer per connection in bytes (`sk_sndbuf`): queued + unacknowledged data.
+    pub sndbuf: u32,
+    /// Offer window scaling (RFC 7323 §2); the shift is derived from `rcvbuf`.
+    pub window_scaling: bool,
+    /// Offer and use timestamps (RFC 7323 §3) with PAWS (§5).
+    pub timestamps: bool,
+    /// Offer SACK-permitted (RFC 2018) and generate SACK blocks for out-of-order data.
+    pub sack: bool,
+    /// Disable Nagle's algorithm (`TCP_NODELAY`).
+    pub nodelay: bool,
+    /// Initial retransmission timeout (RFC 6298 §2.1: 1 s).
+    pub initial_rto: Duration,
+    /// Lower bound of the RTO (Linux `TCP_RTO_MIN`, 200 ms).
+    pub min_rto: Duration,
+    /// Upper bound of the RTO (Linux `TCP_RTO_MAX`, 120 s).
+    pub max_rto: Duration,
+    /// SYN / SYN-ACK retransmissions before giving up (Linux `tcp_syn_retries`).
+    pub syn_retries: u32,
+    /// Overall deadline for an active open; `None` leaves only `syn_retries`.
+    pub connect_timeout: Option<Duration>,
+    /// Data retransmissions before the connection is aborted (Linux `tcp_retries2`).
+    pub max_retries: u32,
+    /// Delayed-ACK timeout (RFC 9293 §3.8.6.3: under 0.5 s; Linux uses 40 ms).
+    pub delayed_ack: Duration,
+    /// Segments acknowledged at once at the start of a connection (Linux quick-ack mode).
+    pub initial_quickacks: u32,
+    /// Maximum segment lifetime; TIME-WAIT lasts `2 * msl` (RFC 9293 §3.4.2).
+    pub msl: Duration,
+    /// FIN-WAIT-2 timeout for connections closed with `close()` (Linux `tcp_fin_timeout`).
+    pub fin_wait2_timeout: Duration,
+    /// Keepalive; `None` disables it.
+    pub keepalive: Option<KeepaliveConfig>,
+    /// Out-of-order segments held per connection before new ones are dropped.
+    pub ofo_max_segments: usize,
+    /// Data written while the connection is still opening that is held (bytes).
+    pub max_pending_connect_bytes: u32,
+    /// Chain segments per queued segment before a new one is started (send-path §1).
+    pub max_chain_segments: usize,
+    /// Initial congestion window in segments (RFC 6928: 10).
+    pub initial_cwnd_segments: u32,
+    /// Challenge ACKs per second for the whole engine (RFC 5961 §7; Linux
+    /// `tcp_challenge_ack_limit`).
+    pub challenge_ack_limit: u32,
+    /// Half-open connections per listener (SYN queue).
+    pub syn_backlog: usize,
+    /// Established connections waiting for `accept` per listener.
+    pub accept_backlog: usize,
+    /// Answer SYNs with SYN cookies when the SYN queue is full.
+    pub syncookies: bool,
+    /// Entries in the TIME-WAIT table; beyond it TIME-WAIT state is dropped.
+    pub max_time_wait: usize,
+    /// Ephemeral port range for active opens (inclusive).
+    pub ephemeral_ports: (u16, u16),
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            mss: 1460,
+            rcvbuf: 1 << 20,
+            sndbuf: 1 << 20,
+            window_scaling: true,
+            timestamps: true,
+            sack: true,
+            nodelay: false,
+            initial_rto: Duration::from_secs(1),
+            min_rto: Duration::from_millis(200),
+            max_rto: Duration::from_secs(120),
+            syn_retries: 6,
+            connect_timeout: Some(Duration::from_secs(75)),
+            max_retries: 15,
+            delayed_ack: Duration::from_millis(40),
+            initial_quickacks: 8,
+            msl: Duration::from_secs(30),
+            fin_wait2_timeout: Duration::from_secs(60),
+            keepalive: None,
+            ofo_max_segments: 256,
+            max_pending_connect_bytes: 64 * 1024,
+            max_chain_segments: 17,
+            initial_cwnd_segments: 10,
+            challenge_ack_limit: 1000,
+            syn_backlog: 1024,
+            accept_backlog: 1024,
+            syncookies: true,
+            max_time_wait: 65536,
+            ephemeral_ports: (32768, 60999),
+        }
+    }
+}
+
+impl TcpConfig {
+    /// The window-scale shift we offer: the smallest that lets `rcvbuf` be advertised
+    /// (RFC 7323 §2.3: at most 14).
+    pub fn rcv_wscale(&self) -> u8 {
+        if !self.window_scaling {
+            return 0;
+        }
+        let mut shift = 0u8;
+        while shift < 14 && (self.rcvbuf >> shift) > 65535 {
+            shift += 1;
+        }
+        shift
+    }
+
+    /// The MSS we announce, never below the IPv4 minimum of 536 (RFC 9293 §3.7.1) nor 0.
+    pub fn effective_mss(&self) -> u16 {
+        self.mss.max(536)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_scale_covers_rcvbuf() {
+        let mut c = TcpConfig { rcvbuf: 65535, ..TcpConfig::default() };
+        assert_eq!(c.rcv_wscale(), 0);
+        c.rcvbuf = 1 << 20;
+        assert_eq!(c.rcv_wscale(), 5);
+        assert!((c.rcvbuf >> c.rcv_wscale()) <= 65535);
+        c.rcvbuf = u32::MAX;
+        assert_eq!(c.rcv_wscale(), 14);
+        c.window_scaling = false;
+        assert_eq!(c.rcv_wscale(), 0);
+    }
+}

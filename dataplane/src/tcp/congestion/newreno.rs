@@ -1,0 +1,100 @@
+//! NewReno congestion control (RFC 5681 slow start and congestion avoidance, RFC 6582 fast
+//! recovery), with appropriate byte counting (RFC 3465) in congestion avoidance.
+
+use super::CongestionControl;
+use crate::time::Instant;
+
+/// NewReno window arithmetic.
+#[derive(Debug, Clone)]
+pub struct NewReno {
+    cwnd: u32,
+    ssthresh: u32,
+    /// Bytes acknowledged since `cwnd` last grew in congestion avoidance.
+    bytes_acked: u32,
+}
+
+impl NewReno {
+    /// A NewReno instance with `cwnd = initial_cwnd` and an unbounded `ssthresh`
+    /// (RFC 5681 §3.1: "arbitrarily high").
+    pub fn new(initial_cwnd: u32) -> Self {
+        NewReno { cwnd: initial_cwnd.max(1), ssthresh: u32::MAX, bytes_acked: 0 }
+    }
+}
+
+impl CongestionControl for NewReno {
+    fn cwnd(&self) -> u32 {
+        self.cwnd
+    }
+
+    fn ssthresh(&self) -> u32 {
+        self.ssthresh
+    }
+
+    fn on_ack(&mut self, acked: u32, mss: u32, cwnd_limited: bool, _now: Instant) {
+        if !cwnd_limited {
+            return;
+        }
+        if self.cwnd < self.ssthresh {
+            // RFC 5681 §3.1 equation (2) with RFC 3465 L = 2*SMSS.
+            self.cwnd = self.cwnd.saturating_add(acked.min(2 * mss));
+        } else {
+            // RFC 5681 §3.1 equation (3) via byte counting: one SMSS per cwnd acked.
+            self.bytes_acked = self.bytes_acked.saturating_add(acked);
+            if self.bytes_acked >= self.cwnd {
+                self.bytes_acked -= self.cwnd;
+                self.cwnd = self.cwnd.saturating_add(mss);
+            }
+        }
+    }
+
+    fn on_fast_retransmit(&mut self, flight_size: u32, mss: u32) {
+        // RFC 5681 §3.2 equation (4).
+        self.ssthresh = (flight_size / 2).max(2 * mss);
+        self.cwnd = self.ssthresh;
+        self.bytes_acked = 0;
+    }
+
+    fn on_recovery_exit(&mut self, _mss: u32) {
+        self.cwnd = self.ssthresh;
+    }
+
+    fn on_timeout(&mut self, flight_size: u32, mss: u32) {
+        self.ssthresh = (flight_size / 2).max(2 * mss);
+        // RFC 5681 §3.1: LW = 1 full-sized segment.
+        self.cwnd = mss;
+        self.bytes_acked = 0;
+    }
+
+    fn on_idle_restart(&mut self, mss: u32, initial_cwnd: u32) {
+        // RFC 5681 §4.1: RW = min(IW, cwnd).
+        self.cwnd = self.cwnd.min(initial_cwnd).max(mss);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_start_then_avoidance_then_loss() {
+        let mss = 1000;
+        let mut cc = NewReno::new(10 * mss);
+        cc.on_ack(mss, mss, true, Instant::ZERO);
+        assert_eq!(cc.cwnd(), 11 * mss, "slow start grows by acked bytes");
+        cc.on_ack(mss, mss, false, Instant::ZERO);
+        assert_eq!(cc.cwnd(), 11 * mss, "no growth when not cwnd-limited (RFC 7661)");
+        cc.on_fast_retransmit(20 * mss, mss);
+        assert_eq!(cc.ssthresh(), 10 * mss);
+        assert_eq!(cc.cwnd(), 10 * mss);
+        // Congestion avoidance: one MSS per window of acked bytes.
+        for _ in 0..9 {
+            cc.on_ack(mss, mss, true, Instant::ZERO);
+        }
+        assert_eq!(cc.cwnd(), 10 * mss);
+        cc.on_ack(mss, mss, true, Instant::ZERO);
+        assert_eq!(cc.cwnd(), 11 * mss);
+        cc.on_timeout(4 * mss, mss);
+        assert_eq!(cc.cwnd(), mss, "loss window after RTO");
+        assert_eq!(cc.ssthresh(), 2 * mss, "ssthresh floor is 2*SMSS");
+    }
+}

@@ -1,0 +1,341 @@
+//! Segment arrival (RFC 9293 §3.10.7; Linux `tcp_rcv_state_process`,
+//! `tcp_rcv_synsent_state_process`, `tcp_validate_incoming`, `tcp_data_queue`, `tcp_fin`).
+
+use super::send::AckCheck;
+use super::{CloseReason, Connection, Event, RstSpec, State};
+use crate::tcp::payload::Payload;
+use crate::tcp::shared::Shared;
+use crate::time::Instant;
+use crate::wire::tcp::{Flags, TcpRepr};
+
+impl<P: Payload> Connection<P> {
+    /// Processes one arriving segment (already checksummed and parsed, addressed to this
+    /// connection's 4-tuple). Replies are produced by the next
+    /// [`poll_transmit`](Self::poll_transmit); never panics on hostile input.
+    pub fn handle_segment(&mut self, shared: &mut Shared, repr: &TcpRepr, payload: P, now: Instant) {
+        self.stats.segs_in += 1;
+        let f = repr.flags;
+        // Nonsensical flag combinations are dropped outright (as Linux drops SYN+FIN and
+        // SYN+RST in `tcp_rcv_state_process`).
+        if f.contains(Flags::SYN) && (f.contains(Flags::FIN) || f.contains(Flags::RST)) {
+            shared.counters.in_errs += 1;
+            return;
+        }
+        match self.state {
+            State::Closed => {}
+            State::SynSent => self.rcv_synsent(shared, repr, payload, now),
+            _ => self.rcv_state_process(shared, repr, payload, now),
+        }
+        if self.state != State::Closed {
+            self.rcv.last_rcv = now;
+            self.keepalive_sent = 0;
+            if self.timers.keepalive.is_some() {
+                self.rearm_keepalive(now);
+            }
+        }
+    }
+
+    /// RFC 9293 §3.10.7.3 (`tcp_rcv_synsent_state_process`).
+    fn rcv_synsent(&mut self, shared: &mut Shared, repr: &TcpRepr, payload: P, now: Instant) {
+        let f = repr.flags;
+        // First: the ACK must acknowledge exactly our SYN.
+        if f.contains(Flags::ACK) && repr.ack != self.snd.iss.wrapping_add(1) {
+            if !f.contains(Flags::RST) {
+                self.queue_rst(RstSpec { seq: repr.ack, ack: None });
+            }
+            return;
+        }
+        // Second: RST with an acceptable ACK aborts; without an ACK it is ignored.
+        if f.contains(Flags::RST) {
+            if f.contains(Flags::ACK) {
+                self.close_now(shared, CloseReason::Refused);
+            }
+            return;
+        }
+        if !f.contains(Flags::SYN) {
+            return;
+        }
+        self.negotiate(repr, now);
+        self.rcv.init(repr.seq);
+        if f.contains(Flags::ACK) {
+            // SYN-ACK: our SYN is acknowledged.
+            self.snd.una = repr.ack;
+            if self.syn_sends == 1 && !self.ts_ok {
+                if let Some(sent) = self.syn_sent_at {
+                    self.rtt.sample(now.saturating_duration_since(sent));
+                }
+            } else if let Some((_, tsecr)) = repr.options.timestamps.filter(|_| self.ts_ok) {
+                let rtt_ms = Self::ts_now(now).wrapping_sub(tsecr);
+                if rtt_ms < 3_600_000 && self.syn_sends == 1 {
+                    self.rtt.sample(crate::time::Duration::from_millis(u64::from(rtt_ms.max(1))));
+                }
+            }
+            self.rtt.reset_backoff();
+            // RFC 7323 §2.2: the window in a SYN is never scaled.
+            self.snd.init_window(u32::from(repr.window), repr.seq, repr.ack);
+            self.timers.rtx = None;
+            self.establish(shared, now);
+            // ACK now, or let the data about to be sent carry it.
+            self.pending.ack = true;
+            if !payload.is_empty() || f.contains(Flags::FIN) {
+                let seq = repr.seq.wrapping_add(1);
+                self.rcv_text(shared, seq, payload, f.contains(Flags::FIN), now);
+            }
+        } else {
+            // A bare SYN: simultaneous open (RFC 9293 §3.5, figure 7). Text is dropped and
+            // will be retransmitted by the peer.
+            self.snd.init_window(u32::from(repr.window), repr.seq, self.snd.iss);
+            self.set_state(shared, State::SynReceived);
+            self.pending.syn = true;
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4 for SYN-RECEIVED and the synchronized states
+    /// (`tcp_validate_incoming` + `tcp_rcv_state_process`).
+    fn rcv_state_process(&mut self, shared: &mut Shared, repr: &TcpRepr, payload: P, now: Instant) {
+        let f = repr.flags;
+        let rst = f.contains(Flags::RST);
+        let syn = f.contains(Flags::SYN);
+        let fin = f.contains(Flags::FIN);
+
+        // A retransmitted SYN in SYN-RECEIVED: answer with the SYN-ACK again (`tcp_check_req`).
+        if self.state == State::SynReceived && syn && !f.contains(Flags::ACK) && repr.seq == self.rcv.irs {
+            if let Some((tsval, _)) = repr.options.timestamps.filter(|_| self.ts_ok) {
+                self.rcv.set_ts_recent(tsval, now);
+            }
+            self.pending.syn = true;
+            return;
+        }
+
+        // Simultaneous open: the peer's SYN-ACK repeats the SYN we already took; it completes
+        // the handshake (Linux `tcp_rcv_state_process`, "simultaneous connect").
+        let crossing_synack = self.state == State::SynReceived
+            && !self.passive
+            && syn
+            && f.contains(Flags::ACK)
+            && repr.seq.wrapping_add(1) == self.rcv.nxt
+            && repr.ack == self.snd.nxt;
+
+        // RFC 7323 §5.3 R1: PAWS comes before the sequence check.
+        let tsval = if self.ts_ok { repr.options.timestamps.map(|(v, _)| v) } else { None };
+        if let Some(v) = tsval {
+            if !rst && self.rcv.paws_reject(v, now) {
+                shared.counters.paws_estab_rejected += 1;
+                self.owe_ack();
+                return;
+            }
+        }
+
+        // First: sequence number acceptability.
+        let data_len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        let seg_len = data_len.saturating_add(u32::from(syn)).saturating_add(u32::from(fin));
+        if !crossing_synack && !self.rcv.acceptable(repr.seq, seg_len) {
+            // RFC 9293: zero window still accepts the ACK of a segment at RCV.NXT.
+            let zero_window_probe = self.rcv.current_window() == 0 && repr.seq == self.rcv.nxt && !rst && !syn;
+            if !zero_window_probe {
+                shared.counters.seq_out_of_window += 1;
+                if !rst {
+                    // Out-of-window: a duplicate ACK, not a state change (send-path §5).
+                    self.owe_ack();
+                }
+                return;
+            }
+            if f.contains(Flags::ACK) && self.state.is_synchronized() {
+                if let AckCheck::Ok = self.process_ack(shared, repr, payload.len(), now) {
+                    self.after_ack(shared, now);
+                }
+            }
+            self.owe_ack();
+            return;
+        }
+
+        // Second: RST (RFC 5961 §3.2): exact match resets, otherwise challenge ACK.
+        if rst {
+            if repr.seq == self.rcv.nxt {
+                self.reset_by_peer(shared);
+            } else if shared.allow_challenge_ack(now) {
+                self.owe_ack();
+            }
+            return;
+        }
+
+        // Fourth: SYN in a synchronized state (RFC 5961 §4.2): challenge ACK.
+        if syn && !crossing_synack {
+            if shared.allow_challenge_ack(now) {
+                self.owe_ack();
+            }
+            return;
+        }
+
+        // Fifth: the ACK field.
+        if !f.contains(Flags::ACK) {
+            return;
+        }
+        if self.state == State::SynReceived {
+            // The ACK must cover our SYN: SND.UNA < SEG.ACK =< SND.NXT.
+            if repr.ack.gt(self.snd.una) && repr.ack.le(self.snd.nxt) {
+                if self.syn_sends == 1 {
+                    if let Some(sent) = self.syn_sent_at {
+                        self.rtt.sample(now.saturating_duration_since(sent));
+                    }
+                }
+                self.rtt.reset_backoff();
+                self.snd.una = self.snd.iss.wrapping_add(1);
+                self.timers.rtx = None;
+                // Apply the scaled window (RFC 7323 §2.2: scaling starts after the SYN).
+                self.snd.init_window(u32::from(repr.window) << self.snd_wscale, repr.seq, repr.ack);
+                self.establish(shared, now);
+            } else {
+                self.queue_rst(RstSpec { seq: repr.ack, ack: None });
+                return;
+            }
+        }
+        match self.process_ack(shared, repr, payload.len(), now) {
+            AckCheck::Ok => {}
+            AckCheck::TooNew => {
+                self.owe_ack();
+                return;
+            }
+            AckCheck::TooOld => {
+                if shared.allow_challenge_ack(now) {
+                    self.owe_ack();
+                }
+                return;
+            }
+        }
+        // RFC 7323 §4.3: remember TS.Recent from segments that passed every check
+        // (Linux `tcp_replace_ts_recent` after `tcp_ack`).
+        if let Some(v) = tsval {
+            self.rcv.update_ts_recent(repr.seq, v, now);
+        }
+        if self.after_ack(shared, now) {
+            return;
+        }
+
+        // Sixth: URG is not supported; urgent data is delivered inline.
+        // Seventh and eighth: segment text and FIN.
+        if data_len > 0 || fin {
+            self.rcv_text(shared, repr.seq, payload, fin, now);
+        }
+    }
+
+    /// State changes caused by our FIN being acknowledged. Returns true when the connection
+    /// is gone.
+    fn after_ack(&mut self, shared: &mut Shared, now: Instant) -> bool {
+        if !self.snd.fin_acked() {
+            return false;
+        }
+        match self.state {
+            State::FinWait1 => {
+                self.set_state(shared, State::FinWait2);
+                if self.orphaned {
+                    self.timers.fin_wait2 = Some(now + self.cfg.fin_wait2_timeout);
+                }
+            }
+            State::Closing => self.enter_time_wait(shared, now),
+            State::LastAck => {
+                self.close_now(shared, CloseReason::Normal);
+                return true;
+            }
+            _ => {}
+        }
+        false
+    }
+
+    /// Segment text and FIN (RFC 9293 §3.10.7.4 seventh and eighth steps; `tcp_data_queue`,
+    /// `tcp_fin`, `__tcp_ack_snd_check`).
+    fn rcv_text(&mut self, shared: &mut Shared, seq: crate::tcp::seq::SeqNum, payload: P, fin: bool, now: Instant) {
+        match self.state {
+            State::Established | State::FinWait1 | State::FinWait2 => {}
+            State::TimeWait => {
+                // A retransmitted FIN: ACK it and restart the 2*MSL timer.
+                if fin {
+                    self.owe_ack();
+                    self.timers.time_wait = Some(now + self.cfg.msl * 2);
+                }
+                return;
+            }
+            // CLOSE-WAIT, CLOSING, LAST-ACK: the peer already sent FIN; ignore the text.
+            _ => return,
+        }
+        let max_ofo = self.cfg.ofo_max_segments;
+        let outcome = self.rcv.queue(seq, payload, fin, max_ofo, &mut shared.counters);
+        if outcome.in_order > 0 {
+            self.stats.bytes_received += outcome.in_order as u64;
+            if !self.rcv.readable_signaled {
+                self.rcv.readable_signaled = true;
+                self.push_event(Event::Readable);
+            }
+        }
+        if outcome.duplicate || outcome.out_of_order || outcome.filled_hole {
+            // Quick (duplicate) ACK: tells the sender about holes (RFC 5681 §4.2).
+            self.owe_ack();
+        } else if outcome.fin {
+            self.pending.ack = true;
+        } else if outcome.in_order > 0 {
+            self.schedule_ack(now);
+        }
+        if outcome.fin {
+            self.timers.delack = None;
+            self.push_event(Event::PeerClosed);
+            match self.state {
+                State::Established => self.set_state(shared, State::CloseWait),
+                State::FinWait1 => {
+                    if self.snd.fin_acked() {
+                        self.enter_time_wait(shared, now);
+                    } else {
+                        self.set_state(shared, State::Closing);
+                    }
+                }
+                State::FinWait2 => self.enter_time_wait(shared, now),
+                _ => {}
+            }
+        }
+    }
+
+    /// Delayed ACK (RFC 9293 §3.8.6.3, RFC 5681 §4.2): ACK at once in quick-ack mode or when
+    /// more than one full-sized segment is unacknowledged, else within `delayed_ack`.
+    fn schedule_ack(&mut self, now: Instant) {
+        if self.rcv.quickacks > 0 {
+            self.rcv.quickacks -= 1;
+            self.pending.ack = true;
+            return;
+        }
+        let unacked = super::send::seq_dist(self.rcv.wup, self.rcv.nxt);
+        if unacked > self.rcv.rcv_mss {
+            self.pending.ack = true;
+            return;
+        }
+        if self.timers.delack.is_none() {
+            self.timers.delack = Some(now + self.cfg.delayed_ack);
+        }
+    }
+
+    /// An acceptable RST with SEG.SEQ = RCV.NXT (RFC 9293 §3.10.7.4 second step).
+    fn reset_by_peer(&mut self, shared: &mut Shared) {
+        match self.state {
+            State::SynReceived if !self.passive => {
+                self.close_now(shared, CloseReason::Refused);
+            }
+            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                if self.state.counts_as_established() {
+                    shared.counters.estab_resets += 1;
+                }
+                shared.counters.in_rsts += 1;
+                self.close_now(shared, CloseReason::Reset);
+            }
+            _ => self.close_now(shared, CloseReason::Reset),
+        }
+    }
+
+    /// Both FINs are acknowledged: linger for 2*MSL (RFC 9293 §3.6.1). The application is
+    /// told the connection is closed now.
+    fn enter_time_wait(&mut self, shared: &mut Shared, now: Instant) {
+        self.set_state(shared, State::TimeWait);
+        let ack_pending = self.pending.ack;
+        self.timers.clear();
+        self.pending.ack = ack_pending;
+        self.timers.time_wait = Some(now + self.cfg.msl * 2);
+        self.push_event(Event::Closed { reason: CloseReason::Normal });
+    }
+}

@@ -1,0 +1,697 @@
+//! One TCP connection as a deterministic state machine (quinn-proto style).
+//!
+//! Inputs: [`Connection::handle_segment`] (a parsed header plus its payload),
+//! [`Connection::handle_timeout`], and the application calls ([`Connection::write`],
+//! [`Connection::read`], [`Connection::shutdown_write`], [`Connection::close`],
+//! [`Connection::abort`]). Outputs: [`Connection::poll_transmit`] (segments to put on the
+//! wire), [`Connection::poll_event`] and [`Connection::next_deadline`]. Time is always handed
+//! in; nothing here reads a clock or does I/O.
+//!
+//! Files: [`state`] (RFC 9293 states), `input` (segment arrival: `tcp_rcv_state_process`),
+//! `send` (send queue, `tcp_ack`, `tcp_write_xmit`), `recv` (receive queue, reassembly,
+//! window selection), `output` (header and option construction), [`timers`].
+
+mod input;
+mod output;
+mod recv;
+mod send;
+pub mod state;
+pub mod timers;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::net::SocketAddrV4;
+
+use self::recv::RecvState;
+use self::send::SendState;
+pub use self::state::State;
+use self::timers::{RttEstimator, Timers};
+use super::config::TcpConfig;
+use super::congestion::{CongestionControl, NewReno};
+use super::payload::Payload;
+use super::seq::SeqNum;
+use super::shared::Shared;
+use crate::time::{Duration, Instant};
+use crate::wire::tcp::TcpRepr;
+
+/// A segment to transmit: the header to emit and the payload (a reference into the send
+/// queue, so the original stays queued for retransmission).
+#[derive(Debug, Clone)]
+pub struct Segment<P> {
+    /// TCP header fields and options; the checksum is filled when the segment is emitted.
+    pub repr: TcpRepr,
+    /// Segment text.
+    pub payload: P,
+}
+
+/// Why a connection reached CLOSED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// Both directions closed with FINs (or the application closed before the handshake).
+    Normal,
+    /// The peer reset the connection (RFC 9293 §3.5.3).
+    Reset,
+    /// The peer refused the active open (RST in SYN-SENT).
+    Refused,
+    /// Retransmissions, the connect deadline, keepalive or FIN-WAIT-2 ran out.
+    Timeout,
+    /// The application aborted, or closed with unread data (RFC 2525 §2.17).
+    Aborted,
+}
+
+/// What the application learns from [`Connection::poll_event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// The handshake completed (ESTABLISHED).
+    Connected,
+    /// New in-order data can be read.
+    Readable,
+    /// Send-buffer space was freed after a write was refused or cut short.
+    Writable,
+    /// The peer sent FIN: no more data will arrive (reads drain what is queued).
+    PeerClosed,
+    /// The connection is finished; always the last event, emitted exactly once.
+    Closed {
+        /// Why it ended.
+        reason: CloseReason,
+    },
+}
+
+/// Flags of one [`Connection::write`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteFlags {
+    /// More data follows at once (`MSG_MORE`): hold sub-MSS segments and do not set PSH.
+    pub more: bool,
+}
+
+impl WriteFlags {
+    /// An ordinary write: PSH at its end, Nagle applies unless no-delay.
+    pub const NONE: WriteFlags = WriteFlags { more: false };
+    /// `MSG_MORE`.
+    pub const MORE: WriteFlags = WriteFlags { more: true };
+}
+
+/// Why a write accepted nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// The send buffer (or the pre-connect hold) is full; wait for [`Event::Writable`].
+    #[error("send buffer full")]
+    NoSpace,
+    /// Our side was shut down or the connection failed (kernel `EPIPE`).
+    #[error("connection closed for writing")]
+    Closed,
+}
+
+/// A snapshot of a connection's state for metrics and debugging (`ss -ti`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// Current state.
+    pub state: State,
+    /// Smoothed RTT, once measured.
+    pub srtt: Option<Duration>,
+    /// RTT variation.
+    pub rttvar: Duration,
+    /// Current RTO including backoff.
+    pub rto: Duration,
+    /// Congestion window in bytes.
+    pub cwnd: u32,
+    /// Slow-start threshold in bytes.
+    pub ssthresh: u32,
+    /// Sending MSS.
+    pub snd_mss: u32,
+    /// Oldest unacknowledged sequence number.
+    pub snd_una: SeqNum,
+    /// Next new sequence number to send.
+    pub snd_nxt: SeqNum,
+    /// Peer's window in bytes (scaled).
+    pub snd_wnd: u32,
+    /// Next sequence number expected.
+    pub rcv_nxt: SeqNum,
+    /// Window currently advertised in bytes.
+    pub rcv_wnd: u32,
+    /// Send-window and receive-window scale shifts (RFC 7323).
+    pub wscale: (u8, u8),
+    /// Timestamps and SACK negotiated.
+    pub timestamps: bool,
+    /// SACK-permitted negotiated.
+    pub sack: bool,
+    /// Bytes queued for sending or awaiting acknowledgement (`sk_wmem_queued`).
+    pub send_queued: u32,
+    /// Bytes received in order and not yet read.
+    pub recv_queued: usize,
+    /// Bytes held out of order.
+    pub ofo_queued: usize,
+    /// Payload bytes acknowledged by the peer.
+    pub bytes_acked: u64,
+    /// Payload bytes received in order.
+    pub bytes_received: u64,
+    /// Segments sent (including retransmissions).
+    pub segs_out: u64,
+    /// Segments received.
+    pub segs_in: u64,
+    /// Segments retransmitted.
+    pub retrans: u64,
+}
+
+/// A reset to send that does not change our state: `(seq, ack)`; `ack` `None` means a bare
+/// RST (RFC 9293 §3.10.7.3), `Some` an RST+ACK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RstSpec {
+    pub seq: SeqNum,
+    pub ack: Option<SeqNum>,
+}
+
+/// Control segments owed to the peer, produced by the next [`Connection::poll_transmit`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Pending {
+    /// Send (or retransmit) our SYN / SYN-ACK.
+    pub syn: bool,
+    /// ACK the current state now.
+    pub ack: bool,
+    /// Extra duplicate / challenge ACKs (each goes out as its own segment, capped).
+    pub extra_acks: u32,
+    /// A zero-window probe is due.
+    pub window_probe: bool,
+    /// A keepalive probe is due.
+    pub keepalive_probe: bool,
+    /// Resets to send.
+    pub rsts: Vec<RstSpec>,
+}
+
+/// The most extra ACK copies owed at once.
+const MAX_EXTRA_ACKS: u32 = 8;
+/// The most queued resets per connection.
+const MAX_PENDING_RSTS: usize = 4;
+
+/// Per-connection counters.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Stats {
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    pub segs_in: u64,
+    pub segs_out: u64,
+    pub retrans: u64,
+}
+
+/// A TCP connection over payload type `P`.
+#[derive(Debug)]
+pub struct Connection<P: Payload> {
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    state: State,
+    cfg: TcpConfig,
+    /// Created by a listener (passive open).
+    passive: bool,
+    /// `close()` was called: the application is gone (FIN-WAIT-2 timeout applies).
+    orphaned: bool,
+    /// Sending MSS after negotiation (RFC 9293 §3.7.1).
+    snd_mss: u32,
+    /// Shift applied to windows the peer sends (RFC 7323 §2.3).
+    snd_wscale: u8,
+    /// Shift applied to windows we send.
+    rcv_wscale: u8,
+    /// Window scaling was offered by us and, once synchronized, agreed.
+    wscale_ok: bool,
+    sack_ok: bool,
+    ts_ok: bool,
+    snd: SendState<P>,
+    rcv: RecvState<P>,
+    rtt: RttEstimator,
+    timers: Timers,
+    cc: Box<dyn CongestionControl>,
+    events: VecDeque<Event>,
+    pending: Pending,
+    stats: Stats,
+    /// SYN / SYN-ACK transmissions so far.
+    syn_sends: u32,
+    /// When the first SYN / SYN-ACK was sent (RTT sample for the handshake, Karn applies).
+    syn_sent_at: Option<Instant>,
+    /// Unanswered keepalive probes.
+    keepalive_sent: u32,
+    /// Why the connection closed, once it has.
+    close_reason: Option<CloseReason>,
+}
+
+impl<P: Payload> Connection<P> {
+    fn new_common(local: SocketAddrV4, remote: SocketAddrV4, iss: SeqNum, cfg: &TcpConfig, now: Instant) -> Self {
+        let mss = u32::from(cfg.effective_mss());
+        let rcv_wscale = cfg.rcv_wscale();
+        Connection {
+            local,
+            remote,
+            state: State::Closed,
+            cfg: cfg.clone(),
+            passive: false,
+            orphaned: false,
+            snd_mss: mss,
+            snd_wscale: 0,
+            rcv_wscale,
+            wscale_ok: cfg.window_scaling,
+            sack_ok: cfg.sack,
+            ts_ok: cfg.timestamps,
+            snd: SendState::new(iss, now),
+            rcv: RecvState::new(mss, cfg.initial_quickacks, now),
+            rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
+            timers: Timers::default(),
+            cc: Box::new(NewReno::new(cfg.initial_cwnd_segments.max(1).saturating_mul(mss))),
+            events: VecDeque::new(),
+            pending: Pending::default(),
+            stats: Stats::default(),
+            syn_sends: 0,
+            syn_sent_at: None,
+            keepalive_sent: 0,
+            close_reason: None,
+        }
+    }
+
+    /// Active open (`tcp_v4_connect` / `tcp_connect`, send-path §5): the connection enters
+    /// SYN-SENT; the SYN (with MSS, window scale, SACK-permitted and timestamps as
+    /// configured) goes out on the next [`poll_transmit`](Self::poll_transmit) and is
+    /// retransmitted with exponential backoff until answered, `syn_retries` run out or
+    /// `connect_timeout` passes.
+    pub fn connect(
+        shared: &mut Shared,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: SeqNum,
+        cfg: &TcpConfig,
+        now: Instant,
+    ) -> Self {
+        let mut c = Self::new_common(local, remote, iss, cfg, now);
+        c.set_state(shared, State::SynSent);
+        shared.counters.active_opens += 1;
+        c.pending.syn = true;
+        c.timers.connect = cfg.connect_timeout.map(|d| now + d);
+        c
+    }
+
+    /// Passive open from a listener that accepted `syn` (`tcp_conn_request` /
+    /// `tcp_create_openreq_child`): the connection enters SYN-RECEIVED and its SYN-ACK goes
+    /// out on the next [`poll_transmit`](Self::poll_transmit).
+    pub fn accept_syn(
+        shared: &mut Shared,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: SeqNum,
+        syn: &TcpRepr,
+        cfg: &TcpConfig,
+        now: Instant,
+    ) -> Self {
+        let mut c = Self::new_common(local, remote, iss, cfg, now);
+        c.passive = true;
+        c.set_state(shared, State::SynReceived);
+        c.negotiate(syn, now);
+        c.rcv.init(syn.seq);
+        c.snd.init_window(u32::from(syn.window), syn.seq, SeqNum(0));
+        c.pending.syn = true;
+        c
+    }
+
+    /// A connection established directly from a valid SYN-cookie ACK (RFC 4987 §3.6):
+    /// `iss` is the cookie, `irs` the peer's ISN, `mss` and options as decoded from it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_cookie(
+        shared: &mut Shared,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: SeqNum,
+        irs: SeqNum,
+        opts: CookieOptions,
+        ack: &TcpRepr,
+        cfg: &TcpConfig,
+        now: Instant,
+    ) -> Self {
+        let mut c = Self::new_common(local, remote, iss, cfg, now);
+        c.passive = true;
+        c.snd_mss = u32::from(opts.mss).clamp(64, u32::from(cfg.effective_mss()));
+        c.rcv.set_mss(c.snd_mss);
+        match opts.wscale {
+            Some(ws) if cfg.window_scaling => {
+                c.snd_wscale = ws.min(14);
+                c.wscale_ok = true;
+            }
+            _ => {
+                c.snd_wscale = 0;
+                c.rcv_wscale = 0;
+                c.wscale_ok = false;
+            }
+        }
+        c.sack_ok = cfg.sack && opts.sack;
+        c.ts_ok = cfg.timestamps && ack.options.timestamps.is_some();
+        if let Some((tsval, _)) = ack.options.timestamps {
+            c.rcv.set_ts_recent(tsval, now);
+        }
+        c.rcv.init(irs);
+        // Our SYN-ACK is considered sent and acknowledged by this ACK.
+        c.snd.nxt = c.snd.nxt.wrapping_add(1);
+        c.snd.una = c.snd.nxt;
+        c.snd.write_seq = c.snd.nxt;
+        c.snd.sml = c.snd.nxt;
+        c.snd.pushed_seq = c.snd.nxt;
+        c.snd.init_window(u32::from(ack.window) << c.snd_wscale, ack.seq, ack.ack);
+        // The SYN-ACK carrying the cookie advertised an unscaled window (RFC 7323 §2.2).
+        c.rcv.adv_from_window(cfg.rcvbuf.min(65535));
+        c.establish(shared, now);
+        c
+    }
+
+    /// Local address.
+    pub fn local(&self) -> SocketAddrV4 {
+        self.local
+    }
+
+    /// Remote address.
+    pub fn remote(&self) -> SocketAddrV4 {
+        self.remote
+    }
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Why the connection closed (set with the [`Event::Closed`] it reported).
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.close_reason
+    }
+
+    /// Whether this connection came from a listener.
+    pub fn is_passive(&self) -> bool {
+        self.passive
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout) must run.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// Queues `data` for sending (`tcp_sendmsg`, send-path §1). Returns how many bytes were
+    /// accepted (possibly fewer than offered when the send buffer fills; the rest must be
+    /// offered again after [`Event::Writable`]). Data written while connecting is held (up
+    /// to `max_pending_connect_bytes`) and sent once established.
+    pub fn write(&mut self, shared: &mut Shared, data: P, flags: WriteFlags) -> Result<usize, WriteError> {
+        let limit = match self.state {
+            State::SynSent | State::SynReceived if !self.snd.fin_queued => {
+                self.cfg.max_pending_connect_bytes.min(self.cfg.sndbuf)
+            }
+            s if s.can_send() && !self.snd.fin_queued => self.cfg.sndbuf,
+            _ => return Err(WriteError::Closed),
+        };
+        let size_goal = self.size_goal();
+        let max_chain = self.cfg.max_chain_segments.max(1);
+        let max_window = self.snd.max_window;
+        let accepted = self.snd.enqueue(data, flags, limit, size_goal, max_chain, max_window);
+        if accepted == 0 {
+            shared.counters.sndbuf_full += 1;
+            return Err(WriteError::NoSpace);
+        }
+        Ok(accepted)
+    }
+
+    /// Bytes that [`write`](Self::write) would accept now.
+    pub fn send_space(&self) -> usize {
+        let limit = if self.state.is_synchronized() {
+            self.cfg.sndbuf
+        } else {
+            self.cfg.max_pending_connect_bytes.min(self.cfg.sndbuf)
+        };
+        usize::try_from(limit.saturating_sub(self.snd.queued_bytes)).unwrap_or(0)
+    }
+
+    /// Takes up to `max` bytes of in-order data (zero copy). `None` when nothing is queued.
+    /// Reading may open the receive window; a window update then goes out with the next
+    /// [`poll_transmit`](Self::poll_transmit) (`tcp_cleanup_rbuf`).
+    pub fn read(&mut self, max: usize) -> Option<P> {
+        let data = self.rcv.read(max)?;
+        if self.state.can_receive() && self.rcv.window_update_due(self.cfg.rcvbuf, self.snd_mss) {
+            self.pending.ack = true;
+        }
+        Some(data)
+    }
+
+    /// Bytes of in-order data ready to read.
+    pub fn readable_bytes(&self) -> usize {
+        self.rcv.ready_bytes
+    }
+
+    /// Whether the peer's FIN has been received (reads return `None` once drained).
+    pub fn peer_closed(&self) -> bool {
+        self.rcv.fin_received
+    }
+
+    /// Half-close: queue a FIN after the queued data (RFC 9293 §3.10.4, `shutdown(SHUT_WR)`).
+    /// Receiving continues.
+    pub fn shutdown_write(&mut self, shared: &mut Shared) {
+        match self.state {
+            State::SynSent => self.close_now(shared, CloseReason::Normal),
+            State::SynReceived | State::Established | State::CloseWait if !self.snd.fin_queued => {
+                self.snd.fin_queued = true;
+                match self.state {
+                    State::Established => self.set_state(shared, State::FinWait1),
+                    State::CloseWait => self.set_state(shared, State::LastAck),
+                    // SYN-RECEIVED: the FIN goes out once ESTABLISHED (RFC 9293 §3.10.4).
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Full close (`close()`, RFC 9293 §3.10.4): like [`shutdown_write`](Self::shutdown_write),
+    /// but the application is gone: unread data makes it an abort with RST
+    /// (RFC 2525 §2.17), and FIN-WAIT-2 is bounded by `fin_wait2_timeout`.
+    pub fn close(&mut self, shared: &mut Shared, now: Instant) {
+        if self.state == State::Closed || self.state == State::TimeWait {
+            return;
+        }
+        if self.rcv.ready_bytes > 0 || self.rcv.ofo_bytes > 0 {
+            shared.counters.abort_on_close += 1;
+            self.abort(shared);
+            return;
+        }
+        self.orphaned = true;
+        self.shutdown_write(shared);
+        if self.state == State::FinWait2 {
+            self.timers.fin_wait2 = Some(now + self.cfg.fin_wait2_timeout);
+        }
+    }
+
+    /// Abort (RFC 9293 §3.10.5): send RST where the peer may hold state, drop everything.
+    pub fn abort(&mut self, shared: &mut Shared) {
+        match self.state {
+            State::Closed | State::TimeWait => {}
+            State::SynSent => self.close_now(shared, CloseReason::Aborted),
+            _ => {
+                let seq = self.snd.nxt;
+                let ack = self.rcv.nxt;
+                self.queue_rst(RstSpec { seq, ack: Some(ack) });
+                if self.state.counts_as_established() {
+                    shared.counters.estab_resets += 1;
+                }
+                self.close_now(shared, CloseReason::Aborted);
+            }
+        }
+    }
+
+    /// A snapshot for metrics.
+    pub fn info(&self) -> ConnInfo {
+        ConnInfo {
+            state: self.state,
+            srtt: self.rtt.srtt(),
+            rttvar: self.rtt.rttvar(),
+            rto: self.rtt.rto(),
+            cwnd: self.cc.cwnd(),
+            ssthresh: self.cc.ssthresh(),
+            snd_mss: self.snd_mss,
+            snd_una: self.snd.una,
+            snd_nxt: self.snd.nxt,
+            snd_wnd: self.snd.wnd,
+            rcv_nxt: self.rcv.nxt,
+            rcv_wnd: self.rcv.current_window(),
+            wscale: (self.snd_wscale, self.rcv_wscale),
+            timestamps: self.ts_ok,
+            sack: self.sack_ok,
+            send_queued: self.snd.queued_bytes,
+            recv_queued: self.rcv.ready_bytes,
+            ofo_queued: self.rcv.ofo_bytes,
+            bytes_acked: self.stats.bytes_acked,
+            bytes_received: self.stats.bytes_received,
+            segs_out: self.stats.segs_out,
+            segs_in: self.stats.segs_in,
+            retrans: self.stats.retrans,
+        }
+    }
+
+    /// State a TIME-WAIT table needs to answer for this connection after it is dropped.
+    pub fn time_wait_info(&self) -> TimeWaitInfo {
+        TimeWaitInfo {
+            snd_nxt: self.snd.nxt,
+            rcv_nxt: self.rcv.nxt,
+            ts_recent: if self.ts_ok { Some(self.rcv.ts_recent) } else { None },
+            ts_recent_stamp: self.rcv.ts_recent_stamp,
+            rcv_wscale: self.rcv_wscale,
+            expires: self.timers.time_wait,
+        }
+    }
+
+    // ----- internal helpers shared by the submodules -----
+
+    /// `size_goal` (send-path §1): the MSS; a whole multiple of it once TSO/GSO lands.
+    fn size_goal(&self) -> u32 {
+        self.effective_mss()
+    }
+
+    /// The MSS actually used: bounded to half the largest window the peer offered so that
+    /// small windows still move data (Linux `tcp_bound_to_half_wnd`).
+    fn effective_mss(&self) -> u32 {
+        let half = self.snd.max_window / 2;
+        if half >= 64 { self.snd_mss.min(half) } else { self.snd_mss }
+    }
+
+    fn set_state(&mut self, shared: &mut Shared, new: State) {
+        let old = self.state;
+        if old == new {
+            return;
+        }
+        match (old.counts_as_established(), new.counts_as_established()) {
+            (false, true) => shared.counters.curr_estab += 1,
+            (true, false) => shared.counters.curr_estab = shared.counters.curr_estab.saturating_sub(1),
+            _ => {}
+        }
+        if matches!(old, State::SynSent | State::SynReceived) && new == State::Closed {
+            shared.counters.attempt_fails += 1;
+        }
+        tracing::trace!(local = %self.local, remote = %self.remote, from = %old, to = %new, "tcp state");
+        self.state = new;
+    }
+
+    fn push_event(&mut self, ev: Event) {
+        if let Event::Closed { reason } = ev {
+            if self.close_reason.is_some() {
+                return;
+            }
+            self.close_reason = Some(reason);
+        }
+        self.events.push_back(ev);
+    }
+
+    /// Moves to CLOSED and reports it.
+    fn close_now(&mut self, shared: &mut Shared, reason: CloseReason) {
+        self.set_state(shared, State::Closed);
+        self.timers.clear();
+        self.pending.syn = false;
+        self.pending.ack = false;
+        self.pending.extra_acks = 0;
+        self.pending.window_probe = false;
+        self.pending.keepalive_probe = false;
+        self.push_event(Event::Closed { reason });
+    }
+
+    fn queue_rst(&mut self, rst: RstSpec) {
+        if self.pending.rsts.len() < MAX_PENDING_RSTS {
+            self.pending.rsts.push(rst);
+        }
+    }
+
+    /// One more immediate ACK (duplicate or challenge ACK), each sent as its own segment.
+    fn owe_ack(&mut self) {
+        if self.pending.ack {
+            self.pending.extra_acks = (self.pending.extra_acks + 1).min(MAX_EXTRA_ACKS);
+        } else {
+            self.pending.ack = true;
+        }
+    }
+
+    /// The handshake is complete (SYN-SENT or SYN-RECEIVED -> ESTABLISHED).
+    fn establish(&mut self, shared: &mut Shared, now: Instant) {
+        if self.passive {
+            shared.counters.passive_opens += 1;
+        }
+        self.timers.connect = None;
+        self.set_state(shared, State::Established);
+        if self.snd.fin_queued {
+            // close() / shutdown_write() in SYN-RECEIVED: the FIN goes out now.
+            self.set_state(shared, State::FinWait1);
+        }
+        self.push_event(Event::Connected);
+        self.rearm_keepalive(now);
+    }
+
+    fn rearm_keepalive(&mut self, now: Instant) {
+        self.timers.keepalive = match self.cfg.keepalive {
+            Some(ka) if self.state.is_synchronized() && self.state != State::TimeWait => {
+                Some(if self.keepalive_sent == 0 { now + ka.idle } else { now + ka.interval })
+            }
+            _ => None,
+        };
+    }
+
+    /// Records the options of the peer's SYN / SYN-ACK (RFC 9293 §3.7.1, RFC 7323 §2.2 and
+    /// §3.2, RFC 2018 §2).
+    fn negotiate(&mut self, syn: &TcpRepr, now: Instant) {
+        let peer_mss = u32::from(syn.options.mss.unwrap_or(536)).max(64);
+        self.snd_mss = peer_mss.min(u32::from(self.cfg.effective_mss()));
+        self.rcv.set_mss(self.snd_mss);
+        match syn.options.window_scale {
+            Some(ws) if self.cfg.window_scaling => {
+                // RFC 7323 §2.3: a shift above 14 is used as 14.
+                self.snd_wscale = ws.min(14);
+                self.wscale_ok = true;
+            }
+            _ => {
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+                self.wscale_ok = false;
+            }
+        }
+        self.sack_ok = self.cfg.sack && syn.options.sack_permitted;
+        match syn.options.timestamps {
+            Some((tsval, _)) if self.cfg.timestamps => {
+                self.ts_ok = true;
+                self.rcv.set_ts_recent(tsval, now);
+            }
+            _ => self.ts_ok = false,
+        }
+    }
+
+    /// Our timestamp clock: milliseconds of the caller's monotonic time (RFC 7323 §5.4).
+    fn ts_now(now: Instant) -> u32 {
+        // Truncation is the point: the timestamp clock wraps modulo 2^32.
+        (now.as_millis() & 0xffff_ffff) as u32
+    }
+}
+
+/// Options a SYN cookie carried (RFC 4987 §3.6, encoded with the timestamp).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CookieOptions {
+    /// The peer's MSS as recovered from the cookie.
+    pub mss: u16,
+    /// The peer's window-scale shift, if it offered one.
+    pub wscale: Option<u8>,
+    /// Whether the peer offered SACK.
+    pub sack: bool,
+}
+
+/// What a TIME-WAIT table keeps about a closed connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWaitInfo {
+    /// Our next sequence number (for ACKs we still send).
+    pub snd_nxt: SeqNum,
+    /// The peer's next sequence number (after its FIN).
+    pub rcv_nxt: SeqNum,
+    /// Last timestamp seen from the peer, when negotiated.
+    pub ts_recent: Option<u32>,
+    /// When `ts_recent` was recorded.
+    pub ts_recent_stamp: Instant,
+    /// Our window scale (to keep advertising consistently).
+    pub rcv_wscale: u8,
+    /// When TIME-WAIT ends.
+    pub expires: Option<Instant>,
+}

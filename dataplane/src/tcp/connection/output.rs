@@ -1,0 +1,170 @@
+//! Segment construction: [`Connection::poll_transmit`] and the header and options written
+//! per transmission (send-path §3 step 8: timestamps and SACK blocks are per segment).
+
+use super::{Connection, RstSpec, Segment, State};
+use crate::tcp::payload::Payload;
+use crate::tcp::seq::SeqNum;
+use crate::tcp::shared::Shared;
+use crate::time::Instant;
+use crate::wire::tcp::{Flags, SackBlocks, TcpOptions, TcpRepr};
+
+impl<P: Payload> Connection<P> {
+    /// Produces every segment that is due: resets, SYN / SYN-ACK, retransmissions, new data
+    /// through the send gates, probes and ACKs. Call after each batch of inputs.
+    pub fn poll_transmit(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>)) {
+        for rst in core::mem::take(&mut self.pending.rsts) {
+            self.emit_rst(shared, rst, out);
+        }
+        match self.state {
+            State::Closed => {}
+            State::SynSent | State::SynReceived => {
+                if self.pending.syn {
+                    self.send_syn(shared, now, out);
+                }
+                if self.state == State::SynReceived && (self.pending.ack || self.pending.extra_acks > 0) {
+                    self.send_acks(shared, now, out);
+                }
+            }
+            State::TimeWait => self.send_acks(shared, now, out),
+            _ => {
+                if self.pending.window_probe {
+                    self.pending.window_probe = false;
+                    self.send_window_probe(shared, now, out);
+                }
+                self.write_xmit(shared, now, out);
+                if self.pending.keepalive_probe {
+                    self.pending.keepalive_probe = false;
+                    shared.counters.keepalive_probes += 1;
+                    let seq = self.snd.una.wrapping_sub(1);
+                    self.emit(shared, now, out, seq, Flags::ACK, P::empty(), false);
+                }
+                self.send_acks(shared, now, out);
+            }
+        }
+    }
+
+    /// A pure ACK if one is owed, plus any extra duplicate / challenge ACKs.
+    fn send_acks(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>)) {
+        if self.pending.ack {
+            let seq = self.snd.nxt;
+            self.emit(shared, now, out, seq, Flags::ACK, P::empty(), false);
+        }
+        while self.pending.extra_acks > 0 {
+            self.pending.extra_acks -= 1;
+            let seq = self.snd.nxt;
+            self.emit(shared, now, out, seq, Flags::ACK, P::empty(), false);
+        }
+    }
+
+    /// SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED), with our options (send-path §5).
+    fn send_syn(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>)) {
+        self.pending.syn = false;
+        let flags = if self.state == State::SynSent { Flags::SYN } else { Flags::SYN | Flags::ACK };
+        let retransmit = self.syn_sends > 0;
+        self.syn_sends += 1;
+        if self.syn_sent_at.is_none() {
+            self.syn_sent_at = Some(now);
+        }
+        let iss = self.snd.iss;
+        self.emit(shared, now, out, iss, flags, P::empty(), retransmit);
+        self.snd.nxt = iss.wrapping_add(1);
+        // A SYN-ACK repeated for a retransmitted SYN leaves the timer alone (`tcp_check_req`).
+        if self.timers.rtx.is_none() {
+            self.timers.rtx = Some(now + self.rtt.rto());
+        }
+    }
+
+    fn emit_rst(&mut self, shared: &mut Shared, rst: RstSpec, out: &mut impl FnMut(Segment<P>)) {
+        let mut flags = Flags::RST;
+        if rst.ack.is_some() {
+            flags |= Flags::ACK;
+        }
+        let repr = TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq: rst.seq,
+            ack: rst.ack.unwrap_or(SeqNum(0)),
+            flags,
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+        };
+        shared.counters.out_rsts += 1;
+        shared.counters.out_segs += 1;
+        self.stats.segs_out += 1;
+        out(Segment { repr, payload: P::empty() });
+    }
+
+    /// Builds and emits one segment; any segment with ACK satisfies a pending ACK.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn emit(
+        &mut self,
+        shared: &mut Shared,
+        now: Instant,
+        out: &mut impl FnMut(Segment<P>),
+        seq: SeqNum,
+        flags: Flags,
+        payload: P,
+        retransmit: bool,
+    ) {
+        let syn = flags.contains(Flags::SYN);
+        let has_ack = flags.contains(Flags::ACK);
+        let window = if syn {
+            self.rcv.syn_window(self.cfg.rcvbuf)
+        } else {
+            self.rcv.select_window(self.cfg.rcvbuf, self.rcv_wscale, self.rcv.rcv_mss)
+        };
+        let mut options = TcpOptions::default();
+        if syn {
+            options.mss = Some(self.cfg.effective_mss());
+            // On a SYN-ACK, options are only echoed when the peer offered them.
+            if self.wscale_ok {
+                options.window_scale = Some(self.rcv_wscale);
+            }
+            options.sack_permitted = self.sack_ok;
+            if self.ts_ok {
+                let ecr = if has_ack { self.rcv.ts_recent } else { 0 };
+                options.timestamps = Some((Self::ts_now(now), ecr));
+            }
+        } else {
+            if self.ts_ok {
+                options.timestamps = Some((Self::ts_now(now), self.rcv.ts_recent));
+            }
+            if self.sack_ok && has_ack && !self.rcv.ofo.is_empty() {
+                // RFC 2018 §3: at most 3 blocks fit next to a timestamp option, 4 without.
+                let max = if self.ts_ok { 3 } else { 4 };
+                options.sack_blocks = sack_blocks(&self.rcv.sack_blocks(max));
+            }
+        }
+        let repr = TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq,
+            ack: if has_ack { self.rcv.nxt } else { SeqNum(0) },
+            flags,
+            window,
+            urgent: 0,
+            options,
+        };
+        if has_ack {
+            self.pending.ack = false;
+            self.timers.delack = None;
+        }
+        if retransmit {
+            shared.counters.retrans_segs += 1;
+            self.stats.retrans += 1;
+        } else {
+            shared.counters.out_segs += 1;
+        }
+        self.stats.segs_out += 1;
+        out(Segment { repr, payload });
+    }
+}
+
+fn sack_blocks(blocks: &[(SeqNum, SeqNum)]) -> SackBlocks {
+    let mut s = SackBlocks::default();
+    for &(start, end) in blocks {
+        s.push(start, end);
+    }
+    s
+}

@@ -1,0 +1,523 @@
+//! The receive side: receive sequence variables (RFC 9293 §3.3.1), the in-order queue handed
+//! to the application, bounded out-of-order reassembly (`tcp_data_queue`,
+//! `tcp_data_queue_ofo`), SACK block generation (RFC 2018 §4), timestamps (RFC 7323 §4.3)
+//! and window selection with receiver-side silly-window avoidance (`__tcp_select_window`,
+//! RFC 9293 §3.8.6.2.2).
+
+use std::collections::VecDeque;
+
+use super::send::seq_dist;
+use crate::tcp::counters::Counters;
+use crate::tcp::payload::Payload;
+use crate::tcp::seq::SeqNum;
+use crate::time::{Duration, Instant};
+
+/// An out-of-order segment; the queue is sorted and non-overlapping.
+#[derive(Debug, Clone)]
+pub(crate) struct OfoSegment<P> {
+    pub seq: SeqNum,
+    pub data: P,
+}
+
+/// What queuing one segment's text did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DataOutcome {
+    /// Bytes that became readable.
+    pub in_order: usize,
+    /// The FIN was reached in order.
+    pub fin: bool,
+    /// The segment was held out of order (or dropped for lack of space).
+    pub out_of_order: bool,
+    /// The segment filled (part of) a hole in front of queued out-of-order data.
+    pub filled_hole: bool,
+    /// Nothing new: the text was already received.
+    pub duplicate: bool,
+}
+
+/// Receive sequence variables and queues.
+#[derive(Debug)]
+pub(crate) struct RecvState<P> {
+    pub irs: SeqNum,
+    /// Next sequence number expected (RCV.NXT).
+    pub nxt: SeqNum,
+    /// Right edge of the window advertised so far; never moves left (RFC 9293 §3.8.6.2.2).
+    pub adv: SeqNum,
+    /// RCV.NXT when the last ACK went out (Linux `rcv_wup`, RFC 7323 `Last.ACK.sent`).
+    pub wup: SeqNum,
+    pub ready: VecDeque<P>,
+    pub ready_bytes: usize,
+    pub ofo: Vec<OfoSegment<P>>,
+    pub ofo_bytes: usize,
+    /// The peer's FIN seen out of order, at this sequence number.
+    pub ofo_fin: Option<SeqNum>,
+    /// Start of the out-of-order segment received last (first SACK block).
+    pub last_ofo: Option<SeqNum>,
+    pub fin_received: bool,
+    /// TS.Recent and when it was recorded (RFC 7323 §4.3, §5.5).
+    pub ts_recent: u32,
+    pub ts_recent_stamp: Instant,
+    pub ts_recent_valid: bool,
+    /// Estimate of the peer's segment size (`tcp_measure_rcv_mss`).
+    pub rcv_mss: u32,
+    /// Segments still acknowledged at once (quick-ack mode).
+    pub quickacks: u32,
+    /// `Readable` was reported and not yet drained.
+    pub readable_signaled: bool,
+    /// Last time any segment arrived (keepalive).
+    pub last_rcv: Instant,
+}
+
+impl<P: Payload> RecvState<P> {
+    pub fn new(mss: u32, quickacks: u32, now: Instant) -> Self {
+        RecvState {
+            irs: SeqNum(0),
+            nxt: SeqNum(0),
+            adv: SeqNum(0),
+            wup: SeqNum(0),
+            ready: VecDeque::new(),
+            ready_bytes: 0,
+            ofo: Vec::new(),
+            ofo_bytes: 0,
+            ofo_fin: None,
+            last_ofo: None,
+            fin_received: false,
+            ts_recent: 0,
+            ts_recent_stamp: now,
+            ts_recent_valid: false,
+            rcv_mss: mss.clamp(1, 536),
+            quickacks,
+            readable_signaled: false,
+            last_rcv: now,
+        }
+    }
+
+    /// The peer's SYN carried `irs`.
+    pub fn init(&mut self, irs: SeqNum) {
+        self.irs = irs;
+        self.nxt = irs.wrapping_add(1);
+        self.wup = self.nxt;
+        self.adv = self.nxt;
+    }
+
+    pub fn set_mss(&mut self, mss: u32) {
+        self.rcv_mss = mss.clamp(1, 536.max(mss));
+    }
+
+    pub fn set_ts_recent(&mut self, tsval: u32, now: Instant) {
+        self.ts_recent = tsval;
+        self.ts_recent_stamp = now;
+        self.ts_recent_valid = true;
+    }
+
+    /// The part of the advertised window not yet used.
+    pub fn current_window(&self) -> u32 {
+        seq_dist(self.nxt, self.adv)
+    }
+
+    /// Records that a window of `window` bytes was advertised from RCV.NXT.
+    pub fn adv_from_window(&mut self, window: u32) {
+        let edge = self.nxt.wrapping_add(window);
+        if edge.gt(self.adv) {
+            self.adv = edge;
+        }
+    }
+
+    /// RFC 7323 §5.3: PAWS. Whether a segment with `tsval` must be discarded as an old
+    /// duplicate (TS.Recent older than 24 days is treated as invalid, §5.5).
+    pub fn paws_reject(&self, tsval: u32, now: Instant) -> bool {
+        const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+        if !self.ts_recent_valid {
+            return false;
+        }
+        let older = (tsval.wrapping_sub(self.ts_recent) as i32) < 0;
+        older && now.saturating_duration_since(self.ts_recent_stamp) < PAWS_IDLE
+    }
+
+    /// RFC 7323 §4.3 (3): remember TSval of a segment covering `Last.ACK.sent`
+    /// (Linux `tcp_replace_ts_recent`: `seq <= rcv_wup`).
+    pub fn update_ts_recent(&mut self, seq: SeqNum, tsval: u32, now: Instant) {
+        if seq.le(self.wup) && ((tsval.wrapping_sub(self.ts_recent) as i32) >= 0 || !self.ts_recent_valid) {
+            self.set_ts_recent(tsval, now);
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4 first step: the acceptability test of a segment occupying
+    /// `seg_len` sequence numbers from `seq`, against `[RCV.NXT, RCV.NXT + RCV.WND)`.
+    pub fn acceptable(&self, seq: SeqNum, seg_len: u32) -> bool {
+        let wnd = self.current_window();
+        let in_wnd = |s: SeqNum| seq_dist(self.nxt, s) < wnd && s.ge(self.nxt);
+        match (seg_len, wnd) {
+            (0, 0) => seq == self.nxt,
+            (0, _) => in_wnd(seq),
+            (_, 0) => false,
+            _ => in_wnd(seq) || in_wnd(seq.wrapping_add(seg_len - 1)),
+        }
+    }
+
+    /// `tcp_data_queue`: queues the text (and FIN) of an acceptable segment. Text before
+    /// RCV.NXT and beyond the advertised window is trimmed (RFC 9293 §3.10.7.4 seventh step).
+    pub fn queue(&mut self, seq: SeqNum, data: P, fin: bool, max_ofo: usize, counters: &mut Counters) -> DataOutcome {
+        let mut out = DataOutcome::default();
+        let mut seq = seq;
+        let mut data = data;
+        let mut fin = fin;
+        if !data.is_empty() {
+            self.rcv_mss = self.rcv_mss.max(u32::try_from(data.len()).unwrap_or(u32::MAX).min(65535));
+        }
+        // Trim what was already received.
+        let before = self.nxt - seq;
+        if before > 0 {
+            let before = before.unsigned_abs() as usize;
+            if before > data.len() {
+                // Even the FIN (at seq + len) is old.
+                out.duplicate = true;
+                return out;
+            }
+            data = data.slice(before..data.len());
+            seq = self.nxt;
+            if data.is_empty() && !fin {
+                out.duplicate = true;
+                return out;
+            }
+        }
+        // Trim what lies beyond the advertised window; a FIN there is dropped with it.
+        let room = seq_dist(seq, self.adv) as usize;
+        if data.len() > room {
+            data = data.slice(0..room);
+            fin = false;
+        }
+        if seq == self.nxt {
+            let had_ofo = !self.ofo.is_empty();
+            out.in_order += self.push_ready(data);
+            if fin {
+                self.take_fin();
+                out.fin = true;
+            } else {
+                out.in_order += self.drain_ofo();
+                if self.ofo_fin == Some(self.nxt) {
+                    self.take_fin();
+                    out.fin = true;
+                }
+            }
+            out.filled_hole = had_ofo;
+            return out;
+        }
+        out.out_of_order = true;
+        if fin {
+            self.ofo_fin = Some(seq.wrapping_add(u32::try_from(data.len()).unwrap_or(0)));
+        }
+        if !data.is_empty() {
+            self.insert_ofo(seq, data, max_ofo, counters);
+        }
+        out
+    }
+
+    fn take_fin(&mut self) {
+        self.fin_received = true;
+        self.ofo_fin = None;
+        self.nxt = self.nxt.wrapping_add(1);
+        if self.adv.lt(self.nxt) {
+            self.adv = self.nxt;
+        }
+    }
+
+    fn push_ready(&mut self, data: P) -> usize {
+        let n = data.len();
+        if n > 0 {
+            self.nxt = self.nxt.wrapping_add(u32::try_from(n).unwrap_or(0));
+            self.ready_bytes += n;
+            self.ready.push_back(data);
+        }
+        n
+    }
+
+    /// Moves out-of-order segments that became in order to the ready queue.
+    fn drain_ofo(&mut self) -> usize {
+        let mut moved = 0;
+        while let Some(first) = self.ofo.first() {
+            if first.seq.gt(self.nxt) {
+                break;
+            }
+            let seg = self.ofo.remove(0);
+            self.ofo_bytes = self.ofo_bytes.saturating_sub(seg.data.len());
+            let skip = seq_dist(seg.seq, self.nxt) as usize;
+            if skip < seg.data.len() {
+                moved += self.push_ready(seg.data.slice(skip..seg.data.len()));
+            }
+        }
+        if self.ofo.is_empty() {
+            self.last_ofo = None;
+        }
+        moved
+    }
+
+    /// `tcp_data_queue_ofo`: inserts into the sorted, non-overlapping queue, trimming the
+    /// new segment against its neighbours; bounded by `max_ofo` segments.
+    fn insert_ofo(&mut self, seq: SeqNum, data: P, max_ofo: usize, counters: &mut Counters) {
+        let base = self.nxt;
+        let off = |s: SeqNum| seq_dist(base, s);
+        let arrived = seq;
+        let mut start = off(seq);
+        let mut data = data;
+        let mut end = start.saturating_add(u32::try_from(data.len()).unwrap_or(0));
+        // Already held entirely: nothing to add.
+        let held = self.ofo.iter().any(|e| {
+            let es = off(e.seq);
+            es <= start && es.saturating_add(u32::try_from(e.data.len()).unwrap_or(0)) >= end
+        });
+        if held {
+            counters.ofo_merge += 1;
+            self.last_ofo = Some(arrived);
+            return;
+        }
+        // Drop queued segments entirely covered by the new one.
+        let before = self.ofo.len();
+        let mut freed = 0;
+        self.ofo.retain(|e| {
+            let es = off(e.seq);
+            let ee = es.saturating_add(u32::try_from(e.data.len()).unwrap_or(0));
+            let covered = es >= start && ee <= end;
+            if covered {
+                freed += e.data.len();
+            }
+            !covered
+        });
+        self.ofo_bytes = self.ofo_bytes.saturating_sub(freed);
+        if self.ofo.len() != before {
+            counters.ofo_merge += 1;
+        }
+        let idx = self.ofo.partition_point(|e| off(e.seq) < start);
+        if let Some(prev) = idx.checked_sub(1).and_then(|i| self.ofo.get(i)) {
+            let pe = off(prev.seq).saturating_add(u32::try_from(prev.data.len()).unwrap_or(0));
+            if pe >= end {
+                counters.ofo_merge += 1;
+                self.last_ofo = Some(arrived);
+                return;
+            }
+            if pe > start {
+                data = data.slice((pe - start) as usize..data.len());
+                start = pe;
+            }
+        }
+        if let Some(next) = self.ofo.get(idx) {
+            let ns = off(next.seq);
+            if ns < end {
+                data = data.slice(0..(ns.saturating_sub(start)) as usize);
+                end = ns;
+            }
+        }
+        if data.is_empty() || end <= start {
+            // Already held: still the most recent arrival for SACK purposes.
+            counters.ofo_merge += 1;
+            self.last_ofo = Some(arrived);
+            return;
+        }
+        if self.ofo.len() >= max_ofo {
+            counters.ofo_drop += 1;
+            return;
+        }
+        counters.ofo_queue += 1;
+        let seq = base.wrapping_add(start);
+        self.ofo_bytes += data.len();
+        self.ofo.insert(idx, OfoSegment { seq, data });
+        self.last_ofo = Some(seq);
+    }
+
+    /// Up to `max` SACK blocks (RFC 2018 §4): the block holding the most recent
+    /// out-of-order arrival first, then the others in sequence order.
+    pub fn sack_blocks(&self, max: usize) -> Vec<(SeqNum, SeqNum)> {
+        let mut blocks: Vec<(SeqNum, SeqNum)> = Vec::new();
+        for seg in &self.ofo {
+            let end = seg.seq.wrapping_add(u32::try_from(seg.data.len()).unwrap_or(0));
+            match blocks.last_mut() {
+                Some(last) if last.1 == seg.seq => last.1 = end,
+                _ => blocks.push((seg.seq, end)),
+            }
+        }
+        if let Some(recent) = self.last_ofo {
+            if let Some(pos) = blocks.iter().position(|&(s, e)| recent.ge(s) && recent.lt(e)) {
+                let b = blocks.remove(pos);
+                blocks.insert(0, b);
+            }
+        }
+        blocks.truncate(max);
+        blocks
+    }
+
+    /// Takes up to `max` bytes from the in-order queue.
+    pub fn read(&mut self, max: usize) -> Option<P> {
+        if self.ready_bytes == 0 || max == 0 {
+            if self.ready_bytes == 0 {
+                self.readable_signaled = false;
+            }
+            return None;
+        }
+        let mut out = P::empty();
+        while out.len() < max {
+            let Some(mut front) = self.ready.pop_front() else { break };
+            let want = max - out.len();
+            if front.len() > want {
+                let rest = front.split_off(want);
+                self.ready.push_front(rest);
+            }
+            out.append(front);
+        }
+        self.ready_bytes = self.ready_bytes.saturating_sub(out.len());
+        if self.ready_bytes == 0 {
+            self.readable_signaled = false;
+        }
+        Some(out)
+    }
+
+    fn free_space(&self, rcvbuf: u32) -> u32 {
+        let used = u32::try_from(self.ready_bytes + self.ofo_bytes).unwrap_or(u32::MAX);
+        rcvbuf.saturating_sub(used)
+    }
+
+    /// `__tcp_select_window`: the window field for a non-SYN segment. The right edge only
+    /// moves right, and only by at least min(rcvbuf/2, MSS) at a time (receiver SWS
+    /// avoidance, RFC 9293 §3.8.6.2.2); scaled values are rounded up so the edge we
+    /// promised is never withdrawn (RFC 7323 §2.4).
+    pub fn select_window(&mut self, rcvbuf: u32, wscale: u8, mss: u32) -> u16 {
+        let cur = self.current_window();
+        let free = self.free_space(rcvbuf);
+        let threshold = (rcvbuf / 2).min(mss).max(1);
+        let mut win = cur;
+        if free > cur && free - cur >= threshold {
+            win = free;
+        }
+        let max_field = 65535u32;
+        let unit = 1u32 << wscale;
+        let mut field = win.div_ceil(unit);
+        if field > max_field {
+            field = max_field;
+        }
+        let actual = field << wscale;
+        self.adv_from_window(actual);
+        self.wup = self.nxt;
+        u16::try_from(field).unwrap_or(u16::MAX)
+    }
+
+    /// The window field for a SYN or SYN-ACK: never scaled (RFC 7323 §2.2).
+    pub fn syn_window(&mut self, rcvbuf: u32) -> u16 {
+        let win = rcvbuf.min(65535);
+        self.adv_from_window(win);
+        self.wup = self.nxt;
+        u16::try_from(win).unwrap_or(u16::MAX)
+    }
+
+    /// `tcp_cleanup_rbuf`: after a read, whether the window grew enough to announce
+    /// (the new window at least doubles the one in use and passes the SWS threshold).
+    pub fn window_update_due(&self, rcvbuf: u32, mss: u32) -> bool {
+        let cur = self.current_window();
+        let free = self.free_space(rcvbuf);
+        let threshold = (rcvbuf / 2).min(mss).max(1);
+        free > cur && free - cur >= threshold && free >= cur.saturating_mul(2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::payload::HeapPayload;
+
+    fn p(n: usize, fill: u8) -> HeapPayload {
+        HeapPayload::from_vec(vec![fill; n])
+    }
+
+    fn rs() -> RecvState<HeapPayload> {
+        let mut r = RecvState::new(1000, 0, Instant::ZERO);
+        r.init(SeqNum(999));
+        r.adv_from_window(10_000);
+        r
+    }
+
+    #[test]
+    fn reassembles_out_of_order_and_duplicate_segments() {
+        let mut c = Counters::default();
+        let mut r = rs();
+        let o = r.queue(SeqNum(1200), p(100, 3), false, 8, &mut c);
+        assert!(o.out_of_order);
+        let o = r.queue(SeqNum(1100), p(150, 2), false, 8, &mut c);
+        assert!(o.out_of_order, "overlaps the queued segment and is trimmed");
+        assert_eq!(r.ofo_bytes, 200);
+        assert_eq!(r.sack_blocks(4), vec![(SeqNum(1100), SeqNum(1300))]);
+        let o = r.queue(SeqNum(1000), p(100, 1), false, 8, &mut c);
+        assert_eq!(o.in_order, 300);
+        assert!(o.filled_hole);
+        assert_eq!(r.nxt, SeqNum(1300));
+        let v = r.read(1000).map(|d| d.to_vec()).unwrap_or_default();
+        assert_eq!(&v[..100], &[1u8; 100][..]);
+        assert_eq!(&v[100..200], &[2u8; 100][..]);
+        assert_eq!(&v[200..], &[3u8; 100][..]);
+        let o = r.queue(SeqNum(1000), p(100, 1), false, 8, &mut c);
+        assert!(o.duplicate);
+        assert_eq!(c.ofo_queue, 2);
+    }
+
+    #[test]
+    fn ofo_queue_is_bounded_and_fin_waits_for_the_hole() {
+        let mut c = Counters::default();
+        let mut r = rs();
+        for i in 0..4u32 {
+            r.queue(SeqNum(1100 + i * 200), p(100, 0), false, 3, &mut c);
+        }
+        assert_eq!(r.ofo.len(), 3);
+        assert_eq!(c.ofo_drop, 1);
+        let o = r.queue(SeqNum(2000), p(0, 0), true, 3, &mut c);
+        assert!(!o.fin);
+        assert_eq!(r.ofo_fin, Some(SeqNum(2000)));
+        // Most recent block first in SACK.
+        r.queue(SeqNum(1300), p(50, 0), false, 3, &mut c);
+        assert_eq!(r.sack_blocks(3)[0], (SeqNum(1300), SeqNum(1400)));
+    }
+
+    #[test]
+    fn window_never_shrinks_and_avoids_silly_updates() {
+        let mut r: RecvState<HeapPayload> = RecvState::new(1000, 0, Instant::ZERO);
+        r.init(SeqNum(0));
+        let rcvbuf = 8000;
+        assert_eq!(r.select_window(rcvbuf, 0, 1000), 8000);
+        let mut c = Counters::default();
+        r.queue(SeqNum(1), p(7500, 0), false, 8, &mut c);
+        assert_eq!(r.select_window(rcvbuf, 0, 1000), 500, "remaining window kept");
+        r.read(100);
+        assert_eq!(r.select_window(rcvbuf, 0, 1000), 500, "100 bytes freed is below the SWS threshold");
+        assert!(!r.window_update_due(rcvbuf, 1000));
+        r.read(2000);
+        assert!(r.window_update_due(rcvbuf, 1000));
+        assert_eq!(r.select_window(rcvbuf, 0, 1000), 2600);
+        // Scaled windows round up to whole units.
+        let mut s: RecvState<HeapPayload> = RecvState::new(1000, 0, Instant::ZERO);
+        s.init(SeqNum(0));
+        assert_eq!(s.select_window(1000, 7, 1000), 8);
+        assert_eq!(s.current_window(), 1024);
+    }
+
+    #[test]
+    fn acceptability_follows_rfc9293_table() {
+        let mut r: RecvState<HeapPayload> = RecvState::new(1000, 0, Instant::ZERO);
+        r.init(SeqNum(99));
+        assert!(r.acceptable(SeqNum(100), 0));
+        assert!(!r.acceptable(SeqNum(101), 0), "zero window: only RCV.NXT");
+        assert!(!r.acceptable(SeqNum(100), 10), "zero window: no text");
+        r.adv_from_window(100);
+        assert!(r.acceptable(SeqNum(150), 0));
+        assert!(!r.acceptable(SeqNum(200), 0));
+        assert!(r.acceptable(SeqNum(90), 20), "overlaps the left edge");
+        assert!(r.acceptable(SeqNum(199), 50), "starts inside");
+        assert!(!r.acceptable(SeqNum(50), 40), "entirely old");
+    }
+
+    #[test]
+    fn paws_rejects_older_timestamps_only() {
+        let mut r: RecvState<HeapPayload> = RecvState::new(1000, 0, Instant::ZERO);
+        assert!(!r.paws_reject(5, Instant::ZERO), "no TS.Recent yet");
+        r.set_ts_recent(1000, Instant::ZERO);
+        assert!(r.paws_reject(999, Instant::from_millis(10)));
+        assert!(!r.paws_reject(1000, Instant::from_millis(10)));
+        assert!(!r.paws_reject(1000u32.wrapping_add(0x7fff_0000), Instant::from_millis(10)));
+        let days25 = Instant::from_millis(25 * 24 * 3600 * 1000);
+        assert!(!r.paws_reject(999, days25), "TS.Recent older than 24 days is invalid");
+    }
+}

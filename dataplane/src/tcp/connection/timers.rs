@@ -1,0 +1,244 @@
+//! Per-connection timers and the RFC 6298 round-trip estimator.
+//!
+//! Timers are plain deadlines; the engine files `next_deadline()` into its timer wheel and
+//! calls `handle_timeout(now)` when it is due. Nothing here reads a clock.
+
+use super::{CloseReason, Connection, RstSpec, State};
+use crate::tcp::payload::Payload;
+use crate::tcp::shared::Shared;
+use crate::time::{Duration, Instant};
+
+/// RFC 6298 SRTT / RTTVAR / RTO with exponential backoff.
+#[derive(Debug, Clone)]
+pub struct RttEstimator {
+    srtt: Option<Duration>,
+    rttvar: Duration,
+    rto: Duration,
+    min_rto: Duration,
+    max_rto: Duration,
+    /// Consecutive backoffs (RFC 6298 §5.5).
+    backoff: u32,
+}
+
+impl RttEstimator {
+    /// A fresh estimator: RTO = `initial` (RFC 6298 §2.1).
+    pub fn new(initial: Duration, min_rto: Duration, max_rto: Duration) -> Self {
+        RttEstimator { srtt: None, rttvar: Duration::ZERO, rto: initial, min_rto, max_rto, backoff: 0 }
+    }
+
+    /// Feeds one RTT measurement (RFC 6298 §2.2, §2.3). The caller applies Karn's rule
+    /// (no samples from retransmitted segments, unless timestamps disambiguate them).
+    pub fn sample(&mut self, rtt: Duration) {
+        let rtt = rtt.max(Duration::from_micros(1));
+        match self.srtt {
+            None => {
+                self.srtt = Some(rtt);
+                self.rttvar = rtt / 2;
+            }
+            Some(srtt) => {
+                // RTTVAR <- 3/4 RTTVAR + 1/4 |SRTT - R'|; SRTT <- 7/8 SRTT + 1/8 R'.
+                let delta = srtt.abs_diff(rtt);
+                self.rttvar = (self.rttvar * 3 + delta) / 4;
+                self.srtt = Some((srtt * 7 + rtt) / 8);
+            }
+        }
+        let srtt = self.srtt.unwrap_or(rtt);
+        // RTO <- SRTT + max(G, K*RTTVAR), K = 4, clamped to [min, max] (§2.4, §2.5).
+        self.rto = (srtt + (self.rttvar * 4).max(Duration::from_millis(1))).clamp(self.min_rto, self.max_rto);
+        self.backoff = 0;
+    }
+
+    /// The current RTO including backoff.
+    pub fn rto(&self) -> Duration {
+        let factor = 1u32.checked_shl(self.backoff.min(16)).unwrap_or(u32::MAX);
+        self.rto.saturating_mul(factor).min(self.max_rto)
+    }
+
+    /// The RTO without backoff.
+    pub fn base_rto(&self) -> Duration {
+        self.rto
+    }
+
+    /// Doubles the RTO (RFC 6298 §5.5).
+    pub fn back_off(&mut self) {
+        self.backoff = self.backoff.saturating_add(1);
+    }
+
+    /// Clears backoff after an acknowledgement of new data (RFC 6298 §5.7 keeps the
+    /// doubled value until a new sample; we follow Linux and reset on forward progress).
+    pub fn reset_backoff(&mut self) {
+        self.backoff = 0;
+    }
+
+    /// Current backoff exponent.
+    pub fn backoff(&self) -> u32 {
+        self.backoff
+    }
+
+    /// Smoothed RTT, once measured.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
+    /// RTT variation.
+    pub fn rttvar(&self) -> Duration {
+        self.rttvar
+    }
+}
+
+/// The connection's deadlines; `None` means the timer is stopped.
+#[derive(Debug, Clone, Default)]
+pub struct Timers {
+    /// Retransmission of SYN, SYN-ACK, data or FIN (RFC 6298).
+    pub rtx: Option<Instant>,
+    /// Delayed ACK (RFC 9293 §3.8.6.3).
+    pub delack: Option<Instant>,
+    /// Zero-window probe (RFC 9293 §3.8.6.1).
+    pub persist: Option<Instant>,
+    /// Next keepalive action (RFC 9293 §3.8.4).
+    pub keepalive: Option<Instant>,
+    /// FIN-WAIT-2 for orphaned connections (Linux `tcp_fin_timeout`).
+    pub fin_wait2: Option<Instant>,
+    /// TIME-WAIT end (2*MSL).
+    pub time_wait: Option<Instant>,
+    /// Overall active-open deadline.
+    pub connect: Option<Instant>,
+}
+
+impl Timers {
+    /// The earliest armed deadline.
+    pub fn next(&self) -> Option<Instant> {
+        [self.rtx, self.delack, self.persist, self.keepalive, self.fin_wait2, self.time_wait, self.connect]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Stops every timer.
+    pub fn clear(&mut self) {
+        *self = Timers::default();
+    }
+}
+
+/// Whether an optional deadline has passed.
+pub fn due(deadline: Option<Instant>, now: Instant) -> bool {
+    deadline.is_some_and(|d| d <= now)
+}
+
+impl<P: Payload> Connection<P> {
+    /// Runs every timer that is due at `now` (`tcp_write_timer`, `tcp_delack_timer`,
+    /// `tcp_keepalive_timer`, TIME-WAIT expiry). Segments it makes due go out on the next
+    /// [`poll_transmit`](Connection::poll_transmit).
+    pub fn handle_timeout(&mut self, shared: &mut Shared, now: Instant) {
+        if due(self.timers.connect, now) {
+            self.timers.connect = None;
+            if self.state == State::SynSent || self.state == State::SynReceived {
+                self.close_now(shared, CloseReason::Timeout);
+                return;
+            }
+        }
+        if due(self.timers.rtx, now) {
+            self.on_rto(shared, now);
+        }
+        if due(self.timers.delack, now) {
+            self.timers.delack = None;
+            if self.state.is_synchronized() {
+                self.pending.ack = true;
+                shared.counters.delayed_acks += 1;
+            }
+        }
+        if due(self.timers.persist, now) {
+            self.on_persist(now);
+        }
+        if due(self.timers.keepalive, now) {
+            self.on_keepalive(shared, now);
+        }
+        if due(self.timers.fin_wait2, now) {
+            self.timers.fin_wait2 = None;
+            if self.state == State::FinWait2 {
+                // Orphaned and the peer never closed: give up with a reset (Linux
+                // `tcp_fin_timeout` expiry without TIME-WAIT room).
+                let (seq, ack) = (self.snd.nxt, self.rcv.nxt);
+                self.queue_rst(RstSpec { seq, ack: Some(ack) });
+                self.close_now(shared, CloseReason::Timeout);
+                return;
+            }
+        }
+        if due(self.timers.time_wait, now) {
+            self.timers.time_wait = None;
+            if self.state == State::TimeWait {
+                self.close_now(shared, CloseReason::Normal);
+            }
+        }
+    }
+
+    /// RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6 keepalive (`tcp_keepalive_timer`).
+    fn on_keepalive(&mut self, shared: &mut Shared, now: Instant) {
+        self.timers.keepalive = None;
+        let Some(ka) = self.cfg.keepalive else { return };
+        if !self.state.is_synchronized() || self.state == State::TimeWait {
+            return;
+        }
+        if self.snd.outstanding() > 0 || self.snd.has_unsent() {
+            // Data in flight: the retransmission timer watches the peer.
+            self.keepalive_sent = 0;
+            self.timers.keepalive = Some(now + ka.idle);
+            return;
+        }
+        if self.keepalive_sent >= ka.probes {
+            shared.counters.abort_on_timeout += 1;
+            if self.state.counts_as_established() {
+                shared.counters.estab_resets += 1;
+            }
+            let (seq, ack) = (self.snd.nxt, self.rcv.nxt);
+            self.queue_rst(RstSpec { seq, ack: Some(ack) });
+            self.close_now(shared, CloseReason::Timeout);
+            return;
+        }
+        self.keepalive_sent += 1;
+        self.pending.keepalive_probe = true;
+        self.timers.keepalive = Some(now + ka.interval);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc6298_first_and_later_samples() {
+        let mut r = RttEstimator::new(Duration::from_secs(1), Duration::from_millis(200), Duration::from_secs(120));
+        assert_eq!(r.rto(), Duration::from_secs(1));
+        r.sample(Duration::from_millis(100));
+        assert_eq!(r.srtt(), Some(Duration::from_millis(100)));
+        assert_eq!(r.rttvar(), Duration::from_millis(50));
+        // 100 + 4*50 = 300 ms.
+        assert_eq!(r.rto(), Duration::from_millis(300));
+        r.sample(Duration::from_millis(100));
+        // RTTVAR = 3/4*50 + 0 = 37.5; SRTT = 100; RTO = 250 ms.
+        assert_eq!(r.rto(), Duration::from_micros(250_000));
+        r.back_off();
+        r.back_off();
+        assert_eq!(r.rto(), Duration::from_secs(1));
+        for _ in 0..40 {
+            r.back_off();
+        }
+        assert_eq!(r.rto(), Duration::from_secs(120), "backoff is capped at max RTO");
+        let mut fresh = RttEstimator::new(Duration::from_secs(1), Duration::from_millis(200), Duration::from_secs(120));
+        fresh.sample(Duration::from_micros(10));
+        assert_eq!(fresh.rto(), Duration::from_millis(200), "min RTO applies");
+    }
+
+    #[test]
+    fn timers_next_is_the_earliest() {
+        let mut t = Timers::default();
+        assert_eq!(t.next(), None);
+        t.rtx = Some(Instant::from_millis(30));
+        t.delack = Some(Instant::from_millis(10));
+        assert_eq!(t.next(), Some(Instant::from_millis(10)));
+        assert!(due(t.delack, Instant::from_millis(10)));
+        assert!(!due(t.rtx, Instant::from_millis(10)));
+        t.clear();
+        assert_eq!(t.next(), None);
+    }
+}

@@ -1,0 +1,114 @@
+//! TCP counters named after Linux `/proc/net/snmp` (`Tcp:`) and `/proc/net/netstat`
+//! (`TcpExt:`), so operators can read them the way they read `netstat -s`.
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $field:ident => $name:literal, )*) => {
+        /// Engine-wide TCP counters (monotonic, except the `curr_estab` gauge).
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct Counters {
+            $( $(#[$doc])* pub $field: u64, )*
+        }
+
+        impl Counters {
+            /// `(Linux name, value)` for every counter, in a stable order.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
+                [$( ($name, self.$field), )*].into_iter()
+            }
+        }
+    };
+}
+
+counters! {
+    /// Transitions CLOSED -> SYN-SENT (connect attempts).
+    active_opens => "ActiveOpens",
+    /// Transitions LISTEN -> SYN-RECEIVED that completed the handshake.
+    passive_opens => "PassiveOpens",
+    /// SYN-SENT / SYN-RECEIVED -> CLOSED.
+    attempt_fails => "AttemptFails",
+    /// ESTABLISHED / CLOSE-WAIT -> CLOSED by a reset.
+    estab_resets => "EstabResets",
+    /// Connections currently in ESTABLISHED or CLOSE-WAIT (gauge).
+    curr_estab => "CurrEstab",
+    /// Segments received (including erroneous ones).
+    in_segs => "InSegs",
+    /// Segments sent, excluding retransmissions.
+    out_segs => "OutSegs",
+    /// Segments retransmitted.
+    retrans_segs => "RetransSegs",
+    /// Segments received in error (bad header, bad options, bad flag combinations).
+    in_errs => "InErrs",
+    /// Segments with a bad checksum.
+    in_csum_errors => "InCsumErrors",
+    /// Resets sent.
+    out_rsts => "OutRsts",
+    /// SYN cookies sent.
+    syncookies_sent => "SyncookiesSent",
+    /// Valid SYN cookies received.
+    syncookies_recv => "SyncookiesRecv",
+    /// Invalid SYN cookies received.
+    syncookies_failed => "SyncookiesFailed",
+    /// SYNs or third ACKs dropped because the accept queue was full.
+    listen_overflows => "ListenOverflows",
+    /// SYNs dropped at a listener for any reason.
+    listen_drops => "ListenDrops",
+    /// Challenge ACKs sent (RFC 5961).
+    challenge_acks => "TCPChallengeACK",
+    /// Challenge ACKs suppressed by the rate limit.
+    challenge_acks_limited => "TCPChallengeACKLimited",
+    /// Segments dropped by PAWS in a synchronized state (RFC 7323 §5).
+    paws_estab_rejected => "PAWSEstabRejected",
+    /// Segments dropped because their sequence numbers were outside the window.
+    seq_out_of_window => "TCPOutOfWindow",
+    /// Segments queued out of order.
+    ofo_queue => "TCPOFOQueue",
+    /// Out-of-order segments dropped for lack of queue space.
+    ofo_drop => "TCPOFODrop",
+    /// Out-of-order segments merged with or covered by queued ones.
+    ofo_merge => "TCPOFOMerge",
+    /// Delayed ACKs sent by the delayed-ACK timer.
+    delayed_acks => "DelayedACKs",
+    /// Resets received in synchronized states that ended a connection.
+    in_rsts => "TCPAbortOnReset",
+    /// Fast retransmissions (RFC 5681 §3.2).
+    fast_retrans => "TCPFastRetrans",
+    /// Retransmission timeouts.
+    timeouts => "TCPTimeouts",
+    /// Connections aborted after too many retransmissions or keepalive probes.
+    abort_on_timeout => "TCPAbortOnTimeout",
+    /// Connections aborted by `close()` with unread data (RFC 2525 §2.17).
+    abort_on_close => "TCPAbortOnClose",
+    /// Zero-window probes sent.
+    window_probes => "TCPWinProbe",
+    /// Keepalive probes sent.
+    keepalive_probes => "TCPKeepAlive",
+    /// Segments ignored or dropped whose ACK acknowledged data not yet sent.
+    ack_too_new => "TCPACKTooNew",
+    /// Segments whose ACK was older than the largest window (RFC 5961 §5.2).
+    ack_too_old => "TCPACKTooOld",
+    /// Segments for which no connection or listener exists.
+    no_port => "TCPNoPort",
+    /// TIME-WAIT entries dropped because the table was full.
+    time_wait_overflow => "TCPTimeWaitOverflow",
+    /// TIME-WAIT entries reused for new connections (RFC 6191 / tcp_tw_reuse).
+    time_wait_recycled => "TCPTimeWaitRecycled",
+    /// Writes refused because the send buffer was full.
+    sndbuf_full => "TCPSndBufFull",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iter_names_every_counter_with_linux_names() {
+        let c = Counters { in_segs: 3, challenge_acks: 2, ..Counters::default() };
+        let v: Vec<_> = c.iter().collect();
+        assert!(v.contains(&("InSegs", 3)));
+        assert!(v.contains(&("TCPChallengeACK", 2)));
+        assert!(v.contains(&("CurrEstab", 0)));
+        let mut names: Vec<_> = v.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), v.len(), "names are unique");
+    }
+}

@@ -1,0 +1,760 @@
+//! The TCP engine of one lcore: the connection table keyed by 4-tuple, listeners, the
+//! TIME-WAIT table, the timer wheel and the counters. Like a [`Connection`] it is sans-IO:
+//! segments and `now` in ([`Engine::handle_segment`], [`Engine::handle_timeouts`] and the
+//! per-connection calls), segments out ([`Engine::poll_transmit`]), events out
+//! ([`Engine::poll_event`]) and one deadline ([`Engine::next_deadline`]).
+//!
+//! Demultiplexing follows `tcp_v4_rcv`: established table, then TIME-WAIT, then listeners,
+//! else an RST (RFC 9293 §3.10.7.1).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use super::config::TcpConfig;
+use super::connection::{ConnInfo, Connection, Event, Segment, State, WriteError, WriteFlags};
+use super::counters::Counters;
+use super::isn::IsnGenerator;
+use super::listener::Listener;
+use super::payload::Payload;
+use super::seq::SeqNum;
+use super::shared::Shared;
+use super::syncookie::SynCookies;
+use super::time_wait::{FourTuple, TimeWaitAction, TimeWaitEntry, TimeWaitTable};
+use super::timer_wheel::{TimerHandle, TimerWheel};
+use crate::time::Instant;
+use crate::wire::tcp::{self as wire_tcp, Flags, Packet, TcpOptions, TcpRepr};
+
+/// A connection handle: slot index plus generation, so stale handles are detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    index: u32,
+    generation: u32,
+}
+
+/// A listener handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId(pub(crate) u32);
+
+/// What the engine tells the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackEvent {
+    /// An event of an accepted or actively opened connection.
+    Conn(ConnId, Event),
+    /// A listener has a connection ready for [`Engine::accept`].
+    Acceptable(ListenerId),
+}
+
+/// Errors of the engine's API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StackError {
+    /// The handle does not name a live connection (it was closed and reaped).
+    #[error("no such connection")]
+    InvalidConn,
+    /// The handle does not name a listener.
+    #[error("no such listener")]
+    InvalidListener,
+    /// Something already listens on that address.
+    #[error("address in use")]
+    AddrInUse,
+    /// No ephemeral port is free for that destination.
+    #[error("no free ephemeral port")]
+    NoPorts,
+    /// A write was refused.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// Why a raw segment was refused before reaching TCP processing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// The TCP header is truncated or malformed (counted in `InErrs`).
+    #[error("malformed TCP header")]
+    Malformed,
+    /// The checksum is wrong (counted in `InCsumErrors` and `InErrs`).
+    #[error("bad TCP checksum")]
+    Checksum,
+}
+
+struct Entry<P: Payload> {
+    conn: Connection<P>,
+    tuple: FourTuple,
+    /// The listener while the connection waits in its SYN or accept queue.
+    listener: Option<ListenerId>,
+    /// The application owns it (active open, or passive after `accept`).
+    accepted: bool,
+    /// The deadline filed in the timer wheel, and its handle.
+    scheduled: Option<Instant>,
+    timer: Option<TimerHandle>,
+    dirty: bool,
+    /// The application called `close` or `abort`: nobody reads any more.
+    released: bool,
+}
+
+struct Slot<P: Payload> {
+    generation: u32,
+    entry: Option<Entry<P>>,
+}
+
+/// The TCP engine. See the module documentation.
+pub struct Engine<P: Payload> {
+    pub(crate) cfg: TcpConfig,
+    pub(crate) shared: Shared,
+    slots: Vec<Slot<P>>,
+    free: Vec<u32>,
+    table: HashMap<FourTuple, ConnId>,
+    pub(crate) listeners: Vec<Option<Listener>>,
+    listen_map: HashMap<SocketAddrV4, ListenerId>,
+    time_wait: TimeWaitTable,
+    wheel: TimerWheel<ConnId>,
+    pub(crate) isn: IsnGenerator,
+    pub(crate) cookies: SynCookies,
+    events: VecDeque<StackEvent>,
+    dirty: Vec<ConnId>,
+    /// Segments not owned by a live connection: RSTs for closed ports, TIME-WAIT ACKs,
+    /// SYN-cookie SYN-ACKs, last words of reaped connections.
+    pub(crate) outbox: VecDeque<(Ipv4Addr, Ipv4Addr, Segment<P>)>,
+    port_cursor: u32,
+}
+
+impl<P: Payload> core::fmt::Debug for Engine<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Engine")
+            .field("connections", &self.table.len())
+            .field("time_wait", &self.time_wait.len())
+            .field("counters", &self.shared.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Payload> Engine<P> {
+    /// A new engine. `secret` keys the ISN generator (RFC 6528) and SYN cookies; take it
+    /// from a CSPRNG at start-up.
+    pub fn new(cfg: TcpConfig, secret: [u8; 16], now: Instant) -> Self {
+        Engine {
+            shared: Shared::new(cfg.challenge_ack_limit),
+            time_wait: TimeWaitTable::new(cfg.max_time_wait),
+            cfg,
+            slots: Vec::new(),
+            free: Vec::new(),
+            table: HashMap::new(),
+            listeners: Vec::new(),
+            listen_map: HashMap::new(),
+            wheel: TimerWheel::new(now),
+            isn: IsnGenerator::new(secret),
+            cookies: SynCookies::new(secret),
+            events: VecDeque::new(),
+            dirty: Vec::new(),
+            outbox: VecDeque::new(),
+            port_cursor: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TcpConfig {
+        &self.cfg
+    }
+
+    /// The counters (`netstat -s`).
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    /// Live connections (all states but TIME-WAIT entries).
+    pub fn connection_count(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Entries in the TIME-WAIT table.
+    pub fn time_wait_count(&self) -> usize {
+        self.time_wait.len()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<StackEvent> {
+        self.events.pop_front()
+    }
+
+    // ----- input -----
+
+    /// Processes a raw TCP segment (header + payload) whose IPv4 header was already
+    /// validated. `segment` holds the TCP header in its first chunk; `checksum_ok` is true
+    /// when the NIC verified the checksum, otherwise it is verified here.
+    pub fn handle_datagram(
+        &mut self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        segment: P,
+        checksum_ok: bool,
+        now: Instant,
+    ) -> Result<(), InputError> {
+        self.shared.counters.in_segs += 1;
+        let first = segment.chunks().next().unwrap_or(&[]);
+        let parsed = Packet::new_checked(first).map_err(|_| ()).and_then(|p| {
+            let repr = TcpRepr::parse(&p).map_err(|_| ())?;
+            Ok((repr, p.header_len()))
+        });
+        let Ok((repr, header_len)) = parsed else {
+            self.shared.counters.in_errs += 1;
+            return Err(InputError::Malformed);
+        };
+        if !checksum_ok {
+            let ok = if segment.chunk_count() <= 1 {
+                wire_tcp::verify_checksum(first, src, dst)
+            } else {
+                wire_tcp::verify_checksum(&segment.to_vec(), src, dst)
+            };
+            if !ok {
+                self.shared.counters.in_csum_errors += 1;
+                self.shared.counters.in_errs += 1;
+                return Err(InputError::Checksum);
+            }
+        }
+        let payload = segment.slice(header_len..segment.len());
+        self.dispatch(src, dst, &repr, payload, now);
+        Ok(())
+    }
+
+    /// Processes a parsed segment (checksum already verified). `src`/`dst` are the IPv4
+    /// source and destination of the packet.
+    pub fn handle_segment(&mut self, src: Ipv4Addr, dst: Ipv4Addr, repr: &TcpRepr, payload: P, now: Instant) {
+        self.shared.counters.in_segs += 1;
+        self.dispatch(src, dst, repr, payload, now);
+    }
+
+    fn dispatch(&mut self, src: Ipv4Addr, dst: Ipv4Addr, repr: &TcpRepr, payload: P, now: Instant) {
+        let f = repr.flags;
+        // Hostile or nonsensical headers: counted, never processed.
+        if repr.src_port == 0
+            || repr.dst_port == 0
+            || (f.contains(Flags::SYN) && (f.contains(Flags::FIN) || f.contains(Flags::RST)))
+            || src.is_broadcast()
+            || src.is_multicast()
+            || dst.is_multicast()
+        {
+            self.shared.counters.in_errs += 1;
+            return;
+        }
+        let tuple = FourTuple {
+            local: SocketAddrV4::new(dst, repr.dst_port),
+            remote: SocketAddrV4::new(src, repr.src_port),
+        };
+        if let Some(&id) = self.table.get(&tuple) {
+            if self.accept_queue_blocks(id, repr) {
+                // Linux drops the third ACK while the accept queue is full; the SYN-ACK
+                // retransmission will try again.
+                self.shared.counters.listen_overflows += 1;
+                self.shared.counters.listen_drops += 1;
+                return;
+            }
+            if let Some((e, shared)) = self.split(id) {
+                e.conn.handle_segment(shared, repr, payload, now);
+            }
+            self.after_op(id, now);
+            return;
+        }
+        if self.time_wait.get(&tuple).is_some() {
+            self.time_wait_input(&tuple, repr, payload, now);
+            return;
+        }
+        if let Some(lid) = self.find_listener(&tuple.local) {
+            self.listener_input(lid, tuple, repr, payload, now, None);
+            return;
+        }
+        self.shared.counters.no_port += 1;
+        self.reply_rst(&tuple, repr, payload.len());
+    }
+
+    fn accept_queue_blocks(&self, id: ConnId, repr: &TcpRepr) -> bool {
+        let Some(e) = self.entry(id) else { return false };
+        if e.accepted || e.conn.state() != State::SynReceived || !repr.flags.contains(Flags::ACK) {
+            return false;
+        }
+        e.listener
+            .and_then(|l| self.listeners.get(l.0 as usize))
+            .and_then(|l| l.as_ref())
+            .is_some_and(|l| l.accept_queue_full(self.cfg.accept_backlog))
+    }
+
+    fn time_wait_input(&mut self, tuple: &FourTuple, repr: &TcpRepr, payload: P, now: Instant) {
+        let f = repr.flags;
+        let tsval = repr.options.timestamps.map(|(v, _)| v);
+        let action = self.time_wait.process(
+            tuple,
+            f.contains(Flags::SYN),
+            f.contains(Flags::ACK),
+            f.contains(Flags::RST),
+            f.contains(Flags::FIN),
+            repr.seq,
+            u32::try_from(payload.len()).unwrap_or(u32::MAX),
+            tsval,
+            now,
+            self.cfg.msl * 2,
+        );
+        match action {
+            TimeWaitAction::Drop => {}
+            TimeWaitAction::Ack => {
+                if let Some(e) = self.time_wait.get(tuple).copied() {
+                    let mut options = TcpOptions::default();
+                    if let Some(recent) = e.ts_recent {
+                        options.timestamps = Some(((now.as_millis() & 0xffff_ffff) as u32, recent));
+                    }
+                    let repr = TcpRepr {
+                        src_port: tuple.local.port(),
+                        dst_port: tuple.remote.port(),
+                        seq: e.snd_nxt,
+                        ack: e.rcv_nxt,
+                        flags: Flags::ACK,
+                        window: 0,
+                        urgent: 0,
+                        options,
+                    };
+                    self.shared.counters.out_segs += 1;
+                    self.outbox.push_back((*tuple.local.ip(), *tuple.remote.ip(), Segment { repr, payload: P::empty() }));
+                }
+            }
+            TimeWaitAction::Reuse { isn } => {
+                self.shared.counters.time_wait_recycled += 1;
+                match self.find_listener(&tuple.local) {
+                    Some(lid) => self.listener_input(lid, *tuple, repr, payload, now, Some(isn)),
+                    None => {
+                        self.shared.counters.no_port += 1;
+                        self.reply_rst(tuple, repr, payload.len());
+                    }
+                }
+            }
+        }
+    }
+
+    /// RFC 9293 §3.10.7.1: the answer of a CLOSED port (`tcp_v4_send_reset`).
+    pub(crate) fn reply_rst(&mut self, tuple: &FourTuple, repr: &TcpRepr, payload_len: usize) {
+        if repr.flags.contains(Flags::RST) {
+            return;
+        }
+        let (seq, ack, flags) = if repr.flags.contains(Flags::ACK) {
+            (repr.ack, SeqNum(0), Flags::RST)
+        } else {
+            (SeqNum(0), repr.seq.wrapping_add(repr.seg_len(payload_len)), Flags::RST | Flags::ACK)
+        };
+        let rst = TcpRepr {
+            src_port: tuple.local.port(),
+            dst_port: tuple.remote.port(),
+            seq,
+            ack,
+            flags,
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+        };
+        self.shared.counters.out_rsts += 1;
+        self.shared.counters.out_segs += 1;
+        self.outbox.push_back((*tuple.local.ip(), *tuple.remote.ip(), Segment { repr: rst, payload: P::empty() }));
+    }
+
+    // ----- listeners -----
+
+    /// Starts listening on `addr` (`0.0.0.0` listens on every local address).
+    pub fn listen(&mut self, addr: SocketAddrV4) -> Result<ListenerId, StackError> {
+        if self.listen_map.contains_key(&addr) {
+            return Err(StackError::AddrInUse);
+        }
+        let id = match self.listeners.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.listeners.push(None);
+                self.listeners.len() - 1
+            }
+        };
+        let lid = ListenerId(u32::try_from(id).map_err(|_| StackError::InvalidListener)?);
+        if let Some(slot) = self.listeners.get_mut(id) {
+            *slot = Some(Listener::new(addr));
+        }
+        self.listen_map.insert(addr, lid);
+        Ok(lid)
+    }
+
+    /// Stops listening; connections not yet accepted are aborted.
+    pub fn unlisten(&mut self, lid: ListenerId, now: Instant) -> Result<(), StackError> {
+        let l = self.listeners.get_mut(lid.0 as usize).and_then(Option::take).ok_or(StackError::InvalidListener)?;
+        self.listen_map.remove(&l.addr);
+        let orphans: Vec<ConnId> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let e = s.entry.as_ref()?;
+                (e.listener == Some(lid) && !e.accepted)
+                    .then(|| ConnId { index: u32::try_from(i).unwrap_or(u32::MAX), generation: s.generation })
+            })
+            .collect();
+        for id in orphans {
+            if let Some((e, shared)) = self.split(id) {
+                e.conn.abort(shared);
+            }
+            self.after_op(id, now);
+        }
+        Ok(())
+    }
+
+    fn find_listener(&self, local: &SocketAddrV4) -> Option<ListenerId> {
+        self.listen_map
+            .get(local)
+            .or_else(|| self.listen_map.get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, local.port())))
+            .copied()
+    }
+
+    /// Takes the next established connection of a listener (`inet_csk_accept`).
+    pub fn accept(&mut self, lid: ListenerId) -> Option<ConnId> {
+        loop {
+            let id = self.listeners.get_mut(lid.0 as usize)?.as_mut()?.accept_queue.pop_front()?;
+            let Some(e) = self.entry_mut(id) else { continue };
+            e.accepted = true;
+            e.listener = None;
+            self.events.push_back(StackEvent::Conn(id, Event::Connected));
+            let (readable, closed) = match self.entry(id) {
+                Some(e) => (e.conn.readable_bytes() > 0, e.conn.peer_closed()),
+                None => (false, false),
+            };
+            if readable {
+                self.events.push_back(StackEvent::Conn(id, Event::Readable));
+            }
+            if closed {
+                self.events.push_back(StackEvent::Conn(id, Event::PeerClosed));
+            }
+            return Some(id);
+        }
+    }
+
+    // ----- active open -----
+
+    /// Active open from `local_ip` to `remote` (`tcp_v4_connect`): picks an ephemeral
+    /// port, derives the ISN (RFC 6528) and queues the SYN.
+    pub fn connect(&mut self, local_ip: Ipv4Addr, remote: SocketAddrV4, now: Instant) -> Result<ConnId, StackError> {
+        let (lo, hi) = self.cfg.ephemeral_ports;
+        let (lo, hi) = (u32::from(lo.min(hi)), u32::from(lo.max(hi)));
+        let span = hi - lo + 1;
+        // Start from a keyed hash of the destination so ports are not predictable
+        // (RFC 6056 §3.3.3), then walk the range.
+        let offset = self.isn.isn(SocketAddrV4::new(local_ip, 0), remote, Instant::ZERO).0;
+        for i in 0..span {
+            self.port_cursor = self.port_cursor.wrapping_add(1);
+            let port = lo + offset.wrapping_add(self.port_cursor).wrapping_add(i) % span;
+            let Ok(port) = u16::try_from(port) else { continue };
+            let local = SocketAddrV4::new(local_ip, port);
+            let tuple = FourTuple { local, remote };
+            if self.table.contains_key(&tuple) || self.find_listener(&local).is_some() {
+                continue;
+            }
+            let isn = if self.time_wait.get(&tuple).is_some() {
+                match self.time_wait.reuse_for_connect(&tuple, now) {
+                    Some(isn) => {
+                        self.shared.counters.time_wait_recycled += 1;
+                        isn
+                    }
+                    None => continue,
+                }
+            } else {
+                self.isn.isn(local, remote, now)
+            };
+            let conn = Connection::connect(&mut self.shared, local, remote, isn, &self.cfg, now);
+            let id = self.insert(conn, tuple, None, true);
+            self.after_op(id, now);
+            return Ok(id);
+        }
+        Err(StackError::NoPorts)
+    }
+
+    // ----- per-connection operations -----
+
+    /// See [`Connection::write`].
+    pub fn write(&mut self, id: ConnId, data: P, flags: WriteFlags, now: Instant) -> Result<usize, StackError> {
+        let (e, shared) = self.split(id).ok_or(StackError::InvalidConn)?;
+        let r = e.conn.write(shared, data, flags);
+        self.after_op(id, now);
+        Ok(r?)
+    }
+
+    /// See [`Connection::read`].
+    pub fn read(&mut self, id: ConnId, max: usize, now: Instant) -> Result<Option<P>, StackError> {
+        let e = self.entry_mut(id).ok_or(StackError::InvalidConn)?;
+        let r = e.conn.read(max);
+        self.after_op(id, now);
+        Ok(r)
+    }
+
+    /// See [`Connection::send_space`].
+    pub fn send_space(&self, id: ConnId) -> Result<usize, StackError> {
+        Ok(self.entry(id).ok_or(StackError::InvalidConn)?.conn.send_space())
+    }
+
+    /// See [`Connection::shutdown_write`].
+    pub fn shutdown_write(&mut self, id: ConnId, now: Instant) -> Result<(), StackError> {
+        let (e, shared) = self.split(id).ok_or(StackError::InvalidConn)?;
+        e.conn.shutdown_write(shared);
+        self.after_op(id, now);
+        Ok(())
+    }
+
+    /// See [`Connection::close`]. The handle stays valid until [`Event::Closed`].
+    ///
+    /// Handle lifetime: a connection is removed once it is CLOSED or in TIME-WAIT and either
+    /// the application released it (`close`/`abort`), it ended abnormally, or its received
+    /// data has all been read; until then `read` still drains what arrived before the FIN.
+    pub fn close(&mut self, id: ConnId, now: Instant) -> Result<(), StackError> {
+        let (e, shared) = self.split(id).ok_or(StackError::InvalidConn)?;
+        e.released = true;
+        e.conn.close(shared, now);
+        self.after_op(id, now);
+        Ok(())
+    }
+
+    /// See [`Connection::abort`].
+    pub fn abort(&mut self, id: ConnId, now: Instant) -> Result<(), StackError> {
+        let (e, shared) = self.split(id).ok_or(StackError::InvalidConn)?;
+        e.released = true;
+        e.conn.abort(shared);
+        self.after_op(id, now);
+        Ok(())
+    }
+
+    /// See [`Connection::info`].
+    pub fn info(&self, id: ConnId) -> Result<ConnInfo, StackError> {
+        Ok(self.entry(id).ok_or(StackError::InvalidConn)?.conn.info())
+    }
+
+    /// Local and remote address of a connection.
+    pub fn addresses(&self, id: ConnId) -> Result<(SocketAddrV4, SocketAddrV4), StackError> {
+        let e = self.entry(id).ok_or(StackError::InvalidConn)?;
+        Ok((e.tuple.local, e.tuple.remote))
+    }
+
+    // ----- output and time -----
+
+    /// Emits every due segment as `(source IP, destination IP, segment)`.
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut impl FnMut(Ipv4Addr, Ipv4Addr, Segment<P>)) {
+        while let Some((s, d, seg)) = self.outbox.pop_front() {
+            out(s, d, seg);
+        }
+        let dirty = core::mem::take(&mut self.dirty);
+        for id in dirty {
+            let Some((e, shared)) = self.split(id) else { continue };
+            e.dirty = false;
+            let (src, dst) = (*e.tuple.local.ip(), *e.tuple.remote.ip());
+            e.conn.poll_transmit(shared, now, &mut |seg| out(src, dst, seg));
+            self.reschedule(id);
+        }
+    }
+
+    /// The earliest time [`handle_timeouts`](Self::handle_timeouts) must run.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [self.wheel.next_deadline(), self.time_wait.next_deadline()].into_iter().flatten().min()
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeouts(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        self.wheel.expire(now, &mut due);
+        for id in due {
+            let Some((e, shared)) = self.split(id) else { continue };
+            e.scheduled = None;
+            e.timer = None;
+            e.conn.handle_timeout(shared, now);
+            self.after_op(id, now);
+        }
+        self.time_wait.expire(now);
+    }
+
+    // ----- table management -----
+
+    fn entry(&self, id: ConnId) -> Option<&Entry<P>> {
+        let s = self.slots.get(id.index as usize)?;
+        if s.generation != id.generation {
+            return None;
+        }
+        s.entry.as_ref()
+    }
+
+    /// The entry and the shared counters, borrowed together.
+    fn split(&mut self, id: ConnId) -> Option<(&mut Entry<P>, &mut Shared)> {
+        let s = self.slots.get_mut(id.index as usize)?;
+        if s.generation != id.generation {
+            return None;
+        }
+        Some((s.entry.as_mut()?, &mut self.shared))
+    }
+
+    fn entry_mut(&mut self, id: ConnId) -> Option<&mut Entry<P>> {
+        let s = self.slots.get_mut(id.index as usize)?;
+        if s.generation != id.generation {
+            return None;
+        }
+        s.entry.as_mut()
+    }
+
+    pub(crate) fn insert(&mut self, conn: Connection<P>, tuple: FourTuple, listener: Option<ListenerId>, accepted: bool) -> ConnId {
+        let entry = Entry { conn, tuple, listener, accepted, scheduled: None, timer: None, dirty: false, released: false };
+        let id = match self.free.pop() {
+            Some(index) => {
+                let generation = match self.slots.get_mut(index as usize) {
+                    Some(slot) => {
+                        slot.generation = slot.generation.wrapping_add(1);
+                        slot.entry = Some(entry);
+                        slot.generation
+                    }
+                    None => 0,
+                };
+                ConnId { index, generation }
+            }
+            None => {
+                let index = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+                self.slots.push(Slot { generation: 0, entry: Some(entry) });
+                ConnId { index, generation: 0 }
+            }
+        };
+        self.table.insert(tuple, id);
+        id
+    }
+
+    fn reschedule(&mut self, id: ConnId) {
+        let Some(s) = self.slots.get_mut(id.index as usize) else { return };
+        if s.generation != id.generation {
+            return;
+        }
+        let Some(e) = s.entry.as_mut() else { return };
+        let next = e.conn.next_deadline();
+        if e.scheduled == next {
+            return;
+        }
+        e.scheduled = next;
+        e.timer = match (e.timer, next) {
+            (Some(h), Some(t)) => {
+                if self.wheel.reschedule(h, t) {
+                    Some(h)
+                } else {
+                    Some(self.wheel.insert(t, id))
+                }
+            }
+            (Some(h), None) => {
+                self.wheel.cancel(h);
+                None
+            }
+            (None, Some(t)) => Some(self.wheel.insert(t, id)),
+            (None, None) => None,
+        };
+    }
+
+    /// After any input to a connection: route its events, reap it when it is finished or
+    /// move it to TIME-WAIT, mark it for transmission and refile its timer.
+    pub(crate) fn after_op(&mut self, id: ConnId, now: Instant) {
+        let Some(e) = self.entry_mut(id) else { return };
+        let mut evs = Vec::new();
+        while let Some(ev) = e.conn.poll_event() {
+            evs.push(ev);
+        }
+        let accepted = e.accepted;
+        let listener = e.listener;
+        let state = e.conn.state();
+        for ev in evs {
+            if accepted {
+                self.events.push_back(StackEvent::Conn(id, ev));
+            } else if ev == Event::Connected {
+                // Handshake of a passive connection done: SYN queue -> accept queue.
+                if let Some(l) = listener.and_then(|l| self.listeners.get_mut(l.0 as usize)).and_then(Option::as_mut) {
+                    l.syn_queue = l.syn_queue.saturating_sub(1);
+                    l.accept_queue.push_back(id);
+                }
+                if let Some(l) = listener {
+                    self.events.push_back(StackEvent::Acceptable(l));
+                }
+            }
+        }
+        let reapable = match self.entry(id) {
+            Some(e) => {
+                matches!(state, State::Closed | State::TimeWait)
+                    && (e.released
+                        || !e.accepted
+                        || e.conn.readable_bytes() == 0
+                        || e.conn.close_reason() != Some(super::connection::CloseReason::Normal))
+            }
+            None => false,
+        };
+        match state {
+            // A normally closed connection stays until its data is read (or it is released).
+            _ if reapable => self.reap(id, now),
+            _ => {
+                if let Some(e) = self.entry_mut(id) {
+                    if !e.dirty {
+                        e.dirty = true;
+                        self.dirty.push(id);
+                    }
+                }
+                self.reschedule(id);
+            }
+        }
+    }
+
+    /// Removes a finished connection; TIME-WAIT moves to the compact table.
+    fn reap(&mut self, id: ConnId, now: Instant) {
+        let Some(slot) = self.slots.get_mut(id.index as usize) else { return };
+        if slot.generation != id.generation {
+            return;
+        }
+        let Some(mut e) = slot.entry.take() else { return };
+        self.free.push(id.index);
+        self.table.remove(&e.tuple);
+        if let Some(h) = e.timer.take() {
+            self.wheel.cancel(h);
+        }
+        // Last words (RST, final ACK).
+        let (src, dst) = (*e.tuple.local.ip(), *e.tuple.remote.ip());
+        let outbox = &mut self.outbox;
+        e.conn.poll_transmit(&mut self.shared, now, &mut |seg| outbox.push_back((src, dst, seg)));
+        if let Some(l) = e.listener.and_then(|l| self.listeners.get_mut(l.0 as usize)).and_then(Option::as_mut) {
+            if !l.accept_queue.contains(&id) {
+                l.syn_queue = l.syn_queue.saturating_sub(1);
+            }
+            l.accept_queue.retain(|&c| c != id);
+        }
+        if e.conn.state() == State::TimeWait {
+            let tw = e.conn.time_wait_info();
+            let entry = TimeWaitEntry {
+                snd_nxt: tw.snd_nxt,
+                rcv_nxt: tw.rcv_nxt,
+                ts_recent: tw.ts_recent,
+                ts_recent_stamp: tw.ts_recent_stamp,
+                expires: tw.expires.unwrap_or(now + self.cfg.msl * 2),
+            };
+            if !self.time_wait.insert(e.tuple, entry) {
+                self.shared.counters.time_wait_overflow += 1;
+            }
+        }
+    }
+
+    /// Registers a passive connection in the table and its listener's SYN queue.
+    pub(crate) fn insert_embryonic(&mut self, conn: Connection<P>, tuple: FourTuple, lid: ListenerId, now: Instant) -> ConnId {
+        let id = self.insert(conn, tuple, Some(lid), false);
+        if let Some(l) = self.listeners.get_mut(lid.0 as usize).and_then(Option::as_mut) {
+            l.syn_queue += 1;
+        }
+        self.after_op(id, now);
+        id
+    }
+
+    /// Registers a connection established by a SYN cookie directly in the accept queue.
+    pub(crate) fn insert_established(&mut self, conn: Connection<P>, tuple: FourTuple, lid: ListenerId, now: Instant) -> ConnId {
+        let id = self.insert(conn, tuple, Some(lid), false);
+        if let Some(l) = self.listeners.get_mut(lid.0 as usize).and_then(Option::as_mut) {
+            // `after_op` moves it from the SYN queue to the accept queue on `Connected`.
+            l.syn_queue += 1;
+        }
+        self.after_op(id, now);
+        id
+    }
+
+    /// Feeds a segment to a connection (used by the listener for data on a cookie ACK).
+    pub(crate) fn deliver(&mut self, id: ConnId, repr: &TcpRepr, payload: P, now: Instant) {
+        if let Some((e, shared)) = self.split(id) {
+            e.conn.handle_segment(shared, repr, payload, now);
+        }
+        self.after_op(id, now);
+    }
+}

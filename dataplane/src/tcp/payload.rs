@@ -1,0 +1,285 @@
+//! The payload abstraction the TCP engine moves around without copying.
+//!
+//! The engine never owns bytes itself: the send queue holds what the application wrote, the
+//! receive queue holds what the wire delivered, and both are handed on by reference. A
+//! [`Payload`] is a cheaply clonable view of a byte sequence made of one or more contiguous
+//! chunks (the kernel's skb linear area plus page frags; the DPDK adapter's mbuf chain).
+//! Cloning takes a reference, slicing and splitting adjust offsets, appending links chains.
+//!
+//! [`HeapPayload`] is the heap implementation used by tests, the simulator and benchmarks.
+
+use core::fmt;
+use core::ops::Range;
+use std::sync::Arc;
+
+/// A zero-copy byte sequence: the unit of data the TCP engine queues, transmits and delivers.
+///
+/// Implementations must make `clone`, `slice`, `split_off` and `append` cheap (reference
+/// counts and offsets, no byte copies). Indices are byte offsets from the start of `self`;
+/// out-of-range indices are clamped rather than panicking.
+pub trait Payload: Clone + fmt::Debug {
+    /// The empty payload.
+    fn empty() -> Self;
+
+    /// Number of bytes.
+    fn len(&self) -> usize;
+
+    /// Whether there are no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes in `range` (clamped to `0..len`), sharing storage with `self`.
+    fn slice(&self, range: Range<usize>) -> Self;
+
+    /// Splits at `at` (clamped): `self` keeps `[0, at)`, the result is `[at, len)`.
+    fn split_off(&mut self, at: usize) -> Self {
+        let tail = self.slice(at..self.len());
+        *self = self.slice(0..at);
+        tail
+    }
+
+    /// Splits at `at` (clamped): the result is `[0, at)`, `self` keeps `[at, len)`.
+    fn split_to(&mut self, at: usize) -> Self {
+        let head = self.slice(0..at);
+        *self = self.slice(at..self.len());
+        head
+    }
+
+    /// Appends `other` after the last byte of `self` (chain concatenation, no byte copy).
+    fn append(&mut self, other: Self);
+
+    /// Number of contiguous chunks (chain segments); the send queue stops coalescing into a
+    /// queued segment once this reaches the configured chain limit.
+    fn chunk_count(&self) -> usize;
+
+    /// The contiguous chunks, in order; empty chunks may be skipped.
+    fn chunks(&self) -> impl Iterator<Item = &[u8]> + '_;
+
+    /// Copies the bytes into a new vector (tests and diagnostics only: the data path never
+    /// copies).
+    fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.len());
+        for c in self.chunks() {
+            v.extend_from_slice(c);
+        }
+        v
+    }
+}
+
+/// One shared, immutable buffer and the byte range of it that is in view.
+#[derive(Clone)]
+struct Chunk {
+    buf: Arc<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or(&[])
+    }
+}
+
+#[derive(Clone)]
+enum Parts {
+    Empty,
+    One(Chunk),
+    /// A chain of two or more chunks; shared so that cloning is a reference count.
+    Many(Arc<[Chunk]>, usize),
+}
+
+/// A heap-backed [`Payload`]: `Arc<[u8]>` buffers plus ranges, chained when appended.
+#[derive(Clone)]
+pub struct HeapPayload {
+    parts: Parts,
+}
+
+impl HeapPayload {
+    /// A payload viewing a copy of `data` (the one copy made when data enters the engine
+    /// from a test or simulator).
+    pub fn from_slice(data: &[u8]) -> Self {
+        Self::from_vec(data.to_vec())
+    }
+
+    /// A payload taking ownership of `data`.
+    pub fn from_vec(data: Vec<u8>) -> Self {
+        if data.is_empty() {
+            return Self::empty();
+        }
+        let end = data.len();
+        HeapPayload { parts: Parts::One(Chunk { buf: Arc::from(data), start: 0, end }) }
+    }
+
+    fn chunk_slice(&self) -> &[Chunk] {
+        match &self.parts {
+            Parts::Empty => &[],
+            Parts::One(c) => core::slice::from_ref(c),
+            Parts::Many(cs, _) => cs,
+        }
+    }
+
+    fn from_chunks(mut chunks: Vec<Chunk>) -> Self {
+        chunks.retain(|c| c.len() > 0);
+        match chunks.len() {
+            0 => Self::empty(),
+            1 => match chunks.pop() {
+                Some(c) => HeapPayload { parts: Parts::One(c) },
+                None => Self::empty(),
+            },
+            _ => {
+                let len = chunks.iter().map(Chunk::len).sum();
+                HeapPayload { parts: Parts::Many(Arc::from(chunks), len) }
+            }
+        }
+    }
+}
+
+impl From<&[u8]> for HeapPayload {
+    fn from(data: &[u8]) -> Self {
+        Self::from_slice(data)
+    }
+}
+
+impl From<Vec<u8>> for HeapPayload {
+    fn from(data: Vec<u8>) -> Self {
+        Self::from_vec(data)
+    }
+}
+
+impl fmt::Debug for HeapPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HeapPayload({} bytes in {} chunks)", self.len(), self.chunk_count())
+    }
+}
+
+impl PartialEq for HeapPayload {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.to_vec() == other.to_vec()
+    }
+}
+
+impl Eq for HeapPayload {}
+
+impl Payload for HeapPayload {
+    fn empty() -> Self {
+        HeapPayload { parts: Parts::Empty }
+    }
+
+    fn len(&self) -> usize {
+        match &self.parts {
+            Parts::Empty => 0,
+            Parts::One(c) => c.len(),
+            Parts::Many(_, len) => *len,
+        }
+    }
+
+    fn slice(&self, range: Range<usize>) -> Self {
+        let len = self.len();
+        let start = range.start.min(len);
+        let end = range.end.clamp(start, len);
+        if start == end {
+            return Self::empty();
+        }
+        if start == 0 && end == len {
+            return self.clone();
+        }
+        if let Parts::One(c) = &self.parts {
+            let c = Chunk { buf: c.buf.clone(), start: c.start + start, end: c.start + end };
+            return HeapPayload { parts: Parts::One(c) };
+        }
+        let mut out = Vec::new();
+        let mut off = 0usize;
+        for c in self.chunk_slice() {
+            let c_start = off;
+            let c_end = off + c.len();
+            off = c_end;
+            if c_end <= start {
+                continue;
+            }
+            if c_start >= end {
+                break;
+            }
+            let s = start.max(c_start) - c_start;
+            let e = end.min(c_end) - c_start;
+            out.push(Chunk { buf: c.buf.clone(), start: c.start + s, end: c.start + e });
+        }
+        Self::from_chunks(out)
+    }
+
+    fn append(&mut self, other: Self) {
+        if other.is_empty() {
+            return;
+        }
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        // Coalesce when `other` continues the same buffer (the kernel's skb_can_coalesce).
+        if let (Parts::One(a), Parts::One(b)) = (&mut self.parts, &other.parts) {
+            if Arc::ptr_eq(&a.buf, &b.buf) && a.end == b.start {
+                a.end = b.end;
+                return;
+            }
+        }
+        let mut chunks: Vec<Chunk> = self.chunk_slice().to_vec();
+        chunks.extend_from_slice(other.chunk_slice());
+        *self = Self::from_chunks(chunks);
+    }
+
+    fn chunk_count(&self) -> usize {
+        self.chunk_slice().len()
+    }
+
+    fn chunks(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.chunk_slice().iter().map(Chunk::bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_and_split_share_storage_and_clamp() {
+        let p = HeapPayload::from_slice(b"hello world");
+        assert_eq!(p.slice(0..5).to_vec(), b"hello");
+        assert_eq!(p.slice(6..100).to_vec(), b"world");
+        assert!(p.slice(20..30).is_empty());
+        let mut q = p.clone();
+        let tail = q.split_off(5);
+        assert_eq!(q.to_vec(), b"hello");
+        assert_eq!(tail.to_vec(), b" world");
+        let mut r = p.clone();
+        let head = r.split_to(6);
+        assert_eq!(head.to_vec(), b"hello ");
+        assert_eq!(r.to_vec(), b"world");
+    }
+
+    #[test]
+    fn append_chains_and_coalesces_contiguous_views() {
+        let p = HeapPayload::from_slice(b"abcdef");
+        let mut a = p.slice(0..3);
+        a.append(p.slice(3..6));
+        assert_eq!(a.chunk_count(), 1, "contiguous views of one buffer coalesce");
+        assert_eq!(a.to_vec(), b"abcdef");
+
+        let mut c = HeapPayload::from_slice(b"12");
+        c.append(HeapPayload::from_slice(b"345"));
+        c.append(HeapPayload::from_slice(b"6789"));
+        assert_eq!(c.chunk_count(), 3);
+        assert_eq!(c.len(), 9);
+        assert_eq!(c.slice(1..8).to_vec(), b"2345678");
+        assert_eq!(c.slice(2..5).chunk_count(), 1);
+        let mut d = c.clone();
+        let t = d.split_off(4);
+        assert_eq!(d.to_vec(), b"1234");
+        assert_eq!(t.to_vec(), b"56789");
+        c.append(HeapPayload::empty());
+        assert_eq!(c.len(), 9);
+    }
+}

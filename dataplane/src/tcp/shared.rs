@@ -1,0 +1,79 @@
+//! State shared by every connection of one engine: counters and the challenge-ACK budget.
+
+use super::counters::Counters;
+use crate::time::{Duration, Instant};
+
+/// Engine-wide state that connections update while they process segments.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// `netstat -s` style counters.
+    pub counters: Counters,
+    challenge: ChallengeAckLimiter,
+}
+
+impl Shared {
+    /// Fresh counters and a challenge-ACK budget of `challenge_ack_limit` per second.
+    pub fn new(challenge_ack_limit: u32) -> Self {
+        Shared { counters: Counters::default(), challenge: ChallengeAckLimiter::new(challenge_ack_limit) }
+    }
+
+    /// Takes one challenge ACK from the per-second budget (RFC 5961 §7); counts the ACK as
+    /// sent or as suppressed.
+    pub fn allow_challenge_ack(&mut self, now: Instant) -> bool {
+        if self.challenge.allow(now) {
+            self.counters.challenge_acks += 1;
+            true
+        } else {
+            self.counters.challenge_acks_limited += 1;
+            false
+        }
+    }
+}
+
+/// A fixed one-second-window budget (Linux `tcp_challenge_ack_limit`).
+#[derive(Debug, Clone)]
+struct ChallengeAckLimiter {
+    limit: u32,
+    window_start: Option<Instant>,
+    used: u32,
+}
+
+impl ChallengeAckLimiter {
+    fn new(limit: u32) -> Self {
+        ChallengeAckLimiter { limit, window_start: None, used: 0 }
+    }
+
+    fn allow(&mut self, now: Instant) -> bool {
+        let fresh = match self.window_start {
+            None => true,
+            Some(start) => now.saturating_duration_since(start) >= Duration::from_secs(1),
+        };
+        if fresh {
+            self.window_start = Some(now);
+            self.used = 0;
+        }
+        if self.used < self.limit {
+            self.used += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenge_acks_are_limited_per_second() {
+        let mut s = Shared::new(2);
+        let t = Instant::from_millis(5);
+        assert!(s.allow_challenge_ack(t));
+        assert!(s.allow_challenge_ack(t));
+        assert!(!s.allow_challenge_ack(t + Duration::from_millis(999)));
+        assert!(s.allow_challenge_ack(t + Duration::from_secs(1)));
+        assert_eq!(s.counters.challenge_acks, 3);
+        assert_eq!(s.counters.challenge_acks_limited, 1);
+    }
+}

@@ -1,0 +1,187 @@
+//! Scripted data transfer: both directions, delayed ACKs, out-of-order delivery with SACK,
+//! retransmission (RTO and fast retransmit), zero window and persist probes, keepalive.
+
+mod tcp_script;
+
+use dataplane::tcp::config::KeepaliveConfig;
+use dataplane::tcp::{CloseReason, Event, StackEvent, State, TcpConfig};
+use dataplane::time::Duration;
+use tcp_script::{script_config, Script};
+
+fn bytes(from: u32, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (from as usize + i) as u8).collect()
+}
+
+#[test]
+fn data_both_ways_with_delayed_acks() {
+    let mut s = Script::new(script_config());
+    let id = s.passive_open();
+    s.inject(20, "P. 1:101(100) ack 1 win 512 <TS val 120 ecr 0>");
+    s.expect_nothing();
+    assert!(s.saw_event(StackEvent::Conn(id, Event::Readable)));
+    assert_eq!(s.read_all(id), bytes(1, 100));
+    s.expect_at(60, ". 1:1(0) ack 101 win 65435 <TS val 60 ecr 120>");
+    assert_eq!(s.engine.counters().delayed_acks, 1);
+    s.advance_to(70);
+    assert_eq!(s.write(id, b"hello"), 5);
+    s.expect("P. 1:6(5) ack 101 <TS val 70 ecr 120>");
+    s.inject(80, ". 101 ack 6 win 512 <TS val 130 ecr 70>");
+    s.expect_nothing();
+    assert_eq!(s.engine.info(id).ok().and_then(|i| i.srtt), Some(Duration::from_millis(10)));
+    // Two full-sized segments are acknowledged at once (RFC 5681 §4.2).
+    s.inject(90, ". 101:1561(1460) ack 6 win 512 <TS val 140 ecr 70>");
+    s.expect_nothing();
+    s.inject(91, "P. 1561:3021(1460) ack 6 win 512 <TS val 141 ecr 70>");
+    s.expect(". 6:6(0) ack 3021 <TS val 91 ecr 140>");
+    assert_eq!(s.read_all(id), bytes(101, 2920));
+}
+
+#[test]
+fn out_of_order_segments_are_reassembled_and_sacked() {
+    let mut s = Script::new(script_config());
+    let id = s.passive_open();
+    s.inject(20, "P. 101:201(100) ack 1 win 512 <TS val 120 ecr 0>");
+    s.expect(". 1:1(0) ack 1 <TS val 20 ecr 110,sack 101:201>");
+    s.inject(21, "P. 301:401(100) ack 1 win 512 <TS val 121 ecr 0>");
+    s.expect(". 1:1(0) ack 1 <TS val 21 ecr 110,sack 301:401 101:201>");
+    // A duplicate of queued data: still a duplicate ACK, nothing queued twice.
+    s.inject(22, "P. 301:401(100) ack 1 win 512 <TS val 122 ecr 0>");
+    s.expect(". 1:1(0) ack 1 <TS val 22 ecr 110,sack 301:401 101:201>");
+    assert!(s.read_all(id).is_empty());
+    s.inject(23, "P. 1:101(100) ack 1 win 512 <TS val 123 ecr 0>");
+    s.expect(". 1:1(0) ack 201 <TS val 23 ecr 123,sack 301:401>");
+    s.inject(24, "P. 201:301(100) ack 1 win 512 <TS val 124 ecr 0>");
+    s.expect(". 1:1(0) ack 401 <TS val 24 ecr 124>");
+    assert_eq!(s.read_all(id), bytes(1, 400));
+    assert_eq!(s.engine.counters().ofo_queue, 2);
+    assert!(s.engine.counters().ofo_merge >= 1);
+}
+
+#[test]
+fn ofo_queue_overflow_is_counted() {
+    let cfg = TcpConfig { ofo_max_segments: 2, ..script_config() };
+    let mut s = Script::new(cfg);
+    let id = s.passive_open();
+    let sacks = ["201:301", "401:501 201:301", "401:501 201:301"];
+    for (i, sack) in sacks.iter().enumerate() {
+        let seq = 201 + i * 200;
+        s.inject(20 + i as u64, &format!("P. {seq}:{}(100) ack 1 win 512 <TS val 120 ecr 0>", seq + 100));
+        s.expect(&format!(". 1 ack 1 <TS val * ecr 110,sack {sack}>"));
+    }
+    assert_eq!(s.engine.counters().ofo_drop, 1);
+    assert_eq!(s.engine.info(id).map(|i| i.ofo_queued).unwrap_or(0), 200);
+}
+
+#[test]
+fn rto_retransmits_with_backoff() {
+    let mut s = Script::new(script_config());
+    let id = s.passive_open();
+    s.advance_to(20);
+    s.write(id, &[1u8; 100]);
+    s.expect("P. 1:101(100) ack 1 <TS val 20 ecr 110>");
+    // SRTT 10 ms from the handshake: RTO is the 200 ms floor.
+    s.expect_at(220, "P. 1:101(100) ack 1 <TS val 220 ecr 110>");
+    s.expect_at(620, "P. 1:101(100) ack 1 <TS val 620 ecr 110>");
+    s.inject(700, ". 1 ack 101 win 512 <TS val 700 ecr 620>");
+    s.advance_to(5000);
+    s.expect_nothing();
+    assert_eq!(s.engine.counters().retrans_segs, 2);
+    assert_eq!(s.engine.counters().timeouts, 2);
+}
+
+#[test]
+fn fast_retransmit_after_three_duplicate_acks() {
+    let mut s = Script::new(script_config());
+    let id = s.passive_open();
+    s.advance_to(20);
+    assert_eq!(s.write(id, &[9u8; 7300]), 7300);
+    for i in 0..5u32 {
+        let a = 1 + i * 1460;
+        let p = if i == 4 { "P." } else { "." };
+        s.expect(&format!("{p} {a}:{}(1460) ack 1 <TS val 20 ecr 110>", a + 1460));
+    }
+    s.inject(30, ". 1 ack 1461 win 512 <TS val 130 ecr 20>");
+    s.inject(31, ". 1 ack 1461 win 512 <TS val 131 ecr 20,sack 2921:4381>");
+    s.inject(32, ". 1 ack 1461 win 512 <TS val 132 ecr 20,sack 2921:5841>");
+    s.expect_nothing();
+    s.inject(33, ". 1 ack 1461 win 512 <TS val 133 ecr 20,sack 2921:7301>");
+    s.expect(". 1461:2921(1460) ack 1 <TS val 33 ecr 133>");
+    assert_eq!(s.engine.counters().fast_retrans, 1);
+    s.inject(40, ". 1 ack 7301 win 512 <TS val 140 ecr 33>");
+    s.expect_nothing();
+    let info = s.engine.info(id).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(info.snd_una, info.snd_nxt);
+    assert_eq!(info.send_queued, 0);
+}
+
+#[test]
+fn zero_window_is_probed_until_it_opens() {
+    let mut s = Script::new(script_config());
+    let id = s.passive_open();
+    s.inject(20, ". 1 ack 1 win 0 <TS val 120 ecr 0>");
+    s.advance_to(30);
+    assert_eq!(s.write(id, &[5u8; 100]), 100);
+    s.expect_nothing();
+    s.expect_at(230, ". 0:0(0) ack 1 <TS val 230 ecr 120>");
+    s.inject(231, ". 1 ack 1 win 0 <TS val 131 ecr 230>");
+    s.expect_at(631, ". 0:0(0) ack 1 <TS val 631 ecr 131>");
+    s.inject(700, ". 1 ack 1 win 512 <TS val 200 ecr 631>");
+    s.expect("P. 1:101(100) ack 1 <TS val 700 ecr 200>");
+    assert_eq!(s.engine.counters().window_probes, 2);
+}
+
+#[test]
+fn receiver_advertises_zero_window_then_updates_it() {
+    let cfg = TcpConfig { rcvbuf: 3000, ..script_config() };
+    let mut s = Script::new(cfg);
+    let l = s.listen();
+    s.inject(0, "S 0:0(0) win 65535 <mss 1460>");
+    s.expect("S. 0 ack 1 win 3000 <mss 1460>");
+    s.inject(1, ". 1 ack 1 win 65535");
+    let id = s.engine.accept(l).unwrap_or_else(|| panic!("accept"));
+    s.inject(2, ". 1:1461(1460) ack 1 win 65535");
+    s.inject(3, ". 1461:2921(1460) ack 1 win 65535");
+    // 80 bytes left is under the SWS threshold (min(rcvbuf/2, MSS)): advertise zero.
+    s.expect(". 1 ack 2921 win 80");
+    s.inject(4, ". 2921:3001(80) ack 1 win 65535");
+    s.expect_at(44, ". 1 ack 3001 win 0");
+    let got = s.read_all(id);
+    assert_eq!(got.len(), 3000);
+    s.expect(". 1 ack 3001 win 3000");
+}
+
+#[test]
+fn keepalive_probes_and_reset() {
+    let cfg = TcpConfig {
+        keepalive: Some(KeepaliveConfig { idle: Duration::from_millis(1000), interval: Duration::from_millis(100), probes: 2 }),
+        ..script_config()
+    };
+    let mut s = Script::new(cfg);
+    let id = s.passive_open();
+    s.expect_at(1010, ". 0:0(0) ack 1 <TS val 1010 ecr 110>");
+    s.inject(1020, ". 1 ack 1 win 512 <TS val 1020 ecr 1010>");
+    s.expect_nothing();
+    s.expect_at(2020, ". 0:0(0) ack 1 <TS val 2020 ecr 1020>");
+    s.expect_at(2120, ". 0:0(0) ack 1 <TS val 2120 ecr 1020>");
+    s.expect_at(2220, "R. 1 ack 1");
+    assert_eq!(s.state(id), None);
+    assert!(s.saw_event(StackEvent::Conn(id, Event::Closed { reason: CloseReason::Timeout })));
+    assert_eq!(s.engine.counters().keepalive_probes, 3);
+}
+
+#[test]
+fn writes_after_shutdown_fail_and_close_states_progress() {
+    let mut s = Script::new(script_config());
+    let id = s.passive_open();
+    s.advance_to(20);
+    assert!(s.engine.shutdown_write(id, s.now).is_ok());
+    s.pump();
+    s.expect("F. 1 ack 1 <TS val 20 ecr 110>");
+    assert_eq!(s.state(id), Some(State::FinWait1));
+    let e = s.engine.write(id, dataplane::tcp::HeapPayload::from_slice(b"x"), dataplane::tcp::WriteFlags::NONE, s.now);
+    assert!(e.is_err());
+    // Half-close: data still flows to us.
+    s.inject(30, "P. 1:11(10) ack 2 win 512 <TS val 130 ecr 20>");
+    assert_eq!(s.state(id), Some(State::FinWait2));
+    assert_eq!(s.read_all(id), bytes(1, 10));
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Every test: lints (clippy denies undocumented unsafe), unit + property + end-to-end
+# tests (real DPDK ports, kernel peers in namespaces), a short fuzz run.
+# Root-only tests must not be skipped here: STRAIT_REQUIRE_ROOT_TESTS makes a skip fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export STRAIT_REQUIRE_ROOT_TESTS=1
+export CARGO_TERM_COLOR=never
+
+if [[ $(id -u) != 0 ]]; then
+  echo "error: the test suite needs root (DPDK ports, network namespaces)" >&2
+  exit 1
+fi
+
+echo "== clippy"
+cargo clippy --workspace --all-targets --profile ci -- -D warnings
+cargo clippy -p dataplane --no-default-features --all-targets --profile ci -- -D warnings
+
+echo "== tests"
+log=$(mktemp /tmp/strait-tests.XXXXXX.log)
+cargo test --workspace --profile ci 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+if grep -q "^SKIPPED" "$log"; then
+  echo "error: tests were skipped:" >&2
+  grep "^SKIPPED" "$log" >&2
+  exit 1
+fi
+[[ $status == 0 ]] || exit "$status"
+
+if [[ -x fuzz/run-short.sh ]]; then
+  echo "== fuzz (short)"
+  FUZZ_SECONDS=${FUZZ_SECONDS:-20} fuzz/run-short.sh
+fi
+echo "== all tests passed"
