@@ -1,1 +1,1108 @@
-//! TCP header view and emitter (in progress).
+//! TCP header: a zero-copy [`Packet`] view with checked construction, the [`TcpRepr`]
+//! high-level representation (parse/emit, including options), and checksum helpers.
+//!
+//! Header layout: RFC 9293 §3.1. Options: MSS (RFC 9293 §3.2), window scale and timestamps
+//! (RFC 7323), SACK-permitted and SACK (RFC 2018). Options are emitted in the order Linux uses
+//! (`tcp_options_write`) so that middleboxes see the familiar layout.
+
+use core::fmt;
+use core::ops::{BitAnd, BitOr, BitOrAssign, Not};
+use std::net::Ipv4Addr;
+
+use crate::tcp::seq::SeqNum;
+use crate::wire::checksum;
+
+/// Why a TCP header was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The buffer is shorter than the fixed header, or than the header length it declares.
+    #[error("truncated TCP header")]
+    Truncated,
+    /// A field or option is inconsistent (data offset below 5, bad option length, ...).
+    #[error("malformed TCP header")]
+    Malformed,
+}
+
+/// IP protocol number of TCP.
+pub const PROTOCOL: u8 = 6;
+/// Length of the fixed header, without options.
+pub const HEADER_LEN: usize = 20;
+/// Largest header: data offset is a 4-bit count of 32-bit words.
+pub const MAX_HEADER_LEN: usize = 60;
+/// Largest option space.
+pub const MAX_OPTIONS_LEN: usize = MAX_HEADER_LEN - HEADER_LEN;
+/// Largest window-scale shift (RFC 7323 §2.3).
+pub const MAX_WINDOW_SCALE: u8 = 14;
+
+mod field {
+    use core::ops::Range;
+    pub const SRC_PORT: Range<usize> = 0..2;
+    pub const DST_PORT: Range<usize> = 2..4;
+    pub const SEQ_NUM: Range<usize> = 4..8;
+    pub const ACK_NUM: Range<usize> = 8..12;
+    pub const DATA_OFF: usize = 12;
+    pub const FLAGS: usize = 13;
+    pub const WIN_SIZE: Range<usize> = 14..16;
+    pub const CHECKSUM: Range<usize> = 16..18;
+    pub const URGENT: Range<usize> = 18..20;
+}
+
+mod opt {
+    pub const EOL: u8 = 0;
+    pub const NOP: u8 = 1;
+    pub const MSS: u8 = 2;
+    pub const WSCALE: u8 = 3;
+    pub const SACK_PERM: u8 = 4;
+    pub const SACK: u8 = 5;
+    pub const TIMESTAMPS: u8 = 8;
+}
+
+/// The eight TCP control bits of byte 13 (RFC 9293 §3.1, RFC 3168 §6.1 for ECE/CWR).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Flags(pub u8);
+
+impl Flags {
+    /// No bits set.
+    pub const NONE: Flags = Flags(0);
+    /// No more data from sender.
+    pub const FIN: Flags = Flags(0x01);
+    /// Synchronize sequence numbers.
+    pub const SYN: Flags = Flags(0x02);
+    /// Reset the connection.
+    pub const RST: Flags = Flags(0x04);
+    /// Push function.
+    pub const PSH: Flags = Flags(0x08);
+    /// Acknowledgment field is significant.
+    pub const ACK: Flags = Flags(0x10);
+    /// Urgent pointer field is significant.
+    pub const URG: Flags = Flags(0x20);
+    /// ECN-Echo (RFC 3168).
+    pub const ECE: Flags = Flags(0x40);
+    /// Congestion Window Reduced (RFC 3168).
+    pub const CWR: Flags = Flags(0x80);
+
+    /// The raw bits.
+    #[inline]
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Whether every bit of `other` is set in `self`.
+    #[inline]
+    pub const fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether any bit of `other` is set in `self`.
+    #[inline]
+    pub const fn intersects(self, other: Flags) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// Set the bits of `other`.
+    #[inline]
+    pub fn insert(&mut self, other: Flags) {
+        self.0 |= other.0;
+    }
+
+    /// Clear the bits of `other`.
+    #[inline]
+    pub fn remove(&mut self, other: Flags) {
+        self.0 &= !other.0;
+    }
+
+    /// Whether no bit is set.
+    #[inline]
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, rhs: Flags) -> Flags {
+        Flags(self.0 | rhs.0)
+    }
+}
+
+impl BitOrAssign for Flags {
+    fn bitor_assign(&mut self, rhs: Flags) {
+        self.0 |= rhs.0;
+    }
+}
+
+impl BitAnd for Flags {
+    type Output = Flags;
+    fn bitand(self, rhs: Flags) -> Flags {
+        Flags(self.0 & rhs.0)
+    }
+}
+
+impl Not for Flags {
+    type Output = Flags;
+    fn not(self) -> Flags {
+        Flags(!self.0)
+    }
+}
+
+/// tcpdump style: `S`, `S.`, `F.`, `P.`, `R`; `.` stands for ACK, `none` for no bits.
+impl fmt::Debug for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("none");
+        }
+        // tcpdump prints in bit order: F S R P . U E W.
+        const NAMES: [(Flags, char); 8] = [
+            (Flags::FIN, 'F'),
+            (Flags::SYN, 'S'),
+            (Flags::RST, 'R'),
+            (Flags::PSH, 'P'),
+            (Flags::ACK, '.'),
+            (Flags::URG, 'U'),
+            (Flags::ECE, 'E'),
+            (Flags::CWR, 'W'),
+        ];
+        for (flag, c) in NAMES {
+            if self.contains(flag) {
+                fmt::Write::write_char(f, c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Up to four SACK blocks `(left edge, right edge)` (RFC 2018 §3).
+#[derive(Clone, Copy, Default)]
+pub struct SackBlocks {
+    blocks: [(SeqNum, SeqNum); 4],
+    len: u8,
+}
+
+impl SackBlocks {
+    /// The most blocks an option can carry (40 bytes of option space, RFC 2018 §3).
+    pub const MAX: usize = 4;
+
+    /// No blocks.
+    pub const fn new() -> Self {
+        SackBlocks { blocks: [(SeqNum(0), SeqNum(0)); 4], len: 0 }
+    }
+
+    /// Append a block; returns `false` (and drops it) when four are already held.
+    pub fn push(&mut self, left: SeqNum, right: SeqNum) -> bool {
+        match self.blocks.get_mut(usize::from(self.len)) {
+            Some(slot) => {
+                *slot = (left, right);
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Remove all blocks.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Keep only the first `n` blocks.
+    pub fn truncate(&mut self, n: usize) {
+        if n < usize::from(self.len) {
+            // n < len <= 4, so this fits in a u8.
+            self.len = n as u8;
+        }
+    }
+
+    /// Number of blocks.
+    pub const fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether there are no blocks.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The blocks, in the order they were pushed.
+    pub fn as_slice(&self) -> &[(SeqNum, SeqNum)] {
+        self.blocks.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    /// Iterate over the blocks.
+    pub fn iter(&self) -> core::slice::Iter<'_, (SeqNum, SeqNum)> {
+        self.as_slice().iter()
+    }
+}
+
+impl PartialEq for SackBlocks {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for SackBlocks {}
+
+impl fmt::Debug for SackBlocks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter().map(|(l, r)| l.0..r.0)).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a SackBlocks {
+    type Item = &'a (SeqNum, SeqNum);
+    type IntoIter = core::slice::Iter<'a, (SeqNum, SeqNum)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// The TCP options Strait understands. Unknown options are skipped on parse.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpOptions {
+    /// Maximum segment size (kind 2).
+    pub mss: Option<u16>,
+    /// Window scale shift (kind 3), clamped to 14 on parse (RFC 7323 §2.3).
+    pub window_scale: Option<u8>,
+    /// SACK permitted (kind 4, RFC 2018 §2).
+    pub sack_permitted: bool,
+    /// Timestamps (kind 8): `(TSval, TSecr)` (RFC 7323 §3).
+    pub timestamps: Option<(u32, u32)>,
+    /// SACK blocks (kind 5, RFC 2018 §3).
+    pub sack_blocks: SackBlocks,
+}
+
+impl TcpOptions {
+    /// Parse an option area (the bytes between the fixed header and the data offset).
+    ///
+    /// NOP and EOL are honoured, unknown kinds are skipped by their length, and any option whose
+    /// length is below 2, runs past the area, or differs from its kind's fixed length is
+    /// [`Error::Malformed`]. A repeated option overrides the earlier one.
+    pub fn parse(mut area: &[u8]) -> Result<TcpOptions, Error> {
+        let mut o = TcpOptions::default();
+        while let Some((&kind, rest)) = area.split_first() {
+            match kind {
+                opt::EOL => break,
+                opt::NOP => {
+                    area = rest;
+                    continue;
+                }
+                _ => {}
+            }
+            let len = usize::from(*rest.first().ok_or(Error::Malformed)?);
+            if len < 2 {
+                return Err(Error::Malformed);
+            }
+            let body = area.get(2..len).ok_or(Error::Malformed)?;
+            match kind {
+                opt::MSS => match *body {
+                    [a, b] => o.mss = Some(u16::from_be_bytes([a, b])),
+                    _ => return Err(Error::Malformed),
+                },
+                opt::WSCALE => match *body {
+                    // RFC 7323 §2.3: a shift above 14 MUST be treated as 14.
+                    [shift] => o.window_scale = Some(shift.min(MAX_WINDOW_SCALE)),
+                    _ => return Err(Error::Malformed),
+                },
+                opt::SACK_PERM => {
+                    if !body.is_empty() {
+                        return Err(Error::Malformed);
+                    }
+                    o.sack_permitted = true;
+                }
+                opt::SACK => {
+                    // RFC 2018 §3: length is 2 + 8n, with 1..=4 blocks.
+                    if body.is_empty() || body.len() % 8 != 0 || body.len() > 8 * SackBlocks::MAX {
+                        return Err(Error::Malformed);
+                    }
+                    let mut blocks = SackBlocks::new();
+                    for b in body.chunks_exact(8) {
+                        if let [l0, l1, l2, l3, r0, r1, r2, r3] = *b {
+                            blocks.push(
+                                SeqNum(u32::from_be_bytes([l0, l1, l2, l3])),
+                                SeqNum(u32::from_be_bytes([r0, r1, r2, r3])),
+                            );
+                        }
+                    }
+                    o.sack_blocks = blocks;
+                }
+                opt::TIMESTAMPS => match *body {
+                    [v0, v1, v2, v3, e0, e1, e2, e3] => {
+                        o.timestamps =
+                            Some((u32::from_be_bytes([v0, v1, v2, v3]), u32::from_be_bytes([e0, e1, e2, e3])))
+                    }
+                    _ => return Err(Error::Malformed),
+                },
+                _ => {} // Unknown: skipped by length (RFC 9293 §3.2, MUST-6).
+            }
+            area = area.get(len..).unwrap_or(&[]);
+        }
+        Ok(o)
+    }
+
+    /// How many SACK blocks fit next to the other options in 40 bytes (RFC 2018 §3: three
+    /// when timestamps are present); extra blocks are not emitted.
+    fn sack_blocks_emitted(&self) -> usize {
+        if self.sack_blocks.is_empty() {
+            return 0;
+        }
+        let room = MAX_OPTIONS_LEN.saturating_sub(self.len_without_sack() + 4);
+        self.sack_blocks.len().min(room / 8)
+    }
+
+    fn len_without_sack(&self) -> usize {
+        let mut n = 0;
+        if self.mss.is_some() {
+            n += 4;
+        }
+        if self.timestamps.is_some() {
+            n += 12; // NOP NOP TS, or SACK-perm TS
+        } else if self.sack_permitted {
+            n += 4; // NOP NOP SACK-perm
+        }
+        if self.window_scale.is_some() {
+            n += 4; // NOP wscale
+        }
+        n
+    }
+
+    /// Bytes these options take on the wire (always a multiple of 4, at most 40).
+    pub fn wire_len(&self) -> usize {
+        let sack = self.sack_blocks_emitted();
+        let n = self.len_without_sack() + if sack > 0 { 4 + 8 * sack } else { 0 };
+        n.min(MAX_OPTIONS_LEN)
+    }
+
+    /// Write the options in Linux order: MSS; SACK-permitted + timestamps packed as
+    /// `4 2 8 10`, or timestamps as `NOP NOP 8 10`; `NOP` window scale; `NOP NOP` SACK-permitted
+    /// when there are no timestamps; `NOP NOP` SACK blocks. `buf` must hold [`Self::wire_len`]
+    /// bytes; returns the number written.
+    fn emit(&self, buf: &mut [u8]) -> usize {
+        let mut w = Writer { buf, pos: 0 };
+        if let Some(mss) = self.mss {
+            w.put(&[opt::MSS, 4]);
+            w.put(&mss.to_be_bytes());
+        }
+        if let Some((tsval, tsecr)) = self.timestamps {
+            if self.sack_permitted {
+                w.put(&[opt::SACK_PERM, 2, opt::TIMESTAMPS, 10]);
+            } else {
+                w.put(&[opt::NOP, opt::NOP, opt::TIMESTAMPS, 10]);
+            }
+            w.put(&tsval.to_be_bytes());
+            w.put(&tsecr.to_be_bytes());
+        }
+        if let Some(shift) = self.window_scale {
+            w.put(&[opt::NOP, opt::WSCALE, 3, shift.min(MAX_WINDOW_SCALE)]);
+        }
+        if self.sack_permitted && self.timestamps.is_none() {
+            w.put(&[opt::NOP, opt::NOP, opt::SACK_PERM, 2]);
+        }
+        let n = self.sack_blocks_emitted();
+        if n > 0 {
+            // n <= 4, so 2 + 8n <= 34.
+            w.put(&[opt::NOP, opt::NOP, opt::SACK, (2 + 8 * n) as u8]);
+            for &(l, r) in self.sack_blocks.iter().take(n) {
+                w.put(&l.0.to_be_bytes());
+                w.put(&r.0.to_be_bytes());
+            }
+        }
+        w.pos
+    }
+}
+
+/// Sequential writer that stops (instead of panicking) at the end of its buffer.
+struct Writer<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.pos + bytes.len();
+        if let Some(dst) = self.buf.get_mut(self.pos..end) {
+            dst.copy_from_slice(bytes);
+            self.pos = end;
+        }
+    }
+}
+
+/// A read/write view of a TCP segment (header, options and payload).
+///
+/// Construct with [`Packet::new_checked`] for untrusted input; after that every getter is
+/// panic-free. [`Packet::new_unchecked`] is for buffers the caller sized itself.
+#[derive(Debug, Clone)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wrap a buffer without validation. Getters may panic if it is too short.
+    pub const fn new_unchecked(buffer: T) -> Packet<T> {
+        Packet { buffer }
+    }
+
+    /// Wrap a buffer, checking it holds the fixed header and the declared header length
+    /// (data offset between 5 and 15 words, within the buffer).
+    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
+        let p = Packet::new_unchecked(buffer);
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// The checks of [`Packet::new_checked`].
+    pub fn check_len(&self) -> Result<(), Error> {
+        let data = self.buffer.as_ref();
+        let off = *data.get(field::DATA_OFF).ok_or(Error::Truncated)?;
+        if data.len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let hlen = usize::from(off >> 4) * 4;
+        if hlen < HEADER_LEN {
+            return Err(Error::Malformed);
+        }
+        if hlen > data.len() {
+            return Err(Error::Truncated);
+        }
+        Ok(())
+    }
+
+    /// The underlying buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    fn be16(&self, r: core::ops::Range<usize>) -> u16 {
+        let d = self.buffer.as_ref();
+        u16::from_be_bytes([d[r.start], d[r.start + 1]])
+    }
+
+    fn be32(&self, r: core::ops::Range<usize>) -> u32 {
+        let d = self.buffer.as_ref();
+        u32::from_be_bytes([d[r.start], d[r.start + 1], d[r.start + 2], d[r.start + 3]])
+    }
+
+    /// Source port.
+    pub fn src_port(&self) -> u16 {
+        self.be16(field::SRC_PORT)
+    }
+
+    /// Destination port.
+    pub fn dst_port(&self) -> u16 {
+        self.be16(field::DST_PORT)
+    }
+
+    /// Sequence number.
+    pub fn seq_number(&self) -> SeqNum {
+        SeqNum(self.be32(field::SEQ_NUM))
+    }
+
+    /// Acknowledgement number.
+    pub fn ack_number(&self) -> SeqNum {
+        SeqNum(self.be32(field::ACK_NUM))
+    }
+
+    /// Header length in bytes (data offset × 4).
+    pub fn header_len(&self) -> usize {
+        usize::from(self.buffer.as_ref()[field::DATA_OFF] >> 4) * 4
+    }
+
+    /// Control bits.
+    pub fn flags(&self) -> Flags {
+        Flags(self.buffer.as_ref()[field::FLAGS])
+    }
+
+    /// Window field (unscaled).
+    pub fn window_len(&self) -> u16 {
+        self.be16(field::WIN_SIZE)
+    }
+
+    /// Checksum field.
+    pub fn checksum(&self) -> u16 {
+        self.be16(field::CHECKSUM)
+    }
+
+    /// Urgent pointer.
+    pub fn urgent_at(&self) -> u16 {
+        self.be16(field::URGENT)
+    }
+
+    /// The option area.
+    pub fn options(&self) -> &[u8] {
+        let hlen = self.header_len();
+        self.buffer.as_ref().get(HEADER_LEN..hlen).unwrap_or(&[])
+    }
+
+    /// The payload after the header.
+    pub fn payload(&self) -> &[u8] {
+        let hlen = self.header_len();
+        self.buffer.as_ref().get(hlen..).unwrap_or(&[])
+    }
+
+    /// Total segment length (header + payload).
+    pub fn total_len(&self) -> usize {
+        self.buffer.as_ref().len()
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    fn set_be16(&mut self, r: core::ops::Range<usize>, v: u16) {
+        self.buffer.as_mut()[r].copy_from_slice(&v.to_be_bytes());
+    }
+
+    fn set_be32(&mut self, r: core::ops::Range<usize>, v: u32) {
+        self.buffer.as_mut()[r].copy_from_slice(&v.to_be_bytes());
+    }
+
+    /// Set the source port.
+    pub fn set_src_port(&mut self, v: u16) {
+        self.set_be16(field::SRC_PORT, v);
+    }
+
+    /// Set the destination port.
+    pub fn set_dst_port(&mut self, v: u16) {
+        self.set_be16(field::DST_PORT, v);
+    }
+
+    /// Set the sequence number.
+    pub fn set_seq_number(&mut self, v: SeqNum) {
+        self.set_be32(field::SEQ_NUM, v.0);
+    }
+
+    /// Set the acknowledgement number.
+    pub fn set_ack_number(&mut self, v: SeqNum) {
+        self.set_be32(field::ACK_NUM, v.0);
+    }
+
+    /// Set the header length in bytes (rounded down to a multiple of 4, clamped to 20..=60).
+    /// The low nibble of byte 12 (reserved bits) is cleared.
+    pub fn set_header_len(&mut self, len: usize) {
+        let words = (len.clamp(HEADER_LEN, MAX_HEADER_LEN) / 4) as u8;
+        self.buffer.as_mut()[field::DATA_OFF] = words << 4;
+    }
+
+    /// Set the control bits.
+    pub fn set_flags(&mut self, f: Flags) {
+        self.buffer.as_mut()[field::FLAGS] = f.0;
+    }
+
+    /// Set the window field.
+    pub fn set_window_len(&mut self, v: u16) {
+        self.set_be16(field::WIN_SIZE, v);
+    }
+
+    /// Set the checksum field.
+    pub fn set_checksum(&mut self, v: u16) {
+        self.set_be16(field::CHECKSUM, v);
+    }
+
+    /// Set the urgent pointer.
+    pub fn set_urgent_at(&mut self, v: u16) {
+        self.set_be16(field::URGENT, v);
+    }
+
+    /// The option area, mutably.
+    pub fn options_mut(&mut self) -> &mut [u8] {
+        let hlen = self.header_len();
+        self.buffer.as_mut().get_mut(HEADER_LEN..hlen).unwrap_or(&mut [])
+    }
+
+    /// The payload, mutably.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let hlen = self.header_len();
+        self.buffer.as_mut().get_mut(hlen..).unwrap_or(&mut [])
+    }
+}
+
+/// A parsed TCP header (payload not included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpRepr {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Sequence number.
+    pub seq: SeqNum,
+    /// Acknowledgement number (meaningful only with [`Flags::ACK`]).
+    pub ack: SeqNum,
+    /// Control bits.
+    pub flags: Flags,
+    /// Window field, unscaled.
+    pub window: u16,
+    /// Urgent pointer.
+    pub urgent: u16,
+    /// Options.
+    pub options: TcpOptions,
+}
+
+impl TcpRepr {
+    /// Parse the header of a checked packet. Does not verify the checksum (see
+    /// [`verify_checksum`]; the NIC often already has).
+    pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Result<TcpRepr, Error> {
+        p.check_len()?;
+        Ok(TcpRepr {
+            src_port: p.src_port(),
+            dst_port: p.dst_port(),
+            seq: p.seq_number(),
+            ack: p.ack_number(),
+            flags: p.flags(),
+            window: p.window_len(),
+            urgent: p.urgent_at(),
+            options: TcpOptions::parse(p.options())?,
+        })
+    }
+
+    /// Header length with options: 20 + options, a multiple of 4, at most 60.
+    pub fn header_len(&self) -> usize {
+        HEADER_LEN + self.options.wire_len()
+    }
+
+    /// Write the header (checksum field zero) into `buf` and return its length.
+    ///
+    /// SACK blocks that do not fit in the 40-byte option space are left out. If `buf` is
+    /// shorter than [`Self::header_len`], nothing is written and 0 is returned.
+    pub fn emit(&self, buf: &mut [u8]) -> usize {
+        let hlen = self.header_len();
+        let Some(hdr) = buf.get_mut(..hlen) else { return 0 };
+        let mut p = Packet::new_unchecked(hdr);
+        p.set_src_port(self.src_port);
+        p.set_dst_port(self.dst_port);
+        p.set_seq_number(self.seq);
+        p.set_ack_number(self.ack);
+        p.set_header_len(hlen);
+        p.set_flags(self.flags);
+        p.set_window_len(self.window);
+        p.set_checksum(0);
+        p.set_urgent_at(self.urgent);
+        let written = self.options.emit(p.options_mut());
+        debug_assert_eq!(written + HEADER_LEN, hlen);
+        hlen
+    }
+
+    /// Sequence space the segment occupies: payload plus one each for SYN and FIN
+    /// (RFC 9293 §3.4, SEG.LEN).
+    pub fn seg_len(&self, payload_len: usize) -> u32 {
+        let mut n = u32::try_from(payload_len).unwrap_or(u32::MAX);
+        if self.flags.contains(Flags::SYN) {
+            n = n.saturating_add(1);
+        }
+        if self.flags.contains(Flags::FIN) {
+            n = n.saturating_add(1);
+        }
+        n
+    }
+}
+
+fn tcp_len_u16(segment: &[u8]) -> u16 {
+    u16::try_from(segment.len()).unwrap_or(u16::MAX)
+}
+
+/// Compute the full software checksum over pseudo-header and `segment` (header + payload) and
+/// store it in the checksum field (RFC 9293 §3.1). Does nothing if `segment` is shorter than
+/// the fixed header.
+pub fn fill_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+    if segment.len() < HEADER_LEN {
+        return;
+    }
+    let mut p = Packet::new_unchecked(&mut *segment);
+    p.set_checksum(0);
+    let pseudo = checksum::pseudo_header_v4(src, dst, PROTOCOL, tcp_len_u16(segment));
+    let c = !checksum::fold(checksum::sum(segment, pseudo));
+    Packet::new_unchecked(segment).set_checksum(c);
+}
+
+/// Whether the checksum of `segment` (header + payload) is correct.
+pub fn verify_checksum(segment: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    if segment.len() < HEADER_LEN || segment.len() > usize::from(u16::MAX) {
+        return false;
+    }
+    let pseudo = checksum::pseudo_header_v4(src, dst, PROTOCOL, tcp_len_u16(segment));
+    checksum::fold(checksum::sum(segment, pseudo)) == 0xffff
+}
+
+/// The folded, non-complemented pseudo-header sum that TX checksum offload expects in the
+/// checksum field (what DPDK's `rte_ipv4_phdr_cksum` returns).
+pub fn pseudo_header_checksum(src: Ipv4Addr, dst: Ipv4Addr, tcp_len: u16) -> u16 {
+    checksum::fold(checksum::pseudo_header_v4(src, dst, PROTOCOL, tcp_len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
+    const DST: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 2);
+
+    /// A SYN as Linux sends it: MSS 1460, SACK-perm + TS, NOP wscale 7.
+    const LINUX_SYN: [u8; 40] = [
+        0xc0, 0x01, 0x00, 0x50, // ports 49153 -> 80
+        0x00, 0x00, 0x10, 0x00, // seq 4096
+        0x00, 0x00, 0x00, 0x00, // ack 0
+        0xa0, 0x02, 0xfa, 0xf0, // doff 10, SYN, window 64240
+        0x00, 0x00, 0x00, 0x00, // checksum 0, urgent 0
+        0x02, 0x04, 0x05, 0xb4, // MSS 1460
+        0x04, 0x02, 0x08, 0x0a, // SACK-perm, TS
+        0x00, 0x00, 0x00, 0x01, // TSval 1
+        0x00, 0x00, 0x00, 0x00, // TSecr 0
+        0x01, 0x03, 0x03, 0x07, // NOP, wscale 7
+    ];
+
+    fn linux_syn_repr() -> TcpRepr {
+        TcpRepr {
+            src_port: 49153,
+            dst_port: 80,
+            seq: SeqNum(4096),
+            ack: SeqNum(0),
+            flags: Flags::SYN,
+            window: 64240,
+            urgent: 0,
+            options: TcpOptions {
+                mss: Some(1460),
+                window_scale: Some(7),
+                sack_permitted: true,
+                timestamps: Some((1, 0)),
+                sack_blocks: SackBlocks::new(),
+            },
+        }
+    }
+
+    /// A 20-byte header with the given option area appended and data offset set to match.
+    fn with_options(opts: &[u8]) -> Vec<u8> {
+        let mut v = LINUX_SYN[..20].to_vec();
+        v.extend_from_slice(opts);
+        while v.len() & 3 != 0 {
+            v.push(0);
+        }
+        v[12] = ((v.len() / 4) as u8) << 4;
+        v
+    }
+
+    fn parse_opts(opts: &[u8]) -> Result<TcpOptions, Error> {
+        let buf = with_options(opts);
+        let p = Packet::new_checked(&buf[..])?;
+        TcpRepr::parse(&p).map(|r| r.options)
+    }
+
+    #[test]
+    fn parse_linux_syn() {
+        let p = Packet::new_checked(&LINUX_SYN[..]).unwrap();
+        assert_eq!(p.header_len(), 40);
+        assert_eq!(p.src_port(), 49153);
+        assert_eq!(p.dst_port(), 80);
+        assert_eq!(p.seq_number(), SeqNum(4096));
+        assert_eq!(p.flags(), Flags::SYN);
+        assert_eq!(p.window_len(), 64240);
+        assert!(p.payload().is_empty());
+        assert_eq!(TcpRepr::parse(&p).unwrap(), linux_syn_repr());
+    }
+
+    #[test]
+    fn construct_over_junk_matches_linux_layout() {
+        let repr = linux_syn_repr();
+        assert_eq!(repr.header_len(), 40);
+        let mut buf = [0xa5u8; 64];
+        let n = repr.emit(&mut buf);
+        assert_eq!(n, 40);
+        assert_eq!(&buf[..40], &LINUX_SYN[..]);
+        assert!(buf[40..].iter().all(|&b| b == 0xa5), "emit wrote past the header");
+    }
+
+    #[test]
+    fn emit_into_short_buffer_writes_nothing() {
+        let repr = linux_syn_repr();
+        let mut buf = [0u8; 39];
+        assert_eq!(repr.emit(&mut buf), 0);
+        assert!(buf.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn option_layouts_follow_linux_order() {
+        let mut o = TcpOptions { timestamps: Some((7, 9)), ..Default::default() };
+        let mut buf = [0u8; 40];
+        assert_eq!(o.emit(&mut buf), 12);
+        assert_eq!(&buf[..4], &[1, 1, 8, 10]);
+
+        o.timestamps = None;
+        o.sack_permitted = true;
+        o.window_scale = Some(3);
+        assert_eq!(o.wire_len(), 8);
+        assert_eq!(o.emit(&mut buf), 8);
+        assert_eq!(&buf[..8], &[1, 3, 3, 3, 1, 1, 4, 2]);
+
+        let mut blocks = SackBlocks::new();
+        assert!(blocks.push(SeqNum(10), SeqNum(20)));
+        let o = TcpOptions { timestamps: Some((1, 2)), sack_blocks: blocks, ..Default::default() };
+        assert_eq!(o.wire_len(), 24);
+        assert_eq!(o.emit(&mut buf), 24);
+        assert_eq!(&buf[12..24], &[1, 1, 5, 10, 0, 0, 0, 10, 0, 0, 0, 20]);
+    }
+
+    #[test]
+    fn sack_blocks_truncated_to_option_space() {
+        let mut blocks = SackBlocks::new();
+        for i in 0..4 {
+            assert!(blocks.push(SeqNum(i * 100), SeqNum(i * 100 + 50)));
+        }
+        assert!(!blocks.push(SeqNum(1), SeqNum(2)), "a fifth block is refused");
+        assert_eq!(blocks.len(), 4);
+
+        let mut repr = linux_syn_repr();
+        repr.flags = Flags::ACK;
+        repr.options = TcpOptions { sack_blocks: blocks, ..Default::default() };
+        assert_eq!(repr.header_len(), 20 + 4 + 32);
+        repr.options.timestamps = Some((5, 6));
+        // RFC 2018 §3: with timestamps only three blocks fit.
+        assert_eq!(repr.header_len(), 20 + 12 + 4 + 24);
+        let mut buf = [0u8; 60];
+        let n = repr.emit(&mut buf);
+        let parsed = TcpRepr::parse(&Packet::new_checked(&buf[..n]).unwrap()).unwrap();
+        assert_eq!(parsed.options.sack_blocks.as_slice(), &blocks.as_slice()[..3]);
+        assert_eq!(parsed.options.timestamps, Some((5, 6)));
+    }
+
+    #[test]
+    fn new_checked_rejects_short_and_bad_offsets() {
+        assert_eq!(Packet::new_checked(&[][..]).unwrap_err(), Error::Truncated);
+        assert_eq!(Packet::new_checked(&LINUX_SYN[..19]).unwrap_err(), Error::Truncated);
+        // Declares 40 bytes, has 39.
+        assert_eq!(Packet::new_checked(&LINUX_SYN[..39]).unwrap_err(), Error::Truncated);
+        let mut b = LINUX_SYN;
+        b[12] = 4 << 4;
+        assert_eq!(Packet::new_checked(&b[..]).unwrap_err(), Error::Malformed);
+        b[12] = 0;
+        assert_eq!(Packet::new_checked(&b[..]).unwrap_err(), Error::Malformed);
+        b[12] = 15 << 4;
+        assert_eq!(Packet::new_checked(&b[..]).unwrap_err(), Error::Truncated);
+    }
+
+    #[test]
+    fn payload_follows_header() {
+        let mut buf = LINUX_SYN.to_vec();
+        buf.extend_from_slice(b"hello");
+        let p = Packet::new_checked(&buf[..]).unwrap();
+        assert_eq!(p.payload(), b"hello");
+        assert_eq!(p.options().len(), 20);
+    }
+
+    #[test]
+    fn setters_round_trip() {
+        let mut buf = [0u8; 24];
+        let mut p = Packet::new_unchecked(&mut buf[..]);
+        p.set_src_port(1);
+        p.set_dst_port(2);
+        p.set_seq_number(SeqNum(3));
+        p.set_ack_number(SeqNum(4));
+        p.set_header_len(24);
+        p.set_flags(Flags::PSH | Flags::ACK);
+        p.set_window_len(5);
+        p.set_checksum(6);
+        p.set_urgent_at(7);
+        p.options_mut().copy_from_slice(&[1, 1, 1, 0]);
+        let p = Packet::new_checked(&buf[..]).unwrap();
+        assert_eq!(
+            (p.src_port(), p.dst_port(), p.seq_number(), p.ack_number(), p.header_len()),
+            (1, 2, SeqNum(3), SeqNum(4), 24)
+        );
+        assert_eq!((p.flags(), p.window_len(), p.checksum(), p.urgent_at()), (Flags::PSH | Flags::ACK, 5, 6, 7));
+        assert_eq!(p.options(), &[1, 1, 1, 0]);
+    }
+
+    #[test]
+    fn nop_eol_and_unknown_options() {
+        // NOP, unknown kind 30 len 4, MSS, EOL, then garbage that must be ignored.
+        let o = parse_opts(&[1, 30, 4, 0xff, 0xff, 2, 4, 0x05, 0x78, 0, 0xff, 0xff]).unwrap();
+        assert_eq!(o.mss, Some(1400));
+        assert_eq!(o.window_scale, None);
+        // Unknown option with length exactly 2 (no body).
+        assert_eq!(parse_opts(&[99, 2, 3, 3, 9, 0]).unwrap().window_scale, Some(9));
+    }
+
+    #[test]
+    fn window_scale_clamped_to_14() {
+        // RFC 7323 §2.3.
+        assert_eq!(parse_opts(&[3, 3, 15]).unwrap().window_scale, Some(14));
+        assert_eq!(parse_opts(&[3, 3, 255]).unwrap().window_scale, Some(14));
+        assert_eq!(parse_opts(&[3, 3, 14]).unwrap().window_scale, Some(14));
+    }
+
+    #[test]
+    fn sack_blocks_parse() {
+        let o = parse_opts(&[1, 1, 5, 18, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4]).unwrap();
+        assert_eq!(o.sack_blocks.as_slice(), &[(SeqNum(1), SeqNum(2)), (SeqNum(3), SeqNum(4))]);
+        let mut four = vec![5, 34];
+        four.extend((0u8..32).collect::<Vec<_>>());
+        assert_eq!(parse_opts(&four).unwrap().sack_blocks.len(), 4);
+    }
+
+    #[test]
+    fn malformed_options_rejected() {
+        let cases: &[(&str, &[u8])] = &[
+            ("length 0", &[2, 0, 0, 0]),
+            ("length 1", &[30, 1, 0, 0]),
+            ("kind without length byte", &[1, 1, 1, 2]),
+            ("runs past header", &[30, 8, 0, 0]),
+            ("mss length 3", &[2, 3, 0, 0]),
+            ("mss length 5", &[2, 5, 0, 0, 0, 0, 0, 0]),
+            ("wscale length 2", &[3, 2, 0, 0]),
+            ("wscale length 4", &[3, 4, 0, 0]),
+            ("sack-perm length 3", &[4, 3, 0, 0]),
+            ("sack no blocks", &[5, 2, 0, 0]),
+            ("sack length 2+7", &[5, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            ("ts length 8", &[8, 8, 0, 0, 0, 0, 0, 0]),
+            ("ts length 12", &[8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            ("mss past header", &[1, 1, 2, 4]),
+        ];
+        for (name, opts) in cases {
+            assert_eq!(parse_opts(opts), Err(Error::Malformed), "{name}");
+        }
+        let mut five = vec![5, 42];
+        five.extend([0u8; 40]);
+        five.truncate(40);
+        assert_eq!(parse_opts(&five), Err(Error::Malformed), "five SACK blocks (len 42) cannot fit");
+    }
+
+    #[test]
+    fn seg_len_counts_syn_and_fin() {
+        let mut r = linux_syn_repr();
+        assert_eq!(r.seg_len(0), 1);
+        r.flags = Flags::SYN | Flags::FIN;
+        assert_eq!(r.seg_len(10), 12);
+        r.flags = Flags::ACK;
+        assert_eq!(r.seg_len(1460), 1460);
+    }
+
+    #[test]
+    fn flags_ops_and_debug() {
+        let mut f = Flags::SYN | Flags::ACK;
+        assert!(f.contains(Flags::SYN) && f.contains(Flags::ACK) && !f.contains(Flags::FIN));
+        assert_eq!(format!("{f:?}"), "S.");
+        f.remove(Flags::SYN);
+        f.insert(Flags::FIN);
+        assert_eq!(format!("{f:?}"), "F.");
+        assert_eq!(format!("{:?}", Flags::RST), "R");
+        assert_eq!(format!("{:?}", Flags::NONE), "none");
+        assert_eq!(format!("{}", Flags(0xff)), "FSRP.UEW");
+        assert!((Flags::PSH & Flags::ACK).is_empty());
+    }
+
+    #[test]
+    fn checksum_fill_and_verify() {
+        let mut seg = LINUX_SYN.to_vec();
+        seg.extend_from_slice(b"odd");
+        fill_checksum(&mut seg, SRC, DST);
+        assert_ne!(Packet::new_unchecked(&seg[..]).checksum(), 0);
+        assert!(verify_checksum(&seg, SRC, DST));
+        assert!(!verify_checksum(&seg, SRC, Ipv4Addr::new(192, 168, 1, 3)));
+        seg[25] ^= 0x10;
+        assert!(!verify_checksum(&seg, SRC, DST));
+        assert!(!verify_checksum(&seg[..10], SRC, DST));
+    }
+
+    #[test]
+    fn checksum_matches_reference() {
+        // Independent RFC 1071 computation over pseudo-header + segment.
+        let mut seg = LINUX_SYN.to_vec();
+        seg.extend_from_slice(b"payload!!");
+        fill_checksum(&mut seg, SRC, DST);
+        let mut pseudo = Vec::new();
+        pseudo.extend_from_slice(&SRC.octets());
+        pseudo.extend_from_slice(&DST.octets());
+        pseudo.extend_from_slice(&[0, PROTOCOL]);
+        pseudo.extend_from_slice(&(seg.len() as u16).to_be_bytes());
+        let mut all = pseudo.clone();
+        all.extend_from_slice(&seg);
+        if all.len() % 2 == 1 {
+            all.push(0);
+        }
+        let mut s: u32 = all.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        assert_eq!(s, 0xffff, "sum over a correctly checksummed segment is all ones");
+
+        // Offload value: folded pseudo sum, not complemented.
+        let mut ps: u32 = pseudo.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+        while ps > 0xffff {
+            ps = (ps & 0xffff) + (ps >> 16);
+        }
+        assert_eq!(u32::from(pseudo_header_checksum(SRC, DST, seg.len() as u16)), ps);
+    }
+
+    fn arb_options() -> impl Strategy<Value = TcpOptions> {
+        (
+            proptest::option::of(any::<u16>()),
+            proptest::option::of(0u8..=14),
+            any::<bool>(),
+            proptest::option::of(any::<(u32, u32)>()),
+            proptest::collection::vec(any::<(u32, u32)>(), 0..=4),
+        )
+            .prop_map(|(mss, ws, sp, ts, blocks)| {
+                let mut sack_blocks = SackBlocks::new();
+                for (l, r) in blocks {
+                    sack_blocks.push(SeqNum(l), SeqNum(r));
+                }
+                TcpOptions { mss, window_scale: ws, sack_permitted: sp, timestamps: ts, sack_blocks }
+            })
+    }
+
+    fn arb_repr() -> impl Strategy<Value = TcpRepr> {
+        (any::<(u16, u16, u32, u32, u8, u16, u16)>(), arb_options()).prop_map(
+            |((src_port, dst_port, seq, ack, flags, window, urgent), options)| TcpRepr {
+                src_port,
+                dst_port,
+                seq: SeqNum(seq),
+                ack: SeqNum(ack),
+                flags: Flags(flags),
+                window,
+                urgent,
+                options,
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn parse_arbitrary_bytes_never_panics(data in proptest::collection::vec(any::<u8>(), 0..80)) {
+            if let Ok(p) = Packet::new_checked(&data[..]) {
+                prop_assert!(p.header_len() >= HEADER_LEN && p.header_len() <= data.len());
+                let _ = p.payload();
+                if let Ok(r) = TcpRepr::parse(&p) {
+                    prop_assert!(r.header_len() <= MAX_HEADER_LEN);
+                    let mut out = [0u8; MAX_HEADER_LEN];
+                    let n = r.emit(&mut out);
+                    prop_assert_eq!(n, r.header_len());
+                }
+            }
+        }
+
+        #[test]
+        fn parse_arbitrary_options_never_panics(opts in proptest::collection::vec(any::<u8>(), 0..=40)) {
+            let _ = parse_opts(&opts);
+        }
+
+        #[test]
+        fn emit_parse_identity(repr in arb_repr(), payload in proptest::collection::vec(any::<u8>(), 0..16)) {
+            let mut expected = repr;
+            expected.options.sack_blocks.truncate(repr.options.sack_blocks_emitted());
+            let hlen = repr.header_len();
+            prop_assert!(hlen % 4 == 0 && hlen <= MAX_HEADER_LEN);
+            let mut buf = vec![0x5a; hlen + payload.len()];
+            prop_assert_eq!(repr.emit(&mut buf), hlen);
+            buf[hlen..].copy_from_slice(&payload);
+            fill_checksum(&mut buf, SRC, DST);
+            prop_assert!(verify_checksum(&buf, SRC, DST));
+            let p = Packet::new_checked(&buf[..]).unwrap();
+            prop_assert_eq!(p.payload(), &payload[..]);
+            prop_assert_eq!(TcpRepr::parse(&p).unwrap(), expected);
+            // Alone, all four SACK blocks fit.
+            if repr.options.len_without_sack() == 0 {
+                prop_assert_eq!(expected.options.sack_blocks, repr.options.sack_blocks);
+            }
+        }
+    }
+}
