@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Every test: lints (clippy denies undocumented unsafe), unit + property + end-to-end
 # tests (real DPDK ports, kernel peers in namespaces), a short fuzz run.
-# Root-only tests must not be skipped here: STRAIT_REQUIRE_ROOT_TESTS makes a skip fail.
+# Root-only tests must not be skipped here: REQUIRE_ROOT_TESTS makes a skip fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export STRAIT_REQUIRE_ROOT_TESTS=1
+export REQUIRE_ROOT_TESTS=1
 export CARGO_TERM_COLOR=never
 
 if [[ $(id -u) != 0 ]]; then

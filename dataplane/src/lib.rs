@@ -4,11 +4,13 @@
 //! * [`net`]: the sans-IO link and network layer (ARP neighbour cache, ICMP echo, frame
 //!   validation with drop counters).
 //! * [`tcp`]: the sans-IO TCP engine.
+//! * [`offload`]: software GSO, a reference TSO model and hardware-offload preparation.
 //! * [`dpdk`] (feature `dpdk`): the safe adapter over DPDK — the only module with `unsafe`.
 //! * [`lcore`] (feature `dpdk`): the per-lcore loop that joins ports and stacks.
 #![deny(unsafe_code)]
 
 pub mod net;
+pub mod offload;
 pub mod tcp;
 pub mod time;
 pub mod wire;
@@ -16,3 +18,6 @@ pub mod wire;
 #[cfg(feature = "dpdk")]
 #[allow(unsafe_code)]
 pub mod dpdk;
+
+#[cfg(feature = "dpdk")]
+pub mod lcore;

@@ -8,7 +8,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use dataplane::tcp::seq::SeqNum;
-use dataplane::tcp::{Engine, HeapPayload, TcpConfig, WriteFlags};
+use dataplane::tcp::{Engine, HeapPayload, Payload, TcpConfig, WriteFlags};
 use dataplane::time::{Duration, Instant};
 use dataplane::wire::tcp::{Flags, TcpOptions, TcpRepr};
 use libfuzzer_sys::fuzz_target;
@@ -128,10 +128,10 @@ fuzz_target!(|data: &[u8]| {
         }
         engine.poll_transmit(now, &mut |_src, _dst, seg| {
             let entry = (seg.repr.src_port, seg.repr.dst_port, seg.repr.seq + seg.repr.seg_len(seg.payload.len()), seg.repr.ack);
-            match last_sent.iter_mut().find(|e| e.0 == entry.0 && e.1 == entry.1) {
-                Some(e) => *e = entry,
-                None if last_sent.len() < 16 => last_sent.push(entry),
-                None => {}
+            if let Some(e) = last_sent.iter_mut().find(|e| e.0 == entry.0 && e.1 == entry.1) {
+                *e = entry;
+            } else if last_sent.len() < 16 {
+                last_sent.push(entry);
             }
         });
     }

@@ -1,1 +1,10 @@
-fn main() {}
+//! The `strait` binary: see [`cli`] for the commands and `run` for the data plane.
+
+#![deny(unsafe_code)]
+
+mod cli;
+mod run;
+
+fn main() -> std::process::ExitCode {
+    cli::main(run::run)
+}

@@ -1,1 +1,16 @@
-//! The sans-IO link and network layer.
+//! The sans-IO link and network layer of one port.
+//!
+//! * [`interface`]: frame validation with per-reason drop counters, ARP replies, ICMP echo,
+//!   hand-off of TCP segments, framing of outgoing IPv4 packets.
+//! * [`neighbor`]: the bounded ARP neighbour cache with retries, expiry and packet queues.
+//! * [`counters`]: the counters and the [`DropReason`] enum.
+//!
+//! Nothing here reads a clock or touches DPDK: the caller passes `now` and moves frames.
+
+pub mod counters;
+pub mod interface;
+pub mod neighbor;
+
+pub use counters::{DropReason, NetCounters};
+pub use interface::{Input, Interface, InterfaceConfig, LinkResult, RxChecksum};
+pub use neighbor::{NeighborCache, NeighborConfig};

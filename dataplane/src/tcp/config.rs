@@ -64,6 +64,24 @@ pub struct TcpConfig {
     pub max_pending_connect_bytes: u32,
     /// Chain segments per queued segment before a new one is started (send-path §1).
     pub max_chain_segments: usize,
+    /// The port can segment (hardware TSO or software GSO): `size_goal` becomes a whole
+    /// multiple of the MSS up to `gso_max_size` and segments leave as super-segments
+    /// (send-path §1, §3 step 3).
+    pub tso: bool,
+    /// Largest super-segment handed to the port, as an IPv4 packet (Linux `gso_max_size`).
+    pub gso_max_size: u32,
+    /// Clamp of the MSS we announce and send with (iptables `TCPMSS --set-mss`, `TCP_MAXSEG`).
+    pub mss_clamp: Option<u16>,
+    /// Packetization-layer path-MTU discovery (RFC 4821 / RFC 8899, Linux `tcp_mtu_probing`):
+    /// start at `base_mss` and probe upwards.
+    pub mtu_probing: bool,
+    /// MSS PLPMTUD starts from (Linux `tcp_base_mss`).
+    pub base_mss: u16,
+    /// Re-probe a settled path MTU after this long (Linux `tcp_probe_interval`).
+    pub mtu_probe_interval: Duration,
+    /// Upper bound of the send buffer when it is auto-tuned from the congestion window
+    /// (Linux `tcp_wmem[2]`); `None` keeps `sndbuf` fixed (`SO_SNDBUF` lock).
+    pub sndbuf_max: Option<u32>,
     /// Initial congestion window in segments (RFC 6928: 10).
     pub initial_cwnd_segments: u32,
     /// Challenge ACKs per second for the whole engine (RFC 5961 §7; Linux
@@ -105,6 +123,13 @@ impl Default for TcpConfig {
             ofo_max_segments: 256,
             max_pending_connect_bytes: 64 * 1024,
             max_chain_segments: 17,
+            tso: false,
+            gso_max_size: 65536,
+            mss_clamp: None,
+            mtu_probing: false,
+            base_mss: 1024,
+            mtu_probe_interval: Duration::from_secs(600),
+            sndbuf_max: None,
             initial_cwnd_segments: 10,
             challenge_ack_limit: 1000,
             syn_backlog: 1024,
@@ -130,9 +155,14 @@ impl TcpConfig {
         shift
     }
 
-    /// The MSS we announce, never below the IPv4 minimum of 536 (RFC 9293 §3.7.1) nor 0.
+    /// The MSS we announce, never below the IPv4 minimum of 536 (RFC 9293 §3.7.1) nor 0,
+    /// and never above `mss_clamp`.
     pub fn effective_mss(&self) -> u16 {
-        self.mss.max(536)
+        let mss = self.mss.max(536);
+        match self.mss_clamp {
+            Some(c) => mss.min(c.max(88)),
+            None => mss,
+        }
     }
 }
 

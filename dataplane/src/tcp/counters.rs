@@ -93,6 +93,18 @@ counters! {
     time_wait_recycled => "TCPTimeWaitRecycled",
     /// Writes refused because the send buffer was full.
     sndbuf_full => "TCPSndBufFull",
+    /// ICMP errors quoting a sequence number outside the send window (RFC 5927 §4.1).
+    out_of_window_icmps => "OutOfWindowIcmps",
+    /// ICMP "fragmentation needed" messages with a next-hop MTU below 68.
+    icmp_bad_mtu => "TCPICMPBadMTU",
+    /// Path-MTU reductions applied from ICMP (RFC 1191).
+    pmtu_reductions => "TCPPMTUReductions",
+    /// PLPMTUD probes sent (RFC 4821).
+    mtu_probes => "TCPMTUPProbes",
+    /// PLPMTUD probes acknowledged.
+    mtu_probe_successes => "TCPMTUPSuccess",
+    /// PLPMTUD probes lost.
+    mtu_probe_failures => "TCPMTUPFail",
 }
 
 #[cfg(test)]

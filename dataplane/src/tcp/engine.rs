@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::config::TcpConfig;
-use super::connection::{ConnInfo, Connection, Event, Segment, State, WriteError, WriteFlags};
+use super::connection::{ConnInfo, Connection, Event, PmtuError, Segment, State, WriteError, WriteFlags};
 use super::counters::Counters;
 use super::isn::IsnGenerator;
 use super::listener::Listener;
@@ -309,7 +309,7 @@ impl<P: Payload> Engine<P> {
                         options,
                     };
                     self.shared.counters.out_segs += 1;
-                    self.outbox.push_back((*tuple.local.ip(), *tuple.remote.ip(), Segment { repr, payload: P::empty() }));
+                    self.outbox.push_back((*tuple.local.ip(), *tuple.remote.ip(), Segment { repr, payload: P::empty(), mss: 0 }));
                 }
             }
             TimeWaitAction::Reuse { isn } => {
@@ -347,7 +347,7 @@ impl<P: Payload> Engine<P> {
         };
         self.shared.counters.out_rsts += 1;
         self.shared.counters.out_segs += 1;
-        self.outbox.push_back((*tuple.local.ip(), *tuple.remote.ip(), Segment { repr: rst, payload: P::empty() }));
+        self.outbox.push_back((*tuple.local.ip(), *tuple.remote.ip(), Segment { repr: rst, payload: P::empty(), mss: 0 }));
     }
 
     // ----- listeners -----
@@ -479,6 +479,40 @@ impl<P: Payload> Engine<P> {
         let r = e.conn.read(max);
         self.after_op(id, now);
         Ok(r)
+    }
+
+    /// See [`Connection::set_cork`].
+    pub fn set_cork(&mut self, id: ConnId, cork: bool, now: Instant) -> Result<(), StackError> {
+        self.entry_mut(id).ok_or(StackError::InvalidConn)?.conn.set_cork(cork);
+        self.after_op(id, now);
+        Ok(())
+    }
+
+    /// See [`Connection::set_nodelay`].
+    pub fn set_nodelay(&mut self, id: ConnId, nodelay: bool, now: Instant) -> Result<(), StackError> {
+        self.entry_mut(id).ok_or(StackError::InvalidConn)?.conn.set_nodelay(nodelay);
+        self.after_op(id, now);
+        Ok(())
+    }
+
+    /// ICMP "fragmentation needed" (type 3 code 4) quoting a segment we sent from `local`
+    /// to `remote` with sequence number `seq` (RFC 1191; validated per RFC 5927 §4.1). See
+    /// [`Connection::handle_icmp_frag_needed`]. Returns the new path MTU.
+    pub fn handle_icmp_frag_needed(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seq: SeqNum,
+        next_hop_mtu: u16,
+        now: Instant,
+    ) -> Result<u32, PmtuError> {
+        let Some(&id) = self.table.get(&FourTuple { local, remote }) else {
+            return Err(PmtuError::UnknownConnection);
+        };
+        let (e, shared) = self.split(id).ok_or(PmtuError::UnknownConnection)?;
+        let r = e.conn.handle_icmp_frag_needed(shared, seq, next_hop_mtu);
+        self.after_op(id, now);
+        r
     }
 
     /// See [`Connection::send_space`].

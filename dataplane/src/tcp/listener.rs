@@ -111,7 +111,7 @@ impl<P: Payload> Engine<P> {
         };
         self.shared.counters.syncookies_sent += 1;
         self.shared.counters.out_segs += 1;
-        self.outbox.push_back((*tuple.local.ip(), *tuple.remote.ip(), Segment { repr, payload: P::empty() }));
+        self.outbox.push_back((*tuple.local.ip(), *tuple.remote.ip(), Segment { repr, payload: P::empty(), mss: 0 }));
     }
 
     /// An ACK to a listener: the third packet of a cookie handshake, or junk (RST).

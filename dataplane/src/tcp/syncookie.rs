@@ -181,8 +181,8 @@ pub fn decode_ts_options(tsecr: u32) -> (Option<u8>, bool) {
 mod tests {
     use super::*;
     use crate::time::Duration;
-    use std::net::Ipv4Addr;
     use proptest::prelude::*;
+    use std::net::Ipv4Addr;
 
     const L: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 443);
     const R: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 7), 51000);

@@ -489,9 +489,9 @@ mod tests {
 
     fn delay() -> impl Strategy<Value = u64> {
         prop_oneof![
-            0u64..20_000_000,                   // within 20 ms
-            0u64..10_000_000_000,               // within 10 s
-            0u64..6 * 3600 * 1_000_000_000,     // within 6 h (overflow)
+            0u64..20_000_000,               // within 20 ms
+            0u64..10_000_000_000,           // within 10 s
+            0u64..6 * 3600 * 1_000_000_000, // within 6 h (overflow)
         ]
     }
 

@@ -1,5 +1,9 @@
 //! Zero-copy wire views and emitters, smoltcp style: `Packet<T: AsRef<[u8]>>` with checked
 //! constructors for untrusted input, plus a `Repr` that parses and emits.
+//!
+//! `new_checked` never panics, whatever the input; getters on a checked view are then
+//! in bounds. Emitters check the buffer length and return [`Error::Truncated`] rather than
+//! panic when it is too short.
 
 pub mod arp;
 pub mod checksum;
@@ -7,3 +11,33 @@ pub mod ethernet;
 pub mod icmpv4;
 pub mod ipv4;
 pub mod tcp;
+
+/// Why an Ethernet or ARP buffer was rejected. IPv4, ICMPv4 and TCP have their own
+/// finer-grained enums ([`ipv4::Error`], [`icmpv4::Error`], [`tcp::Error`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The buffer is shorter than the header (or than what the header declares).
+    #[error("truncated packet")]
+    Truncated,
+    /// A field is inconsistent with the format.
+    #[error("malformed packet")]
+    Malformed,
+    /// The checksum does not verify.
+    #[error("bad checksum")]
+    BadChecksum,
+    /// Well-formed but not something we handle (non-Ethernet/IPv4 ARP, unknown operation...).
+    #[error("unsupported packet")]
+    Unsupported,
+}
+
+/// Reads a big-endian u16 at `at` (callers guarantee `at + 2 <= buf.len()`).
+#[inline]
+pub(crate) fn get_u16(buf: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([buf[at], buf[at + 1]])
+}
+
+/// Writes a big-endian u16 at `at` (callers guarantee `at + 2 <= buf.len()`).
+#[inline]
+pub(crate) fn put_u16(buf: &mut [u8], at: usize, v: u16) {
+    buf[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}

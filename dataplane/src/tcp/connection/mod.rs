@@ -8,15 +8,18 @@
 //! in; nothing here reads a clock or does I/O.
 //!
 //! Files: [`state`] (RFC 9293 states), `input` (segment arrival: `tcp_rcv_state_process`),
-//! `send` (send queue, `tcp_ack`, `tcp_write_xmit`), `recv` (receive queue, reassembly,
-//! window selection), `output` (header and option construction), [`timers`].
+//! `send` (send queue, `tcp_sendmsg`, `tcp_ack`, retransmission), `xmit` (`tcp_write_xmit`
+//! and its gates), `pmtu` (RFC 1191 path MTU, RFC 4821 probing), `recv` (receive queue,
+//! reassembly, window selection), `output` (header and option construction), [`timers`].
 
 mod input;
 mod output;
+mod pmtu;
 mod recv;
 mod send;
 pub mod state;
 pub mod timers;
+mod xmit;
 
 #[cfg(test)]
 mod tests;
@@ -24,6 +27,8 @@ mod tests;
 use std::collections::VecDeque;
 use std::net::SocketAddrV4;
 
+pub use self::pmtu::PmtuError;
+use self::pmtu::PathMtu;
 use self::recv::RecvState;
 use self::send::SendState;
 pub use self::state::State;
@@ -38,12 +43,34 @@ use crate::wire::tcp::TcpRepr;
 
 /// A segment to transmit: the header to emit and the payload (a reference into the send
 /// queue, so the original stays queued for retransmission).
+///
+/// With segmentation offload (`TcpConfig::tso`) one `Segment` may be a super-segment of
+/// several MSS: `mss` is then the segmentation size the port adapter hands to hardware TSO
+/// (`tso_segsz`) or to software GSO ([`crate::offload::gso_segment`]), which cut it into
+/// `ceil(payload / mss)` frames (send-path §4).
 #[derive(Debug, Clone)]
 pub struct Segment<P> {
     /// TCP header fields and options; the checksum is filled when the segment is emitted.
     pub repr: TcpRepr,
     /// Segment text.
     pub payload: P,
+    /// Segmentation size; 0 when the segment goes out as one frame.
+    pub mss: u16,
+}
+
+impl<P: Payload> Segment<P> {
+    /// A segment that goes out as a single frame.
+    pub fn single(repr: TcpRepr, payload: P) -> Self {
+        Segment { repr, payload, mss: 0 }
+    }
+
+    /// Frames this segment becomes on the wire (`tso_segs`).
+    pub fn frame_count(&self) -> usize {
+        match self.mss {
+            0 => 1,
+            m => self.payload.len().div_ceil(usize::from(m)).max(1),
+        }
+    }
 }
 
 /// Why a connection reached CLOSED.
@@ -119,8 +146,15 @@ pub struct ConnInfo {
     pub cwnd: u32,
     /// Slow-start threshold in bytes.
     pub ssthresh: u32,
-    /// Sending MSS.
+    /// Sending MSS as negotiated (the peer's MSS option bounded by ours).
     pub snd_mss: u32,
+    /// Payload bytes per segment now (`mss_now`): `snd_mss` bounded by the path MTU, less
+    /// the TCP options every segment carries (RFC 6691), bounded to half the peer's window.
+    pub mss_now: u32,
+    /// Path MTU in use (RFC 1191 / RFC 4821).
+    pub path_mtu: u32,
+    /// Segments in flight by the kernel's count (`tcp_packets_in_flight`).
+    pub packets_in_flight: u32,
     /// Oldest unacknowledged sequence number.
     pub snd_una: SeqNum,
     /// Next new sequence number to send.
@@ -218,6 +252,7 @@ pub struct Connection<P: Payload> {
     ts_ok: bool,
     snd: SendState<P>,
     rcv: RecvState<P>,
+    pmtu: PathMtu,
     rtt: RttEstimator,
     timers: Timers,
     cc: Box<dyn CongestionControl>,
@@ -251,7 +286,8 @@ impl<P: Payload> Connection<P> {
             wscale_ok: cfg.window_scaling,
             sack_ok: cfg.sack,
             ts_ok: cfg.timestamps,
-            snd: SendState::new(iss, now),
+            snd: SendState::new(iss, cfg.nodelay, now),
+            pmtu: PathMtu::new(cfg, now),
             rcv: RecvState::new(mss, cfg.initial_quickacks, now),
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
             timers: Timers::default(),
@@ -399,9 +435,9 @@ impl<P: Payload> Connection<P> {
     pub fn write(&mut self, shared: &mut Shared, data: P, flags: WriteFlags) -> Result<usize, WriteError> {
         let limit = match self.state {
             State::SynSent | State::SynReceived if !self.snd.fin_queued => {
-                self.cfg.max_pending_connect_bytes.min(self.cfg.sndbuf)
+                self.cfg.max_pending_connect_bytes.min(self.sndbuf())
             }
-            s if s.can_send() && !self.snd.fin_queued => self.cfg.sndbuf,
+            s if s.can_send() && !self.snd.fin_queued => self.sndbuf(),
             _ => return Err(WriteError::Closed),
         };
         let size_goal = self.size_goal();
@@ -418,11 +454,28 @@ impl<P: Payload> Connection<P> {
     /// Bytes that [`write`](Self::write) would accept now.
     pub fn send_space(&self) -> usize {
         let limit = if self.state.is_synchronized() {
-            self.cfg.sndbuf
+            self.sndbuf()
         } else {
-            self.cfg.max_pending_connect_bytes.min(self.cfg.sndbuf)
+            self.cfg.max_pending_connect_bytes.min(self.sndbuf())
         };
         usize::try_from(limit.saturating_sub(self.snd.queued_bytes)).unwrap_or(0)
+    }
+
+    /// `TCP_CORK`: while corked, sub-MSS segments are held (send-path §2); uncorking pushes
+    /// what is pending at once (`tcp_push_pending_frames` with `TCP_NAGLE_PUSH`).
+    pub fn set_cork(&mut self, cork: bool) {
+        if self.snd.cork && !cork {
+            self.snd.push_pending();
+        }
+        self.snd.cork = cork;
+    }
+
+    /// `TCP_NODELAY`: disables Nagle's algorithm; turning it on pushes what is pending.
+    pub fn set_nodelay(&mut self, nodelay: bool) {
+        if nodelay && !self.snd.nodelay {
+            self.snd.push_pending();
+        }
+        self.snd.nodelay = nodelay;
     }
 
     /// Takes up to `max` bytes of in-order data (zero copy). `None` when nothing is queued.
@@ -510,6 +563,9 @@ impl<P: Payload> Connection<P> {
             cwnd: self.cc.cwnd(),
             ssthresh: self.cc.ssthresh(),
             snd_mss: self.snd_mss,
+            mss_now: self.effective_mss(),
+            path_mtu: self.pmtu.mtu,
+            packets_in_flight: self.in_flight(self.effective_mss()),
             snd_una: self.snd.una,
             snd_nxt: self.snd.nxt,
             snd_wnd: self.snd.wnd,
@@ -543,16 +599,43 @@ impl<P: Payload> Connection<P> {
 
     // ----- internal helpers shared by the submodules -----
 
-    /// `size_goal` (send-path §1): the MSS; a whole multiple of it once TSO/GSO lands.
+    /// `size_goal` (send-path §1, Linux `tcp_xmit_size_goal`): the MSS, or with
+    /// segmentation offload the largest whole multiple of it that fits a `gso_max_size`
+    /// IPv4 packet with maximal headers and half the largest window the peer offered.
     fn size_goal(&self) -> u32 {
-        self.effective_mss()
+        let mss = self.effective_mss();
+        if !self.cfg.tso {
+            return mss;
+        }
+        // IPv4 total length is a u16; leave room for the IPv4 header and the largest TCP
+        // header.
+        let mut goal = self.cfg.gso_max_size.min(65535).saturating_sub(20 + 60);
+        // `tcp_bound_to_half_wnd`.
+        if self.snd.max_window > 536 {
+            goal = goal.min(self.snd.max_window / 2);
+        }
+        (goal / mss * mss).max(mss)
     }
 
-    /// The MSS actually used: bounded to half the largest window the peer offered so that
+    /// `mss_now` (Linux `tcp_current_mss`): the negotiated MSS bounded by the path MTU, less
+    /// the options every segment carries (RFC 6691 §2, RFC 9293 §3.7.1: the MSS option
+    /// counts no TCP options), bounded to half the largest window the peer offered so that
     /// small windows still move data (Linux `tcp_bound_to_half_wnd`).
     fn effective_mss(&self) -> u32 {
+        let opts = if self.ts_ok { 12 } else { 0 };
+        let mss = self.snd_mss.min(self.pmtu.mss()).saturating_sub(opts).max(pmtu::MIN_SND_MSS);
         let half = self.snd.max_window / 2;
-        if half >= 64 { self.snd_mss.min(half) } else { self.snd_mss }
+        if half >= 64 { mss.min(half) } else { mss }
+    }
+
+    /// The send-buffer limit (`sk_sndbuf`): `sndbuf`, auto-tuned up to `sndbuf_max` as the
+    /// congestion window grows (Linux `tcp_sndbuf_expand`: room for twice the window, since
+    /// data stays charged until acknowledged).
+    fn sndbuf(&self) -> u32 {
+        match self.cfg.sndbuf_max {
+            Some(max) => self.cc.cwnd().saturating_mul(2).clamp(self.cfg.sndbuf, max.max(self.cfg.sndbuf)),
+            None => self.cfg.sndbuf,
+        }
     }
 
     fn set_state(&mut self, shared: &mut Shared, new: State) {

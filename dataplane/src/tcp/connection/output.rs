@@ -92,7 +92,7 @@ impl<P: Payload> Connection<P> {
         shared.counters.out_rsts += 1;
         shared.counters.out_segs += 1;
         self.stats.segs_out += 1;
-        out(Segment { repr, payload: P::empty() });
+        out(Segment::single(repr, P::empty()));
     }
 
     /// Builds and emits one segment; any segment with ACK satisfies a pending ACK.
@@ -106,6 +106,24 @@ impl<P: Payload> Connection<P> {
         flags: Flags,
         payload: P,
         retransmit: bool,
+    ) {
+        self.emit_segment(shared, now, out, seq, flags, payload, retransmit, 0);
+    }
+
+    /// [`emit`](Self::emit) for a segment that may be a super-segment: `gso_mss` is the
+    /// segmentation size (0: one frame). Counters count frames, as Linux counts
+    /// `tcp_skb_pcount`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn emit_segment(
+        &mut self,
+        shared: &mut Shared,
+        now: Instant,
+        out: &mut impl FnMut(Segment<P>),
+        seq: SeqNum,
+        flags: Flags,
+        payload: P,
+        retransmit: bool,
+        gso_mss: u16,
     ) {
         let syn = flags.contains(Flags::SYN);
         let has_ack = flags.contains(Flags::ACK);
@@ -150,14 +168,16 @@ impl<P: Payload> Connection<P> {
             self.pending.ack = false;
             self.timers.delack = None;
         }
+        let seg = Segment { repr, payload, mss: gso_mss };
+        let frames = u64::try_from(seg.frame_count()).unwrap_or(1);
         if retransmit {
-            shared.counters.retrans_segs += 1;
-            self.stats.retrans += 1;
+            shared.counters.retrans_segs += frames;
+            self.stats.retrans += frames;
         } else {
-            shared.counters.out_segs += 1;
+            shared.counters.out_segs += frames;
         }
-        self.stats.segs_out += 1;
-        out(Segment { repr, payload });
+        self.stats.segs_out += frames;
+        out(seg);
     }
 }
 

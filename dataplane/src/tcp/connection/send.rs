@@ -1,7 +1,16 @@
-//! The send side: the send queue (`tcp_sendmsg`), acknowledgement processing (`tcp_ack`,
-//! `tcp_clean_rtx_queue`), retransmission (RFC 6298 timeouts, RFC 5681 / RFC 6582 fast
-//! retransmit and NewReno recovery) and the transmit loop with the gates of send-path §3
-//! (`tcp_write_xmit`).
+//! The send side: the send queue (`tcp_sendmsg`, send-path §1 and §2), acknowledgement
+//! processing (`tcp_ack`, `tcp_clean_rtx_queue`) and retransmission (RFC 6298 timeouts,
+//! RFC 5681 / RFC 6582 fast retransmit and NewReno recovery). The transmit loop with the
+//! gates of send-path §3 (`tcp_write_xmit`) is in `xmit`.
+//!
+//! Packet accounting follows Linux: every transmitted queue entry remembers how many
+//! MSS-sized frames it went out as (`tcp_skb_pcount`), `packets_out` sums them, and
+//! `in_flight = packets_out - (sacked_out + lost_out) + retrans_out`
+//! (`tcp_packets_in_flight`). This engine recovers NewReno-style, so `sacked_out` is the
+//! Reno count of duplicate ACKs (the window inflation of RFC 5681 §3.2 in segments),
+//! `lost_out` counts what an RTO marked lost (`tcp_enter_loss`), and `retrans_out` the
+//! go-back-N retransmissions since; a fast retransmission marks one segment lost and
+//! retransmits it, which cancels out.
 
 use std::collections::VecDeque;
 
@@ -14,13 +23,35 @@ use crate::wire::tcp::{Flags, TcpRepr};
 
 /// One queued segment (kernel: an skb on the write queue). Entries are contiguous in
 /// sequence space and cover `[snd_una, write_seq)` (the first may start before `snd_una`
-/// only until it is trimmed by the ACK that covers it).
+/// only until it is trimmed by the ACK that covers it). Unsent entries start at or after
+/// `snd_nxt`: transmission always takes whole entries, cutting them first
+/// ([`SendState::fragment`], kernel `tso_fragment`).
 #[derive(Debug, Clone)]
 pub(crate) struct QueuedSegment<P> {
     pub seq: SeqNum,
     pub data: P,
     /// PSH goes out on the transmission that ends at this entry's end.
     pub psh: bool,
+    /// Frames it was sent as (`tcp_skb_pcount`); 0 while unsent.
+    pub pcount: u32,
+    /// The MSS it was sent with (to recount `pcount` when its head is acknowledged).
+    pub seg_size: u32,
+    /// When it was (last) sent for the first time.
+    pub sent_at: Instant,
+}
+
+impl<P: Payload> QueuedSegment<P> {
+    pub fn len(&self) -> u32 {
+        len32(&self.data)
+    }
+
+    pub fn end(&self) -> SeqNum {
+        self.seq.wrapping_add(self.len())
+    }
+
+    pub fn is_sent(&self) -> bool {
+        self.pcount > 0
+    }
 }
 
 /// Send sequence variables (RFC 9293 §3.3.1) and the send queue.
@@ -44,14 +75,29 @@ pub(crate) struct SendState<P> {
     /// Bytes queued and not yet acknowledged (`sk_wmem_queued`).
     pub queued_bytes: u32,
     pub fin_queued: bool,
-    /// The last write had `MSG_MORE` (`TCP_NAGLE_CORK`).
+    /// The last write had `MSG_MORE` (`TCP_NAGLE_CORK` for that write).
     pub corked: bool,
-    /// Send everything pending regardless of Nagle on the next transmit (`TCP_NAGLE_PUSH`).
-    pub force_push: bool,
+    /// `TCP_CORK` is set.
+    pub cork: bool,
+    /// `TCP_NODELAY` is set (`TCP_NAGLE_OFF`).
+    pub nodelay: bool,
+    /// Send what was queued up to here regardless of Nagle and cork on the next transmit
+    /// (`__tcp_push_pending_frames` with `TCP_NAGLE_PUSH`, which in the kernel happens at
+    /// once and so covers only the data queued by then).
+    pub force_push: Option<SeqNum>,
+    /// The head of the unsent queue became full during a write: send it at once, without
+    /// TSO deferral (`tcp_push_one`).
+    pub push_one: bool,
     /// End of the last small segment sent (Minshall's Nagle variant, `snd_sml`).
     pub sml: SeqNum,
     /// `write_seq` at the last PSH mark (`pushed_seq`, for `forced_push`).
     pub pushed_seq: SeqNum,
+    /// Frames sent and not acknowledged (`packets_out`).
+    pub packets_out: u32,
+    /// Frames an RTO marked lost and not yet acknowledged (`lost_out`).
+    pub lost_out: u32,
+    /// A lone FIN was sent and is counted in `packets_out`.
+    pub fin_counted: bool,
     pub dupacks: u32,
     /// NewReno recovery point while in fast recovery (RFC 6582 `recover`).
     pub recover: Option<SeqNum>,
@@ -79,7 +125,7 @@ pub(crate) struct SendState<P> {
 }
 
 impl<P: Payload> SendState<P> {
-    pub fn new(iss: SeqNum, now: Instant) -> Self {
+    pub fn new(iss: SeqNum, nodelay: bool, now: Instant) -> Self {
         let data_start = iss.wrapping_add(1);
         SendState {
             iss,
@@ -94,9 +140,15 @@ impl<P: Payload> SendState<P> {
             queued_bytes: 0,
             fin_queued: false,
             corked: false,
-            force_push: false,
+            cork: false,
+            nodelay,
+            force_push: None,
+            push_one: false,
             sml: data_start,
             pushed_seq: data_start,
+            packets_out: 0,
+            lost_out: 0,
+            fin_counted: false,
             dupacks: 0,
             recover: None,
             last_recover: iss,
@@ -146,8 +198,21 @@ impl<P: Payload> SendState<P> {
         self.unsent_data() > 0 || (self.fin_queued && !self.fin_sent())
     }
 
-    /// `tcp_sendmsg`: appends `data` to the queue, filling the tail segment up to
-    /// `size_goal` before starting a new one (send-path §1). Returns the bytes accepted.
+    /// `forced_push`: more than half the largest window the peer offered was written since
+    /// the last PSH.
+    fn forced_push(&self, max_window: u32) -> bool {
+        max_window > 0 && seq_dist(self.pushed_seq, self.write_seq) > max_window / 2
+    }
+
+    /// `tcp_sendmsg`: appends `data` to the queue (send-path §1). The tail segment is filled
+    /// up to `size_goal` before a new one is started; a piece that continues the tail's
+    /// last chunk coalesces with it, and once a segment's chain would exceed `max_chain`
+    /// chunks it is marked PSH and a new segment started (`tcp_mark_push`, `new_segment`).
+    /// PSH (send-path §2) marks the end of the write unless `flags.more`, and is forced
+    /// (with everything pending pushed) once more than half the largest window was written
+    /// since the last PSH. A segment that becomes full at the head of the unsent queue is
+    /// sent at once (`tcp_push_one`). Returns the bytes accepted (bounded by `limit`, the
+    /// send buffer).
     pub fn enqueue(
         &mut self,
         data: P,
@@ -165,52 +230,87 @@ impl<P: Payload> SendState<P> {
         }
         let mut data = if offered > space { data.slice(0..space) } else { data };
         let accepted = data.len();
-        let size_goal = usize::try_from(size_goal.max(1)).unwrap_or(1);
+        let size_goal32 = size_goal.max(1);
+        let size_goal = usize::try_from(size_goal32).unwrap_or(usize::MAX);
+        let mut first_piece = true;
         while !data.is_empty() {
-            let unsent_start = self.nxt;
+            let nxt = self.nxt;
+            let mut filled = None;
             if let Some(tail) = self.queue.back_mut() {
                 // Only an entirely unsent tail may still grow.
-                let tail_unsent = tail.seq.ge(unsent_start);
                 let room = size_goal.saturating_sub(tail.data.len());
-                if tail_unsent && room > 0 {
+                if !tail.is_sent() && tail.seq.ge(nxt) && room > 0 {
                     let piece = data.split_to(room.min(data.len()));
-                    if tail.data.chunk_count() + piece.chunk_count() > max_chain {
-                        // The chain is at its segment limit: PSH and a new segment
-                        // (kernel `tcp_mark_push` + `new_segment`).
+                    let mut merged = tail.data.clone();
+                    merged.append(piece.clone());
+                    if first_piece && merged.chunk_count() <= max_chain {
+                        // The previous write's PSH moves to the end of this one
+                        // (`if (!copied) tcp_flags &= ~TCPHDR_PSH`).
+                        tail.psh = false;
+                    }
+                    if merged.chunk_count() > max_chain {
+                        // The chain is at its segment limit: PSH and a new segment.
                         tail.psh = true;
-                        self.push_new(piece);
+                        self.pushed_seq = self.write_seq;
+                        filled = Some(self.push_new(piece));
                     } else {
                         let n = piece.len();
-                        tail.data.append(piece);
+                        tail.data = merged;
+                        filled = Some(self.queue.len() - 1);
                         self.account(n);
                     }
-                    continue;
                 }
             }
-            let piece = data.split_to(size_goal.min(data.len()));
-            self.push_new(piece);
-        }
-        // forced_push: more than half the largest window written since the last PSH.
-        if seq_dist(self.pushed_seq, self.write_seq) > max_window / 2 && max_window > 0 {
-            self.mark_push();
-            self.force_push = true;
+            first_piece = false;
+            let idx = match filled {
+                Some(i) => i,
+                None => {
+                    let piece = data.split_to(size_goal.min(data.len()));
+                    self.push_new(piece)
+                }
+            };
+            // `if (skb->len < size_goal) continue;` then forced_push or tcp_push_one.
+            let (full, at_head) = match self.queue.get(idx) {
+                Some(e) => (e.len() >= size_goal32, e.seq == nxt && !e.is_sent()),
+                None => (false, false),
+            };
+            if full {
+                if self.forced_push(max_window) {
+                    self.mark_push();
+                    self.push_pending();
+                } else if at_head {
+                    self.push_one = true;
+                }
+            }
         }
         if accepted < offered {
             // Out of space mid-write: push what is queued now (TCP_NAGLE_PUSH).
             self.writable_wanted = true;
             self.mark_push();
-            self.force_push = true;
-        } else if !flags.more {
+            self.push_pending();
+        } else if !flags.more || self.forced_push(max_window) {
             self.mark_push();
         }
         self.corked = flags.more;
         accepted
     }
 
-    fn push_new(&mut self, piece: P) {
+    /// `TCP_NAGLE_PUSH` for everything queued so far.
+    pub fn push_pending(&mut self) {
+        self.force_push = Some(self.write_seq);
+    }
+
+    /// Whether the unsent data up to `end` is pushed regardless of Nagle and cork.
+    pub fn pushed(&self, end: SeqNum) -> bool {
+        self.force_push.is_some_and(|to| end.le(to))
+    }
+
+    fn push_new(&mut self, piece: P) -> usize {
         let n = piece.len();
-        self.queue.push_back(QueuedSegment { seq: self.write_seq, data: piece, psh: false });
+        let seq = self.write_seq;
+        self.queue.push_back(QueuedSegment { seq, data: piece, psh: false, pcount: 0, seg_size: 0, sent_at: self.last_send });
         self.account(n);
+        self.queue.len() - 1
     }
 
     fn account(&mut self, n: usize) {
@@ -230,8 +330,65 @@ impl<P: Payload> SendState<P> {
     pub fn find(&self, seq: SeqNum) -> Option<usize> {
         let idx = self.queue.partition_point(|e| e.seq.le(seq)).checked_sub(1)?;
         let e = self.queue.get(idx)?;
-        let end = e.seq.wrapping_add(len32(&e.data));
-        if seq.lt(end) { Some(idx) } else { None }
+        if seq.lt(e.end()) { Some(idx) } else { None }
+    }
+
+    /// Cuts unsent entry `idx` after `at` bytes (`tso_fragment` / `tcp_fragment`): the
+    /// first part keeps the index, the rest follows it and inherits PSH. No bytes move.
+    pub fn fragment(&mut self, idx: usize, at: u32) {
+        let Some(e) = self.queue.get_mut(idx) else { return };
+        if at == 0 || at >= e.len() || e.is_sent() {
+            return;
+        }
+        let at_usize = at as usize;
+        let tail = e.data.split_off(at_usize);
+        let rest = QueuedSegment {
+            seq: e.seq.wrapping_add(at),
+            data: tail,
+            psh: e.psh,
+            pcount: 0,
+            seg_size: 0,
+            sent_at: e.sent_at,
+        };
+        e.psh = false;
+        self.queue.insert(idx + 1, rest);
+    }
+
+    /// Makes sure an entry starts exactly at `seq` (an unsent entry holding it is cut).
+    pub fn split_at_seq(&mut self, seq: SeqNum) -> Option<usize> {
+        let idx = self.find(seq)?;
+        let e = self.queue.get(idx)?;
+        if e.seq == seq {
+            return Some(idx);
+        }
+        let off = seq_dist(e.seq, seq);
+        if e.is_sent() {
+            return None;
+        }
+        self.fragment(idx, off);
+        Some(idx + 1)
+    }
+
+    /// Joins unsent entries `idx..` into entry `idx` until it holds `len` bytes (the MTU
+    /// probe of `tcp_mtu_probe`; chains are linked, no bytes copied). Returns the length
+    /// reached.
+    pub fn merge_unsent(&mut self, idx: usize, len: u32) -> u32 {
+        loop {
+            let Some(cur) = self.queue.get(idx).map(QueuedSegment::len) else { return 0 };
+            if cur >= len {
+                self.fragment(idx, len);
+                return len;
+            }
+            let Some(next) = self.queue.get(idx + 1) else { return cur };
+            if next.is_sent() {
+                return cur;
+            }
+            let Some(next) = self.queue.remove(idx + 1) else { return cur };
+            if let Some(e) = self.queue.get_mut(idx) {
+                e.data.append(next.data);
+                e.psh = next.psh;
+            }
+        }
     }
 
     /// The queued data for `[seq, seq + len)`, gathered by reference; also whether the range
@@ -260,14 +417,18 @@ impl<P: Payload> SendState<P> {
         (out, psh)
     }
 
-    /// `tcp_clean_rtx_queue`: drops data acknowledged by `ack`; returns data bytes freed.
+    /// `tcp_clean_rtx_queue`: drops data acknowledged by `ack` and releases the frames it
+    /// counted in `packets_out` (a partly acknowledged entry is recounted, `tcp_tso_acked`).
+    /// Returns data bytes freed.
     pub fn remove_acked(&mut self, ack: SeqNum) -> u32 {
         let mut freed = 0u32;
+        let mut freed_pkts = 0u32;
         while let Some(front) = self.queue.front_mut() {
-            let len = len32(&front.data);
+            let len = front.len();
             let end = front.seq.wrapping_add(len);
             if end.le(ack) {
                 freed = freed.saturating_add(len);
+                freed_pkts = freed_pkts.saturating_add(front.pcount);
                 self.queue.pop_front();
             } else {
                 if front.seq.lt(ack) {
@@ -276,10 +437,21 @@ impl<P: Payload> SendState<P> {
                     front.data = front.data.slice(cut as usize..front.data.len());
                     front.seq = ack;
                     freed = freed.saturating_add(cut);
+                    if front.is_sent() {
+                        let left = front.len().div_ceil(front.seg_size.max(1)).max(1);
+                        freed_pkts = freed_pkts.saturating_add(front.pcount.saturating_sub(left));
+                        front.pcount = left;
+                    }
                 }
                 break;
             }
         }
+        if self.fin_counted && self.fin_queued && ack.gt(self.write_seq) {
+            self.fin_counted = false;
+            freed_pkts = freed_pkts.saturating_add(1);
+        }
+        self.packets_out = self.packets_out.saturating_sub(freed_pkts);
+        self.lost_out = self.lost_out.saturating_sub(freed_pkts).min(self.packets_out);
         self.queued_bytes = self.queued_bytes.saturating_sub(freed);
         freed
     }
@@ -291,7 +463,7 @@ pub(crate) fn seq_dist(a: SeqNum, b: SeqNum) -> u32 {
     u32::try_from(d).unwrap_or(0)
 }
 
-fn len32<P: Payload>(p: &P) -> u32 {
+pub(crate) fn len32<P: Payload>(p: &P) -> u32 {
     u32::try_from(p.len()).unwrap_or(u32::MAX)
 }
 
@@ -343,16 +515,16 @@ impl<P: Payload> Connection<P> {
                 && !repr.flags.contains(Flags::FIN)
                 && window == prior_wnd;
             if is_dup {
-                self.on_dupack(shared);
+                self.on_dupack(shared, now);
             }
             return AckCheck::Ok;
         }
-        self.on_new_ack(repr, ack, now);
+        self.on_new_ack(shared, repr, ack, now);
         AckCheck::Ok
     }
 
     /// RFC 5681 §3.2 / RFC 6582 §3.2: duplicate-ACK counting and fast retransmit.
-    fn on_dupack(&mut self, shared: &mut Shared) {
+    fn on_dupack(&mut self, shared: &mut Shared, now: Instant) {
         if self.snd.rtx_next.is_some() {
             return;
         }
@@ -362,6 +534,7 @@ impl<P: Payload> Connection<P> {
             self.snd.inflation = self.snd.inflation.saturating_add(mss);
         } else if self.snd.dupacks == 3 && self.snd.una.ge(self.snd.last_recover) {
             let flight = self.snd.outstanding();
+            self.mtu_probe_lost(shared, now);
             self.cc.on_fast_retransmit(flight, mss);
             self.snd.recover = Some(self.snd.nxt);
             self.snd.last_recover = self.snd.nxt;
@@ -372,7 +545,7 @@ impl<P: Payload> Connection<P> {
         }
     }
 
-    fn on_new_ack(&mut self, repr: &TcpRepr, ack: SeqNum, now: Instant) {
+    fn on_new_ack(&mut self, shared: &mut Shared, repr: &TcpRepr, ack: SeqNum, now: Instant) {
         let acked = seq_dist(self.snd.una, ack);
         // RTT sample: RFC 7323 §4 from the echoed timestamp, else the timed segment
         // (RFC 6298 §3, Karn's rule: retransmissions clear the timed segment).
@@ -397,6 +570,7 @@ impl<P: Payload> Connection<P> {
         let freed = self.snd.remove_acked(ack);
         self.stats.bytes_acked += u64::from(freed);
         self.snd.una = ack;
+        self.mtu_probe_acked(shared, ack, now);
         self.snd.retries = 0;
         self.snd.probes = 0;
         self.rtt.reset_backoff();
@@ -427,9 +601,10 @@ impl<P: Payload> Connection<P> {
         // RFC 6298 §5.2 / §5.3.
         self.timers.rtx = if self.snd.outstanding() == 0 { None } else { Some(now + self.rtt.rto()) };
         if self.snd.writable_wanted && self.state.can_send() {
-            let free = self.cfg.sndbuf.saturating_sub(self.snd.queued_bytes);
+            let sndbuf = self.sndbuf();
+            let free = sndbuf.saturating_sub(self.snd.queued_bytes);
             // sk_stream_write_space: wake when at least a third of the buffer is free.
-            if free >= self.cfg.sndbuf / 3 {
+            if free >= sndbuf / 3 {
                 self.snd.writable_wanted = false;
                 self.push_event(Event::Writable);
             }
@@ -438,6 +613,10 @@ impl<P: Payload> Connection<P> {
 
     /// The retransmission timer fired (RFC 6298 §5.4–5.6, RFC 5681 §3.1; `tcp_retransmit_timer`).
     pub(super) fn on_rto(&mut self, shared: &mut Shared, now: Instant) {
+        // A lost PLPMTUD probe is a failed probe, not a black hole (RFC 4821 §7.5).
+        if self.state.is_synchronized() && self.snd.outstanding() > 0 {
+            self.mtu_probe_lost(shared, now);
+        }
         self.timers.rtx = None;
         match self.state {
             State::SynSent | State::SynReceived => {
@@ -473,6 +652,8 @@ impl<P: Payload> Connection<P> {
                 self.snd.rtt_probe = None;
                 self.snd.rtx_next = Some(self.snd.una);
                 self.snd.rtx_high = self.snd.nxt;
+                // `tcp_enter_loss`: everything outstanding is marked lost.
+                self.snd.lost_out = self.snd.packets_out;
                 self.snd.last_recover = self.snd.nxt;
                 self.rtt.back_off();
                 // Re-armed when the retransmission goes out.
@@ -492,18 +673,40 @@ impl<P: Payload> Connection<P> {
         self.timers.persist = Some(now + self.persist_interval());
     }
 
-    fn persist_interval(&self) -> Duration {
+    pub(super) fn persist_interval(&self) -> Duration {
         let factor = 1u32.checked_shl(self.snd.probes.min(16)).unwrap_or(u32::MAX);
         self.rtt.base_rto().saturating_mul(factor).clamp(self.cfg.min_rto, self.cfg.max_rto)
     }
 
-    fn cwnd(&self) -> u32 {
-        self.cc.cwnd().saturating_add(self.snd.inflation)
+    /// The congestion window in segments of `mss` (`snd_cwnd`).
+    pub(super) fn cwnd_segments(&self, mss: u32) -> u32 {
+        (self.cc.cwnd() / mss.max(1)).max(1)
+    }
+
+    /// `tcp_packets_in_flight`: `packets_out - (sacked_out + lost_out) + retrans_out`
+    /// (send-path §3 step 4). See the module documentation for how the terms map onto this
+    /// engine's NewReno recovery.
+    pub(super) fn in_flight(&self, mss: u32) -> u32 {
+        let mss = mss.max(1);
+        let s = &self.snd;
+        // Reno `sacked_out`: segments the duplicate ACKs say have left the network.
+        let sacked_out = (s.inflation / mss).min(s.packets_out);
+        // Go-back-N retransmissions are whole MSS from SND.UNA.
+        let retrans_out = if s.lost_out > 0 || s.rtx_next.is_some() {
+            let upto = match s.rtx_next {
+                Some(r) if r.lt(s.rtx_high) => r,
+                _ => s.rtx_high,
+            };
+            seq_dist(s.una, upto).div_ceil(mss)
+        } else {
+            0
+        };
+        s.packets_out.saturating_sub(sacked_out.saturating_add(s.lost_out)).saturating_add(retrans_out)
     }
 
     /// Sends one segment covering `[seq, seq + max_len)` of already-sent sequence space
     /// (data, plus the FIN if the range reaches it). Returns the sequence space covered.
-    fn retransmit(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>), seq: SeqNum, max_len: u32) -> u32 {
+    pub(super) fn retransmit(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>), seq: SeqNum, max_len: u32) -> u32 {
         let data_len = seq_dist(seq, self.snd.write_seq).min(max_len);
         let (payload, psh) = self.snd.collect(seq, data_len);
         let data_len = len32(&payload);
@@ -527,188 +730,4 @@ impl<P: Payload> Connection<P> {
         data_len + u32::from(fin)
     }
 
-    /// `tcp_write_xmit`: retransmissions first, then new data through the gates of
-    /// send-path §3, then a lone FIN.
-    pub(super) fn write_xmit(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>)) {
-        // Gate 1: only synchronized connections that still have data or a FIN to deliver.
-        if !self.state.is_synchronized() || self.state == State::TimeWait {
-            return;
-        }
-        let mss = self.effective_mss();
-        // Fast retransmit / NewReno partial ACK: the segment at SND.UNA, outside cwnd.
-        if self.snd.fast_rtx {
-            self.snd.fast_rtx = false;
-            let una = self.snd.una;
-            self.retransmit(shared, now, out, una, mss);
-        }
-        // Go-back-N after an RTO, paced by cwnd (slow start from the loss window).
-        while let Some(r) = self.snd.rtx_next {
-            if r.ge(self.snd.rtx_high) {
-                self.snd.rtx_next = None;
-                break;
-            }
-            let in_flight = seq_dist(self.snd.una, r);
-            if in_flight >= self.cwnd() {
-                self.snd.cwnd_limited = true;
-                return;
-            }
-            let len = seq_dist(r, self.snd.rtx_high).min(mss);
-            let sent = self.retransmit(shared, now, out, r, len);
-            if sent == 0 {
-                self.snd.rtx_next = None;
-                break;
-            }
-            self.snd.rtx_next = Some(r.wrapping_add(sent));
-        }
-        if self.snd.rtx_next.is_some() {
-            return;
-        }
-
-        // RFC 5681 §4.1: restart window after an idle period longer than the RTO.
-        if self.snd.outstanding() == 0
-            && self.snd.has_unsent()
-            && now.saturating_duration_since(self.snd.last_send) > self.rtt.rto()
-        {
-            let iw = self.cfg.initial_cwnd_segments.max(1).saturating_mul(mss);
-            self.cc.on_idle_restart(mss, iw);
-        }
-
-        let mut blocked_by_rwnd = false;
-        let mut cwnd_limited = false;
-        let mut sent_any = false;
-        loop {
-            let nxt = self.snd.nxt;
-            let Some(idx) = self.snd.find(nxt) else { break };
-            let Some(entry) = self.snd.queue.get(idx) else { break };
-            let entry_end = entry.seq.wrapping_add(len32(&entry.data));
-            let remaining = seq_dist(nxt, entry_end);
-            let is_last = idx + 1 == self.snd.queue.len();
-            // Gate 2 (PLPMTUD probing) is not implemented yet.
-            // Gate 3: tso_segs = 1 until segmentation offload lands.
-            // Gate 4: congestion window.
-            let in_flight = self.snd.outstanding();
-            let cwnd = self.cwnd();
-            if in_flight >= cwnd {
-                cwnd_limited = true;
-                break;
-            }
-            // Gate 5: the first MSS must fit in the peer's window (`tcp_snd_wnd_test`).
-            let wnd_end = self.snd.una.wrapping_add(self.snd.wnd);
-            let first = remaining.min(mss);
-            if nxt.wrapping_add(first).gt(wnd_end) {
-                blocked_by_rwnd = true;
-                break;
-            }
-            // Gate 6: Nagle (`tcp_nagle_test`) for sub-MSS segments.
-            let carries_fin = self.snd.fin_queued && entry_end == self.snd.write_seq;
-            if first < mss && !self.nagle_allows(is_last, carries_fin) {
-                break;
-            }
-            // Gate 7: split point (`tcp_mss_split_point`): one MSS until TSO lands.
-            let len = first;
-            // Gate 8: transmit a reference to the queued data.
-            let (payload, psh) = self.snd.collect(nxt, len);
-            let len = len32(&payload);
-            if len == 0 {
-                break;
-            }
-            let end = nxt.wrapping_add(len);
-            let fin = self.snd.fin_queued && end == self.snd.write_seq;
-            let mut flags = Flags::ACK;
-            if psh || fin {
-                flags |= Flags::PSH;
-            }
-            if fin {
-                flags |= Flags::FIN;
-            }
-            self.emit(shared, now, out, nxt, flags, payload, false);
-            // Gate 9: book-keeping (`tcp_event_new_data_sent`).
-            self.snd.nxt = end.wrapping_add(u32::from(fin));
-            if len < mss {
-                self.snd.sml = end;
-            }
-            if self.snd.rtt_probe.is_none() && !self.ts_ok {
-                self.snd.rtt_probe = Some((end, now));
-            }
-            if self.timers.rtx.is_none() {
-                self.timers.rtx = Some(now + self.rtt.rto());
-            }
-            self.snd.last_send = now;
-            sent_any = true;
-        }
-        // A lone FIN: exempt from cwnd, needs one sequence number of window.
-        if self.snd.fin_queued && self.snd.nxt == self.snd.write_seq {
-            let wnd_end = self.snd.una.wrapping_add(self.snd.wnd);
-            if self.snd.nxt.lt(wnd_end) || self.snd.outstanding() == 0 && self.snd.wnd > 0 {
-                let seq = self.snd.nxt;
-                self.emit(shared, now, out, seq, Flags::ACK | Flags::FIN, P::empty(), false);
-                self.snd.nxt = seq.wrapping_add(1);
-                if self.timers.rtx.is_none() {
-                    self.timers.rtx = Some(now + self.rtt.rto());
-                }
-                sent_any = true;
-            } else {
-                blocked_by_rwnd = true;
-            }
-        }
-        self.snd.force_push = false;
-        // Gate 10: RFC 7661 cwnd-limited tracking.
-        if sent_any || cwnd_limited {
-            self.snd.cwnd_limited = cwnd_limited;
-        }
-        // Gate 5 follow-up: with nothing in flight and data blocked by the window, the
-        // persist timer must run.
-        if blocked_by_rwnd && self.snd.outstanding() == 0 {
-            if self.timers.persist.is_none() {
-                self.timers.persist = Some(now + self.persist_interval());
-            }
-        } else if !blocked_by_rwnd {
-            self.timers.persist = None;
-            self.snd.probes = 0;
-        }
-    }
-
-    /// `tcp_nagle_test` with Minshall's check, for a segment shorter than the MSS.
-    fn nagle_allows(&self, is_last: bool, carries_fin: bool) -> bool {
-        if self.snd.force_push || carries_fin || !is_last {
-            return true;
-        }
-        if self.snd.corked {
-            return false;
-        }
-        if self.cfg.nodelay {
-            return true;
-        }
-        // Minshall: hold while a previously sent small segment is unacknowledged.
-        !(self.snd.sml.gt(self.snd.una) && self.snd.sml.le(self.snd.nxt))
-    }
-
-    /// A zero-window probe (`tcp_write_wakeup`): new data if any fits in the window,
-    /// else an ACK with an old sequence number that makes the peer re-advertise.
-    pub(super) fn send_window_probe(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>)) {
-        shared.counters.window_probes += 1;
-        let nxt = self.snd.nxt;
-        let room = seq_dist(nxt, self.snd.una.wrapping_add(self.snd.wnd));
-        let len = room.min(self.snd.unsent_data()).min(self.effective_mss());
-        if len > 0 {
-            let (payload, _) = self.snd.collect(nxt, len);
-            let len = len32(&payload);
-            let end = nxt.wrapping_add(len);
-            let fin = self.snd.fin_queued && end == self.snd.write_seq && len < room;
-            let mut flags = Flags::ACK | Flags::PSH;
-            if fin {
-                flags |= Flags::FIN;
-            }
-            self.emit(shared, now, out, nxt, flags, payload, false);
-            self.snd.nxt = end.wrapping_add(u32::from(fin));
-            self.snd.last_send = now;
-            self.timers.persist = None;
-            if self.timers.rtx.is_none() {
-                self.timers.rtx = Some(now + self.rtt.rto());
-            }
-        } else {
-            let seq = self.snd.una.wrapping_sub(1);
-            self.emit(shared, now, out, seq, Flags::ACK, P::empty(), false);
-        }
-    }
 }

@@ -1,0 +1,696 @@
+//! Ethernet ports (`rte_ethdev`): configuration with offload negotiation, RX/TX bursts,
+//! statistics.
+
+use std::collections::BTreeSet;
+use std::ffi::{CStr, CString};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use dpdk_sys as sys;
+
+use super::eal::{acquire_object, ensure_running, release_object};
+use super::{DpdkError, Mbuf, Mempool};
+
+/// DPDK port number.
+pub type PortId = u16;
+
+/// Offloads a port may provide. Used both for what the configuration wants and for what
+/// the device granted (want ∩ capability), see send-path notes §4.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Offloads {
+    /// TCP segmentation offload (`RTE_ETH_TX_OFFLOAD_TCP_TSO`).
+    pub tso: bool,
+    /// IPv4 header checksum on transmit.
+    pub ipv4_cksum: bool,
+    /// TCP checksum on transmit.
+    pub tcp_cksum: bool,
+    /// UDP checksum on transmit.
+    pub udp_cksum: bool,
+    /// Multi-segment (scatter-gather) transmit (`RTE_ETH_TX_OFFLOAD_MULTI_SEGS`); when
+    /// granted, RX scatter is enabled too if the device has it.
+    pub multi_seg: bool,
+    /// Receive-side scaling over the RX queues, with a symmetric Toeplitz key.
+    pub rss: bool,
+    /// Receive checksum verification (IPv4 and TCP at least).
+    pub rx_cksum: bool,
+}
+
+impl Offloads {
+    /// Every offload.
+    pub const ALL: Offloads = Offloads {
+        tso: true,
+        ipv4_cksum: true,
+        tcp_cksum: true,
+        udp_cksum: true,
+        multi_seg: true,
+        rss: true,
+        rx_cksum: true,
+    };
+    /// No offload.
+    pub const NONE: Offloads = Offloads {
+        tso: false,
+        ipv4_cksum: false,
+        tcp_cksum: false,
+        udp_cksum: false,
+        multi_seg: false,
+        rss: false,
+        rx_cksum: false,
+    };
+}
+
+/// How to configure a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortSettings {
+    /// Number of RX queues (one per lcore, typically).
+    pub rx_queues: u16,
+    /// Number of TX queues.
+    pub tx_queues: u16,
+    /// RX ring size per queue (adjusted to the device's limits).
+    pub rx_desc: u16,
+    /// TX ring size per queue (adjusted to the device's limits).
+    pub tx_desc: u16,
+    /// Requested MTU; if the device refuses it, the port keeps its own (logged).
+    pub mtu: u16,
+    /// Offloads wanted; the device grants the subset it supports.
+    pub want: Offloads,
+}
+
+/// Basic port counters (`rte_eth_stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortStats {
+    /// Packets received.
+    pub ipackets: u64,
+    /// Packets sent.
+    pub opackets: u64,
+    /// Bytes received.
+    pub ibytes: u64,
+    /// Bytes sent.
+    pub obytes: u64,
+    /// RX packets dropped by the hardware (no descriptor).
+    pub imissed: u64,
+    /// Erroneous RX packets.
+    pub ierrors: u64,
+    /// Failed TX packets.
+    pub oerrors: u64,
+    /// RX mbuf allocation failures.
+    pub rx_nombuf: u64,
+}
+
+/// Ports configured through [`Port::configure`] and not yet dropped.
+static CLAIMED: Mutex<BTreeSet<PortId>> = Mutex::new(BTreeSet::new());
+
+/// Symmetric Toeplitz key: the 16-bit pattern 0x6d5a repeated makes the hash of
+/// (src, dst) equal that of (dst, src), so both directions of a connection land on the
+/// same queue/lcore (Woo & Park, "Scalable TCP Session Monitoring with Symmetric
+/// Receive-side Scaling", 2012).
+fn symmetric_rss_key(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| if i % 2 == 0 { 0x6d } else { 0x5a })
+        .collect()
+}
+
+/// A configured ethdev port. Dropping it stops and closes the device.
+///
+/// `Send + Sync`: bursts take `&self` so several lcores can drive *different* queues of
+/// one port at once (DPDK allows that); each queue has a busy flag so that two threads
+/// on the *same* queue (which DPDK forbids) get nothing instead of a data race.
+/// Control operations that DPDK does not allow concurrently with bursts (`start`,
+/// `stop`, promiscuous mode) take `&mut self`.
+#[derive(Debug)]
+pub struct Port {
+    id: PortId,
+    driver: String,
+    granted: Offloads,
+    mac: [u8; 6],
+    mtu: u16,
+    rx_busy: Box<[AtomicBool]>,
+    tx_busy: Box<[AtomicBool]>,
+    started: bool,
+    tx_prepare_rejected: AtomicU64,
+    pool: Mempool,
+}
+
+impl Port {
+    /// Port number of the device called `name` (e.g. `"net_tap0"` or a PCI address).
+    pub fn by_name(name: &str) -> Result<PortId, DpdkError> {
+        ensure_running()?;
+        let c = CString::new(name).map_err(|_| {
+            DpdkError::InvalidArgument(format!("port name {name:?} contains a NUL byte"))
+        })?;
+        let mut id: u16 = 0;
+        // SAFETY: c is a valid C string, id a valid out-pointer; EAL is running.
+        let rc = unsafe { sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
+        if rc < 0 {
+            return Err(DpdkError::from_errno("rte_eth_dev_get_port_by_name", rc));
+        }
+        Ok(id)
+    }
+
+    /// Number of available ports (0 when no EAL runs).
+    pub fn count() -> u16 {
+        if ensure_running().is_err() {
+            return 0;
+        }
+        // SAFETY: EAL is running; the call reads the port table.
+        unsafe { sys::rte_eth_dev_count_avail() }
+    }
+
+    /// Configures port `id`: negotiates offloads (granted = wanted ∩ device
+    /// capability), sets up `rx_queues` RX queues filled from `pool` and `tx_queues` TX
+    /// queues, and tries the MTU. The port is left stopped: call [`Port::start`].
+    pub fn configure(
+        id: PortId,
+        settings: &PortSettings,
+        pool: &Mempool,
+    ) -> Result<Port, DpdkError> {
+        ensure_running()?;
+        // SAFETY: EAL is running; validity check on any port number.
+        if unsafe { sys::rte_eth_dev_is_valid_port(id) } == 0 {
+            return Err(DpdkError::InvalidArgument(format!("no port {id}")));
+        }
+        if settings.rx_queues == 0 || settings.tx_queues == 0 {
+            return Err(DpdkError::InvalidArgument(
+                "a port needs at least one RX and one TX queue".into(),
+            ));
+        }
+        {
+            let mut claimed = CLAIMED.lock().unwrap_or_else(|p| p.into_inner());
+            if !claimed.insert(id) {
+                return Err(DpdkError::InvalidArgument(format!(
+                    "port {id} is already configured"
+                )));
+            }
+        }
+        let unclaim = |e: DpdkError| {
+            CLAIMED
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            e
+        };
+        acquire_object().map_err(unclaim)?;
+        match configure_device(id, settings, pool) {
+            Ok((granted, mtu, driver)) => {
+                let mut mac = sys::rte_ether_addr::default();
+                // SAFETY: valid port, valid out-pointer.
+                let rc = unsafe { sys::rte_eth_macaddr_get(id, &mut mac) };
+                if rc < 0 {
+                    tracing::warn!(port = id, error = %DpdkError::from_errno("rte_eth_macaddr_get", rc), "no MAC address");
+                }
+                tracing::info!(port = id, %driver, ?granted, want = ?settings.want, mtu, "port configured");
+                Ok(Port {
+                    id,
+                    driver,
+                    granted,
+                    mac: mac.addr_bytes,
+                    mtu,
+                    rx_busy: (0..settings.rx_queues)
+                        .map(|_| AtomicBool::new(false))
+                        .collect(),
+                    tx_busy: (0..settings.tx_queues)
+                        .map(|_| AtomicBool::new(false))
+                        .collect(),
+                    started: false,
+                    tx_prepare_rejected: AtomicU64::new(0),
+                    pool: pool.clone(),
+                })
+            }
+            Err(e) => {
+                release_object();
+                Err(unclaim(e))
+            }
+        }
+    }
+
+    /// The port number.
+    pub fn id(&self) -> PortId {
+        self.id
+    }
+
+    /// The PMD's name (e.g. `net_tap`).
+    pub fn driver(&self) -> &str {
+        &self.driver
+    }
+
+    /// Offloads granted at configuration.
+    pub fn granted(&self) -> Offloads {
+        self.granted
+    }
+
+    /// The port's MAC address.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// The MTU in effect.
+    pub fn mtu(&self) -> u16 {
+        self.mtu
+    }
+
+    /// The pool RX buffers come from.
+    pub fn pool(&self) -> &Mempool {
+        &self.pool
+    }
+
+    /// Number of RX queues.
+    pub fn rx_queues(&self) -> u16 {
+        self.rx_busy.len() as u16
+    }
+
+    /// Number of TX queues.
+    pub fn tx_queues(&self) -> u16 {
+        self.tx_busy.len() as u16
+    }
+
+    /// Whether the port is started.
+    pub fn is_started(&self) -> bool {
+        self.started
+    }
+
+    /// Frames dropped because the PMD's `tx_prepare` rejected them.
+    pub fn tx_prepare_rejected(&self) -> u64 {
+        self.tx_prepare_rejected.load(Ordering::Relaxed)
+    }
+
+    /// Starts the device (`rte_eth_dev_start`).
+    pub fn start(&mut self) -> Result<(), DpdkError> {
+        if self.started {
+            return Ok(());
+        }
+        // SAFETY: the port is configured and owned by self; &mut self excludes bursts.
+        let rc = unsafe { sys::rte_eth_dev_start(self.id) };
+        if rc < 0 {
+            return Err(DpdkError::from_errno("rte_eth_dev_start", rc));
+        }
+        self.started = true;
+        Ok(())
+    }
+
+    /// Stops the device (`rte_eth_dev_stop`); RX/TX bursts then return 0.
+    pub fn stop(&mut self) -> Result<(), DpdkError> {
+        if !self.started {
+            return Ok(());
+        }
+        // SAFETY: the port is configured and owned by self; &mut self excludes bursts.
+        let rc = unsafe { sys::rte_eth_dev_stop(self.id) };
+        if rc < 0 {
+            return Err(DpdkError::from_errno("rte_eth_dev_stop", rc));
+        }
+        self.started = false;
+        Ok(())
+    }
+
+    /// Enables or disables promiscuous mode.
+    pub fn set_promiscuous(&mut self, on: bool) -> Result<(), DpdkError> {
+        // SAFETY: the port is configured and owned by self.
+        let rc = unsafe {
+            if on {
+                sys::rte_eth_promiscuous_enable(self.id)
+            } else {
+                sys::rte_eth_promiscuous_disable(self.id)
+            }
+        };
+        if rc < 0 {
+            return Err(DpdkError::from_errno(
+                "rte_eth_promiscuous_enable/disable",
+                rc,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the link is up (non-blocking query; `false` on error).
+    pub fn link_up(&self) -> bool {
+        // SAFETY: the port is configured; link_get_nowait is a read-only query.
+        unsafe { sys::strait_eth_link_status(self.id) == 1 }
+    }
+
+    /// Receives up to `max` frames from `queue`, appending them to `out`; returns how
+    /// many. Returns 0 for a stopped port, a queue out of range, or a queue another
+    /// thread is using at this moment.
+    pub fn rx_burst(&self, queue: u16, out: &mut Vec<Mbuf>, max: usize) -> usize {
+        let max = max.min(usize::from(u16::MAX));
+        if !self.started || max == 0 {
+            return 0;
+        }
+        let Some(_guard) = QueueGuard::try_lock(&self.rx_busy, queue) else {
+            return 0;
+        };
+        out.reserve(max);
+        let len = out.len();
+        // SAFETY: the port is started and this thread alone uses `queue` (guard). The
+        // spare capacity holds at least `max` slots; Mbuf is a repr(transparent)
+        // NonNull<rte_mbuf>, so it is a valid `struct rte_mbuf *[max]` for the PMD.
+        let n = unsafe {
+            sys::strait_eth_rx_burst(
+                self.id,
+                queue,
+                out.as_mut_ptr().add(len).cast::<*mut sys::rte_mbuf>(),
+                max as u16,
+            )
+        };
+        let n = usize::from(n).min(max);
+        // SAFETY: the PMD initialised the first n slots with non-null mbufs whose single
+        // reference it hands to us.
+        unsafe { out.set_len(len + n) };
+        n
+    }
+
+    /// Transmits frames from the front of `frames` on `queue` (`rte_eth_tx_prepare`,
+    /// then `rte_eth_tx_burst`); returns how many were sent. Sent frames are removed
+    /// from the front of `frames` (the device owns them now); unsent ones stay for the
+    /// caller to retry or drop. A frame `tx_prepare` rejects (malformed offload request)
+    /// is dropped once every frame before it was sent, and counted in
+    /// [`Port::tx_prepare_rejected`], so that it cannot block the queue.
+    pub fn tx_prepare_and_burst(&self, queue: u16, frames: &mut Vec<Mbuf>) -> usize {
+        if !self.started || frames.is_empty() {
+            return 0;
+        }
+        let Some(_guard) = QueueGuard::try_lock(&self.tx_busy, queue) else {
+            return 0;
+        };
+        let n = frames.len().min(usize::from(u16::MAX)) as u16;
+        let ptr = frames.as_mut_ptr().cast::<*mut sys::rte_mbuf>();
+        // SAFETY: the port is started and this thread alone uses `queue`; `ptr` points
+        // at n valid mbufs we own (repr(transparent) Mbuf). tx_prepare may only edit
+        // packet headers/metadata of frames that are ours to send.
+        let prepared = unsafe { sys::strait_eth_tx_prepare(self.id, queue, ptr, n) };
+        let rejected = prepared < n;
+        let rejected_errno = if rejected {
+            // SAFETY: reads this thread's rte_errno, set by tx_prepare.
+            unsafe { sys::strait_rte_errno() }
+        } else {
+            0
+        };
+        // SAFETY: as above, for the first `prepared` frames. The PMD takes ownership of
+        // the first `sent` of them.
+        let sent = usize::from(unsafe { sys::strait_eth_tx_burst(self.id, queue, ptr, prepared) });
+        for m in frames.drain(..sent) {
+            // The device owns these now; do not free them.
+            let _ = m.into_raw();
+        }
+        if rejected && sent == usize::from(prepared) && !frames.is_empty() {
+            let bad = frames.remove(0);
+            self.tx_prepare_rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                port = self.id,
+                queue,
+                error = %DpdkError::from_errno("rte_eth_tx_prepare", rejected_errno),
+                len = bad.len(),
+                "frame rejected by tx_prepare; dropped"
+            );
+        }
+        sent
+    }
+
+    /// Basic counters.
+    pub fn stats(&self) -> Result<PortStats, DpdkError> {
+        let mut s = sys::rte_eth_stats::default();
+        // SAFETY: valid port, valid out-pointer.
+        let rc = unsafe { sys::rte_eth_stats_get(self.id, &mut s) };
+        if rc < 0 {
+            return Err(DpdkError::from_errno("rte_eth_stats_get", rc));
+        }
+        Ok(PortStats {
+            ipackets: s.ipackets,
+            opackets: s.opackets,
+            ibytes: s.ibytes,
+            obytes: s.obytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            oerrors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        })
+    }
+
+    /// Extended (driver-specific) counters, by name.
+    pub fn xstats(&self) -> Result<Vec<(String, u64)>, DpdkError> {
+        // SAFETY: a NULL array with size 0 asks for the number of counters.
+        let count = unsafe { sys::rte_eth_xstats_get_names(self.id, std::ptr::null_mut(), 0) };
+        if count < 0 {
+            return Err(DpdkError::from_errno("rte_eth_xstats_get_names", count));
+        }
+        let n = count as usize;
+        let mut names = vec![sys::rte_eth_xstat_name::default(); n];
+        // SAFETY: `names` has room for n entries.
+        let got = unsafe { sys::rte_eth_xstats_get_names(self.id, names.as_mut_ptr(), n as u32) };
+        if got < 0 {
+            return Err(DpdkError::from_errno("rte_eth_xstats_get_names", got));
+        }
+        let mut values = vec![sys::rte_eth_xstat::default(); n];
+        // SAFETY: `values` has room for n entries.
+        let got_v = unsafe { sys::rte_eth_xstats_get(self.id, values.as_mut_ptr(), n as u32) };
+        if got_v < 0 {
+            return Err(DpdkError::from_errno("rte_eth_xstats_get", got_v));
+        }
+        let got = (got as usize).min(n);
+        let got_v = (got_v as usize).min(n);
+        Ok(values[..got_v]
+            .iter()
+            .filter_map(|x| {
+                let name = names[..got].get(usize::try_from(x.id).ok()?)?;
+                Some((c_chars_to_string(&name.name), x.value))
+            })
+            .collect())
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        if self.started {
+            // SAFETY: we own the port; &mut self excludes concurrent bursts.
+            let rc = unsafe { sys::rte_eth_dev_stop(self.id) };
+            if rc < 0 {
+                tracing::warn!(port = self.id, error = %DpdkError::from_errno("rte_eth_dev_stop", rc), "stop failed");
+            }
+        }
+        // SAFETY: the port is stopped and owned by self; closing releases its queues and
+        // returns their mbufs to the pool, which self.pool still keeps alive.
+        let rc = unsafe { sys::rte_eth_dev_close(self.id) };
+        if rc < 0 {
+            tracing::warn!(port = self.id, error = %DpdkError::from_errno("rte_eth_dev_close", rc), "close failed");
+        }
+        CLAIMED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+        release_object();
+    }
+}
+
+/// Holds a queue's busy flag for the duration of a burst.
+struct QueueGuard<'a>(&'a AtomicBool);
+
+impl<'a> QueueGuard<'a> {
+    fn try_lock(flags: &'a [AtomicBool], queue: u16) -> Option<Self> {
+        let flag = flags.get(usize::from(queue))?;
+        flag.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        Some(QueueGuard(flag))
+    }
+}
+
+impl Drop for QueueGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+fn c_chars_to_string(chars: &[std::ffi::c_char]) -> String {
+    let bytes: Vec<u8> = chars
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Device configuration proper; returns (granted offloads, MTU in effect, driver name).
+fn configure_device(
+    id: PortId,
+    s: &PortSettings,
+    pool: &Mempool,
+) -> Result<(Offloads, u16, String), DpdkError> {
+    let mut info = sys::rte_eth_dev_info::default();
+    // SAFETY: valid port, valid out-pointer.
+    let rc = unsafe { sys::rte_eth_dev_info_get(id, &mut info) };
+    if rc < 0 {
+        return Err(DpdkError::from_errno("rte_eth_dev_info_get", rc));
+    }
+    let driver = if info.driver_name.is_null() {
+        String::new()
+    } else {
+        // SAFETY: non-null driver_name is a static NUL-terminated string of the PMD.
+        unsafe { CStr::from_ptr(info.driver_name) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    if s.rx_queues > info.max_rx_queues || s.tx_queues > info.max_tx_queues {
+        return Err(DpdkError::InvalidArgument(format!(
+            "port {id} ({driver}) supports at most {} RX / {} TX queues, {} / {} requested",
+            info.max_rx_queues, info.max_tx_queues, s.rx_queues, s.tx_queues
+        )));
+    }
+
+    // Negotiation: granted = want ∩ capability.
+    let tx_capa = info.tx_offload_capa;
+    let rx_capa = info.rx_offload_capa;
+    let has_tx = |bit: u64| tx_capa & bit == bit;
+    let w = s.want;
+    let rss_types = (sys::STRAIT_ETH_RSS_IP | sys::STRAIT_ETH_RSS_TCP | sys::STRAIT_ETH_RSS_UDP)
+        & info.flow_type_rss_offloads;
+    let rx_cksum_bits =
+        sys::STRAIT_ETH_RX_OFFLOAD_IPV4_CKSUM | sys::STRAIT_ETH_RX_OFFLOAD_TCP_CKSUM;
+    let granted = Offloads {
+        tso: w.tso && has_tx(sys::STRAIT_ETH_TX_OFFLOAD_TCP_TSO),
+        ipv4_cksum: w.ipv4_cksum && has_tx(sys::STRAIT_ETH_TX_OFFLOAD_IPV4_CKSUM),
+        tcp_cksum: w.tcp_cksum && has_tx(sys::STRAIT_ETH_TX_OFFLOAD_TCP_CKSUM),
+        udp_cksum: w.udp_cksum && has_tx(sys::STRAIT_ETH_TX_OFFLOAD_UDP_CKSUM),
+        multi_seg: w.multi_seg && has_tx(sys::STRAIT_ETH_TX_OFFLOAD_MULTI_SEGS),
+        rss: w.rss && rss_types != 0,
+        rx_cksum: w.rx_cksum && rx_capa & rx_cksum_bits == rx_cksum_bits,
+    };
+
+    let mut tx_offloads = 0u64;
+    for (on, bit) in [
+        (granted.tso, sys::STRAIT_ETH_TX_OFFLOAD_TCP_TSO),
+        (granted.ipv4_cksum, sys::STRAIT_ETH_TX_OFFLOAD_IPV4_CKSUM),
+        (granted.tcp_cksum, sys::STRAIT_ETH_TX_OFFLOAD_TCP_CKSUM),
+        (granted.udp_cksum, sys::STRAIT_ETH_TX_OFFLOAD_UDP_CKSUM),
+        (granted.multi_seg, sys::STRAIT_ETH_TX_OFFLOAD_MULTI_SEGS),
+    ] {
+        if on {
+            tx_offloads |= bit;
+        }
+    }
+    let mut rx_offloads = 0u64;
+    if granted.rx_cksum {
+        rx_offloads |= rx_capa
+            & (sys::STRAIT_ETH_RX_OFFLOAD_IPV4_CKSUM
+                | sys::STRAIT_ETH_RX_OFFLOAD_TCP_CKSUM
+                | sys::STRAIT_ETH_RX_OFFLOAD_UDP_CKSUM);
+    }
+    if granted.multi_seg {
+        rx_offloads |= rx_capa & sys::STRAIT_ETH_RX_OFFLOAD_SCATTER;
+    }
+    if granted.rss {
+        rx_offloads |= rx_capa & sys::STRAIT_ETH_RX_OFFLOAD_RSS_HASH;
+    }
+
+    let mut conf = sys::rte_eth_conf::default();
+    conf.rxmode.offloads = rx_offloads;
+    conf.txmode.offloads = tx_offloads;
+    let key_len = if info.hash_key_size == 0 {
+        40
+    } else {
+        usize::from(info.hash_key_size)
+    };
+    let mut key = symmetric_rss_key(key_len);
+    if granted.rss {
+        conf.rxmode.mq_mode = sys::RTE_ETH_MQ_RX_RSS;
+        conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+        conf.rx_adv_conf.rss_conf.rss_key_len = key_len as u8;
+        conf.rx_adv_conf.rss_conf.rss_hf = rss_types;
+    }
+    // SAFETY: valid port; conf (and the key it points to, alive until return) is fully
+    // initialised; DPDK copies what it keeps.
+    let rc = unsafe { sys::rte_eth_dev_configure(id, s.rx_queues, s.tx_queues, &conf) };
+    if rc < 0 {
+        return Err(DpdkError::from_errno("rte_eth_dev_configure", rc));
+    }
+
+    // MTU: best effort (a virtual device may not support changing it).
+    // SAFETY: valid, configured port.
+    let rc = unsafe { sys::rte_eth_dev_set_mtu(id, s.mtu) };
+    if rc < 0 {
+        tracing::warn!(port = id, %driver, mtu = s.mtu, error = %DpdkError::from_errno("rte_eth_dev_set_mtu", rc), "MTU refused; keeping the device's");
+    }
+    let mut mtu = 0u16;
+    // SAFETY: valid port, valid out-pointer.
+    if unsafe { sys::rte_eth_dev_get_mtu(id, &mut mtu) } < 0 {
+        mtu = s.mtu;
+    }
+
+    let mut nb_rxd = s.rx_desc;
+    let mut nb_txd = s.tx_desc;
+    // SAFETY: valid port, valid in/out pointers.
+    let rc = unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut nb_rxd, &mut nb_txd) };
+    if rc < 0 {
+        return Err(DpdkError::from_errno(
+            "rte_eth_dev_adjust_nb_rx_tx_desc",
+            rc,
+        ));
+    }
+    // SAFETY: valid port.
+    let socket = unsafe { sys::rte_eth_dev_socket_id(id) };
+    let socket = if socket < 0 {
+        sys::STRAIT_SOCKET_ID_ANY
+    } else {
+        socket
+    } as u32;
+
+    let mut rxconf = info.default_rxconf;
+    rxconf.offloads = rx_offloads;
+    for q in 0..s.rx_queues {
+        // SAFETY: configured port, q < configured RX queues, rxconf initialised, pool
+        // alive (and kept alive by the Port that will own this queue).
+        let rc =
+            unsafe { sys::rte_eth_rx_queue_setup(id, q, nb_rxd, socket, &rxconf, pool.as_ptr()) };
+        if rc < 0 {
+            return Err(DpdkError::from_errno("rte_eth_rx_queue_setup", rc));
+        }
+    }
+    let mut txconf = info.default_txconf;
+    txconf.offloads = tx_offloads;
+    for q in 0..s.tx_queues {
+        // SAFETY: configured port, q < configured TX queues, txconf initialised.
+        let rc = unsafe { sys::rte_eth_tx_queue_setup(id, q, nb_txd, socket, &txconf) };
+        if rc < 0 {
+            return Err(DpdkError::from_errno("rte_eth_tx_queue_setup", rc));
+        }
+    }
+    Ok((granted, mtu, driver))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rss_key_is_symmetric_pattern() {
+        let k = symmetric_rss_key(40);
+        assert_eq!(k.len(), 40);
+        assert!(k.chunks(2).all(|c| c == [0x6d, 0x5a]));
+        assert_eq!(symmetric_rss_key(52).len(), 52);
+    }
+
+    #[test]
+    fn queue_guard_excludes_a_second_user() {
+        let flags: Box<[AtomicBool]> = (0..2).map(|_| AtomicBool::new(false)).collect();
+        let g = QueueGuard::try_lock(&flags, 0);
+        assert!(g.is_some());
+        assert!(QueueGuard::try_lock(&flags, 0).is_none());
+        assert!(QueueGuard::try_lock(&flags, 1).is_some());
+        assert!(
+            QueueGuard::try_lock(&flags, 2).is_none(),
+            "out of range queue"
+        );
+        drop(g);
+        assert!(QueueGuard::try_lock(&flags, 0).is_some());
+    }
+
+    #[test]
+    fn port_calls_without_eal_fail_cleanly() {
+        assert_eq!(Port::count(), 0);
+        assert_eq!(Port::by_name("net_null0"), Err(DpdkError::EalNotRunning));
+    }
+
+    #[test]
+    fn xstat_names_stop_at_nul() {
+        let mut raw = [0 as std::ffi::c_char; 8];
+        for (i, b) in b"rx_q0".iter().enumerate() {
+            raw[i] = *b as std::ffi::c_char;
+        }
+        assert_eq!(c_chars_to_string(&raw), "rx_q0");
+    }
+}

@@ -1,0 +1,384 @@
+//! Strait's configuration: the typed, validated result of a TOML file layered with
+//! `STRAIT_*` environment overrides.
+//!
+//! ```toml
+//! [log]                     # optional
+//! format = "human"          # "human" | "json"
+//! level = "info"            # tracing EnvFilter directive(s)
+//!
+//! [dpdk]                    # optional, all keys have defaults
+//! lcores = [0]
+//! memory_mode = "hugepages" # "no-huge" | "hugepages"
+//! memory_mb = 256
+//! hugepage_dir = "/dev/hugepages"   # only with hugepages
+//! mbufs = 8191
+//! mbuf_cache = 256
+//! extra_eal_args = []
+//!
+//! [[port]]                  # at least one
+//! name = "tap0"
+//! device = "net_tap0,iface=strait0" # vdev, or PCI "0000:01:00.0"
+//! ipv4 = "198.18.0.2/24"
+//! gateway = "198.18.0.1"    # optional
+//! mtu = 1500
+//! mac = "02:00:00:00:00:01" # optional
+//! [port.offloads]           # optional, each default true
+//! tso = false
+//! ```
+//!
+//! Environment variables override file values: `STRAIT_` + the key path with `__`
+//! between levels, e.g. `STRAIT_LOG__LEVEL=debug`, `STRAIT_DPDK__LCORES=0,1`.
+//!
+//! Every problem is reported (see [`ConfigErrors`]), each naming its key path.
+
+mod parse;
+mod raw;
+mod validate;
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+pub use parse::CpuSet;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Logging (`[log]`).
+    pub log: LogConfig,
+    /// DPDK EAL and memory (`[dpdk]`).
+    pub dpdk: DpdkConfig,
+    /// The network ports (`[[port]]`), at least one.
+    pub ports: Vec<PortConfig>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// A `tracing_subscriber::EnvFilter` directive string, e.g. `info` or
+    /// `info,dataplane::tcp=debug`. Already validated.
+    pub level: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[dpdk]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpdkConfig {
+    /// CPU ids to run on; the first is DPDK's main lcore. Non-empty, distinct, online.
+    pub lcores: Vec<u32>,
+    /// How DPDK gets its memory.
+    pub memory: Memory,
+    /// Mbufs in the packet pool (>= 1023).
+    pub mbufs: u32,
+    /// Per-lcore mbuf cache size (<= 512 and <= mbufs / 1.5).
+    pub mbuf_cache: u32,
+    /// Extra EAL arguments appended verbatim.
+    pub extra_eal_args: Vec<String>,
+}
+
+/// DPDK memory mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Memory {
+    /// `--no-huge`: ordinary pages (no hugepage setup needed; for tests and demos).
+    NoHuge {
+        /// Memory to reserve, MiB.
+        size_mb: u32,
+    },
+    /// Hugepages (production).
+    Hugepages {
+        /// Memory to reserve, MiB.
+        size_mb: u32,
+        /// Hugetlbfs mount to use, if not the default one.
+        dir: Option<PathBuf>,
+    },
+}
+
+impl Memory {
+    /// The reserved memory, MiB.
+    pub fn size_mb(&self) -> u32 {
+        match self {
+            Memory::NoHuge { size_mb } | Memory::Hugepages { size_mb, .. } => *size_mb,
+        }
+    }
+}
+
+/// One `[[port]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConfig {
+    /// Unique name (`[a-z0-9_-]`, <= 32 characters).
+    pub name: String,
+    /// The DPDK device.
+    pub device: Device,
+    /// The port's IPv4 address.
+    pub ipv4: Ipv4Addr,
+    /// The subnet's prefix length (1..=32).
+    pub prefix_len: u8,
+    /// Default gateway, inside the subnet.
+    pub gateway: Option<Ipv4Addr>,
+    /// IP MTU (576..=9000).
+    pub mtu: u16,
+    /// MAC address to use instead of the device's (unicast).
+    pub mac: Option<[u8; 6]>,
+    /// Offloads the operator allows (the device grants what it supports).
+    pub offloads: OffloadSwitches,
+}
+
+/// A DPDK device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Device {
+    /// A PCI address `DDDD:BB:DD.F` (lower case).
+    Pci(String),
+    /// A virtual device, the full `net_tap0,iface=strait0` string.
+    Vdev(String),
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Pci(s) | Device::Vdev(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Offload switches; `true` allows the offload if the device supports it, `false`
+/// forbids it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffloadSwitches {
+    /// TCP segmentation offload.
+    pub tso: bool,
+    /// IPv4 header checksum on transmit.
+    pub ipv4_checksum: bool,
+    /// TCP checksum on transmit.
+    pub tcp_checksum: bool,
+    /// UDP checksum on transmit.
+    pub udp_checksum: bool,
+    /// Multi-segment (chained mbuf) transmit.
+    pub multi_seg: bool,
+    /// Receive-side scaling across queues.
+    pub rss: bool,
+    /// Receive checksum validation.
+    pub rx_checksum: bool,
+}
+
+impl Default for OffloadSwitches {
+    fn default() -> Self {
+        OffloadSwitches {
+            tso: true,
+            ipv4_checksum: true,
+            tcp_checksum: true,
+            udp_checksum: true,
+            multi_seg: true,
+            rss: true,
+            rx_checksum: true,
+        }
+    }
+}
+
+/// One configuration problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct ConfigError {
+    /// Key path (`dpdk.lcores`, `port[0].ipv4`), or the file for file-level problems.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Every problem found in a configuration (never empty when returned as an error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    /// One `error: key: reason` line per problem.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Where environment overrides come from.
+enum EnvSource {
+    /// None at all.
+    Off,
+    /// The process environment.
+    Process,
+    /// A given map (tests).
+    #[cfg(test)]
+    Map(Vec<(String, String)>),
+}
+
+impl Config {
+    /// Loads `path` (TOML), applies `STRAIT_*` environment overrides and validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let file = config::File::from(path)
+            .format(config::FileFormat::Toml)
+            .required(true);
+        Self::build(file, EnvSource::Process, &CpuSet::online())
+    }
+
+    /// Parses and validates TOML text, without environment overrides.
+    pub fn from_toml_str(s: &str) -> Result<Config, ConfigErrors> {
+        Self::from_toml_str_for(s, &CpuSet::online())
+    }
+
+    /// Like [`Config::from_toml_str`], validating lcores against `cpus` instead of this
+    /// machine's online CPUs.
+    pub fn from_toml_str_for(s: &str, cpus: &CpuSet) -> Result<Config, ConfigErrors> {
+        Self::build(
+            config::File::from_str(s, config::FileFormat::Toml),
+            EnvSource::Off,
+            cpus,
+        )
+    }
+
+    fn build<S>(file: S, env: EnvSource, cpus: &CpuSet) -> Result<Config, ConfigErrors>
+    where
+        S: config::Source + Send + Sync + 'static,
+    {
+        let mut builder = config::Config::builder().add_source(file);
+        let env_source = || {
+            config::Environment::with_prefix("STRAIT")
+                .prefix_separator("_")
+                .separator("__")
+                .ignore_empty(true)
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("dpdk.lcores")
+                .with_list_parse_key("dpdk.extra_eal_args")
+        };
+        match env {
+            EnvSource::Off => {}
+            EnvSource::Process => builder = builder.add_source(env_source()),
+            #[cfg(test)]
+            EnvSource::Map(vars) => {
+                builder = builder.add_source(env_source().source(Some(vars.into_iter().collect())))
+            }
+        }
+        let tree = builder.build().map_err(|e| {
+            let key = match &e {
+                config::ConfigError::FileParse { uri: Some(uri), .. } => uri.clone(),
+                _ => "config".to_string(),
+            };
+            let reason = match &e {
+                config::ConfigError::FileParse { cause, .. } => {
+                    cause.to_string().trim().replace('\n', "\n  ")
+                }
+                other => other.to_string(),
+            };
+            ConfigErrors(vec![ConfigError { key, reason }])
+        })?;
+        validate::config(&tree.cache, cpus)
+    }
+
+    /// One line describing the configuration, for `check-config` and start-up logs.
+    pub fn summary(&self) -> String {
+        let ports: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {} {}/{} mtu {}",
+                    p.name, p.device, p.ipv4, p.prefix_len, p.mtu
+                )
+            })
+            .collect();
+        let memory = match &self.dpdk.memory {
+            Memory::NoHuge { size_mb } => format!("no-huge {size_mb} MiB"),
+            Memory::Hugepages { size_mb, .. } => format!("hugepages {size_mb} MiB"),
+        };
+        let lcores: Vec<String> = self.dpdk.lcores.iter().map(u32::to_string).collect();
+        let format = match self.log.format {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        };
+        format!(
+            "{} port{} [{}]; lcores [{}]; memory {}; {} mbufs (cache {}); log {} ({})",
+            self.ports.len(),
+            if self.ports.len() == 1 { "" } else { "s" },
+            ports.join(", "),
+            lcores.join(","),
+            memory,
+            self.dpdk.mbufs,
+            self.dpdk.mbuf_cache,
+            self.log.level,
+            format
+        )
+    }
+}
+
+impl DpdkConfig {
+    /// The EAL argument vector (argv\[0\] included) for this configuration and `ports`:
+    /// lcores and main lcore, memory (`--no-huge --no-shconf`, or hugepages `--in-memory`), `--no-telemetry`, the file prefix, the
+    /// PCI allow-list (or `--no-pci` when there is no PCI device), one `--vdev` per
+    /// virtual device, then `extra_eal_args`.
+    pub fn eal_args(&self, ports: &[PortConfig], file_prefix: &str) -> Vec<String> {
+        let lcores: Vec<String> = self.lcores.iter().map(u32::to_string).collect();
+        let mut args = vec!["strait".to_string()];
+        if let Some(main) = self.lcores.first() {
+            args.extend([
+                "-l".to_string(),
+                lcores.join(","),
+                "--main-lcore".to_string(),
+                main.to_string(),
+            ]);
+        }
+        match &self.memory {
+            Memory::NoHuge { size_mb } => {
+                // DPDK 22.11 refuses `--in-memory` with `--no-huge`; `--no-shconf` keeps
+                // the process from creating shared runtime files all the same.
+                args.extend([
+                    "--no-huge".to_string(),
+                    "-m".to_string(),
+                    size_mb.to_string(),
+                    "--no-shconf".to_string(),
+                ]);
+            }
+            Memory::Hugepages { size_mb, dir } => {
+                if let Some(dir) = dir {
+                    args.extend(["--huge-dir".to_string(), dir.display().to_string()]);
+                }
+                args.extend(["-m".to_string(), size_mb.to_string(), "--in-memory".to_string()]);
+            }
+        }
+        args.extend([
+            "--no-telemetry".to_string(),
+            "--file-prefix".to_string(),
+            file_prefix.to_string(),
+        ]);
+        if !ports.iter().any(|p| matches!(p.device, Device::Pci(_))) {
+            args.push("--no-pci".to_string());
+        }
+        for p in ports {
+            if let Device::Pci(addr) = &p.device {
+                args.extend(["-a".to_string(), addr.clone()]);
+            }
+        }
+        for p in ports {
+            if let Device::Vdev(s) = &p.device {
+                args.push(format!("--vdev={s}"));
+            }
+        }
+        args.extend(self.extra_eal_args.iter().cloned());
+        args
+    }
+}
+
+#[cfg(test)]
+mod tests;

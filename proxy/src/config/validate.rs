@@ -1,0 +1,455 @@
+//! Turns the raw configuration tree into a [`Config`], checking every rule and
+//! collecting every violation.
+
+use std::path::PathBuf;
+
+use config::{Value, ValueKind};
+use tracing_subscriber::EnvFilter;
+
+use super::parse::{self, CpuSet};
+use super::raw::{as_string, as_uint, describe, Errors, Table};
+use super::{
+    Config, ConfigErrors, Device, DpdkConfig, LogConfig, LogFormat, Memory, OffloadSwitches,
+    PortConfig,
+};
+
+/// DPDK's compile-time lcore limit (RTE_MAX_LCORE in Debian's build).
+const MAX_LCORE: u32 = 128;
+
+/// EAL options strait derives from the config itself; passing them again via
+/// `extra_eal_args` would conflict.
+const RESERVED_EAL_ARGS: &[(&str, &str)] = &[
+    ("-l", "dpdk.lcores"),
+    ("--lcores", "dpdk.lcores"),
+    ("-c", "dpdk.lcores"),
+    ("--main-lcore", "dpdk.lcores"),
+    ("-m", "dpdk.memory_mb"),
+    ("--no-huge", "dpdk.memory_mode"),
+    ("--huge-dir", "dpdk.hugepage_dir"),
+    ("--in-memory", "dpdk.memory_mode"),
+    ("--no-shconf", "dpdk.memory_mode"),
+    ("--no-telemetry", "always set"),
+    ("--file-prefix", "set per process"),
+    ("--no-pci", "[[port]] device"),
+    ("-a", "[[port]] device"),
+    ("--allow", "[[port]] device"),
+    ("--vdev", "[[port]] device"),
+];
+
+/// Validates the whole tree.
+pub(crate) fn config(root: &Value, cpus: &CpuSet) -> Result<Config, ConfigErrors> {
+    let mut errs = Errors::default();
+    let cfg = walk(root, cpus, &mut errs);
+    match cfg {
+        Some(cfg) if errs.0.is_empty() => Ok(cfg),
+        _ => {
+            if errs.0.is_empty() {
+                // Unreachable by construction (every `None` records why); keep it an error.
+                errs.push("config", "invalid configuration");
+            }
+            Err(ConfigErrors(errs.0))
+        }
+    }
+}
+
+fn walk(root: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<Config> {
+    let top = Table::new(root, "", errs)?;
+    top.deny_unknown(&["log", "dpdk", "port"], errs);
+    let empty = Value::new(None, ValueKind::Table(Default::default()));
+    let log = log(top.get("log").unwrap_or(&empty), errs);
+    let dpdk = dpdk(top.get("dpdk").unwrap_or(&empty), cpus, errs);
+    let ports = ports(top.get("port"), errs);
+    Some(Config {
+        log: log?,
+        dpdk: dpdk?,
+        ports: ports?,
+    })
+}
+
+/// Reports `reason` at `key` and yields `None`.
+fn fail<T>(errs: &mut Errors, key: String, reason: impl Into<String>) -> Option<T> {
+    errs.push(key, reason);
+    None
+}
+
+fn log(value: &Value, errs: &mut Errors) -> Option<LogConfig> {
+    let t = Table::new(value, "log", errs)?;
+    t.deny_unknown(&["format", "level"], errs);
+    let format = match t.string("format", errs).as_deref() {
+        None if t.get("format").is_none() => Some(LogFormat::Human),
+        None => None,
+        Some("human") => Some(LogFormat::Human),
+        Some("json") => Some(LogFormat::Json),
+        Some(other) => t.fail(
+            errs,
+            "format",
+            format!("{other:?} is not a log format (expected \"human\" or \"json\")"),
+        ),
+    };
+    let level = match t.get("level") {
+        None => Some("info".to_string()),
+        Some(_) => t.string("level", errs).and_then(|l| {
+            if l.trim().is_empty() {
+                return t.fail(errs, "level", "must not be empty (e.g. \"info\")");
+            }
+            match EnvFilter::try_new(&l) {
+                Ok(_) => Some(l),
+                Err(e) => t.fail(
+                    errs,
+                    "level",
+                    format!("{l:?} is not a valid filter directive: {e}"),
+                ),
+            }
+        }),
+    };
+    Some(LogConfig {
+        format: format?,
+        level: level?,
+    })
+}
+
+fn dpdk(value: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<DpdkConfig> {
+    let t = Table::new(value, "dpdk", errs)?;
+    t.deny_unknown(
+        &[
+            "lcores",
+            "memory_mode",
+            "memory_mb",
+            "hugepage_dir",
+            "mbufs",
+            "mbuf_cache",
+            "extra_eal_args",
+        ],
+        errs,
+    );
+    let lcores = lcores(&t, cpus, errs);
+
+    let size_mb = t.uint_or("memory_mb", 256, 64, u32::MAX, errs);
+    let hugepages = match t.string("memory_mode", errs).as_deref() {
+        None if t.get("memory_mode").is_none() => Some(true),
+        None => None,
+        Some("hugepages") => Some(true),
+        Some("no-huge") => Some(false),
+        Some(other) => t.fail(
+            errs,
+            "memory_mode",
+            format!("{other:?} is not a memory mode (expected \"no-huge\" or \"hugepages\")"),
+        ),
+    };
+    let dir = match t.get("hugepage_dir") {
+        None => Some(None),
+        Some(_) => t.string("hugepage_dir", errs).and_then(|d| {
+            if hugepages == Some(false) {
+                t.fail(
+                    errs,
+                    "hugepage_dir",
+                    "only valid with memory_mode = \"hugepages\"",
+                )
+            } else if !d.starts_with('/') || d.contains('\0') {
+                t.fail(
+                    errs,
+                    "hugepage_dir",
+                    format!("{d:?} must be an absolute path"),
+                )
+            } else {
+                Some(Some(PathBuf::from(d)))
+            }
+        }),
+    };
+
+    let mbufs = t.uint_or("mbufs", 8191, 1023, u32::MAX, errs);
+    let mbuf_cache = t.uint_or("mbuf_cache", 256, 0, 512, errs);
+    if let (Some(mbufs), Some(cache)) = (mbufs, mbuf_cache) {
+        // Redundant with today's bounds (mbufs >= 1023, cache <= 512) but kept so that
+        // loosening either bound cannot produce a pool DPDK refuses.
+        if !cache_fits(mbufs, cache) {
+            t.fail::<()>(
+                errs,
+                "mbuf_cache",
+                format!(
+                    "{cache} is too large for {mbufs} mbufs (must be <= mbufs / 1.5 = {})",
+                    u64::from(mbufs) * 2 / 3
+                ),
+            );
+        }
+    }
+    let extra = extra_eal_args(&t, errs);
+
+    let memory = match (hugepages?, size_mb?, dir?) {
+        (false, size_mb, _) => Memory::NoHuge { size_mb },
+        (true, size_mb, dir) => Memory::Hugepages { size_mb, dir },
+    };
+    Some(DpdkConfig {
+        lcores: lcores?,
+        memory,
+        mbufs: mbufs?,
+        mbuf_cache: mbuf_cache?,
+        extra_eal_args: extra?,
+    })
+}
+
+/// DPDK's rte_mempool_create() rejects a cache whose flush threshold (1.5 x size)
+/// exceeds the pool size.
+pub(crate) fn cache_fits(mbufs: u32, cache: u32) -> bool {
+    u64::from(cache) * 3 <= u64::from(mbufs) * 2
+}
+
+fn lcores(t: &Table<'_>, cpus: &CpuSet, errs: &mut Errors) -> Option<Vec<u32>> {
+    let path = t.path_of("lcores");
+    if t.get("lcores").is_none() {
+        return Some(vec![0]);
+    }
+    let items = t.array("lcores", errs)?;
+    if items.is_empty() {
+        return t.fail(errs, "lcores", "must list at least one CPU");
+    }
+    let before = errs.0.len();
+    let mut out: Vec<u32> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Some(id) = as_uint(item, &format!("{path}[{i}]"), 0, u32::MAX, errs) else {
+            continue;
+        };
+        if id >= MAX_LCORE {
+            t.fail::<()>(
+                errs,
+                "lcores",
+                format!("lcore {id} is out of range (DPDK lcore ids are < {MAX_LCORE})"),
+            );
+        } else if !cpus.contains(id) {
+            t.fail::<()>(
+                errs,
+                "lcores",
+                format!("lcore {id} does not exist (this machine has CPUs {cpus})"),
+            );
+        } else if out.contains(&id) {
+            t.fail::<()>(errs, "lcores", format!("lcore {id} is listed twice"));
+        } else {
+            out.push(id);
+        }
+    }
+    (errs.0.len() == before).then_some(out)
+}
+
+fn extra_eal_args(t: &Table<'_>, errs: &mut Errors) -> Option<Vec<String>> {
+    let path = t.path_of("extra_eal_args");
+    let items = t.array("extra_eal_args", errs)?;
+    let before = errs.0.len();
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let key = format!("{path}[{i}]");
+        let Some(arg) = as_string(item, &key, errs) else {
+            continue;
+        };
+        let name = arg.split_once('=').map_or(arg.as_str(), |(n, _)| n);
+        if arg.is_empty() {
+            errs.push_for(item, &key, "must not be empty");
+        } else if arg.contains('\0') {
+            errs.push_for(item, &key, "must not contain a NUL character");
+        } else if let Some((_, from)) = RESERVED_EAL_ARGS.iter().find(|(opt, _)| *opt == name) {
+            errs.push_for(
+                item,
+                &key,
+                format!("{name} is set by strait from the config ({from}); do not pass it here"),
+            );
+        } else {
+            out.push(arg);
+        }
+    }
+    (errs.0.len() == before).then_some(out)
+}
+
+fn ports(value: Option<&Value>, errs: &mut Errors) -> Option<Vec<PortConfig>> {
+    let Some(value) = value else {
+        return fail(errs, "port".into(), "at least one [[port]] is required");
+    };
+    let items = match &value.kind {
+        ValueKind::Array(items) => items,
+        ValueKind::Table(_) => {
+            return fail(
+                errs,
+                "port".into(),
+                "expected an array of tables: write [[port]], not [port]",
+            );
+        }
+        _ => {
+            return fail(
+                errs,
+                "port".into(),
+                format!(
+                    "expected an array of tables ([[port]]), found {}",
+                    describe(value)
+                ),
+            );
+        }
+    };
+    if items.is_empty() {
+        return fail(errs, "port".into(), "at least one [[port]] is required");
+    }
+    let before = errs.0.len();
+    let parsed: Vec<Option<PortConfig>> = items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| port(v, i, errs))
+        .collect();
+
+    // Cross-port rules: unique names, devices and addresses.
+    for (i, p) in parsed.iter().enumerate() {
+        let Some(p) = p else { continue };
+        for (j, q) in parsed.iter().enumerate().take(i) {
+            let Some(q) = q else { continue };
+            if p.name == q.name {
+                errs.push(
+                    format!("port[{i}].name"),
+                    format!("{:?} is already used by port[{j}]", p.name),
+                );
+            }
+            if device_id(&p.device) == device_id(&q.device) {
+                errs.push(
+                    format!("port[{i}].device"),
+                    format!("{:?} is already used by port[{j}]", device_id(&p.device)),
+                );
+            }
+            if p.ipv4 == q.ipv4 {
+                errs.push(
+                    format!("port[{i}].ipv4"),
+                    format!("{} is already used by port[{j}]", p.ipv4),
+                );
+            }
+        }
+    }
+    if errs.0.len() != before {
+        return None;
+    }
+    parsed.into_iter().collect()
+}
+
+/// What identifies a device to DPDK: the PCI address, or the vdev's instance name.
+fn device_id(d: &Device) -> &str {
+    match d {
+        Device::Pci(s) => s,
+        Device::Vdev(s) => s.split(',').next().unwrap_or(s),
+    }
+}
+
+fn port(value: &Value, index: usize, errs: &mut Errors) -> Option<PortConfig> {
+    let path = format!("port[{index}]");
+    let t = Table::new(value, &path, errs)?;
+    t.deny_unknown(
+        &[
+            "name", "device", "ipv4", "gateway", "mtu", "mac", "offloads",
+        ],
+        errs,
+    );
+    let before = errs.0.len();
+
+    let name = t
+        .required_string("name", errs)
+        .and_then(|n| match parse::port_name(&n) {
+            Ok(()) => Some(n),
+            Err(why) => t.fail(errs, "name", why),
+        });
+
+    let device = t.required_string("device", errs).and_then(|d| {
+        if d.starts_with("net_") {
+            match parse::vdev(&d) {
+                Ok(()) => Some(Device::Vdev(d)),
+                Err(why) => t.fail(errs, "device", why),
+            }
+        } else if parse::is_pci_address(&d) {
+            Some(Device::Pci(d.to_ascii_lowercase()))
+        } else {
+            t.fail(errs, "device",
+                format!("{d:?} is neither a DPDK vdev (net_<driver>[,key=value...]) nor a PCI address (DDDD:BB:DD.F)"),
+            )
+        }
+    });
+
+    let addr = t
+        .required_string("ipv4", errs)
+        .and_then(|s| match parse::ipv4_with_prefix(&s) {
+            Ok(a) => Some(a),
+            Err(why) => t.fail(errs, "ipv4", why),
+        });
+
+    let gateway = t
+        .string("gateway", errs)
+        .and_then(|s| match parse::ipv4(&s) {
+            Ok(gw) => Some(gw),
+            Err(why) => t.fail(errs, "gateway", why),
+        });
+    if let (Some(gw), Some((ip, len))) = (gateway, addr) {
+        if !parse::same_subnet(ip, len, gw) {
+            t.fail::<()>(
+                errs,
+                "gateway",
+                format!("{gw} is not inside the port's subnet {ip}/{len}"),
+            );
+        } else if gw == ip {
+            t.fail::<()>(errs, "gateway", format!("{gw} is the port's own address"));
+        } else if let Err(why) = parse::host_address(gw, len) {
+            t.fail::<()>(errs, "gateway", why);
+        }
+    }
+
+    let mtu = t
+        .uint_or("mtu", 1500, 576, 9000, errs)
+        .and_then(|m| u16::try_from(m).ok());
+
+    let mac = t.string("mac", errs).and_then(|s| match parse::mac(&s) {
+        Ok(m) => Some(m),
+        Err(why) => t.fail(errs, "mac", why),
+    });
+
+    let offloads = match t.get("offloads") {
+        None => Some(OffloadSwitches::default()),
+        Some(v) => offloads(v, &t.path_of("offloads"), errs),
+    };
+
+    if errs.0.len() != before {
+        return None;
+    }
+    let (ipv4, prefix_len) = addr?;
+    Some(PortConfig {
+        name: name?,
+        device: device?,
+        ipv4,
+        prefix_len,
+        gateway,
+        mtu: mtu?,
+        mac,
+        offloads: offloads?,
+    })
+}
+
+fn offloads(value: &Value, path: &str, errs: &mut Errors) -> Option<OffloadSwitches> {
+    let t = Table::new(value, path, errs)?;
+    t.deny_unknown(
+        &[
+            "tso",
+            "ipv4_checksum",
+            "tcp_checksum",
+            "udp_checksum",
+            "multi_seg",
+            "rss",
+            "rx_checksum",
+        ],
+        errs,
+    );
+    // Evaluate every switch before combining, so that all mistyped ones are reported.
+    let tso = t.bool_or("tso", true, errs);
+    let ipv4_checksum = t.bool_or("ipv4_checksum", true, errs);
+    let tcp_checksum = t.bool_or("tcp_checksum", true, errs);
+    let udp_checksum = t.bool_or("udp_checksum", true, errs);
+    let multi_seg = t.bool_or("multi_seg", true, errs);
+    let rss = t.bool_or("rss", true, errs);
+    let rx_checksum = t.bool_or("rx_checksum", true, errs);
+    Some(OffloadSwitches {
+        tso: tso?,
+        ipv4_checksum: ipv4_checksum?,
+        tcp_checksum: tcp_checksum?,
+        udp_checksum: udp_checksum?,
+        multi_seg: multi_seg?,
+        rss: rss?,
+        rx_checksum: rx_checksum?,
+    })
+}

@@ -1,0 +1,6 @@
+//! The `strait` library: configuration and logging shared by the `strait` binary.
+
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod logging;

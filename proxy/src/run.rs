@@ -1,0 +1,251 @@
+//! `strait run`: bring up DPDK, the ports and one loop per lcore, then serve until told
+//! to stop (SIGTERM or SIGINT).
+//!
+//! Start-up order: EAL -> mbuf pool -> ports (offloads negotiated, queues = lcores) ->
+//! one [`Worker`] per lcore (workers on remote lcores, the first on the main lcore in this
+//! thread) -> gratuitous ARP -> "strait ready". Shutdown reverses it: raise the stop flag,
+//! wait for every lcore, log the final counters, stop and close the ports, free the pool,
+//! clean up the EAL.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+
+use dataplane::dpdk::{tsc_hz, DpdkError, Eal, Mempool, Offloads, Port, PortSettings};
+use dataplane::lcore::{LcoreStats, PortQueue, TscClock, Worker, WorkerReport};
+use dataplane::net::{Interface, InterfaceConfig};
+use dataplane::wire::ethernet::EthernetAddress;
+use strait::config::{Config, Device, Memory, OffloadSwitches, PortConfig};
+
+/// Why `strait run` could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// DPDK refused something; the operation is named in the message.
+    #[error("DPDK: {0}")]
+    Dpdk(#[from] DpdkError),
+    /// A configured device did not show up as a DPDK port.
+    #[error("port `{port}`: device `{device}` is not a DPDK port ({source})")]
+    NoSuchDevice {
+        /// The port's configured name.
+        port: String,
+        /// The device string.
+        device: String,
+        /// What DPDK said.
+        source: DpdkError,
+    },
+    /// A port could not be configured or started.
+    #[error("port `{port}`: {source}")]
+    Port {
+        /// The port's configured name.
+        port: String,
+        /// What DPDK said.
+        source: DpdkError,
+    },
+    /// Signal handlers could not be installed.
+    #[error("installing signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// An lcore loop ended abnormally.
+    #[error("lcore {0} stopped abnormally")]
+    Lcore(u32),
+}
+
+/// Mbuf data room: DPDK's default (2048 bytes of data + 128 of headroom).
+const MBUF_DATA_ROOM: u16 = 2048 + 128;
+/// Descriptors per RX/TX ring (the adapter clamps to what the device allows).
+const RING_DESCRIPTORS: u16 = 1024;
+
+/// The DPDK device name of a configured device: the vdev's driver instance name (the
+/// part before the first comma) or the PCI address.
+fn device_name(device: &Device) -> &str {
+    match device {
+        Device::Vdev(s) => s.split(',').next().unwrap_or(s),
+        Device::Pci(s) => s,
+    }
+}
+
+fn wanted_offloads(s: &OffloadSwitches) -> Offloads {
+    Offloads {
+        tso: s.tso,
+        ipv4_cksum: s.ipv4_checksum,
+        tcp_cksum: s.tcp_checksum,
+        udp_cksum: s.udp_checksum,
+        multi_seg: s.multi_seg,
+        rss: s.rss,
+        rx_cksum: s.rx_checksum,
+    }
+}
+
+fn describe(o: &Offloads) -> String {
+    let names = [
+        (o.tso, "tso"),
+        (o.ipv4_cksum, "ipv4-cksum"),
+        (o.tcp_cksum, "tcp-cksum"),
+        (o.udp_cksum, "udp-cksum"),
+        (o.multi_seg, "multi-seg"),
+        (o.rss, "rss"),
+        (o.rx_cksum, "rx-cksum"),
+    ];
+    let on: Vec<&str> = names.iter().filter(|(b, _)| *b).map(|(_, n)| *n).collect();
+    if on.is_empty() {
+        "none".to_string()
+    } else {
+        on.join(",")
+    }
+}
+
+struct UpPort {
+    cfg: PortConfig,
+    port: Arc<Port>,
+    mac: EthernetAddress,
+}
+
+fn bring_up(pc: &PortConfig, queues: u16, pool: &Mempool) -> Result<UpPort, RunError> {
+    let name = device_name(&pc.device);
+    let id = Port::by_name(name).map_err(|source| RunError::NoSuchDevice {
+        port: pc.name.clone(),
+        device: name.to_string(),
+        source,
+    })?;
+    let want = wanted_offloads(&pc.offloads);
+    let settings =
+        PortSettings { rx_queues: queues, tx_queues: queues, rx_desc: RING_DESCRIPTORS, tx_desc: RING_DESCRIPTORS, mtu: pc.mtu, want };
+    let port_err = |source| RunError::Port { port: pc.name.clone(), source };
+    let mut port = Port::configure(id, &settings, pool).map_err(port_err)?;
+    let mac = match pc.mac {
+        Some(m) => {
+            // A configured MAC other than the device's: receive frames sent to it.
+            port.set_promiscuous(true).map_err(port_err)?;
+            EthernetAddress(m)
+        }
+        None => EthernetAddress(port.mac()),
+    };
+    port.start().map_err(port_err)?;
+    tracing::info!(
+        port = %pc.name,
+        driver = port.driver(),
+        port_id = id,
+        mac = %mac,
+        ipv4 = %format!("{}/{}", pc.ipv4, pc.prefix_len),
+        mtu = port.mtu(),
+        queues,
+        wanted = %describe(&want),
+        granted = %describe(&port.granted()),
+        "port up"
+    );
+    Ok(UpPort { cfg: pc.clone(), port: Arc::new(port), mac })
+}
+
+fn interface_for(up: &UpPort) -> Interface {
+    Interface::new(InterfaceConfig {
+        mac: up.mac,
+        ipv4: up.cfg.ipv4,
+        prefix_len: up.cfg.prefix_len,
+        gateway: up.cfg.gateway,
+        mtu: up.port.mtu(),
+    })
+}
+
+fn log_report(report: &WorkerReport, ports: &[UpPort]) {
+    for (counters, up) in report.net.iter().zip(ports) {
+        let nonzero: Vec<String> =
+            counters.iter().filter(|(_, v)| *v != 0).map(|(k, v)| format!("{k}={v}")).collect();
+        tracing::info!(lcore = report.lcore, port = %up.cfg.name, counters = %nonzero.join(" "), "final counters");
+    }
+}
+
+/// Runs the data plane described by `cfg` until SIGTERM or SIGINT.
+pub fn run(cfg: Config) -> Result<(), RunError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(RunError::Signals)?;
+    }
+
+    let prefix = format!("strait-{}", std::process::id());
+    let args = cfg.dpdk.eal_args(&cfg.ports, &prefix);
+    tracing::info!(args = %args.join(" "), "initialising DPDK");
+    let eal = Eal::init(&args)?;
+    let mode = match &cfg.dpdk.memory {
+        Memory::NoHuge { .. } => "no-huge",
+        Memory::Hugepages { .. } => "hugepages",
+    };
+    let lcores = cfg.dpdk.lcores.clone();
+    let queues = u16::try_from(lcores.len()).unwrap_or(u16::MAX);
+    let pool = Mempool::new("strait_mbufs", cfg.dpdk.mbufs, cfg.dpdk.mbuf_cache, MBUF_DATA_ROOM, -1)?;
+    tracing::info!(mbufs = cfg.dpdk.mbufs, memory = mode, "mbuf pool ready");
+
+    let mut ports = Vec::with_capacity(cfg.ports.len());
+    for pc in &cfg.ports {
+        ports.push(bring_up(pc, queues, &pool)?);
+    }
+
+    let clock = TscClock::new(tsc_hz());
+    let mut workers = Vec::with_capacity(lcores.len());
+    for (q, &lcore) in lcores.iter().enumerate() {
+        let queue = u16::try_from(q).unwrap_or(u16::MAX);
+        let pqs: Vec<PortQueue> = ports.iter().map(|up| PortQueue::new(Arc::clone(&up.port), queue, interface_for(up))).collect();
+        let stats = Arc::new(LcoreStats::default());
+        workers.push(Worker::new(lcore, pqs, pool.clone(), clock, Arc::clone(&stop), stats));
+    }
+
+    let (report_tx, report_rx) = mpsc::channel::<WorkerReport>();
+    let mut workers = workers.into_iter();
+    let main_worker = workers.next();
+    let mut remote = Vec::new();
+    for mut w in workers {
+        let lcore = lcores.get(remote.len() + 1).copied().unwrap_or_default();
+        let tx = report_tx.clone();
+        w.announce();
+        eal.launch(
+            lcore,
+            Box::new(move || {
+                // The receiver outlives every worker (we wait for them below).
+                let _ = tx.send(w.run());
+                0
+            }),
+        )?;
+        remote.push(lcore);
+    }
+    tracing::info!(lcores = ?lcores, ports = ports.len(), "strait ready");
+    let mut reports = Vec::new();
+    if let Some(mut w) = main_worker {
+        w.announce();
+        reports.push(w.run());
+    }
+    stop.store(true, Ordering::Relaxed);
+    tracing::info!("stopping: waiting for lcores");
+    let mut failed = None;
+    for lcore in remote {
+        match eal.wait(lcore) {
+            Ok(0) => {}
+            Ok(_) | Err(_) => failed = Some(lcore),
+        }
+    }
+    drop(report_tx);
+    reports.extend(report_rx.try_iter());
+    reports.sort_by_key(|r| r.lcore);
+    for r in &reports {
+        log_report(r, &ports);
+    }
+    for up in &ports {
+        if let Ok(s) = up.port.stats() {
+            tracing::info!(
+                port = %up.cfg.name,
+                ipackets = s.ipackets,
+                opackets = s.opackets,
+                imissed = s.imissed,
+                ierrors = s.ierrors,
+                oerrors = s.oerrors,
+                rx_nombuf = s.rx_nombuf,
+                "port statistics"
+            );
+        }
+    }
+    // Ports close before the pool, the pool before the EAL (see dataplane::dpdk docs).
+    drop(ports);
+    drop(pool);
+    drop(eal);
+    tracing::info!("strait stopped");
+    match failed {
+        Some(l) => Err(RunError::Lcore(l)),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,114 @@
+//! End-to-end tests of `strait check-config` and `strait --version`, running the real
+//! binary on the shipped example configurations.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn configs_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs")
+}
+
+/// Runs `strait` with `args` and `env`, with no other `STRAIT_*` variables or `RUST_LOG`
+/// leaking in from the test environment.
+fn strait(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strait"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("STRAIT_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(args).envs(env.iter().copied());
+    cmd.output()
+        .unwrap_or_else(|e| panic!("running strait: {e}"))
+}
+
+fn check_config(file: &str, env: &[(&str, &str)]) -> Output {
+    let path = configs_dir().join(file);
+    let path = path
+        .to_str()
+        .unwrap_or_else(|| panic!("non-UTF-8 path {path:?}"));
+    strait(&["check-config", path], env)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn bad_example_exits_2_with_three_errors_naming_their_keys() {
+    let out = check_config("bad-example.toml", &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "stderr:\n{stderr}");
+    assert!(
+        lines.contains(&"error: dpdk.lcroes: unknown key (did you mean `lcores`?)"),
+        "{stderr}"
+    );
+    assert!(
+        lines.contains(
+            &"error: port[0].ipv4: \"198.18.0.300/24\" is not an IPv4 address with prefix (expected a.b.c.d/len)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        lines.iter().any(|l| l
+            .starts_with("error: dpdk.lcores: lcore 64 does not exist (this machine has CPUs ")),
+        "{stderr}"
+    );
+    assert!(text(&out.stdout).is_empty());
+}
+
+#[test]
+fn demo_config_is_ok() {
+    let out = check_config("demo.toml", &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "stderr:\n{}", text(&out.stderr));
+    assert!(
+        stdout
+            .starts_with("config OK: 1 port [tap0 net_tap0,iface=strait0 198.18.0.2/24 mtu 1500]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("log info (human)"), "{stdout}");
+}
+
+#[test]
+fn environment_overrides_the_log_level() {
+    let out = check_config("demo.toml", &[("STRAIT_LOG__LEVEL", "debug")]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "stderr:\n{}", text(&out.stderr));
+    assert!(stdout.contains("log debug (human)"), "{stdout}");
+}
+
+#[test]
+fn bad_environment_override_is_reported() {
+    let out = check_config("demo.toml", &[("STRAIT_LOG__LEVEL", "foo=bogus")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(
+        stderr.starts_with("error: log.level: \"foo=bogus\" is not a valid filter directive"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("STRAIT_LOG__LEVEL"), "{stderr}");
+}
+
+#[test]
+fn missing_file_exits_2() {
+    let out = check_config("does-not-exist.toml", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("not found"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn version_is_printed() {
+    let out = strait(&["--version"], &[]);
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("strait {}", env!("CARGO_PKG_VERSION"))
+    );
+}

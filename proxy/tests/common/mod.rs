@@ -1,0 +1,205 @@
+//! Harness for end-to-end tests: throwaway network namespaces, a `strait` process inside
+//! one, and clean-up that runs also when the test fails (everything is a guard with
+//! `Drop`). Names are unique per test run (pid + counter), addresses come from
+//! 198.18.0.0/15.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this process and call; keep `tag` at most 4 bytes where the name
+/// must fit an interface name (15 bytes).
+pub fn unique(tag: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id() % 100_000;
+    format!("{tag}{pid}x{n}")
+}
+
+/// True when the test may run. Root-only tests skip (with a line saying so) when not
+/// root, unless `REQUIRE_ROOT_TESTS` is set, as in CI: then a skip is a failure.
+pub fn require_root(test: &str) -> bool {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or("1");
+    if euid == "0" {
+        return true;
+    }
+    if std::env::var_os("REQUIRE_ROOT_TESTS").is_some() {
+        panic!("{test}: needs root, and REQUIRE_ROOT_TESTS forbids skipping");
+    }
+    eprintln!("SKIPPED {test}: needs root");
+    false
+}
+
+/// Runs a command, returning its output (never panics on failure to spawn: that is an
+/// error output with the reason in stderr).
+pub fn sh(program: &str, args: &[&str]) -> Output {
+    match Command::new(program).args(args).output() {
+        Ok(o) => o,
+        Err(e) => Output {
+            status: std::process::ExitStatus::default(),
+            stdout: Vec::new(),
+            stderr: format!("spawn {program}: {e}").into_bytes(),
+        },
+    }
+}
+
+/// Runs a command and panics with its stderr if it fails.
+pub fn must(program: &str, args: &[&str]) -> String {
+    let o = sh(program, args);
+    assert!(
+        o.status.success(),
+        "`{program} {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A network namespace deleted (with every process in it killed) on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = unique(tag);
+        must("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `ip -n NS ARGS...`, panicking on failure.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut full = vec!["-n", self.name.as_str()];
+        full.extend_from_slice(args);
+        must("ip", &full)
+    }
+
+    /// `ip netns exec NS PROGRAM ARGS...`, returning the output.
+    pub fn exec(&self, program: &str, args: &[&str]) -> Output {
+        let mut full = vec!["netns", "exec", self.name.as_str(), program];
+        full.extend_from_slice(args);
+        sh("ip", &full)
+    }
+
+    /// Whether interface `ifname` exists in this namespace.
+    pub fn has_link(&self, ifname: &str) -> bool {
+        sh("ip", &["-n", &self.name, "link", "show", ifname]).status.success()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let pids = sh("ip", &["netns", "pids", &self.name]);
+        for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+            let _ = sh("kill", &["-9", pid]);
+        }
+        let _ = sh("ip", &["netns", "del", &self.name]);
+    }
+}
+
+/// A `strait` process; killed on drop if still running.
+pub struct Strait {
+    pub child: Child,
+    pub log: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Strait {
+    /// Writes `toml` to a temporary file and starts `strait run` inside `ns`.
+    pub fn start(ns: &Netns, toml: &str) -> Strait {
+        let base = std::env::temp_dir().join(unique("strait-test-"));
+        let config = base.with_extension("toml");
+        let log = base.with_extension("log");
+        fs::write(&config, toml).expect("write test config");
+        let out = fs::File::create(&log).expect("create log");
+        let err = out.try_clone().expect("dup log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_strait"), "run", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn strait");
+        Strait { child, log, config }
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until a log line contains every one of `needles`; panics with the log if
+    /// the process exits or `timeout` passes first.
+    pub fn wait_for_log(&mut self, needles: &[&str], timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.log_text();
+            if let Some(line) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+                return line.to_string();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("strait exited ({status}) before logging {needles:?}:\n{text}");
+            }
+            if start.elapsed() > timeout {
+                panic!("no log line with {needles:?} after {timeout:?}:\n{text}");
+            }
+            sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status (panics after `timeout`).
+    pub fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        must("kill", &["-TERM", &self.child.id().to_string()]);
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if start.elapsed() > timeout {
+                let _ = self.child.kill();
+                panic!("strait did not exit within {timeout:?} of SIGTERM:\n{}", self.log_text());
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Strait {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = fs::remove_file(&self.log);
+        } else {
+            eprintln!("strait log kept at {}", self.log.display());
+        }
+        let _ = fs::remove_file(&self.config);
+    }
+}
+
+/// Pings `addr` from `ns` until one reply arrives (ARP resolution included) or
+/// `timeout` passes; returns whether it answered.
+pub fn ping_until_reply(ns: &Netns, addr: &str, timeout: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if ns.exec("ping", &["-c", "1", "-W", "1", addr]).status.success() {
+            return true;
+        }
+    }
+    false
+}
