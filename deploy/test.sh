@@ -29,6 +29,6 @@ fi
 
 if [[ -x fuzz/run-short.sh ]]; then
   echo "== fuzz (short)"
-  FUZZ_SECONDS=${FUZZ_SECONDS:-20} fuzz/run-short.sh
+  fuzz/run-short.sh "${FUZZ_SECONDS:-20}"
 fi
 echo "== all tests passed"
