@@ -17,6 +17,8 @@ cargo clippy --workspace --all-targets --profile ci -- -D warnings
 cargo clippy -p dataplane --no-default-features --all-targets --profile ci -- -D warnings
 
 echo "== tests"
+# The TCP simulator moves 100 MB each way (debug-assertion builds default to a few MB).
+export TCP_SIM_FULL=1
 log=$(mktemp /tmp/strait-tests.XXXXXX.log)
 cargo test --workspace --profile ci 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

@@ -2,22 +2,25 @@
 //! links move a verified byte stream each way and close cleanly.
 //!
 //! Sizes: 100 MB each way in optimised builds (`cargo test --release --test tcp_sim`); debug
-//! builds run smaller streams so that `cargo test` stays quick. `STRAIT_SIM_BYTES` overrides
-//! the size and `STRAIT_SIM_SEED` replays one seed. Failures print the seed.
+//! builds run smaller streams so that `cargo test` stays quick. `TCP_SIM_FULL=1` runs the
+//! optimised-build sizes whatever the build (the test command sets it: its profile keeps
+//! debug assertions on), `TCP_SIM_BYTES` overrides the size and `TCP_SIM_SEED` replays one
+//! seed. Failures print the seed.
 
 use dataplane::tcp::sim::LinkParams;
 use dataplane::tcp::simulator::{run, SimParams, SimReport};
 use dataplane::time::Duration;
 
 fn stream_bytes(release_default: u64, debug_default: u64) -> u64 {
-    if let Some(v) = std::env::var("STRAIT_SIM_BYTES").ok().and_then(|v| v.parse().ok()) {
+    if let Some(v) = std::env::var("TCP_SIM_BYTES").ok().and_then(|v| v.parse().ok()) {
         return v;
     }
-    if cfg!(debug_assertions) { debug_default } else { release_default }
+    let full = std::env::var_os("TCP_SIM_FULL").is_some();
+    if cfg!(debug_assertions) && !full { debug_default } else { release_default }
 }
 
 fn seeds(default: &[u64]) -> Vec<u64> {
-    match std::env::var("STRAIT_SIM_SEED").ok().and_then(|v| v.parse().ok()) {
+    match std::env::var("TCP_SIM_SEED").ok().and_then(|v| v.parse().ok()) {
         Some(s) => vec![s],
         None => default.to_vec(),
     }
@@ -26,7 +29,7 @@ fn seeds(default: &[u64]) -> Vec<u64> {
 fn check(p: &SimParams) -> SimReport {
     let r = match run(p) {
         Ok(r) => r,
-        Err(e) => panic!("simulation failed (replay with STRAIT_SIM_SEED={}): {e}", p.seed),
+        Err(e) => panic!("simulation failed (replay with TCP_SIM_SEED={}): {e}", p.seed),
     };
     assert_eq!(r.a_to_b.bytes, p.bytes, "seed {}: a->b length", p.seed);
     assert_eq!(r.b_to_a.bytes, p.bytes, "seed {}: b->a length", p.seed);
