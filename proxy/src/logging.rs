@@ -19,8 +19,11 @@ pub fn filter(level: &str, rust_log: Option<&str>) -> Result<EnvFilter, String> 
 pub fn init(cfg: &LogConfig) -> Result<(), String> {
     let rust_log = std::env::var("RUST_LOG").ok();
     let filter = filter(&cfg.level, rust_log.as_deref())?;
+    // Colours only for a terminal: journald and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let result = match cfg.format {
         LogFormat::Human => builder.try_init(),
