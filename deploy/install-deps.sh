@@ -11,6 +11,8 @@ PACKAGES=(
   clang libclang-dev pkg-config build-essential
   # test peers and tools: namespaces, ping, captures, load generator, real backend
   iproute2 iputils-ping tshark wrk nginx-light procps kmod
+  # metrics: a real Prometheus server for the scrape test, and promtool
+  prometheus
 )
 
 missing=()

@@ -1,18 +1,33 @@
 //! The per-lcore loop: RX burst -> parse -> stack input -> transmit -> TX burst -> timers.
 //!
-//! Each lcore owns one RX and one TX queue on every port, and one [`Interface`] per port
-//! (neighbour cache, counters). Nothing on the fast path is shared with other lcores: the
-//! control plane reads the lcore's [`LcoreStats`] (relaxed atomics written by this lcore
-//! only) and asks it to stop through an [`AtomicBool`].
+//! Each lcore owns one RX and one TX queue on every port, one [`Interface`] per port
+//! (neighbour cache, counters) and one TCP [`Engine`] with the services ([`Apps`]) that
+//! run on it. Nothing on the fast path is shared with other lcores (symmetric RSS puts
+//! both directions of a connection on the same lcore): the control plane reads the lcore's
+//! [`LcoreStats`] (relaxed atomics written by this lcore only) and asks it to stop through
+//! an [`AtomicBool`].
+//!
+//! TCP without copies: a received segment becomes an [`MbufPayload`] viewing the frame it
+//! arrived in; a transmitted segment is a fresh header mbuf (Ethernet, IPv4, TCP) chained
+//! with indirect mbufs over the payload's buffers. A super-segment (`Segment::mss != 0`)
+//! goes to the NIC for TSO when the port granted it, and is otherwise cut by software GSO
+//! ([`gso_segment`], which copies into fresh frames, counted). Checksums are offloaded when
+//! granted and computed in software otherwise.
 //!
 //! This module has no `unsafe`: it drives DPDK through the safe adapter in [`crate::dpdk`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::dpdk::{tsc, CksumStatus, Mbuf, Mempool, Port};
-use crate::net::{Input, Interface, NetCounters, RxChecksum};
+use std::net::Ipv4Addr;
+
+use crate::app::{AppCounters, AppSpec, Apps};
+use crate::dpdk::{copy_stats, count_copy, tsc, CksumStatus, CopyStats, Mbuf, MbufPayload, Mempool, Port, TxOffload};
+use crate::net::{Input, Interface, LinkResult, NetCounters, RxChecksum};
+use crate::offload::gso_segment;
+use crate::tcp::{Counters, Engine, Payload, Segment, StackError, TcpConfig};
 use crate::time::{Duration, Instant};
+use crate::wire::{checksum, ethernet, ipv4, tcp as wire_tcp};
 
 /// Frames taken from a queue per RX burst.
 pub const BURST: usize = 32;
@@ -60,12 +75,49 @@ pub struct LcoreStats {
     pub total_cycles: AtomicU64,
     /// Loop iterations.
     pub iterations: AtomicU64,
+    /// TCP segments handed to the engine.
+    pub tcp_rx_segments: AtomicU64,
+    /// Received TCP segments whose range lay outside the frame, or that could not be
+    /// turned into a payload (no mbuf for a scattered frame's copy).
+    pub tcp_rx_dropped: AtomicU64,
+    /// TCP segments the engine emitted (super-segments count once).
+    pub tcp_tx_segments: AtomicU64,
+    /// TCP segments dropped because the next hop was not resolved yet (TCP retransmits).
+    pub tcp_tx_unresolved: AtomicU64,
+    /// TCP segments dropped because no port has their source address.
+    pub tcp_tx_no_route: AtomicU64,
+    /// TCP segments that could not be built (no mbuf, chain or offload failure).
+    pub tcp_tx_build_failed: AtomicU64,
+    /// Super-segments handed to the NIC for TSO.
+    pub tso_segments: AtomicU64,
+    /// Frames produced by software GSO.
+    pub gso_frames: AtomicU64,
 }
 
 impl LcoreStats {
     fn add(counter: &AtomicU64, n: u64) {
         // Only the owning lcore writes: a load + store is enough and avoids a locked RMW.
         counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// `(name, value)` of every frame and segment counter (relaxed loads).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        [
+            ("rx_frames", &self.rx_frames),
+            ("tx_frames", &self.tx_frames),
+            ("tx_dropped_full", &self.tx_dropped_full),
+            ("tx_dropped_nombuf", &self.tx_dropped_nombuf),
+            ("tcp_rx_segments", &self.tcp_rx_segments),
+            ("tcp_rx_dropped", &self.tcp_rx_dropped),
+            ("tcp_tx_segments", &self.tcp_tx_segments),
+            ("tcp_tx_unresolved", &self.tcp_tx_unresolved),
+            ("tcp_tx_no_route", &self.tcp_tx_no_route),
+            ("tcp_tx_build_failed", &self.tcp_tx_build_failed),
+            ("tso_segments", &self.tso_segments),
+            ("gso_frames", &self.gso_frames),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.load(Ordering::Relaxed)))
     }
 
     /// Busy cycles / total cycles, between 0 and 1.
@@ -88,6 +140,9 @@ pub struct PortQueue {
     pub iface: Interface,
     /// Whether the device verifies RX checksums (else software does).
     pub rx_cksum_offload: bool,
+    /// The PMD checks `l2_len + l3_len + l4_len + tso_segsz` against the (IP) MTU, so
+    /// TSO segments must be cut that much smaller (DPDK `net_tap`, `pmd_tx_burst`).
+    tso_frame_within_mtu: bool,
     tx: Vec<Mbuf>,
 }
 
@@ -95,7 +150,8 @@ impl PortQueue {
     /// Wraps `port`'s queue pair `queue` with the interface state `iface`.
     pub fn new(port: Arc<Port>, queue: u16, iface: Interface) -> Self {
         let rx_cksum_offload = port.granted().rx_cksum;
-        PortQueue { port, queue, iface, rx_cksum_offload, tx: Vec::with_capacity(BURST) }
+        let tso_frame_within_mtu = port.driver() == "net_tap";
+        PortQueue { port, queue, iface, rx_cksum_offload, tso_frame_within_mtu, tx: Vec::with_capacity(BURST) }
     }
 }
 
@@ -106,6 +162,29 @@ pub struct WorkerReport {
     pub lcore: u32,
     /// Final link/network counters per port, in the order the ports were given.
     pub net: Vec<NetCounters>,
+    /// Final TCP counters of the lcore's engine.
+    pub tcp: Counters,
+    /// Final counters of the services.
+    pub apps: AppCounters,
+    /// Connections still in the engine when the loop stopped.
+    pub tcp_connections: usize,
+    /// Process-wide payload copies when the loop stopped.
+    pub copies: CopyStats,
+    /// Mbufs out of the pool when the loop stopped, with this lcore's connections still
+    /// alive (approximate while other lcores run).
+    pub pool_in_use: u32,
+}
+
+/// The TCP side of a worker: engine settings, key and services.
+#[derive(Debug, Clone)]
+pub struct TcpSetup {
+    /// Engine settings. `mss` is lowered to fit the smallest port MTU, and `tso` is set:
+    /// every port segments super-segments, in hardware or by software GSO.
+    pub config: TcpConfig,
+    /// Key of the ISN generator and SYN cookies (from a CSPRNG).
+    pub secret: [u8; 16],
+    /// Services to start.
+    pub apps: Vec<AppSpec>,
 }
 
 /// The loop of one lcore.
@@ -118,10 +197,15 @@ pub struct Worker {
     stats: Arc<LcoreStats>,
     rx: Vec<Mbuf>,
     scratch: Vec<u8>,
+    engine: Engine<MbufPayload>,
+    apps: Apps<MbufPayload>,
+    ip_ident: u16,
 }
 
 impl Worker {
-    /// A worker for `lcore` over `ports`, allocating TX frames from `pool`.
+    /// A worker for `lcore` over `ports`, allocating TX frames from `pool`, with a TCP
+    /// engine set up from `tcp` and its services listening. Fails if a service cannot
+    /// listen (two on one address).
     pub fn new(
         lcore: u32,
         ports: Vec<PortQueue>,
@@ -129,8 +213,43 @@ impl Worker {
         clock: TscClock,
         stop: Arc<AtomicBool>,
         stats: Arc<LcoreStats>,
-    ) -> Self {
-        Worker { lcore, ports, pool, clock, stop, stats, rx: Vec::with_capacity(BURST), scratch: Vec::new() }
+        tcp: TcpSetup,
+    ) -> Result<Self, StackError> {
+        let mut cfg = tcp.config;
+        // RFC 9293 §3.7.1: the MSS is the MTU minus the fixed IPv4 and TCP headers.
+        if let Some(mtu) = ports.iter().map(|p| p.iface.mtu()).min() {
+            let fit = mtu.saturating_sub((ipv4::HEADER_LEN + wire_tcp::HEADER_LEN) as u16);
+            cfg.mss = cfg.mss.min(fit);
+        }
+        cfg.tso = true;
+        let mut engine = Engine::new(cfg, tcp.secret, clock.instant(tsc()));
+        let mut apps = Apps::new();
+        for spec in &tcp.apps {
+            apps.listen(&mut engine, spec)?;
+        }
+        Ok(Worker {
+            lcore,
+            ports,
+            pool,
+            clock,
+            stop,
+            stats,
+            rx: Vec::with_capacity(BURST),
+            scratch: Vec::new(),
+            engine,
+            apps,
+            ip_ident: 0,
+        })
+    }
+
+    /// The TCP engine (counters, connections).
+    pub fn engine(&self) -> &Engine<MbufPayload> {
+        &self.engine
+    }
+
+    /// The services' counters.
+    pub fn app_counters(&self) -> &AppCounters {
+        self.apps.counters()
     }
 
     /// Queues a gratuitous ARP on every port (RFC 5227 §3 announcement) so that peers
@@ -167,42 +286,68 @@ impl Worker {
             last = t2;
         }
         tracing::info!(lcore = self.lcore, busy_ratio = self.stats.busy_ratio(), "lcore loop stopped");
-        WorkerReport { lcore: self.lcore, net: self.ports.iter().map(|p| p.iface.counters().clone()).collect() }
+        WorkerReport {
+            lcore: self.lcore,
+            net: self.ports.iter().map(|p| p.iface.counters().clone()).collect(),
+            tcp: self.engine.counters().clone(),
+            apps: self.apps.counters().clone(),
+            tcp_connections: self.engine.connection_count(),
+            copies: copy_stats(),
+            pool_in_use: self.pool.in_use(),
+        }
     }
 
     /// One pass over every port: receive, process, run timers, transmit. Returns the
     /// number of frames received plus sent (0 means the pass was idle).
     pub fn poll_once(&mut self, now: Instant) -> usize {
         let mut work = 0;
-        for p in &mut self.ports {
-            self.rx.clear();
-            let n = p.port.rx_burst(p.queue, &mut self.rx, BURST);
-            LcoreStats::add(&self.stats.rx_frames, n as u64);
+        let Worker { ports, pool, stats, rx, scratch, engine, apps, ip_ident, .. } = self;
+        for p in ports.iter_mut() {
+            rx.clear();
+            let n = p.port.rx_burst(p.queue, rx, BURST);
+            LcoreStats::add(&stats.rx_frames, n as u64);
             work += n;
-            for m in self.rx.drain(..) {
+            for m in rx.drain(..) {
                 let csum =
                     if p.rx_cksum_offload { rx_checksum(m.ip_cksum(), m.l4_cksum()) } else { RxChecksum::Unknown };
-                // ARP and ICMP frames fit one segment; a chained frame is linearised into
-                // a scratch buffer rather than misparsed.
+                // A chained frame is linearised into a scratch buffer for the checks
+                // rather than misparsed (the TCP payload itself is not taken from it).
                 let input = if m.nb_segs() > 1 {
-                    self.scratch.clear();
+                    scratch.clear();
                     for seg in m.segments() {
-                        self.scratch.extend_from_slice(seg);
+                        scratch.extend_from_slice(seg);
                     }
-                    p.iface.handle_frame(&self.scratch, now, csum)
+                    p.iface.handle_frame(scratch, now, csum)
                 } else {
                     p.iface.handle_frame(m.data(), now, csum)
                 };
-                match input {
-                    Input::Consumed | Input::Dropped(_) => {}
-                    // The TCP stack joins the loop with the data-plane issue; until then a
-                    // TCP segment is counted by the interface and freed here.
-                    Input::Tcp { .. } => {}
+                if let Input::Tcp { src, dst, l4_offset, l4_len, l4_checksum_verified } = input {
+                    // The frame becomes the payload: no copy (RFC 9293 §3.10.7 from here on).
+                    match MbufPayload::from_rx(m, l4_offset, l4_len, pool) {
+                        Ok(segment) => {
+                            LcoreStats::add(&stats.tcp_rx_segments, 1);
+                            // Malformed segments and bad checksums are counted by the engine.
+                            let _ = engine.handle_datagram(src, dst, segment, l4_checksum_verified, now);
+                        }
+                        Err(_) => LcoreStats::add(&stats.tcp_rx_dropped, 1),
+                    }
                 }
-                drop(m);
             }
             p.iface.poll(now);
-            work += Self::transmit(p, &self.pool, &self.stats, now);
+        }
+        if engine.next_deadline().is_some_and(|t| t <= now) {
+            engine.handle_timeouts(now);
+        }
+        work += apps.poll(engine, now);
+        let mut tx_out = 0usize;
+        engine.poll_transmit(now, &mut |src, dst, seg| {
+            tx_out += 1;
+            transmit_segment(ports, pool, stats, ip_ident, src, dst, seg, now);
+        });
+        LcoreStats::add(&stats.tcp_tx_segments, tx_out as u64);
+        work += tx_out;
+        for p in ports.iter_mut() {
+            work += Self::transmit(p, pool, stats, now);
         }
         work
     }
@@ -233,10 +378,214 @@ impl Worker {
         sent
     }
 
-    /// Earliest timer among the interfaces (used by callers that sleep between polls).
+    /// Earliest timer among the interfaces and the TCP engine (used by callers that
+    /// sleep between polls).
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.ports.iter().filter_map(|p| p.iface.next_deadline()).min()
+        self.ports.iter().filter_map(|p| p.iface.next_deadline()).chain(self.engine.next_deadline()).min()
     }
+}
+
+/// Largest Ethernet + IPv4 + TCP header this module builds (no IP options).
+const MAX_HEADERS: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + wire_tcp::MAX_HEADER_LEN;
+
+/// Builds the frame(s) of one TCP segment and queues them on the port that owns `src`.
+/// Every failure is counted; a lost segment is recovered by TCP's retransmission.
+#[allow(clippy::too_many_arguments)]
+fn transmit_segment(
+    ports: &mut [PortQueue],
+    pool: &Mempool,
+    stats: &LcoreStats,
+    ip_ident: &mut u16,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    seg: Segment<MbufPayload>,
+    now: Instant,
+) {
+    let Some(p) = ports.iter_mut().find(|p| p.iface.ipv4() == src) else {
+        LcoreStats::add(&stats.tcp_tx_no_route, 1);
+        return;
+    };
+    let eth = match p.iface.link_header_for(dst, now) {
+        LinkResult::Ready(h) => h,
+        LinkResult::Pending => {
+            LcoreStats::add(&stats.tcp_tx_unresolved, 1);
+            return;
+        }
+    };
+    let ident = *ip_ident;
+    *ip_ident = ident.wrapping_add(u16::try_from(seg.frame_count()).unwrap_or(u16::MAX));
+    if build_frames(p, pool, stats, &eth, ident, src, dst, &seg).is_err() {
+        LcoreStats::add(&stats.tcp_tx_build_failed, 1);
+        return;
+    }
+    if p.tx.len() >= BURST {
+        Worker::transmit(p, pool, stats, now);
+    }
+}
+
+/// Why a segment could not be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BuildError;
+
+impl From<crate::dpdk::DpdkError> for BuildError {
+    fn from(_: crate::dpdk::DpdkError) -> Self {
+        BuildError
+    }
+}
+
+/// Writes Ethernet + IPv4 + TCP headers for `seg` into `hdr`; returns their length.
+fn write_headers(
+    hdr: &mut [u8; MAX_HEADERS],
+    eth: &[u8; ethernet::HEADER_LEN],
+    ident: u16,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    seg: &Segment<MbufPayload>,
+) -> Result<usize, BuildError> {
+    let tcp_len = seg.repr.header_len();
+    let ip_start = ethernet::HEADER_LEN;
+    let tcp_start = ip_start + ipv4::HEADER_LEN;
+    let end = tcp_start + tcp_len;
+    hdr.get_mut(..ip_start).ok_or(BuildError)?.copy_from_slice(eth);
+    let ip = ipv4::Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: ipv4::protocol::TCP,
+        payload_len: tcp_len + seg.payload.len(),
+        ttl: ipv4::DEFAULT_TTL,
+        ident,
+        // RFC 1191 §3: TCP does path-MTU discovery, so its packets carry DF.
+        dont_frag: true,
+    };
+    ip.emit(&mut ipv4::Packet::new_unchecked(hdr.get_mut(ip_start..tcp_start).ok_or(BuildError)?))
+        .map_err(|_| BuildError)?;
+    if seg.repr.emit(hdr.get_mut(tcp_start..end).ok_or(BuildError)?) != tcp_len {
+        return Err(BuildError);
+    }
+    Ok(end)
+}
+
+fn put16(buf: &mut [u8], at: usize, v: u16) {
+    if let Some(b) = buf.get_mut(at..at + 2) {
+        b.copy_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// The frame(s) of one segment, queued on `p.tx`. See the module documentation for the
+/// choice between TSO, GSO, a chained frame and a linear copy.
+#[allow(clippy::too_many_arguments)]
+fn build_frames(
+    p: &mut PortQueue,
+    pool: &Mempool,
+    stats: &LcoreStats,
+    eth: &[u8; ethernet::HEADER_LEN],
+    ident: u16,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    seg: &Segment<MbufPayload>,
+) -> Result<(), BuildError> {
+    let granted = p.port.granted();
+    let mut hdr = [0u8; MAX_HEADERS];
+    let hlen = write_headers(&mut hdr, eth, ident, src, dst, seg)?;
+    let ip_start = ethernet::HEADER_LEN;
+    let tcp_start = ip_start + ipv4::HEADER_LEN;
+    let tcp_hlen = hlen - tcp_start;
+    let plen = seg.payload.len();
+    let mss = usize::from(seg.mss);
+    let needs_segmentation = mss != 0 && plen > mss;
+    let l4_len = u8::try_from(tcp_hlen).map_err(|_| BuildError)?;
+    let base = TxOffload {
+        l2_len: ethernet::HEADER_LEN as u8,
+        l3_len: ipv4::HEADER_LEN as u16,
+        l4_len,
+        ipv4: true,
+        ..TxOffload::default()
+    };
+
+    if needs_segmentation && granted.tso && granted.multi_seg {
+        // Hardware TSO: the NIC cuts the payload into `mss` pieces and computes every
+        // checksum; it wants the IPv4 checksum zero and the pseudo-header sum without
+        // the length in the TCP checksum field (DPDK `rte_net_intel_cksum_prepare`).
+        put16(&mut hdr, ip_start + 10, 0);
+        let pseudo = checksum::fold(checksum::pseudo_header_v4(src, dst, wire_tcp::PROTOCOL, 0));
+        put16(&mut hdr, tcp_start + 16, pseudo);
+        let mut tso_segsz = seg.mss;
+        if p.tso_frame_within_mtu {
+            let limit = usize::from(p.port.mtu()).saturating_sub(hlen).max(1);
+            tso_segsz = tso_segsz.min(u16::try_from(limit).unwrap_or(u16::MAX));
+        }
+        let mut m = header_mbuf(pool, &hdr[..hlen])?;
+        seg.payload.chain_onto(&mut m, pool)?;
+        m.set_tx_offload(TxOffload { tso_segsz, ip_cksum: true, tcp_cksum: true, tso: true, ..base })?;
+        LcoreStats::add(&stats.tso_segments, 1);
+        p.tx.push(m);
+        return Ok(());
+    }
+    if needs_segmentation {
+        // Software GSO (Linux `tcp_gso_segment`): copies into MTU-sized frames, checksums
+        // computed in software.
+        let chunks: Vec<&[u8]> = seg.payload.chunks().collect();
+        let tx = &mut p.tx;
+        let mut failed = false;
+        let frames = gso_segment(&hdr[..hlen], &chunks, seg.mss, &mut |frame: &[u8]| match Mbuf::from_slice(pool, frame) {
+            Ok(m) => tx.push(m),
+            Err(_) => failed = true,
+        })
+        .map_err(|_| BuildError)?;
+        count_copy(plen);
+        LcoreStats::add(&stats.gso_frames, frames as u64);
+        return if failed { Err(BuildError) } else { Ok(()) };
+    }
+
+    // One frame. Checksums: offloaded when granted, else in software.
+    let mut off = base;
+    if granted.ipv4_cksum {
+        put16(&mut hdr, ip_start + 10, 0);
+        off.ip_cksum = true;
+    }
+    let tcp_total = u16::try_from(tcp_hlen + plen).map_err(|_| BuildError)?;
+    put16(&mut hdr, tcp_start + 16, 0);
+    if granted.tcp_cksum {
+        off.tcp_cksum = true;
+        put16(&mut hdr, tcp_start + 16, wire_tcp::pseudo_header_checksum(src, dst, tcp_total));
+    } else {
+        // RFC 9293 §3.1: pseudo-header, TCP header, payload (summed in place).
+        let pseudo = checksum::pseudo_header_v4(src, dst, wire_tcp::PROTOCOL, tcp_total);
+        let head = checksum::sum(hdr.get(tcp_start..hlen).ok_or(BuildError)?, pseudo);
+        let c = !checksum::fold(seg.payload.checksum_sum(head));
+        put16(&mut hdr, tcp_start + 16, c);
+    }
+    let offloaded = off.ip_cksum || off.tcp_cksum;
+    let mut m = if plen == 0 || granted.multi_seg {
+        let mut m = header_mbuf(pool, &hdr[..hlen])?;
+        seg.payload.chain_onto(&mut m, pool)?;
+        m
+    } else {
+        // No scatter-gather on this port: one linear frame (a counted copy).
+        let mut m = header_mbuf(pool, &hdr[..hlen])?;
+        let room = m.append(plen).ok_or(BuildError)?;
+        if seg.payload.copy_to(room) != plen {
+            return Err(BuildError);
+        }
+        m
+    };
+    if !offloaded && m.len() < crate::net::interface::MIN_FRAME_LEN {
+        // Not every PMD pads short frames; the IPv4 total length excludes the padding.
+        // (A short frame whose last segment is a shared payload view stays unpadded.)
+        if let Some(pad) = m.append(crate::net::interface::MIN_FRAME_LEN - m.len()) {
+            pad.fill(0);
+        }
+    }
+    if offloaded {
+        m.set_tx_offload(off)?;
+    }
+    p.tx.push(m);
+    Ok(())
+}
+
+/// A fresh mbuf holding `headers`.
+fn header_mbuf(pool: &Mempool, headers: &[u8]) -> Result<Mbuf, BuildError> {
+    Ok(Mbuf::from_slice(pool, headers)?)
 }
 
 /// The interface's `Good` means "IP header and L4 checksum both verified by the NIC";
@@ -264,6 +613,17 @@ mod tests {
         assert_eq!(c.instant(u64::MAX), Instant::from_nanos(u64::MAX / 2));
         let z = TscClock::new(0);
         assert_eq!(z.instant(5).as_nanos(), 5);
+    }
+
+    #[test]
+    fn stats_iter_names_every_counter() {
+        let s = LcoreStats::default();
+        LcoreStats::add(&s.gso_frames, 3);
+        LcoreStats::add(&s.tcp_tx_unresolved, 1);
+        let v: Vec<(&str, u64)> = s.iter().collect();
+        assert_eq!(v.len(), 12);
+        assert!(v.contains(&("gso_frames", 3)) && v.contains(&("tcp_tx_unresolved", 1)));
+        assert_eq!(v.iter().filter(|(_, n)| *n != 0).count(), 2);
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! * [`net`]: the sans-IO link and network layer (ARP neighbour cache, ICMP echo, frame
 //!   validation with drop counters).
 //! * [`tcp`]: the sans-IO TCP engine.
+//! * [`app`]: the built-in echo and sink services on top of it.
 //! * [`offload`]: software GSO, a reference TSO model and hardware-offload preparation.
 //! * [`dpdk`] (feature `dpdk`): the safe adapter over DPDK — the only module with `unsafe`.
 //! * [`lcore`] (feature `dpdk`): the per-lcore loop that joins ports and stacks.
 #![deny(unsafe_code)]
 
+pub mod app;
 pub mod net;
 pub mod offload;
 pub mod tcp;

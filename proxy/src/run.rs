@@ -10,9 +10,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
+use dataplane::app::AppSpec;
 use dataplane::dpdk::{tsc_hz, DpdkError, Eal, Mempool, Offloads, Port, PortSettings};
-use dataplane::lcore::{LcoreStats, PortQueue, TscClock, Worker, WorkerReport};
+use dataplane::lcore::{LcoreStats, PortQueue, TcpSetup, TscClock, Worker, WorkerReport};
 use dataplane::net::{Interface, InterfaceConfig};
+use dataplane::tcp::{StackError, TcpConfig};
 use dataplane::wire::ethernet::EthernetAddress;
 use strait::config::{Config, Device, Memory, OffloadSwitches, PortConfig};
 
@@ -46,6 +48,17 @@ pub enum RunError {
     /// An lcore loop ended abnormally.
     #[error("lcore {0} stopped abnormally")]
     Lcore(u32),
+    /// No key for the TCP ISN generator and SYN cookies could be read.
+    #[error("reading a random key from /dev/urandom: {0}")]
+    Random(std::io::Error),
+    /// A service could not start on an lcore.
+    #[error("lcore {lcore}: starting the services: {source}")]
+    Apps {
+        /// The lcore.
+        lcore: u32,
+        /// What the TCP engine said.
+        source: StackError,
+    },
 }
 
 /// Mbuf data room: DPDK's default (2048 bytes of data + 128 of headroom).
@@ -150,6 +163,31 @@ fn log_report(report: &WorkerReport, ports: &[UpPort]) {
             counters.iter().filter(|(_, v)| *v != 0).map(|(k, v)| format!("{k}={v}")).collect();
         tracing::info!(lcore = report.lcore, port = %up.cfg.name, counters = %nonzero.join(" "), "final counters");
     }
+    let tcp: Vec<String> = report
+        .tcp
+        .iter()
+        .chain(report.apps.iter())
+        .filter(|(_, v)| *v != 0)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    tracing::info!(
+        lcore = report.lcore,
+        counters = %tcp.join(" "),
+        connections = report.tcp_connections,
+        pool_in_use = report.pool_in_use,
+        payload_copies = report.copies.copies,
+        payload_copied_bytes = report.copies.bytes,
+        "final tcp counters"
+    );
+}
+
+/// 16 bytes from the kernel's CSPRNG: the key of the ISN generator (RFC 6528) and the SYN
+/// cookies.
+fn random_key() -> Result<[u8; 16], RunError> {
+    use std::io::Read;
+    let mut key = [0u8; 16];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key)).map_err(RunError::Random)?;
+    Ok(key)
 }
 
 /// Runs the data plane described by `cfg` until SIGTERM or SIGINT.
@@ -178,12 +216,25 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     }
 
     let clock = TscClock::new(tsc_hz());
+    let tcp = TcpSetup {
+        config: TcpConfig::default(),
+        secret: random_key()?,
+        apps: cfg.apps.iter().map(|a| AppSpec { kind: a.kind, listen: a.listen }).collect(),
+    };
+    for a in &cfg.apps {
+        tracing::info!(kind = a.kind.name(), listen = %a.listen, "service listening");
+    }
+    let in_use_at_start = pool.in_use();
     let mut workers = Vec::with_capacity(lcores.len());
+    let mut all_stats = Vec::with_capacity(lcores.len());
     for (q, &lcore) in lcores.iter().enumerate() {
         let queue = u16::try_from(q).unwrap_or(u16::MAX);
         let pqs: Vec<PortQueue> = ports.iter().map(|up| PortQueue::new(Arc::clone(&up.port), queue, interface_for(up))).collect();
         let stats = Arc::new(LcoreStats::default());
-        workers.push(Worker::new(lcore, pqs, pool.clone(), clock, Arc::clone(&stop), stats));
+        all_stats.push((lcore, Arc::clone(&stats)));
+        let w = Worker::new(lcore, pqs, pool.clone(), clock, Arc::clone(&stop), stats, tcp.clone())
+            .map_err(|source| RunError::Apps { lcore, source })?;
+        workers.push(w);
     }
 
     let (report_tx, report_rx) = mpsc::channel::<WorkerReport>();
@@ -225,6 +276,11 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     for r in &reports {
         log_report(r, &ports);
     }
+    for (lcore, stats) in &all_stats {
+        let nonzero: Vec<String> = stats.iter().filter(|(_, v)| *v != 0).map(|(k, v)| format!("{k}={v}")).collect();
+        tracing::info!(lcore, counters = %nonzero.join(" "), "final lcore counters");
+    }
+    tracing::info!(in_use_at_start, in_use = pool.in_use(), "mbuf pool usage");
     for up in &ports {
         if let Ok(s) = up.port.stats() {
             tracing::info!(

@@ -358,6 +358,38 @@ impl Mbuf {
         Mbuf { ptr: self.ptr }
     }
 
+    /// A new, exclusively owned mbuf viewing `len` bytes at `offset` of this
+    /// single-segment mbuf's data, without copying them: an indirect mbuf
+    /// (`rte_pktmbuf_clone`) whose header comes from `pool` and whose data window is
+    /// narrowed to the range. The buffer gains a reference and is freed when the last
+    /// view goes. Fails on a chain, a range outside the data, or an empty pool.
+    pub fn clone_range(&self, pool: &Mempool, offset: usize, len: usize) -> Result<Mbuf, DpdkError> {
+        if self.nb_segs() != 1 {
+            return Err(DpdkError::InvalidArgument("clone_range needs a single-segment mbuf".into()));
+        }
+        let data_len = self.data_len();
+        let end = offset.checked_add(len).filter(|&e| e <= data_len).ok_or_else(|| {
+            DpdkError::InvalidArgument(format!("range {offset}+{len} outside {data_len} bytes"))
+        })?;
+        // SAFETY: self holds a reference to the live mbuf, so it cannot be freed during
+        // the call; rte_pktmbuf_clone only reads its metadata and atomically raises the
+        // direct buffer's reference count. The pool is alive (borrowed). It returns NULL
+        // (nothing allocated) when the pool is empty.
+        let ptr = unsafe { sys::rte_pktmbuf_clone(self.raw(), pool.as_ptr()) };
+        let mut m = NonNull::new(ptr).map(|ptr| Mbuf { ptr }).ok_or(DpdkError::PoolExhausted)?;
+        // The new header is ours alone (refcount 1), so adj and trim succeed on it.
+        if !m.adj(offset) || !m.trim(data_len - end) {
+            return Err(DpdkError::InvalidArgument("cannot narrow the cloned mbuf".into()));
+        }
+        Ok(m)
+    }
+
+    /// Whether `self` and `other` are handles to the same first segment (the same
+    /// buffer and data window when both are single segments).
+    pub fn same_mbuf(&self, other: &Mbuf) -> bool {
+        self.ptr == other.ptr
+    }
+
     /// Reference count of the first segment.
     pub fn refcnt(&self) -> u16 {
         seg_refcnt(self.ptr)

@@ -4,6 +4,7 @@
 //! * [`Mempool`]: a shared, thread-safe pool of packet buffers.
 //! * [`Mbuf`]: an owned packet buffer (chain), freed on drop, with reference-counted
 //!   sharing for retransmission queues ([`Mbuf::clone_ref`]).
+//! * [`MbufPayload`]: the TCP engine's zero-copy payload over mbufs.
 //! * [`Port`]: an ethdev port with negotiated offloads, RX/TX bursts, statistics.
 //!
 //! # Lifetime and teardown
@@ -23,10 +24,12 @@ mod eal;
 mod error;
 mod mbuf;
 mod mempool;
+mod payload;
 mod port;
 
 pub use eal::{lcore_id, tsc, tsc_hz, Eal, LCORE_ID_ANY};
 pub use error::DpdkError;
 pub use mbuf::{ipv4_phdr_cksum, ptype, CksumStatus, Mbuf, Segments, TxOffload};
 pub use mempool::Mempool;
+pub use payload::{copy_stats, count_copy, CopyStats, MbufPayload, PayloadError};
 pub use port::{Offloads, Port, PortId, PortSettings, PortStats};

@@ -1,5 +1,6 @@
 //! Tunables of the TCP engine, with Linux-like defaults.
 
+use super::congestion::Algorithm;
 use crate::time::Duration;
 
 /// Keepalive parameters (Linux `tcp_keepalive_time`, `_intvl`, `_probes`; RFC 9293 §3.8.4).
@@ -34,6 +35,8 @@ pub struct TcpConfig {
     pub timestamps: bool,
     /// Offer SACK-permitted (RFC 2018) and generate SACK blocks for out-of-order data.
     pub sack: bool,
+    /// Report duplicate segments with D-SACK blocks (RFC 2883, Linux `tcp_dsack`).
+    pub dsack: bool,
     /// Disable Nagle's algorithm (`TCP_NODELAY`).
     pub nodelay: bool,
     /// Initial retransmission timeout (RFC 6298 §2.1: 1 s).
@@ -84,6 +87,19 @@ pub struct TcpConfig {
     pub sndbuf_max: Option<u32>,
     /// Initial congestion window in segments (RFC 6928: 10).
     pub initial_cwnd_segments: u32,
+    /// Congestion-control algorithm of each connection (Linux `tcp_congestion_control`).
+    pub congestion: Algorithm,
+    /// RACK loss detection (RFC 8985 §6): time-based loss marking with a reordering
+    /// window, for SACK peers. Off leaves the RFC 6675 `DupThresh` rule (Linux
+    /// `tcp_recovery` bit 0).
+    pub rack: bool,
+    /// Tail loss probes (RFC 8985 §7, Linux `tcp_early_retrans`): a probe `2*SRTT` after
+    /// the last transmission or ACK when nothing else would trigger recovery before the
+    /// RTO. Off by default here: it changes the timing of every tail, and the scripted
+    /// send-path tests expect a silent tail until the RTO.
+    pub tlp: bool,
+    /// Duplicate-ACK / SACK threshold for loss marking (RFC 5681 §3.2, RFC 6675 `DupThresh`).
+    pub dupthresh: u32,
     /// Challenge ACKs per second for the whole engine (RFC 5961 §7; Linux
     /// `tcp_challenge_ack_limit`).
     pub challenge_ack_limit: u32,
@@ -108,6 +124,7 @@ impl Default for TcpConfig {
             window_scaling: true,
             timestamps: true,
             sack: true,
+            dsack: true,
             nodelay: false,
             initial_rto: Duration::from_secs(1),
             min_rto: Duration::from_millis(200),
@@ -131,6 +148,10 @@ impl Default for TcpConfig {
             mtu_probe_interval: Duration::from_secs(600),
             sndbuf_max: None,
             initial_cwnd_segments: 10,
+            congestion: Algorithm::default(),
+            rack: true,
+            tlp: false,
+            dupthresh: 3,
             challenge_ack_limit: 1000,
             syn_backlog: 1024,
             accept_backlog: 1024,

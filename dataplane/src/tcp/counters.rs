@@ -69,8 +69,39 @@ counters! {
     delayed_acks => "DelayedACKs",
     /// Resets received in synchronized states that ended a connection.
     in_rsts => "TCPAbortOnReset",
-    /// Fast retransmissions (RFC 5681 §3.2).
+    /// Segments retransmitted in fast recovery (SACK / duplicate ACKs / RACK; RFC 5681
+    /// §3.2, RFC 6675, RFC 8985).
     fast_retrans => "TCPFastRetrans",
+    /// Segments retransmitted after a retransmission timeout (RFC 6298 §5.4).
+    rto_retrans => "TCPSlowStartRetrans",
+    /// Tail loss probes sent (RFC 8985 §7).
+    loss_probes => "TCPLossProbes",
+    /// Tail losses repaired by a loss probe (RFC 8985 §7.4).
+    loss_probe_recovery => "TCPLossProbeRecovery",
+    /// Fast-recovery episodes with SACK (RFC 6675).
+    sack_recovery => "TCPSackRecovery",
+    /// Fast-recovery episodes without SACK (RFC 6582 NewReno).
+    reno_recovery => "TCPRenoRecovery",
+    /// NewReno partial acknowledgements (RFC 6582 §3.2 step 4).
+    reno_partial_acks => "TCPRenoPartialAck",
+    /// Retransmission timeouts found spurious by timestamps (RFC 3522 Eifel).
+    spurious_rtos => "TCPSpuriousRTOs",
+    /// Window reductions undone after a spurious timeout.
+    loss_undo => "TCPLossUndo",
+    /// Fast recoveries undone at their end: timestamps showed the originals arrived
+    /// (RFC 3522 applied to fast retransmit).
+    full_undo => "TCPFullUndo",
+    /// Window reductions undone because D-SACKs showed every retransmission was needless
+    /// (RFC 3708).
+    dsack_undo => "TCPDSACKUndo",
+    /// D-SACK blocks received (RFC 2883).
+    dsack_recv => "TCPDSACKRecv",
+    /// SACK blocks rejected as invalid.
+    sack_discard => "TCPSACKDiscard",
+    /// The receiver discarded data it had SACKed (RFC 2018 §8).
+    sack_reneging => "TCPSACKReneging",
+    /// Reordering detected (RFC 8985 §6.2 step 3).
+    sack_reorder => "TCPSACKReorder",
     /// Retransmission timeouts.
     timeouts => "TCPTimeouts",
     /// Connections aborted after too many retransmissions or keepalive probes.

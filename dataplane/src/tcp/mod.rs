@@ -9,6 +9,7 @@ pub mod engine;
 pub mod isn;
 pub mod listener;
 pub mod payload;
+pub mod recovery;
 pub mod seq;
 pub mod shared;
 pub mod sim;

@@ -24,6 +24,10 @@
 //! mac = "02:00:00:00:00:01" # optional
 //! [port.offloads]           # optional, each default true
 //! tso = false
+//!
+//! [[app]]                   # optional, any number: services on the TCP stack
+//! kind = "echo"             # "echo" (write back what is read) | "sink" (discard)
+//! listen = "198.18.0.2:7"   # a port's address or 0.0.0.0, and a TCP port
 //! ```
 //!
 //! Environment variables override file values: `STRAIT_` + the key path with `__`
@@ -36,9 +40,10 @@ mod raw;
 mod validate;
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
+pub use dataplane::app::AppKind;
 pub use parse::CpuSet;
 
 /// The whole configuration.
@@ -50,6 +55,17 @@ pub struct Config {
     pub dpdk: DpdkConfig,
     /// The network ports (`[[port]]`), at least one.
     pub ports: Vec<PortConfig>,
+    /// Services on the TCP stack (`[[app]]`), possibly none.
+    pub apps: Vec<AppConfig>,
+}
+
+/// One `[[app]]`: a built-in service listening on a TCP address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppConfig {
+    /// What it does.
+    pub kind: AppKind,
+    /// Where it listens: a port's address (or `0.0.0.0` for all) and a non-zero TCP port.
+    pub listen: SocketAddrV4,
 }
 
 /// `[log]`.
@@ -308,11 +324,14 @@ impl Config {
             LogFormat::Human => "human",
             LogFormat::Json => "json",
         };
+        let apps: Vec<String> = self.apps.iter().map(|a| format!("{} {}", a.kind.name(), a.listen)).collect();
+        let apps = if apps.is_empty() { String::new() } else { format!("; apps [{}]", apps.join(", ")) };
         format!(
-            "{} port{} [{}]; lcores [{}]; memory {}; {} mbufs (cache {}); log {} ({})",
+            "{} port{} [{}]{}; lcores [{}]; memory {}; {} mbufs (cache {}); log {} ({})",
             self.ports.len(),
             if self.ports.len() == 1 { "" } else { "s" },
             ports.join(", "),
+            apps,
             lcores.join(","),
             memory,
             self.dpdk.mbufs,

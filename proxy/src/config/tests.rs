@@ -625,3 +625,44 @@ fn summary_mentions_the_essentials() {
          8191 mbufs (cache 256); log info (human)"
     );
 }
+
+#[test]
+fn apps_are_optional_and_parsed() {
+    assert!(ok(PORT).apps.is_empty());
+    let cfg = ok(&with_port(
+        "[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2:7\"\n[[app]]\nkind = \"sink\"\nlisten = \"0.0.0.0:9\"",
+    ));
+    assert_eq!(
+        cfg.apps,
+        vec![
+            AppConfig { kind: AppKind::Echo, listen: "198.18.0.2:7".parse().unwrap_or_else(|e| panic!("{e}")) },
+            AppConfig { kind: AppKind::Sink, listen: "0.0.0.0:9".parse().unwrap_or_else(|e| panic!("{e}")) },
+        ]
+    );
+    assert!(cfg.summary().contains("apps [echo 198.18.0.2:7, sink 0.0.0.0:9]"), "{}", cfg.summary());
+}
+
+#[test]
+fn app_kind_must_be_known() {
+    one_error(&with_port("[[app]]\nkind = \"proxy\"\nlisten = \"198.18.0.2:7\""), "app[0].kind", "not an app kind");
+    one_error(&with_port("[[app]]\nlisten = \"198.18.0.2:7\""), "app[0].kind", "required key is missing");
+}
+
+#[test]
+fn app_listen_must_be_a_local_address_and_port() {
+    one_error(&with_port("[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2\""), "app[0].listen", "not an IPv4 address and port");
+    one_error(&with_port("[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2:0\""), "app[0].listen", "1..=65535");
+    one_error(&with_port("[[app]]\nkind = \"echo\"\nlisten = \"10.9.9.9:7\""), "app[0].listen", "not the address of any port");
+    one_error(&with_port("[[app]]\nkind = \"echo\""), "app[0].listen", "required key is missing");
+}
+
+#[test]
+fn app_listen_addresses_are_unique_and_keys_known() {
+    one_error(
+        &with_port("[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2:7\"\n[[app]]\nkind = \"sink\"\nlisten = \"198.18.0.2:7\""),
+        "app[1].listen",
+        "already used by app[0]",
+    );
+    one_error(&with_port("[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2:7\"\nbacklog = 5"), "app[0].backlog", "unknown key");
+    one_error(&with_port("[app]\nkind = \"echo\""), "app", "write [[app]], not [app]");
+}

@@ -9,8 +9,8 @@ use tracing_subscriber::EnvFilter;
 use super::parse::{self, CpuSet};
 use super::raw::{as_string, as_uint, describe, Errors, Table};
 use super::{
-    Config, ConfigErrors, Device, DpdkConfig, LogConfig, LogFormat, Memory, OffloadSwitches,
-    PortConfig,
+    AppConfig, AppKind, Config, ConfigErrors, Device, DpdkConfig, LogConfig, LogFormat, Memory,
+    OffloadSwitches, PortConfig,
 };
 
 /// DPDK's compile-time lcore limit (RTE_MAX_LCORE in Debian's build).
@@ -54,15 +54,17 @@ pub(crate) fn config(root: &Value, cpus: &CpuSet) -> Result<Config, ConfigErrors
 
 fn walk(root: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<Config> {
     let top = Table::new(root, "", errs)?;
-    top.deny_unknown(&["log", "dpdk", "port"], errs);
+    top.deny_unknown(&["log", "dpdk", "port", "app"], errs);
     let empty = Value::new(None, ValueKind::Table(Default::default()));
     let log = log(top.get("log").unwrap_or(&empty), errs);
     let dpdk = dpdk(top.get("dpdk").unwrap_or(&empty), cpus, errs);
     let ports = ports(top.get("port"), errs);
+    let apps = apps(top.get("app"), ports.as_deref(), errs);
     Some(Config {
         log: log?,
         dpdk: dpdk?,
         ports: ports?,
+        apps: apps?,
     })
 }
 
@@ -452,4 +454,72 @@ fn offloads(value: &Value, path: &str, errs: &mut Errors) -> Option<OffloadSwitc
         rss: rss?,
         rx_checksum: rx_checksum?,
     })
+}
+
+/// `[[app]]` (optional). `ports` is `None` when the ports were invalid: the addresses
+/// are then not checked against them (their errors are reported already).
+fn apps(value: Option<&Value>, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<Vec<AppConfig>> {
+    let Some(value) = value else {
+        return Some(Vec::new());
+    };
+    let items = match &value.kind {
+        ValueKind::Array(items) => items,
+        ValueKind::Table(_) => {
+            return fail(errs, "app".into(), "expected an array of tables: write [[app]], not [app]");
+        }
+        _ => {
+            return fail(
+                errs,
+                "app".into(),
+                format!("expected an array of tables ([[app]]), found {}", describe(value)),
+            );
+        }
+    };
+    let before = errs.0.len();
+    let parsed: Vec<Option<AppConfig>> =
+        items.iter().enumerate().map(|(i, v)| app(v, i, ports, errs)).collect();
+    for (i, a) in parsed.iter().enumerate() {
+        let Some(a) = a else { continue };
+        for (j, b) in parsed.iter().enumerate().take(i) {
+            if b.is_some_and(|b| b.listen == a.listen) {
+                errs.push(format!("app[{i}].listen"), format!("{} is already used by app[{j}]", a.listen));
+            }
+        }
+    }
+    if errs.0.len() != before {
+        return None;
+    }
+    parsed.into_iter().collect()
+}
+
+fn app(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<AppConfig> {
+    let path = format!("app[{index}]");
+    let t = Table::new(value, &path, errs)?;
+    t.deny_unknown(&["kind", "listen"], errs);
+    let kind = t.required_string("kind", errs).and_then(|k| match k.as_str() {
+        "echo" => Some(AppKind::Echo),
+        "sink" => Some(AppKind::Sink),
+        other => t.fail(errs, "kind", format!("{other:?} is not an app kind (expected \"echo\" or \"sink\")")),
+    });
+    let listen = t.required_string("listen", errs).and_then(|l| {
+        let Ok(addr) = l.trim().parse::<std::net::SocketAddrV4>() else {
+            return t.fail(errs, "listen", format!("{l:?} is not an IPv4 address and port (e.g. \"198.18.0.2:7\")"));
+        };
+        if addr.port() == 0 {
+            return t.fail(errs, "listen", format!("{l:?}: the TCP port must be 1..=65535"));
+        }
+        let ip = *addr.ip();
+        if let Some(ports) = ports {
+            if !ip.is_unspecified() && !ports.iter().any(|p| p.ipv4 == ip) {
+                let have: Vec<String> = ports.iter().map(|p| p.ipv4.to_string()).collect();
+                return t.fail(
+                    errs,
+                    "listen",
+                    format!("{ip} is not the address of any port (have {}; or use 0.0.0.0)", have.join(", ")),
+                );
+            }
+        }
+        Some(addr)
+    });
+    Some(AppConfig { kind: kind?, listen: listen? })
 }

@@ -119,8 +119,15 @@ impl<P: Payload> Connection<P> {
         // RFC 7323 §5.3 R1: PAWS comes before the sequence check.
         let tsval = if self.ts_ok { repr.options.timestamps.map(|(v, _)| v) } else { None };
         if let Some(v) = tsval {
-            if !rst && self.rcv.paws_reject(v, now) {
+            if !rst && self.rcv.paws_reject(v, now) && !self.disordered_ack(repr, payload.len(), v) {
                 shared.counters.paws_estab_rejected += 1;
+                // Linux `tcp_send_dupack`: old data is still reported as a duplicate.
+                let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+                if len > 0 && self.cfg.dsack && repr.seq.lt(self.rcv.nxt) {
+                    let end = repr.seq.wrapping_add(len);
+                    let end = if end.gt(self.rcv.nxt) { self.rcv.nxt } else { end };
+                    self.rcv.note_duplicate(repr.seq, end);
+                }
                 self.owe_ack();
                 return;
             }
@@ -134,6 +141,11 @@ impl<P: Payload> Connection<P> {
             let zero_window_probe = self.rcv.current_window() == 0 && repr.seq == self.rcv.nxt && !rst && !syn;
             if !zero_window_probe {
                 shared.counters.seq_out_of_window += 1;
+                let end = repr.seq.wrapping_add(data_len);
+                if !rst && data_len > 0 && self.cfg.dsack && end.le(self.rcv.nxt) {
+                    // Old data received again: RFC 2883 §4.1.1 D-SACK.
+                    self.rcv.note_duplicate(repr.seq, end);
+                }
                 if !rst {
                     // Out-of-window: a duplicate ACK, not a state change (send-path §5).
                     self.owe_ack();
@@ -217,6 +229,22 @@ impl<P: Payload> Connection<P> {
         if data_len > 0 || fin {
             self.rcv_text(shared, repr.seq, payload, fin, now);
         }
+    }
+
+    /// Linux `tcp_disordered_ack`: a pure duplicate ACK at RCV.NXT that changes nothing but
+    /// was overtaken by newer segments, its timestamp within an RTO of TS.Recent, is exempt
+    /// from PAWS: it is reordering, not an old duplicate (its SACK blocks still count).
+    fn disordered_ack(&self, repr: &TcpRepr, data_len: usize, tsval: u32) -> bool {
+        let window = u32::from(repr.window) << self.snd_wscale;
+        let rto_ms = u32::try_from(self.rtt.rto().as_millis()).unwrap_or(u32::MAX);
+        repr.flags.contains(Flags::ACK)
+            && !repr.flags.contains(Flags::SYN)
+            && !repr.flags.contains(Flags::FIN)
+            && data_len == 0
+            && repr.seq == self.rcv.nxt
+            && repr.ack == self.snd.una
+            && window == self.snd.wnd
+            && self.rcv.ts_recent.wrapping_sub(tsval) <= rto_ms
     }
 
     /// State changes caused by our FIN being acknowledged. Returns true when the connection

@@ -13,6 +13,7 @@
 //! reassembly, window selection), `output` (header and option construction), [`timers`].
 
 mod input;
+mod loss;
 mod output;
 mod pmtu;
 mod recv;
@@ -27,6 +28,7 @@ mod tests;
 use std::collections::VecDeque;
 use std::net::SocketAddrV4;
 
+pub use self::loss::CaState;
 pub use self::pmtu::PmtuError;
 use self::pmtu::PathMtu;
 use self::recv::RecvState;
@@ -34,7 +36,7 @@ use self::send::SendState;
 pub use self::state::State;
 use self::timers::{RttEstimator, Timers};
 use super::config::TcpConfig;
-use super::congestion::{CongestionControl, NewReno};
+use super::congestion::{initial_window, Algorithm, CongestionControl};
 use super::payload::Payload;
 use super::seq::SeqNum;
 use super::shared::Shared;
@@ -187,6 +189,20 @@ pub struct ConnInfo {
     pub segs_in: u64,
     /// Segments retransmitted.
     pub retrans: u64,
+    /// Smallest RTT measured.
+    pub min_rtt: Option<Duration>,
+    /// Congestion-control algorithm.
+    pub congestion: Algorithm,
+    /// Recovery state (Linux `ca_state`).
+    pub ca_state: CaState,
+    /// Frames SACKed (or duplicate ACKs counted, without SACK) and not yet acknowledged.
+    pub sacked_out: u32,
+    /// Frames marked lost and not yet acknowledged.
+    pub lost_out: u32,
+    /// Frames retransmitted and not yet acknowledged.
+    pub retrans_out: u32,
+    /// Reordering was detected on this connection (RFC 8985 `RACK.reordering_seen`).
+    pub reordering_seen: bool,
 }
 
 /// A reset to send that does not change our state: `(seq, ack)`; `ack` `None` means a bare
@@ -210,6 +226,8 @@ pub(crate) struct Pending {
     pub window_probe: bool,
     /// A keepalive probe is due.
     pub keepalive_probe: bool,
+    /// A tail loss probe is due (RFC 8985 §7.3).
+    pub tlp: bool,
     /// Resets to send.
     pub rsts: Vec<RstSpec>,
 }
@@ -291,7 +309,7 @@ impl<P: Payload> Connection<P> {
             rcv: RecvState::new(mss, cfg.initial_quickacks, now),
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
             timers: Timers::default(),
-            cc: Box::new(NewReno::new(cfg.initial_cwnd_segments.max(1).saturating_mul(mss))),
+            cc: cfg.congestion.build(initial_window(cfg.initial_cwnd_segments, mss)),
             events: VecDeque::new(),
             pending: Pending::default(),
             stats: Stats::default(),
@@ -582,6 +600,13 @@ impl<P: Payload> Connection<P> {
             segs_out: self.stats.segs_out,
             segs_in: self.stats.segs_in,
             retrans: self.stats.retrans,
+            min_rtt: self.rtt.min_rtt(),
+            congestion: self.cc.algorithm(),
+            ca_state: self.snd.ca,
+            sacked_out: self.snd.sacked_out,
+            lost_out: self.snd.lost_out,
+            retrans_out: self.snd.retrans_out,
+            reordering_seen: self.snd.rack.reordering_seen,
         }
     }
 
@@ -674,6 +699,7 @@ impl<P: Payload> Connection<P> {
         self.pending.extra_acks = 0;
         self.pending.window_probe = false;
         self.pending.keepalive_probe = false;
+        self.pending.tlp = false;
         self.push_event(Event::Closed { reason });
     }
 
@@ -698,6 +724,12 @@ impl<P: Payload> Connection<P> {
             shared.counters.passive_opens += 1;
         }
         self.timers.connect = None;
+        // RFC 6928 §2: the initial window in segments of the MSS now negotiated (it only
+        // shrinks: the window was sized for our own MSS).
+        let iw = initial_window(self.cfg.initial_cwnd_segments, self.snd_mss);
+        if iw < self.cc.cwnd() {
+            self.cc = self.cfg.congestion.build(iw);
+        }
         self.set_state(shared, State::Established);
         if self.snd.fin_queued {
             // close() / shutdown_write() in SYN-RECEIVED: the FIN goes out now.

@@ -148,10 +148,14 @@ impl<P: Payload> Connection<P> {
             if self.ts_ok {
                 options.timestamps = Some((Self::ts_now(now), self.rcv.ts_recent));
             }
-            if self.sack_ok && has_ack && !self.rcv.ofo.is_empty() {
-                // RFC 2018 §3: at most 3 blocks fit next to a timestamp option, 4 without.
+            let dsack = if self.cfg.dsack { self.rcv.dsack.take() } else { None };
+            if self.sack_ok && has_ack && (!self.rcv.ofo.is_empty() || dsack.is_some()) {
+                // RFC 2018 §3: at most 3 blocks fit next to a timestamp option, 4 without;
+                // a D-SACK block goes first, once (RFC 2883 §4).
                 let max = if self.ts_ok { 3 } else { 4 };
-                options.sack_blocks = sack_blocks(&self.rcv.sack_blocks(max));
+                let mut blocks: Vec<(SeqNum, SeqNum)> = dsack.into_iter().collect();
+                blocks.extend(self.rcv.sack_blocks(max - blocks.len()));
+                options.sack_blocks = sack_blocks(&blocks);
             }
         }
         let repr = TcpRepr {

@@ -132,11 +132,8 @@ impl<P: Payload> Connection<P> {
         self.pmtu.search_low = self.pmtu.search_low.min(new_mtu);
         self.pmtu.probe = None;
         // `tcp_simple_retransmit`: resend what is in flight at the new size, no cwnd cut.
-        if self.state.is_synchronized() && self.snd.outstanding() > 0 && self.snd.rtx_next.is_none() {
-            self.snd.rtx_next = Some(self.snd.una);
-            self.snd.rtx_high = self.snd.nxt;
-            self.snd.lost_out = self.snd.packets_out;
-            self.snd.rtt_probe = None;
+        if self.state.is_synchronized() && self.snd.outstanding() > 0 {
+            self.simple_retransmit();
         }
         Ok(new_mtu)
     }
@@ -159,7 +156,7 @@ impl<P: Payload> Connection<P> {
             }
             return ProbeOutcome::NotNow;
         }
-        if self.snd.recover.is_some() || self.snd.rtx_next.is_some() || self.snd.dupacks > 0 {
+        if self.snd.ca != super::CaState::Open || self.snd.dupacks > 0 {
             return ProbeOutcome::NotNow;
         }
         let mss = self.effective_mss();

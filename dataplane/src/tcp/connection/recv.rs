@@ -52,6 +52,8 @@ pub(crate) struct RecvState<P> {
     pub ofo_fin: Option<SeqNum>,
     /// Start of the out-of-order segment received last (first SACK block).
     pub last_ofo: Option<SeqNum>,
+    /// Duplicate data to report once in a D-SACK block (RFC 2883 §4).
+    pub dsack: Option<(SeqNum, SeqNum)>,
     pub fin_received: bool,
     /// TS.Recent and when it was recorded (RFC 7323 §4.3, §5.5).
     pub ts_recent: u32,
@@ -80,6 +82,7 @@ impl<P: Payload> RecvState<P> {
             ofo_bytes: 0,
             ofo_fin: None,
             last_ofo: None,
+            dsack: None,
             fin_received: false,
             ts_recent: 0,
             ts_recent_stamp: now,
@@ -168,6 +171,11 @@ impl<P: Payload> RecvState<P> {
         let before = self.nxt - seq;
         if before > 0 {
             let before = before.unsigned_abs() as usize;
+            if !data.is_empty() {
+                // RFC 2883 §4.1.1: report the duplicated part.
+                let dup = u32::try_from(before.min(data.len())).unwrap_or(0);
+                self.note_duplicate(seq, seq.wrapping_add(dup));
+            }
             if before > data.len() {
                 // Even the FIN (at seq + len) is old.
                 out.duplicate = true;
@@ -210,6 +218,13 @@ impl<P: Payload> RecvState<P> {
             self.insert_ofo(seq, data, max_ofo, counters);
         }
         out
+    }
+
+    /// Records `[start, end)` as received twice, for the next ACK's D-SACK block.
+    pub fn note_duplicate(&mut self, start: SeqNum, end: SeqNum) {
+        if start.lt(end) {
+            self.dsack = Some((start, end));
+        }
     }
 
     fn take_fin(&mut self) {

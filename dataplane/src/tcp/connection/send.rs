@@ -1,21 +1,22 @@
 //! The send side: the send queue (`tcp_sendmsg`, send-path §1 and §2), acknowledgement
-//! processing (`tcp_ack`, `tcp_clean_rtx_queue`) and retransmission (RFC 6298 timeouts,
-//! RFC 5681 / RFC 6582 fast retransmit and NewReno recovery). The transmit loop with the
-//! gates of send-path §3 (`tcp_write_xmit`) is in `xmit`.
+//! validation and the window update (`tcp_ack`), and clean-up of acknowledged data
+//! (`tcp_clean_rtx_queue`). Loss detection and recovery (SACK scoreboard, RACK-TLP, PRR,
+//! RTO, undo) are in `loss`; the transmit loop with the gates of send-path §3
+//! (`tcp_write_xmit`) is in `xmit`.
 //!
 //! Packet accounting follows Linux: every transmitted queue entry remembers how many
 //! MSS-sized frames it went out as (`tcp_skb_pcount`), `packets_out` sums them, and
 //! `in_flight = packets_out - (sacked_out + lost_out) + retrans_out`
-//! (`tcp_packets_in_flight`). This engine recovers NewReno-style, so `sacked_out` is the
-//! Reno count of duplicate ACKs (the window inflation of RFC 5681 §3.2 in segments),
-//! `lost_out` counts what an RTO marked lost (`tcp_enter_loss`), and `retrans_out` the
-//! go-back-N retransmissions since; a fast retransmission marks one segment lost and
-//! retransmits it, which cancels out.
+//! (`tcp_packets_in_flight`), where `sacked_out`, `lost_out` and `retrans_out` sum the
+//! frames of entries marked SACKed, lost and retransmitted on the scoreboard (for peers
+//! without SACK, `sacked_out` counts duplicate ACKs as Linux's Reno emulation does).
 
 use std::collections::VecDeque;
 
-use super::{CloseReason, Connection, Event, Segment, State, WriteFlags};
+use super::loss::CaState;
+use super::{Connection, Event, WriteFlags};
 use crate::tcp::payload::Payload;
+use crate::tcp::recovery::{Prr, Rack};
 use crate::tcp::seq::SeqNum;
 use crate::tcp::shared::Shared;
 use crate::time::{Duration, Instant};
@@ -36,11 +37,35 @@ pub(crate) struct QueuedSegment<P> {
     pub pcount: u32,
     /// The MSS it was sent with (to recount `pcount` when its head is acknowledged).
     pub seg_size: u32,
-    /// When it was (last) sent for the first time.
+    /// When it was last transmitted (first send or retransmission; RACK's `xmit_ts`).
     pub sent_at: Instant,
+    /// SACKed by the peer (RFC 2018): delivered, but kept until cumulatively acknowledged.
+    pub sacked: bool,
+    /// Marked lost (RFC 6675 `IsLost`, RACK, RTO, or the NewReno head).
+    pub lost: bool,
+    /// Retransmitted since it was last marked lost (counted in `retrans_out`).
+    pub retrans: bool,
+    /// Retransmitted at least once (Karn's rule, RACK's ambiguity check).
+    pub ever_retrans: bool,
 }
 
 impl<P: Payload> QueuedSegment<P> {
+    /// A fresh, unsent entry.
+    pub fn unsent(seq: SeqNum, data: P, now: Instant) -> Self {
+        QueuedSegment {
+            seq,
+            data,
+            psh: false,
+            pcount: 0,
+            seg_size: 0,
+            sent_at: now,
+            sacked: false,
+            lost: false,
+            retrans: false,
+            ever_retrans: false,
+        }
+    }
+
     pub fn len(&self) -> u32 {
         len32(&self.data)
     }
@@ -94,22 +119,37 @@ pub(crate) struct SendState<P> {
     pub pushed_seq: SeqNum,
     /// Frames sent and not acknowledged (`packets_out`).
     pub packets_out: u32,
-    /// Frames an RTO marked lost and not yet acknowledged (`lost_out`).
+    /// Frames marked lost and not yet acknowledged or SACKed (`lost_out`).
     pub lost_out: u32,
+    /// Frames SACKed and not yet cumulatively acknowledged (`sacked_out`); for peers
+    /// without SACK, the duplicate ACKs counted (Reno emulation).
+    pub sacked_out: u32,
+    /// Frames retransmitted and not yet acknowledged or SACKed (`retrans_out`).
+    pub retrans_out: u32,
     /// A lone FIN was sent and is counted in `packets_out`.
     pub fin_counted: bool,
+    /// That lone FIN is marked lost / was retransmitted since.
+    pub fin_lost: bool,
+    pub fin_retrans: bool,
+    /// Duplicate ACKs since the last advance of SND.UNA (RFC 5681 §3.2).
     pub dupacks: u32,
-    /// NewReno recovery point while in fast recovery (RFC 6582 `recover`).
-    pub recover: Option<SeqNum>,
-    /// Highest `recover` ever used, so one window's losses trigger one fast retransmit.
-    pub last_recover: SeqNum,
-    /// Window inflation during fast recovery (RFC 5681 §3.2 steps 3–4).
-    pub inflation: u32,
-    /// Retransmit the segment at `una` on the next transmit.
-    pub fast_rtx: bool,
-    /// After an RTO: the next sequence to retransmit (go-back-N up to `rtx_high`).
-    pub rtx_next: Option<SeqNum>,
-    pub rtx_high: SeqNum,
+    /// Recovery state (Linux `icsk_ca_state`).
+    pub ca: CaState,
+    /// Recovery point: SND.NXT when recovery or loss began (RFC 6582 `recover`, Linux
+    /// `high_seq`).
+    pub high_seq: SeqNum,
+    /// Proportional Rate Reduction of the current fast recovery (RFC 6937).
+    pub prr: Prr,
+    /// Undo information of the current reduction (RFC 3522, RFC 2883).
+    pub undo: Option<super::loss::Undo>,
+    /// RACK state (RFC 8985).
+    pub rack: Rack,
+    /// The outstanding tail loss probe (RFC 8985 §7): SND.NXT after it and whether it was
+    /// a retransmission.
+    pub tlp: Option<(SeqNum, bool)>,
+    /// Lowest sequence number that may hold a lost, not yet retransmitted entry
+    /// (Linux `retransmit_skb_hint`).
+    pub rtx_hint: Option<SeqNum>,
     /// Consecutive RTOs without progress.
     pub retries: u32,
     /// Zero-window probes sent without the window opening.
@@ -148,14 +188,19 @@ impl<P: Payload> SendState<P> {
             pushed_seq: data_start,
             packets_out: 0,
             lost_out: 0,
+            sacked_out: 0,
+            retrans_out: 0,
             fin_counted: false,
+            fin_lost: false,
+            fin_retrans: false,
             dupacks: 0,
-            recover: None,
-            last_recover: iss,
-            inflation: 0,
-            fast_rtx: false,
-            rtx_next: None,
-            rtx_high: iss,
+            ca: CaState::Open,
+            high_seq: iss,
+            prr: Prr::new(1),
+            undo: None,
+            rack: Rack::new(iss),
+            tlp: None,
+            rtx_hint: None,
             retries: 0,
             probes: 0,
             rtt_probe: None,
@@ -308,7 +353,7 @@ impl<P: Payload> SendState<P> {
     fn push_new(&mut self, piece: P) -> usize {
         let n = piece.len();
         let seq = self.write_seq;
-        self.queue.push_back(QueuedSegment { seq, data: piece, psh: false, pcount: 0, seg_size: 0, sent_at: self.last_send });
+        self.queue.push_back(QueuedSegment::unsent(seq, piece, self.last_send));
         self.account(n);
         self.queue.len() - 1
     }
@@ -342,14 +387,8 @@ impl<P: Payload> SendState<P> {
         }
         let at_usize = at as usize;
         let tail = e.data.split_off(at_usize);
-        let rest = QueuedSegment {
-            seq: e.seq.wrapping_add(at),
-            data: tail,
-            psh: e.psh,
-            pcount: 0,
-            seg_size: 0,
-            sent_at: e.sent_at,
-        };
+        let mut rest = QueuedSegment::unsent(e.seq.wrapping_add(at), tail, e.sent_at);
+        rest.psh = e.psh;
         e.psh = false;
         self.queue.insert(idx + 1, rest);
     }
@@ -367,6 +406,84 @@ impl<P: Payload> SendState<P> {
         }
         self.fragment(idx, off);
         Some(idx + 1)
+    }
+
+    /// Cuts a sent entry `idx` after `at` bytes, on a frame boundary where possible
+    /// (`tcp_fragment` on the retransmission queue): both parts keep the scoreboard marks;
+    /// `pcount` is recounted from the size it was sent with, and `packets_out` adjusted.
+    pub fn fragment_sent(&mut self, idx: usize, at: u32) -> bool {
+        let Some(e) = self.queue.get_mut(idx) else { return false };
+        if at == 0 || at >= e.len() || !e.is_sent() {
+            return false;
+        }
+        let seg = e.seg_size.max(1);
+        let old = e.pcount;
+        let tail = e.data.split_off(at as usize);
+        let mut rest = QueuedSegment::unsent(e.seq.wrapping_add(at), tail, e.sent_at);
+        rest.psh = e.psh;
+        rest.seg_size = e.seg_size;
+        rest.sacked = e.sacked;
+        rest.lost = e.lost;
+        rest.retrans = e.retrans;
+        rest.ever_retrans = e.ever_retrans;
+        rest.pcount = rest.len().div_ceil(seg).max(1);
+        e.psh = false;
+        e.pcount = at.div_ceil(seg).max(1);
+        let new = e.pcount + rest.pcount;
+        self.packets_out = self.packets_out.saturating_add(new).saturating_sub(old);
+        self.queue.insert(idx + 1, rest);
+        true
+    }
+
+    /// Joins the lost, not yet retransmitted entries after `idx` into it while it is
+    /// shorter than `mss` (Linux `tcp_retrans_try_collapse`), so that retransmissions at a
+    /// smaller MSS go out full-sized. Frame counts add up; no bytes are copied.
+    pub fn collapse_lost(&mut self, idx: usize, mss: u32) {
+        loop {
+            let Some(cur) = self.queue.get(idx) else { return };
+            if cur.len() >= mss {
+                return;
+            }
+            let Some(next) = self.queue.get(idx + 1) else { return };
+            if !next.is_sent() || !next.lost || next.retrans || next.sacked {
+                return;
+            }
+            let Some(next) = self.queue.remove(idx + 1) else { return };
+            let Some(cur) = self.queue.get_mut(idx) else { return };
+            cur.data.append(next.data);
+            cur.psh = next.psh;
+            cur.pcount = cur.pcount.saturating_add(next.pcount);
+            cur.ever_retrans |= next.ever_retrans;
+        }
+    }
+
+    /// Recomputes `sacked_out`, `lost_out` and `retrans_out` from the scoreboard marks
+    /// (`reno_sacked` is used instead of the marks for peers without SACK).
+    pub fn recount(&mut self, reno_sacked: Option<u32>) {
+        let (mut sacked, mut lost, mut retrans) = (0u32, 0u32, 0u32);
+        for e in self.queue.iter().take_while(|e| e.is_sent()) {
+            if e.sacked {
+                sacked = sacked.saturating_add(e.pcount);
+                continue;
+            }
+            if e.lost {
+                lost = lost.saturating_add(e.pcount);
+            }
+            if e.retrans {
+                retrans = retrans.saturating_add(e.pcount);
+            }
+        }
+        if self.fin_counted {
+            lost += u32::from(self.fin_lost);
+            retrans += u32::from(self.fin_retrans);
+        }
+        self.sacked_out = match reno_sacked {
+            // Linux `tcp_limit_reno_sacked`: never more than what is outstanding, less one.
+            Some(n) => n.min(self.packets_out.saturating_sub(lost.max(1))),
+            None => sacked,
+        };
+        self.lost_out = lost;
+        self.retrans_out = retrans;
     }
 
     /// Joins unsent entries `idx..` into entry `idx` until it holds `len` bytes (the MTU
@@ -389,32 +506,6 @@ impl<P: Payload> SendState<P> {
                 e.psh = next.psh;
             }
         }
-    }
-
-    /// The queued data for `[seq, seq + len)`, gathered by reference; also whether the range
-    /// ends exactly at the end of a PSH-marked entry.
-    pub fn collect(&self, seq: SeqNum, len: u32) -> (P, bool) {
-        let mut out = P::empty();
-        let mut psh = false;
-        let Some(mut idx) = self.find(seq) else { return (out, psh) };
-        let mut cur = seq;
-        let mut left = len;
-        while left > 0 {
-            let Some(e) = self.queue.get(idx) else { break };
-            let off = seq_dist(e.seq, cur) as usize;
-            let elen = e.data.len();
-            let take = (elen.saturating_sub(off)).min(left as usize);
-            if take == 0 {
-                break;
-            }
-            out.append(e.data.slice(off..off + take));
-            let take32 = u32::try_from(take).unwrap_or(u32::MAX);
-            cur = cur.wrapping_add(take32);
-            left -= take32.min(left);
-            psh = off + take == elen && e.psh;
-            idx += 1;
-        }
-        (out, psh)
     }
 
     /// `tcp_clean_rtx_queue`: drops data acknowledged by `ack` and releases the frames it
@@ -451,7 +542,6 @@ impl<P: Payload> SendState<P> {
             freed_pkts = freed_pkts.saturating_add(1);
         }
         self.packets_out = self.packets_out.saturating_sub(freed_pkts);
-        self.lost_out = self.lost_out.saturating_sub(freed_pkts).min(self.packets_out);
         self.queued_bytes = self.queued_bytes.saturating_sub(freed);
         freed
     }
@@ -508,99 +598,16 @@ impl<P: Payload> Connection<P> {
         if self.timers.persist.is_some() && self.snd.outstanding() == 0 && self.snd.has_unsent() {
             self.timers.persist = Some(now + self.persist_interval());
         }
-        if ack == self.snd.una {
-            let is_dup = self.snd.outstanding() > 0
-                && data_len == 0
-                && !repr.flags.contains(Flags::SYN)
-                && !repr.flags.contains(Flags::FIN)
-                && window == prior_wnd;
-            if is_dup {
-                self.on_dupack(shared, now);
-            }
-            return AckCheck::Ok;
-        }
-        self.on_new_ack(shared, repr, ack, now);
-        AckCheck::Ok
-    }
-
-    /// RFC 5681 §3.2 / RFC 6582 §3.2: duplicate-ACK counting and fast retransmit.
-    fn on_dupack(&mut self, shared: &mut Shared, now: Instant) {
-        if self.snd.rtx_next.is_some() {
-            return;
-        }
-        self.snd.dupacks += 1;
-        let mss = self.effective_mss();
-        if self.snd.recover.is_some() {
-            self.snd.inflation = self.snd.inflation.saturating_add(mss);
-        } else if self.snd.dupacks == 3 && self.snd.una.ge(self.snd.last_recover) {
-            let flight = self.snd.outstanding();
-            self.mtu_probe_lost(shared, now);
-            self.cc.on_fast_retransmit(flight, mss);
-            self.snd.recover = Some(self.snd.nxt);
-            self.snd.last_recover = self.snd.nxt;
-            self.snd.inflation = 3 * mss;
-            self.snd.fast_rtx = true;
-            self.snd.rtt_probe = None;
-            shared.counters.fast_retrans += 1;
-        }
-    }
-
-    fn on_new_ack(&mut self, shared: &mut Shared, repr: &TcpRepr, ack: SeqNum, now: Instant) {
-        let acked = seq_dist(self.snd.una, ack);
-        // RTT sample: RFC 7323 §4 from the echoed timestamp, else the timed segment
-        // (RFC 6298 §3, Karn's rule: retransmissions clear the timed segment).
-        let mut sampled = false;
-        if self.ts_ok {
-            if let Some((_, tsecr)) = repr.options.timestamps {
-                let rtt_ms = Self::ts_now(now).wrapping_sub(tsecr);
-                if tsecr != 0 && rtt_ms < 3_600_000 {
-                    self.rtt.sample(Duration::from_millis(u64::from(rtt_ms.max(1))));
-                    sampled = true;
-                }
-            }
-        }
-        if let Some((end, sent)) = self.snd.rtt_probe {
-            if ack.ge(end) {
-                if !sampled {
-                    self.rtt.sample(now.saturating_duration_since(sent));
-                }
-                self.snd.rtt_probe = None;
-            }
-        }
-        let freed = self.snd.remove_acked(ack);
-        self.stats.bytes_acked += u64::from(freed);
-        self.snd.una = ack;
-        self.mtu_probe_acked(shared, ack, now);
-        self.snd.retries = 0;
-        self.snd.probes = 0;
-        self.rtt.reset_backoff();
-        if let Some(r) = self.snd.rtx_next {
-            if ack.ge(self.snd.rtx_high) {
-                self.snd.rtx_next = None;
-            } else if r.lt(ack) {
-                self.snd.rtx_next = Some(ack);
-            }
-        }
-        let mss = self.effective_mss();
-        match self.snd.recover {
-            Some(rec) if ack.ge(rec) => {
-                // RFC 6582 §3.2 step 3: full acknowledgement ends recovery.
-                self.snd.recover = None;
-                self.snd.inflation = 0;
-                self.cc.on_recovery_exit(mss);
-            }
-            Some(_) => {
-                // RFC 6582 §3.2 step 4: partial acknowledgement: retransmit the next hole,
-                // deflate by the amount acknowledged, add back one SMSS.
-                self.snd.fast_rtx = true;
-                self.snd.inflation = self.snd.inflation.saturating_sub(acked).saturating_add(mss);
-            }
-            None => self.cc.on_ack(acked, mss, self.snd.cwnd_limited, now),
-        }
-        self.snd.dupacks = 0;
-        // RFC 6298 §5.2 / §5.3.
-        self.timers.rtx = if self.snd.outstanding() == 0 { None } else { Some(now + self.rtt.rto()) };
-        if self.snd.writable_wanted && self.state.can_send() {
+        // RFC 5681 §2 "DUPLICATE ACKNOWLEDGMENT" (conditions a-e).
+        let classic_dup = ack == self.snd.una
+            && self.snd.outstanding() > 0
+            && data_len == 0
+            && !repr.flags.contains(Flags::SYN)
+            && !repr.flags.contains(Flags::FIN)
+            && window == prior_wnd;
+        let advanced = ack != self.snd.una;
+        self.on_ack(shared, repr, classic_dup, now);
+        if advanced && self.snd.writable_wanted && self.state.can_send() {
             let sndbuf = self.sndbuf();
             let free = sndbuf.saturating_sub(self.snd.queued_bytes);
             // sk_stream_write_space: wake when at least a third of the buffer is free.
@@ -609,57 +616,7 @@ impl<P: Payload> Connection<P> {
                 self.push_event(Event::Writable);
             }
         }
-    }
-
-    /// The retransmission timer fired (RFC 6298 §5.4–5.6, RFC 5681 §3.1; `tcp_retransmit_timer`).
-    pub(super) fn on_rto(&mut self, shared: &mut Shared, now: Instant) {
-        // A lost PLPMTUD probe is a failed probe, not a black hole (RFC 4821 §7.5).
-        if self.state.is_synchronized() && self.snd.outstanding() > 0 {
-            self.mtu_probe_lost(shared, now);
-        }
-        self.timers.rtx = None;
-        match self.state {
-            State::SynSent | State::SynReceived => {
-                if self.syn_sends > self.cfg.syn_retries {
-                    self.close_now(shared, CloseReason::Timeout);
-                    return;
-                }
-                self.rtt.back_off();
-                self.pending.syn = true;
-                shared.counters.timeouts += 1;
-            }
-            State::Closed | State::TimeWait => {}
-            _ => {
-                if self.snd.outstanding() == 0 {
-                    return;
-                }
-                self.snd.retries += 1;
-                shared.counters.timeouts += 1;
-                if self.snd.retries > self.cfg.max_retries {
-                    shared.counters.abort_on_timeout += 1;
-                    if self.state.counts_as_established() {
-                        shared.counters.estab_resets += 1;
-                    }
-                    self.close_now(shared, CloseReason::Timeout);
-                    return;
-                }
-                let mss = self.effective_mss();
-                self.cc.on_timeout(self.snd.outstanding(), mss);
-                self.snd.recover = None;
-                self.snd.inflation = 0;
-                self.snd.dupacks = 0;
-                self.snd.fast_rtx = false;
-                self.snd.rtt_probe = None;
-                self.snd.rtx_next = Some(self.snd.una);
-                self.snd.rtx_high = self.snd.nxt;
-                // `tcp_enter_loss`: everything outstanding is marked lost.
-                self.snd.lost_out = self.snd.packets_out;
-                self.snd.last_recover = self.snd.nxt;
-                self.rtt.back_off();
-                // Re-armed when the retransmission goes out.
-                self.timers.rtx = Some(now + self.rtt.rto());
-            }
-        }
+        AckCheck::Ok
     }
 
     /// The persist timer fired (RFC 9293 §3.8.6.1; `tcp_probe_timer` / `tcp_write_wakeup`).
@@ -684,50 +641,9 @@ impl<P: Payload> Connection<P> {
     }
 
     /// `tcp_packets_in_flight`: `packets_out - (sacked_out + lost_out) + retrans_out`
-    /// (send-path §3 step 4). See the module documentation for how the terms map onto this
-    /// engine's NewReno recovery.
-    pub(super) fn in_flight(&self, mss: u32) -> u32 {
-        let mss = mss.max(1);
+    /// (send-path §3 step 4, RFC 6675 `pipe` in segments).
+    pub(super) fn in_flight(&self, _mss: u32) -> u32 {
         let s = &self.snd;
-        // Reno `sacked_out`: segments the duplicate ACKs say have left the network.
-        let sacked_out = (s.inflation / mss).min(s.packets_out);
-        // Go-back-N retransmissions are whole MSS from SND.UNA.
-        let retrans_out = if s.lost_out > 0 || s.rtx_next.is_some() {
-            let upto = match s.rtx_next {
-                Some(r) if r.lt(s.rtx_high) => r,
-                _ => s.rtx_high,
-            };
-            seq_dist(s.una, upto).div_ceil(mss)
-        } else {
-            0
-        };
-        s.packets_out.saturating_sub(sacked_out.saturating_add(s.lost_out)).saturating_add(retrans_out)
+        s.packets_out.saturating_sub(s.sacked_out.saturating_add(s.lost_out)).saturating_add(s.retrans_out)
     }
-
-    /// Sends one segment covering `[seq, seq + max_len)` of already-sent sequence space
-    /// (data, plus the FIN if the range reaches it). Returns the sequence space covered.
-    pub(super) fn retransmit(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>), seq: SeqNum, max_len: u32) -> u32 {
-        let data_len = seq_dist(seq, self.snd.write_seq).min(max_len);
-        let (payload, psh) = self.snd.collect(seq, data_len);
-        let data_len = len32(&payload);
-        let reaches_end = seq.wrapping_add(data_len) == self.snd.write_seq;
-        let fin = self.snd.fin_sent() && reaches_end && (data_len < max_len || data_len == 0);
-        if data_len == 0 && !fin {
-            return 0;
-        }
-        let mut flags = Flags::ACK;
-        if fin {
-            flags |= Flags::FIN;
-        }
-        if psh || (reaches_end && data_len > 0) {
-            flags |= Flags::PSH;
-        }
-        self.snd.rtt_probe = None;
-        self.emit(shared, now, out, seq, flags, payload, true);
-        if self.timers.rtx.is_none() {
-            self.timers.rtx = Some(now + self.rtt.rto());
-        }
-        data_len + u32::from(fin)
-    }
-
 }

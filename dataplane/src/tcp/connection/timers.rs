@@ -18,18 +18,21 @@ pub struct RttEstimator {
     max_rto: Duration,
     /// Consecutive backoffs (RFC 6298 §5.5).
     backoff: u32,
+    /// Smallest sample seen (RACK's `min_RTT`, CUBIC's `delay_min`).
+    min_rtt: Option<Duration>,
 }
 
 impl RttEstimator {
     /// A fresh estimator: RTO = `initial` (RFC 6298 §2.1).
     pub fn new(initial: Duration, min_rto: Duration, max_rto: Duration) -> Self {
-        RttEstimator { srtt: None, rttvar: Duration::ZERO, rto: initial, min_rto, max_rto, backoff: 0 }
+        RttEstimator { srtt: None, rttvar: Duration::ZERO, rto: initial, min_rto, max_rto, backoff: 0, min_rtt: None }
     }
 
     /// Feeds one RTT measurement (RFC 6298 §2.2, §2.3). The caller applies Karn's rule
     /// (no samples from retransmitted segments, unless timestamps disambiguate them).
     pub fn sample(&mut self, rtt: Duration) {
         let rtt = rtt.max(Duration::from_micros(1));
+        self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
         match self.srtt {
             None => {
                 self.srtt = Some(rtt);
@@ -84,6 +87,11 @@ impl RttEstimator {
     pub fn rttvar(&self) -> Duration {
         self.rttvar
     }
+
+    /// Smallest RTT measured.
+    pub fn min_rtt(&self) -> Option<Duration> {
+        self.min_rtt
+    }
 }
 
 /// The connection's deadlines; `None` means the timer is stopped.
@@ -103,12 +111,16 @@ pub struct Timers {
     pub time_wait: Option<Instant>,
     /// Overall active-open deadline.
     pub connect: Option<Instant>,
+    /// Tail loss probe timeout (RFC 8985 §7.2).
+    pub tlp: Option<Instant>,
+    /// RACK reordering timer (RFC 8985 §6.3).
+    pub reo: Option<Instant>,
 }
 
 impl Timers {
     /// The earliest armed deadline.
     pub fn next(&self) -> Option<Instant> {
-        [self.rtx, self.delack, self.persist, self.keepalive, self.fin_wait2, self.time_wait, self.connect]
+        [self.rtx, self.delack, self.persist, self.keepalive, self.fin_wait2, self.time_wait, self.connect, self.tlp, self.reo]
             .into_iter()
             .flatten()
             .min()
@@ -139,6 +151,12 @@ impl<P: Payload> Connection<P> {
         }
         if due(self.timers.rtx, now) {
             self.on_rto(shared, now);
+        }
+        if due(self.timers.reo, now) {
+            self.on_reo_timeout(shared, now);
+        }
+        if due(self.timers.tlp, now) {
+            self.on_tlp_timeout();
         }
         if due(self.timers.delack, now) {
             self.timers.delack = None;

@@ -2,7 +2,8 @@
 //! unsent queue entry in order through the gates — MTU probe, segment count, congestion
 //! window, receive window, Nagle / TSO deferral, split point — transmitted as a reference to
 //! the queued data, then book-keeping and RFC 7661 cwnd-limited tracking. Also the
-//! zero-window probe (`tcp_write_wakeup`).
+//! zero-window probe (`tcp_write_wakeup`). Retransmissions and loss probes come from
+//! `loss`.
 
 use super::send::seq_dist;
 use super::{Connection, Segment, State};
@@ -22,42 +23,24 @@ impl<P: Payload> Connection<P> {
         if !self.state.is_synchronized() || self.state == State::TimeWait {
             return;
         }
-        let mss = self.effective_mss();
-        // Fast retransmit / NewReno partial ACK: the segment at SND.UNA, outside cwnd.
-        if self.snd.fast_rtx {
-            self.snd.fast_rtx = false;
-            let una = self.snd.una;
-            self.retransmit(shared, now, out, una, mss);
+        // A tail loss probe that fell due (RFC 8985 §7.3).
+        if self.pending.tlp {
+            self.send_loss_probe(shared, now, out);
         }
-        // Go-back-N after an RTO (or a path-MTU drop), paced by cwnd.
-        while let Some(r) = self.snd.rtx_next {
-            if r.ge(self.snd.rtx_high) {
-                self.snd.rtx_next = None;
-                break;
-            }
-            if self.in_flight(mss) >= self.cwnd_segments(mss) {
-                self.snd.cwnd_limited = true;
-                return;
-            }
-            let len = seq_dist(r, self.snd.rtx_high).min(mss);
-            let sent = self.retransmit(shared, now, out, r, len);
-            if sent == 0 {
-                self.snd.rtx_next = None;
-                break;
-            }
-            self.snd.rtx_next = Some(r.wrapping_add(sent));
-        }
-        if self.snd.rtx_next.is_some() {
+        // Retransmissions of lost entries first, through the cwnd gate
+        // (`tcp_xmit_retransmit_queue`); when the window stops them, new data waits too.
+        if self.xmit_retransmit_queue(shared, now, out) {
             return;
         }
+        let mss = self.effective_mss();
 
         // RFC 5681 §4.1: restart window after an idle period longer than the RTO.
         if self.snd.outstanding() == 0
             && self.snd.has_unsent()
             && now.saturating_duration_since(self.snd.last_send) > self.rtt.rto()
         {
-            let iw = self.cfg.initial_cwnd_segments.max(1).saturating_mul(mss);
-            self.cc.on_idle_restart(mss, iw);
+            let iw = crate::tcp::congestion::initial_window(self.cfg.initial_cwnd_segments, mss);
+            self.cc.on_idle_restart(mss, iw, now);
         }
 
         let mut blocked_by_rwnd = false;
@@ -137,6 +120,10 @@ impl<P: Payload> Connection<P> {
             }
         }
         self.snd.force_push = None;
+        if sent_any {
+            // RFC 8985 §7.2: new data arms the probe timeout if it is not running.
+            self.schedule_tlp(now, false);
+        }
         // Gate 10: RFC 7661 cwnd-limited tracking (`tcp_cwnd_validate`): limited when the
         // window stopped us, or in slow start when more than half of it is in use.
         if sent_any || cwnd_limited {
@@ -204,7 +191,7 @@ impl<P: Payload> Connection<P> {
     /// never when the oldest of them was sent less than half an RTT ago (its ACK is then
     /// too far off), in recovery, or once a third of the window can go.
     fn tso_should_defer(&self, len: u32, mss: u32, is_last: bool, now: Instant, cwnd_limited: &mut bool) -> bool {
-        if self.snd.recover.is_some() || self.snd.rtx_next.is_some() {
+        if matches!(self.snd.ca, super::CaState::Recovery | super::CaState::Loss) {
             return false;
         }
         // Bounded by the ACK clock: nothing in flight, nothing to wait for.
@@ -290,6 +277,10 @@ impl<P: Payload> Connection<P> {
         }
         self.snd.nxt = end.wrapping_add(u32::from(fin));
         self.snd.packets_out = self.snd.packets_out.saturating_add(pcount);
+        if self.snd.ca == super::CaState::Recovery {
+            // RFC 6937: `prr_out` counts new data too.
+            self.snd.prr.on_sent(pcount);
+        }
         if len < pcount.saturating_mul(mss) {
             self.snd.sml = end;
         }

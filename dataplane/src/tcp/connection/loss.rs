@@ -1,0 +1,854 @@
+//! Loss detection and recovery (Linux `tcp_fastretrans_alert`, `tcp_sacktag_write_queue`,
+//! `tcp_rack_mark_lost`, `tcp_xmit_retransmit_queue`, `tcp_retransmit_timer`,
+//! `tcp_send_loss_probe`):
+//!
+//! - the scoreboard: SACK blocks (RFC 2018) mark queue entries SACKed, D-SACKs
+//!   (RFC 2883) are recognised, counted and used for undo, reneging is detected;
+//! - loss marking: RACK (RFC 8985 §6) when `rack` is on, else the RFC 6675 `IsLost`
+//!   rule (`DupThresh` segments SACKed above); for peers without SACK the RFC 5681 §3.2
+//!   third duplicate ACK and RFC 6582 partial ACKs mark the head lost;
+//! - fast recovery with Proportional Rate Reduction (RFC 6937) setting the window,
+//!   retransmissions of lost entries through the same congestion-window gate as new data;
+//! - the retransmission timeout (RFC 6298 §5, RFC 5681 §3.1) marking everything lost;
+//! - tail loss probes (RFC 8985 §7) and undo of spurious reductions: Eifel with timestamps
+//!   (RFC 3522) after an RTO, D-SACK (RFC 2883 §5, RFC 3708) after fast recovery.
+
+use super::send::seq_dist;
+use super::{CloseReason, Connection, Segment, State};
+use crate::tcp::congestion::AckSample;
+use crate::tcp::payload::Payload;
+use crate::tcp::recovery::{classify, Prr, SackInput};
+use crate::tcp::seq::SeqNum;
+use crate::tcp::shared::Shared;
+use crate::time::{Duration, Instant};
+use crate::wire::tcp::{Flags, TcpRepr};
+
+/// RFC 8985 §7.2 `WCDelAckT`: the worst-case delayed-ACK time added to the probe timeout
+/// when a single segment is in flight.
+const WC_DEL_ACK: Duration = Duration::from_millis(200);
+
+/// The recovery state of a connection (Linux `icsk_ca_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CaState {
+    /// Nothing outstanding is suspected lost.
+    Open,
+    /// SACKs or duplicate ACKs arrived, but nothing is marked lost yet.
+    Disorder,
+    /// Fast recovery (RFC 6675 / RFC 6582) with PRR (RFC 6937).
+    Recovery,
+    /// After a retransmission timeout: everything outstanding was marked lost.
+    Loss,
+}
+
+impl CaState {
+    /// Linux's name for the state (`ss -ti` style).
+    pub fn name(self) -> &'static str {
+        match self {
+            CaState::Open => "open",
+            CaState::Disorder => "disorder",
+            CaState::Recovery => "recovery",
+            CaState::Loss => "loss",
+        }
+    }
+}
+
+/// What is needed to undo a window reduction found to be spurious.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Undo {
+    pub prior_cwnd: u32,
+    pub prior_ssthresh: u32,
+    /// Our TSval on the first retransmission of the episode (RFC 3522 `RetransmitTS`).
+    pub retrans_ts: Option<u32>,
+    /// Retransmitted frames not yet reported duplicate by a D-SACK (Linux `undo_retrans`).
+    pub retrans: u32,
+    /// SND.UNA when the episode began: D-SACKs below it belong to older episodes.
+    pub marker: SeqNum,
+}
+
+/// Why a segment is retransmitted (for the counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    Lost,
+    Probe,
+}
+
+/// `a` is before `b` in timestamp space (RFC 7323 §5.2: modulo 2^32).
+fn ts_before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+impl<P: Payload> Connection<P> {
+    /// The acknowledgement part of `tcp_ack` once the ACK is acceptable and the window was
+    /// updated: RTT sample, cumulative ACK, SACK scoreboard, loss marking, the recovery
+    /// state machine, congestion control and the timers.
+    pub(super) fn on_ack(&mut self, shared: &mut Shared, repr: &TcpRepr, classic_dup: bool, now: Instant) {
+        let ack = repr.ack;
+        let mss = self.effective_mss();
+        let prior_una = self.snd.una;
+        let prior_packets = self.snd.packets_out;
+        let acked_bytes = seq_dist(prior_una, ack);
+        let advanced = acked_bytes > 0;
+        let tsecr = if self.ts_ok { repr.options.timestamps.map(|(_, e)| e).filter(|&e| e != 0) } else { None };
+        let min_rtt = self.rtt.min_rtt();
+
+        // RFC 6298 §3 / RFC 7323 §4: the RTT sample of this ACK.
+        let rtt = if advanced { self.take_rtt_sample(ack, tsecr, now) } else { None };
+        // RFC 3522: the first ACK after an RTO retransmission that echoes a timestamp older
+        // than the retransmission acknowledges the original: the timeout was spurious.
+        let spurious_rto = advanced && self.snd.ca == CaState::Loss && self.retransmission_was_needless(tsecr);
+
+        let prior_dupacks = self.snd.dupacks;
+        let mut acked_unsacked = 0u32;
+        if advanced {
+            acked_unsacked = self.deliver_acked(shared, ack, tsecr, min_rtt, now);
+            let freed = self.snd.remove_acked(ack);
+            self.stats.bytes_acked += u64::from(freed);
+            self.snd.una = ack;
+            self.mtu_probe_acked(shared, ack, now);
+            self.snd.retries = 0;
+            self.snd.probes = 0;
+            self.rtt.reset_backoff();
+        }
+
+        // The SACK scoreboard.
+        let sack = if self.sack_ok && !repr.options.sack_blocks.is_empty() {
+            classify(repr.options.sack_blocks.as_slice(), ack, prior_una, self.snd.nxt, self.snd.max_window)
+        } else {
+            SackInput::default()
+        };
+        shared.counters.sack_discard += u64::from(sack.discarded);
+        let mut newly_sacked = 0u32;
+        for &(l, r) in sack.blocks() {
+            newly_sacked = newly_sacked.saturating_add(self.mark_sacked(shared, l, r, tsecr, min_rtt, now));
+        }
+        if let Some((l, r)) = sack.dsack {
+            self.on_dsack(shared, l, r);
+        }
+        self.check_sack_reneging(shared);
+
+        // Duplicate ACKs (RFC 5681 §3.2; with SACK, RFC 6675 §2: only an ACK that SACKs
+        // new data counts).
+        if (classic_dup && !self.sack_ok) || newly_sacked > 0 {
+            self.snd.dupacks = self.snd.dupacks.saturating_add(1);
+        } else if advanced {
+            self.snd.dupacks = if self.snd.ca == CaState::Recovery && !self.sack_ok {
+                // `tcp_remove_reno_sacks`: the cumulative ACK consumed duplicate ACKs.
+                self.snd.dupacks.saturating_sub(prior_packets.saturating_sub(self.snd.packets_out))
+            } else {
+                0
+            };
+        }
+        self.recount();
+
+        // RFC 6937 `DeliveredData` in frames: newly SACKed plus cumulatively acknowledged
+        // frames not SACKed before; without SACK, a duplicate ACK counts one and a
+        // cumulative ACK what the duplicate ACKs did not count already (Linux
+        // `tcp_remove_reno_sacks`).
+        let delivered = if self.sack_ok {
+            acked_unsacked.saturating_add(newly_sacked)
+        } else if advanced {
+            prior_packets.saturating_sub(self.snd.packets_out).saturating_sub(prior_dupacks).max(1)
+        } else {
+            u32::from(classic_dup)
+        };
+
+        if spurious_rto {
+            shared.counters.spurious_rtos += 1;
+            shared.counters.loss_undo += 1;
+            self.undo_reduction();
+        }
+        self.tlp_ack(shared, ack, advanced, newly_sacked > 0, sack.dsack.is_some(), mss, now);
+
+        // End of an episode (RFC 6582 §3.2 step 3: full acknowledgement).
+        match self.snd.ca {
+            CaState::Recovery if ack.ge(self.snd.high_seq) && self.retransmission_was_needless(tsecr) => {
+                // RFC 3522 applied to fast recovery (Linux `tcp_try_undo_recovery`): the ACK
+                // ending it echoes a timestamp older than the first retransmission, so the
+                // holes were filled by the originals: reordering, not loss.
+                shared.counters.full_undo += 1;
+                self.undo_reduction();
+                self.snd.rack.on_recovery_end();
+            }
+            CaState::Recovery if ack.ge(self.snd.high_seq) => {
+                self.cc.on_recovery_exit(mss, now);
+                self.snd.rack.on_recovery_end();
+                self.snd.undo = None;
+                self.snd.ca = CaState::Open;
+            }
+            CaState::Loss if ack.ge(self.snd.high_seq) => {
+                self.snd.undo = None;
+                self.snd.ca = CaState::Open;
+            }
+            _ => {}
+        }
+
+        let partial_ack = self.detect_loss(shared, advanced, now);
+        if matches!(self.snd.ca, CaState::Open | CaState::Disorder) && self.snd.lost_out > 0 {
+            self.enter_recovery(shared, now);
+        }
+        match self.snd.ca {
+            CaState::Recovery => self.prr_update(delivered, mss, partial_ack),
+            _ if advanced => {
+                let sample = AckSample {
+                    acked: acked_bytes,
+                    mss,
+                    cwnd_limited: self.snd.cwnd_limited,
+                    now,
+                    rtt,
+                    ack,
+                    snd_nxt: self.snd.nxt,
+                };
+                self.cc.on_ack(&sample);
+            }
+            _ => {}
+        }
+        self.update_disorder();
+
+        // RFC 6298 §5.2 / §5.3.
+        if advanced {
+            self.timers.rtx = if self.snd.outstanding() == 0 { None } else { Some(now + self.rtt.rto()) };
+        }
+        if self.snd.outstanding() == 0 {
+            self.timers.reo = None;
+        }
+        self.schedule_tlp(now, true);
+    }
+
+    /// Whether the echoed timestamp predates the episode's first retransmission (Eifel).
+    fn retransmission_was_needless(&self, tsecr: Option<u32>) -> bool {
+        self.snd.undo.and_then(|u| u.retrans_ts).zip(tsecr).is_some_and(|(rts, ecr)| ts_before(ecr, rts))
+    }
+
+    /// Open <-> Disorder.
+    fn update_disorder(&mut self) {
+        let disorder = self.snd.sacked_out > 0 || self.snd.dupacks > 0;
+        self.snd.ca = match self.snd.ca {
+            CaState::Open if disorder => CaState::Disorder,
+            CaState::Disorder if !disorder => CaState::Open,
+            s => s,
+        };
+    }
+
+    /// RFC 6298 §3 (Karn's rule through `rtt_probe`, cleared by retransmissions) and RFC 7323
+    /// §4 (timestamps, valid for retransmissions too). Feeds the estimator.
+    fn take_rtt_sample(&mut self, ack: SeqNum, tsecr: Option<u32>, now: Instant) -> Option<Duration> {
+        let mut sample = None;
+        if let Some(ecr) = tsecr {
+            let rtt_ms = Self::ts_now(now).wrapping_sub(ecr);
+            if rtt_ms < 3_600_000 {
+                sample = Some(Duration::from_millis(u64::from(rtt_ms.max(1))));
+            }
+        }
+        if let Some((end, sent)) = self.snd.rtt_probe {
+            if ack.ge(end) {
+                if sample.is_none() {
+                    sample = Some(now.saturating_duration_since(sent));
+                }
+                self.snd.rtt_probe = None;
+            }
+        }
+        if let Some(s) = sample {
+            self.rtt.sample(s);
+        }
+        sample
+    }
+
+    /// Whether a retransmitted entry sent at `sent_at` is ambiguously acknowledged: the
+    /// echoed timestamp predates its retransmission (RFC 8985 §6.2 step 2).
+    fn ts_ambiguous(tsecr: Option<u32>, sent_at: Instant) -> bool {
+        tsecr.is_some_and(|ecr| ts_before(ecr, Self::ts_now(sent_at)))
+    }
+
+    /// RACK bookkeeping for entries the cumulative ACK delivers (those not SACKed before).
+    /// Returns the frames they held.
+    fn deliver_acked(&mut self, shared: &mut Shared, ack: SeqNum, tsecr: Option<u32>, min_rtt: Option<Duration>, now: Instant) -> u32 {
+        let s = &mut self.snd;
+        let mut frames = 0u32;
+        for e in s.queue.iter() {
+            if !e.is_sent() || e.seq.ge(ack) {
+                break;
+            }
+            if e.sacked {
+                continue;
+            }
+            let end = if e.end().gt(ack) { ack } else { e.end() };
+            let part = if end == e.end() { e.pcount } else { seq_dist(e.seq, end).div_ceil(e.seg_size.max(1)) };
+            frames = frames.saturating_add(part);
+            let ambiguous = e.ever_retrans && Self::ts_ambiguous(tsecr, e.sent_at);
+            s.rack.on_delivered(e.sent_at, end, e.ever_retrans, ambiguous, min_rtt, now);
+            if s.rack.detect_reordering(end, e.ever_retrans) {
+                shared.counters.sack_reorder += 1;
+            }
+        }
+        frames
+    }
+
+    /// Marks the entries inside the SACK block `[l, r)` (RFC 2018 §3), cutting sent
+    /// entries on frame boundaries so that only whole frames are marked. Returns the frames
+    /// newly SACKed.
+    fn mark_sacked(&mut self, shared: &mut Shared, l: SeqNum, r: SeqNum, tsecr: Option<u32>, min_rtt: Option<Duration>, now: Instant) -> u32 {
+        let mut newly = 0u32;
+        let Some(mut idx) = self.snd.find(l) else { return 0 };
+        if let Some(e) = self.snd.queue.get(idx) {
+            if e.seq.lt(l) {
+                let seg = e.seg_size.max(1);
+                let cut = seq_dist(e.seq, l).div_ceil(seg).saturating_mul(seg);
+                if cut < e.len() && e.is_sent() {
+                    self.snd.fragment_sent(idx, cut);
+                }
+                idx += 1;
+            }
+        }
+        while let Some(e) = self.snd.queue.get(idx) {
+            if !e.is_sent() || e.seq.ge(r) {
+                break;
+            }
+            if e.end().gt(r) {
+                let seg = e.seg_size.max(1);
+                let cut = seq_dist(e.seq, r) / seg * seg;
+                if cut == 0 || !self.snd.fragment_sent(idx, cut) {
+                    break;
+                }
+            }
+            let s = &mut self.snd;
+            let Some(e) = s.queue.get_mut(idx) else { break };
+            if !e.sacked {
+                e.sacked = true;
+                newly = newly.saturating_add(e.pcount);
+                let (sent_at, end, rtx) = (e.sent_at, e.end(), e.ever_retrans);
+                let ambiguous = rtx && Self::ts_ambiguous(tsecr, sent_at);
+                s.rack.on_delivered(sent_at, end, rtx, ambiguous, min_rtt, now);
+                if s.rack.detect_reordering(end, rtx) {
+                    shared.counters.sack_reorder += 1;
+                }
+            }
+            e.lost = false;
+            e.retrans = false;
+            idx += 1;
+        }
+        newly
+    }
+
+    /// A D-SACK (RFC 2883): counted; it widens RACK's reordering window (RFC 8985 §6.2
+    /// step 4), and once every retransmission of the current episode was reported
+    /// duplicate the reduction is undone (RFC 3708, Linux `tcp_try_undo_dsack`).
+    fn on_dsack(&mut self, shared: &mut Shared, l: SeqNum, r: SeqNum) {
+        shared.counters.dsack_recv += 1;
+        self.snd.rack.on_dsack(self.snd.una, self.snd.nxt);
+        let mss = self.effective_mss().max(1);
+        let Some(u) = self.snd.undo.as_mut() else { return };
+        if l.lt(u.marker) || u.retrans == 0 {
+            return;
+        }
+        let frames = seq_dist(l, r).div_ceil(mss).max(1);
+        u.retrans = u.retrans.saturating_sub(frames);
+        if u.retrans == 0 && matches!(self.snd.ca, CaState::Recovery | CaState::Loss) {
+            shared.counters.dsack_undo += 1;
+            self.undo_reduction();
+        }
+    }
+
+    /// RFC 2018 §8: the receiver may discard SACKed data. A cumulative ACK that stops at
+    /// an entry we hold as SACKed shows it did: forget every SACK mark (Linux
+    /// `tcp_check_sack_reneging`); retransmission then follows RACK or the RTO.
+    fn check_sack_reneging(&mut self, shared: &mut Shared) {
+        if !self.snd.queue.front().is_some_and(|e| e.sacked && e.seq == self.snd.una) {
+            return;
+        }
+        shared.counters.sack_reneging += 1;
+        for e in self.snd.queue.iter_mut() {
+            e.sacked = false;
+        }
+    }
+
+    /// Recomputes the scoreboard sums.
+    pub(super) fn recount(&mut self) {
+        let reno = if self.sack_ok { None } else { Some(self.snd.dupacks) };
+        self.snd.recount(reno);
+    }
+
+    /// Marks one entry lost (clearing its retransmission mark: it is to be sent again).
+    fn mark_lost(&mut self, idx: usize) {
+        let Some(e) = self.snd.queue.get_mut(idx) else { return };
+        if e.sacked {
+            return;
+        }
+        e.lost = true;
+        e.retrans = false;
+        let seq = e.seq;
+        self.snd.rtx_hint = Some(match self.snd.rtx_hint {
+            Some(h) if h.lt(seq) => h,
+            _ => seq,
+        });
+    }
+
+    /// Marks the first outstanding frame lost (RFC 5681 §3.2 step 2 / RFC 6582 §3.2
+    /// step 4 for peers without SACK: the segment at SND.UNA is retransmitted).
+    fn mark_head_lost(&mut self) {
+        let Some(e) = self.snd.queue.front() else {
+            if self.snd.fin_counted && !self.snd.fin_lost {
+                self.snd.fin_lost = true;
+                self.snd.fin_retrans = false;
+            }
+            return;
+        };
+        if !e.is_sent() || e.lost {
+            return;
+        }
+        let seg = e.seg_size.max(1);
+        if e.len() > seg {
+            self.snd.fragment_sent(0, seg);
+        }
+        self.mark_lost(0);
+    }
+
+    /// Loss marking after an ACK (Linux `tcp_identify_packet_loss`). Returns whether it was
+    /// a NewReno partial acknowledgement.
+    fn detect_loss(&mut self, shared: &mut Shared, advanced: bool, now: Instant) -> bool {
+        let mut partial = false;
+        if !self.sack_ok {
+            match self.snd.ca {
+                CaState::Open | CaState::Disorder if self.snd.dupacks >= self.cfg.dupthresh.max(1) => self.mark_head_lost(),
+                CaState::Recovery if advanced && self.snd.una.lt(self.snd.high_seq) => {
+                    // RFC 6582 §3.2 step 4: a partial ACK: the next hole is lost.
+                    shared.counters.reno_partial_acks += 1;
+                    self.mark_head_lost();
+                    partial = true;
+                }
+                _ => {}
+            }
+        } else if self.cfg.rack {
+            self.rack_detect_loss(now);
+        } else {
+            self.dupthresh_mark_lost();
+        }
+        self.recount();
+        partial
+    }
+
+    /// RFC 6675 §4 `IsLost`: an entry with at least `DupThresh` SACKed frames above it is
+    /// lost.
+    fn dupthresh_mark_lost(&mut self) {
+        let thresh = self.cfg.dupthresh.max(1);
+        let mut sacked_above = 0u32;
+        let sent = self.snd.queue.iter().take_while(|e| e.is_sent()).count();
+        for idx in (0..sent).rev() {
+            let Some(e) = self.snd.queue.get(idx) else { continue };
+            if e.sacked {
+                sacked_above = sacked_above.saturating_add(e.pcount);
+            } else if sacked_above >= thresh && !e.lost {
+                self.mark_lost(idx);
+            }
+        }
+    }
+
+    /// RFC 8985 §6.2 step 5 (`RACK_detect_loss`): marks entries sent before the most
+    /// recently delivered one and outstanding for longer than `RACK.rtt + reo_wnd`; arms
+    /// the reordering timer for the others.
+    fn rack_detect_loss(&mut self, now: Instant) {
+        let Some(rack_ts) = self.snd.rack.xmit_ts else { return };
+        let in_recovery = matches!(self.snd.ca, CaState::Recovery | CaState::Loss);
+        let reo_wnd = self.snd.rack.reo_wnd(in_recovery, self.snd.sacked_out, self.cfg.dupthresh, self.rtt.min_rtt(), self.rtt.srtt());
+        let mut timeout: Option<Duration> = None;
+        let mut lost = Vec::new();
+        for (idx, e) in self.snd.queue.iter().enumerate() {
+            if !e.is_sent() {
+                break;
+            }
+            if e.sacked || (e.lost && !e.retrans) {
+                continue;
+            }
+            // First transmissions go out in sequence order: past one sent after the RACK
+            // segment, only retransmissions (sent later still) remain, and they are newer.
+            if !e.ever_retrans && e.sent_at > rack_ts {
+                break;
+            }
+            match self.snd.rack.check(e.sent_at, e.end(), reo_wnd, now) {
+                Some(d) if d.is_zero() => lost.push(idx),
+                Some(d) => timeout = Some(timeout.map_or(d, |t| t.max(d))),
+                None => {}
+            }
+        }
+        for idx in lost {
+            self.mark_lost(idx);
+        }
+        self.timers.reo = timeout.map(|d| now + d);
+    }
+
+    /// Enters fast recovery (RFC 6675 §5 / RFC 6582 §3.2 step 2; Linux
+    /// `tcp_enter_recovery`): `ssthresh` from the algorithm, PRR from the current pipe.
+    fn enter_recovery(&mut self, shared: &mut Shared, now: Instant) {
+        let mss = self.effective_mss();
+        if self.sack_ok {
+            shared.counters.sack_recovery += 1;
+        } else {
+            shared.counters.reno_recovery += 1;
+        }
+        self.mtu_probe_lost(shared, now);
+        if self.snd.undo.is_none() {
+            self.snd.undo = Some(Undo {
+                prior_cwnd: self.cc.cwnd(),
+                prior_ssthresh: self.cc.ssthresh(),
+                retrans_ts: None,
+                retrans: 0,
+                marker: self.snd.una,
+            });
+        }
+        self.cc.on_congestion_event(self.snd.outstanding(), mss, now);
+        self.snd.ca = CaState::Recovery;
+        self.snd.high_seq = self.snd.nxt;
+        self.snd.prr = Prr::new(self.snd.packets_out);
+        self.snd.tlp = None;
+        self.timers.tlp = None;
+    }
+
+    /// RFC 6937 §3.1: `cwnd = pipe + sndcnt`. `partial_ack`: RFC 6582 §3.2 step 4 sends
+    /// the retransmission of the next hole at once, so at least one segment may go.
+    fn prr_update(&mut self, delivered: u32, mss: u32, partial_ack: bool) {
+        let pipe = self.in_flight(mss);
+        let ssthresh = (self.cc.ssthresh() / mss.max(1)).max(1);
+        let mut sndcnt = self.snd.prr.on_ack(delivered, pipe, ssthresh);
+        if partial_ack {
+            sndcnt = sndcnt.max(1);
+        }
+        self.cc.set_cwnd(pipe.saturating_add(sndcnt).max(1).saturating_mul(mss));
+    }
+
+    /// Restores the window saved when the episode began and forgets the loss marks of
+    /// data not yet retransmitted (Linux `tcp_undo_cwnd_reduction`).
+    fn undo_reduction(&mut self) {
+        if let Some(u) = self.snd.undo.take() {
+            self.cc.undo(u.prior_cwnd, u.prior_ssthresh);
+        }
+        for e in self.snd.queue.iter_mut() {
+            e.lost = false;
+        }
+        self.snd.fin_lost = false;
+        self.snd.rtx_hint = None;
+        self.snd.ca = CaState::Open;
+        self.recount();
+    }
+
+    /// The reordering timer fired (RFC 8985 §6.3, `tcp_rack_reo_timeout`).
+    pub(super) fn on_reo_timeout(&mut self, shared: &mut Shared, now: Instant) {
+        self.timers.reo = None;
+        if !self.state.is_synchronized() || self.snd.outstanding() == 0 {
+            return;
+        }
+        self.rack_detect_loss(now);
+        self.recount();
+        if matches!(self.snd.ca, CaState::Open | CaState::Disorder) && self.snd.lost_out > 0 {
+            self.enter_recovery(shared, now);
+            let mss = self.effective_mss();
+            self.prr_update(0, mss, false);
+        }
+    }
+
+    /// The retransmission timer fired (RFC 6298 §5.4–5.6, RFC 5681 §3.1; Linux
+    /// `tcp_retransmit_timer` + `tcp_enter_loss`).
+    pub(super) fn on_rto(&mut self, shared: &mut Shared, now: Instant) {
+        // A lost PLPMTUD probe is a failed probe, not a black hole (RFC 4821 §7.5).
+        if self.state.is_synchronized() && self.snd.outstanding() > 0 {
+            self.mtu_probe_lost(shared, now);
+        }
+        self.timers.rtx = None;
+        match self.state {
+            State::SynSent | State::SynReceived => {
+                if self.syn_sends > self.cfg.syn_retries {
+                    self.close_now(shared, CloseReason::Timeout);
+                    return;
+                }
+                self.rtt.back_off();
+                self.pending.syn = true;
+                shared.counters.timeouts += 1;
+            }
+            State::Closed | State::TimeWait => {}
+            _ => {
+                if self.snd.outstanding() == 0 {
+                    return;
+                }
+                self.snd.retries += 1;
+                shared.counters.timeouts += 1;
+                if self.snd.retries > self.cfg.max_retries {
+                    shared.counters.abort_on_timeout += 1;
+                    if self.state.counts_as_established() {
+                        shared.counters.estab_resets += 1;
+                    }
+                    self.close_now(shared, CloseReason::Timeout);
+                    return;
+                }
+                let mss = self.effective_mss();
+                if self.snd.ca == CaState::Loss {
+                    // RFC 5681 §3.1: a repeated timeout keeps ssthresh; the window is one
+                    // segment again.
+                    self.cc.set_cwnd(mss);
+                } else {
+                    match self.snd.undo.as_mut() {
+                        // Timeout during fast recovery: undo would restore the window from
+                        // before that recovery; Eifel now judges this retransmission.
+                        Some(u) => u.retrans_ts = None,
+                        None => {
+                            self.snd.undo = Some(Undo {
+                                prior_cwnd: self.cc.cwnd(),
+                                prior_ssthresh: self.cc.ssthresh(),
+                                retrans_ts: None,
+                                retrans: 0,
+                                marker: self.snd.una,
+                            });
+                        }
+                    }
+                    self.cc.on_timeout(self.snd.outstanding(), mss, now);
+                }
+                self.snd.ca = CaState::Loss;
+                self.snd.high_seq = self.snd.nxt;
+                self.snd.dupacks = 0;
+                self.snd.rtt_probe = None;
+                self.snd.tlp = None;
+                self.timers.tlp = None;
+                self.timers.reo = None;
+                // `tcp_enter_loss`: everything outstanding and not SACKed is lost.
+                let sent = self.snd.queue.iter().take_while(|e| e.is_sent()).count();
+                for idx in 0..sent {
+                    self.mark_lost(idx);
+                }
+                if self.snd.fin_counted {
+                    self.snd.fin_lost = true;
+                    self.snd.fin_retrans = false;
+                }
+                self.recount();
+                self.rtt.back_off();
+                // Re-armed when the retransmission goes out.
+                self.timers.rtx = Some(now + self.rtt.rto());
+            }
+        }
+    }
+
+    /// `tcp_simple_retransmit` (RFC 1191 path-MTU drop): resend everything outstanding at
+    /// the new size at once, with no congestion response and nothing to undo.
+    pub(super) fn simple_retransmit(&mut self) {
+        let sent = self.snd.queue.iter().take_while(|e| e.is_sent()).count();
+        for idx in 0..sent {
+            self.mark_lost(idx);
+        }
+        self.recount();
+        self.snd.rtt_probe = None;
+        if self.snd.lost_out > 0 && self.snd.ca != CaState::Loss {
+            self.snd.undo = None;
+            self.snd.ca = CaState::Loss;
+            self.snd.high_seq = self.snd.nxt;
+        }
+    }
+
+    /// `tcp_xmit_retransmit_queue`: retransmits lost entries in sequence order, one MSS per
+    /// segment, through the congestion-window gate (send-path §3 step 4). Returns true
+    /// when the window stopped it (new data must wait too).
+    pub(super) fn xmit_retransmit_queue(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>)) -> bool {
+        if self.snd.lost_out == 0 {
+            self.snd.rtx_hint = None;
+            return false;
+        }
+        let mss = self.effective_mss();
+        let start = self.snd.rtx_hint.unwrap_or(self.snd.una);
+        let mut idx = match self.snd.queue.front() {
+            Some(f) if start.gt(f.seq) => self.snd.find(start).unwrap_or(0),
+            _ => 0,
+        };
+        while let Some(e) = self.snd.queue.get(idx) {
+            if !e.is_sent() {
+                break;
+            }
+            if e.lost && !e.retrans && !e.sacked {
+                if self.in_flight(mss) >= self.cwnd_segments(mss) {
+                    self.snd.rtx_hint = Some(e.seq);
+                    self.snd.cwnd_limited = true;
+                    return true;
+                }
+                if e.len() < mss {
+                    self.snd.collapse_lost(idx, mss);
+                }
+                if self.snd.queue.get(idx).is_some_and(|e| e.len() > mss) {
+                    self.snd.fragment_sent(idx, mss);
+                }
+                self.retransmit_entry(shared, now, out, idx, mss, Cause::Lost);
+            }
+            idx += 1;
+        }
+        if self.snd.fin_counted && self.snd.fin_lost && !self.snd.fin_retrans {
+            if self.in_flight(mss) >= self.cwnd_segments(mss) {
+                self.snd.cwnd_limited = true;
+                return true;
+            }
+            self.retransmit_fin(shared, now, out, Cause::Lost);
+        }
+        self.snd.rtx_hint = None;
+        false
+    }
+
+    /// Sends queue entry `idx` again (it is at most one MSS long).
+    fn retransmit_entry(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>), idx: usize, mss: u32, cause: Cause) {
+        let Some(e) = self.snd.queue.get(idx) else { return };
+        let (seq, payload, psh, len, old_pcount) = (e.seq, e.data.clone(), e.psh, e.len(), e.pcount);
+        let end = seq.wrapping_add(len);
+        // The FIN rides on the last data entry unless it went out alone.
+        let fin = self.snd.fin_queued && end == self.snd.write_seq && self.snd.fin_sent() && !self.snd.fin_counted;
+        let mut flags = Flags::ACK;
+        if psh || fin {
+            flags |= Flags::PSH;
+        }
+        if fin {
+            flags |= Flags::FIN;
+        }
+        // Karn's rule (RFC 6298 §3): no RTT sample across a retransmission.
+        self.snd.rtt_probe = None;
+        self.emit(shared, now, out, seq, flags, payload, true);
+        if let Some(e) = self.snd.queue.get_mut(idx) {
+            e.retrans = true;
+            e.ever_retrans = true;
+            e.sent_at = now;
+            // Re-segmented at the current MSS: one frame now.
+            e.pcount = 1;
+            e.seg_size = mss.max(len);
+        }
+        self.snd.packets_out = self.snd.packets_out.saturating_add(1).saturating_sub(old_pcount);
+        self.count_retransmission(shared, cause, now);
+    }
+
+    /// Sends the lone FIN again.
+    fn retransmit_fin(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>), cause: Cause) {
+        let seq = self.snd.write_seq;
+        self.snd.rtt_probe = None;
+        self.emit(shared, now, out, seq, Flags::ACK | Flags::FIN, P::empty(), true);
+        self.snd.fin_retrans = true;
+        self.count_retransmission(shared, cause, now);
+    }
+
+    /// Book-keeping shared by every retransmission: scoreboard sum, PRR, undo, counters
+    /// by cause, and the retransmission timer.
+    fn count_retransmission(&mut self, shared: &mut Shared, cause: Cause, now: Instant) {
+        self.snd.retrans_out = self.snd.retrans_out.saturating_add(1);
+        match (cause, self.snd.ca) {
+            (Cause::Probe, _) => {}
+            (_, CaState::Loss) => shared.counters.rto_retrans += 1,
+            _ => shared.counters.fast_retrans += 1,
+        }
+        if self.snd.ca == CaState::Recovery {
+            self.snd.prr.on_sent(1);
+        }
+        if let Some(u) = self.snd.undo.as_mut() {
+            u.retrans = u.retrans.saturating_add(1);
+            if u.retrans_ts.is_none() {
+                u.retrans_ts = Some(Self::ts_now(now));
+            }
+        }
+        if self.timers.rtx.is_none() {
+            self.timers.rtx = Some(now + self.rtt.rto());
+        }
+    }
+
+    /// RFC 8985 §7.2: arms the probe timeout (PTO) in the open state with SACK: `2*SRTT`,
+    /// plus `WCDelAckT` with a single segment in flight, never later than the RTO.
+    /// `restart`: re-arm even if armed (an ACK); else only arm an idle timer (new data).
+    pub(super) fn schedule_tlp(&mut self, now: Instant, restart: bool) {
+        if !restart && self.timers.tlp.is_some() {
+            return;
+        }
+        self.timers.tlp = None;
+        let eligible = self.cfg.tlp
+            && self.sack_ok
+            && self.snd.ca == CaState::Open
+            && self.snd.tlp.is_none()
+            && self.snd.packets_out > 0
+            && self.state.is_synchronized()
+            && self.state != State::TimeWait;
+        if !eligible {
+            return;
+        }
+        let Some(srtt) = self.rtt.srtt() else { return };
+        let mut pto = srtt * 2;
+        if self.snd.packets_out == 1 {
+            pto += WC_DEL_ACK;
+        }
+        let at = now + pto;
+        match self.timers.rtx {
+            Some(rto) if at >= rto => {}
+            _ => self.timers.tlp = Some(at),
+        }
+    }
+
+    /// The probe timeout fired (RFC 8985 §7.3): the probe goes out with the next
+    /// [`poll_transmit`](Connection::poll_transmit).
+    pub(super) fn on_tlp_timeout(&mut self) {
+        self.timers.tlp = None;
+        if self.snd.ca == CaState::Open && self.snd.tlp.is_none() && self.snd.packets_out > 0 && self.state.is_synchronized() {
+            self.pending.tlp = true;
+        }
+    }
+
+    /// RFC 8985 §7.3: the loss probe: one new MSS of data if the peer's window allows,
+    /// else the last segment sent again. The RTO is re-armed.
+    pub(super) fn send_loss_probe(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>)) {
+        self.pending.tlp = false;
+        if self.snd.ca != CaState::Open || self.snd.packets_out == 0 {
+            return;
+        }
+        let mss = self.effective_mss();
+        let nxt = self.snd.nxt;
+        let unsent = self.snd.unsent_data();
+        let wnd_end = self.snd.una.wrapping_add(self.snd.wnd);
+        let mut sent = false;
+        if unsent > 0 && nxt.wrapping_add(unsent.min(mss)).le(wnd_end) {
+            if let Some(idx) = self.snd.split_at_seq(nxt) {
+                self.snd.fragment(idx, mss);
+                self.transmit_entry(shared, now, out, idx, mss, true);
+                self.snd.tlp = Some((self.snd.nxt, false));
+                sent = true;
+            }
+        }
+        if !sent {
+            let last = self.snd.queue.iter().rposition(|e| e.is_sent());
+            match last {
+                Some(idx) => {
+                    if let Some(e) = self.snd.queue.get(idx) {
+                        let len = e.len();
+                        if len > mss {
+                            // Only the last MSS goes out (`tcp_send_loss_probe`).
+                            let cut = len - ((len - 1) % mss + 1);
+                            if self.snd.fragment_sent(idx, cut) {
+                                self.retransmit_entry(shared, now, out, idx + 1, mss, Cause::Probe);
+                            }
+                        } else {
+                            self.retransmit_entry(shared, now, out, idx, mss, Cause::Probe);
+                        }
+                    }
+                }
+                None if self.snd.fin_counted => self.retransmit_fin(shared, now, out, Cause::Probe),
+                None => return,
+            }
+            self.snd.tlp = Some((self.snd.nxt, true));
+        }
+        shared.counters.loss_probes += 1;
+        self.timers.rtx = Some(now + self.rtt.rto());
+    }
+
+    /// RFC 8985 §7.4 (Linux `tcp_process_tlp_ack`): did the probe repair a loss? A D-SACK
+    /// for it means the original arrived too (no loss); an ACK beyond it without one means
+    /// the probe repaired a tail loss, which gets a congestion response.
+    #[allow(clippy::too_many_arguments)]
+    fn tlp_ack(&mut self, shared: &mut Shared, ack: SeqNum, advanced: bool, sacked: bool, dsack: bool, mss: u32, now: Instant) {
+        let Some((high, retrans)) = self.snd.tlp else { return };
+        if ack.lt(high) {
+            return;
+        }
+        if !retrans || dsack {
+            self.snd.tlp = None;
+        } else if ack.gt(high) {
+            self.snd.tlp = None;
+            shared.counters.loss_probe_recovery += 1;
+            self.cc.on_congestion_event(self.snd.outstanding(), mss, now);
+            self.cc.on_recovery_exit(mss, now);
+        } else if !advanced && !sacked {
+            // A pure duplicate ACK of the probe: nothing was lost.
+            self.snd.tlp = None;
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The metrics endpoint against the real Prometheus tools (Debian package `prometheus`,
+//! installed by `deploy/install-deps.sh`):
+//!
+//! * `promtool check metrics` finds no problem in the rendered exposition;
+//! * a real `prometheus` server scrapes [`strait::metrics::Server`] every second and its
+//!   query API returns the expected series and values.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use dataplane::dpdk::{Offloads, PortStats};
+use dataplane::net::{DropReason, NetCounters};
+use dataplane::tcp::Counters;
+use strait::metrics::{
+    granted_offload_names, render, LcoreSnapshot, MempoolSnapshot, NetSnapshot, PortSnapshot,
+    Server, Snapshot, TcpSnapshot,
+};
+
+/// A snapshot with every family populated: two lcores, one port, all counters.
+fn synthetic() -> Snapshot {
+    let mut net = NetCounters {
+        rx_frames: 1000,
+        rx_arp: 3,
+        tx_frames: 900,
+        ..NetCounters::default()
+    };
+    net.add_drops(DropReason::Ipv4BadChecksum, 7);
+    net.add_drops(DropReason::WrongEthertype, 2);
+    let tcp = |k: u64| Counters {
+        active_opens: 5 * k,
+        syncookies_sent: 2 * k,
+        curr_estab: k,
+        ..Counters::default()
+    };
+    let lcore = |id: u32| LcoreSnapshot {
+        lcore: id,
+        busy_cycles: 300,
+        total_cycles: 1200,
+        iterations: 50,
+        rx_frames: 500,
+        tx_frames: 450,
+        tx_dropped_full: 1,
+        tx_dropped_nombuf: 0,
+    };
+    Snapshot {
+        start_time_seconds: 1_700_000_000.0,
+        lcores: vec![lcore(1), lcore(2)],
+        ports: vec![PortSnapshot {
+            name: "wan".into(),
+            stats: PortStats {
+                ipackets: 1000,
+                opackets: 900,
+                ibytes: 64_000,
+                obytes: 57_600,
+                ..PortStats::default()
+            },
+            granted_offloads: granted_offload_names(&Offloads {
+                tso: true,
+                rx_cksum: true,
+                ..Offloads::NONE
+            }),
+        }],
+        net: vec![
+            NetSnapshot {
+                port: "wan".into(),
+                lcore: 1,
+                counters: net.iter().collect(),
+            },
+            NetSnapshot {
+                port: "wan".into(),
+                lcore: 2,
+                counters: net.iter().collect(),
+            },
+        ],
+        tcp: vec![
+            TcpSnapshot {
+                lcore: 1,
+                counters: tcp(1).iter().collect(),
+            },
+            TcpSnapshot {
+                lcore: 2,
+                counters: tcp(2).iter().collect(),
+            },
+        ],
+        mempool: Some(MempoolSnapshot {
+            in_use: 1024,
+            available: 7168,
+            size: 8192,
+        }),
+        ..Snapshot::default()
+    }
+}
+
+/// Path of a Prometheus tool, or a failure that says how to get it.
+fn tool(name: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("`{name}` not found: install the Debian package `prometheus` (deploy/install-deps.sh)");
+}
+
+#[test]
+fn promtool_check_metrics_reports_no_problem() {
+    let text = render(&synthetic());
+    let mut child = Command::new(tool("promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed promtool");
+    let out = child.wait_with_output().expect("promtool output");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "promtool failed ({}):\n{report}\n--- exposition ---\n{text}",
+        out.status
+    );
+    assert!(
+        report.trim().is_empty(),
+        "promtool reported problems:\n{report}"
+    );
+}
+
+/// A temporary directory and a `prometheus` process: killed and removed on drop, also
+/// when an assertion fails.
+struct Prometheus {
+    child: Option<Child>,
+    dir: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Prometheus {
+    fn start(target: SocketAddr) -> Prometheus {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("strait-prom-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(dir.join("data")).expect("temp dir");
+        // Built before the process so that a failure below still removes the directory.
+        let mut guard = Prometheus {
+            child: None,
+            dir,
+            addr: free_port(),
+        };
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: strait\n    static_configs:\n      - targets: ['{target}']\n"
+        );
+        let config_path = guard.dir.join("prometheus.yml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log = std::fs::File::create(guard.dir.join("prometheus.log")).expect("log file");
+        let log2 = log.try_clone().expect("log file");
+        let child = Command::new(tool("prometheus"))
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--web.listen-address={}", guard.addr))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                guard.dir.join("data").display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .expect("start prometheus");
+        guard.child = Some(child);
+        guard
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// The value of the single series `query` returns, once it returns one.
+    fn query(&self, query: &str) -> Option<(String, f64)> {
+        let path = format!("/api/v1/query?query={}", percent_encode(query));
+        let body = http_get(self.addr, &path)?;
+        if !body.contains("\"status\":\"success\"") {
+            return None;
+        }
+        // {"status":"success","data":{"resultType":"vector","result":[{"metric":{...},"value":[1700000000.1,"42"]}]}}
+        let at = body.find("\"value\":[")?;
+        let rest = &body[at..];
+        let open = rest.find(",\"")? + 2;
+        let close = rest[open..].find('"')? + open;
+        let value = rest[open..close].parse().ok()?;
+        Some((body, value))
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A tiny HTTP/1.0 GET (no chunked encoding); the body of a 200, else `None`.
+fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    c.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut raw = Vec::new();
+    c.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?;
+    (head.starts_with("HTTP/1.") && status == "200").then(|| body.to_string())
+}
+
+#[test]
+fn real_prometheus_scrapes_the_endpoint() {
+    let server = Server::start("127.0.0.1:0".parse().expect("addr"), Arc::new(synthetic))
+        .expect("metrics server");
+    let target = server.local_addr();
+    let prom = Prometheus::start(target);
+
+    // Series that must appear, with their values.
+    let version = env!("CARGO_PKG_VERSION");
+    let build_info = format!("strait_build_info{{version=\"{version}\",dpdk=\"22.11\"}}");
+    let expected: &[(&str, f64)] = &[
+        ("up{job=\"strait\"}", 1.0),
+        ("strait_up", 1.0),
+        (&build_info, 1.0),
+        ("strait_start_time_seconds", 1_700_000_000.0),
+        ("strait_lcore_busy_ratio{lcore=\"2\"}", 0.25),
+        (
+            "strait_lcore_cycles_total{lcore=\"1\",kind=\"all\"}",
+            1200.0,
+        ),
+        ("strait_port_rx_bytes_total{port=\"wan\"}", 64_000.0),
+        (
+            "strait_port_offload_granted{port=\"wan\",offload=\"tso\"}",
+            1.0,
+        ),
+        (
+            "strait_port_offload_granted{port=\"wan\",offload=\"multi-seg\"}",
+            0.0,
+        ),
+        (
+            "strait_net_dropped_frames_total{port=\"wan\",reason=\"ipv4_bad_checksum\"}",
+            14.0,
+        ),
+        ("strait_net_rx_frames_total{port=\"wan\"}", 2000.0),
+        ("strait_tcp_active_opens_total", 15.0),
+        ("strait_tcp_syncookies_sent_total", 6.0),
+        ("strait_tcp_current_established", 3.0),
+        ("strait_mempool_mbufs{state=\"in_use\"}", 1024.0),
+        ("strait_mempool_capacity_mbufs", 8192.0),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for &(query, want) in expected {
+        let (body, got) = loop {
+            if let Some(found) = prom.query(query) {
+                break found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{query} never appeared in Prometheus; its log:\n{}",
+                prom.log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        assert_eq!(got, want, "{query}: {body}");
+        if query.starts_with("strait_build_info") {
+            assert!(body.contains("\"job\":\"strait\""), "{body}");
+            assert!(
+                body.contains(&format!("\"instance\":\"{target}\"")),
+                "{body}"
+            );
+        }
+    }
+    // Prometheus's scrapes reached the server (counted by the server itself).
+    let (_, scrapes) = prom
+        .query("strait_metrics_scrapes_total")
+        .expect("scrape counter");
+    assert!(scrapes >= 1.0, "scrapes {scrapes}");
+    drop(prom);
+    server.shutdown();
+}

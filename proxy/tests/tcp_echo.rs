@@ -1,0 +1,332 @@
+//! End to end: a kernel TCP client in a network namespace sends 100 MB to the echo
+//! service on strait's TCP stack and reads it back; the SHA-256 of what came back equals
+//! that of what was sent. A bounded capture on the kernel side (tshark) shows that no frame
+//! strait sent exceeds the MTU and none has a bad IPv4 or TCP checksum.
+//!
+//! Two port types, as in `dataplane_ping.rs`: `net_tap` (TSO and checksum offload; the
+//! echo path must copy no payload byte) and `net_af_packet` over a veth pair (no offloads:
+//! software GSO and software checksums).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::{must, ping_until_reply, require_root, unique, Netns, Strait};
+
+const BYTES: u64 = 100 * 1000 * 1000;
+const CAPTURE_FRAMES: &str = "2000";
+
+fn config(device: &str, cidr: &str, listen: &str) -> String {
+    format!(
+        r#"
+[log]
+format = "json"
+level = "info"
+
+[dpdk]
+lcores = [0]
+memory_mode = "no-huge"
+memory_mb = 512
+mbufs = 32767
+mbuf_cache = 256
+
+[[port]]
+name = "p0"
+device = "{device}"
+ipv4 = "{cidr}"
+mtu = 1500
+
+[[app]]
+kind = "echo"
+listen = "{listen}"
+"#
+    )
+}
+
+/// The client: sends `total` bytes (a random block, rotated per write so that no two
+/// megabytes are equal) while a thread reads the echo until EOF; prints both digests.
+const CLIENT: &str = r#"
+import hashlib, os, socket, sys, threading
+addr, port, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.create_connection((addr, port), timeout=30)
+s.settimeout(120)
+block = os.urandom(1 << 20)
+hs, hr = hashlib.sha256(), hashlib.sha256()
+got, err = [0], []
+def reader():
+    try:
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            hr.update(d)
+            got[0] += len(d)
+    except Exception as e:
+        err.append(repr(e))
+t = threading.Thread(target=reader)
+t.start()
+sent, i = 0, 0
+try:
+    while sent < total:
+        r = (i * 7919) % len(block)
+        chunk = (block[r:] + block[:r])[: min(len(block), total - sent)]
+        s.sendall(chunk)
+        hs.update(chunk)
+        sent += len(chunk)
+        i += 1
+    s.shutdown(socket.SHUT_WR)
+except Exception as e:
+    err.append(repr(e))
+t.join()
+s.close()
+print("sent=%d got=%d sha_sent=%s sha_got=%s err=%s" % (sent, got[0], hs.hexdigest(), hr.hexdigest(), err))
+"#;
+
+/// Opens `n` connections at once (a barrier holds every one until all are open), then each
+/// sends a different random message, half-closes, reads the echo to EOF and compares.
+const MANY: &str = r#"
+import os, resource, socket, sys, threading
+addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+resource.setrlimit(resource.RLIMIT_NOFILE, (n + 256, n + 256))
+ok, errs, lock = [0], [], threading.Lock()
+barrier = threading.Barrier(n)
+def one(i):
+    try:
+        s = socket.create_connection((addr, port), timeout=60)
+        data = os.urandom(1000 + (i * 37) % 9000)
+        barrier.wait(timeout=120)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        s.close()
+        with lock:
+            if got == data:
+                ok[0] += 1
+            else:
+                errs.append("%d: %d bytes back of %d" % (i, len(got), len(data)))
+    except Exception as e:
+        with lock:
+            errs.append("%d: %r" % (i, e))
+        barrier.abort()
+threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("ok=%d errors=%d first=%s" % (ok[0], len(errs), errs[:3]))
+"#;
+
+/// A bounded packet capture (`tshark -c N`) in a namespace; killed on drop.
+struct Capture {
+    child: Child,
+    file: PathBuf,
+}
+
+impl Capture {
+    fn start(ns: &Netns, ifname: &str) -> Capture {
+        let file = std::env::temp_dir().join(format!("{}.pcap", unique("strait-cap-")));
+        // tshark drops privileges to its own user for writing; a world-writable file
+        // created up front works either way.
+        let _ = std::fs::File::create(&file);
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "tshark", "-q", "-i", ifname, "-c", CAPTURE_FRAMES, "-a", "duration:120", "-w"])
+            .arg(&file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn tshark");
+        // Give tshark time to open the interface before traffic starts.
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if std::fs::metadata(&file).map(|m| m.len() > 0).unwrap_or(false) {
+                break;
+            }
+            sleep(Duration::from_millis(100));
+        }
+        Capture { child, file }
+    }
+
+    /// Waits for tshark to stop (frame count reached) or stops it; returns the file.
+    fn finish(mut self) -> PathBuf {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            sleep(Duration::from_millis(100));
+        }
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+            let _ = self.child.wait();
+        }
+        self.file.clone()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Counts frames of `pcap` matching the display `filter`, with IPv4 and TCP checksum
+/// validation switched on.
+fn count_frames(pcap: &Path, filter: &str) -> usize {
+    let path = pcap.to_string_lossy();
+    let out = must(
+        "tshark",
+        &["-r", &path, "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-Y", filter, "-T", "fields", "-e", "frame.number"],
+    );
+    out.lines().filter(|l| !l.trim().is_empty()).count()
+}
+
+/// Runs the client from `peer` against `addr:7` and checks the digests.
+fn echo_100mb(peer: &Netns, strait: &Strait, addr: &str) {
+    let out = peer.exec("python3", &["-c", CLIENT, addr, "7", &BYTES.to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let errs = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "client failed: {text} {errs}\n{}", strait.log_text());
+    let field = |k: &str| {
+        text.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap_or_default().to_string()
+    };
+    assert_eq!(field("sent="), BYTES.to_string(), "client did not send everything: {text}");
+    assert_eq!(field("got="), BYTES.to_string(), "echo returned a different amount: {text}\n{}", strait.log_text());
+    assert_eq!(field("sha_sent="), field("sha_got="), "echoed bytes differ: {text}");
+    assert!(text.contains("err=[]"), "client saw errors: {text}");
+}
+
+/// Checks the capture: traffic from strait (`ours`) was seen, none of it above the MTU
+/// (1514-byte Ethernet frames) and none with a bad checksum.
+fn check_capture(pcap: &Path, ours: &str) {
+    let from_us = format!("ip.src == {ours} && tcp");
+    let seen = count_frames(pcap, &from_us);
+    eprintln!("capture: {} frames, {seen} TCP frames from {ours}", count_frames(pcap, "frame"));
+    assert!(seen > 100, "capture holds only {seen} TCP frames from {ours}");
+    let big = count_frames(pcap, &format!("{from_us} && frame.len > 1514"));
+    assert_eq!(big, 0, "{big} frames from strait exceed the MTU");
+    let bad = count_frames(pcap, &format!("{from_us} && (ip.checksum.status == \"Bad\" || tcp.checksum.status == \"Bad\")"));
+    assert_eq!(bad, 0, "{bad} frames from strait have a bad checksum");
+    let data = count_frames(pcap, &format!("{from_us} && tcp.len > 1000"));
+    assert!(data > 10, "only {data} full-size data frames from strait in the capture");
+}
+
+/// The JSON value of `key` in the log line carrying `message`.
+fn log_field(log: &str, message: &str, key: &str) -> Option<u64> {
+    let line = log.lines().find(|l| l.contains(message))?;
+    let pat = format!("\"{key}\":");
+    let rest = line.split(&pat).nth(1)?;
+    rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+}
+
+/// Stops strait and checks the shutdown report: clean exit, no connection left, the pool
+/// back where it started; returns the payload copies it reported.
+fn stop_and_report(strait: &mut Strait) -> u64 {
+    let status = strait.terminate(Duration::from_secs(30));
+    let log = strait.log_text();
+    assert!(status.success(), "strait exited with {status}:\n{log}");
+    assert!(log.contains("strait stopped"), "no clean shutdown:\n{log}");
+    for line in log.lines().filter(|l| l.contains("final") || l.contains("mbuf pool usage")) {
+        eprintln!("{line}");
+    }
+    let conns = log_field(&log, "final tcp counters", "connections");
+    assert_eq!(conns, Some(0), "connections left at shutdown:\n{log}");
+    let start = log_field(&log, "mbuf pool usage", "in_use_at_start");
+    let end = log_field(&log, "final tcp counters", "pool_in_use");
+    assert!(start.is_some() && start == end, "mbufs leaked: {start:?} at start, {end:?} at the end:\n{log}");
+    log_field(&log, "final tcp counters", "payload_copies").unwrap_or(u64::MAX)
+}
+
+#[test]
+fn echo_100mb_over_tap_with_tso_copies_nothing() {
+    if !require_root("echo_100mb_over_tap_with_tso_copies_nothing") {
+        return;
+    }
+    let ns = Netns::new("stet");
+    let ifname = unique("set");
+    let mut strait = Strait::start(&ns, &config(&format!("net_tap0,iface={ifname}"), "198.18.2.2/24", "198.18.2.2:7"));
+    let up = strait.wait_for_log(&["port up"], Duration::from_secs(30));
+    assert!(up.contains("tso") && up.contains("multi-seg"), "a tap port grants TSO and multi-seg: {up}");
+    strait.wait_for_log(&["strait ready"], Duration::from_secs(10));
+    ns.ip(&["addr", "add", "198.18.2.1/24", "dev", &ifname]);
+    ns.ip(&["link", "set", &ifname, "up"]);
+    assert!(ping_until_reply(&ns, "198.18.2.2", Duration::from_secs(20)), "no ping reply:\n{}", strait.log_text());
+    let cap = Capture::start(&ns, &ifname);
+    echo_100mb(&ns, &strait, "198.18.2.2");
+    let pcap = cap.finish();
+    check_capture(&pcap, "198.18.2.2");
+    let _ = std::fs::remove_file(&pcap);
+    let copies = stop_and_report(&mut strait);
+    assert_eq!(copies, 0, "the echo path over a TSO port copied payload:\n{}", strait.log_text());
+    let log = strait.log_text();
+    assert!(log.contains(&format!("app_bytes_written={BYTES}")), "echo did not write every byte back:\n{log}");
+}
+
+#[test]
+fn echo_100mb_over_af_packet_without_offloads() {
+    if !require_root("echo_100mb_over_af_packet_without_offloads") {
+        return;
+    }
+    let strait_ns = Netns::new("steaa");
+    let peer = Netns::new("steab");
+    let (va, vb) = (unique("sea"), unique("seb"));
+    strait_ns.ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", &peer.name]);
+    strait_ns.ip(&["link", "set", &va, "up"]);
+    // The kernel peer must put finished frames on the wire: af_packet hands strait what
+    // the veth carries, and GSO super-frames or deferred checksums would not be frames.
+    for (ns, dev) in [(&strait_ns, &va), (&peer, &vb)] {
+        let o = ns.exec("ethtool", &["-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);
+        assert!(o.status.success(), "ethtool: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    peer.ip(&["addr", "add", "198.18.3.1/24", "dev", &vb]);
+    peer.ip(&["link", "set", &vb, "up"]);
+    let mut strait = Strait::start(&strait_ns, &config(&format!("net_af_packet0,iface={va}"), "198.18.3.2/24", "0.0.0.0:7"));
+    let up = strait.wait_for_log(&["port up"], Duration::from_secs(30));
+    let granted = up.split("\"granted\":").nth(1).unwrap_or_default();
+    assert!(!granted.contains("tso") && !granted.contains("cksum"), "af_packet has no TSO or checksum offload: {up}");
+    strait.wait_for_log(&["strait ready"], Duration::from_secs(10));
+    assert!(ping_until_reply(&peer, "198.18.3.2", Duration::from_secs(20)), "no ping reply:\n{}", strait.log_text());
+    let cap = Capture::start(&peer, &vb);
+    echo_100mb(&peer, &strait, "198.18.3.2");
+    let pcap = cap.finish();
+    check_capture(&pcap, "198.18.3.2");
+    let _ = std::fs::remove_file(&pcap);
+    let copies = stop_and_report(&mut strait);
+    assert!(copies > 0, "software GSO copies and is counted");
+    let log = strait.log_text();
+    assert!(log.contains(&format!("app_bytes_written={BYTES}")), "echo did not write every byte back:\n{log}");
+}
+
+#[test]
+fn thousand_concurrent_connections_are_echoed_and_released() {
+    if !require_root("thousand_concurrent_connections_are_echoed_and_released") {
+        return;
+    }
+    let ns = Netns::new("stec");
+    let ifname = unique("sec");
+    let mut strait = Strait::start(&ns, &config(&format!("net_tap0,iface={ifname}"), "198.18.4.2/24", "198.18.4.2:7"));
+    strait.wait_for_log(&["strait ready"], Duration::from_secs(30));
+    ns.ip(&["addr", "add", "198.18.4.1/24", "dev", &ifname]);
+    ns.ip(&["link", "set", &ifname, "up"]);
+    assert!(ping_until_reply(&ns, "198.18.4.2", Duration::from_secs(20)), "no ping reply:\n{}", strait.log_text());
+    let out = ns.exec("python3", &["-c", MANY, "198.18.4.2", "7", "1000"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "client failed: {text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("ok=1000 errors=0"), "not every connection was echoed: {text}\n{}", strait.log_text());
+    // Give the last ACKs (LAST-ACK -> CLOSED) a moment before stopping.
+    sleep(Duration::from_millis(500));
+    stop_and_report(&mut strait);
+    let log = strait.log_text();
+    assert!(log.contains("app_accepted=1000 app_closed=1000"), "services did not release every connection:\n{log}");
+}
