@@ -17,7 +17,7 @@
 //! This module has no `unsafe`: it drives DPDK through the safe adapter in [`crate::dpdk`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use std::net::Ipv4Addr;
 
@@ -92,6 +92,24 @@ pub struct LcoreStats {
     pub tso_segments: AtomicU64,
     /// Frames produced by software GSO.
     pub gso_frames: AtomicU64,
+    /// Copies of the engine's and interfaces' counters, refreshed by the lcore every
+    /// [`PUBLISH_INTERVAL`] for the control plane (metrics). The lcore only ever
+    /// `try_lock`s it, so a reader can delay a refresh but never stall the loop.
+    pub published: Mutex<PublishedCounters>,
+}
+
+/// How often an lcore copies its counters into [`LcoreStats::published`].
+pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Counters an lcore keeps in plain fields, as last published.
+#[derive(Debug, Clone, Default)]
+pub struct PublishedCounters {
+    /// Link/network counters per port, in the order the ports were given.
+    pub net: Vec<NetCounters>,
+    /// TCP engine counters.
+    pub tcp: Counters,
+    /// Connections in the engine.
+    pub tcp_connections: usize,
 }
 
 impl LcoreStats {
@@ -252,6 +270,16 @@ impl Worker {
         self.apps.counters()
     }
 
+    /// Copies the plain counters into [`LcoreStats::published`] unless a reader holds it.
+    fn publish(&self) {
+        if let Ok(mut p) = self.stats.published.try_lock() {
+            p.net.clear();
+            p.net.extend(self.ports.iter().map(|q| q.iface.counters().clone()));
+            p.tcp = self.engine.counters().clone();
+            p.tcp_connections = self.engine.connection_count();
+        }
+    }
+
     /// Queues a gratuitous ARP on every port (RFC 5227 §3 announcement) so that peers
     /// learn our address at start.
     pub fn announce(&mut self) {
@@ -266,9 +294,14 @@ impl Worker {
         let start = tsc();
         let mut last = start;
         let mut idle_spins = 0u32;
+        let mut next_publish = Instant::ZERO;
         while !self.stop.load(Ordering::Relaxed) {
             let t0 = tsc();
             let now = self.clock.instant(t0);
+            if now >= next_publish {
+                self.publish();
+                next_publish = now + PUBLISH_INTERVAL;
+            }
             let work = self.poll_once(now);
             let t1 = tsc();
             if work > 0 {

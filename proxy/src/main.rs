@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 mod cli;
+mod control;
 mod run;
 
 fn main() -> std::process::ExitCode {

@@ -16,6 +16,7 @@ use dataplane::lcore::{LcoreStats, PortQueue, TcpSetup, TscClock, Worker, Worker
 use dataplane::net::{Interface, InterfaceConfig};
 use dataplane::tcp::{StackError, TcpConfig};
 use dataplane::wire::ethernet::EthernetAddress;
+use crate::control::{ControlPlane, Sources};
 use strait::config::{Config, Device, Memory, OffloadSwitches, PortConfig};
 
 /// Why `strait run` could not start or stopped with an error.
@@ -45,6 +46,9 @@ pub enum RunError {
     /// Signal handlers could not be installed.
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The control plane (metrics endpoint, watchdog thread) could not start.
+    #[error("control plane: {0}")]
+    Control(std::io::Error),
     /// An lcore loop ended abnormally.
     #[error("lcore {0} stopped abnormally")]
     Lcore(u32),
@@ -255,13 +259,35 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         )?;
         remote.push(lcore);
     }
+    let sources = Sources {
+        lcores: all_stats.clone(),
+        ports: ports.iter().map(|up| (up.cfg.name.clone(), Arc::clone(&up.port))).collect(),
+        pool: pool.clone(),
+        pool_size: cfg.dpdk.mbufs,
+    };
+    let control = match ControlPlane::start(cfg.metrics.listen, sources) {
+        Ok(c) => c,
+        Err(e) => {
+            // The lcores are running: stop them before reporting the error.
+            stop.store(true, Ordering::Relaxed);
+            if let Some(w) = main_worker {
+                drop(w);
+            }
+            for lcore in remote {
+                let _ = eal.wait(lcore);
+            }
+            return Err(RunError::Control(e));
+        }
+    };
     tracing::info!(lcores = ?lcores, ports = ports.len(), "strait ready");
+    control.ready(&format!("{} port(s) up, {} lcore(s)", ports.len(), lcores.len()));
     let mut reports = Vec::new();
     if let Some(mut w) = main_worker {
         w.announce();
         reports.push(w.run());
     }
     stop.store(true, Ordering::Relaxed);
+    control.stopping("stopping: waiting for lcores");
     tracing::info!("stopping: waiting for lcores");
     let mut failed = None;
     for lcore in remote {
@@ -270,6 +296,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
             Ok(_) | Err(_) => failed = Some(lcore),
         }
     }
+    control.shutdown();
     drop(report_tx);
     reports.extend(report_rx.try_iter());
     reports.sort_by_key(|r| r.lcore);

@@ -57,6 +57,16 @@ pub struct Config {
     pub ports: Vec<PortConfig>,
     /// Services on the TCP stack (`[[app]]`), possibly none.
     pub apps: Vec<AppConfig>,
+    /// The Prometheus endpoint (`[metrics]`).
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetricsConfig {
+    /// Kernel address the Prometheus endpoint listens on (`listen = "127.0.0.1:9100"`);
+    /// `None`: no endpoint.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// One `[[app]]`: a built-in service listening on a TCP address.

@@ -666,3 +666,12 @@ fn app_listen_addresses_are_unique_and_keys_known() {
     one_error(&with_port("[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2:7\"\nbacklog = 5"), "app[0].backlog", "unknown key");
     one_error(&with_port("[app]\nkind = \"echo\""), "app", "write [[app]], not [app]");
 }
+
+#[test]
+fn metrics_listen_is_optional_and_validated() {
+    assert_eq!(ok(&with_port("")).metrics.listen, None);
+    let cfg = ok(&with_port("[metrics]\nlisten = \"127.0.0.1:9100\""));
+    assert_eq!(cfg.metrics.listen, Some("127.0.0.1:9100".parse().expect("addr")));
+    one_error(&with_port("[metrics]\nlisten = \"localhost\""), "metrics.listen", "not an address and port");
+    one_error(&with_port("[metrics]\nlisten = \"127.0.0.1:9100\"\nport = 3"), "metrics.port", "unknown key");
+}

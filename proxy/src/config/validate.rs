@@ -9,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 use super::parse::{self, CpuSet};
 use super::raw::{as_string, as_uint, describe, Errors, Table};
 use super::{
-    AppConfig, AppKind, Config, ConfigErrors, Device, DpdkConfig, LogConfig, LogFormat, Memory,
+    AppConfig, AppKind, Config, ConfigErrors, Device, DpdkConfig, LogConfig, LogFormat, Memory, MetricsConfig,
     OffloadSwitches, PortConfig,
 };
 
@@ -54,17 +54,19 @@ pub(crate) fn config(root: &Value, cpus: &CpuSet) -> Result<Config, ConfigErrors
 
 fn walk(root: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<Config> {
     let top = Table::new(root, "", errs)?;
-    top.deny_unknown(&["log", "dpdk", "port", "app"], errs);
+    top.deny_unknown(&["log", "dpdk", "port", "app", "metrics"], errs);
     let empty = Value::new(None, ValueKind::Table(Default::default()));
     let log = log(top.get("log").unwrap_or(&empty), errs);
     let dpdk = dpdk(top.get("dpdk").unwrap_or(&empty), cpus, errs);
     let ports = ports(top.get("port"), errs);
     let apps = apps(top.get("app"), ports.as_deref(), errs);
+    let metrics = metrics(top.get("metrics").unwrap_or(&empty), errs);
     Some(Config {
         log: log?,
         dpdk: dpdk?,
         ports: ports?,
         apps: apps?,
+        metrics: metrics?,
     })
 }
 
@@ -490,6 +492,21 @@ fn apps(value: Option<&Value>, ports: Option<&[PortConfig]>, errs: &mut Errors) 
         return None;
     }
     parsed.into_iter().collect()
+}
+
+/// `[metrics]`: where the Prometheus endpoint listens (a kernel address, off the data
+/// path); absent means no endpoint.
+fn metrics(value: &Value, errs: &mut Errors) -> Option<MetricsConfig> {
+    let t = Table::new(value, "metrics", errs)?;
+    t.deny_unknown(&["listen"], errs);
+    if t.get("listen").is_none() {
+        return Some(MetricsConfig { listen: None });
+    }
+    let listen = t.string("listen", errs)?;
+    match listen.trim().parse::<std::net::SocketAddr>() {
+        Ok(addr) => Some(MetricsConfig { listen: Some(addr) }),
+        Err(_) => t.fail(errs, "listen", format!("{listen:?} is not an address and port (e.g. \"127.0.0.1:9100\")")),
+    }
 }
 
 fn app(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<AppConfig> {

@@ -119,6 +119,11 @@ pub struct Strait {
 impl Strait {
     /// Writes `toml` to a temporary file and starts `strait run` inside `ns`.
     pub fn start(ns: &Netns, toml: &str) -> Strait {
+        Strait::start_with_env(ns, toml, &[])
+    }
+
+    /// As [`Strait::start`], with extra environment variables.
+    pub fn start_with_env(ns: &Netns, toml: &str, env: &[(&str, &str)]) -> Strait {
         let base = std::env::temp_dir().join(unique("strait-test-"));
         let config = base.with_extension("toml");
         let log = base.with_extension("log");
@@ -129,6 +134,7 @@ impl Strait {
             .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_strait"), "run", "--config"])
             .arg(&config)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -1,0 +1,158 @@
+//! The control plane of a running `strait`: systemd notifications and watchdog, and the
+//! Prometheus endpoint. Both run on their own threads, off the data path; they only read
+//! what the lcores publish (relaxed atomics, and counter copies the lcores refresh with
+//! `try_lock`), so they can never stall a loop.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use dataplane::dpdk::{Mempool, Port};
+use dataplane::lcore::LcoreStats;
+use strait::metrics::snapshot::{
+    granted_offload_names, unix_seconds, LcoreSnapshot, MempoolSnapshot, NetSnapshot, PortSnapshot, TcpSnapshot,
+};
+use strait::metrics::{Server, Snapshot, SnapshotSource};
+use strait::systemd::{watchdog_interval, Notifier, WatchdogGate};
+
+/// What the control plane reads.
+#[derive(Clone)]
+pub struct Sources {
+    /// Each lcore's id and published statistics.
+    pub lcores: Vec<(u32, Arc<LcoreStats>)>,
+    /// Each port's configured name and handle.
+    pub ports: Vec<(String, Arc<Port>)>,
+    /// The mbuf pool and its size.
+    pub pool: Mempool,
+    /// Mbufs the pool was created with.
+    pub pool_size: u32,
+}
+
+/// Builds a metrics snapshot from what the lcores published.
+fn snapshot(src: &Sources, start_time: f64) -> Snapshot {
+    let mut snap = Snapshot { start_time_seconds: start_time, ..Snapshot::default() };
+    for (lcore, stats) in &src.lcores {
+        snap.lcores.push(LcoreSnapshot::from_stats(*lcore, stats));
+        // A poisoned lock only means a panicking holder; the counters are still plain data.
+        let published = match stats.published.lock() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        for ((name, _), counters) in src.ports.iter().zip(&published.net) {
+            snap.net.push(NetSnapshot { port: name.clone(), lcore: *lcore, counters: counters.iter().collect() });
+        }
+        snap.tcp.push(TcpSnapshot { lcore: *lcore, counters: published.tcp.iter().collect() });
+    }
+    for (name, port) in &src.ports {
+        if let Ok(stats) = port.stats() {
+            snap.ports.push(PortSnapshot {
+                name: name.clone(),
+                stats,
+                granted_offloads: granted_offload_names(&port.granted()),
+            });
+        }
+    }
+    snap.mempool = Some(MempoolSnapshot {
+        in_use: u64::from(src.pool.in_use()),
+        available: u64::from(src.pool.available()),
+        size: u64::from(src.pool_size),
+    });
+    snap
+}
+
+/// The running control plane. [`ControlPlane::shutdown`] must run before the ports and
+/// the pool are dropped (it holds references to them).
+pub struct ControlPlane {
+    notifier: Arc<Notifier>,
+    server: Option<Server>,
+    watchdog: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ControlPlane {
+    /// Starts the metrics endpoint (when `metrics` is set) and the watchdog thread (when
+    /// systemd asked for one through `WATCHDOG_USEC`).
+    pub fn start(metrics: Option<SocketAddr>, sources: Sources) -> std::io::Result<ControlPlane> {
+        let notifier = Arc::new(Notifier::from_env());
+        let stop = Arc::new(AtomicBool::new(false));
+        let start_time = unix_seconds(SystemTime::now());
+        let server = match metrics {
+            Some(addr) => {
+                let src = sources.clone();
+                let source: SnapshotSource = Arc::new(move || snapshot(&src, start_time));
+                let server = Server::start(addr, source)?;
+                tracing::info!(listen = %server.local_addr(), "metrics endpoint up");
+                Some(server)
+            }
+            None => None,
+        };
+        let interval = watchdog_interval(
+            std::env::var("WATCHDOG_USEC").ok().as_deref(),
+            std::env::var("WATCHDOG_PID").ok().as_deref(),
+        );
+        let watchdog = match interval {
+            Some(every) if notifier.enabled() => {
+                let (n, stop, lcores) = (Arc::clone(&notifier), Arc::clone(&stop), sources.lcores.clone());
+                Some(
+                    std::thread::Builder::new()
+                        .name("strait-watchdog".into())
+                        .spawn(move || watchdog_loop(&n, &stop, &lcores, every))?,
+                )
+            }
+            _ => None,
+        };
+        Ok(ControlPlane { notifier, server, watchdog, stop })
+    }
+
+    /// Tells systemd the service is ready.
+    pub fn ready(&self, status: &str) {
+        if let Err(e) = self.notifier.ready(status) {
+            tracing::warn!(error = %e, "sd_notify READY failed");
+        }
+    }
+
+    /// Tells systemd the service is stopping.
+    pub fn stopping(&self, status: &str) {
+        if let Err(e) = self.notifier.stopping(status) {
+            tracing::warn!(error = %e, "sd_notify STOPPING failed");
+        }
+    }
+
+    /// Stops the threads and releases the port and pool references.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(server) = self.server.take() {
+            server.shutdown();
+        }
+        if let Some(w) = self.watchdog.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// Sends WATCHDOG=1 every `every` while every lcore loop advances; withholds it (and logs)
+/// while one is stuck, so that systemd restarts the service.
+fn watchdog_loop(n: &Notifier, stop: &AtomicBool, lcores: &[(u32, Arc<LcoreStats>)], every: Duration) {
+    let mut gate = WatchdogGate::default();
+    let step = Duration::from_millis(50);
+    'outer: loop {
+        let mut waited = Duration::ZERO;
+        while waited < every {
+            if stop.load(Ordering::Relaxed) {
+                break 'outer;
+            }
+            std::thread::sleep(step);
+            waited += step;
+        }
+        let iterations: Vec<u64> = lcores.iter().map(|(_, s)| s.iterations.load(Ordering::Relaxed)).collect();
+        if gate.all_progressing(&iterations) {
+            if let Err(e) = n.watchdog() {
+                tracing::warn!(error = %e, "sd_notify WATCHDOG failed");
+            }
+        } else {
+            tracing::error!(?iterations, "an lcore loop made no progress: withholding the systemd watchdog");
+        }
+    }
+}

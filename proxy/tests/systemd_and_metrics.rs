@@ -1,0 +1,124 @@
+//! End to end: a running `strait` talks to systemd over a real `NOTIFY_SOCKET` datagram
+//! socket (READY once its port is up, WATCHDOG=1 while its lcores run, STOPPING on
+//! SIGTERM), and serves Prometheus metrics that `promtool check metrics` accepts and
+//! whose values follow what the data plane did (pings answered).
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use common::{ping_until_reply, require_root, unique, Netns, Strait};
+
+fn recv_until(sock: &UnixDatagram, needle: &str, timeout: Duration) -> Vec<String> {
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while start.elapsed() < timeout {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let done = msg.contains(needle);
+            seen.push(msg);
+            if done {
+                return seen;
+            }
+        }
+    }
+    panic!("no notification with {needle:?} within {timeout:?}; got {seen:?}");
+}
+
+fn scrape(ns: &Netns, port: u16) -> String {
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let script = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())";
+    let out = ns.exec("python3", &["-c", script, &url]);
+    assert!(out.status.success(), "scrape failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(series)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn notify_socket_and_metrics_endpoint() {
+    if !require_root("notify_socket_and_metrics_endpoint") {
+        return;
+    }
+    let ns = Netns::new("stsd");
+    let ifname = unique("sdt");
+    let dir = std::env::temp_dir().join(unique("strait-notify-"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let sock_path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).expect("bind NOTIFY_SOCKET");
+    sock.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let metrics_port = 9100 + (std::process::id() % 500) as u16;
+    let toml = format!(
+        r#"
+[log]
+format = "json"
+[dpdk]
+lcores = [0]
+memory_mode = "no-huge"
+memory_mb = 256
+mbufs = 4095
+mbuf_cache = 128
+[[port]]
+name = "p0"
+device = "net_tap0,iface={ifname}"
+ipv4 = "198.18.6.2/24"
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+"#
+    );
+    let sock_str = sock_path.display().to_string();
+    let mut strait =
+        Strait::start_with_env(&ns, &toml, &[("NOTIFY_SOCKET", &sock_str), ("WATCHDOG_USEC", "400000")]);
+    let ready = recv_until(&sock, "READY=1", Duration::from_secs(30));
+    // READY comes only after the port is up.
+    assert!(strait.log_text().contains("port up"), "READY before the port was up: {ready:?}");
+    recv_until(&sock, "WATCHDOG=1", Duration::from_secs(5));
+    recv_until(&sock, "WATCHDOG=1", Duration::from_secs(5));
+
+    ns.ip(&["addr", "add", "198.18.6.1/24", "dev", &ifname]);
+    ns.ip(&["link", "set", &ifname, "up"]);
+    assert!(ping_until_reply(&ns, "198.18.6.2", Duration::from_secs(20)), "no echo reply:\n{}", strait.log_text());
+    let out = ns.exec("ping", &["-c", "3", "-i", "0.2", "198.18.6.2"]);
+    assert!(out.status.success());
+    // Counters are published every 100 ms.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let text = scrape(&ns, metrics_port);
+    assert_eq!(value(&text, "strait_up"), Some(1.0), "{text}");
+    assert!(text.contains("strait_build_info{"), "{text}");
+    assert!(value(&text, "strait_port_rx_packets_total{port=\"p0\"}").unwrap_or(0.0) >= 4.0, "{text}");
+    assert!(value(&text, "strait_lcore_busy_ratio{lcore=\"0\"}").is_some(), "{text}");
+    assert!(text.contains("strait_port_offload_granted{offload=\"tso\",port=\"p0\"} 1"), "{text}");
+    assert!(text.contains("strait_mempool_mbufs{state=\"in_use\"}"), "{text}");
+    assert!(text.contains("strait_tcp_"), "{text}");
+    let pings = text
+        .lines()
+        .find(|l| l.starts_with("strait_net_") && l.contains("icmp_echo_reply"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(pings.unwrap_or(0.0) >= 4.0, "echo replies not counted:\n{text}");
+
+    // promtool (Debian's prometheus package) accepts the exposition as it is.
+    let file = dir.join("metrics.txt");
+    std::fs::write(&file, &text).expect("write metrics");
+    let check = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("promtool check metrics < {}", file.display()))
+        .output()
+        .expect("run promtool");
+    assert!(
+        check.status.success() && check.stdout.is_empty() && check.stderr.is_empty(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let status = strait.terminate(Duration::from_secs(20));
+    assert!(status.success(), "exit {status}:\n{}", strait.log_text());
+    recv_until(&sock, "STOPPING=1", Duration::from_secs(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
