@@ -5,12 +5,14 @@
 //!   validation with drop counters).
 //! * [`tcp`]: the sans-IO TCP engine.
 //! * [`app`]: the built-in echo and sink services on top of it.
+//! * [`lb`]: backend load balancing (smooth weighted round robin, least connections, Maglev).
 //! * [`offload`]: software GSO, a reference TSO model and hardware-offload preparation.
 //! * [`dpdk`] (feature `dpdk`): the safe adapter over DPDK — the only module with `unsafe`.
 //! * [`lcore`] (feature `dpdk`): the per-lcore loop that joins ports and stacks.
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod lb;
 pub mod net;
 pub mod offload;
 pub mod tcp;
