@@ -21,7 +21,9 @@ use std::sync::{Arc, Mutex};
 
 use std::net::Ipv4Addr;
 
+use crate::app::proxy::{ProxyError, ProxySpec, ProxyStats};
 use crate::app::{AppCounters, AppSpec, Apps};
+use crate::impair::{corrupt_ipv4_payload, direction_seed, ImpairConfig, ImpairCounters, Impairer};
 use crate::dpdk::{copy_stats, count_copy, tsc, CksumStatus, CopyStats, Mbuf, MbufPayload, Mempool, Port, TxOffload};
 use crate::net::{Input, Interface, LinkResult, NetCounters, RxChecksum};
 use crate::offload::gso_segment;
@@ -92,10 +94,55 @@ pub struct LcoreStats {
     pub tso_segments: AtomicU64,
     /// Frames produced by software GSO.
     pub gso_frames: AtomicU64,
+    /// Received frames the impairment layer dropped (all ports; see [`crate::impair`]).
+    pub impair_rx_dropped: AtomicU64,
+    /// Received frames the impairment layer held back to be overtaken.
+    pub impair_rx_reordered: AtomicU64,
+    /// Received frames the impairment layer delivered twice.
+    pub impair_rx_duplicated: AtomicU64,
+    /// Received frames the impairment layer corrupted.
+    pub impair_rx_corrupted: AtomicU64,
+    /// Transmitted frames the impairment layer dropped.
+    pub impair_tx_dropped: AtomicU64,
+    /// Transmitted frames the impairment layer held back to be overtaken.
+    pub impair_tx_reordered: AtomicU64,
+    /// Transmitted frames the impairment layer sent twice.
+    pub impair_tx_duplicated: AtomicU64,
+    /// Transmitted frames the impairment layer corrupted.
+    pub impair_tx_corrupted: AtomicU64,
+    /// Times the TCP engine entered or left memory pressure (free mbufs below
+    /// [`PRESSURE_ENTER_DIVISOR`]th of the pool, above [`PRESSURE_LEAVE_DIVISOR`]th).
+    pub memory_pressure_changes: AtomicU64,
+    /// 1 while the engine is under memory pressure, else 0.
+    pub memory_pressure: AtomicU64,
+    /// Received TCP segments carrying data dropped before the engine because fewer than
+    /// 1/[`RESERVE_DIVISOR`] of the pool's mbufs were free (the sender retransmits; the
+    /// reserve keeps ARP, ICMP and ACKs flowing).
+    pub tcp_rx_shed: AtomicU64,
     /// Copies of the engine's and interfaces' counters, refreshed by the lcore every
     /// [`PUBLISH_INTERVAL`] for the control plane (metrics). The lcore only ever
     /// `try_lock`s it, so a reader can delay a refresh but never stall the loop.
     pub published: Mutex<PublishedCounters>,
+}
+
+/// Memory pressure starts when fewer than 1/this of the pool's mbufs are free...
+pub const PRESSURE_ENTER_DIVISOR: u32 = 8;
+/// ...and ends when more than 1/this are free again (hysteresis).
+pub const PRESSURE_LEAVE_DIVISOR: u32 = 4;
+/// Below 1/this of the pool free, received data segments are shed (see
+/// [`LcoreStats::tcp_rx_shed`]).
+pub const RESERVE_DIVISOR: u32 = 16;
+/// How often an lcore looks at the pool's free mbufs.
+const PRESSURE_CHECK_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Whether the engine should be under memory pressure with `available` of `size` mbufs
+/// free, given whether it is now (`pressed`).
+pub fn memory_pressure_wanted(pressed: bool, available: u32, size: u32) -> bool {
+    if pressed {
+        available <= size / PRESSURE_LEAVE_DIVISOR
+    } else {
+        available < size / PRESSURE_ENTER_DIVISOR
+    }
 }
 
 /// How often an lcore copies its counters into [`LcoreStats::published`].
@@ -110,6 +157,20 @@ pub struct PublishedCounters {
     pub tcp: Counters,
     /// Connections in the engine.
     pub tcp_connections: usize,
+    /// Proxy counters per listener and server.
+    pub proxy: ProxyStats,
+    /// Impairment counters per port, in the order the ports were given (zero for a
+    /// port without impairment).
+    pub impair: Vec<PortImpairCounters>,
+}
+
+/// What the impairment layer did to one port's frames on one lcore.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortImpairCounters {
+    /// Received frames.
+    pub rx: ImpairCounters,
+    /// Transmitted frames.
+    pub tx: ImpairCounters,
 }
 
 impl LcoreStats {
@@ -133,9 +194,34 @@ impl LcoreStats {
             ("tcp_tx_build_failed", &self.tcp_tx_build_failed),
             ("tso_segments", &self.tso_segments),
             ("gso_frames", &self.gso_frames),
+            ("impair_rx_dropped", &self.impair_rx_dropped),
+            ("impair_rx_reordered", &self.impair_rx_reordered),
+            ("impair_rx_duplicated", &self.impair_rx_duplicated),
+            ("impair_rx_corrupted", &self.impair_rx_corrupted),
+            ("impair_tx_dropped", &self.impair_tx_dropped),
+            ("impair_tx_reordered", &self.impair_tx_reordered),
+            ("impair_tx_duplicated", &self.impair_tx_duplicated),
+            ("impair_tx_corrupted", &self.impair_tx_corrupted),
+            ("memory_pressure_changes", &self.memory_pressure_changes),
+            ("memory_pressure", &self.memory_pressure),
+            ("tcp_rx_shed", &self.tcp_rx_shed),
         ]
         .into_iter()
         .map(|(k, v)| (k, v.load(Ordering::Relaxed)))
+    }
+
+    /// Sets the impairment atomics to the sums of `ports` (the counters are cumulative).
+    fn store_impair(&self, ports: &[PortImpairCounters]) {
+        let sum = |f: fn(&PortImpairCounters) -> u64| ports.iter().map(f).fold(0u64, u64::wrapping_add);
+        let set = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        set(&self.impair_rx_dropped, sum(|c| c.rx.dropped + c.rx.overflow));
+        set(&self.impair_rx_reordered, sum(|c| c.rx.reordered));
+        set(&self.impair_rx_duplicated, sum(|c| c.rx.duplicated));
+        set(&self.impair_rx_corrupted, sum(|c| c.rx.corrupted));
+        set(&self.impair_tx_dropped, sum(|c| c.tx.dropped + c.tx.overflow));
+        set(&self.impair_tx_reordered, sum(|c| c.tx.reordered));
+        set(&self.impair_tx_duplicated, sum(|c| c.tx.duplicated));
+        set(&self.impair_tx_corrupted, sum(|c| c.tx.corrupted));
     }
 
     /// Busy cycles / total cycles, between 0 and 1.
@@ -162,6 +248,56 @@ pub struct PortQueue {
     /// TSO segments must be cut that much smaller (DPDK `net_tap`, `pmd_tx_burst`).
     tso_frame_within_mtu: bool,
     tx: Vec<Mbuf>,
+    /// Seeded impairment of this port's frames (`[port.impair]`), off by default.
+    impair: Option<Box<PortImpair>>,
+}
+
+/// An mbuf as the impairment layer holds it: duplicating takes another reference.
+struct Frame(Mbuf);
+
+impl Clone for Frame {
+    fn clone(&self) -> Self {
+        Frame(self.0.clone_ref())
+    }
+}
+
+/// Both directions of one port's impairment.
+struct PortImpair {
+    rx: Impairer<Frame>,
+    tx: Impairer<Frame>,
+}
+
+impl PortImpair {
+    fn counters(&self) -> PortImpairCounters {
+        PortImpairCounters { rx: self.rx.counters(), tx: self.tx.counters() }
+    }
+}
+
+/// Corrupts a received frame: its first segment is ours alone straight off the ring.
+fn corrupt_rx(f: &mut Frame, bits: u64) -> bool {
+    f.0.data_mut().is_some_and(|d| corrupt_ipv4_payload(d, bits))
+}
+
+/// Corrupts a frame about to be sent, so that the peer's checksum validation rejects it:
+/// a byte of the (header) mbuf's IPv4 payload is flipped and checksum offload is turned
+/// off, as the device would otherwise checksum the flipped byte in; the fields then still
+/// hold what offload wants (IPv4: 0, TCP: the pseudo-header sum), which is wrong. A TSO
+/// super-frame is left alone (the device rewrites every checksum of its segments).
+fn corrupt_tx(f: &mut Frame, bits: u64) -> bool {
+    let off = f.0.tx_offload();
+    if off.tso {
+        return false;
+    }
+    if !f.0.data_mut().is_some_and(|d| corrupt_ipv4_payload(d, bits)) {
+        return false;
+    }
+    if off.ip_cksum || off.tcp_cksum || off.udp_cksum {
+        let plain = TxOffload { ip_cksum: false, tcp_cksum: false, udp_cksum: false, ..off };
+        // Only fails on a shared head, which a fresh header mbuf is not; the frame is
+        // corrupted either way.
+        let _ = f.0.set_tx_offload(plain);
+    }
+    true
 }
 
 impl PortQueue {
@@ -169,7 +305,34 @@ impl PortQueue {
     pub fn new(port: Arc<Port>, queue: u16, iface: Interface) -> Self {
         let rx_cksum_offload = port.granted().rx_cksum;
         let tso_frame_within_mtu = port.driver() == "net_tap";
-        PortQueue { port, queue, iface, rx_cksum_offload, tso_frame_within_mtu, tx: Vec::with_capacity(BURST) }
+        PortQueue {
+            port,
+            queue,
+            iface,
+            rx_cksum_offload,
+            tso_frame_within_mtu,
+            tx: Vec::with_capacity(BURST),
+            impair: None,
+        }
+    }
+
+    /// Impairs this port's frames on this lcore as `cfg` says (nothing when every
+    /// probability and the delay are zero). `lcore` and `port_index` vary the seed so
+    /// that each queue draws its own stream.
+    #[must_use]
+    pub fn with_impairment(mut self, cfg: &ImpairConfig, lcore: u32, port_index: usize) -> Self {
+        self.impair = (!cfg.is_passthrough()).then(|| {
+            Box::new(PortImpair {
+                rx: Impairer::new(cfg.rx, direction_seed(cfg.seed, lcore, port_index, false)),
+                tx: Impairer::new(cfg.tx, direction_seed(cfg.seed, lcore, port_index, true)),
+            })
+        });
+        self
+    }
+
+    /// What the impairment layer did so far (zero without impairment).
+    pub fn impair_counters(&self) -> PortImpairCounters {
+        self.impair.as_ref().map(|i| i.counters()).unwrap_or_default()
     }
 }
 
@@ -184,6 +347,8 @@ pub struct WorkerReport {
     pub tcp: Counters,
     /// Final counters of the services.
     pub apps: AppCounters,
+    /// Final proxy counters per listener and server.
+    pub proxy: ProxyStats,
     /// Connections still in the engine when the loop stopped.
     pub tcp_connections: usize,
     /// Process-wide payload copies when the loop stopped.
@@ -191,6 +356,8 @@ pub struct WorkerReport {
     /// Mbufs out of the pool when the loop stopped, with this lcore's connections still
     /// alive (approximate while other lcores run).
     pub pool_in_use: u32,
+    /// Final impairment counters per port, in the order the ports were given.
+    pub impair: Vec<PortImpairCounters>,
 }
 
 /// The TCP side of a worker: engine settings, key and services.
@@ -214,10 +381,24 @@ pub struct Worker {
     stop: Arc<AtomicBool>,
     stats: Arc<LcoreStats>,
     rx: Vec<Mbuf>,
+    /// Frames due for the network layer, with whether impairment corrupted them.
+    rx_due: Vec<(Mbuf, bool)>,
     scratch: Vec<u8>,
     engine: Engine<MbufPayload>,
     apps: Apps<MbufPayload>,
     ip_ident: u16,
+    /// Below this many free mbufs, received data segments are shed (see
+    /// [`LcoreStats::tcp_rx_shed`]).
+    shed_below: u32,
+}
+
+/// Whether the TCP segment at `frame[l4_offset..l4_offset + l4_len]` carries data (more
+/// than its header); `true` when the header cannot be read, so that it is shed rather than kept.
+fn carries_data(frame: &[u8], l4_offset: usize, l4_len: usize) -> bool {
+    match frame.get(l4_offset + 12) {
+        Some(b) => l4_len > usize::from(b >> 4) * 4,
+        None => true,
+    }
 }
 
 impl Worker {
@@ -241,6 +422,7 @@ impl Worker {
         }
         cfg.tso = true;
         let mut engine = Engine::new(cfg, tcp.secret, clock.instant(tsc()));
+        let shed_below = pool.in_use().saturating_add(pool.available()) / RESERVE_DIVISOR;
         let mut apps = Apps::new();
         for spec in &tcp.apps {
             apps.listen(&mut engine, spec)?;
@@ -253,10 +435,12 @@ impl Worker {
             stop,
             stats,
             rx: Vec::with_capacity(BURST),
+            rx_due: Vec::with_capacity(BURST),
             scratch: Vec::new(),
             engine,
             apps,
             ip_ident: 0,
+            shed_below,
         })
     }
 
@@ -270,6 +454,16 @@ impl Worker {
         self.apps.counters()
     }
 
+    /// Starts the proxy's listeners on this lcore's engine ([`crate::app::proxy`]).
+    pub fn start_proxy(&mut self, spec: &ProxySpec) -> Result<(), ProxyError> {
+        self.apps.start_proxy(&mut self.engine, spec)
+    }
+
+    /// The proxy's counters.
+    pub fn proxy_stats(&self) -> &ProxyStats {
+        self.apps.proxy_stats()
+    }
+
     /// Copies the plain counters into [`LcoreStats::published`] unless a reader holds it.
     fn publish(&self) {
         if let Ok(mut p) = self.stats.published.try_lock() {
@@ -277,6 +471,32 @@ impl Worker {
             p.net.extend(self.ports.iter().map(|q| q.iface.counters().clone()));
             p.tcp = self.engine.counters().clone();
             p.tcp_connections = self.engine.connection_count();
+            p.proxy.clone_from(self.apps.proxy_stats());
+            p.impair.clear();
+            p.impair.extend(self.ports.iter().map(PortQueue::impair_counters));
+            self.stats.store_impair(&p.impair);
+        }
+    }
+
+    /// Puts the engine under memory pressure when the pool runs low, and out of it once
+    /// enough mbufs came back; each change is counted and logged.
+    fn check_memory(&mut self, pool_size: u32) {
+        let available = self.pool.available();
+        let wanted = memory_pressure_wanted(self.engine.memory_pressure(), available, pool_size);
+        if !self.engine.set_memory_pressure(wanted) {
+            return;
+        }
+        LcoreStats::add(&self.stats.memory_pressure_changes, 1);
+        self.stats.memory_pressure.store(u64::from(wanted), Ordering::Relaxed);
+        if wanted {
+            tracing::warn!(
+                lcore = self.lcore,
+                available,
+                pool_size,
+                "memory pressure: mbufs low, refusing new connections and clamping receive windows"
+            );
+        } else {
+            tracing::info!(lcore = self.lcore, available, pool_size, "memory pressure over: accepting connections again");
         }
     }
 
@@ -295,12 +515,18 @@ impl Worker {
         let mut last = start;
         let mut idle_spins = 0u32;
         let mut next_publish = Instant::ZERO;
+        let mut next_pressure_check = Instant::ZERO;
+        let pool_size = self.pool.in_use().saturating_add(self.pool.available());
         while !self.stop.load(Ordering::Relaxed) {
             let t0 = tsc();
             let now = self.clock.instant(t0);
             if now >= next_publish {
                 self.publish();
                 next_publish = now + PUBLISH_INTERVAL;
+            }
+            if now >= next_pressure_check {
+                self.check_memory(pool_size);
+                next_pressure_check = now + PRESSURE_CHECK_INTERVAL;
             }
             let work = self.poll_once(now);
             let t1 = tsc();
@@ -319,14 +545,39 @@ impl Worker {
             last = t2;
         }
         tracing::info!(lcore = self.lcore, busy_ratio = self.stats.busy_ratio(), "lcore loop stopped");
+        let impair: Vec<PortImpairCounters> = self.ports.iter().map(PortQueue::impair_counters).collect();
+        self.stats.store_impair(&impair);
+        for (port, p) in self.ports.iter_mut().enumerate() {
+            if p.impair.take().is_none() {
+                continue;
+            }
+            // Taking the impairer freed the frames it held, before the pool is counted.
+            let c = impair.get(port).copied().unwrap_or_default();
+            for (direction, d) in [("rx", c.rx), ("tx", c.tx)] {
+                tracing::info!(
+                    lcore = self.lcore,
+                    port,
+                    direction,
+                    frames = d.frames,
+                    dropped = d.dropped,
+                    reordered = d.reordered,
+                    duplicated = d.duplicated,
+                    corrupted = d.corrupted,
+                    overflow = d.overflow,
+                    "impairment counters"
+                );
+            }
+        }
         WorkerReport {
             lcore: self.lcore,
             net: self.ports.iter().map(|p| p.iface.counters().clone()).collect(),
             tcp: self.engine.counters().clone(),
             apps: self.apps.counters().clone(),
+            proxy: self.apps.proxy_stats().clone(),
             tcp_connections: self.engine.connection_count(),
             copies: copy_stats(),
             pool_in_use: self.pool.in_use(),
+            impair,
         }
     }
 
@@ -334,15 +585,36 @@ impl Worker {
     /// number of frames received plus sent (0 means the pass was idle).
     pub fn poll_once(&mut self, now: Instant) -> usize {
         let mut work = 0;
-        let Worker { ports, pool, stats, rx, scratch, engine, apps, ip_ident, .. } = self;
+        let Worker { ports, pool, stats, rx, rx_due, scratch, engine, apps, ip_ident, shed_below, .. } = self;
         for p in ports.iter_mut() {
             rx.clear();
             let n = p.port.rx_burst(p.queue, rx, BURST);
             LcoreStats::add(&stats.rx_frames, n as u64);
             work += n;
-            for m in rx.drain(..) {
-                let csum =
-                    if p.rx_cksum_offload { rx_checksum(m.ip_cksum(), m.l4_cksum()) } else { RxChecksum::Unknown };
+            // Checked per burst: data already acknowledged holds its mbufs until the
+            // application and the peer release them, so what is not acknowledged yet is
+            // dropped (and retransmitted by the peer) before the reserve is gone.
+            let shed = n > 0 && pool.available() < *shed_below;
+            rx_due.clear();
+            match p.impair.as_mut() {
+                // Impairment sits between the ring and the network layer.
+                Some(imp) => {
+                    for m in rx.drain(..) {
+                        imp.rx.push(now, Frame(m), corrupt_rx);
+                    }
+                    while let Some(d) = imp.rx.poll(now) {
+                        rx_due.push((d.frame.0, d.corrupted));
+                    }
+                }
+                None => rx_due.extend(rx.drain(..).map(|m| (m, false))),
+            }
+            for (m, corrupted) in rx_due.drain(..) {
+                // The NIC's verdict predates a corruption: software verifies then.
+                let csum = if p.rx_cksum_offload && !corrupted {
+                    rx_checksum(m.ip_cksum(), m.l4_cksum())
+                } else {
+                    RxChecksum::Unknown
+                };
                 // A chained frame is linearised into a scratch buffer for the checks
                 // rather than misparsed (the TCP payload itself is not taken from it).
                 let input = if m.nb_segs() > 1 {
@@ -355,6 +627,10 @@ impl Worker {
                     p.iface.handle_frame(m.data(), now, csum)
                 };
                 if let Input::Tcp { src, dst, l4_offset, l4_len, l4_checksum_verified } = input {
+                    if shed && carries_data(m.data(), l4_offset, l4_len) {
+                        LcoreStats::add(&stats.tcp_rx_shed, 1);
+                        continue;
+                    }
                     // The frame becomes the payload: no copy (RFC 9293 §3.10.7 from here on).
                     match MbufPayload::from_rx(m, l4_offset, l4_len, pool) {
                         Ok(segment) => {
@@ -391,6 +667,15 @@ impl Worker {
             Ok(m) => tx.push(m),
             Err(_) => LcoreStats::add(&stats.tx_dropped_nombuf, 1),
         });
+        if let Some(imp) = p.impair.as_mut() {
+            // Impairment sits between the stack and the ring.
+            for m in tx.drain(..) {
+                imp.tx.push(now, Frame(m), corrupt_tx);
+            }
+            while let Some(d) = imp.tx.poll(now) {
+                tx.push(d.frame.0);
+            }
+        }
         if tx.is_empty() {
             return 0;
         }
@@ -414,7 +699,15 @@ impl Worker {
     /// Earliest timer among the interfaces and the TCP engine (used by callers that
     /// sleep between polls).
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.ports.iter().filter_map(|p| p.iface.next_deadline()).chain(self.engine.next_deadline()).min()
+        let held = self.ports.iter().filter_map(|p| p.impair.as_ref()).flat_map(|i| {
+            [i.rx.next_delivery(), i.tx.next_delivery()].into_iter().flatten()
+        });
+        self.ports
+            .iter()
+            .filter_map(|p| p.iface.next_deadline())
+            .chain(self.engine.next_deadline())
+            .chain(held)
+            .min()
     }
 }
 
@@ -654,9 +947,51 @@ mod tests {
         LcoreStats::add(&s.gso_frames, 3);
         LcoreStats::add(&s.tcp_tx_unresolved, 1);
         let v: Vec<(&str, u64)> = s.iter().collect();
-        assert_eq!(v.len(), 12);
+        assert_eq!(v.len(), 23);
         assert!(v.contains(&("gso_frames", 3)) && v.contains(&("tcp_tx_unresolved", 1)));
         assert_eq!(v.iter().filter(|(_, n)| *n != 0).count(), 2);
+    }
+
+    #[test]
+    fn impairment_atomics_are_the_sums_over_ports() {
+        let s = LcoreStats::default();
+        let port = |dropped, overflow, corrupted| PortImpairCounters {
+            rx: ImpairCounters { frames: 100, dropped, overflow, corrupted, ..ImpairCounters::default() },
+            tx: ImpairCounters { frames: 50, reordered: dropped, duplicated: corrupted, ..ImpairCounters::default() },
+        };
+        s.store_impair(&[port(3, 1, 2), port(4, 0, 5)]);
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        assert_eq!(get(&s.impair_rx_dropped), 8, "drops include overflow");
+        assert_eq!(get(&s.impair_rx_corrupted), 7);
+        assert_eq!(get(&s.impair_tx_reordered), 7);
+        assert_eq!(get(&s.impair_tx_duplicated), 7);
+        assert_eq!(get(&s.impair_tx_dropped), 0);
+        // Cumulative counters are stored, not added: publishing twice does not double.
+        s.store_impair(&[port(3, 1, 2), port(4, 0, 5)]);
+        assert_eq!(get(&s.impair_rx_dropped), 8);
+    }
+
+    #[test]
+    fn only_segments_with_data_are_shed() {
+        // 14 + 20 bytes of headers, then a TCP header with data offset 5 (20 bytes).
+        let mut f = vec![0u8; 34 + 20 + 10];
+        f[34 + 12] = 5 << 4;
+        assert!(!carries_data(&f, 34, 20), "a pure ACK is kept");
+        assert!(carries_data(&f, 34, 30), "10 bytes of data");
+        f[34 + 12] = 8 << 4;
+        assert!(!carries_data(&f, 34, 32), "options are not data");
+        assert!(carries_data(&f, 100, 20), "unreadable header: shed");
+    }
+
+    #[test]
+    fn memory_pressure_has_hysteresis() {
+        // 1024 mbufs: enter below 128 free, leave above 256 free.
+        assert!(!memory_pressure_wanted(false, 128, 1024));
+        assert!(memory_pressure_wanted(false, 127, 1024));
+        assert!(memory_pressure_wanted(true, 200, 1024), "still pressed between the marks");
+        assert!(memory_pressure_wanted(true, 256, 1024));
+        assert!(!memory_pressure_wanted(true, 257, 1024));
+        assert!(!memory_pressure_wanted(false, 0, 0), "an empty pool of size 0 is never low");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //!   validation with drop counters).
 //! * [`tcp`]: the sans-IO TCP engine.
 //! * [`app`]: the built-in echo and sink services on top of it.
+//! * [`impair`]: seeded drop/reorder/duplicate/corrupt/delay of a port's frames (testing).
 //! * [`lb`]: backend load balancing (smooth weighted round robin, least connections, Maglev).
 //! * [`offload`]: software GSO, a reference TSO model and hardware-offload preparation.
 //! * [`dpdk`] (feature `dpdk`): the safe adapter over DPDK — the only module with `unsafe`.
@@ -12,6 +13,7 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod impair;
 pub mod lb;
 pub mod net;
 pub mod offload;

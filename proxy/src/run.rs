@@ -10,6 +10,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
+use dataplane::app::proxy::{ListenerSpec, PoolSpec, ProxyError, ProxySpec, ServerSpec};
 use dataplane::app::AppSpec;
 use dataplane::dpdk::{tsc_hz, DpdkError, Eal, Mempool, Offloads, Port, PortSettings};
 use dataplane::lcore::{LcoreStats, PortQueue, TcpSetup, TscClock, Worker, WorkerReport};
@@ -63,12 +64,56 @@ pub enum RunError {
         /// What the TCP engine said.
         source: StackError,
     },
+    /// The proxy's listeners could not start on an lcore.
+    #[error("lcore {lcore}: starting the proxy: {source}")]
+    Proxy {
+        /// The lcore.
+        lcore: u32,
+        /// What went wrong.
+        source: ProxyError,
+    },
+}
+
+/// The proxy's listeners and pools as the data plane takes them (pools by index).
+fn proxy_spec(cfg: &Config) -> ProxySpec {
+    let pools: Vec<PoolSpec> = cfg
+        .pools
+        .iter()
+        .map(|p| PoolSpec {
+            name: p.name.clone(),
+            algorithm: p.algorithm,
+            servers: p.servers.iter().map(|s| ServerSpec { addr: s.addr, local_ip: s.local_ip, weight: s.weight }).collect(),
+        })
+        .collect();
+    let listeners = cfg
+        .listeners
+        .iter()
+        .map(|l| ListenerSpec {
+            name: l.name.clone(),
+            listen: l.listen,
+            // Validation guarantees the pool exists; a miss is refused by `Proxy::start`.
+            pool: cfg.pools.iter().position(|p| p.name == l.pool).unwrap_or(usize::MAX),
+            max_connections: l.max_connections,
+            connect_timeout: l.connect_timeout,
+            idle_timeout: l.idle_timeout,
+        })
+        .collect();
+    ProxySpec { listeners, pools }
 }
 
 /// Mbuf data room: DPDK's default (2048 bytes of data + 128 of headroom).
 const MBUF_DATA_ROOM: u16 = 2048 + 128;
 /// Descriptors per RX/TX ring (the adapter clamps to what the device allows).
 const RING_DESCRIPTORS: u16 = 1024;
+
+/// RX descriptors per ring: [`RING_DESCRIPTORS`], fewer for a small pool so that the RX
+/// rings (which some PMDs, like `net_tap`, fill with mbufs up front) take at most a
+/// quarter of it; a power of two, at least 64.
+fn ring_descriptors(mbufs: u32, rx_rings: u16) -> u16 {
+    let share = mbufs / 4 / u32::from(rx_rings.max(1));
+    let pow2 = if share == 0 { 0 } else { 1u32 << (31 - share.leading_zeros()) };
+    u16::try_from(pow2.clamp(64, u32::from(RING_DESCRIPTORS))).unwrap_or(RING_DESCRIPTORS)
+}
 
 /// The DPDK device name of a configured device: the vdev's driver instance name (the
 /// part before the first comma) or the PCI address.
@@ -124,7 +169,7 @@ fn bring_up(pc: &PortConfig, queues: u16, pool: &Mempool) -> Result<UpPort, RunE
     })?;
     let want = wanted_offloads(&pc.offloads);
     let settings =
-        PortSettings { rx_queues: queues, tx_queues: queues, rx_desc: RING_DESCRIPTORS, tx_desc: RING_DESCRIPTORS, mtu: pc.mtu, want };
+        PortSettings { rx_queues: queues, tx_queues: queues, rx_desc: ring_descriptors(pool.in_use().saturating_add(pool.available()), queues), tx_desc: RING_DESCRIPTORS, mtu: pc.mtu, want };
     let port_err = |source| RunError::Port { port: pc.name.clone(), source };
     let mut port = Port::configure(id, &settings, pool).map_err(port_err)?;
     let mac = match pc.mac {
@@ -183,6 +228,9 @@ fn log_report(report: &WorkerReport, ports: &[UpPort]) {
         payload_copied_bytes = report.copies.bytes,
         "final tcp counters"
     );
+    if !report.proxy.listeners.is_empty() {
+        tracing::info!(lcore = report.lcore, counters = %report.proxy.nonzero().join(" "), "final proxy counters");
+    }
 }
 
 /// 16 bytes from the kernel's CSPRNG: the key of the ISN generator (RFC 6528) and the SYN
@@ -228,16 +276,47 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     for a in &cfg.apps {
         tracing::info!(kind = a.kind.name(), listen = %a.listen, "service listening");
     }
+    let proxy = proxy_spec(&cfg);
+    for l in &cfg.listeners {
+        let servers: Vec<String> = cfg
+            .pools
+            .iter()
+            .filter(|p| p.name == l.pool)
+            .flat_map(|p| p.servers.iter().map(|s| format!("{} from {} weight {}", s.addr, s.local_ip, s.weight)))
+            .collect();
+        tracing::info!(listener = %l.name, listen = %l.listen, pool = %l.pool, servers = %servers.join(", "), "proxy listening");
+    }
+    for pc in cfg.ports.iter().filter(|p| !p.impair.is_passthrough()) {
+        let (rx, tx) = (pc.impair.rx, pc.impair.tx);
+        tracing::warn!(
+            port = %pc.name,
+            seed = pc.impair.seed,
+            rx_drop = rx.drop.as_f64(),
+            tx_drop = tx.drop.as_f64(),
+            reorder = rx.reorder.as_f64(),
+            duplicate = rx.duplicate.as_f64(),
+            corrupt = rx.corrupt.as_f64(),
+            delay_ms = rx.delay.as_millis() as u64,
+            "impairment enabled: frames are dropped, reordered, duplicated, corrupted and delayed on purpose"
+        );
+    }
     let in_use_at_start = pool.in_use();
     let mut workers = Vec::with_capacity(lcores.len());
     let mut all_stats = Vec::with_capacity(lcores.len());
     for (q, &lcore) in lcores.iter().enumerate() {
         let queue = u16::try_from(q).unwrap_or(u16::MAX);
-        let pqs: Vec<PortQueue> = ports.iter().map(|up| PortQueue::new(Arc::clone(&up.port), queue, interface_for(up))).collect();
+        let pqs: Vec<PortQueue> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, up)| {
+                PortQueue::new(Arc::clone(&up.port), queue, interface_for(up)).with_impairment(&up.cfg.impair, lcore, i)
+            })
+            .collect();
         let stats = Arc::new(LcoreStats::default());
         all_stats.push((lcore, Arc::clone(&stats)));
-        let w = Worker::new(lcore, pqs, pool.clone(), clock, Arc::clone(&stop), stats, tcp.clone())
+        let mut w = Worker::new(lcore, pqs, pool.clone(), clock, Arc::clone(&stop), stats, tcp.clone())
             .map_err(|source| RunError::Apps { lcore, source })?;
+        w.start_proxy(&proxy).map_err(|source| RunError::Proxy { lcore, source })?;
         workers.push(w);
     }
 
@@ -330,5 +409,19 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     match failed {
         Some(l) => Err(RunError::Lcore(l)),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rx_rings_take_at_most_a_quarter_of_a_small_pool() {
+        assert_eq!(ring_descriptors(32767, 1), RING_DESCRIPTORS);
+        assert_eq!(ring_descriptors(1023, 1), 128);
+        assert_eq!(ring_descriptors(1023, 2), 64);
+        assert_eq!(ring_descriptors(100, 4), 64, "never below 64");
+        assert_eq!(ring_descriptors(8191, 1), 1024);
     }
 }

@@ -11,6 +11,10 @@
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
 
+pub mod proxy;
+
+use proxy::{Proxy, ProxyError, ProxySpec, ProxyStats};
+
 use crate::tcp::{ConnId, Engine, Event, ListenerId, Payload, StackError, StackEvent, WriteError, WriteFlags};
 use crate::time::Instant;
 
@@ -90,6 +94,8 @@ pub struct Apps<P: Payload> {
     listeners: HashMap<ListenerId, AppKind>,
     conns: HashMap<ConnId, ConnApp<P>>,
     counters: AppCounters,
+    /// The proxy service ([`proxy`]): client connections spliced to backend servers.
+    proxy: Proxy<P>,
 }
 
 impl<P: Payload> Default for Apps<P> {
@@ -111,7 +117,7 @@ impl<P: Payload> core::fmt::Debug for Apps<P> {
 impl<P: Payload> Apps<P> {
     /// No services.
     pub fn new() -> Self {
-        Apps { listeners: HashMap::new(), conns: HashMap::new(), counters: AppCounters::default() }
+        Apps { listeners: HashMap::new(), conns: HashMap::new(), counters: AppCounters::default(), proxy: Proxy::new() }
     }
 
     /// Starts `spec`'s service: listens on its address in `engine`.
@@ -119,6 +125,21 @@ impl<P: Payload> Apps<P> {
         let lid = engine.listen(spec.listen)?;
         self.listeners.insert(lid, spec.kind);
         Ok(lid)
+    }
+
+    /// Starts the proxy's listeners (see [`proxy`]).
+    pub fn start_proxy(&mut self, engine: &mut Engine<P>, spec: &ProxySpec) -> Result<(), ProxyError> {
+        self.proxy.start(engine, spec)
+    }
+
+    /// The proxy's counters.
+    pub fn proxy_stats(&self) -> &ProxyStats {
+        self.proxy.stats()
+    }
+
+    /// The proxy (sessions, counters).
+    pub fn proxy(&self) -> &Proxy<P> {
+        &self.proxy
     }
 
     /// The counters.
@@ -138,11 +159,15 @@ impl<P: Payload> Apps<P> {
             self.handle_event(engine, ev, now);
             n += 1;
         }
-        n
+        n + self.proxy.poll_timers(engine, now)
     }
 
     /// Acts on one engine event; events of connections no service owns are ignored.
     pub fn handle_event(&mut self, engine: &mut Engine<P>, ev: StackEvent, now: Instant) {
+        if self.proxy.owns(&ev) {
+            self.proxy.handle_event(engine, ev, now);
+            return;
+        }
         match ev {
             StackEvent::Acceptable(lid) => {
                 let Some(&kind) = self.listeners.get(&lid) else { return };

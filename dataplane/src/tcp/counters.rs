@@ -136,6 +136,10 @@ counters! {
     mtu_probe_successes => "TCPMTUPSuccess",
     /// PLPMTUD probes lost.
     mtu_probe_failures => "TCPMTUPFail",
+    /// Times the engine entered memory pressure (buffers low; `tcp_enter_memory_pressure`).
+    memory_pressures => "TCPMemoryPressures",
+    /// SYNs refused with a RST because the engine was under memory pressure.
+    memory_pressure_refused => "TCPMemoryPressureRefused",
 }
 
 #[cfg(test)]

@@ -149,6 +149,26 @@ impl<P: Payload> Engine<P> {
         }
     }
 
+    /// Enters (`true`) or leaves memory pressure: while in it, listeners answer SYNs with
+    /// a RST (counted `TCPMemoryPressureRefused`) and receive windows stop opening beyond
+    /// two segments. Entering is counted (`TCPMemoryPressures`). Returns whether the state
+    /// changed.
+    pub fn set_memory_pressure(&mut self, on: bool) -> bool {
+        if self.shared.memory_pressure == on {
+            return false;
+        }
+        self.shared.memory_pressure = on;
+        if on {
+            self.shared.counters.memory_pressures += 1;
+        }
+        true
+    }
+
+    /// Whether the engine is under memory pressure.
+    pub fn memory_pressure(&self) -> bool {
+        self.shared.memory_pressure
+    }
+
     /// The configuration.
     pub fn config(&self) -> &TcpConfig {
         &self.cfg
@@ -790,5 +810,117 @@ impl<P: Payload> Engine<P> {
             e.conn.handle_segment(shared, repr, payload, now);
         }
         self.after_op(id, now);
+    }
+}
+
+#[cfg(test)]
+mod memory_pressure_tests {
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    use super::*;
+    use crate::tcp::{HeapPayload, WriteFlags};
+    use crate::time::Duration;
+
+    const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+
+    struct Pair {
+        server: Engine<HeapPayload>,
+        client: Engine<HeapPayload>,
+        lid: ListenerId,
+        now: Instant,
+        /// Payload bytes the server received.
+        delivered: usize,
+    }
+
+    impl Pair {
+        fn new() -> Pair {
+            let now = Instant::from_millis(1);
+            let mut server = Engine::new(TcpConfig::default(), [1; 16], now);
+            let lid = server.listen(SocketAddrV4::new(SERVER, 7)).unwrap();
+            Pair { server, client: Engine::new(TcpConfig::default(), [2; 16], now), lid, now, delivered: 0 }
+        }
+
+        /// Rounds of transmitting both ways; returns the client's events.
+        fn run(&mut self, rounds: usize) -> Vec<StackEvent> {
+            let mut evs = Vec::new();
+            for _ in 0..rounds {
+                let mut up = Vec::new();
+                self.client.poll_transmit(self.now, &mut |s, d, seg| up.push((s, d, seg)));
+                for (s, d, seg) in up {
+                    self.delivered += seg.payload.len();
+                    self.server.handle_segment(s, d, &seg.repr, seg.payload, self.now);
+                }
+                while let Some(ev) = self.server.poll_event() {
+                    if ev == StackEvent::Acceptable(self.lid) {
+                        while self.server.accept(self.lid).is_some() {}
+                    }
+                }
+                let mut down = Vec::new();
+                self.server.poll_transmit(self.now, &mut |s, d, seg| down.push((s, d, seg)));
+                for (s, d, seg) in down {
+                    self.client.handle_segment(s, d, &seg.repr, seg.payload, self.now);
+                }
+                self.now += Duration::from_millis(1);
+                for e in [&mut self.server, &mut self.client] {
+                    if e.next_deadline().is_some_and(|t| t <= self.now) {
+                        e.handle_timeouts(self.now);
+                    }
+                }
+                while let Some(ev) = self.client.poll_event() {
+                    evs.push(ev);
+                }
+            }
+            evs
+        }
+
+        fn connect(&mut self) -> (ConnId, Vec<StackEvent>) {
+            let id = self.client.connect(CLIENT, SocketAddrV4::new(SERVER, 7), self.now).unwrap();
+            (id, self.run(5))
+        }
+    }
+
+    #[test]
+    fn pressure_refuses_syns_with_a_rst_and_lifting_it_accepts_again() {
+        let mut p = Pair::new();
+        assert!(p.server.set_memory_pressure(true));
+        assert!(!p.server.set_memory_pressure(true), "no change, no count");
+        assert!(p.server.memory_pressure());
+        let (id, evs) = p.connect();
+        assert!(
+            evs.iter().any(|e| matches!(e, StackEvent::Conn(c, Event::Closed { .. }) if *c == id)),
+            "refused at once, not left hanging: {evs:?}"
+        );
+        assert_eq!(p.server.connection_count(), 0);
+        let c = p.server.counters();
+        assert_eq!((c.memory_pressures, c.memory_pressure_refused), (1, 1));
+        assert!(p.server.set_memory_pressure(false));
+        let (id, evs) = p.connect();
+        assert!(evs.contains(&StackEvent::Conn(id, Event::Connected)), "{evs:?}");
+        assert_eq!(p.server.counters().memory_pressures, 1, "leaving is not counted");
+    }
+
+    /// Bytes a client gets into a server that never reads, with or without pressure.
+    fn unread_bytes_accepted(pressure: bool) -> usize {
+        let mut p = Pair::new();
+        let (id, evs) = p.connect();
+        assert!(evs.contains(&StackEvent::Conn(id, Event::Connected)), "{evs:?}");
+        p.server.set_memory_pressure(pressure);
+        p.delivered = 0;
+        for _ in 0..200 {
+            let _ = p.client.write(id, HeapPayload::from(vec![7u8; 16 * 1024]), WriteFlags::default(), p.now);
+            p.run(2);
+        }
+        p.delivered
+    }
+
+    #[test]
+    fn pressure_stops_receive_windows_from_opening() {
+        let normal = unread_bytes_accepted(false);
+        let pressed = unread_bytes_accepted(true);
+        // Without pressure the window opens to rcvbuf; with it, only what was already
+        // advertised (a window never shrinks) plus at most two segments is taken.
+        assert!(pressed < normal / 2, "pressure {pressed} vs normal {normal}");
+        assert!(pressed <= 65_535 + 2 * 1460 + 1460, "{pressed} bytes taken under pressure");
     }
 }

@@ -61,6 +61,13 @@ impl<P: Payload> Engine<P> {
             }
             return;
         }
+        if self.shared.memory_pressure {
+            // Buffers are low: refuse rather than take on a connection we cannot feed
+            // (RFC 9293 §3.10.7.2 allows a RST for a refused SYN).
+            self.shared.counters.memory_pressure_refused += 1;
+            self.reply_rst(&tuple, repr, payload.len());
+            return;
+        }
         let (syn_full, accept_full) = match self.listeners.get(lid.0 as usize).and_then(Option::as_ref) {
             Some(l) => (l.syn_queue >= self.cfg.syn_backlog, l.accept_queue_full(self.cfg.accept_backlog)),
             None => return,

@@ -8,13 +8,23 @@ use crate::time::{Duration, Instant};
 pub struct Shared {
     /// `netstat -s` style counters.
     pub counters: Counters,
+    /// Buffers are low (see `Engine::set_memory_pressure`): listeners refuse new
+    /// connections and receive windows stop opening beyond [`PRESSURE_RCVBUF_MSS`] segments.
+    pub memory_pressure: bool,
     challenge: ChallengeAckLimiter,
 }
+
+/// Under memory pressure a connection's receive buffer counts as this many MSS at most.
+pub const PRESSURE_RCVBUF_MSS: u32 = 2;
 
 impl Shared {
     /// Fresh counters and a challenge-ACK budget of `challenge_ack_limit` per second.
     pub fn new(challenge_ack_limit: u32) -> Self {
-        Shared { counters: Counters::default(), challenge: ChallengeAckLimiter::new(challenge_ack_limit) }
+        Shared {
+            counters: Counters::default(),
+            memory_pressure: false,
+            challenge: ChallengeAckLimiter::new(challenge_ack_limit),
+        }
     }
 
     /// Takes one challenge ACK from the per-second budget (RFC 5961 §7); counts the ACK as

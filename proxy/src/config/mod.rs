@@ -24,6 +24,14 @@
 //! mac = "02:00:00:00:00:01" # optional
 //! [port.offloads]           # optional, each default true
 //! tso = false
+//! [port.impair]             # optional, off by default: seeded impairment for tests
+//! seed = 1
+//! rx_drop = 0.05            # probabilities, 0..=1
+//! tx_drop = 0.05
+//! reorder = 0.01            # reorder, duplicate, corrupt and delay apply both ways
+//! duplicate = 0.0
+//! corrupt = 0.0
+//! delay_ms = 0
 //!
 //! [[app]]                   # optional, any number: services on the TCP stack
 //! kind = "echo"             # "echo" (write back what is read) | "sink" (discard)
@@ -36,6 +44,7 @@
 //! Every problem is reported (see [`ConfigErrors`]), each naming its key path.
 
 mod parse;
+mod proxy;
 mod raw;
 mod validate;
 
@@ -44,7 +53,10 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
 pub use dataplane::app::AppKind;
+pub use dataplane::impair::ImpairConfig;
 pub use parse::CpuSet;
+pub use proxy::{ListenerConfig, PoolConfig, ServerConfig};
+pub use dataplane::app::proxy::Algorithm;
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +69,10 @@ pub struct Config {
     pub ports: Vec<PortConfig>,
     /// Services on the TCP stack (`[[app]]`), possibly none.
     pub apps: Vec<AppConfig>,
+    /// Proxy listeners (`[[listener]]`), possibly none.
+    pub listeners: Vec<ListenerConfig>,
+    /// Backend server pools (`[[pool]]`), possibly none.
+    pub pools: Vec<PoolConfig>,
     /// The Prometheus endpoint (`[metrics]`).
     pub metrics: MetricsConfig,
 }
@@ -157,6 +173,8 @@ pub struct PortConfig {
     pub mac: Option<[u8; 6]>,
     /// Offloads the operator allows (the device grants what it supports).
     pub offloads: OffloadSwitches,
+    /// Seeded impairment of the port's frames (`[port.impair]`, for tests); off by default.
+    pub impair: ImpairConfig,
 }
 
 /// A DPDK device.

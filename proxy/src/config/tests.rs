@@ -675,3 +675,184 @@ fn metrics_listen_is_optional_and_validated() {
     one_error(&with_port("[metrics]\nlisten = \"localhost\""), "metrics.listen", "not an address and port");
     one_error(&with_port("[metrics]\nlisten = \"127.0.0.1:9100\"\nport = 3"), "metrics.port", "unknown key");
 }
+
+// ----- [[listener]] and [[pool]] -----
+
+const TWO_PORTS: &str = r#"
+[[port]]
+name = "front"
+device = "net_tap0,iface=strait0"
+ipv4 = "198.18.0.2/24"
+
+[[port]]
+name = "back"
+device = "net_tap1,iface=strait1"
+ipv4 = "198.18.1.2/24"
+"#;
+
+const POOL: &str = r#"
+[[pool]]
+name = "web"
+algorithm = "least_connections"
+servers = [{ addr = "198.18.1.1:8080", weight = 3 }, { addr = "198.18.1.3:8080" }]
+"#;
+
+fn with_proxy(extra: &str) -> String {
+    format!("{TWO_PORTS}{POOL}{extra}\n")
+}
+
+#[test]
+fn listener_and_pool_are_parsed_with_defaults_and_source_addresses() {
+    let cfg = ok(&with_proxy("[[listener]]\nname = \"http\"\nlisten = \"198.18.0.2:80\"\npool = \"web\"\n"));
+    assert_eq!(cfg.pools.len(), 1);
+    let p = &cfg.pools[0];
+    assert_eq!((p.name.as_str(), p.algorithm), ("web", Algorithm::LeastConnections));
+    assert_eq!(
+        p.servers,
+        vec![
+            ServerConfig { addr: "198.18.1.1:8080".parse().unwrap(), weight: 3, local_ip: "198.18.1.2".parse().unwrap() },
+            ServerConfig { addr: "198.18.1.3:8080".parse().unwrap(), weight: 1, local_ip: "198.18.1.2".parse().unwrap() },
+        ]
+    );
+    let l = &cfg.listeners[0];
+    assert_eq!((l.name.as_str(), l.pool.as_str(), l.max_connections), ("http", "web", 10_000));
+    assert_eq!(l.listen, "198.18.0.2:80".parse().unwrap());
+    assert_eq!((l.connect_timeout.as_millis(), l.idle_timeout.as_millis()), (3000, 60_000));
+}
+
+#[test]
+fn listener_limits_and_timeouts_are_read() {
+    let cfg = ok(&with_proxy(
+        "[[listener]]\nname = \"a\"\nlisten = \"0.0.0.0:81\"\npool = \"web\"\nmax_connections = 5\nconnect_timeout_ms = 250\nidle_timeout_ms = 1000\n",
+    ));
+    let l = &cfg.listeners[0];
+    assert_eq!((l.max_connections, l.connect_timeout.as_millis(), l.idle_timeout.as_millis()), (5, 250, 1000));
+}
+
+#[test]
+fn a_listener_naming_an_unknown_pool_is_an_error() {
+    one_error(&with_proxy("[[listener]]\nname = \"a\"\nlisten = \"198.18.0.2:80\"\npool = \"api\"\n"), "listener[0].pool", "no [[pool]] is named \"api\" (defined: web)");
+}
+
+#[test]
+fn a_listener_needs_a_port_address() {
+    one_error(&with_proxy("[[listener]]\nname = \"a\"\nlisten = \"198.18.7.7:80\"\npool = \"web\"\n"), "listener[0].listen", "not the address of any port");
+    one_error(&with_proxy("[[listener]]\nname = \"a\"\nlisten = \"198.18.0.2:0\"\npool = \"web\"\n"), "listener[0].listen", "1..=65535");
+}
+
+#[test]
+fn listener_names_and_addresses_are_unique_and_apps_do_not_collide() {
+    let two = "[[listener]]\nname = \"a\"\nlisten = \"198.18.0.2:80\"\npool = \"web\"\n[[listener]]\nname = \"a\"\nlisten = \"198.18.0.2:80\"\npool = \"web\"\n";
+    let errs = errors(&with_proxy(two));
+    assert!(errs.iter().any(|(k, r)| k == "listener[1].name" && r.contains("already used by listener[0]")), "{errs:?}");
+    assert!(errs.iter().any(|(k, r)| k == "listener[1].listen" && r.contains("already used by listener[0]")), "{errs:?}");
+    let app = "[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2:80\"\n[[listener]]\nname = \"a\"\nlisten = \"198.18.0.2:80\"\npool = \"web\"\n";
+    one_error(&with_proxy(app), "listener[0].listen", "already used by app[0]");
+}
+
+#[test]
+fn listener_numbers_are_range_checked() {
+    one_error(
+        &with_proxy("[[listener]]\nname = \"a\"\nlisten = \"198.18.0.2:80\"\npool = \"web\"\nmax_connections = 0\n"),
+        "listener[0].max_connections",
+        "out of range",
+    );
+    one_error(
+        &with_proxy("[[listener]]\nname = \"a\"\nlisten = \"198.18.0.2:80\"\npool = \"web\"\nidle_timeout_ms = \"soon\"\n"),
+        "listener[0].idle_timeout_ms",
+        "expected an integer",
+    );
+}
+
+#[test]
+fn pool_errors_name_their_keys() {
+    let bad = r#"
+[[pool]]
+name = "web"
+algorithm = "random"
+servers = [{ addr = "198.18.1.1:8080", weight = 0 }, { addr = "198.18.1.1" }, { addr = "198.18.1.1:8080" }, { adr = "x" }]
+
+[[pool]]
+name = "web"
+servers = []
+"#;
+    let errs = errors(&format!("{TWO_PORTS}{bad}"));
+    let has = |key: &str, needle: &str| errs.iter().any(|(k, r)| k == key && r.contains(needle));
+    assert!(has("pool[0].algorithm", "\"random\" is not an algorithm"), "{errs:?}");
+    assert!(has("pool[0].servers[0].weight", "out of range"), "{errs:?}");
+    assert!(has("pool[0].servers[1].addr", "not an IPv4 address and port"), "{errs:?}");
+    assert!(has("pool[0].servers[3].adr", "unknown key (did you mean `addr`?)"), "{errs:?}");
+    assert!(has("pool[0].servers[3].addr", "required key is missing"), "{errs:?}");
+    assert!(has("pool[1].servers", "at least one server"), "{errs:?}");
+}
+
+#[test]
+fn duplicate_pool_names_and_servers_are_errors() {
+    one_error(&with_proxy("[[pool]]\nname = \"web\"\nservers = [{ addr = \"198.18.1.5:80\" }]\n"), "pool[1].name", "already used by pool[0]");
+    one_error(
+        &with_proxy("[[pool]]\nname = \"api\"\nservers = [{ addr = \"198.18.1.5:80\" }, { addr = \"198.18.1.5:80\" }]\n"),
+        "pool[1].servers[1].addr",
+        "198.18.1.5:80 is already listed as pool[1].servers[0]",
+    );
+}
+
+#[test]
+fn servers_must_be_reachable_and_not_ourselves() {
+    one_error(
+        &format!("{TWO_PORTS}[[pool]]\nname = \"p\"\nservers = [{{ addr = \"203.0.113.5:80\" }}]\n"),
+        "pool[0].servers[0].addr",
+        "on no port's subnet and no port has a gateway",
+    );
+    one_error(
+        &format!("{TWO_PORTS}[[pool]]\nname = \"p\"\nservers = [{{ addr = \"198.18.1.2:80\" }}]\n"),
+        "pool[0].servers[0].addr",
+        "strait's own port address",
+    );
+    // Through a gateway: the port with the gateway is the source.
+    let gw = "[[port]]\nname = \"up\"\ndevice = \"net_tap2,iface=strait2\"\nipv4 = \"198.18.5.2/24\"\ngateway = \"198.18.5.1\"\n";
+    let cfg = ok(&format!("{TWO_PORTS}{gw}[[pool]]\nname = \"p\"\nservers = [{{ addr = \"203.0.113.5:80\" }}]\n"));
+    assert_eq!(cfg.pools[0].servers[0].local_ip, "198.18.5.2".parse::<std::net::Ipv4Addr>().unwrap());
+}
+
+#[test]
+fn listener_and_pool_must_be_arrays_of_tables() {
+    one_error(&format!("{TWO_PORTS}[pool]\nname = \"p\"\n"), "pool", "write [[pool]], not [pool]");
+    one_error(&format!("listener = 3\n{TWO_PORTS}"), "listener", "expected an array of tables ([[listener]])");
+}
+
+#[test]
+fn impairment_is_off_by_default() {
+    let cfg = ok(PORT);
+    assert!(cfg.ports[0].impair.is_passthrough());
+    assert_eq!(cfg.ports[0].impair, ImpairConfig::default());
+}
+
+#[test]
+fn impairment_parses_every_key() {
+    let cfg = ok(&with_port(
+        "[port.impair]\nseed = 7\nrx_drop = 0.05\ntx_drop = 0.04\nreorder = 0.01\nduplicate = 0.002\ncorrupt = 0\ndelay_ms = 3",
+    ));
+    let i = cfg.ports[0].impair;
+    assert_eq!(i.seed, 7);
+    assert_eq!((i.rx.drop.as_f64(), i.tx.drop.as_f64()), (0.05, 0.04));
+    for d in [i.rx, i.tx] {
+        assert_eq!((d.reorder.as_f64(), d.duplicate.as_f64(), d.corrupt.as_f64()), (0.01, 0.002, 0.0));
+        assert_eq!(d.delay, std::time::Duration::from_millis(3));
+    }
+    // Missing keys: no impairment of that kind, seed 1.
+    let i = ok(&with_port("[port.impair]\nrx_drop = 1")).ports[0].impair;
+    assert_eq!((i.seed, i.rx.drop.as_f64(), i.tx.drop.as_f64()), (1, 1.0, 0.0));
+}
+
+#[test]
+fn impairment_probabilities_must_lie_in_zero_to_one() {
+    one_error(&with_port("[port.impair]\nrx_drop = 1.5"), "port[0].impair.rx_drop", "probability between 0 and 1");
+    one_error(&with_port("[port.impair]\nreorder = -0.1"), "port[0].impair.reorder", "probability between 0 and 1");
+    one_error(&with_port("[port.impair]\ncorrupt = \"lots\""), "port[0].impair.corrupt", "probability between 0 and 1");
+    // Every bad key is reported, each by name.
+    let errs = errors(&with_port("[port.impair]\ntx_drop = 2\nduplicate = true\ndelay_ms = -1\ndrop = 0.1"));
+    let keys: Vec<&str> = errs.iter().map(|(k, _)| k.as_str()).collect();
+    for k in ["port[0].impair.tx_drop", "port[0].impair.duplicate", "port[0].impair.delay_ms", "port[0].impair.drop"] {
+        assert!(keys.contains(&k), "{k} missing from {errs:?}");
+    }
+}

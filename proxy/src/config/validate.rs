@@ -12,6 +12,7 @@ use super::{
     AppConfig, AppKind, Config, ConfigErrors, Device, DpdkConfig, LogConfig, LogFormat, Memory, MetricsConfig,
     OffloadSwitches, PortConfig,
 };
+use dataplane::impair::{DirectionParams, ImpairConfig, Probability};
 
 /// DPDK's compile-time lcore limit (RTE_MAX_LCORE in Debian's build).
 const MAX_LCORE: u32 = 128;
@@ -54,19 +55,23 @@ pub(crate) fn config(root: &Value, cpus: &CpuSet) -> Result<Config, ConfigErrors
 
 fn walk(root: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<Config> {
     let top = Table::new(root, "", errs)?;
-    top.deny_unknown(&["log", "dpdk", "port", "app", "metrics"], errs);
+    top.deny_unknown(&["log", "dpdk", "port", "app", "metrics", "listener", "pool"], errs);
     let empty = Value::new(None, ValueKind::Table(Default::default()));
     let log = log(top.get("log").unwrap_or(&empty), errs);
     let dpdk = dpdk(top.get("dpdk").unwrap_or(&empty), cpus, errs);
     let ports = ports(top.get("port"), errs);
     let apps = apps(top.get("app"), ports.as_deref(), errs);
     let metrics = metrics(top.get("metrics").unwrap_or(&empty), errs);
+    let pools = super::proxy::pools(top.get("pool"), ports.as_deref(), errs);
+    let listeners = super::proxy::listeners(top.get("listener"), ports.as_deref(), pools.as_deref(), apps.as_deref(), errs);
     Some(Config {
         log: log?,
         dpdk: dpdk?,
         ports: ports?,
         apps: apps?,
         metrics: metrics?,
+        listeners: listeners?,
+        pools: pools?,
     })
 }
 
@@ -340,7 +345,7 @@ fn port(value: &Value, index: usize, errs: &mut Errors) -> Option<PortConfig> {
     let t = Table::new(value, &path, errs)?;
     t.deny_unknown(
         &[
-            "name", "device", "ipv4", "gateway", "mtu", "mac", "offloads",
+            "name", "device", "ipv4", "gateway", "mtu", "mac", "offloads", "impair",
         ],
         errs,
     );
@@ -408,6 +413,10 @@ fn port(value: &Value, index: usize, errs: &mut Errors) -> Option<PortConfig> {
         None => Some(OffloadSwitches::default()),
         Some(v) => offloads(v, &t.path_of("offloads"), errs),
     };
+    let impair = match t.get("impair") {
+        None => Some(ImpairConfig::default()),
+        Some(v) => impair(v, &t.path_of("impair"), errs),
+    };
 
     if errs.0.len() != before {
         return None;
@@ -422,7 +431,52 @@ fn port(value: &Value, index: usize, errs: &mut Errors) -> Option<PortConfig> {
         mtu: mtu?,
         mac,
         offloads: offloads?,
+        impair: impair?,
     })
+}
+
+/// `[port.impair]`: seeded drop/reorder/duplicate/corrupt/delay of the port's frames.
+/// Missing keys mean no impairment of that kind; `seed` defaults to 1.
+fn impair(value: &Value, path: &str, errs: &mut Errors) -> Option<ImpairConfig> {
+    let t = Table::new(value, path, errs)?;
+    t.deny_unknown(&["seed", "rx_drop", "tx_drop", "reorder", "duplicate", "corrupt", "delay_ms"], errs);
+    // Evaluate every key before combining, so that all bad ones are reported.
+    let seed = t.uint_or("seed", 1, 0, u32::MAX, errs);
+    let rx_drop = probability(&t, "rx_drop", errs);
+    let tx_drop = probability(&t, "tx_drop", errs);
+    let reorder = probability(&t, "reorder", errs);
+    let duplicate = probability(&t, "duplicate", errs);
+    let corrupt = probability(&t, "corrupt", errs);
+    let delay_ms = t.uint_or("delay_ms", 0, 0, 10_000, errs);
+    let both = DirectionParams {
+        drop: Probability::ZERO,
+        reorder: reorder?,
+        duplicate: duplicate?,
+        corrupt: corrupt?,
+        delay: std::time::Duration::from_millis(u64::from(delay_ms?)),
+    };
+    Some(ImpairConfig {
+        seed: u64::from(seed?),
+        rx: DirectionParams { drop: rx_drop?, ..both },
+        tx: DirectionParams { drop: tx_drop?, ..both },
+    })
+}
+
+/// The probability under `key` (a number within 0..=1), or zero when absent. Strings
+/// from the environment are parsed.
+fn probability(t: &Table<'_>, key: &str, errs: &mut Errors) -> Option<Probability> {
+    let Some(v) = t.get(key) else { return Some(Probability::ZERO) };
+    let x = match &v.kind {
+        ValueKind::Float(f) => Some(*f),
+        ValueKind::I64(n) => Some(*n as f64),
+        ValueKind::U64(n) => Some(*n as f64),
+        ValueKind::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match x.and_then(Probability::from_f64) {
+        Some(p) => Some(p),
+        None => t.fail(errs, key, format!("expected a probability between 0 and 1, found {}", describe(v))),
+    }
 }
 
 fn offloads(value: &Value, path: &str, errs: &mut Errors) -> Option<OffloadSwitches> {

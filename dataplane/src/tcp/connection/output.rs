@@ -127,10 +127,17 @@ impl<P: Payload> Connection<P> {
     ) {
         let syn = flags.contains(Flags::SYN);
         let has_ack = flags.contains(Flags::ACK);
-        let window = if syn {
-            self.rcv.syn_window(self.cfg.rcvbuf)
+        // Under memory pressure the window stops opening (it never shrinks: RFC 9293
+        // §3.8.6.2.2), as Linux's `tcp_select_window` clamps to what memory allows.
+        let rcvbuf = if shared.memory_pressure {
+            self.cfg.rcvbuf.min(self.rcv.rcv_mss.saturating_mul(crate::tcp::shared::PRESSURE_RCVBUF_MSS).max(1))
         } else {
-            self.rcv.select_window(self.cfg.rcvbuf, self.rcv_wscale, self.rcv.rcv_mss)
+            self.cfg.rcvbuf
+        };
+        let window = if syn {
+            self.rcv.syn_window(rcvbuf)
+        } else {
+            self.rcv.select_window(rcvbuf, self.rcv_wscale, self.rcv.rcv_mss)
         };
         let mut options = TcpOptions::default();
         if syn {

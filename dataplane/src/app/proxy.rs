@@ -1,0 +1,885 @@
+//! The proxy service: client connections accepted on a listener are spliced to a backend
+//! server that this same lcore connects to, with payload moved between the two as
+//! payload references (with [`crate::dpdk::MbufPayload`]: the received mbufs are written to
+//! the other connection without copying).
+//!
+//! Per session (one client connection, one backend connection):
+//!
+//! * **Connect.** On accept a server of the listener's pool is picked and an active open
+//!   goes out from the address the configuration gives for that server (the port's address
+//!   on its subnet; the engine picks the source port). Client bytes that arrive before the
+//!   backend is connected stay in the client connection's receive buffer (its window closes
+//!   towards the client) until `Connected`. A refused or timed-out attempt is retried on
+//!   another server of the pool, at most [`MAX_CONNECT_ATTEMPTS`] times in all; then the
+//!   client is reset.
+//! * **Back-pressure.** Each direction holds at most one read (≤ [`READ_CHUNK`] bytes) that
+//!   the other side's `write` has not accepted; while it holds some, that direction reads
+//!   nothing more, so memory per session is bounded by the two connections' send and
+//!   receive buffers plus two chunks. `Writable` resumes it.
+//! * **Half-close.** `PeerClosed` on one side becomes `shutdown_write` on the other once
+//!   everything read from it was written (RFC 9293 §3.10.4); the other direction keeps
+//!   flowing. When both directions are finished both connections are closed.
+//! * **Reset.** A connection that ends abnormally (RST received, retransmission timeout,
+//!   abort) aborts the other one (RFC 9293 §3.10.5: the peer learns with an RST).
+//! * **Timeouts.** The connect timeout and idle timeout of the listener are checked every
+//!   [`TIMER_SCAN_INTERVAL`]; an idle session is aborted on both sides.
+//! * **Limits.** A listener holds at most `max_connections` sessions; a connection accepted
+//!   beyond that is reset and counted.
+//!
+//! Everything is counted per listener and per server ([`ProxyStats`]).
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::tcp::{CloseReason, ConnId, Engine, Event, ListenerId, Payload, StackError, StackEvent, WriteError, WriteFlags};
+use crate::time::{Duration, Instant};
+
+/// Bytes taken per read (one pass may read several times).
+pub const READ_CHUNK: usize = 64 * 1024;
+/// Connection attempts per session, over distinct servers where the pool has several.
+pub const MAX_CONNECT_ATTEMPTS: usize = 3;
+/// How often connect and idle deadlines are checked.
+pub const TIMER_SCAN_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How a pool chooses a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Smooth weighted round robin (nginx's).
+    RoundRobin,
+    /// Fewest active sessions relative to the weight.
+    LeastConnections,
+    /// Consistent hashing of the client address (Maglev, Eisenbud et al., NSDI 2016).
+    Maglev,
+}
+
+impl Algorithm {
+    /// The configuration name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::RoundRobin => "round_robin",
+            Algorithm::LeastConnections => "least_connections",
+            Algorithm::Maglev => "maglev",
+        }
+    }
+}
+
+/// One backend server of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerSpec {
+    /// The server's address and port.
+    pub addr: SocketAddrV4,
+    /// Our address to connect from (the address of the port on the server's subnet, or the
+    /// port whose gateway reaches it).
+    pub local_ip: Ipv4Addr,
+    /// Relative share of sessions (> 0).
+    pub weight: u32,
+}
+
+/// A named set of servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSpec {
+    /// Name (for counters and logs).
+    pub name: String,
+    /// How a server is chosen.
+    pub algorithm: Algorithm,
+    /// The servers, at least one.
+    pub servers: Vec<ServerSpec>,
+}
+
+/// Where clients connect and what they are spliced to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    /// Name (for counters and logs).
+    pub name: String,
+    /// Listening address (a port's address, or `0.0.0.0`).
+    pub listen: SocketAddrV4,
+    /// Index into [`ProxySpec::pools`].
+    pub pool: usize,
+    /// Sessions at most; more are reset.
+    pub max_connections: u32,
+    /// Time allowed for one backend connection attempt.
+    pub connect_timeout: Duration,
+    /// A session that moves no byte for this long is aborted.
+    pub idle_timeout: Duration,
+}
+
+/// The whole proxy configuration of one engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxySpec {
+    /// Listeners.
+    pub listeners: Vec<ListenerSpec>,
+    /// Pools the listeners refer to.
+    pub pools: Vec<PoolSpec>,
+}
+
+/// Counters of one listener.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListenerStats {
+    /// The listener's name.
+    pub name: String,
+    /// Sessions now open.
+    pub active: u64,
+    /// Sessions started.
+    pub total: u64,
+    /// Connections reset because `max_connections` sessions were open.
+    pub refused_max_connections: u64,
+    /// Connections reset because no server could be picked or no source port was free.
+    pub refused_no_server: u64,
+    /// Sessions reset because every connection attempt failed.
+    pub refused_connect_failed: u64,
+    /// Bytes read from clients (and written to servers).
+    pub bytes_in: u64,
+    /// Bytes read from servers (and written to clients).
+    pub bytes_out: u64,
+    /// Sessions aborted by the idle timeout.
+    pub idle_timeouts: u64,
+    /// Sessions ended by a reset or error on either side (propagated to the other).
+    pub resets: u64,
+    /// Writes refused or cut short by a full send buffer (back-pressure).
+    pub write_stalls: u64,
+}
+
+impl ListenerStats {
+    /// `(name, value)` for every counter.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        [
+            ("active", self.active),
+            ("total", self.total),
+            ("refused_max_connections", self.refused_max_connections),
+            ("refused_no_server", self.refused_no_server),
+            ("refused_connect_failed", self.refused_connect_failed),
+            ("bytes_in", self.bytes_in),
+            ("bytes_out", self.bytes_out),
+            ("idle_timeouts", self.idle_timeouts),
+            ("resets", self.resets),
+            ("write_stalls", self.write_stalls),
+        ]
+        .into_iter()
+    }
+}
+
+/// Counters of one server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// The pool's name.
+    pub pool: String,
+    /// The server.
+    pub addr: Option<SocketAddrV4>,
+    /// Sessions now connected (or connecting) to it.
+    pub active: u64,
+    /// Connection attempts made to it.
+    pub attempts: u64,
+    /// Attempts that connected.
+    pub connected: u64,
+    /// Attempts refused (RST in SYN-SENT).
+    pub connect_refused: u64,
+    /// Attempts that timed out (ours or the engine's SYN retries).
+    pub connect_timeout: u64,
+    /// Attempts that failed otherwise (aborted, no free source port).
+    pub connect_other: u64,
+    /// Bytes written to it.
+    pub bytes_in: u64,
+    /// Bytes read from it.
+    pub bytes_out: u64,
+}
+
+impl ServerStats {
+    /// `(name, value)` for every counter.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        [
+            ("active", self.active),
+            ("attempts", self.attempts),
+            ("connected", self.connected),
+            ("connect_refused", self.connect_refused),
+            ("connect_timeout", self.connect_timeout),
+            ("connect_other", self.connect_other),
+            ("bytes_in", self.bytes_in),
+            ("bytes_out", self.bytes_out),
+        ]
+        .into_iter()
+    }
+}
+
+/// Counters of the proxy of one engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxyStats {
+    /// Per listener, in configuration order.
+    pub listeners: Vec<ListenerStats>,
+    /// Per server, pools in configuration order, servers in pool order.
+    pub servers: Vec<ServerStats>,
+}
+
+impl ProxyStats {
+    /// Every non-zero counter as `proxy_listener_<counter>{name}=v` and
+    /// `proxy_server_<counter>{pool/addr}=v`, for log lines.
+    pub fn nonzero(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for l in &self.listeners {
+            out.extend(l.iter().filter(|(_, v)| *v != 0).map(|(k, v)| format!("proxy_listener_{k}{{{}}}={v}", l.name)));
+        }
+        for s in &self.servers {
+            let addr = s.addr.map(|a| a.to_string()).unwrap_or_default();
+            out.extend(
+                s.iter().filter(|(_, v)| *v != 0).map(|(k, v)| format!("proxy_server_{k}{{{}/{addr}}}={v}", s.pool)),
+            );
+        }
+        out
+    }
+}
+
+/// Chooses servers of one pool.
+#[derive(Debug)]
+struct Picker {
+    algorithm: Algorithm,
+    /// Index of the pool's first server in the flat server list.
+    first: usize,
+    weights: Vec<i64>,
+    /// Smooth weighted round robin state.
+    current: Vec<i64>,
+}
+
+impl Picker {
+    fn new(algorithm: Algorithm, first: usize, servers: &[ServerSpec]) -> Self {
+        let weights: Vec<i64> = servers.iter().map(|s| i64::from(s.weight.max(1))).collect();
+        Picker { algorithm, first, current: vec![0; weights.len()], weights }
+    }
+
+    /// A pool-local server index not in `tried`; `active` is indexed like the flat list.
+    fn pick(&mut self, client: SocketAddrV4, tried: &[usize], active: &[u64]) -> Option<usize> {
+        let candidates = || (0..self.weights.len()).filter(|i| !tried.contains(i));
+        match self.algorithm {
+            Algorithm::RoundRobin => self.smooth_round_robin(tried),
+            Algorithm::LeastConnections => {
+                let load = |i: usize| active.get(self.first + i).copied().unwrap_or(0);
+                let best = candidates().min_by(|&a, &b| {
+                    // load_a / w_a < load_b / w_b without division.
+                    let wa = self.weights.get(a).copied().unwrap_or(1) as u128;
+                    let wb = self.weights.get(b).copied().unwrap_or(1) as u128;
+                    (u128::from(load(a)) * wb).cmp(&(u128::from(load(b)) * wa))
+                })?;
+                // Among equally loaded servers, rotate through the round robin order.
+                let best_load = load(best);
+                let wb = self.weights.get(best).copied().unwrap_or(1) as u128;
+                let tied: Vec<usize> = candidates()
+                    .filter(|&i| {
+                        let wi = self.weights.get(i).copied().unwrap_or(1) as u128;
+                        u128::from(load(i)) * wb == u128::from(best_load) * wi
+                    })
+                    .collect();
+                if tied.len() > 1 {
+                    let excluded: Vec<usize> = (0..self.weights.len()).filter(|i| !tied.contains(i)).collect();
+                    self.smooth_round_robin(&excluded)
+                } else {
+                    Some(best)
+                }
+            }
+            Algorithm::Maglev => {
+                // Stand-in until the shared balancer provides the Maglev table: a keyed
+                // weighted rendezvous hash of the client address, stable per client.
+                let key = u64::from(u32::from(*client.ip()));
+                candidates().max_by_key(|&i| {
+                    let h = splitmix(key ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                    // Scale by the weight so heavier servers win proportionally more often.
+                    (u128::from(h) * self.weights.get(i).copied().unwrap_or(1) as u128, i)
+                })
+            }
+        }
+    }
+
+    fn smooth_round_robin(&mut self, excluded: &[usize]) -> Option<usize> {
+        let mut total = 0i64;
+        let mut best: Option<usize> = None;
+        for i in 0..self.weights.len() {
+            if excluded.contains(&i) {
+                continue;
+            }
+            let w = self.weights.get(i).copied().unwrap_or(1);
+            if let Some(c) = self.current.get_mut(i) {
+                *c += w;
+            }
+            total += w;
+            let ci = self.current.get(i).copied().unwrap_or(0);
+            if best.is_none_or(|b| ci > self.current.get(b).copied().unwrap_or(0)) {
+                best = Some(i);
+            }
+        }
+        let b = best?;
+        if let Some(c) = self.current.get_mut(b) {
+            *c -= total;
+        }
+        Some(b)
+    }
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Which connection of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Backend,
+}
+
+/// One direction of a session.
+struct Pipe<P> {
+    /// Read from the source but not yet accepted by the destination.
+    pending: P,
+    /// The source sent FIN.
+    eof: bool,
+    /// We sent FIN to the destination (`shutdown_write`).
+    shut: bool,
+}
+
+impl<P: Payload> Pipe<P> {
+    fn new() -> Self {
+        Pipe { pending: P::empty(), eof: false, shut: false }
+    }
+}
+
+struct Session<P> {
+    listener: usize,
+    client: ConnId,
+    client_addr: SocketAddrV4,
+    /// No `Closed` seen for the client connection yet.
+    client_open: bool,
+    /// The current backend connection (attempt) and whether it is still open.
+    backend: Option<ConnId>,
+    backend_open: bool,
+    /// The current server (flat index) and the pool-local ones already tried.
+    server: Option<usize>,
+    tried: Vec<usize>,
+    /// Deadline of the current attempt while connecting.
+    connect_deadline: Option<Instant>,
+    established: bool,
+    /// Client -> backend.
+    up: Pipe<P>,
+    /// Backend -> client.
+    down: Pipe<P>,
+    last_activity: Instant,
+    /// Both connections were closed (or aborted) by us: nothing more moves.
+    finished: bool,
+}
+
+struct ListenerState {
+    spec: ListenerSpec,
+}
+
+/// The proxy of one engine. See the module documentation.
+pub struct Proxy<P: Payload> {
+    listeners: Vec<ListenerState>,
+    by_listener_id: HashMap<ListenerId, usize>,
+    pools: Vec<Picker>,
+    servers: Vec<ServerSpec>,
+    sessions: HashMap<u64, Session<P>>,
+    by_conn: HashMap<ConnId, (u64, Side)>,
+    next_session: u64,
+    next_scan: Instant,
+    stats: ProxyStats,
+    /// Per-server active counts (mirrors `stats.servers[i].active`, for the picker).
+    active: Vec<u64>,
+}
+
+impl<P: Payload> Default for Proxy<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Payload> core::fmt::Debug for Proxy<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("listeners", &self.listeners.len())
+            .field("sessions", &self.sessions.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyError {
+    /// The engine refused to listen.
+    #[error("listener `{name}` on {listen}: {source}")]
+    Listen {
+        /// The listener.
+        name: String,
+        /// Its address.
+        listen: SocketAddrV4,
+        /// What the engine said.
+        source: StackError,
+    },
+    /// A listener names a pool index that does not exist, or a pool has no server.
+    #[error("listener `{0}`: its pool does not exist or has no server")]
+    NoPool(String),
+}
+
+impl<P: Payload> Proxy<P> {
+    /// No listeners.
+    pub fn new() -> Self {
+        Proxy {
+            listeners: Vec::new(),
+            by_listener_id: HashMap::new(),
+            pools: Vec::new(),
+            servers: Vec::new(),
+            sessions: HashMap::new(),
+            by_conn: HashMap::new(),
+            next_session: 0,
+            next_scan: Instant::ZERO,
+            stats: ProxyStats::default(),
+            active: Vec::new(),
+        }
+    }
+
+    /// Starts every listener of `spec` in `engine`.
+    pub fn start(&mut self, engine: &mut Engine<P>, spec: &ProxySpec) -> Result<(), ProxyError> {
+        for l in &spec.listeners {
+            if spec.pools.get(l.pool).is_none_or(|p| p.servers.is_empty()) {
+                return Err(ProxyError::NoPool(l.name.clone()));
+            }
+        }
+        for pool in &spec.pools {
+            self.pools.push(Picker::new(pool.algorithm, self.servers.len(), &pool.servers));
+            for s in &pool.servers {
+                self.servers.push(*s);
+                self.active.push(0);
+                self.stats.servers.push(ServerStats { pool: pool.name.clone(), addr: Some(s.addr), ..ServerStats::default() });
+            }
+        }
+        for l in &spec.listeners {
+            let lid = engine.listen(l.listen).map_err(|source| ProxyError::Listen {
+                name: l.name.clone(),
+                listen: l.listen,
+                source,
+            })?;
+            self.by_listener_id.insert(lid, self.listeners.len());
+            self.listeners.push(ListenerState { spec: l.clone() });
+            self.stats.listeners.push(ListenerStats { name: l.name.clone(), ..ListenerStats::default() });
+        }
+        Ok(())
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &ProxyStats {
+        &self.stats
+    }
+
+    /// Sessions open.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether `ev` concerns a listener or connection of the proxy.
+    pub fn owns(&self, ev: &StackEvent) -> bool {
+        match ev {
+            StackEvent::Acceptable(lid) => self.by_listener_id.contains_key(lid),
+            StackEvent::Conn(id, _) => self.by_conn.contains_key(id),
+        }
+    }
+
+    /// Acts on one engine event (events of others are ignored).
+    pub fn handle_event(&mut self, engine: &mut Engine<P>, ev: StackEvent, now: Instant) {
+        match ev {
+            StackEvent::Acceptable(lid) => {
+                let Some(&li) = self.by_listener_id.get(&lid) else { return };
+                while let Some(id) = engine.accept(lid) {
+                    self.start_session(engine, li, id, now);
+                }
+            }
+            StackEvent::Conn(id, ev) => {
+                let Some(&(sid, side)) = self.by_conn.get(&id) else { return };
+                match ev {
+                    Event::Connected => {
+                        if side == Side::Backend {
+                            self.on_backend_connected(sid, now);
+                            self.pump(engine, sid, now);
+                        }
+                    }
+                    Event::Readable | Event::Writable => self.pump(engine, sid, now),
+                    Event::PeerClosed => {
+                        if let Some(s) = self.sessions.get_mut(&sid) {
+                            match side {
+                                Side::Client => s.up.eof = true,
+                                Side::Backend => s.down.eof = true,
+                            }
+                        }
+                        self.pump(engine, sid, now);
+                    }
+                    Event::Closed { reason } => self.on_closed(engine, sid, side, id, reason, now),
+                }
+            }
+        }
+    }
+
+    /// Runs the connect and idle timeouts when their scan is due; returns the sessions
+    /// acted on.
+    pub fn poll_timers(&mut self, engine: &mut Engine<P>, now: Instant) -> usize {
+        if now < self.next_scan || self.sessions.is_empty() {
+            return 0;
+        }
+        self.next_scan = now + TIMER_SCAN_INTERVAL;
+        let mut connect_expired = Vec::new();
+        let mut idle_expired = Vec::new();
+        for (&sid, s) in &self.sessions {
+            if s.finished {
+                continue;
+            }
+            if let Some(d) = s.connect_deadline {
+                if now >= d {
+                    connect_expired.push(sid);
+                }
+            } else if s.established {
+                let idle = self.listeners.get(s.listener).map(|l| l.spec.idle_timeout).unwrap_or(Duration::MAX);
+                if now.saturating_duration_since(s.last_activity) >= idle {
+                    idle_expired.push(sid);
+                }
+            }
+        }
+        let n = connect_expired.len() + idle_expired.len();
+        for sid in connect_expired {
+            self.connect_timed_out(engine, sid, now);
+        }
+        for sid in idle_expired {
+            if let Some(s) = self.sessions.get(&sid) {
+                if let Some(l) = self.stats.listeners.get_mut(s.listener) {
+                    l.idle_timeouts += 1;
+                }
+            }
+            self.abort_session(engine, sid, now);
+        }
+        n
+    }
+
+    // ----- session life cycle -----
+
+    fn start_session(&mut self, engine: &mut Engine<P>, li: usize, client: ConnId, now: Instant) {
+        let Some(l) = self.listeners.get(li) else { return };
+        let max = u64::from(l.spec.max_connections);
+        let Some(ls) = self.stats.listeners.get_mut(li) else { return };
+        if ls.active >= max {
+            ls.refused_max_connections += 1;
+            let _ = engine.abort(client, now);
+            return;
+        }
+        let client_addr = engine.addresses(client).map(|(_, remote)| remote).unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+        ls.active += 1;
+        ls.total += 1;
+        let sid = self.next_session;
+        self.next_session = self.next_session.wrapping_add(1);
+        self.by_conn.insert(client, (sid, Side::Client));
+        self.sessions.insert(
+            sid,
+            Session {
+                listener: li,
+                client,
+                client_addr,
+                client_open: true,
+                backend: None,
+                backend_open: false,
+                server: None,
+                tried: Vec::new(),
+                connect_deadline: None,
+                established: false,
+                up: Pipe::new(),
+                down: Pipe::new(),
+                last_activity: now,
+                finished: false,
+            },
+        );
+        if !self.connect_next(engine, sid, now) {
+            if let Some(ls) = self.stats.listeners.get_mut(li) {
+                ls.refused_no_server += 1;
+            }
+            self.abort_session(engine, sid, now);
+        }
+    }
+
+    /// Starts a connection attempt to the next server; false when none is left (all
+    /// tried, attempts used up, or no source port).
+    fn connect_next(&mut self, engine: &mut Engine<P>, sid: u64, now: Instant) -> bool {
+        loop {
+            let Some(s) = self.sessions.get_mut(&sid) else { return false };
+            if s.tried.len() >= MAX_CONNECT_ATTEMPTS {
+                return false;
+            }
+            let Some(l) = self.listeners.get(s.listener) else { return false };
+            let (pool_ix, timeout) = (l.spec.pool, l.spec.connect_timeout);
+            let Some(picker) = self.pools.get_mut(pool_ix) else { return false };
+            let pool_len = picker.weights.len();
+            // Once every server was tried, retries may go to one already tried.
+            let exclude: &[usize] = if s.tried.len() >= pool_len { &[] } else { &s.tried };
+            let Some(local) = picker.pick(s.client_addr, exclude, &self.active) else { return false };
+            let flat = picker.first + local;
+            s.tried.push(local);
+            let Some(server) = self.servers.get(flat).copied() else { return false };
+            if let Some(st) = self.stats.servers.get_mut(flat) {
+                st.attempts += 1;
+            }
+            match engine.connect(server.local_ip, server.addr, now) {
+                Ok(bid) => {
+                    s.backend = Some(bid);
+                    s.backend_open = true;
+                    s.server = Some(flat);
+                    s.connect_deadline = Some(now + timeout);
+                    if let Some(a) = self.active.get_mut(flat) {
+                        *a += 1;
+                    }
+                    if let Some(st) = self.stats.servers.get_mut(flat) {
+                        st.active += 1;
+                    }
+                    self.by_conn.insert(bid, (sid, Side::Backend));
+                    return true;
+                }
+                Err(_) => {
+                    // No free source port towards this server: try another one.
+                    if let Some(st) = self.stats.servers.get_mut(flat) {
+                        st.connect_other += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_backend_connected(&mut self, sid: u64, now: Instant) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        s.connect_deadline = None;
+        s.established = true;
+        s.last_activity = now;
+        if let Some(st) = s.server.and_then(|i| self.stats.servers.get_mut(i)) {
+            st.connected += 1;
+        }
+    }
+
+    /// Releases the current backend attempt's bookkeeping (server active count, handle).
+    fn drop_backend(&mut self, sid: u64) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        if let Some(bid) = s.backend.take() {
+            self.by_conn.remove(&bid);
+        }
+        s.backend_open = false;
+        if let Some(flat) = s.server.take() {
+            if let Some(a) = self.active.get_mut(flat) {
+                *a = a.saturating_sub(1);
+            }
+            if let Some(st) = self.stats.servers.get_mut(flat) {
+                st.active = st.active.saturating_sub(1);
+            }
+        }
+    }
+
+    /// The current attempt failed (counted by the caller): retry or give up.
+    fn retry_connect(&mut self, engine: &mut Engine<P>, sid: u64, now: Instant) {
+        self.drop_backend(sid);
+        if !self.connect_next(engine, sid, now) {
+            if let Some(ls) = self.sessions.get(&sid).and_then(|s| self.stats.listeners.get_mut(s.listener)) {
+                ls.refused_connect_failed += 1;
+            }
+            self.abort_session(engine, sid, now);
+        }
+    }
+
+    fn connect_timed_out(&mut self, engine: &mut Engine<P>, sid: u64, now: Instant) {
+        let Some(s) = self.sessions.get(&sid) else { return };
+        if let Some(st) = s.server.and_then(|i| self.stats.servers.get_mut(i)) {
+            st.connect_timeout += 1;
+        }
+        if let Some(bid) = s.backend {
+            // Its `Closed` event is ignored: the handle is forgotten first.
+            self.by_conn.remove(&bid);
+            let _ = engine.abort(bid, now);
+        }
+        self.retry_connect(engine, sid, now);
+    }
+
+    fn on_closed(&mut self, engine: &mut Engine<P>, sid: u64, side: Side, id: ConnId, reason: CloseReason, now: Instant) {
+        self.by_conn.remove(&id);
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        match side {
+            Side::Client => s.client_open = false,
+            Side::Backend => s.backend_open = false,
+        }
+        if side == Side::Backend && !s.established && !s.finished {
+            // A failed attempt.
+            if let Some(st) = s.server.and_then(|i| self.stats.servers.get_mut(i)) {
+                match reason {
+                    CloseReason::Refused => st.connect_refused += 1,
+                    CloseReason::Timeout => st.connect_timeout += 1,
+                    _ => st.connect_other += 1,
+                }
+            }
+            if s.client_open {
+                self.retry_connect(engine, sid, now);
+            } else {
+                self.drop_backend(sid);
+            }
+        } else if reason != CloseReason::Normal && !s.finished {
+            // RFC 9293 §3.10.5: a reset (or failure) on one side resets the other.
+            if let Some(ls) = self.stats.listeners.get_mut(s.listener) {
+                ls.resets += 1;
+            }
+            self.abort_session(engine, sid, now);
+        } else {
+            // A normal close: the other side may still have data to deliver.
+            self.pump(engine, sid, now);
+        }
+        self.maybe_remove(sid);
+    }
+
+    /// Aborts whatever of the session is still open; the session goes once every
+    /// connection reported `Closed`.
+    fn abort_session(&mut self, engine: &mut Engine<P>, sid: u64, now: Instant) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        s.finished = true;
+        s.up.pending = P::empty();
+        s.down.pending = P::empty();
+        s.connect_deadline = None;
+        if s.client_open {
+            let _ = engine.abort(s.client, now);
+        }
+        if let (true, Some(bid)) = (s.backend_open, s.backend) {
+            let _ = engine.abort(bid, now);
+        }
+        self.maybe_remove(sid);
+    }
+
+    /// Removes a session whose connections are all closed.
+    fn maybe_remove(&mut self, sid: u64) {
+        let Some(s) = self.sessions.get(&sid) else { return };
+        if s.client_open || s.backend_open {
+            return;
+        }
+        let li = s.listener;
+        self.by_conn.remove(&s.client);
+        self.drop_backend(sid);
+        self.sessions.remove(&sid);
+        if let Some(ls) = self.stats.listeners.get_mut(li) {
+            ls.active = ls.active.saturating_sub(1);
+        }
+    }
+
+    // ----- data -----
+
+    /// Moves data both ways until each direction blocks; propagates FINs; closes both
+    /// connections once both directions are finished.
+    fn pump(&mut self, engine: &mut Engine<P>, sid: u64, now: Instant) {
+        let Proxy { sessions, stats, .. } = self;
+        let Some(s) = sessions.get_mut(&sid) else { return };
+        if !s.established || s.finished {
+            // Client bytes wait in the engine until the backend is connected.
+            return;
+        }
+        let Some(bid) = s.backend else { return };
+        let li = s.listener;
+        let server = s.server;
+        let mut failed = false;
+        for dir in [Side::Client, Side::Backend] {
+            let (src, dst, dst_open, pipe) = match dir {
+                Side::Client => (s.client, bid, s.backend_open, &mut s.up),
+                Side::Backend => (bid, s.client, s.client_open, &mut s.down),
+            };
+            if !dst_open {
+                continue;
+            }
+            match move_data(engine, src, dst, pipe, now) {
+                Ok(m) => {
+                    if m.bytes > 0 {
+                        s.last_activity = now;
+                    }
+                    if let Some(ls) = stats.listeners.get_mut(li) {
+                        ls.write_stalls += m.stalls;
+                        match dir {
+                            Side::Client => ls.bytes_in += m.bytes,
+                            Side::Backend => ls.bytes_out += m.bytes,
+                        }
+                    }
+                    if let Some(st) = server.and_then(|i| stats.servers.get_mut(i)) {
+                        match dir {
+                            Side::Client => st.bytes_in += m.bytes,
+                            Side::Backend => st.bytes_out += m.bytes,
+                        }
+                    }
+                }
+                Err(()) => failed = true,
+            }
+        }
+        if failed {
+            if let Some(ls) = stats.listeners.get_mut(li) {
+                ls.resets += 1;
+            }
+            self.abort_session(engine, sid, now);
+            return;
+        }
+        if s.up.shut && s.down.shut {
+            // Both directions finished: hand both connections back (FINs already queued;
+            // `close` only releases them and bounds FIN-WAIT-2).
+            s.finished = true;
+            if s.client_open {
+                let _ = engine.close(s.client, now);
+            }
+            if s.backend_open {
+                let _ = engine.close(bid, now);
+            }
+        }
+    }
+}
+
+/// What one direction moved in one pass.
+struct Moved {
+    bytes: u64,
+    stalls: u64,
+}
+
+/// Moves data from `src` to `dst` until `dst` refuses more or `src` has nothing; once the
+/// source sent FIN and everything was written, shuts `dst`'s write side. `Err` when `dst`
+/// can no longer be written (reset under us).
+///
+/// The source is read even after its `Closed` event: a normally closed connection keeps
+/// its unread data until it is read (see [`Engine::close`]).
+fn move_data<P: Payload>(engine: &mut Engine<P>, src: ConnId, dst: ConnId, pipe: &mut Pipe<P>, now: Instant) -> Result<Moved, ()> {
+    let mut m = Moved { bytes: 0, stalls: 0 };
+    if pipe.shut {
+        return Ok(m);
+    }
+    loop {
+        if !pipe.pending.is_empty() {
+            let len = pipe.pending.len();
+            match engine.write(dst, pipe.pending.clone(), WriteFlags::NONE, now) {
+                Ok(n) => {
+                    m.bytes += n as u64;
+                    pipe.pending = pipe.pending.slice(n..len);
+                    if !pipe.pending.is_empty() {
+                        // Back-pressure: keep the remainder, read no more until Writable.
+                        m.stalls += 1;
+                        return Ok(m);
+                    }
+                }
+                Err(StackError::Write(WriteError::NoSpace)) => {
+                    m.stalls += 1;
+                    return Ok(m);
+                }
+                Err(_) => return Err(()),
+            }
+        }
+        match engine.read(src, READ_CHUNK, now) {
+            Ok(Some(data)) if !data.is_empty() => pipe.pending = data,
+            // Drained for now, or the handle is gone (its `Closed` comes or came).
+            _ => break,
+        }
+    }
+    if pipe.eof {
+        // RFC 9293 §3.10.4: the source's FIN, forwarded after all its data.
+        pipe.shut = true;
+        if engine.shutdown_write(dst, now).is_err() {
+            return Err(());
+        }
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+#[path = "proxy_tests.rs"]
+mod tests;

@@ -1,0 +1,491 @@
+//! The proxy between three engines — a client, the proxy, backend servers — with segments
+//! routed by destination address (no wire): splicing both ways, back-pressure, half-close,
+//! reset propagation, connect retry and timeouts, idle timeout, the connection limit, and
+//! the server pickers.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use super::*;
+use crate::app::{AppKind, AppSpec, Apps};
+use crate::tcp::{HeapPayload, Segment, TcpConfig};
+
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const FRONT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const BACK: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
+const BACKEND: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 1);
+/// Nobody answers here (segments are dropped): connect timeouts.
+const BLACKHOLE: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 9);
+const LISTEN_PORT: u16 = 80;
+/// The backend engine's echo service.
+const ECHO_PORT: u16 = 8080;
+/// A port the backend test code serves by hand.
+const MANUAL_PORT: u16 = 8081;
+/// Nothing listens here: the backend resets (connection refused).
+const CLOSED_PORT: u16 = 8082;
+
+fn server(ip: Ipv4Addr, port: u16) -> ServerSpec {
+    ServerSpec { addr: SocketAddrV4::new(ip, port), local_ip: BACK, weight: 1 }
+}
+
+fn spec(servers: Vec<ServerSpec>, max_connections: u32, idle_ms: u64) -> ProxySpec {
+    ProxySpec {
+        listeners: vec![ListenerSpec {
+            name: "front".into(),
+            listen: SocketAddrV4::new(FRONT, LISTEN_PORT),
+            pool: 0,
+            max_connections,
+            connect_timeout: Duration::from_millis(100),
+            idle_timeout: Duration::from_millis(idle_ms),
+        }],
+        pools: vec![PoolSpec { name: "web".into(), algorithm: Algorithm::RoundRobin, servers }],
+    }
+}
+
+type Seg = (Ipv4Addr, Ipv4Addr, Segment<HeapPayload>);
+
+struct Net {
+    client: Engine<HeapPayload>,
+    proxy: Engine<HeapPayload>,
+    apps: Apps<HeapPayload>,
+    backend: Engine<HeapPayload>,
+    backend_apps: Apps<HeapPayload>,
+    manual_listener: ListenerId,
+    /// Events of connections on the manual backend port (others go to the echo service).
+    backend_events: Vec<StackEvent>,
+    client_events: Vec<StackEvent>,
+    /// While true, segments towards the backend are held back (not lost).
+    hold_backend: bool,
+    held: Vec<Seg>,
+    now: Instant,
+}
+
+impl Net {
+    fn new(proxy_spec: &ProxySpec, proxy_cfg: TcpConfig) -> Net {
+        let now = Instant::from_nanos(1_000_000);
+        let mut proxy = Engine::new(proxy_cfg, [1; 16], now);
+        let mut apps = Apps::new();
+        assert_eq!(apps.start_proxy(&mut proxy, proxy_spec), Ok(()));
+        let mut backend = Engine::new(TcpConfig::default(), [3; 16], now);
+        let mut backend_apps = Apps::new();
+        let echo = AppSpec { kind: AppKind::Echo, listen: SocketAddrV4::new(BACKEND, ECHO_PORT) };
+        assert!(backend_apps.listen(&mut backend, &echo).is_ok());
+        let manual_listener = backend.listen(SocketAddrV4::new(BACKEND, MANUAL_PORT)).unwrap_or_else(|e| panic!("{e}"));
+        Net {
+            client: Engine::new(TcpConfig::default(), [2; 16], now),
+            proxy,
+            apps,
+            backend,
+            backend_apps,
+            manual_listener,
+            backend_events: Vec::new(),
+            client_events: Vec::new(),
+            hold_backend: false,
+            held: Vec::new(),
+            now,
+        }
+    }
+
+    fn route(&mut self, segs: Vec<Seg>) {
+        for (s, d, seg) in segs {
+            let e = match d {
+                CLIENT => &mut self.client,
+                FRONT | BACK => &mut self.proxy,
+                BACKEND if self.hold_backend => {
+                    self.held.push((s, d, seg));
+                    continue;
+                }
+                BACKEND => &mut self.backend,
+                _ => continue,
+            };
+            e.handle_segment(s, d, &seg.repr, seg.payload, self.now);
+        }
+    }
+
+    fn transmit(&mut self) {
+        let mut out = Vec::new();
+        for e in [&mut self.client, &mut self.proxy, &mut self.backend] {
+            e.poll_transmit(self.now, &mut |s, d, seg| out.push((s, d, seg)));
+        }
+        if !self.hold_backend {
+            out.append(&mut self.held);
+        }
+        self.route(out);
+    }
+
+    fn backend_poll(&mut self) {
+        while let Some(ev) = self.backend.poll_event() {
+            let manual = match ev {
+                StackEvent::Acceptable(l) => l == self.manual_listener,
+                StackEvent::Conn(id, _) => {
+                    self.backend.addresses(id).map(|(local, _)| local.port() == MANUAL_PORT).unwrap_or(true)
+                }
+            };
+            if manual {
+                self.backend_events.push(ev);
+            } else {
+                self.backend_apps.handle_event(&mut self.backend, ev, self.now);
+            }
+        }
+    }
+
+    /// One round: everything transmitted is delivered, services run, 1 ms passes,
+    /// timers fire.
+    fn step(&mut self) {
+        self.transmit();
+        self.apps.poll(&mut self.proxy, self.now);
+        self.backend_poll();
+        self.transmit();
+        self.now += Duration::from_millis(1);
+        for e in [&mut self.client, &mut self.proxy, &mut self.backend] {
+            if e.next_deadline().is_some_and(|t| t <= self.now) {
+                e.handle_timeouts(self.now);
+            }
+        }
+        self.apps.poll(&mut self.proxy, self.now);
+        self.backend_poll();
+        while let Some(ev) = self.client.poll_event() {
+            self.client_events.push(ev);
+        }
+    }
+
+    fn steps(&mut self, n: usize) {
+        for _ in 0..n {
+            self.step();
+        }
+    }
+
+    fn connect(&mut self) -> ConnId {
+        self.client.connect(CLIENT, SocketAddrV4::new(FRONT, LISTEN_PORT), self.now).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn client_saw(&self, id: ConnId, ev: Event) -> bool {
+        self.client_events.contains(&StackEvent::Conn(id, ev))
+    }
+
+    fn client_closed(&self, id: ConnId) -> Option<CloseReason> {
+        self.client_events.iter().find_map(|e| match e {
+            StackEvent::Conn(i, Event::Closed { reason }) if *i == id => Some(*reason),
+            _ => None,
+        })
+    }
+
+    /// Accepts the pending manual backend connection.
+    fn accept_manual(&mut self) -> Option<ConnId> {
+        self.backend.accept(self.manual_listener)
+    }
+
+    fn read_all(e: &mut Engine<HeapPayload>, id: ConnId, now: Instant, into: &mut Vec<u8>) {
+        while let Ok(Some(p)) = e.read(id, usize::MAX, now) {
+            if p.is_empty() {
+                break;
+            }
+            into.extend_from_slice(&p.to_vec());
+        }
+    }
+
+    fn stats(&self) -> &ProxyStats {
+        self.apps.proxy_stats()
+    }
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i.wrapping_mul(13) ^ (i >> 11)) as u8).collect()
+}
+
+/// The client sends `data`, half-closes, reads until the proxy closes its side; returns
+/// what came back.
+fn round_trip(net: &mut Net, data: &[u8], max_steps: usize) -> (ConnId, Vec<u8>) {
+    let id = net.connect();
+    let mut sent = 0;
+    let mut shut = false;
+    let mut got = Vec::new();
+    for _ in 0..max_steps {
+        net.step();
+        if sent < data.len() {
+            let end = (sent + 64 * 1024).min(data.len());
+            if let Ok(n) = net.client.write(id, HeapPayload::from_slice(&data[sent..end]), WriteFlags::NONE, net.now) {
+                sent += n;
+            }
+        } else if !shut {
+            assert_eq!(net.client.shutdown_write(id, net.now), Ok(()));
+            shut = true;
+        }
+        let now = net.now;
+        Net::read_all(&mut net.client, id, now, &mut got);
+        if net.client_saw(id, Event::PeerClosed) {
+            let _ = net.client.close(id, now);
+        }
+        if net.client_closed(id).is_some() && net.apps.proxy().session_count() == 0 {
+            break;
+        }
+    }
+    (id, got)
+}
+
+#[test]
+fn splices_both_ways_through_an_echo_backend_and_releases_everything() {
+    let mut net = Net::new(&spec(vec![server(BACKEND, ECHO_PORT)], 100, 60_000), TcpConfig::default());
+    let data = pattern(2 * 1024 * 1024 + 5);
+    let (id, got) = round_trip(&mut net, &data, 100_000);
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "bytes differ after the round trip");
+    assert_eq!(net.client_closed(id), Some(CloseReason::Normal));
+    net.steps(50);
+    assert_eq!(net.apps.proxy().session_count(), 0);
+    assert_eq!(net.proxy.connection_count(), 0, "both proxy connections released");
+    let l = &net.stats().listeners[0];
+    assert_eq!((l.active, l.total, l.resets), (0, 1, 0));
+    assert_eq!((l.bytes_in, l.bytes_out), (data.len() as u64, data.len() as u64));
+    let s = &net.stats().servers[0];
+    assert_eq!((s.active, s.attempts, s.connected), (0, 1, 1));
+    assert_eq!((s.bytes_in, s.bytes_out), (data.len() as u64, data.len() as u64));
+}
+
+#[test]
+fn client_bytes_wait_in_the_engine_until_the_backend_connects() {
+    let mut net = Net::new(&spec(vec![server(BACKEND, ECHO_PORT)], 100, 60_000), TcpConfig::default());
+    net.hold_backend = true;
+    let id = net.connect();
+    net.steps(5);
+    assert!(net.client_saw(id, Event::Connected), "client handshake with the proxy completes");
+    assert_eq!(net.client.write(id, HeapPayload::from_slice(b"early bytes"), WriteFlags::NONE, net.now), Ok(11));
+    net.steps(20);
+    assert_eq!(net.stats().listeners[0].bytes_in, 0, "nothing is read before the backend connects");
+    assert_eq!(net.stats().servers[0].connected, 0);
+    net.hold_backend = false;
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        net.step();
+        let now = net.now;
+        Net::read_all(&mut net.client, id, now, &mut got);
+    }
+    assert_eq!(got, b"early bytes");
+    assert_eq!(net.stats().listeners[0].bytes_in, 11);
+}
+
+#[test]
+fn back_pressure_stalls_instead_of_buffering_and_delivers_everything() {
+    // Small buffers on the proxy and a backend that does not read for a while: the
+    // proxy must stall (counted), hold at most one chunk per direction, then deliver.
+    let cfg = TcpConfig { sndbuf: 16 * 1024, rcvbuf: 16 * 1024, ..TcpConfig::default() };
+    let mut net = Net::new(&spec(vec![server(BACKEND, MANUAL_PORT)], 100, 60_000), cfg);
+    let data = pattern(4 * 1024 * 1024);
+    let id = net.connect();
+    let mut sent = 0;
+    let mut received = Vec::new();
+    let mut bconn = None;
+    for step in 0..20_000 {
+        net.step();
+        if sent < data.len() {
+            let end = (sent + 64 * 1024).min(data.len());
+            if let Ok(n) = net.client.write(id, HeapPayload::from_slice(&data[sent..end]), WriteFlags::NONE, net.now) {
+                sent += n;
+            }
+        }
+        if bconn.is_none() {
+            bconn = net.accept_manual();
+        }
+        if step == 1000 {
+            // The backend has not read yet: the client is throttled well short of the end.
+            assert!(sent < data.len(), "the client could send everything without the backend reading");
+            assert!(net.stats().listeners[0].write_stalls > 0, "no back-pressure seen");
+            // What the proxy passed on fits the backend's receive buffer (its window, with
+            // window-scale rounding) plus the proxy's 16 KiB send buffer.
+            let moved = net.stats().listeners[0].bytes_in;
+            let bound = u64::from(TcpConfig::default().rcvbuf) + 2 * 16 * 1024;
+            assert!(moved <= bound, "the proxy moved {moved} bytes to a backend that reads nothing");
+        }
+        if step > 1000 {
+            if let Some(b) = bconn {
+                let now = net.now;
+                Net::read_all(&mut net.backend, b, now, &mut received);
+            }
+        }
+        if received.len() == data.len() {
+            break;
+        }
+    }
+    assert!(received == data, "backend got {} of {} bytes, or different bytes", received.len(), data.len());
+}
+
+#[test]
+fn half_close_keeps_the_other_direction_flowing() {
+    let mut net = Net::new(&spec(vec![server(BACKEND, MANUAL_PORT)], 100, 60_000), TcpConfig::default());
+    let id = net.connect();
+    net.steps(5);
+    assert_eq!(net.client.write(id, HeapPayload::from_slice(b"GET / HTTP/1.0\r\n\r\n"), WriteFlags::NONE, net.now), Ok(18));
+    assert_eq!(net.client.shutdown_write(id, net.now), Ok(()));
+    net.steps(20);
+    let b = net.accept_manual().unwrap_or_else(|| panic!("backend connection not accepted"));
+    net.step();
+    let mut request = Vec::new();
+    let now = net.now;
+    Net::read_all(&mut net.backend, b, now, &mut request);
+    assert_eq!(request, b"GET / HTTP/1.0\r\n\r\n");
+    assert!(net.backend_events.contains(&StackEvent::Conn(b, Event::PeerClosed)), "the client's FIN reached the backend");
+    // The backend answers after the client's FIN, then closes.
+    let body = pattern(300 * 1024);
+    let mut written = 0;
+    let mut got = Vec::new();
+    for _ in 0..5000 {
+        if written < body.len() {
+            if let Ok(n) = net.backend.write(b, HeapPayload::from_slice(&body[written..]), WriteFlags::NONE, net.now) {
+                written += n;
+            }
+            if written == body.len() {
+                assert_eq!(net.backend.close(b, net.now), Ok(()));
+            }
+        }
+        net.step();
+        let now = net.now;
+        Net::read_all(&mut net.client, id, now, &mut got);
+        if net.client_saw(id, Event::PeerClosed) {
+            let _ = net.client.close(id, now);
+        }
+        if net.client_closed(id).is_some() && net.apps.proxy().session_count() == 0 {
+            break;
+        }
+    }
+    assert!(got == body, "client got {} of {} response bytes", got.len(), body.len());
+    assert_eq!(net.client_closed(id), Some(CloseReason::Normal));
+    assert_eq!(net.apps.proxy().session_count(), 0);
+    assert_eq!(net.stats().listeners[0].resets, 0);
+}
+
+#[test]
+fn a_backend_reset_resets_the_client() {
+    let mut net = Net::new(&spec(vec![server(BACKEND, MANUAL_PORT)], 100, 60_000), TcpConfig::default());
+    let id = net.connect();
+    net.steps(10);
+    let b = net.accept_manual().unwrap_or_else(|| panic!("backend connection not accepted"));
+    assert_eq!(net.backend.abort(b, net.now), Ok(()));
+    net.steps(10);
+    assert_eq!(net.client_closed(id), Some(CloseReason::Reset));
+    assert_eq!(net.stats().listeners[0].resets, 1);
+    assert_eq!(net.stats().listeners[0].active, 0);
+    assert_eq!(net.apps.proxy().session_count(), 0);
+    assert_eq!(net.proxy.connection_count(), 0);
+}
+
+#[test]
+fn a_client_reset_resets_the_backend() {
+    let mut net = Net::new(&spec(vec![server(BACKEND, MANUAL_PORT)], 100, 60_000), TcpConfig::default());
+    let id = net.connect();
+    net.steps(10);
+    let b = net.accept_manual().unwrap_or_else(|| panic!("backend connection not accepted"));
+    assert_eq!(net.client.abort(id, net.now), Ok(()));
+    net.steps(10);
+    assert!(net.backend_events.contains(&StackEvent::Conn(b, Event::Closed { reason: CloseReason::Reset })));
+    assert_eq!(net.apps.proxy().session_count(), 0);
+}
+
+#[test]
+fn a_refused_connect_is_retried_on_the_next_server() {
+    let servers = vec![server(BACKEND, CLOSED_PORT), server(BACKEND, ECHO_PORT)];
+    let mut net = Net::new(&spec(servers, 100, 60_000), TcpConfig::default());
+    let (_, got) = round_trip(&mut net, b"hello", 2000);
+    assert_eq!(got, b"hello");
+    let s = &net.stats().servers;
+    assert_eq!((s[0].attempts, s[0].connect_refused, s[0].connected), (1, 1, 0));
+    assert_eq!((s[1].attempts, s[1].connected), (1, 1));
+    assert_eq!(net.stats().listeners[0].refused_connect_failed, 0);
+}
+
+#[test]
+fn a_connect_timeout_is_retried_on_the_next_server() {
+    let servers = vec![server(BLACKHOLE, 80), server(BACKEND, ECHO_PORT)];
+    let mut net = Net::new(&spec(servers, 100, 60_000), TcpConfig::default());
+    let (_, got) = round_trip(&mut net, b"slow", 3000);
+    assert_eq!(got, b"slow");
+    let s = &net.stats().servers;
+    assert_eq!((s[0].connect_timeout, s[0].active), (1, 0));
+    assert_eq!(s[1].connected, 1);
+}
+
+#[test]
+fn the_client_is_reset_when_every_attempt_fails() {
+    let mut net = Net::new(&spec(vec![server(BACKEND, CLOSED_PORT)], 100, 60_000), TcpConfig::default());
+    let id = net.connect();
+    net.steps(100);
+    assert_eq!(net.client_closed(id), Some(CloseReason::Reset));
+    let l = &net.stats().listeners[0];
+    assert_eq!((l.refused_connect_failed, l.active), (1, 0));
+    assert_eq!(net.stats().servers[0].connect_refused, MAX_CONNECT_ATTEMPTS as u64);
+    assert_eq!(net.apps.proxy().session_count(), 0);
+    assert_eq!(net.proxy.connection_count(), 0);
+}
+
+#[test]
+fn an_idle_session_is_aborted() {
+    let mut net = Net::new(&spec(vec![server(BACKEND, MANUAL_PORT)], 100, 200), TcpConfig::default());
+    let id = net.connect();
+    net.steps(100);
+    assert!(net.client_closed(id).is_none(), "closed before the idle timeout");
+    net.steps(200);
+    assert_eq!(net.client_closed(id), Some(CloseReason::Reset));
+    assert_eq!(net.stats().listeners[0].idle_timeouts, 1);
+    assert_eq!(net.apps.proxy().session_count(), 0);
+}
+
+#[test]
+fn connections_beyond_the_limit_are_reset_and_counted() {
+    let mut net = Net::new(&spec(vec![server(BACKEND, MANUAL_PORT)], 1, 60_000), TcpConfig::default());
+    let first = net.connect();
+    net.steps(10);
+    let second = net.connect();
+    net.steps(10);
+    assert_eq!(net.client_closed(second), Some(CloseReason::Reset));
+    assert!(net.client_closed(first).is_none());
+    let l = &net.stats().listeners[0];
+    assert_eq!((l.active, l.total, l.refused_max_connections), (1, 1, 1));
+}
+
+#[test]
+fn a_listener_without_a_pool_is_refused() {
+    let mut bad = spec(vec![server(BACKEND, ECHO_PORT)], 1, 1000);
+    bad.listeners[0].pool = 3;
+    let mut e: Engine<HeapPayload> = Engine::new(TcpConfig::default(), [0; 16], Instant::ZERO);
+    assert_eq!(Proxy::new().start(&mut e, &bad), Err(ProxyError::NoPool("front".into())));
+}
+
+fn picker(algorithm: Algorithm, weights: &[u32]) -> Picker {
+    let servers: Vec<ServerSpec> =
+        weights.iter().enumerate().map(|(i, &w)| ServerSpec { weight: w, ..server(BACKEND, 8000 + i as u16) }).collect();
+    Picker::new(algorithm, 0, &servers)
+}
+
+#[test]
+fn round_robin_follows_the_weights_smoothly() {
+    let mut p = picker(Algorithm::RoundRobin, &[5, 1, 1]);
+    let client = SocketAddrV4::new(CLIENT, 1);
+    let picks: Vec<usize> = (0..7).filter_map(|_| p.pick(client, &[], &[])).collect();
+    // nginx's smooth weighted round robin: a a b a c a a.
+    assert_eq!(picks, vec![0, 0, 1, 0, 2, 0, 0]);
+    assert_eq!(p.pick(client, &[0, 1], &[]), Some(2), "tried servers are skipped");
+    assert_eq!(p.pick(client, &[0, 1, 2], &[]), None);
+}
+
+#[test]
+fn least_connections_weighs_the_load() {
+    let mut p = picker(Algorithm::LeastConnections, &[1, 2]);
+    let client = SocketAddrV4::new(CLIENT, 1);
+    assert_eq!(p.pick(client, &[], &[3, 4]), Some(1), "4/2 < 3/1");
+    assert_eq!(p.pick(client, &[], &[1, 4]), Some(0));
+    assert_eq!(p.pick(client, &[0], &[1, 4]), Some(1));
+    let ties: Vec<usize> = (0..4).filter_map(|_| p.pick(client, &[], &[2, 4])).collect();
+    assert!(ties.contains(&0) && ties.contains(&1), "ties rotate: {ties:?}");
+}
+
+#[test]
+fn maglev_stand_in_is_stable_per_client() {
+    let mut p = picker(Algorithm::Maglev, &[1, 1, 1, 1]);
+    let a = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 7), 1000);
+    let first = p.pick(a, &[], &[]);
+    assert!(first.is_some());
+    for port in 0..10 {
+        assert_eq!(p.pick(SocketAddrV4::new(*a.ip(), port), &[], &[]), first, "same client address, same server");
+    }
+    let spread: std::collections::HashSet<usize> =
+        (0..200u32).filter_map(|i| p.pick(SocketAddrV4::new(Ipv4Addr::from(0xc000_0200 + i), 1), &[], &[])).collect();
+    assert_eq!(spread.len(), 4, "clients spread over every server");
+}

@@ -1,0 +1,295 @@
+//! `[[listener]]` and `[[pool]]`: the proxy's configuration (what clients connect to, and
+//! the backend servers they are spliced to), validated like every other section: all
+//! problems collected, each naming its key.
+//!
+//! ```toml
+//! [[listener]]
+//! name = "web"                  # unique, [a-z0-9_-]
+//! listen = "198.18.0.2:80"      # a port's address (or 0.0.0.0) and a TCP port
+//! pool = "web"                  # a [[pool]] name
+//! max_connections = 10000       # sessions at most; more are reset
+//! connect_timeout_ms = 3000     # per backend connection attempt
+//! idle_timeout_ms = 60000       # a session moving no byte this long is aborted
+//!
+//! [[pool]]
+//! name = "web"
+//! algorithm = "round_robin"     # "round_robin" | "least_connections" | "maglev"
+//! servers = [{ addr = "198.18.1.1:8080", weight = 1 }]
+//! ```
+//!
+//! Each server must be reachable from a port: on a port's subnet (the proxy connects from
+//! that port's address), or through a port that has a gateway.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use config::{Value, ValueKind};
+use dataplane::app::proxy::Algorithm;
+
+use super::parse;
+use super::raw::{describe, Errors, Table};
+use super::{AppConfig, PortConfig};
+
+/// One `[[listener]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// Unique name.
+    pub name: String,
+    /// Where clients connect.
+    pub listen: SocketAddrV4,
+    /// The name of the pool it forwards to (it exists).
+    pub pool: String,
+    /// Sessions at most (1..=1_000_000, default 10000).
+    pub max_connections: u32,
+    /// Time allowed for one backend connection attempt (default 3 s).
+    pub connect_timeout: Duration,
+    /// A session idle this long is aborted (default 60 s).
+    pub idle_timeout: Duration,
+}
+
+/// One `[[pool]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Unique name.
+    pub name: String,
+    /// How a server is picked.
+    pub algorithm: Algorithm,
+    /// At least one server, addresses unique within the pool.
+    pub servers: Vec<ServerConfig>,
+}
+
+/// One server of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Its address and TCP port.
+    pub addr: SocketAddrV4,
+    /// Relative share (1..=1000, default 1).
+    pub weight: u32,
+    /// The port address the proxy connects from (the port on the server's subnet, else
+    /// the first port with a gateway).
+    pub local_ip: Ipv4Addr,
+}
+
+/// The items of an array-of-tables section, or an error naming `key`.
+fn section<'v>(value: &'v Value, key: &str, errs: &mut Errors) -> Option<&'v [Value]> {
+    match &value.kind {
+        ValueKind::Array(items) => Some(items),
+        ValueKind::Table(_) => {
+            errs.push(key, format!("expected an array of tables: write [[{key}]], not [{key}]"));
+            None
+        }
+        _ => {
+            errs.push(key, format!("expected an array of tables ([[{key}]]), found {}", describe(value)));
+            None
+        }
+    }
+}
+
+fn name(t: &Table<'_>, errs: &mut Errors) -> Option<String> {
+    t.required_string("name", errs).and_then(|n| match parse::port_name(&n) {
+        Ok(()) => Some(n),
+        Err(why) => t.fail(errs, "name", why),
+    })
+}
+
+/// The port address to reach `ip` from: the port on its subnet, else the first port with
+/// a gateway.
+pub(crate) fn source_for(ports: &[PortConfig], ip: Ipv4Addr) -> Option<Ipv4Addr> {
+    ports
+        .iter()
+        .find(|p| parse::same_subnet(p.ipv4, p.prefix_len, ip))
+        .or_else(|| ports.iter().find(|p| p.gateway.is_some()))
+        .map(|p| p.ipv4)
+}
+
+/// `[[pool]]` (optional). `ports` is `None` when the ports were invalid (their errors are
+/// reported already): server reachability is then not checked.
+pub(crate) fn pools(value: Option<&Value>, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<Vec<PoolConfig>> {
+    let Some(value) = value else {
+        return Some(Vec::new());
+    };
+    let items = section(value, "pool", errs)?;
+    let before = errs.0.len();
+    let parsed: Vec<Option<PoolConfig>> = items.iter().enumerate().map(|(i, v)| pool(v, i, ports, errs)).collect();
+    for (i, p) in parsed.iter().enumerate() {
+        let Some(p) = p else { continue };
+        for (j, q) in parsed.iter().enumerate().take(i) {
+            if q.as_ref().is_some_and(|q| q.name == p.name) {
+                errs.push(format!("pool[{i}].name"), format!("{:?} is already used by pool[{j}]", p.name));
+            }
+        }
+    }
+    if errs.0.len() != before {
+        return None;
+    }
+    parsed.into_iter().collect()
+}
+
+fn pool(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<PoolConfig> {
+    let path = format!("pool[{index}]");
+    let t = Table::new(value, &path, errs)?;
+    t.deny_unknown(&["name", "algorithm", "servers"], errs);
+    let before = errs.0.len();
+    let name = name(&t, errs);
+    let algorithm = match t.string("algorithm", errs).as_deref() {
+        None if t.get("algorithm").is_none() => Some(Algorithm::RoundRobin),
+        None => None,
+        Some("round_robin") => Some(Algorithm::RoundRobin),
+        Some("least_connections") => Some(Algorithm::LeastConnections),
+        Some("maglev") => Some(Algorithm::Maglev),
+        Some(other) => t.fail(
+            errs,
+            "algorithm",
+            format!("{other:?} is not an algorithm (expected \"round_robin\", \"least_connections\" or \"maglev\")"),
+        ),
+    };
+    let servers = if t.get("servers").is_none() {
+        t.fail(errs, "servers", "at least one server is required (servers = [{ addr = \"a.b.c.d:port\" }])")
+    } else {
+        t.array("servers", errs).and_then(|items| {
+            if items.is_empty() {
+                return t.fail(errs, "servers", "at least one server is required");
+            }
+            let key = t.path_of("servers");
+            let parsed: Vec<Option<ServerConfig>> =
+                items.iter().enumerate().map(|(j, v)| server(v, &format!("{key}[{j}]"), ports, errs)).collect();
+            for (j, s) in parsed.iter().enumerate() {
+                let Some(s) = s else { continue };
+                for (k, o) in parsed.iter().enumerate().take(j) {
+                    if o.is_some_and(|o| o.addr == s.addr) {
+                        errs.push(format!("{key}[{j}].addr"), format!("{} is already listed as {key}[{k}]", s.addr));
+                    }
+                }
+            }
+            parsed.into_iter().collect::<Option<Vec<_>>>()
+        })
+    };
+    if errs.0.len() != before {
+        return None;
+    }
+    Some(PoolConfig { name: name?, algorithm: algorithm?, servers: servers? })
+}
+
+fn server(value: &Value, path: &str, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<ServerConfig> {
+    let t = Table::new(value, path, errs)?;
+    t.deny_unknown(&["addr", "weight"], errs);
+    let weight = t.uint_or("weight", 1, 1, 1000, errs);
+    let addr = t.required_string("addr", errs).and_then(|a| {
+        let Ok(addr) = a.trim().parse::<SocketAddrV4>() else {
+            return t.fail(errs, "addr", format!("{a:?} is not an IPv4 address and port (e.g. \"198.18.1.1:8080\")"));
+        };
+        if addr.port() == 0 {
+            return t.fail(errs, "addr", format!("{a:?}: the TCP port must be 1..=65535"));
+        }
+        if let Err(why) = parse::host_address(*addr.ip(), 32) {
+            return t.fail(errs, "addr", why);
+        }
+        Some(addr)
+    });
+    let addr = addr?;
+    let local_ip = match ports {
+        None => Ipv4Addr::UNSPECIFIED,
+        Some(ports) => {
+            let ip = *addr.ip();
+            if ports.iter().any(|p| p.ipv4 == ip) {
+                return t.fail(errs, "addr", format!("{ip} is strait's own port address"));
+            }
+            match source_for(ports, ip) {
+                Some(local) => local,
+                None => {
+                    return t.fail(errs, "addr", format!("{ip} is on no port's subnet and no port has a gateway to reach it"));
+                }
+            }
+        }
+    };
+    Some(ServerConfig { addr, weight: weight?, local_ip })
+}
+
+/// `[[listener]]` (optional). `pools`/`ports`/`apps` are `None` when invalid (reported
+/// already): the checks against them are skipped.
+pub(crate) fn listeners(
+    value: Option<&Value>,
+    ports: Option<&[PortConfig]>,
+    pools: Option<&[PoolConfig]>,
+    apps: Option<&[AppConfig]>,
+    errs: &mut Errors,
+) -> Option<Vec<ListenerConfig>> {
+    let Some(value) = value else {
+        return Some(Vec::new());
+    };
+    let items = section(value, "listener", errs)?;
+    let before = errs.0.len();
+    let parsed: Vec<Option<ListenerConfig>> =
+        items.iter().enumerate().map(|(i, v)| listener(v, i, ports, pools, errs)).collect();
+    for (i, l) in parsed.iter().enumerate() {
+        let Some(l) = l else { continue };
+        for (j, o) in parsed.iter().enumerate().take(i) {
+            let Some(o) = o else { continue };
+            if o.name == l.name {
+                errs.push(format!("listener[{i}].name"), format!("{:?} is already used by listener[{j}]", l.name));
+            }
+            if o.listen == l.listen {
+                errs.push(format!("listener[{i}].listen"), format!("{} is already used by listener[{j}]", l.listen));
+            }
+        }
+        if let Some(k) = apps.and_then(|a| a.iter().position(|a| a.listen == l.listen)) {
+            errs.push(format!("listener[{i}].listen"), format!("{} is already used by app[{k}]", l.listen));
+        }
+    }
+    if errs.0.len() != before {
+        return None;
+    }
+    parsed.into_iter().collect()
+}
+
+fn listener(
+    value: &Value,
+    index: usize,
+    ports: Option<&[PortConfig]>,
+    pools: Option<&[PoolConfig]>,
+    errs: &mut Errors,
+) -> Option<ListenerConfig> {
+    let path = format!("listener[{index}]");
+    let t = Table::new(value, &path, errs)?;
+    t.deny_unknown(&["name", "listen", "pool", "max_connections", "connect_timeout_ms", "idle_timeout_ms"], errs);
+    let name = name(&t, errs);
+    let listen = t.required_string("listen", errs).and_then(|l| {
+        let Ok(addr) = l.trim().parse::<SocketAddrV4>() else {
+            return t.fail(errs, "listen", format!("{l:?} is not an IPv4 address and port (e.g. \"198.18.0.2:80\")"));
+        };
+        if addr.port() == 0 {
+            return t.fail(errs, "listen", format!("{l:?}: the TCP port must be 1..=65535"));
+        }
+        let ip = *addr.ip();
+        if let Some(ports) = ports {
+            if !ip.is_unspecified() && !ports.iter().any(|p| p.ipv4 == ip) {
+                let have: Vec<String> = ports.iter().map(|p| p.ipv4.to_string()).collect();
+                return t.fail(
+                    errs,
+                    "listen",
+                    format!("{ip} is not the address of any port (have {}; or use 0.0.0.0)", have.join(", ")),
+                );
+            }
+        }
+        Some(addr)
+    });
+    let pool = t.required_string("pool", errs).and_then(|p| match pools {
+        Some(pools) if !pools.iter().any(|q| q.name == p) => {
+            let have: Vec<&str> = pools.iter().map(|q| q.name.as_str()).collect();
+            let have = if have.is_empty() { "none".to_string() } else { have.join(", ") };
+            t.fail(errs, "pool", format!("no [[pool]] is named {p:?} (defined: {have})"))
+        }
+        _ => Some(p),
+    });
+    let max_connections = t.uint_or("max_connections", 10_000, 1, 1_000_000, errs);
+    let connect = t.uint_or("connect_timeout_ms", 3_000, 1, 600_000, errs);
+    let idle = t.uint_or("idle_timeout_ms", 60_000, 1, 86_400_000, errs);
+    Some(ListenerConfig {
+        name: name?,
+        listen: listen?,
+        pool: pool?,
+        max_connections: max_connections?,
+        connect_timeout: Duration::from_millis(u64::from(connect?)),
+        idle_timeout: Duration::from_millis(u64::from(idle?)),
+    })
+}

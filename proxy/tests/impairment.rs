@@ -1,0 +1,192 @@
+//! End to end through a bad network: strait's tap port drops 5% of the frames in each
+//! direction and holds back 1% so that later ones overtake them (`[port.impair]`, seeded).
+//! A kernel client sends 100 MB to the echo service and reads it back; the SHA-256 of what
+//! came back equals that of what was sent.
+//!
+//! Loss recovery on both sides is checked: strait retransmitted (its "final tcp counters"),
+//! the impairment layer did drop and reorder (its counters), and the kernel peer, whose
+//! TCP counters are read with `nstat` before and after, recovered mostly by fast
+//! retransmit rather than an RTO storm (TCPTimeouts small next to RetransSegs), which it
+//! only can if strait's ACKs and SACKs keep the data flowing.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{ping_until_reply, require_root, unique, Netns, Strait};
+
+const BYTES: u64 = 100 * 1000 * 1000;
+
+fn config(device: &str) -> String {
+    format!(
+        r#"
+[log]
+format = "json"
+level = "info"
+
+[dpdk]
+lcores = [0]
+memory_mode = "no-huge"
+memory_mb = 512
+mbufs = 32767
+mbuf_cache = 256
+
+[[port]]
+name = "p0"
+device = "{device}"
+ipv4 = "198.18.40.2/24"
+mtu = 1500
+
+[port.impair]
+seed = 1
+rx_drop = 0.05
+tx_drop = 0.05
+reorder = 0.01
+
+[[app]]
+kind = "echo"
+listen = "198.18.40.2:7"
+"#
+    )
+}
+
+/// Sends `total` bytes (a random block rotated per write) while a thread reads the echo
+/// until EOF; prints both digests.
+const CLIENT: &str = r#"
+import hashlib, os, socket, sys, threading
+addr, port, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.create_connection((addr, port), timeout=30)
+s.settimeout(120)
+block = os.urandom(1 << 20)
+hs, hr = hashlib.sha256(), hashlib.sha256()
+got, err = [0], []
+def reader():
+    try:
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            hr.update(d)
+            got[0] += len(d)
+    except Exception as e:
+        err.append(repr(e))
+t = threading.Thread(target=reader)
+t.start()
+sent, i = 0, 0
+try:
+    while sent < total:
+        r = (i * 7919) % len(block)
+        chunk = (block[r:] + block[:r])[: min(len(block), total - sent)]
+        s.sendall(chunk)
+        hs.update(chunk)
+        sent += len(chunk)
+        i += 1
+    s.shutdown(socket.SHUT_WR)
+except Exception as e:
+    err.append(repr(e))
+t.join()
+s.close()
+print("sent=%d got=%d sha_sent=%s sha_got=%s err=%s" % (sent, got[0], hs.hexdigest(), hr.hexdigest(), err))
+"#;
+
+/// The kernel's absolute TCP counters in `ns` (`nstat -asz`: absolute, zeros included,
+/// history untouched) as `(name, value)`.
+fn nstat(ns: &Netns) -> Vec<(String, u64)> {
+    let out = ns.exec("nstat", &["-asz"]);
+    assert!(out.status.success(), "nstat: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((w.next()?.to_string(), w.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+fn counter(stats: &[(String, u64)], name: &str) -> u64 {
+    stats.iter().find(|(k, _)| k == name).map(|(_, v)| *v).unwrap_or_else(|| panic!("nstat has no {name}"))
+}
+
+/// `name=value` from the first log line carrying `message` (the human-readable
+/// counters list inside a JSON field).
+fn logged_counter(log: &str, message: &str, name: &str) -> Option<u64> {
+    let line = log.lines().find(|l| l.contains(message))?;
+    let pat = format!("{name}=");
+    let rest = line.split(&pat).nth(1)?;
+    rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+}
+
+/// The JSON number `key` in the log line carrying `message` and every one of `also`.
+fn log_field(log: &str, message: &str, also: &[&str], key: &str) -> Option<u64> {
+    let line = log.lines().find(|l| l.contains(message) && also.iter().all(|a| l.contains(a)))?;
+    let pat = format!("\"{key}\":");
+    let rest = line.split(&pat).nth(1)?;
+    rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+}
+
+#[test]
+fn echo_100mb_through_5_percent_loss_and_reordering() {
+    if !require_root("echo_100mb_through_5_percent_loss_and_reordering") {
+        return;
+    }
+    let ns = Netns::new("stim");
+    let ifname = unique("sim");
+    let mut strait = Strait::start(&ns, &config(&format!("net_tap0,iface={ifname}")));
+    strait.wait_for_log(&["impairment enabled"], Duration::from_secs(30));
+    strait.wait_for_log(&["strait ready"], Duration::from_secs(30));
+    ns.ip(&["addr", "add", "198.18.40.1/24", "dev", &ifname]);
+    ns.ip(&["link", "set", &ifname, "up"]);
+    assert!(ping_until_reply(&ns, "198.18.40.2", Duration::from_secs(20)), "no ping reply:\n{}", strait.log_text());
+
+    let before = nstat(&ns);
+    let started = Instant::now();
+    let out = ns.exec("python3", &["-c", CLIENT, "198.18.40.2", "7", &BYTES.to_string()]);
+    let elapsed = started.elapsed();
+    let after = nstat(&ns);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "client failed: {text} {}\n{}", String::from_utf8_lossy(&out.stderr), strait.log_text());
+    let field = |k: &str| text.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap_or_default().to_string();
+    assert_eq!(field("sent="), BYTES.to_string(), "client did not send everything: {text}");
+    assert_eq!(field("got="), BYTES.to_string(), "echo returned a different amount: {text}\n{}", strait.log_text());
+    assert_eq!(field("sha_sent="), field("sha_got="), "echoed bytes differ: {text}");
+    assert!(text.contains("err=[]"), "client saw errors: {text}");
+
+    // The kernel peer: it lost 5% of what it sent and recovered mostly without timeouts.
+    let delta = |name: &str| counter(&after, name).saturating_sub(counter(&before, name));
+    let (k_out, k_retrans, k_timeouts) = (delta("TcpOutSegs"), delta("TcpRetransSegs"), delta("TcpExtTCPTimeouts"));
+    eprintln!(
+        "100 MB echo in {elapsed:?}; kernel peer: OutSegs {k_out} RetransSegs {k_retrans} TCPTimeouts {k_timeouts} \
+         TCPSackRecovery {} TCPLossProbes {}",
+        delta("TcpExtTCPSackRecovery"),
+        delta("TcpExtTCPLossProbes")
+    );
+    assert!(k_retrans > k_out / 100, "5% drop on strait's RX must cost the kernel retransmissions: {k_retrans} of {k_out}");
+    assert!(
+        k_timeouts * 10 <= k_retrans,
+        "RTO storm at the kernel peer: {k_timeouts} timeouts for {k_retrans} retransmissions"
+    );
+
+    let status = strait.terminate(Duration::from_secs(30));
+    let log = strait.log_text();
+    assert!(status.success(), "strait exited with {status}:\n{log}");
+    for line in log.lines().filter(|l| l.contains("final") || l.contains("impairment counters")) {
+        eprintln!("{line}");
+    }
+    // Strait's side: it retransmitted what its TX impairment dropped.
+    let retrans = logged_counter(&log, "final tcp counters", "RetransSegs").unwrap_or(0);
+    let timeouts = logged_counter(&log, "final tcp counters", "TCPTimeouts").unwrap_or(0);
+    assert!(retrans > 100, "strait retransmitted only {retrans} segments through 5% loss:\n{log}");
+    assert!(timeouts * 10 <= retrans, "RTO storm in strait: {timeouts} timeouts for {retrans} retransmissions");
+    // The impairment layer did what it was configured to, in both directions.
+    for dir in ["\"rx\"", "\"tx\""] {
+        let frames = log_field(&log, "impairment counters", &[dir], "frames").unwrap_or(0);
+        let dropped = log_field(&log, "impairment counters", &[dir], "dropped").unwrap_or(0);
+        let reordered = log_field(&log, "impairment counters", &[dir], "reordered").unwrap_or(0);
+        assert!(frames > 10_000, "{dir}: only {frames} frames impaired:\n{log}");
+        assert!(dropped * 100 >= frames * 4 && dropped * 100 <= frames * 6, "{dir}: {dropped} of {frames} dropped, not ~5%");
+        assert!(reordered * 1000 >= frames * 5 && reordered * 1000 <= frames * 15, "{dir}: {reordered} of {frames} reordered, not ~1%");
+    }
+    let lcore = log.lines().find(|l| l.contains("final lcore counters")).unwrap_or_default();
+    assert!(lcore.contains("impair_rx_dropped=") && lcore.contains("impair_tx_reordered="), "lcore counters lack impairment: {lcore}");
+    assert!(log.contains(&format!("app_bytes_written={BYTES}")), "echo did not write every byte back:\n{log}");
+}
