@@ -34,7 +34,22 @@ mtu = 1500
 [[app]]
 kind = "echo"
 listen = "198.18.41.2:7"
+
+[metrics]
+listen = "127.0.0.1:9741"
 "#;
+
+/// Current established connections as the metrics endpoint reports them.
+fn established(ns: &Netns) -> Option<u64> {
+    let script = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:9741/metrics', timeout=2).read().decode())";
+    let out = ns.exec("python3", &["-c", script]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("strait_tcp_current_established"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v as u64)
+}
 
 /// `n` clients with a tiny receive buffer send until their sends stall for a second,
 /// then print `stuck=<n>` and hold their connections until stdin closes; then they
@@ -153,8 +168,12 @@ fn slow_readers_drain_the_pool_without_breaking_strait() {
         }
     }
     assert!(last.starts_with("echo=True"), "no echo after the pressure: {last}\n{}", strait.log_text());
-    // Give the last connection's FIN exchange a moment.
-    std::thread::sleep(Duration::from_millis(500));
+    // Let the last connections finish their close (a FIN dropped on a full TX ring is
+    // retransmitted after an RTO): wait, bounded, until none is established.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline && established(&ns) != Some(0) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     let status = strait.terminate(Duration::from_secs(30));
     let log = strait.log_text();
