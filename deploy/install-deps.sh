@@ -10,7 +10,7 @@ PACKAGES=(
   # bindgen needs libclang; the C shim needs a compiler
   clang libclang-dev pkg-config build-essential
   # test peers and tools: namespaces, ping, captures, load generator, real backend
-  iproute2 iputils-ping tshark wrk nginx-light procps kmod
+  iproute2 iputils-ping ethtool python3 tshark wrk nginx-light procps kmod
   # metrics: a real Prometheus server for the scrape test, and promtool
   prometheus
 )

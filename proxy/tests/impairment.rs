@@ -50,44 +50,6 @@ listen = "198.18.40.2:7"
     )
 }
 
-/// Sends `total` bytes (a random block rotated per write) while a thread reads the echo
-/// until EOF; prints both digests.
-const CLIENT: &str = r#"
-import hashlib, os, socket, sys, threading
-addr, port, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-s = socket.create_connection((addr, port), timeout=30)
-s.settimeout(120)
-block = os.urandom(1 << 20)
-hs, hr = hashlib.sha256(), hashlib.sha256()
-got, err = [0], []
-def reader():
-    try:
-        while True:
-            d = s.recv(1 << 20)
-            if not d:
-                break
-            hr.update(d)
-            got[0] += len(d)
-    except Exception as e:
-        err.append(repr(e))
-t = threading.Thread(target=reader)
-t.start()
-sent, i = 0, 0
-try:
-    while sent < total:
-        r = (i * 7919) % len(block)
-        chunk = (block[r:] + block[:r])[: min(len(block), total - sent)]
-        s.sendall(chunk)
-        hs.update(chunk)
-        sent += len(chunk)
-        i += 1
-    s.shutdown(socket.SHUT_WR)
-except Exception as e:
-    err.append(repr(e))
-t.join()
-s.close()
-print("sent=%d got=%d sha_sent=%s sha_got=%s err=%s" % (sent, got[0], hs.hexdigest(), hr.hexdigest(), err))
-"#;
 
 /// The kernel's absolute TCP counters in `ns` (`nstat -asz`: absolute, zeros included,
 /// history untouched) as `(name, value)`.
@@ -140,7 +102,7 @@ fn echo_100mb_through_5_percent_loss_and_reordering() {
 
     let before = nstat(&ns);
     let started = Instant::now();
-    let out = ns.exec("python3", &["-c", CLIENT, "198.18.40.2", "7", &BYTES.to_string()]);
+    let out = ns.exec("python3", &["-c", common::ECHO_CLIENT, "198.18.40.2", "7", &BYTES.to_string()]);
     let elapsed = started.elapsed();
     let after = nstat(&ns);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -46,45 +46,6 @@ listen = "{listen}"
     )
 }
 
-/// The client: sends `total` bytes (a random block, rotated per write so that no two
-/// megabytes are equal) while a thread reads the echo until EOF; prints both digests.
-const CLIENT: &str = r#"
-import hashlib, os, socket, sys, threading
-addr, port, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-s = socket.create_connection((addr, port), timeout=30)
-s.settimeout(120)
-block = os.urandom(1 << 20)
-hs, hr = hashlib.sha256(), hashlib.sha256()
-got, err = [0], []
-def reader():
-    try:
-        while True:
-            d = s.recv(1 << 20)
-            if not d:
-                break
-            hr.update(d)
-            got[0] += len(d)
-    except Exception as e:
-        err.append(repr(e))
-t = threading.Thread(target=reader)
-t.start()
-sent, i = 0, 0
-try:
-    while sent < total:
-        r = (i * 7919) % len(block)
-        chunk = (block[r:] + block[:r])[: min(len(block), total - sent)]
-        s.sendall(chunk)
-        hs.update(chunk)
-        sent += len(chunk)
-        i += 1
-    s.shutdown(socket.SHUT_WR)
-except Exception as e:
-    err.append(repr(e))
-t.join()
-s.close()
-print("sent=%d got=%d sha_sent=%s sha_got=%s err=%s" % (sent, got[0], hs.hexdigest(), hr.hexdigest(), err))
-"#;
-
 /// Opens `n` connections at once (a barrier holds every one until all are open), then each
 /// sends a different random message, half-closes, reads the echo to EOF and compares.
 const MANY: &str = r#"
@@ -194,7 +155,7 @@ fn count_frames(pcap: &Path, filter: &str) -> usize {
 
 /// Runs the client from `peer` against `addr:7` and checks the digests.
 fn echo_100mb(peer: &Netns, strait: &Strait, addr: &str) {
-    let out = peer.exec("python3", &["-c", CLIENT, addr, "7", &BYTES.to_string()]);
+    let out = peer.exec("python3", &["-c", common::ECHO_CLIENT, addr, "7", &BYTES.to_string()]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let errs = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "client failed: {text} {errs}\n{}", strait.log_text());
