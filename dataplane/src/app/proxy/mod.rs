@@ -881,5 +881,4 @@ fn move_data<P: Payload>(engine: &mut Engine<P>, src: ConnId, dst: ConnId, pipe:
 }
 
 #[cfg(test)]
-#[path = "proxy_tests.rs"]
 mod tests;
