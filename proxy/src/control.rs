@@ -43,7 +43,11 @@ fn snapshot(src: &Sources, start_time: f64) -> Snapshot {
         for ((name, _), counters) in src.ports.iter().zip(&published.net) {
             snap.net.push(NetSnapshot { port: name.clone(), lcore: *lcore, counters: counters.iter().collect() });
         }
-        snap.tcp.push(TcpSnapshot { lcore: *lcore, counters: published.tcp.iter().collect() });
+        snap.tcp.push(TcpSnapshot {
+            lcore: *lcore,
+            counters: published.tcp.iter().collect(),
+            connections: published.tcp_connections as u64,
+        });
     }
     for (name, port) in &src.ports {
         if let Ok(stats) = port.stats() {

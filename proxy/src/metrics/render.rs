@@ -20,6 +20,7 @@
 //! | `strait_net_<event>_total` (e.g. `strait_net_rx_arp_total`) | counter | `port` |
 //! | `strait_tcp_<linux name in snake case>_total` (e.g. `strait_tcp_active_opens_total`) | counter | |
 //! | `strait_tcp_current_established` | gauge | |
+//! | `strait_tcp_connections` (any state) | gauge | |
 //! | `strait_mempool_mbufs` | gauge | `state="in_use"\|"available"` |
 //! | `strait_mempool_capacity_mbufs` | gauge | |
 //! | `strait_metrics_http_connections_total`, `strait_metrics_scrapes_total` | counter | |
@@ -340,7 +341,9 @@ fn tcp(out: &mut Families, snap: &Snapshot) {
     // metric name -> (Linux names, sum over lcores)
     let mut sums: BTreeMap<String, (Vec<&str>, u64)> = BTreeMap::new();
     let mut established: Option<u64> = None;
+    let mut connections: u64 = 0;
     for t in &snap.tcp {
+        connections = connections.saturating_add(t.connections);
         for &(linux, v) in &t.counters {
             if linux == CURR_ESTAB {
                 established = Some(established.unwrap_or(0).saturating_add(v));
@@ -365,6 +368,13 @@ fn tcp(out: &mut Families, snap: &Snapshot) {
             "strait_tcp_current_established",
             "TCP connections currently in ESTABLISHED or CLOSE-WAIT (Linux CurrEstab), summed over lcores.",
             v as f64,
+        );
+    }
+    if !snap.tcp.is_empty() {
+        out.gauge1(
+            "strait_tcp_connections",
+            "TCP connections in the engines, in any state from SYN-RECEIVED to LAST-ACK (TIME-WAIT is kept apart, as compact entries), summed over lcores.",
+            connections as f64,
         );
     }
 }

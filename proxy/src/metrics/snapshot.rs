@@ -138,6 +138,8 @@ pub struct TcpSnapshot {
     pub lcore: u32,
     /// `tcp::Counters::iter()`: `(Linux name, value)`.
     pub counters: Vec<(&'static str, u64)>,
+    /// Connections in the engine, in any state (`strait_tcp_connections`).
+    pub connections: u64,
 }
 
 /// The mbuf pool.

@@ -149,10 +149,12 @@ fn full() -> Snapshot {
             TcpSnapshot {
                 lcore: 1,
                 counters: tcp_counters(1),
+                connections: 3,
             },
             TcpSnapshot {
                 lcore: 2,
                 counters: tcp_counters(2),
+                connections: 4,
             },
         ],
         mempool: Some(MempoolSnapshot {
@@ -347,6 +349,8 @@ fn tcp_counters_summed_with_linux_names_and_established_gauge() {
     assert_eq!(p.samples["strait_tcp_in_segs_total"], 0.0);
     assert_eq!(p.types["strait_tcp_current_established"], "gauge");
     assert_eq!(p.samples["strait_tcp_current_established"], 12.0);
+    assert_eq!(p.types["strait_tcp_connections"], "gauge");
+    assert_eq!(p.samples["strait_tcp_connections"], 7.0);
     assert!(!p.types.keys().any(|n| n.contains("curr_estab")));
     // One family per Linux counter (less CurrEstab), none lost to a name clash.
     let tcp_counters = p
