@@ -80,10 +80,12 @@ fn synthetic() -> Snapshot {
             TcpSnapshot {
                 lcore: 1,
                 counters: tcp(1).iter().collect(),
+                connections: 5,
             },
             TcpSnapshot {
                 lcore: 2,
                 counters: tcp(2).iter().collect(),
+                connections: 6,
             },
         ],
         mempool: Some(MempoolSnapshot {
