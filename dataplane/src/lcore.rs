@@ -88,6 +88,9 @@ pub struct LcoreStats {
     pub tcp_tx_unresolved: AtomicU64,
     /// TCP segments dropped because no port has their source address.
     pub tcp_tx_no_route: AtomicU64,
+    /// TCP segments whose checksum was computed in software because the device would get
+    /// it wrong (a chain with an odd-length piece on `net_tap`; see `PortQueue`).
+    pub tx_sw_cksum_odd_pieces: AtomicU64,
     /// TCP segments that could not be built (no mbuf, chain or offload failure).
     pub tcp_tx_build_failed: AtomicU64,
     /// Super-segments handed to the NIC for TSO.
@@ -191,6 +194,7 @@ impl LcoreStats {
             ("tcp_tx_segments", &self.tcp_tx_segments),
             ("tcp_tx_unresolved", &self.tcp_tx_unresolved),
             ("tcp_tx_no_route", &self.tcp_tx_no_route),
+            ("tx_sw_cksum_odd_pieces", &self.tx_sw_cksum_odd_pieces),
             ("tcp_tx_build_failed", &self.tcp_tx_build_failed),
             ("tso_segments", &self.tso_segments),
             ("gso_frames", &self.gso_frames),
@@ -247,6 +251,13 @@ pub struct PortQueue {
     /// The PMD checks `l2_len + l3_len + l4_len + tso_segsz` against the (IP) MTU, so
     /// TSO segments must be cut that much smaller (DPDK `net_tap`, `pmd_tx_burst`).
     tso_frame_within_mtu: bool,
+    /// The PMD's software checksum "offload" sums each segment of a chain on its own and
+    /// adds the sums up, which is only right when every segment but the last has an even
+    /// length (RFC 1071 §2: an odd-length piece shifts the byte order of what follows).
+    /// DPDK 22.11 `net_tap` (`tap_tx_l4_add_rcksum`), also behind its software TSO. A
+    /// frame whose payload has such a piece gets its TCP checksum in software instead
+    /// (and is not handed over for TSO).
+    odd_piece_cksum_broken: bool,
     tx: Vec<Mbuf>,
     /// Seeded impairment of this port's frames (`[port.impair]`), off by default.
     impair: Option<Box<PortImpair>>,
@@ -305,12 +316,14 @@ impl PortQueue {
     pub fn new(port: Arc<Port>, queue: u16, iface: Interface) -> Self {
         let rx_cksum_offload = port.granted().rx_cksum;
         let tso_frame_within_mtu = port.driver() == "net_tap";
+        let odd_piece_cksum_broken = port.driver() == "net_tap";
         PortQueue {
             port,
             queue,
             iface,
             rx_cksum_offload,
             tso_frame_within_mtu,
+            odd_piece_cksum_broken,
             tx: Vec::with_capacity(BURST),
             impair: None,
         }
@@ -791,6 +804,17 @@ fn write_headers(
     Ok(end)
 }
 
+/// Whether a piece of `payload` other than the last has an odd length.
+fn has_odd_inner_piece(payload: &MbufPayload) -> bool {
+    let mut pieces = payload.chunks().peekable();
+    while let Some(c) = pieces.next() {
+        if pieces.peek().is_some() && c.len() % 2 == 1 {
+            return true;
+        }
+    }
+    false
+}
+
 fn put16(buf: &mut [u8], at: usize, v: u16) {
     if let Some(b) = buf.get_mut(at..at + 2) {
         b.copy_from_slice(&v.to_be_bytes());
@@ -828,7 +852,13 @@ fn build_frames(
         ..TxOffload::default()
     };
 
-    if needs_segmentation && granted.tso && granted.multi_seg {
+    // See `PortQueue::odd_piece_cksum_broken`.
+    let cksum_in_software = p.odd_piece_cksum_broken && has_odd_inner_piece(&seg.payload);
+    if cksum_in_software {
+        LcoreStats::add(&stats.tx_sw_cksum_odd_pieces, 1);
+    }
+
+    if needs_segmentation && granted.tso && granted.multi_seg && !cksum_in_software {
         // Hardware TSO: the NIC cuts the payload into `mss` pieces and computes every
         // checksum; it wants the IPv4 checksum zero and the pseudo-header sum without
         // the length in the TCP checksum field (DPDK `rte_net_intel_cksum_prepare`).
@@ -845,6 +875,32 @@ fn build_frames(
         m.set_tx_offload(TxOffload { tso_segsz, ip_cksum: true, tcp_cksum: true, tso: true, ..base })?;
         LcoreStats::add(&stats.tso_segments, 1);
         p.tx.push(m);
+        return Ok(());
+    }
+    if needs_segmentation && cksum_in_software && granted.multi_seg {
+        // The device could take the super-segment but would checksum it wrongly: cut it
+        // here without copying (Linux `tcp_gso_segment` semantics: CWR on the first
+        // frame only, FIN and PSH on the last only, IP ids counting up), each frame a
+        // header mbuf chained to its slice of the payload.
+        let mut off = 0usize;
+        let mut i: u16 = 0;
+        while off < plen {
+            let len = mss.min(plen - off);
+            let last = off + len >= plen;
+            let mut repr = seg.repr.clone();
+            repr.seq = seg.repr.seq + u32::try_from(off).map_err(|_| BuildError)?;
+            if off > 0 {
+                repr.flags.remove(wire_tcp::Flags::CWR);
+            }
+            if !last {
+                repr.flags.remove(wire_tcp::Flags::FIN);
+                repr.flags.remove(wire_tcp::Flags::PSH);
+            }
+            let piece = Segment { repr, payload: seg.payload.slice(off..off + len), mss: 0 };
+            build_frames(p, pool, stats, eth, ident.wrapping_add(i), src, dst, &piece)?;
+            off += len;
+            i = i.wrapping_add(1);
+        }
         return Ok(());
     }
     if needs_segmentation {
@@ -871,7 +927,7 @@ fn build_frames(
     }
     let tcp_total = u16::try_from(tcp_hlen + plen).map_err(|_| BuildError)?;
     put16(&mut hdr, tcp_start + 16, 0);
-    if granted.tcp_cksum {
+    if granted.tcp_cksum && !cksum_in_software {
         off.tcp_cksum = true;
         put16(&mut hdr, tcp_start + 16, wire_tcp::pseudo_header_checksum(src, dst, tcp_total));
     } else {
