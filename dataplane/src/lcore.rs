@@ -887,7 +887,7 @@ fn build_frames(
         while off < plen {
             let len = mss.min(plen - off);
             let last = off + len >= plen;
-            let mut repr = seg.repr.clone();
+            let mut repr = seg.repr;
             repr.seq = seg.repr.seq + u32::try_from(off).map_err(|_| BuildError)?;
             if off > 0 {
                 repr.flags.remove(wire_tcp::Flags::CWR);
