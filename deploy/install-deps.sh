@@ -10,9 +10,13 @@ PACKAGES=(
   # bindgen needs libclang; the C shim needs a compiler
   clang libclang-dev pkg-config build-essential
   # test peers and tools: namespaces, ping, captures, load generator, real backend
-  iproute2 iputils-ping ethtool python3 tshark wrk nginx-light procps kmod
+  iproute2 iputils-ping ethtool python3 tshark wrk nginx-light procps kmod curl
+  # side-by-side benchmark (deploy/bench/run.sh): the proxy Strait is compared with
+  haproxy
   # metrics: a real Prometheus server for the scrape test, and promtool
   prometheus
+  # SYN-flood test (proxy/tests/ops_synflood.rs); systemd-analyze for the unit test
+  hping3 systemd
 )
 
 missing=()

@@ -5,18 +5,22 @@
 //!   validation with drop counters).
 //! * [`tcp`]: the sans-IO TCP engine.
 //! * [`app`]: the built-in echo and sink services on top of it.
+//! * [`control`]: commands from the control plane to the lcores (drain, reload, admin).
 //! * [`impair`]: seeded drop/reorder/duplicate/corrupt/delay of a port's frames (testing).
 //! * [`lb`]: backend load balancing (smooth weighted round robin, least connections, Maglev).
+//! * [`rss`]: flow steering (software Toeplitz hash, RETA: which lcore owns a flow).
 //! * [`offload`]: software GSO, a reference TSO model and hardware-offload preparation.
 //! * [`dpdk`] (feature `dpdk`): the safe adapter over DPDK — the only module with `unsafe`.
 //! * [`lcore`] (feature `dpdk`): the per-lcore loop that joins ports and stacks.
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod control;
 pub mod impair;
 pub mod lb;
 pub mod net;
 pub mod offload;
+pub mod rss;
 pub mod tcp;
 pub mod time;
 pub mod wire;

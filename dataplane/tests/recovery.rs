@@ -1,7 +1,7 @@
 //! Scripted loss recovery and congestion control: initial and restart windows (RFC 6928,
 //! RFC 5681 §4.1), RTO backoff and Karn's rule (RFC 6298), spurious-RTO undo (RFC 3522),
-//! SACK recovery (RFC 2018, RFC 6675), D-SACK (RFC 2883), NewReno (RFC 5681 §3.2,
-//! RFC 6582), PRR (RFC 6937) and RACK-TLP (RFC 8985).
+//! F-RTO (RFC 5682), SACK recovery (RFC 2018, RFC 6675), D-SACK (RFC 2883), NewReno
+//! (RFC 5681 §3.2, RFC 6582), PRR (RFC 6937) and RACK-TLP (RFC 8985).
 //!
 //! Every script opens with a 20 ms handshake (SRTT 20 ms, RTO at its 200 ms floor) and
 //! writes at t = 30 ms; with timestamps the MSS in use is 1448 bytes. Segment `k` of a
@@ -295,8 +295,10 @@ fn fast_retransmit_three_dupacks_no_sack() {
     assert_eq!((c.reno_recovery, c.fast_retrans, c.sack_recovery), (1, 1, 0));
     let i = info(&s, id);
     assert_eq!(i.ca_state, CaState::Recovery);
-    // RFC 5681 equation (4): half the flight of 13 segments.
-    assert_eq!(i.ssthresh, 13 * MSS / 2);
+    // RFC 5681 equation (4): half the flight of 13 segments less the two sent by limited
+    // transmit (§3.2 step 2: they "MUST NOT be included"): half of cwnd, which is the
+    // initial 10 x 1460 bytes plus the 1448 that slow start added.
+    assert_eq!(i.ssthresh, (10 * 1460 + MSS) / 2);
 }
 
 #[test]
@@ -413,4 +415,113 @@ fn tlp_probe_after_tail_loss() {
     let c = s.engine.counters();
     assert_eq!((c.timeouts, c.fast_retrans, c.sack_recovery), (0, 1, 1));
     assert_eq!(info(&s, id).ca_state, CaState::Open);
+}
+
+/// F-RTO without timestamps (so Eifel cannot judge): ten 1460-byte segments out of 14
+/// written, the RTO retransmits the first, and its ACK lets two NEW segments out instead of
+/// retransmitting the rest (RFC 5682 §3 step 2b). Returns at that point.
+fn frto_after_first_ack() -> (Script, ConnId) {
+    const M: u32 = 1460;
+    let (mut s, id) = open_with(script_config(), "mss 1460,sackOK,wscale 7");
+    assert!(!info(&s, id).timestamps);
+    s.advance_to(30);
+    assert_eq!(s.write(id, &[5u8; 14 * 1460]), 14 * 1460);
+    assert_eq!(sent_count(&mut s), 10);
+    s.expect_at(230, &format!(". 1:{}({M}) ack 1", 1 + M));
+    assert_eq!(info(&s, id).ca_state, CaState::Loss);
+    assert_eq!(info(&s, id).cwnd, M);
+    // The ACK of the retransmitted segment (slow start: cwnd 2): segments 10 and 11 go,
+    // not the retransmissions of 1 and 2.
+    s.inject(240, &format!(". 1 ack {} win 512", 1 + M));
+    s.expect(&format!(". {}:{}({M}) ack 1", 1 + 10 * M, 1 + 11 * M));
+    s.expect(&format!(". {}:{}({M}) ack 1", 1 + 11 * M, 1 + 12 * M));
+    s.expect_nothing();
+    (s, id)
+}
+
+#[test]
+fn frto_spurious_rto_undo_without_timestamps() {
+    const M: u32 = 1460;
+    let (mut s, id) = frto_after_first_ack();
+    // The second ACK acknowledges segments 1-4, which were never retransmitted: their
+    // originals arrived, the timeout was spurious (step 3b). The window comes back and the
+    // rest of the data follows at once; segments 1-9 were never sent twice.
+    s.inject(245, &format!(". 1 ack {} win 512", 1 + 5 * M));
+    let c = s.engine.counters();
+    assert_eq!((c.spurious_rtos, c.loss_undo, c.timeouts, c.rto_retrans, c.retrans_segs), (1, 1, 1, 1, 1));
+    let i = info(&s, id);
+    assert_eq!((i.ca_state, i.ssthresh), (CaState::Open, u32::MAX));
+    assert!(i.cwnd >= 10 * M, "window restored: {i:?}");
+    s.expect(&format!(". {}:{}({M}) ack 1", 1 + 12 * M, 1 + 13 * M));
+    s.expect(&format!("P. {}:{}({M}) ack 1", 1 + 13 * M, 1 + 14 * M));
+    s.expect_nothing();
+    s.inject(280, &format!(". 1 ack {} win 512", 1 + 14 * M));
+    s.advance_to(2000);
+    s.expect_nothing();
+    assert_eq!(s.engine.counters().retrans_segs, 1);
+}
+
+#[test]
+fn frto_real_loss_falls_back_to_conventional_recovery() {
+    const M: u32 = 1460;
+    let (mut s, id) = frto_after_first_ack();
+    // The receiver SACKs new segment 10 but still misses segment 1: the loss was real
+    // (step 3a). Retransmission of what the timeout marked lost resumes.
+    s.inject(260, &format!(". 1 ack {} win 512 <sack {}:{}>", 1 + M, 1 + 10 * M, 1 + 11 * M));
+    s.expect(&format!(". {}:{}({M}) ack 1", 1 + M, 1 + 2 * M));
+    let c = s.engine.counters();
+    assert_eq!((c.spurious_rtos, c.loss_undo, c.rto_retrans), (0, 0, 2));
+    let i = info(&s, id);
+    assert_eq!(i.ca_state, CaState::Loss);
+    assert!(i.cwnd <= 2 * M && i.ssthresh < u32::MAX, "reduction kept: {i:?}");
+
+    // With F-RTO off, the same first ACK retransmits segment 1 at once (go-back-N).
+    let cfg = TcpConfig { frto: false, ..script_config() };
+    let (mut s, id) = open_with(cfg, "mss 1460,sackOK,wscale 7");
+    s.advance_to(30);
+    assert_eq!(s.write(id, &[5u8; 14 * 1460]), 14 * 1460);
+    assert_eq!(sent_count(&mut s), 10);
+    s.expect_at(230, &format!(". 1:{}({M}) ack 1", 1 + M));
+    s.inject(240, &format!(". 1 ack {} win 512", 1 + M));
+    s.expect(&format!(". {}:{}({M}) ack 1", 1 + M, 1 + 2 * M));
+}
+
+#[test]
+fn retransmits_by_cause_and_connection_info() {
+    let (mut s, id) = open(script_config());
+    s.advance_to(30);
+    write_segments(&mut s, id, 10);
+    assert_eq!(sent_count(&mut s), 10);
+    // Segment 1 missing: RACK's reordering timer marks it lost at 55 ms (fast
+    // retransmit, one recovery episode).
+    ack(&mut s, 50, seg(1), 30, &format!("{}:{}", seg(2), seg(3)));
+    s.expect_at(55, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
+    // Nothing more arrives: the RTO cuts the recovery short (TCPSackFailures), then backs
+    // off once more while recovering from it (TCPLossFailures): at 250 and 650 ms.
+    s.advance_to(1000);
+    let c = s.engine.counters().clone();
+    assert_eq!((c.sack_recovery, c.fast_retrans), (1, 1));
+    assert_eq!((c.timeouts, c.sack_failures, c.loss_failures, c.reno_failures), (2, 1, 1, 0));
+    assert_eq!(c.rto_retrans, 2, "the head again after each timeout (cwnd 1 segment)");
+    assert_eq!(c.retrans_segs, c.fast_retrans + c.rto_retrans);
+
+    // The per-connection snapshot agrees with the engine counters (one connection).
+    let i = s.engine.connection_info(id).unwrap_or_else(|| panic!("connection exists"));
+    assert_eq!((i.timeouts, i.fast_retrans, i.rto_retrans, i.recoveries, i.undos), (2, 1, 2, 1, 0));
+    assert_eq!(i.retrans, c.retrans_segs);
+    assert_eq!((i.ca_state, i.cwnd), (CaState::Loss, MSS));
+    assert_eq!(i.srtt, Some(Duration::from_millis(20)));
+    assert_eq!(i.rto, Duration::from_millis(800), "backed off twice from 200 ms");
+    assert_eq!((i.bytes_acked, i.bytes_received), (u64::from(MSS), 0));
+    // The iterator lists it with its addresses.
+    let all: Vec<_> = s.engine.connections().collect();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].id, id);
+    assert_eq!(Ok((all[0].local, all[0].remote)), s.engine.addresses(id));
+    assert_eq!(all[0].info, i);
+    // A stale handle has no snapshot.
+    s.engine.abort(id, s.now).unwrap_or_else(|e| panic!("{e}"));
+    s.pump();
+    assert_eq!(s.engine.connection_info(id), None);
+    assert_eq!(s.engine.connections().count(), 0);
 }

@@ -1,5 +1,5 @@
 //! The `strait` command line: `strait run --config FILE`, `strait check-config FILE`,
-//! `strait --version`.
+//! `strait ctl REQUEST...` (the admin API's client), `strait --version`.
 //!
 //! Exit codes: 0 success, 1 run-time failure, 2 usage or configuration error.
 
@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use strait::config::Config;
+
+use crate::run::RunOptions;
 
 /// Strait: a TCP proxy appliance on a DPDK userspace stack.
 #[derive(Debug, Parser)]
@@ -26,6 +28,20 @@ pub enum Command {
         /// The TOML configuration file (`STRAIT_*` environment variables override it).
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// TEST ONLY: stall the first lcore for 10 s this many seconds after start (for
+        /// watchdog tests). Never use in production.
+        #[arg(long, value_name = "SECONDS", hide = true)]
+        debug_stall_lcore_after: Option<f64>,
+    },
+    /// Talk to a running strait through its admin socket: `show`, `show connections`,
+    /// `server drain POOL ADDR`, `server enable POOL ADDR`, `reload`, `help`.
+    Ctl {
+        /// The admin socket (`[admin] socket`).
+        #[arg(long, value_name = "PATH", default_value = strait::admin::ctl::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// The request, e.g. `show connections`.
+        #[arg(required = true, trailing_var_arg = true, value_name = "REQUEST")]
+        request: Vec<String>,
     },
     /// Validate a configuration file: prints "config OK: <summary>" or every error.
     CheckConfig {
@@ -48,10 +64,23 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
+/// How long `strait ctl` waits for an answer.
+const CTL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Parses the command line and executes it; `run` starts the data plane.
-pub fn main<E: std::fmt::Display>(run: impl FnOnce(Config) -> Result<(), E>) -> ExitCode {
+pub fn main<E: std::fmt::Display>(run: impl FnOnce(Config, RunOptions) -> Result<(), E>) -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Ctl { socket, request } => match strait::admin::ctl::request(&socket, &request, CTL_TIMEOUT) {
+            Ok(out) => {
+                print!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        },
         Command::CheckConfig { file } => match load(&file) {
             Ok(cfg) => {
                 println!("config OK: {}", cfg.summary());
@@ -59,7 +88,15 @@ pub fn main<E: std::fmt::Display>(run: impl FnOnce(Config) -> Result<(), E>) -> 
             }
             Err(code) => code,
         },
-        Command::Run { config } => {
+        Command::Run { config, debug_stall_lcore_after } => {
+            let stall = match debug_stall_lcore_after.map(std::time::Duration::try_from_secs_f64) {
+                None => None,
+                Some(Ok(d)) => Some(d),
+                Some(Err(e)) => {
+                    eprintln!("error: --debug-stall-lcore-after: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
             let cfg = match load(&config) {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
@@ -69,7 +106,7 @@ pub fn main<E: std::fmt::Display>(run: impl FnOnce(Config) -> Result<(), E>) -> 
                 return ExitCode::from(EXIT_CONFIG);
             }
             tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %config.display(), summary = %cfg.summary(), "strait starting");
-            match run(cfg) {
+            match run(cfg, RunOptions { config_path: config, debug_stall_lcore_after: stall }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "strait failed");
@@ -96,13 +133,24 @@ mod tests {
         let cli = Cli::try_parse_from(["strait", "run", "--config", "a.toml"])
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            matches!(cli.command, Command::Run { config } if config == std::path::Path::new("a.toml"))
+            matches!(cli.command, Command::Run { config, debug_stall_lcore_after: None } if config == std::path::Path::new("a.toml"))
         );
         let cli = Cli::try_parse_from(["strait", "check-config", "b.toml"])
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(
             matches!(cli.command, Command::CheckConfig { file } if file == std::path::Path::new("b.toml"))
         );
+    }
+
+    #[test]
+    fn parses_ctl_requests_with_a_default_socket() {
+        let cli = Cli::try_parse_from(["strait", "ctl", "server", "drain", "web", "1.2.3.4:80"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(&cli.command, Command::Ctl { socket, request }
+            if socket == std::path::Path::new("/run/strait/admin.sock") && request.join(" ") == "server drain web 1.2.3.4:80"));
+        let cli = Cli::try_parse_from(["strait", "ctl", "--socket", "/tmp/a.sock", "show"]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(&cli.command, Command::Ctl { socket, .. } if socket == std::path::Path::new("/tmp/a.sock")));
+        assert!(Cli::try_parse_from(["strait", "ctl"]).is_err(), "a request is required");
     }
 
     #[test]

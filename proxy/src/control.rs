@@ -28,6 +28,8 @@ pub struct Sources {
     pub pool: Mempool,
     /// Mbufs the pool was created with.
     pub pool_size: u32,
+    /// Each lcore's command queue, whose status carries the servers' health.
+    pub commands: Vec<dataplane::control::Handle>,
 }
 
 /// Builds a metrics snapshot from what the lcores published.
@@ -48,6 +50,7 @@ fn snapshot(src: &Sources, start_time: f64) -> Snapshot {
             counters: published.tcp.iter().collect(),
             connections: published.tcp_connections as u64,
         });
+        snap.proxy.push(published.proxy);
     }
     for (name, port) in &src.ports {
         if let Ok(stats) = port.stats() {
@@ -57,6 +60,10 @@ fn snapshot(src: &Sources, start_time: f64) -> Snapshot {
                 granted_offloads: granted_offload_names(&port.granted()),
             });
         }
+    }
+    for h in &src.commands {
+        let health = h.status().health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        snap.backends.extend(health.iter().cloned());
     }
     snap.mempool = Some(MempoolSnapshot {
         in_use: u64::from(src.pool.in_use()),

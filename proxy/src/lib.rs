@@ -2,6 +2,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod logging;
 pub mod metrics;

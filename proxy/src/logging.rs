@@ -59,6 +59,7 @@ mod tests {
         let cfg = LogConfig {
             format: LogFormat::Json,
             level: "info".to_string(),
+            access: false,
         };
         // Whether or not RUST_LOG is set in the test environment, a second install fails.
         let first = init(&cfg);

@@ -10,14 +10,18 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
-use dataplane::app::proxy::{ListenerSpec, PoolSpec, ProxyError, ProxySpec, ServerSpec};
+use dataplane::app::proxy::ProxyError;
+use dataplane::control;
 use dataplane::app::AppSpec;
 use dataplane::dpdk::{tsc_hz, DpdkError, Eal, Mempool, Offloads, Port, PortSettings};
-use dataplane::lcore::{LcoreStats, PortQueue, TcpSetup, TscClock, Worker, WorkerReport};
+use dataplane::lcore::{mesh, LcoreStats, PortQueue, SteeringLinks, SteeringMode, TcpSetup, TscClock, Worker, WorkerReport, INBOX_CAPACITY};
+use dataplane::rss::{symmetric_key, FlowSteering, DEFAULT_RETA_SIZE, KEY_LEN};
 use dataplane::net::{Interface, InterfaceConfig};
 use dataplane::tcp::{StackError, TcpConfig};
 use dataplane::wire::ethernet::EthernetAddress;
 use crate::control::{ControlPlane, Sources};
+use strait::admin::server::AdminServer;
+use strait::admin::{Ops, SignalThread};
 use strait::config::{Config, Device, Memory, OffloadSwitches, PortConfig};
 
 /// Why `strait run` could not start or stopped with an error.
@@ -72,33 +76,6 @@ pub enum RunError {
         /// What went wrong.
         source: ProxyError,
     },
-}
-
-/// The proxy's listeners and pools as the data plane takes them (pools by index).
-fn proxy_spec(cfg: &Config) -> ProxySpec {
-    let pools: Vec<PoolSpec> = cfg
-        .pools
-        .iter()
-        .map(|p| PoolSpec {
-            name: p.name.clone(),
-            algorithm: p.algorithm,
-            servers: p.servers.iter().map(|s| ServerSpec { addr: s.addr, local_ip: s.local_ip, weight: s.weight }).collect(),
-        })
-        .collect();
-    let listeners = cfg
-        .listeners
-        .iter()
-        .map(|l| ListenerSpec {
-            name: l.name.clone(),
-            listen: l.listen,
-            // Validation guarantees the pool exists; a miss is refused by `Proxy::start`.
-            pool: cfg.pools.iter().position(|p| p.name == l.pool).unwrap_or(usize::MAX),
-            max_connections: l.max_connections,
-            connect_timeout: l.connect_timeout,
-            idle_timeout: l.idle_timeout,
-        })
-        .collect();
-    ProxySpec { listeners, pools }
 }
 
 /// Mbuf data room: DPDK's default (2048 bytes of data + 128 of headroom).
@@ -181,6 +158,14 @@ fn bring_up(pc: &PortConfig, queues: u16, pool: &Mempool) -> Result<UpPort, RunE
         None => EthernetAddress(port.mac()),
     };
     port.start().map_err(port_err)?;
+    if queues > 1 && port.granted().rss {
+        // Hardware steering: the RETA round robin over the lcores' queues, as
+        // `dataplane::rss::FlowSteering` computes it; else the lcores redirect in software.
+        let reta: Vec<u16> = (0..port.reta_size()).map(|i| i % queues).collect();
+        if let Err(e) = port.program_rss(&reta) {
+            tracing::info!(port = %pc.name, error = %e, "no usable RSS: lcores steer flows in software");
+        }
+    }
     tracing::info!(
         port = %pc.name,
         driver = port.driver(),
@@ -194,6 +179,31 @@ fn bring_up(pc: &PortConfig, queues: u16, pool: &Mempool) -> Result<UpPort, RunE
         "port up"
     );
     Ok(UpPort { cfg: pc.clone(), port: Arc::new(port), mac })
+}
+
+/// The steering mesh of `lcores` lcores: hardware where every port programmed the same
+/// RETA size, else software with the default table (every lcore checks ownership either
+/// way, see `dataplane::lcore::steer`).
+fn flow_steering(ports: &[UpPort], lcores: u16) -> Vec<SteeringLinks> {
+    let sizes: Vec<u16> = ports.iter().map(|up| if up.port.rss_programmed() { up.port.reta_size() } else { 0 }).collect();
+    let hardware = lcores > 1 && !sizes.is_empty() && sizes.iter().all(|&s| s != 0 && s == sizes[0]);
+    let (mode, size) = match sizes.first() {
+        Some(&s) if hardware => (SteeringMode::Hardware, usize::from(s)),
+        _ => (SteeringMode::Software, DEFAULT_RETA_SIZE),
+    };
+    match FlowSteering::new(&symmetric_key(KEY_LEN), size, lcores.max(1)) {
+        Ok(s) => {
+            tracing::info!(lcores, mode = mode.name(), reta_size = size, "flow steering");
+            mesh(&s, mode, INBOX_CAPACITY)
+        }
+        Err(e) => {
+            // Only an RETA size that is not a power of two gets here: steer in software.
+            tracing::warn!(error = %e, "device RETA unusable: lcores steer flows in software");
+            FlowSteering::new(&symmetric_key(KEY_LEN), DEFAULT_RETA_SIZE, lcores.max(1))
+                .map(|s| mesh(&s, SteeringMode::Software, INBOX_CAPACITY))
+                .unwrap_or_default()
+        }
+    }
 }
 
 fn interface_for(up: &UpPort) -> Interface {
@@ -243,11 +253,15 @@ fn random_key() -> Result<[u8; 16], RunError> {
 }
 
 /// Runs the data plane described by `cfg` until SIGTERM or SIGINT.
-pub fn run(cfg: Config) -> Result<(), RunError> {
+pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(RunError::Signals)?;
-    }
+    // Registered first so that a signal during start-up is kept for the signal thread.
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(RunError::Signals)?;
 
     let prefix = format!("strait-{}", std::process::id());
     let args = cfg.dpdk.eal_args(&cfg.ports, &prefix);
@@ -268,15 +282,18 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     }
 
     let clock = TscClock::new(tsc_hz());
+    let mut steering_links = flow_steering(&ports, queues).into_iter();
     let tcp = TcpSetup {
-        config: TcpConfig::default(),
+        // Tail loss probes on, as Linux runs (`tcp_early_retrans` = 3): a lost tail is
+        // repaired after ~2 RTT instead of a 200 ms+ RTO.
+        config: TcpConfig { tlp: true, ..TcpConfig::default() },
         secret: random_key()?,
         apps: cfg.apps.iter().map(|a| AppSpec { kind: a.kind, listen: a.listen }).collect(),
     };
     for a in &cfg.apps {
         tracing::info!(kind = a.kind.name(), listen = %a.listen, "service listening");
     }
-    let proxy = proxy_spec(&cfg);
+    let proxy = cfg.proxy_spec();
     for l in &cfg.listeners {
         let servers: Vec<String> = cfg
             .pools
@@ -303,6 +320,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     let in_use_at_start = pool.in_use();
     let mut workers = Vec::with_capacity(lcores.len());
     let mut all_stats = Vec::with_capacity(lcores.len());
+    let mut handles = Vec::with_capacity(lcores.len());
     for (q, &lcore) in lcores.iter().enumerate() {
         let queue = u16::try_from(q).unwrap_or(u16::MAX);
         let pqs: Vec<PortQueue> = ports
@@ -317,6 +335,14 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         let mut w = Worker::new(lcore, pqs, pool.clone(), clock, Arc::clone(&stop), stats, tcp.clone())
             .map_err(|source| RunError::Apps { lcore, source })?;
         w.start_proxy(&proxy).map_err(|source| RunError::Proxy { lcore, source })?;
+        let (handle, inbox) = control::channel(lcore);
+        // The queue is empty: this cannot fail. The lcore takes it on its first iteration.
+        let _ = handle.send(control::Command::Configure(cfg.ops_spec()));
+        w.set_control(inbox);
+        handles.push(handle);
+        if let Some(links) = steering_links.next() {
+            w = w.with_steering(links);
+        }
         workers.push(w);
     }
 
@@ -343,6 +369,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         ports: ports.iter().map(|up| (up.cfg.name.clone(), Arc::clone(&up.port))).collect(),
         pool: pool.clone(),
         pool_size: cfg.dpdk.mbufs,
+        commands: handles.clone(),
     };
     let control = match ControlPlane::start(cfg.metrics.listen, sources) {
         Ok(c) => c,
@@ -358,6 +385,23 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
             return Err(RunError::Control(e));
         }
     };
+    let admin_socket = cfg.admin.socket.clone();
+    let ops = Arc::new(Ops::new(opts.config_path, cfg, handles.clone(), Arc::clone(&stop)));
+    let (signal_thread, admin) = match start_ops(&ops, signals, admin_socket.as_deref()) {
+        Ok(started) => started,
+        Err(e) => {
+            stop.store(true, Ordering::Relaxed);
+            drop(main_worker);
+            for lcore in remote {
+                let _ = eal.wait(lcore);
+            }
+            control.shutdown();
+            return Err(e);
+        }
+    };
+    if let Some(after) = opts.debug_stall_lcore_after {
+        debug_stall(&handles, after);
+    }
     tracing::info!(lcores = ?lcores, ports = ports.len(), "strait ready");
     control.ready(&format!("{} port(s) up, {} lcore(s)", ports.len(), lcores.len()));
     let mut reports = Vec::new();
@@ -368,6 +412,10 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     stop.store(true, Ordering::Relaxed);
     control.stopping("stopping: waiting for lcores");
     tracing::info!("stopping: waiting for lcores");
+    if let Some(a) = admin {
+        a.shutdown();
+    }
+    signal_thread.shutdown();
     let mut failed = None;
     for lcore in remote {
         match eal.wait(lcore) {
@@ -409,6 +457,51 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     match failed {
         Some(l) => Err(RunError::Lcore(l)),
         None => Ok(()),
+    }
+}
+
+/// How `strait run` was asked to run, besides the configuration.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The configuration file (re-read on reload).
+    pub config_path: std::path::PathBuf,
+    /// Test-only: stall the first lcore for [`DEBUG_STALL`] this long after start.
+    pub debug_stall_lcore_after: Option<std::time::Duration>,
+}
+
+/// How long `--debug-stall-lcore-after` stalls the lcore.
+const DEBUG_STALL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The signal thread (reload, drain) and the admin API.
+fn start_ops(
+    ops: &Arc<Ops>,
+    signals: signal_hook::iterator::Signals,
+    admin_socket: Option<&std::path::Path>,
+) -> Result<(SignalThread, Option<AdminServer>), RunError> {
+    let admin = match admin_socket {
+        Some(path) => {
+            let o = Arc::clone(ops);
+            let server = AdminServer::start(path, Arc::new(move |line: &str| o.handle(line)))
+                .map_err(|e| RunError::Control(std::io::Error::new(e.kind(), format!("admin socket {}: {e}", path.display()))))?;
+            tracing::info!(socket = %path.display(), "admin API up");
+            Some(server)
+        }
+        None => None,
+    };
+    let signal_thread = SignalThread::start(Arc::clone(ops), signals).map_err(RunError::Signals)?;
+    Ok((signal_thread, admin))
+}
+
+/// `--debug-stall-lcore-after`: a thread that stalls the first lcore once (watchdog tests).
+fn debug_stall(handles: &[control::Handle], after: std::time::Duration) {
+    let Some(h) = handles.first().cloned() else { return };
+    tracing::warn!(after_ms = after.as_millis() as u64, "debug: an lcore will be stalled on purpose (--debug-stall-lcore-after)");
+    let spawned = std::thread::Builder::new().name("strait-debug-stall".into()).spawn(move || {
+        std::thread::sleep(after);
+        let _ = h.send(control::Command::DebugStall { duration: DEBUG_STALL });
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "debug stall thread not started");
     }
 }
 

@@ -42,7 +42,13 @@ impl Notifier {
                 None => Some(Target::Path(PathBuf::from(s))),
             },
         };
-        let sock = target.as_ref().and_then(|_| UnixDatagram::unbound().ok());
+        // Non-blocking: a receiver that does not read (a full queue; Linux holds only
+        // `net.unix.max_dgram_qlen`, 10 by default, datagrams) costs a notification,
+        // never a stuck watchdog or shutdown.
+        let sock = target
+            .as_ref()
+            .and_then(|_| UnixDatagram::unbound().ok())
+            .filter(|s| s.set_nonblocking(true).is_ok());
         Notifier { target, sock }
     }
 
@@ -71,6 +77,12 @@ impl Notifier {
         self.notify(&format!("READY=1\nSTATUS={}", one_line(status)))
     }
 
+    /// `RELOADING=1` with the `CLOCK_MONOTONIC` time (`MONOTONIC_USEC`, which
+    /// `Type=notify-reload` requires) and a status line; `READY=1` follows when done.
+    pub fn reloading(&self, status: &str) -> io::Result<bool> {
+        self.notify(&format!("RELOADING=1\nMONOTONIC_USEC={}\nSTATUS={}", monotonic_usec(), one_line(status)))
+    }
+
     /// `STOPPING=1` with a status line.
     pub fn stopping(&self, status: &str) -> io::Result<bool> {
         self.notify(&format!("STOPPING=1\nSTATUS={}", one_line(status)))
@@ -84,6 +96,18 @@ impl Notifier {
     /// `WATCHDOG=1`.
     pub fn watchdog(&self) -> io::Result<bool> {
         self.notify("WATCHDOG=1")
+    }
+}
+
+/// `CLOCK_MONOTONIC` in microseconds (0 if the clock cannot be read).
+pub fn monotonic_usec() -> u64 {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(t) => {
+            let secs = u64::try_from(t.tv_sec()).unwrap_or(0);
+            let usec = u64::try_from(t.tv_nsec() / 1000).unwrap_or(0);
+            secs.saturating_mul(1_000_000).saturating_add(usec)
+        }
+        Err(_) => 0,
     }
 }
 
@@ -155,6 +179,16 @@ mod tests {
         assert_eq!(recv(&sock), "WATCHDOG=1");
         n.stopping("draining").expect("send");
         assert_eq!(recv(&sock), "STOPPING=1\nSTATUS=draining");
+        let before = monotonic_usec();
+        n.reloading("reloading").expect("send");
+        let msg = recv(&sock);
+        let usec: u64 = msg
+            .lines()
+            .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no MONOTONIC_USEC in {msg:?}"));
+        assert!(msg.starts_with("RELOADING=1\n") && msg.ends_with("\nSTATUS=reloading"), "{msg:?}");
+        assert!(usec >= before && usec <= monotonic_usec(), "CLOCK_MONOTONIC, microseconds");
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -168,6 +202,20 @@ mod tests {
         let n = Notifier::for_socket(Some(format!("@{name}")));
         n.status("hello").expect("send");
         assert_eq!(recv(&sock), "STATUS=hello");
+    }
+
+    #[test]
+    fn a_full_receiver_queue_never_blocks_the_sender() {
+        let (sock, path, dir) = receiver();
+        let n = Notifier::for_socket(Some(path.display().to_string()));
+        // Nobody reads: the queue fills, then sends fail at once instead of waiting.
+        let start = std::time::Instant::now();
+        let results: Vec<bool> = (0..100).map(|_| n.watchdog().is_ok()).collect();
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert!(results.first().copied().unwrap_or(false), "the first ones are queued");
+        assert!(results.iter().any(|ok| !ok), "a full queue is an error, not a wait");
+        assert_eq!(recv(&sock), "WATCHDOG=1");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use dataplane::app::proxy::{ListenerStats, ProxyStats, ServerStats};
 use dataplane::dpdk::{Offloads, PortStats};
 use dataplane::net::{DropReason, NetCounters};
 use dataplane::tcp::Counters;
@@ -19,6 +20,37 @@ use strait::metrics::{
     granted_offload_names, render, LcoreSnapshot, MempoolSnapshot, NetSnapshot, PortSnapshot,
     Server, Snapshot, TcpSnapshot,
 };
+
+/// One lcore's proxy: listener `web` on pool `app` with one server; `k` scales the figures.
+fn proxy_stats(k: u64) -> ProxyStats {
+    let mut listener = ListenerStats {
+        name: "web".into(),
+        pool: "app".into(),
+        active: k,
+        total: 100 * k,
+        refused_max_connections: k,
+        bytes_in: 1000 * k,
+        bytes_out: 50_000 * k,
+        ..ListenerStats::default()
+    };
+    let mut server = ServerStats {
+        pool: "app".into(),
+        addr: Some("198.18.70.1:8080".parse().expect("addr")),
+        active: k,
+        attempts: 100 * k,
+        connected: 99 * k,
+        connect_timeout: k,
+        bytes_in: 1000 * k,
+        bytes_out: 50_000 * k,
+        ..ServerStats::default()
+    };
+    for _ in 0..k {
+        listener.connection_duration.observe(std::time::Duration::from_millis(20));
+        server.connect_duration.observe(std::time::Duration::from_micros(400));
+        server.connection_duration.observe(std::time::Duration::from_millis(19));
+    }
+    ProxyStats { listeners: vec![listener], servers: vec![server] }
+}
 
 /// A snapshot with every family populated: two lcores, one port, all counters.
 fn synthetic() -> Snapshot {
@@ -93,6 +125,7 @@ fn synthetic() -> Snapshot {
             available: 7168,
             size: 8192,
         }),
+        proxy: vec![proxy_stats(1), proxy_stats(2)],
         ..Snapshot::default()
     }
 }
@@ -288,6 +321,26 @@ fn real_prometheus_scrapes_the_endpoint() {
         ("strait_tcp_current_established", 3.0),
         ("strait_mempool_mbufs{state=\"in_use\"}", 1024.0),
         ("strait_mempool_capacity_mbufs", 8192.0),
+        ("strait_tcp_connections", 11.0),
+        ("strait_proxy_listener_connections{listener=\"web\",pool=\"app\"}", 3.0),
+        ("strait_proxy_listener_connections_total{listener=\"web\",pool=\"app\"}", 300.0),
+        (
+            "strait_proxy_listener_refused_connections_total{listener=\"web\",reason=\"max_connections\"}",
+            3.0,
+        ),
+        ("strait_proxy_listener_bytes_total{listener=\"web\",direction=\"out\"}", 150_000.0),
+        ("strait_proxy_server_connections{pool=\"app\",server=\"198.18.70.1:8080\"}", 3.0),
+        ("strait_proxy_server_connect_errors_total{server=\"198.18.70.1:8080\",reason=\"timeout\"}", 3.0),
+        ("strait_proxy_server_bytes_total{server=\"198.18.70.1:8080\",direction=\"in\"}", 3000.0),
+        (
+            "strait_proxy_server_connect_duration_seconds_bucket{server=\"198.18.70.1:8080\",le=\"0.0005\"}",
+            3.0,
+        ),
+        (
+            "strait_proxy_server_connect_duration_seconds_bucket{server=\"198.18.70.1:8080\",le=\"0.00025\"}",
+            0.0,
+        ),
+        ("strait_proxy_listener_connection_duration_seconds_count{listener=\"web\"}", 3.0),
     ];
     let deadline = Instant::now() + Duration::from_secs(60);
     for &(query, want) in expected {
@@ -311,6 +364,12 @@ fn real_prometheus_scrapes_the_endpoint() {
             );
         }
     }
+    // Prometheus reads the buckets as a histogram: every session took 20 ms, in the
+    // (10 ms, 50 ms] bucket, so the median interpolates inside it.
+    let (body, median) = prom
+        .query("histogram_quantile(0.5, strait_proxy_listener_connection_duration_seconds_bucket{listener=\"web\"})")
+        .expect("median session duration");
+    assert!(median > 0.01 && median <= 0.05, "median {median}: {body}");
     // Prometheus's scrapes reached the server (counted by the server itself).
     let (_, scrapes) = prom
         .query("strait_metrics_scrapes_total")

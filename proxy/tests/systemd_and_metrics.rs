@@ -122,3 +122,115 @@ listen = "127.0.0.1:{metrics_port}"
     recv_until(&sock, "STOPPING=1", Duration::from_secs(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `systemd-analyze verify` accepts the shipped units. They name the installed paths
+/// (`/usr/local/bin/strait`, `/usr/local/lib/strait/setup-hugepages.sh`), which verify
+/// requires to be executable, so the check runs on copies pointing at this build's binary
+/// and the repository's script; nothing else in the units changes.
+#[test]
+fn systemd_analyze_verify_accepts_the_units() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = std::env::temp_dir().join(unique("strait-units-"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let script = repo.join("deploy/setup-hugepages.sh").canonicalize().expect("setup-hugepages.sh");
+    let mut paths = Vec::new();
+    for unit in ["strait.service", "strait-hugepages.service"] {
+        let text = std::fs::read_to_string(repo.join("deploy/systemd").join(unit)).expect("read unit");
+        assert!(text.contains("/usr/local/"), "{unit} names its installed paths");
+        let text = text
+            .replace("/usr/local/bin/strait", env!("CARGO_BIN_EXE_strait"))
+            .replace("/usr/local/lib/strait/setup-hugepages.sh", &script.display().to_string());
+        let p = dir.join(unit);
+        std::fs::write(&p, text).expect("write unit");
+        paths.push(p.display().to_string());
+    }
+    let out = std::process::Command::new("systemd-analyze").arg("verify").args(&paths).output().expect("run systemd-analyze");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unit = std::fs::read_to_string(repo.join("deploy/systemd/strait.service")).expect("read unit");
+    for needle in ["Type=notify", "WatchdogSec=", "ExecReload=", "ExecStartPre=/usr/local/bin/strait check-config", "RuntimeDirectory=strait", "LimitMEMLOCK=infinity"] {
+        assert!(unit.contains(needle), "strait.service lacks {needle}");
+    }
+}
+
+/// The watchdog: WATCHDOG=1 keeps coming while the lcore loop runs and stops once it is
+/// stalled (the test-only `--debug-stall-lcore-after` makes the lcore sleep for 10 s).
+#[test]
+fn watchdog_stops_while_an_lcore_is_stalled() {
+    if !require_root("watchdog_stops_while_an_lcore_is_stalled") {
+        return;
+    }
+    let ns = Netns::new("stwd");
+    let ifname = unique("sdw");
+    let dir = std::env::temp_dir().join(unique("strait-notify-"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let sock_path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).expect("bind NOTIFY_SOCKET");
+    sock.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    let toml = format!(
+        r#"
+[log]
+format = "json"
+[dpdk]
+lcores = [0]
+memory_mode = "no-huge"
+memory_mb = 256
+mbufs = 4095
+mbuf_cache = 128
+[[port]]
+name = "p0"
+device = "net_tap0,iface={ifname}"
+ipv4 = "198.18.88.2/25"
+"#
+    );
+    let base = std::env::temp_dir().join(unique("strait-test-"));
+    let config = base.with_extension("toml");
+    let log = base.with_extension("log");
+    std::fs::write(&config, toml).expect("config");
+    let out = std::fs::File::create(&log).expect("log");
+    let err = out.try_clone().expect("dup");
+    let sock_str = sock_path.display().to_string();
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_strait"), "run", "--debug-stall-lcore-after", "3", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &sock_str)
+        .env("WATCHDOG_USEC", "400000")
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("spawn strait");
+    let mut strait = Strait { child, log, config };
+    recv_until(&sock, "READY=1", Duration::from_secs(30));
+    // Healthy: WATCHDOG=1 every 200 ms (half of WATCHDOG_USEC).
+    let healthy = recv_until(&sock, "WATCHDOG=1", Duration::from_secs(2));
+    assert!(healthy.iter().any(|m| m == "WATCHDOG=1"));
+    strait.wait_for_log(&["debug: stalling this lcore on request"], Duration::from_secs(10));
+    // The first check after the stall began still compares with a sample from before it
+    // (and sends); once a check has seen no progress, nothing more is sent.
+    strait.wait_for_log(&["withholding the systemd watchdog"], Duration::from_secs(5));
+    let mut buf = [0u8; 256];
+    while sock.recv(&mut buf).is_ok() {}
+    let start = Instant::now();
+    let mut during = Vec::new();
+    while start.elapsed() < Duration::from_millis(2500) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            during.push(format!("{:?} {}", start.elapsed(), String::from_utf8_lossy(&buf[..n])));
+        }
+    }
+    assert!(
+        !during.iter().any(|m| m.contains("WATCHDOG=1")),
+        "WATCHDOG=1 sent while the lcore was stalled: {during:?}\n{}",
+        strait.log_text()
+    );
+    // The stall ends after 10 s: the watchdog resumes.
+    recv_until(&sock, "WATCHDOG=1", Duration::from_secs(10));
+    let status = strait.terminate(Duration::from_secs(20));
+    assert!(status.success(), "exit {status}:\n{}", strait.log_text());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -142,6 +142,11 @@ impl<P: Payload> Apps<P> {
         &self.proxy
     }
 
+    /// The proxy, to change it (drain, reload, admin: [`crate::control`]).
+    pub fn proxy_mut(&mut self) -> &mut Proxy<P> {
+        &mut self.proxy
+    }
+
     /// The counters.
     pub fn counters(&self) -> &AppCounters {
         &self.counters

@@ -27,7 +27,8 @@ pub struct Offloads {
     /// UDP checksum on transmit.
     pub udp_cksum: bool,
     /// Multi-segment (scatter-gather) transmit (`RTE_ETH_TX_OFFLOAD_MULTI_SEGS`); when
-    /// granted, RX scatter is enabled too if the device has it.
+    /// granted, RX scatter is enabled too if the device has it and a frame of the MTU does
+    /// not fit one mbuf.
     pub multi_seg: bool,
     /// Receive-side scaling over the RX queues, with a symmetric Toeplitz key.
     pub rss: bool,
@@ -104,9 +105,7 @@ static CLAIMED: Mutex<BTreeSet<PortId>> = Mutex::new(BTreeSet::new());
 /// same queue/lcore (Woo & Park, "Scalable TCP Session Monitoring with Symmetric
 /// Receive-side Scaling", 2012).
 fn symmetric_rss_key(len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| if i % 2 == 0 { 0x6d } else { 0x5a })
-        .collect()
+    crate::rss::symmetric_key(len)
 }
 
 /// A configured ethdev port. Dropping it stops and closes the device.
@@ -128,6 +127,10 @@ pub struct Port {
     started: bool,
     tx_prepare_rejected: AtomicU64,
     pool: Mempool,
+    /// RETA entries of the device (0: none).
+    reta_size: u16,
+    /// Whether [`Port::program_rss`] succeeded.
+    rss_programmed: bool,
 }
 
 impl Port {
@@ -190,7 +193,7 @@ impl Port {
         };
         acquire_object().map_err(unclaim)?;
         match configure_device(id, settings, pool) {
-            Ok((granted, mtu, driver)) => {
+            Ok((granted, mtu, driver, reta_size)) => {
                 let mut mac = sys::rte_ether_addr::default();
                 // SAFETY: valid port, valid out-pointer.
                 let rc = unsafe { sys::rte_eth_macaddr_get(id, &mut mac) };
@@ -213,6 +216,8 @@ impl Port {
                     started: false,
                     tx_prepare_rejected: AtomicU64::new(0),
                     pool: pool.clone(),
+                    reta_size,
+                    rss_programmed: false,
                 })
             }
             Err(e) => {
@@ -265,6 +270,73 @@ impl Port {
     /// Whether the port is started.
     pub fn is_started(&self) -> bool {
         self.started
+    }
+
+    /// Entries of the device's RSS redirection table (0 when it has none).
+    pub fn reta_size(&self) -> u16 {
+        self.reta_size
+    }
+
+    /// Whether RSS steers flows by our symmetric key and the RETA given to
+    /// [`Port::program_rss`].
+    pub fn rss_programmed(&self) -> bool {
+        self.rss_programmed
+    }
+
+    /// Programs the RSS redirection table (`reta[i]` = RX queue for hashes with
+    /// `hash % reta.len() == i`) and checks that the device hashes with the symmetric
+    /// key it was configured with. Fails, leaving the port as it was, where RSS was not
+    /// granted, the device has no RETA of `reta.len()` entries (a PMD without RETA
+    /// support, like `net_tap` without rte_flow), a queue is out of range, or the key
+    /// the device reports differs.
+    pub fn program_rss(&mut self, reta: &[u16]) -> Result<(), DpdkError> {
+        if !self.granted.rss {
+            return Err(DpdkError::InvalidArgument(format!("port {}: RSS not granted", self.id)));
+        }
+        if self.reta_size == 0 {
+            return Err(DpdkError::InvalidArgument(format!("port {}: the device has no RSS redirection table", self.id)));
+        }
+        if reta.is_empty() || reta.len() != usize::from(self.reta_size) || !reta.len().is_multiple_of(64) {
+            return Err(DpdkError::InvalidArgument(format!(
+                "port {}: device RETA has {} entries, steering has {}",
+                self.id,
+                self.reta_size,
+                reta.len()
+            )));
+        }
+        if let Some(q) = reta.iter().find(|&&q| q >= self.rx_queues()) {
+            return Err(DpdkError::InvalidArgument(format!("port {}: RETA names queue {q} of {}", self.id, self.rx_queues())));
+        }
+        let mut conf: Vec<sys::rte_eth_rss_reta_entry64> = reta
+            .chunks(64)
+            .map(|chunk| {
+                let mut e = sys::rte_eth_rss_reta_entry64 { mask: u64::MAX, ..Default::default() };
+                for (slot, &q) in e.reta.iter_mut().zip(chunk) {
+                    *slot = q;
+                }
+                e
+            })
+            .collect();
+        // SAFETY: valid, configured port; `conf` holds reta.len() / 64 entries, each
+        // covering 64 RETA slots, matching the size passed.
+        let rc = unsafe { sys::rte_eth_dev_rss_reta_update(self.id, conf.as_mut_ptr(), self.reta_size) };
+        if rc < 0 {
+            return Err(DpdkError::from_errno("rte_eth_dev_rss_reta_update", rc));
+        }
+        let mut key = vec![0u8; 255];
+        let mut rss = sys::rte_eth_rss_conf { rss_key: key.as_mut_ptr(), rss_key_len: 255, ..Default::default() };
+        // SAFETY: valid port; `rss.rss_key` points to 255 writable bytes, as rss_key_len says.
+        let rc = unsafe { sys::rte_eth_dev_rss_hash_conf_get(self.id, &mut rss) };
+        if rc < 0 {
+            return Err(DpdkError::from_errno("rte_eth_dev_rss_hash_conf_get", rc));
+        }
+        let len = usize::from(rss.rss_key_len).min(key.len());
+        let got = key.get(..len).unwrap_or_default();
+        if got.len() < 16 || got != symmetric_rss_key(len).as_slice() {
+            return Err(DpdkError::InvalidArgument(format!("port {}: the device does not hash with the symmetric key", self.id)));
+        }
+        self.rss_programmed = true;
+        Ok(())
     }
 
     /// Frames dropped because the PMD's `tx_prepare` rejected them.
@@ -505,12 +577,16 @@ fn c_chars_to_string(chars: &[std::ffi::c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Device configuration proper; returns (granted offloads, MTU in effect, driver name).
+/// Device configuration proper; returns (granted offloads, MTU in effect, driver name,
+/// RETA size).
+/// Ethernet header, one VLAN tag and the FCS: what a frame adds to the IP MTU.
+const ETHERNET_OVERHEAD: u32 = 14 + 4 + 4;
+
 fn configure_device(
     id: PortId,
     s: &PortSettings,
     pool: &Mempool,
-) -> Result<(Offloads, u16, String), DpdkError> {
+) -> Result<(Offloads, u16, String, u16), DpdkError> {
     let mut info = sys::rte_eth_dev_info::default();
     // SAFETY: valid port, valid out-pointer.
     let rc = unsafe { sys::rte_eth_dev_info_get(id, &mut info) };
@@ -570,7 +646,12 @@ fn configure_device(
                 | sys::STRAIT_ETH_RX_OFFLOAD_TCP_CKSUM
                 | sys::STRAIT_ETH_RX_OFFLOAD_UDP_CKSUM);
     }
-    if granted.multi_seg {
+    // RX scatter only where a frame of the MTU does not fit one mbuf: a scattering PMD
+    // prepares a chain of buffers for every receive (`net_tap` reads each frame with a
+    // `readv` over them), which measurably costs CPU per frame (docs/benchmarks.md).
+    let frame_max = u32::from(s.mtu) + ETHERNET_OVERHEAD;
+    let buffer = u32::from(pool.data_room()).saturating_sub(u32::from(sys::STRAIT_PKTMBUF_HEADROOM));
+    if granted.multi_seg && frame_max > buffer {
         rx_offloads |= rx_capa & sys::STRAIT_ETH_RX_OFFLOAD_SCATTER;
     }
     if granted.rss {
@@ -649,7 +730,7 @@ fn configure_device(
             return Err(DpdkError::from_errno("rte_eth_tx_queue_setup", rc));
         }
     }
-    Ok((granted, mtu, driver))
+    Ok((granted, mtu, driver, info.reta_size))
 }
 
 #[cfg(test)]

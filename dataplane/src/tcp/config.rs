@@ -98,6 +98,12 @@ pub struct TcpConfig {
     /// RTO. Off by default here: it changes the timing of every tail, and the scripted
     /// send-path tests expect a silent tail until the RTO.
     pub tlp: bool,
+    /// F-RTO (RFC 5682, SACK-enhanced as in §3; Linux `tcp_frto`): after a retransmission
+    /// timeout, the first advancing ACK lets new data go out instead of retransmitting
+    /// the rest; data never retransmitted being acknowledged then shows the timeout was
+    /// spurious and the window reduction is undone. Works without timestamps (with them,
+    /// Eifel (RFC 3522) usually decides first).
+    pub frto: bool,
     /// Duplicate-ACK / SACK threshold for loss marking (RFC 5681 §3.2, RFC 6675 `DupThresh`).
     pub dupthresh: u32,
     /// Challenge ACKs per second for the whole engine (RFC 5961 §7; Linux
@@ -137,7 +143,9 @@ impl Default for TcpConfig {
             msl: Duration::from_secs(30),
             fin_wait2_timeout: Duration::from_secs(60),
             keepalive: None,
-            ofo_max_segments: 256,
+            // The default receive buffer in full segments (1 MiB / 1448 B): a window's
+            // worth of out-of-order data can be held, as Linux holds it within rcvbuf.
+            ofo_max_segments: 768,
             max_pending_connect_bytes: 64 * 1024,
             max_chain_segments: 17,
             tso: false,
@@ -151,6 +159,7 @@ impl Default for TcpConfig {
             congestion: Algorithm::default(),
             rack: true,
             tlp: false,
+            frto: true,
             dupthresh: 3,
             challenge_ack_limit: 1000,
             syn_backlog: 1024,

@@ -102,8 +102,22 @@ counters! {
     sack_reneging => "TCPSACKReneging",
     /// Reordering detected (RFC 8985 §6.2 step 3).
     sack_reorder => "TCPSACKReorder",
-    /// Retransmission timeouts.
+    /// Retransmission timeouts (all of them; Linux counts those in the open state here
+    /// and the others under the three `...Failures` counters below).
     timeouts => "TCPTimeouts",
+    /// Retransmission timeouts during SACK fast recovery, or with SACKed data
+    /// outstanding (the episode failed; Linux `tcp_retransmit_timer`).
+    sack_failures => "TCPSackFailures",
+    /// Retransmission timeouts during NewReno fast recovery or after duplicate ACKs.
+    reno_failures => "TCPRenoFailures",
+    /// Retransmission timeouts repeated while already recovering from one.
+    loss_failures => "TCPLossFailures",
+    /// Retransmissions found lost in their turn (RACK, RFC 8985 §6.2: a retransmission
+    /// older than the most recently delivered segment) and sent again.
+    lost_retransmit => "TCPLostRetransmit",
+    /// Loss probes that retransmitted the last segment (no new data could go; RFC 8985
+    /// §7.3); the other probes carry new data.
+    loss_probe_retrans => "TCPLossProbeRetrans",
     /// Connections aborted after too many retransmissions or keepalive probes.
     abort_on_timeout => "TCPAbortOnTimeout",
     /// Connections aborted by `close()` with unread data (RFC 2525 §2.17).

@@ -31,6 +31,19 @@ pub struct ConnId {
     generation: u32,
 }
 
+/// One connection as [`Engine::connections`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnSnapshot {
+    /// Its handle.
+    pub id: ConnId,
+    /// Our address.
+    pub local: SocketAddrV4,
+    /// The peer's address.
+    pub remote: SocketAddrV4,
+    /// Its state, RTT, windows and counts.
+    pub info: ConnInfo,
+}
+
 /// A listener handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ListenerId(pub(crate) u32);
@@ -114,6 +127,9 @@ pub struct Engine<P: Payload> {
     /// SYN-cookie SYN-ACKs, last words of reaped connections.
     pub(crate) outbox: VecDeque<(Ipv4Addr, Ipv4Addr, Segment<P>)>,
     port_cursor: u32,
+    /// Flow steering: active opens only take source ports whose flow this lcore owns
+    /// (see [`Engine::set_steering`]).
+    steering: Option<crate::rss::LcoreSteering>,
 }
 
 impl<P: Payload> core::fmt::Debug for Engine<P> {
@@ -146,7 +162,15 @@ impl<P: Payload> Engine<P> {
             dirty: Vec::new(),
             outbox: VecDeque::new(),
             port_cursor: 0,
+            steering: None,
         }
+    }
+
+    /// Makes [`Engine::connect`] choose only source ports whose 4-tuple this lcore owns
+    /// under `steering`, so that the return flow is steered (by RSS, or by the software
+    /// redirect) to the lcore that opened it. `None` (the default): any free port.
+    pub fn set_steering(&mut self, steering: Option<crate::rss::LcoreSteering>) {
+        self.steering = steering;
     }
 
     /// Enters (`true`) or leaves memory pressure: while in it, listeners answer SYNs with
@@ -459,6 +483,9 @@ impl<P: Payload> Engine<P> {
             self.port_cursor = self.port_cursor.wrapping_add(1);
             let port = lo + offset.wrapping_add(self.port_cursor).wrapping_add(i) % span;
             let Ok(port) = u16::try_from(port) else { continue };
+            if self.steering.as_ref().is_some_and(|s| !s.owns(local_ip, port, *remote.ip(), remote.port())) {
+                continue;
+            }
             let local = SocketAddrV4::new(local_ip, port);
             let tuple = FourTuple { local, remote };
             if self.table.contains_key(&tuple) || self.find_listener(&local).is_some() {
@@ -573,6 +600,22 @@ impl<P: Payload> Engine<P> {
     /// See [`Connection::info`].
     pub fn info(&self, id: ConnId) -> Result<ConnInfo, StackError> {
         Ok(self.entry(id).ok_or(StackError::InvalidConn)?.conn.info())
+    }
+
+    /// A snapshot of one connection (`ss -ti`: state, RTT estimates, RTO, windows, bytes,
+    /// retransmissions by cause) for the admin API; `None` for an unknown or stale handle.
+    pub fn connection_info(&self, id: ConnId) -> Option<ConnInfo> {
+        self.entry(id).map(|e| e.conn.info())
+    }
+
+    /// Every connection the engine holds (TIME-WAIT keeps none), with its addresses and a
+    /// snapshot, in slot order.
+    pub fn connections(&self) -> impl Iterator<Item = ConnSnapshot> + '_ {
+        self.slots.iter().enumerate().filter_map(|(index, slot)| {
+            let e = slot.entry.as_ref()?;
+            let id = ConnId { index: u32::try_from(index).ok()?, generation: slot.generation };
+            Some(ConnSnapshot { id, local: e.tuple.local, remote: e.tuple.remote, info: e.conn.info() })
+        })
     }
 
     /// Local and remote address of a connection.

@@ -21,6 +21,6 @@ pub mod timer_wheel;
 pub use config::TcpConfig;
 pub use connection::{CloseReason, ConnInfo, Connection, Event, PmtuError, Segment, State, WriteError, WriteFlags};
 pub use counters::Counters;
-pub use engine::{ConnId, Engine, InputError, ListenerId, StackError, StackEvent};
+pub use engine::{ConnId, ConnSnapshot, Engine, InputError, ListenerId, StackError, StackEvent};
 pub use payload::{HeapPayload, Payload};
 pub use shared::Shared;

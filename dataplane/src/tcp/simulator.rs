@@ -22,8 +22,11 @@ use crate::wire::tcp::{self as wire_tcp};
 pub struct SimParams {
     /// Seeds the links and the byte streams.
     pub seed: u64,
-    /// Bytes sent in each direction.
+    /// Bytes sent from the client (a) to the server (b).
     pub bytes: u64,
+    /// Bytes sent from the server back to the client; [`SimParams::new`] makes it equal to
+    /// `bytes`, 0 makes the run a one-way transfer.
+    pub bytes_back: u64,
     /// Impairments of both links.
     pub link: LinkParams,
     /// TCP configuration of both engines.
@@ -43,6 +46,7 @@ impl SimParams {
         SimParams {
             seed,
             bytes,
+            bytes_back: bytes,
             link,
             tcp: TcpConfig::default(),
             write_chunk: 64 * 1024,
@@ -61,6 +65,9 @@ pub struct StreamResult {
     pub hash: u64,
     /// FNV-1a hash of the stream that was written.
     pub expected_hash: u64,
+    /// Virtual time from the start of the run until the last byte was delivered (the
+    /// handshake included, the closing handshake not): the time goodput is measured over.
+    pub completed: Duration,
 }
 
 /// The outcome of a successful run.
@@ -192,6 +199,11 @@ struct Side {
     conn: Option<ConnId>,
     tx: Stream,
     rx: Stream,
+    /// Bytes this side writes.
+    to_send: u64,
+    /// Bytes this side expects to receive, and when the last of them arrived.
+    to_receive: u64,
+    received_at: Option<Instant>,
     pending_write: Option<HeapPayload>,
     shut: bool,
     closed: Option<CloseReason>,
@@ -199,8 +211,8 @@ struct Side {
 }
 
 impl Side {
-    fn done_sending(&self, bytes: u64) -> bool {
-        self.tx.offset >= bytes && self.pending_write.is_none()
+    fn done_sending(&self) -> bool {
+        self.tx.offset >= self.to_send && self.pending_write.is_none()
     }
 }
 
@@ -215,6 +227,9 @@ pub fn run(p: &SimParams) -> Result<SimReport, SimError> {
         conn: None,
         tx: Stream::new(seed ^ 0xa),
         rx: Stream::new(seed ^ 0xb),
+        to_send: p.bytes,
+        to_receive: p.bytes_back,
+        received_at: None,
         pending_write: None,
         shut: false,
         closed: None,
@@ -225,6 +240,9 @@ pub fn run(p: &SimParams) -> Result<SimReport, SimError> {
         conn: None,
         tx: Stream::new(seed ^ 0xb),
         rx: Stream::new(seed ^ 0xa),
+        to_send: p.bytes_back,
+        to_receive: p.bytes,
+        received_at: None,
         pending_write: None,
         shut: false,
         closed: None,
@@ -282,8 +300,18 @@ pub fn run(p: &SimParams) -> Result<SimReport, SimError> {
     Ok(SimReport {
         seed,
         elapsed: now - Instant::ZERO,
-        a_to_b: StreamResult { bytes: b.rx.offset, hash: b.rx.hash, expected_hash: a.tx.hash },
-        b_to_a: StreamResult { bytes: a.rx.offset, hash: a.rx.hash, expected_hash: b.tx.hash },
+        a_to_b: StreamResult {
+            bytes: b.rx.offset,
+            hash: b.rx.hash,
+            expected_hash: a.tx.hash,
+            completed: b.received_at.unwrap_or(now) - Instant::ZERO,
+        },
+        b_to_a: StreamResult {
+            bytes: a.rx.offset,
+            hash: a.rx.hash,
+            expected_hash: b.tx.hash,
+            completed: a.received_at.unwrap_or(now) - Instant::ZERO,
+        },
         counters_a: a.engine.counters().clone(),
         counters_b: b.engine.counters().clone(),
         link_ab: link_ab.stats(),
@@ -369,15 +397,18 @@ fn app(side: &mut Side, p: &SimParams, now: Instant, listener: Option<super::eng
             }
         }
     }
+    if side.received_at.is_none() && side.rx.offset >= side.to_receive {
+        side.received_at = Some(now);
+    }
     if side.closed.is_some() {
         return Ok(());
     }
     // Write until the send buffer is full.
-    while !side.done_sending(p.bytes) {
+    while !side.done_sending() {
         let chunk = match side.pending_write.take() {
             Some(c) => c,
             None => {
-                let left = p.bytes - side.tx.offset;
+                let left = side.to_send.saturating_sub(side.tx.offset);
                 let n = usize::try_from(left).unwrap_or(usize::MAX).min(p.write_chunk.max(1));
                 HeapPayload::from_vec(side.tx.take(n))
             }
@@ -395,7 +426,7 @@ fn app(side: &mut Side, p: &SimParams, now: Instant, listener: Option<super::eng
             Err(e) => return Err(err(e)),
         }
     }
-    if side.done_sending(p.bytes) && !side.shut {
+    if side.done_sending() && !side.shut {
         side.engine.shutdown_write(id, now).map_err(err)?;
         side.shut = true;
     }

@@ -6,6 +6,8 @@
 //! format = "human"          # "human" | "json"
 //! level = "info"            # tracing EnvFilter directive(s)
 //!
+//! access = false            # one line per closed proxy session (target strait::access)
+//!
 //! [dpdk]                    # optional, all keys have defaults
 //! lcores = [0]
 //! memory_mode = "hugepages" # "no-huge" | "hugepages"
@@ -43,9 +45,11 @@
 //!
 //! Every problem is reported (see [`ConfigErrors`]), each naming its key path.
 
+mod ops;
 mod parse;
 mod proxy;
 mod raw;
+mod spec;
 mod validate;
 
 use std::fmt;
@@ -54,6 +58,7 @@ use std::path::{Path, PathBuf};
 
 pub use dataplane::app::AppKind;
 pub use dataplane::impair::ImpairConfig;
+pub use ops::{AdminConfig, HealthCheckConfig, PassiveHealthConfig, ShutdownConfig};
 pub use parse::CpuSet;
 pub use proxy::{ListenerConfig, PoolConfig, ServerConfig};
 pub use dataplane::app::proxy::Algorithm;
@@ -75,6 +80,10 @@ pub struct Config {
     pub pools: Vec<PoolConfig>,
     /// The Prometheus endpoint (`[metrics]`).
     pub metrics: MetricsConfig,
+    /// The admin API (`[admin]`).
+    pub admin: AdminConfig,
+    /// Shutdown (`[shutdown]`): the drain deadline.
+    pub shutdown: ShutdownConfig,
 }
 
 /// `[metrics]`.
@@ -102,6 +111,9 @@ pub struct LogConfig {
     /// A `tracing_subscriber::EnvFilter` directive string, e.g. `info` or
     /// `info,dataplane::tcp=debug`. Already validated.
     pub level: String,
+    /// One access-log line per closed proxy session (target `strait::access`), in
+    /// `format` (`access = true`; default off).
+    pub access: bool,
 }
 
 /// Log output format.

@@ -56,6 +56,10 @@ pub struct PoolConfig {
     pub algorithm: Algorithm,
     /// At least one server, addresses unique within the pool.
     pub servers: Vec<ServerConfig>,
+    /// Active health checks (`[pool.health_check]`), if any.
+    pub health_check: Option<super::HealthCheckConfig>,
+    /// Passive ejection after failed connects (`passive_failures`, `passive_recovery_ms`).
+    pub passive: super::PassiveHealthConfig,
 }
 
 /// One server of a pool.
@@ -128,7 +132,7 @@ pub(crate) fn pools(value: Option<&Value>, ports: Option<&[PortConfig]>, errs: &
 fn pool(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<PoolConfig> {
     let path = format!("pool[{index}]");
     let t = Table::new(value, &path, errs)?;
-    t.deny_unknown(&["name", "algorithm", "servers"], errs);
+    t.deny_unknown(&["name", "algorithm", "servers", "health_check", "passive_failures", "passive_recovery_ms"], errs);
     let before = errs.0.len();
     let name = name(&t, errs);
     let algorithm = match t.string("algorithm", errs).as_deref() {
@@ -164,10 +168,12 @@ fn pool(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Er
             parsed.into_iter().collect::<Option<Vec<_>>>()
         })
     };
+    let health_check = super::ops::health_check(&t, errs);
+    let passive = super::ops::passive(&t, errs);
     if errs.0.len() != before {
         return None;
     }
-    Some(PoolConfig { name: name?, algorithm: algorithm?, servers: servers? })
+    Some(PoolConfig { name: name?, algorithm: algorithm?, servers: servers?, health_check: health_check?, passive: passive? })
 }
 
 fn server(value: &Value, path: &str, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<ServerConfig> {

@@ -55,13 +55,15 @@ pub(crate) fn config(root: &Value, cpus: &CpuSet) -> Result<Config, ConfigErrors
 
 fn walk(root: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<Config> {
     let top = Table::new(root, "", errs)?;
-    top.deny_unknown(&["log", "dpdk", "port", "app", "metrics", "listener", "pool"], errs);
+    top.deny_unknown(&["log", "dpdk", "port", "app", "metrics", "listener", "pool", "admin", "shutdown"], errs);
     let empty = Value::new(None, ValueKind::Table(Default::default()));
     let log = log(top.get("log").unwrap_or(&empty), errs);
     let dpdk = dpdk(top.get("dpdk").unwrap_or(&empty), cpus, errs);
     let ports = ports(top.get("port"), errs);
     let apps = apps(top.get("app"), ports.as_deref(), errs);
     let metrics = metrics(top.get("metrics").unwrap_or(&empty), errs);
+    let admin = super::ops::admin(top.get("admin").unwrap_or(&empty), errs);
+    let shutdown = super::ops::shutdown(top.get("shutdown").unwrap_or(&empty), errs);
     let pools = super::proxy::pools(top.get("pool"), ports.as_deref(), errs);
     let listeners = super::proxy::listeners(top.get("listener"), ports.as_deref(), pools.as_deref(), apps.as_deref(), errs);
     Some(Config {
@@ -72,6 +74,8 @@ fn walk(root: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<Config> {
         metrics: metrics?,
         listeners: listeners?,
         pools: pools?,
+        admin: admin?,
+        shutdown: shutdown?,
     })
 }
 
@@ -83,7 +87,8 @@ fn fail<T>(errs: &mut Errors, key: String, reason: impl Into<String>) -> Option<
 
 fn log(value: &Value, errs: &mut Errors) -> Option<LogConfig> {
     let t = Table::new(value, "log", errs)?;
-    t.deny_unknown(&["format", "level"], errs);
+    t.deny_unknown(&["format", "level", "access"], errs);
+    let access = t.bool_or("access", false, errs);
     let format = match t.string("format", errs).as_deref() {
         None if t.get("format").is_none() => Some(LogFormat::Human),
         None => None,
@@ -114,6 +119,7 @@ fn log(value: &Value, errs: &mut Errors) -> Option<LogConfig> {
     Some(LogConfig {
         format: format?,
         level: level?,
+        access: access?,
     })
 }
 

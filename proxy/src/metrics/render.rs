@@ -4,8 +4,9 @@
 //!
 //! Naming follows the Prometheus conventions (<https://prometheus.io/docs/practices/naming/>):
 //! everything under `strait_`, base units, `_total` on counters, and labels only for
-//! `port`, `lcore`, `reason` and a few closed enumerations (`kind`, `state`, `offload`),
-//! never anything per client.
+//! `port`, `lcore`, `reason`, a few closed enumerations (`kind`, `state`, `offload`,
+//! `direction`) and the configured proxy names (`listener`, `pool`, `server`), never
+//! anything per client.
 //!
 //! | family | type | labels |
 //! |---|---|---|
@@ -25,6 +26,7 @@
 //! | `strait_mempool_capacity_mbufs` | gauge | |
 //! | `strait_metrics_http_connections_total`, `strait_metrics_scrapes_total` | counter | |
 //! | `strait_metrics_http_rejected_total` | counter | `reason` |
+//! | `strait_proxy_listener_*`, `strait_proxy_server_*` (see [`proxy`]) | gauge, counter, histogram | `listener`, `pool`, `server`, ... |
 //!
 //! Net counters are summed over lcores per port, TCP counters over lcores: per-lcore
 //! detail stays available through the `strait_lcore_*` families.
@@ -62,6 +64,8 @@ fn render_counting_failures(snap: &Snapshot) -> (String, u32) {
     ports(&mut out, snap);
     net(&mut out, snap);
     tcp(&mut out, snap);
+    proxy::proxy(&mut out, snap);
+    health::health(&mut out, snap);
     mempool(&mut out, snap);
     http(&mut out, snap);
 
@@ -468,5 +472,7 @@ pub fn snake_case(name: &str) -> String {
     s
 }
 
+mod health;
+mod proxy;
 #[cfg(test)]
 mod tests;

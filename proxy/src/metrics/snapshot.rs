@@ -7,6 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use dataplane::app::proxy::ProxyStats;
 use dataplane::dpdk::{Offloads, PortStats};
 use dataplane::lcore::LcoreStats;
 
@@ -28,6 +29,12 @@ pub struct Snapshot {
     pub tcp: Vec<TcpSnapshot>,
     /// The mbuf pool, once it exists.
     pub mempool: Option<MempoolSnapshot>,
+    /// Proxy counters and histograms of one lcore each (as published); summed over lcores
+    /// per listener and per server when rendered.
+    pub proxy: Vec<ProxyStats>,
+    /// Health of the backend servers as each lcore sees it (every lcore's list, one after
+    /// the other; see `render/health.rs`).
+    pub backends: Vec<dataplane::app::proxy::BackendHealth>,
     /// Counters of the metrics HTTP server itself. [`crate::metrics::Server`] fills this in
     /// before rendering; whatever the source put here is overwritten.
     pub http: HttpStats,

@@ -95,7 +95,9 @@ impl Netns {
 
     /// Whether interface `ifname` exists in this namespace.
     pub fn has_link(&self, ifname: &str) -> bool {
-        sh("ip", &["-n", &self.name, "link", "show", ifname]).status.success()
+        sh("ip", &["-n", &self.name, "link", "show", ifname])
+            .status
+            .success()
     }
 }
 
@@ -131,7 +133,14 @@ impl Strait {
         let out = fs::File::create(&log).expect("create log");
         let err = out.try_clone().expect("dup log");
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_strait"), "run", "--config"])
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                env!("CARGO_BIN_EXE_strait"),
+                "run",
+                "--config",
+            ])
             .arg(&config)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
@@ -176,7 +185,10 @@ impl Strait {
             }
             if start.elapsed() > timeout {
                 let _ = self.child.kill();
-                panic!("strait did not exit within {timeout:?} of SIGTERM:\n{}", self.log_text());
+                panic!(
+                    "strait did not exit within {timeout:?} of SIGTERM:\n{}",
+                    self.log_text()
+                );
             }
             sleep(Duration::from_millis(50));
         }
@@ -203,7 +215,11 @@ impl Drop for Strait {
 pub fn ping_until_reply(ns: &Netns, addr: &str, timeout: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < timeout {
-        if ns.exec("ping", &["-c", "1", "-W", "1", addr]).status.success() {
+        if ns
+            .exec("ping", &["-c", "1", "-W", "1", addr])
+            .status
+            .success()
+        {
             return true;
         }
     }

@@ -5,7 +5,8 @@
 //!
 //! Per session (one client connection, one backend connection):
 //!
-//! * **Connect.** On accept a server of the listener's pool is picked and an active open
+//! * **Connect.** On accept the pool's [`crate::lb::Balancer`] picks a server (round robin,
+//!   least connections, or Maglev on the client address) and an active open
 //!   goes out from the address the configuration gives for that server (the port's address
 //!   on its subnet; the engine picks the source port). Client bytes that arrive before the
 //!   backend is connected stay in the client connection's receive buffer (its window closes
@@ -31,6 +32,16 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+mod drain;
+mod health;
+pub mod histogram;
+mod reload;
+
+pub use histogram::Histogram;
+pub use drain::{log_access, AccessRecord, EndReason};
+pub use health::{BackendHealth, CheckSpec, OpsSpec, PoolHealth};
+
+use crate::lb::{Backend, Balancer, LbError};
 use crate::tcp::{CloseReason, ConnId, Engine, Event, ListenerId, Payload, StackError, StackEvent, WriteError, WriteFlags};
 use crate::time::{Duration, Instant};
 
@@ -41,27 +52,8 @@ pub const MAX_CONNECT_ATTEMPTS: usize = 3;
 /// How often connect and idle deadlines are checked.
 pub const TIMER_SCAN_INTERVAL: Duration = Duration::from_millis(20);
 
-/// How a pool chooses a server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algorithm {
-    /// Smooth weighted round robin (nginx's).
-    RoundRobin,
-    /// Fewest active sessions relative to the weight.
-    LeastConnections,
-    /// Consistent hashing of the client address (Maglev, Eisenbud et al., NSDI 2016).
-    Maglev,
-}
-
-impl Algorithm {
-    /// The configuration name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Algorithm::RoundRobin => "round_robin",
-            Algorithm::LeastConnections => "least_connections",
-            Algorithm::Maglev => "maglev",
-        }
-    }
-}
+/// How a pool chooses a server: the balancers of [`crate::lb`].
+pub use crate::lb::Algorithm;
 
 /// One backend server of a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +129,10 @@ pub struct ListenerStats {
     pub resets: u64,
     /// Writes refused or cut short by a full send buffer (back-pressure).
     pub write_stalls: u64,
+    /// The listener's pool (label only).
+    pub pool: String,
+    /// Session durations, accept to the last close.
+    pub connection_duration: Histogram,
 }
 
 impl ListenerStats {
@@ -159,7 +155,7 @@ impl ListenerStats {
 }
 
 /// Counters of one server.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerStats {
     /// The pool's name.
     pub pool: String,
@@ -181,6 +177,29 @@ pub struct ServerStats {
     pub bytes_in: u64,
     /// Bytes read from it.
     pub bytes_out: u64,
+    /// Durations of successful connection attempts (SYN sent to established).
+    pub connect_duration: Histogram,
+    /// Durations of established backend connections (established to closed).
+    pub connection_duration: Histogram,
+}
+
+impl Default for ServerStats {
+    fn default() -> Self {
+        ServerStats {
+            pool: String::new(),
+            addr: None,
+            active: 0,
+            attempts: 0,
+            connected: 0,
+            connect_refused: 0,
+            connect_timeout: 0,
+            connect_other: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            connect_duration: Histogram::connect(),
+            connection_duration: Histogram::connection(),
+        }
+    }
 }
 
 impl ServerStats {
@@ -227,95 +246,33 @@ impl ProxyStats {
     }
 }
 
-/// Chooses servers of one pool.
+/// The balancer of one pool ([`crate::lb::Balancer`], indices local to the pool) and where
+/// its servers start in the flat server list.
 #[derive(Debug)]
-struct Picker {
-    algorithm: Algorithm,
+struct PoolState {
     /// Index of the pool's first server in the flat server list.
     first: usize,
-    weights: Vec<i64>,
-    /// Smooth weighted round robin state.
-    current: Vec<i64>,
+    balancer: Balancer,
 }
 
-impl Picker {
-    fn new(algorithm: Algorithm, first: usize, servers: &[ServerSpec]) -> Self {
-        let weights: Vec<i64> = servers.iter().map(|s| i64::from(s.weight.max(1))).collect();
-        Picker { algorithm, first, current: vec![0; weights.len()], weights }
+impl PoolState {
+    /// A pool-local server index for `client`: first one not in `tried`; once every
+    /// pickable server was tried (retries outnumber them), any pickable one.
+    #[cfg(test)]
+    fn pick(&mut self, client: SocketAddrV4, tried: &[usize]) -> Option<usize> {
+        self.pick_where(client, tried, |_| true)
     }
 
-    /// A pool-local server index not in `tried`; `active` is indexed like the flat list.
-    fn pick(&mut self, client: SocketAddrV4, tried: &[usize], active: &[u64]) -> Option<usize> {
-        let candidates = || (0..self.weights.len()).filter(|i| !tried.contains(i));
-        match self.algorithm {
-            Algorithm::RoundRobin => self.smooth_round_robin(tried),
-            Algorithm::LeastConnections => {
-                let load = |i: usize| active.get(self.first + i).copied().unwrap_or(0);
-                let best = candidates().min_by(|&a, &b| {
-                    // load_a / w_a < load_b / w_b without division.
-                    let wa = self.weights.get(a).copied().unwrap_or(1) as u128;
-                    let wb = self.weights.get(b).copied().unwrap_or(1) as u128;
-                    (u128::from(load(a)) * wb).cmp(&(u128::from(load(b)) * wa))
-                })?;
-                // Among equally loaded servers, rotate through the round robin order.
-                let best_load = load(best);
-                let wb = self.weights.get(best).copied().unwrap_or(1) as u128;
-                let tied: Vec<usize> = candidates()
-                    .filter(|&i| {
-                        let wi = self.weights.get(i).copied().unwrap_or(1) as u128;
-                        u128::from(load(i)) * wb == u128::from(best_load) * wi
-                    })
-                    .collect();
-                if tied.len() > 1 {
-                    let excluded: Vec<usize> = (0..self.weights.len()).filter(|i| !tied.contains(i)).collect();
-                    self.smooth_round_robin(&excluded)
-                } else {
-                    Some(best)
-                }
+    /// [`PoolState::pick`] among the servers for which `up` holds (health, admin state).
+    fn pick_where(&mut self, client: SocketAddrV4, tried: &[usize], up: impl Fn(usize) -> bool) -> Option<usize> {
+        self.balancer.pick(client, |i| up(i) && !tried.contains(&i)).or_else(|| {
+            if tried.is_empty() {
+                None
+            } else {
+                self.balancer.pick(client, &up)
             }
-            Algorithm::Maglev => {
-                // Stand-in until the shared balancer provides the Maglev table: a keyed
-                // weighted rendezvous hash of the client address, stable per client.
-                let key = u64::from(u32::from(*client.ip()));
-                candidates().max_by_key(|&i| {
-                    let h = splitmix(key ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-                    // Scale by the weight so heavier servers win proportionally more often.
-                    (u128::from(h) * self.weights.get(i).copied().unwrap_or(1) as u128, i)
-                })
-            }
-        }
+        })
     }
-
-    fn smooth_round_robin(&mut self, excluded: &[usize]) -> Option<usize> {
-        let mut total = 0i64;
-        let mut best: Option<usize> = None;
-        for i in 0..self.weights.len() {
-            if excluded.contains(&i) {
-                continue;
-            }
-            let w = self.weights.get(i).copied().unwrap_or(1);
-            if let Some(c) = self.current.get_mut(i) {
-                *c += w;
-            }
-            total += w;
-            let ci = self.current.get(i).copied().unwrap_or(0);
-            if best.is_none_or(|b| ci > self.current.get(b).copied().unwrap_or(0)) {
-                best = Some(i);
-            }
-        }
-        let b = best?;
-        if let Some(c) = self.current.get_mut(b) {
-            *c -= total;
-        }
-        Some(b)
-    }
-}
-
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// Which connection of a session.
@@ -361,8 +318,16 @@ struct Session<P> {
     /// Backend -> client.
     down: Pipe<P>,
     last_activity: Instant,
+    /// When the client connection was accepted.
+    started: Instant,
+    /// When the current connection attempt started.
+    attempt_started: Instant,
+    /// When the current backend connection was established.
+    backend_connected_at: Option<Instant>,
     /// Both connections were closed (or aborted) by us: nothing more moves.
     finished: bool,
+    /// Bytes and end reason for the access log (`drain.rs`).
+    log: drain::SessionLog,
 }
 
 struct ListenerState {
@@ -373,15 +338,15 @@ struct ListenerState {
 pub struct Proxy<P: Payload> {
     listeners: Vec<ListenerState>,
     by_listener_id: HashMap<ListenerId, usize>,
-    pools: Vec<Picker>,
+    pools: Vec<PoolState>,
     servers: Vec<ServerSpec>,
     sessions: HashMap<u64, Session<P>>,
     by_conn: HashMap<ConnId, (u64, Side)>,
     next_session: u64,
     next_scan: Instant,
     stats: ProxyStats,
-    /// Per-server active counts (mirrors `stats.servers[i].active`, for the picker).
-    active: Vec<u64>,
+    /// Admin state, health and access log (`reload.rs`, `health.rs`, `drain.rs`).
+    ops: reload::Ops,
 }
 
 impl<P: Payload> Default for Proxy<P> {
@@ -416,6 +381,14 @@ pub enum ProxyError {
     /// A listener names a pool index that does not exist, or a pool has no server.
     #[error("listener `{0}`: its pool does not exist or has no server")]
     NoPool(String),
+    /// The balancer refused a pool (duplicate servers, zero total weight, ...).
+    #[error("pool `{name}`: {source}")]
+    Pool {
+        /// The pool.
+        name: String,
+        /// What the balancer said.
+        source: LbError,
+    },
 }
 
 impl<P: Payload> Proxy<P> {
@@ -431,7 +404,7 @@ impl<P: Payload> Proxy<P> {
             next_session: 0,
             next_scan: Instant::ZERO,
             stats: ProxyStats::default(),
-            active: Vec::new(),
+            ops: reload::Ops::default(),
         }
     }
 
@@ -442,11 +415,25 @@ impl<P: Payload> Proxy<P> {
                 return Err(ProxyError::NoPool(l.name.clone()));
             }
         }
+        // Every pool is checked before anything is kept.
+        let mut pools = Vec::with_capacity(spec.pools.len());
+        let mut first = self.servers.len();
         for pool in &spec.pools {
-            self.pools.push(Picker::new(pool.algorithm, self.servers.len(), &pool.servers));
+            let backends: Vec<Backend> = pool
+                .servers
+                .iter()
+                .enumerate()
+                .map(|(id, s)| Backend { id, addr: s.addr, weight: s.weight })
+                .collect();
+            let balancer = Balancer::new(pool.algorithm, &backends)
+                .map_err(|source| ProxyError::Pool { name: pool.name.clone(), source })?;
+            pools.push(PoolState { first, balancer });
+            first += backends.len();
+        }
+        for (pool, state) in spec.pools.iter().zip(pools) {
+            self.pools.push(state);
             for s in &pool.servers {
                 self.servers.push(*s);
-                self.active.push(0);
                 self.stats.servers.push(ServerStats { pool: pool.name.clone(), addr: Some(s.addr), ..ServerStats::default() });
             }
         }
@@ -458,7 +445,8 @@ impl<P: Payload> Proxy<P> {
             })?;
             self.by_listener_id.insert(lid, self.listeners.len());
             self.listeners.push(ListenerState { spec: l.clone() });
-            self.stats.listeners.push(ListenerStats { name: l.name.clone(), ..ListenerStats::default() });
+            let pool = spec.pools.get(l.pool).map(|p| p.name.clone()).unwrap_or_default();
+            self.stats.listeners.push(ListenerStats { name: l.name.clone(), pool, ..ListenerStats::default() });
         }
         Ok(())
     }
@@ -549,6 +537,7 @@ impl<P: Payload> Proxy<P> {
                     l.idle_timeouts += 1;
                 }
             }
+            self.note_end(sid, EndReason::Idle);
             self.abort_session(engine, sid, now);
         }
         n
@@ -587,7 +576,11 @@ impl<P: Payload> Proxy<P> {
                 up: Pipe::new(),
                 down: Pipe::new(),
                 last_activity: now,
+                started: now,
+                attempt_started: now,
+                backend_connected_at: None,
                 finished: false,
+                log: drain::SessionLog::default(),
             },
         );
         if !self.connect_next(engine, sid, now) {
@@ -608,12 +601,12 @@ impl<P: Payload> Proxy<P> {
             }
             let Some(l) = self.listeners.get(s.listener) else { return false };
             let (pool_ix, timeout) = (l.spec.pool, l.spec.connect_timeout);
-            let Some(picker) = self.pools.get_mut(pool_ix) else { return false };
-            let pool_len = picker.weights.len();
-            // Once every server was tried, retries may go to one already tried.
-            let exclude: &[usize] = if s.tried.len() >= pool_len { &[] } else { &s.tried };
-            let Some(local) = picker.pick(s.client_addr, exclude, &self.active) else { return false };
-            let flat = picker.first + local;
+            let Some(pool) = self.pools.get_mut(pool_ix) else { return false };
+            // Another server than those tried; once every one was, any (`PoolState::pick`).
+            // Down, ejected and drained servers (`reload.rs`) get no new session.
+            let (first, ops) = (pool.first, &self.ops);
+            let Some(local) = pool.pick_where(s.client_addr, &s.tried, |i| ops.available(first + i, now)) else { return false };
+            let flat = pool.first + local;
             s.tried.push(local);
             let Some(server) = self.servers.get(flat).copied() else { return false };
             if let Some(st) = self.stats.servers.get_mut(flat) {
@@ -625,9 +618,8 @@ impl<P: Payload> Proxy<P> {
                     s.backend_open = true;
                     s.server = Some(flat);
                     s.connect_deadline = Some(now + timeout);
-                    if let Some(a) = self.active.get_mut(flat) {
-                        *a += 1;
-                    }
+                    s.attempt_started = now;
+                    pool.balancer.on_connect(local);
                     if let Some(st) = self.stats.servers.get_mut(flat) {
                         st.active += 1;
                     }
@@ -649,35 +641,43 @@ impl<P: Payload> Proxy<P> {
         s.connect_deadline = None;
         s.established = true;
         s.last_activity = now;
+        s.backend_connected_at = Some(now);
         if let Some(st) = s.server.and_then(|i| self.stats.servers.get_mut(i)) {
             st.connected += 1;
+            st.connect_duration.observe(now.saturating_duration_since(s.attempt_started));
         }
     }
 
     /// Releases the current backend attempt's bookkeeping (server active count, handle).
-    fn drop_backend(&mut self, sid: u64) {
+    fn drop_backend(&mut self, sid: u64, now: Instant) {
         let Some(s) = self.sessions.get_mut(&sid) else { return };
         if let Some(bid) = s.backend.take() {
             self.by_conn.remove(&bid);
         }
         s.backend_open = false;
+        let connected_at = s.backend_connected_at.take();
         if let Some(flat) = s.server.take() {
-            if let Some(a) = self.active.get_mut(flat) {
-                *a = a.saturating_sub(1);
+            let pool_ix = self.listeners.get(s.listener).map(|l| l.spec.pool);
+            if let Some(pool) = pool_ix.and_then(|i| self.pools.get_mut(i)) {
+                pool.balancer.on_disconnect(flat.saturating_sub(pool.first));
             }
             if let Some(st) = self.stats.servers.get_mut(flat) {
                 st.active = st.active.saturating_sub(1);
+                if let Some(t) = connected_at {
+                    st.connection_duration.observe(now.saturating_duration_since(t));
+                }
             }
         }
     }
 
     /// The current attempt failed (counted by the caller): retry or give up.
     fn retry_connect(&mut self, engine: &mut Engine<P>, sid: u64, now: Instant) {
-        self.drop_backend(sid);
+        self.drop_backend(sid, now);
         if !self.connect_next(engine, sid, now) {
             if let Some(ls) = self.sessions.get(&sid).and_then(|s| self.stats.listeners.get_mut(s.listener)) {
                 ls.refused_connect_failed += 1;
             }
+            self.note_end(sid, EndReason::ConnectFailed);
             self.abort_session(engine, sid, now);
         }
     }
@@ -714,7 +714,7 @@ impl<P: Payload> Proxy<P> {
             if s.client_open {
                 self.retry_connect(engine, sid, now);
             } else {
-                self.drop_backend(sid);
+                self.drop_backend(sid, now);
             }
         } else if reason != CloseReason::Normal && !s.finished {
             // RFC 9293 §3.10.5: a reset (or failure) on one side resets the other.
@@ -726,7 +726,7 @@ impl<P: Payload> Proxy<P> {
             // A normal close: the other side may still have data to deliver.
             self.pump(engine, sid, now);
         }
-        self.maybe_remove(sid);
+        self.maybe_remove(sid, now);
     }
 
     /// Aborts whatever of the session is still open; the session goes once every
@@ -743,21 +743,24 @@ impl<P: Payload> Proxy<P> {
         if let (true, Some(bid)) = (s.backend_open, s.backend) {
             let _ = engine.abort(bid, now);
         }
-        self.maybe_remove(sid);
+        self.maybe_remove(sid, now);
     }
 
     /// Removes a session whose connections are all closed.
-    fn maybe_remove(&mut self, sid: u64) {
+    fn maybe_remove(&mut self, sid: u64, now: Instant) {
         let Some(s) = self.sessions.get(&sid) else { return };
         if s.client_open || s.backend_open {
             return;
         }
         let li = s.listener;
+        let lived = now.saturating_duration_since(s.started);
+        self.log_session_end(sid, now);
         self.by_conn.remove(&s.client);
-        self.drop_backend(sid);
+        self.drop_backend(sid, now);
         self.sessions.remove(&sid);
         if let Some(ls) = self.stats.listeners.get_mut(li) {
             ls.active = ls.active.saturating_sub(1);
+            ls.connection_duration.observe(lived);
         }
     }
 
@@ -788,6 +791,7 @@ impl<P: Payload> Proxy<P> {
                 Ok(m) => {
                     if m.bytes > 0 {
                         s.last_activity = now;
+                        s.log.moved(dir == Side::Client, m.bytes);
                     }
                     if let Some(ls) = stats.listeners.get_mut(li) {
                         ls.write_stalls += m.stalls;

@@ -239,6 +239,15 @@ fn splices_both_ways_through_an_echo_backend_and_releases_everything() {
     let s = &net.stats().servers[0];
     assert_eq!((s.active, s.attempts, s.connected), (0, 1, 1));
     assert_eq!((s.bytes_in, s.bytes_out), (data.len() as u64, data.len() as u64));
+    // Durations: one connect (a few simulated ms: one per step), one backend connection,
+    // one session that lived longer than both.
+    assert_eq!(s.connect_duration.count(), 1);
+    assert!(s.connect_duration.sum_seconds() > 0.0 && s.connect_duration.sum_seconds() < 0.05);
+    assert_eq!(s.connection_duration.count(), 1);
+    assert_eq!(l.connection_duration.count(), 1);
+    assert!(l.connection_duration.sum_seconds() >= s.connection_duration.sum_seconds());
+    assert!(l.connection_duration.sum_seconds() > s.connect_duration.sum_seconds());
+    assert_eq!(l.pool, "web");
 }
 
 #[test]
@@ -448,44 +457,81 @@ fn a_listener_without_a_pool_is_refused() {
     assert_eq!(Proxy::new().start(&mut e, &bad), Err(ProxyError::NoPool("front".into())));
 }
 
-fn picker(algorithm: Algorithm, weights: &[u32]) -> Picker {
-    let servers: Vec<ServerSpec> =
-        weights.iter().enumerate().map(|(i, &w)| ServerSpec { weight: w, ..server(BACKEND, 8000 + i as u16) }).collect();
-    Picker::new(algorithm, 0, &servers)
+fn pool(algorithm: Algorithm, weights: &[u32]) -> PoolState {
+    let backends: Vec<Backend> = weights
+        .iter()
+        .enumerate()
+        .map(|(id, &weight)| Backend { id, addr: SocketAddrV4::new(BACKEND, 8000 + id as u16), weight })
+        .collect();
+    PoolState { first: 0, balancer: Balancer::new(algorithm, &backends).expect("valid pool") }
 }
 
 #[test]
-fn round_robin_follows_the_weights_smoothly() {
-    let mut p = picker(Algorithm::RoundRobin, &[5, 1, 1]);
+fn retries_go_to_untried_servers_first_then_to_any() {
     let client = SocketAddrV4::new(CLIENT, 1);
-    let picks: Vec<usize> = (0..7).filter_map(|_| p.pick(client, &[], &[])).collect();
+    for algorithm in Algorithm::ALL {
+        let mut p = pool(algorithm, &[5, 1, 1]);
+        let first = p.pick(client, &[]).expect("a server");
+        let second = p.pick(client, &[first]).expect("another server");
+        assert_ne!(first, second, "{algorithm:?}: a retry avoids the server tried");
+        let third = p.pick(client, &[first, second]).expect("the last server");
+        let mut all = vec![first, second, third];
+        all.sort_unstable();
+        assert_eq!(all, vec![0, 1, 2], "{algorithm:?}: three attempts cover the pool");
+        assert!(p.pick(client, &[0, 1, 2]).is_some(), "{algorithm:?}: all tried, any may be retried");
+    }
+}
+
+#[test]
+fn round_robin_pool_follows_the_weights_smoothly() {
+    let mut p = pool(Algorithm::RoundRobin, &[5, 1, 1]);
+    let client = SocketAddrV4::new(CLIENT, 1);
+    let picks: Vec<usize> = (0..7).filter_map(|_| p.pick(client, &[])).collect();
     // nginx's smooth weighted round robin: a a b a c a a.
     assert_eq!(picks, vec![0, 0, 1, 0, 2, 0, 0]);
-    assert_eq!(p.pick(client, &[0, 1], &[]), Some(2), "tried servers are skipped");
-    assert_eq!(p.pick(client, &[0, 1, 2], &[]), None);
 }
 
 #[test]
-fn least_connections_weighs_the_load() {
-    let mut p = picker(Algorithm::LeastConnections, &[1, 2]);
-    let client = SocketAddrV4::new(CLIENT, 1);
-    assert_eq!(p.pick(client, &[], &[3, 4]), Some(1), "4/2 < 3/1");
-    assert_eq!(p.pick(client, &[], &[1, 4]), Some(0));
-    assert_eq!(p.pick(client, &[0], &[1, 4]), Some(1));
-    let ties: Vec<usize> = (0..4).filter_map(|_| p.pick(client, &[], &[2, 4])).collect();
-    assert!(ties.contains(&0) && ties.contains(&1), "ties rotate: {ties:?}");
-}
-
-#[test]
-fn maglev_stand_in_is_stable_per_client() {
-    let mut p = picker(Algorithm::Maglev, &[1, 1, 1, 1]);
+fn maglev_pool_is_stable_per_client_address() {
+    let mut p = pool(Algorithm::Maglev, &[1, 1, 1, 1]);
     let a = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 7), 1000);
-    let first = p.pick(a, &[], &[]);
+    let first = p.pick(a, &[]);
     assert!(first.is_some());
     for port in 0..10 {
-        assert_eq!(p.pick(SocketAddrV4::new(*a.ip(), port), &[], &[]), first, "same client address, same server");
+        assert_eq!(p.pick(SocketAddrV4::new(*a.ip(), port), &[]), first, "same client address, same server");
     }
-    let spread: std::collections::HashSet<usize> =
-        (0..200u32).filter_map(|i| p.pick(SocketAddrV4::new(Ipv4Addr::from(0xc000_0200 + i), 1), &[], &[])).collect();
-    assert_eq!(spread.len(), 4, "clients spread over every server");
+}
+
+#[test]
+fn least_connections_follows_the_sessions_of_the_proxy() {
+    // Server 0 (manual port) keeps session A open; session B goes to server 1 (echo) and
+    // ends. Least connections then sends C to server 1 again (0 active there), where round
+    // robin would go back to server 0: the proxy reports connects and disconnects to the
+    // balancer.
+    let mut sp = spec(vec![server(BACKEND, MANUAL_PORT), server(BACKEND, ECHO_PORT)], 100, 60_000);
+    sp.pools[0].algorithm = Algorithm::LeastConnections;
+    let mut net = Net::new(&sp, TcpConfig::default());
+    let a = net.connect();
+    net.steps(20);
+    assert!(net.accept_manual().is_some(), "session A reached server 0");
+    let (_, got) = round_trip(&mut net, b"bee", 2000);
+    assert_eq!(got, b"bee");
+    // Session A is still open, so `round_trip` could not wait for zero sessions.
+    net.steps(50);
+    assert_eq!(net.apps.proxy().session_count(), 1, "only A is left");
+    let (_, got) = round_trip(&mut net, b"sea", 2000);
+    assert_eq!(got, b"sea", "session C went to the echo server");
+    let s = &net.stats().servers;
+    assert_eq!((s[0].attempts, s[0].active), (1, 1));
+    assert_eq!((s[1].attempts, s[1].connected, s[1].active), (2, 2, 0));
+    assert_eq!(net.client_closed(a), None, "A untouched");
+}
+
+#[test]
+fn a_pool_the_balancer_refuses_is_an_error() {
+    let mut bad = spec(vec![server(BACKEND, ECHO_PORT), server(BACKEND, ECHO_PORT)], 1, 1000);
+    bad.pools[0].name = "dup".into();
+    let mut e: Engine<HeapPayload> = Engine::new(TcpConfig::default(), [0; 16], Instant::ZERO);
+    let err = Proxy::new().start(&mut e, &bad).expect_err("duplicate servers are refused");
+    assert!(matches!(err, ProxyError::Pool { ref name, source: LbError::DuplicateBackend(_) } if name == "dup"), "{err:?}");
 }

@@ -57,8 +57,11 @@ impl CongestionControl for NewReno {
     }
 
     fn on_congestion_event(&mut self, flight_size: u32, mss: u32, _now: Instant) {
-        // RFC 5681 §3.2 equation (4).
-        self.ssthresh = (flight_size / 2).max(2 * mss);
+        // RFC 5681 §3.2 equation (4), with FlightSize bounded by cwnd: data sent by limited
+        // transmit "MUST NOT be included" (§3.2 step 2, RFC 3042), and SACKed data held by
+        // the receiver beyond cwnd is no measure of the path (Linux `tcp_reno_ssthresh`
+        // uses cwnd alone). Unbounded, a long SACK scoreboard raised ssthresh above cwnd.
+        self.ssthresh = (flight_size.min(self.cwnd) / 2).max(2 * mss);
         self.bytes_acked = 0;
     }
 
@@ -68,7 +71,8 @@ impl CongestionControl for NewReno {
     }
 
     fn on_timeout(&mut self, flight_size: u32, mss: u32, _now: Instant) {
-        self.ssthresh = (flight_size / 2).max(2 * mss);
+        // RFC 5681 §3.1 equation (4), FlightSize bounded by cwnd as above.
+        self.ssthresh = (flight_size.min(self.cwnd) / 2).max(2 * mss);
         // RFC 5681 §3.1: LW = 1 full-sized segment.
         self.cwnd = mss;
         self.bytes_acked = 0;
@@ -103,6 +107,13 @@ mod tests {
         assert_eq!(cc.cwnd(), 11 * mss, "slow start grows by acked bytes");
         cc.on_ack(&ack(mss, mss, false));
         assert_eq!(cc.cwnd(), 11 * mss, "no growth when not cwnd-limited (RFC 7661)");
+        // FlightSize counts SACKed data the receiver holds: bounded by cwnd (11 MSS).
+        cc.on_congestion_event(40 * mss, mss, Instant::ZERO);
+        assert_eq!(cc.ssthresh(), 11 * mss / 2);
+        // An application-limited flight below cwnd is what counts then.
+        cc.on_congestion_event(20 * mss / 2, mss, Instant::ZERO);
+        assert_eq!(cc.ssthresh(), 5 * mss);
+        cc.set_cwnd(20 * mss);
         cc.on_congestion_event(20 * mss, mss, Instant::ZERO);
         assert_eq!(cc.ssthresh(), 10 * mss);
         cc.on_recovery_exit(mss, Instant::ZERO);

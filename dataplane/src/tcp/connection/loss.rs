@@ -99,8 +99,10 @@ impl<P: Payload> Connection<P> {
 
         let prior_dupacks = self.snd.dupacks;
         let mut acked_unsacked = 0u32;
+        // Data never retransmitted was (S)ACKed: what F-RTO's step 3b looks for.
+        let mut orig_acked = false;
         if advanced {
-            acked_unsacked = self.deliver_acked(shared, ack, tsecr, min_rtt, now);
+            (acked_unsacked, orig_acked) = self.deliver_acked(shared, ack, tsecr, min_rtt, now);
             let freed = self.snd.remove_acked(ack);
             self.stats.bytes_acked += u64::from(freed);
             self.snd.una = ack;
@@ -119,7 +121,9 @@ impl<P: Payload> Connection<P> {
         shared.counters.sack_discard += u64::from(sack.discarded);
         let mut newly_sacked = 0u32;
         for &(l, r) in sack.blocks() {
-            newly_sacked = newly_sacked.saturating_add(self.mark_sacked(shared, l, r, tsecr, min_rtt, now));
+            let (newly, orig) = self.mark_sacked(shared, l, r, tsecr, min_rtt, now);
+            newly_sacked = newly_sacked.saturating_add(newly);
+            orig_acked |= orig;
         }
         if let Some((l, r)) = sack.dsack {
             self.on_dsack(shared, l, r);
@@ -158,6 +162,9 @@ impl<P: Payload> Connection<P> {
             self.undo_reduction();
         }
         self.tlp_ack(shared, ack, advanced, newly_sacked > 0, sack.dsack.is_some(), mss, now);
+        if self.snd.ca == CaState::Loss && self.snd.frto {
+            self.frto_ack(shared, ack, advanced, orig_acked, newly_sacked > 0 || (classic_dup && !advanced), mss);
+        }
 
         // End of an episode (RFC 6582 §3.2 step 3: full acknowledgement).
         match self.snd.ca {
@@ -177,6 +184,7 @@ impl<P: Payload> Connection<P> {
             }
             CaState::Loss if ack.ge(self.snd.high_seq) => {
                 self.snd.undo = None;
+                self.snd.frto = false;
                 self.snd.ca = CaState::Open;
             }
             _ => {}
@@ -260,10 +268,12 @@ impl<P: Payload> Connection<P> {
     }
 
     /// RACK bookkeeping for entries the cumulative ACK delivers (those not SACKed before).
-    /// Returns the frames they held.
-    fn deliver_acked(&mut self, shared: &mut Shared, ack: SeqNum, tsecr: Option<u32>, min_rtt: Option<Duration>, now: Instant) -> u32 {
+    /// Returns the frames they held, and whether one of them was never retransmitted and
+    /// sent before `high_seq` (Linux `FLAG_ORIG_SACK_ACKED`).
+    fn deliver_acked(&mut self, shared: &mut Shared, ack: SeqNum, tsecr: Option<u32>, min_rtt: Option<Duration>, now: Instant) -> (u32, bool) {
         let s = &mut self.snd;
         let mut frames = 0u32;
+        let mut orig = false;
         for e in s.queue.iter() {
             if !e.is_sent() || e.seq.ge(ack) {
                 break;
@@ -274,21 +284,24 @@ impl<P: Payload> Connection<P> {
             let end = if e.end().gt(ack) { ack } else { e.end() };
             let part = if end == e.end() { e.pcount } else { seq_dist(e.seq, end).div_ceil(e.seg_size.max(1)) };
             frames = frames.saturating_add(part);
+            orig |= !e.ever_retrans && e.end().le(s.high_seq);
             let ambiguous = e.ever_retrans && Self::ts_ambiguous(tsecr, e.sent_at);
             s.rack.on_delivered(e.sent_at, end, e.ever_retrans, ambiguous, min_rtt, now);
             if s.rack.detect_reordering(end, e.ever_retrans) {
                 shared.counters.sack_reorder += 1;
             }
         }
-        frames
+        (frames, orig)
     }
 
     /// Marks the entries inside the SACK block `[l, r)` (RFC 2018 §3), cutting sent
     /// entries on frame boundaries so that only whole frames are marked. Returns the frames
-    /// newly SACKed.
-    fn mark_sacked(&mut self, shared: &mut Shared, l: SeqNum, r: SeqNum, tsecr: Option<u32>, min_rtt: Option<Duration>, now: Instant) -> u32 {
+    /// newly SACKed, and whether one of them was never retransmitted and sent before
+    /// `high_seq`.
+    fn mark_sacked(&mut self, shared: &mut Shared, l: SeqNum, r: SeqNum, tsecr: Option<u32>, min_rtt: Option<Duration>, now: Instant) -> (u32, bool) {
         let mut newly = 0u32;
-        let Some(mut idx) = self.snd.find(l) else { return 0 };
+        let mut orig = false;
+        let Some(mut idx) = self.snd.find(l) else { return (0, false) };
         if let Some(e) = self.snd.queue.get(idx) {
             if e.seq.lt(l) {
                 let seg = e.seg_size.max(1);
@@ -316,6 +329,7 @@ impl<P: Payload> Connection<P> {
                 e.sacked = true;
                 newly = newly.saturating_add(e.pcount);
                 let (sent_at, end, rtx) = (e.sent_at, e.end(), e.ever_retrans);
+                orig |= !rtx && end.le(s.high_seq);
                 let ambiguous = rtx && Self::ts_ambiguous(tsecr, sent_at);
                 s.rack.on_delivered(sent_at, end, rtx, ambiguous, min_rtt, now);
                 if s.rack.detect_reordering(end, rtx) {
@@ -326,7 +340,42 @@ impl<P: Payload> Connection<P> {
             e.retrans = false;
             idx += 1;
         }
-        newly
+        (newly, orig)
+    }
+
+    /// F-RTO (RFC 5682 §3, the SACK-enhanced algorithm; Linux `tcp_process_loss`) on an
+    /// ACK after a retransmission timeout. `orig_acked`: data never retransmitted and sent
+    /// before the timeout was acknowledged or SACKed; `dup`: the ACK reports a hole (new
+    /// SACKed data, or a duplicate ACK without SACK).
+    fn frto_ack(&mut self, shared: &mut Shared, ack: SeqNum, advanced: bool, orig_acked: bool, dup: bool, mss: u32) {
+        let new_data_sent = self.snd.nxt.gt(self.snd.high_seq);
+        // Step 3b: after new data went out, an ACK of data never retransmitted shows that
+        // the originals arrived: the timeout was spurious: undo. (Linux also undoes on the
+        // first ACK; RFC 5682 §2.1 step 2a does not: an ACK covering everything outstanding
+        // may answer the retransmission of the one segment that really was lost.)
+        if orig_acked && new_data_sent {
+            shared.counters.spurious_rtos += 1;
+            shared.counters.loss_undo += 1;
+            self.undo_reduction();
+            return;
+        }
+        if dup {
+            // Steps 2a / 3a: the receiver still misses data: the loss was real; the
+            // conventional recovery (go-back-N of what is marked lost) goes on.
+            self.snd.frto = false;
+        } else if advanced && !new_data_sent && ack.lt(self.snd.high_seq) {
+            // Step 2b: the retransmission was acknowledged but not everything sent before
+            // the timeout: send new data (up to two segments, as the window allows) rather
+            // than retransmitting, if there is any and the peer's window takes it.
+            self.snd.high_seq = self.snd.nxt;
+            let unsent = self.snd.unsent_data();
+            let wnd_end = self.snd.una.wrapping_add(self.snd.wnd);
+            if unsent > 0 && self.snd.nxt.wrapping_add(unsent.min(mss)).le(wnd_end) {
+                self.snd.frto_new_data = true;
+            } else {
+                self.snd.frto = false;
+            }
+        }
     }
 
     /// A D-SACK (RFC 2883): counted; it widens RACK's reordering window (RFC 8985 §6.2
@@ -418,7 +467,7 @@ impl<P: Payload> Connection<P> {
                 _ => {}
             }
         } else if self.cfg.rack {
-            self.rack_detect_loss(now);
+            shared.counters.lost_retransmit += self.rack_detect_loss(now);
         } else {
             self.dupthresh_mark_lost();
         }
@@ -444,13 +493,15 @@ impl<P: Payload> Connection<P> {
 
     /// RFC 8985 §6.2 step 5 (`RACK_detect_loss`): marks entries sent before the most
     /// recently delivered one and outstanding for longer than `RACK.rtt + reo_wnd`; arms
-    /// the reordering timer for the others.
-    fn rack_detect_loss(&mut self, now: Instant) {
-        let Some(rack_ts) = self.snd.rack.xmit_ts else { return };
+    /// the reordering timer for the others. Returns how many retransmissions it found lost
+    /// (`TCPLostRetransmit`).
+    fn rack_detect_loss(&mut self, now: Instant) -> u64 {
+        let Some(rack_ts) = self.snd.rack.xmit_ts else { return 0 };
         let in_recovery = matches!(self.snd.ca, CaState::Recovery | CaState::Loss);
         let reo_wnd = self.snd.rack.reo_wnd(in_recovery, self.snd.sacked_out, self.cfg.dupthresh, self.rtt.min_rtt(), self.rtt.srtt());
         let mut timeout: Option<Duration> = None;
         let mut lost = Vec::new();
+        let mut relost = 0u64;
         for (idx, e) in self.snd.queue.iter().enumerate() {
             if !e.is_sent() {
                 break;
@@ -464,7 +515,10 @@ impl<P: Payload> Connection<P> {
                 break;
             }
             match self.snd.rack.check(e.sent_at, e.end(), reo_wnd, now) {
-                Some(d) if d.is_zero() => lost.push(idx),
+                Some(d) if d.is_zero() => {
+                    relost += u64::from(e.retrans);
+                    lost.push(idx);
+                }
                 Some(d) => timeout = Some(timeout.map_or(d, |t| t.max(d))),
                 None => {}
             }
@@ -473,6 +527,7 @@ impl<P: Payload> Connection<P> {
             self.mark_lost(idx);
         }
         self.timers.reo = timeout.map(|d| now + d);
+        relost
     }
 
     /// Enters fast recovery (RFC 6675 §5 / RFC 6582 §3.2 step 2; Linux
@@ -484,6 +539,7 @@ impl<P: Payload> Connection<P> {
         } else {
             shared.counters.reno_recovery += 1;
         }
+        self.stats.recoveries += 1;
         self.mtu_probe_lost(shared, now);
         if self.snd.undo.is_none() {
             self.snd.undo = Some(Undo {
@@ -517,6 +573,7 @@ impl<P: Payload> Connection<P> {
     /// Restores the window saved when the episode began and forgets the loss marks of
     /// data not yet retransmitted (Linux `tcp_undo_cwnd_reduction`).
     fn undo_reduction(&mut self) {
+        self.stats.undos += 1;
         if let Some(u) = self.snd.undo.take() {
             self.cc.undo(u.prior_cwnd, u.prior_ssthresh);
         }
@@ -525,6 +582,8 @@ impl<P: Payload> Connection<P> {
         }
         self.snd.fin_lost = false;
         self.snd.rtx_hint = None;
+        self.snd.frto = false;
+        self.snd.frto_new_data = false;
         self.snd.ca = CaState::Open;
         self.recount();
     }
@@ -535,7 +594,7 @@ impl<P: Payload> Connection<P> {
         if !self.state.is_synchronized() || self.snd.outstanding() == 0 {
             return;
         }
-        self.rack_detect_loss(now);
+        shared.counters.lost_retransmit += self.rack_detect_loss(now);
         self.recount();
         if matches!(self.snd.ca, CaState::Open | CaState::Disorder) && self.snd.lost_out > 0 {
             self.enter_recovery(shared, now);
@@ -569,6 +628,15 @@ impl<P: Payload> Connection<P> {
                 }
                 self.snd.retries += 1;
                 shared.counters.timeouts += 1;
+                self.stats.timeouts += 1;
+                // Linux `tcp_retransmit_timer`: which recovery the timeout cut short.
+                match self.snd.ca {
+                    CaState::Loss => shared.counters.loss_failures += 1,
+                    CaState::Recovery | CaState::Disorder if self.sack_ok => shared.counters.sack_failures += 1,
+                    CaState::Recovery | CaState::Disorder => shared.counters.reno_failures += 1,
+                    CaState::Open if self.snd.sacked_out > 0 => shared.counters.sack_failures += 1,
+                    CaState::Open => {}
+                }
                 if self.snd.retries > self.cfg.max_retries {
                     shared.counters.abort_on_timeout += 1;
                     if self.state.counts_as_established() {
@@ -578,6 +646,10 @@ impl<P: Payload> Connection<P> {
                     return;
                 }
                 let mss = self.effective_mss();
+                // F-RTO judges the first timeout of an episode only (RFC 5682 §2.1 step
+                // 1; Linux: not when fast recovery was under way).
+                self.snd.frto = self.cfg.frto && matches!(self.snd.ca, CaState::Open | CaState::Disorder);
+                self.snd.frto_new_data = false;
                 if self.snd.ca == CaState::Loss {
                     // RFC 5681 §3.1: a repeated timeout keeps ssthresh; the window is one
                     // segment again.
@@ -727,9 +799,15 @@ impl<P: Payload> Connection<P> {
     fn count_retransmission(&mut self, shared: &mut Shared, cause: Cause, now: Instant) {
         self.snd.retrans_out = self.snd.retrans_out.saturating_add(1);
         match (cause, self.snd.ca) {
-            (Cause::Probe, _) => {}
-            (_, CaState::Loss) => shared.counters.rto_retrans += 1,
-            _ => shared.counters.fast_retrans += 1,
+            (Cause::Probe, _) => shared.counters.loss_probe_retrans += 1,
+            (_, CaState::Loss) => {
+                shared.counters.rto_retrans += 1;
+                self.stats.rto_retrans += 1;
+            }
+            _ => {
+                shared.counters.fast_retrans += 1;
+                self.stats.fast_retrans += 1;
+            }
         }
         if self.snd.ca == CaState::Recovery {
             self.snd.prr.on_sent(1);
@@ -827,6 +905,7 @@ impl<P: Payload> Connection<P> {
             self.snd.tlp = Some((self.snd.nxt, true));
         }
         shared.counters.loss_probes += 1;
+        self.stats.loss_probes += 1;
         self.timers.rtx = Some(now + self.rtt.rto());
     }
 

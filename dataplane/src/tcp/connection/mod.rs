@@ -189,6 +189,18 @@ pub struct ConnInfo {
     pub segs_in: u64,
     /// Segments retransmitted.
     pub retrans: u64,
+    /// Retransmission timeouts that fired.
+    pub timeouts: u64,
+    /// Segments retransmitted in fast recovery (SACK, duplicate ACKs, RACK).
+    pub fast_retrans: u64,
+    /// Segments retransmitted after a timeout.
+    pub rto_retrans: u64,
+    /// Tail loss probes sent.
+    pub loss_probes: u64,
+    /// Window reductions undone as spurious (Eifel, F-RTO, D-SACK).
+    pub undos: u64,
+    /// Fast-recovery episodes entered.
+    pub recoveries: u64,
     /// Smallest RTT measured.
     pub min_rtt: Option<Duration>,
     /// Congestion-control algorithm.
@@ -245,6 +257,12 @@ pub(crate) struct Stats {
     pub segs_in: u64,
     pub segs_out: u64,
     pub retrans: u64,
+    pub timeouts: u64,
+    pub fast_retrans: u64,
+    pub rto_retrans: u64,
+    pub loss_probes: u64,
+    pub undos: u64,
+    pub recoveries: u64,
 }
 
 /// A TCP connection over payload type `P`.
@@ -600,6 +618,12 @@ impl<P: Payload> Connection<P> {
             segs_out: self.stats.segs_out,
             segs_in: self.stats.segs_in,
             retrans: self.stats.retrans,
+            timeouts: self.stats.timeouts,
+            fast_retrans: self.stats.fast_retrans,
+            rto_retrans: self.stats.rto_retrans,
+            loss_probes: self.stats.loss_probes,
+            undos: self.stats.undos,
+            recoveries: self.stats.recoveries,
             min_rtt: self.rtt.min_rtt(),
             congestion: self.cc.algorithm(),
             ca_state: self.snd.ca,

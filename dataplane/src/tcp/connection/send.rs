@@ -138,6 +138,11 @@ pub(crate) struct SendState<P> {
     /// Recovery point: SND.NXT when recovery or loss began (RFC 6582 `recover`, Linux
     /// `high_seq`).
     pub high_seq: SeqNum,
+    /// F-RTO (RFC 5682) is judging the current retransmission timeout.
+    pub frto: bool,
+    /// F-RTO step 2b: the next transmission sends new data instead of retransmitting
+    /// (Linux `REXMIT_NEW`).
+    pub frto_new_data: bool,
     /// Proportional Rate Reduction of the current fast recovery (RFC 6937).
     pub prr: Prr,
     /// Undo information of the current reduction (RFC 3522, RFC 2883).
@@ -196,6 +201,8 @@ impl<P: Payload> SendState<P> {
             dupacks: 0,
             ca: CaState::Open,
             high_seq: iss,
+            frto: false,
+            frto_new_data: false,
             prr: Prr::new(1),
             undo: None,
             rack: Rack::new(iss),

@@ -29,7 +29,8 @@ impl<P: Payload> Connection<P> {
         }
         // Retransmissions of lost entries first, through the cwnd gate
         // (`tcp_xmit_retransmit_queue`); when the window stops them, new data waits too.
-        if self.xmit_retransmit_queue(shared, now, out) {
+        // F-RTO step 2b (RFC 5682 §3): once, new data instead of retransmissions.
+        if !core::mem::take(&mut self.snd.frto_new_data) && self.xmit_retransmit_queue(shared, now, out) {
             return;
         }
         let mss = self.effective_mss();

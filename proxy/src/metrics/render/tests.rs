@@ -168,6 +168,8 @@ fn full() -> Snapshot {
             rejected_not_found: 1,
             ..HttpStats::default()
         },
+        proxy: vec![proxy::tests::proxy_stats(1), proxy::tests::proxy_stats(2)],
+        backends: Vec::new(),
     }
 }
 
@@ -199,12 +201,19 @@ fn every_family_has_help_type_prefix_and_counter_suffix() {
         match ty.as_str() {
             "counter" => assert!(name.ends_with("_total"), "counter {name} lacks _total"),
             "gauge" => assert!(!name.ends_with("_total"), "gauge {name} ends in _total"),
+            "histogram" => assert!(name.ends_with("_seconds"), "histogram {name} is not in seconds"),
             other => panic!("{name}: unexpected type {other}"),
         }
     }
     for series in p.samples.keys() {
+        let family = family_of(series);
+        let histogram_part = ["_bucket", "_sum", "_count"].iter().any(|suffix| {
+            family
+                .strip_suffix(suffix)
+                .is_some_and(|base| p.types.get(base).is_some_and(|t| t == "histogram"))
+        });
         assert!(
-            p.types.contains_key(family_of(series)),
+            p.types.contains_key(family) || histogram_part,
             "{series} has no TYPE"
         );
     }
@@ -214,7 +223,8 @@ fn every_family_has_help_type_prefix_and_counter_suffix() {
 fn labels_are_only_port_lcore_reason_and_closed_sets() {
     let p = rendered(&full());
     let allowed = [
-        "port", "lcore", "reason", "kind", "state", "offload", "version", "dpdk",
+        "port", "lcore", "reason", "kind", "state", "offload", "version", "dpdk", "listener",
+        "pool", "server", "direction", "le",
     ];
     for series in p.samples.keys() {
         for (k, _) in labels_of(series) {

@@ -2,10 +2,11 @@
 //!
 //! Each lcore owns one RX and one TX queue on every port, one [`Interface`] per port
 //! (neighbour cache, counters) and one TCP [`Engine`] with the services ([`Apps`]) that
-//! run on it. Nothing on the fast path is shared with other lcores (symmetric RSS puts
-//! both directions of a connection on the same lcore): the control plane reads the lcore's
-//! [`LcoreStats`] (relaxed atomics written by this lcore only) and asks it to stop through
-//! an [`AtomicBool`].
+//! run on it. Nothing on the fast path is shared with other lcores: every TCP flow has one
+//! owning lcore ([`crate::rss`]: symmetric Toeplitz hash and RETA, so both directions
+//! agree); frames the device put on another lcore's queue are handed to the owner
+//! ([`steer`]). The control plane reads the lcore's [`LcoreStats`] (relaxed atomics
+//! written by this lcore only) and asks it to stop through an [`AtomicBool`].
 //!
 //! TCP without copies: a received segment becomes an [`MbufPayload`] viewing the frame it
 //! arrived in; a transmitted segment is a fresh header mbuf (Ethernet, IPv4, TCP) chained
@@ -31,6 +32,12 @@ use crate::tcp::{Counters, Engine, Payload, Segment, StackError, TcpConfig};
 use crate::time::{Duration, Instant};
 use crate::wire::{checksum, ethernet, ipv4, tcp as wire_tcp};
 
+pub mod steer;
+pub mod wake;
+
+pub use steer::{mesh, Handoff, Route, SteeringLinks, SteeringMode, INBOX_BURST, INBOX_CAPACITY};
+pub use wake::Waker;
+
 /// Frames taken from a queue per RX burst.
 pub const BURST: usize = 32;
 
@@ -39,6 +46,12 @@ const IDLE_SPINS_BEFORE_NAP: u32 = 256;
 /// Length of one nap when idle. Short enough that a ping sees well under a millisecond
 /// added, long enough that an idle appliance does not burn its cores.
 const IDLE_NAP: std::time::Duration = std::time::Duration::from_micros(100);
+/// Naps of [`IDLE_NAP`] (about 10 ms of idleness) before the lcore naps
+/// [`DEEP_IDLE_NAP`] instead: an appliance idle for longer wakes ~1000 times a second per
+/// lcore rather than ~7000, and the first frame after a quiet spell waits at most 1 ms.
+const NAPS_BEFORE_DEEP_IDLE: u32 = 64;
+/// Length of one nap once deeply idle.
+const DEEP_IDLE_NAP: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Converts TSC cycles to the stack's [`Instant`].
 #[derive(Debug, Clone, Copy)]
@@ -122,6 +135,18 @@ pub struct LcoreStats {
     /// 1/[`RESERVE_DIVISOR`] of the pool's mbufs were free (the sender retransmits; the
     /// reserve keeps ARP, ICMP and ACKs flowing).
     pub tcp_rx_shed: AtomicU64,
+    /// Received TCP frames of a flow another lcore owns, handed to it ([`steer`]).
+    pub redirected_frames: AtomicU64,
+    /// Of those, frames to one of our ephemeral ports: return traffic of connections an
+    /// lcore opened (zero where the device steers by RSS).
+    pub redirected_active_open_frames: AtomicU64,
+    /// Frames other lcores handed to this one.
+    pub redirect_received_frames: AtomicU64,
+    /// Frames (and ARP copies) that could not be handed over: the owner's inbox was full
+    /// or no mbuf was free for an ARP copy.
+    pub redirect_dropped_frames: AtomicU64,
+    /// Copies of ARP packets addressed to us handed to the other lcores' neighbour tables.
+    pub arp_shared_frames: AtomicU64,
     /// Copies of the engine's and interfaces' counters, refreshed by the lcore every
     /// [`PUBLISH_INTERVAL`] for the control plane (metrics). The lcore only ever
     /// `try_lock`s it, so a reader can delay a refresh but never stall the loop.
@@ -209,6 +234,11 @@ impl LcoreStats {
             ("memory_pressure_changes", &self.memory_pressure_changes),
             ("memory_pressure", &self.memory_pressure),
             ("tcp_rx_shed", &self.tcp_rx_shed),
+            ("redirected_frames", &self.redirected_frames),
+            ("redirected_active_open_frames", &self.redirected_active_open_frames),
+            ("redirect_received_frames", &self.redirect_received_frames),
+            ("redirect_dropped_frames", &self.redirect_dropped_frames),
+            ("arp_shared_frames", &self.arp_shared_frames),
         ]
         .into_iter()
         .map(|(k, v)| (k, v.load(Ordering::Relaxed)))
@@ -403,6 +433,10 @@ pub struct Worker {
     /// Below this many free mbufs, received data segments are shed (see
     /// [`LcoreStats::tcp_rx_shed`]).
     shed_below: u32,
+    /// Commands from the control plane, polled once per iteration ([`crate::control`]).
+    control: Option<crate::control::Inbox>,
+    /// Flow steering to and from the other lcores (none with a single lcore).
+    steer: Option<SteeringLinks>,
 }
 
 /// Whether the TCP segment at `frame[l4_offset..l4_offset + l4_len]` carries data (more
@@ -454,6 +488,8 @@ impl Worker {
             apps,
             ip_ident: 0,
             shed_below,
+            control: None,
+            steer: None,
         })
     }
 
@@ -465,6 +501,30 @@ impl Worker {
     /// The services' counters.
     pub fn app_counters(&self) -> &AppCounters {
         self.apps.counters()
+    }
+
+    /// Joins the steering mesh: TCP frames of flows another lcore owns are handed to it,
+    /// frames handed to this lcore are processed here, and active opens take only source
+    /// ports whose flow this lcore owns.
+    #[must_use]
+    pub fn with_steering(mut self, links: SteeringLinks) -> Self {
+        if links.lcores() > 1 {
+            self.engine.set_steering(Some(links.lcore_steering()));
+        }
+        tracing::info!(
+            lcore = self.lcore,
+            index = links.index(),
+            lcores = links.lcores(),
+            mode = links.mode().name(),
+            "flow steering"
+        );
+        self.steer = Some(links);
+        self
+    }
+
+    /// Takes commands from the control plane through `inbox` ([`crate::control`]).
+    pub fn set_control(&mut self, inbox: crate::control::Inbox) {
+        self.control = Some(inbox);
     }
 
     /// Starts the proxy's listeners on this lcore's engine ([`crate::app::proxy`]).
@@ -530,6 +590,7 @@ impl Worker {
         let mut next_publish = Instant::ZERO;
         let mut next_pressure_check = Instant::ZERO;
         let pool_size = self.pool.in_use().saturating_add(self.pool.available());
+        let waker = self.steer.as_ref().map(SteeringLinks::waker);
         while !self.stop.load(Ordering::Relaxed) {
             let t0 = tsc();
             let now = self.clock.instant(t0);
@@ -541,15 +602,24 @@ impl Worker {
                 self.check_memory(pool_size);
                 next_pressure_check = now + PRESSURE_CHECK_INTERVAL;
             }
-            let work = self.poll_once(now);
+            let mut work = 0;
+            if let Some(inbox) = self.control.as_mut() {
+                let pool = &self.pool;
+                let mut make = |b: &[u8]| MbufPayload::from_slice(pool, b).ok();
+                work += crate::control::poll(inbox, &mut self.engine, &mut self.apps, now, &mut make);
+            }
+            let work = work + self.poll_once(now);
             let t1 = tsc();
             if work > 0 {
                 LcoreStats::add(&self.stats.busy_cycles, t1.wrapping_sub(t0));
                 idle_spins = 0;
             } else {
                 idle_spins = idle_spins.saturating_add(1);
-                if idle_spins > IDLE_SPINS_BEFORE_NAP {
-                    std::thread::sleep(IDLE_NAP);
+                // A frame handed over by another lcore rang the waker: poll again at once.
+                let rung = waker.as_ref().is_some_and(|w| w.take());
+                if idle_spins > IDLE_SPINS_BEFORE_NAP && !rung {
+                    let naps = idle_spins - IDLE_SPINS_BEFORE_NAP;
+                    std::thread::sleep(if naps > NAPS_BEFORE_DEEP_IDLE { DEEP_IDLE_NAP } else { IDLE_NAP });
                 }
             }
             let t2 = tsc();
@@ -598,8 +668,9 @@ impl Worker {
     /// number of frames received plus sent (0 means the pass was idle).
     pub fn poll_once(&mut self, now: Instant) -> usize {
         let mut work = 0;
-        let Worker { ports, pool, stats, rx, rx_due, scratch, engine, apps, ip_ident, shed_below, .. } = self;
-        for p in ports.iter_mut() {
+        let Worker { ports, pool, stats, rx, rx_due, scratch, engine, apps, ip_ident, shed_below, steer, .. } = self;
+        let ephemeral = engine.config().ephemeral_ports;
+        for (port_index, p) in ports.iter_mut().enumerate() {
             rx.clear();
             let n = p.port.rx_burst(p.queue, rx, BURST);
             LcoreStats::add(&stats.rx_frames, n as u64);
@@ -622,40 +693,46 @@ impl Worker {
                 None => rx_due.extend(rx.drain(..).map(|m| (m, false))),
             }
             for (m, corrupted) in rx_due.drain(..) {
-                // The NIC's verdict predates a corruption: software verifies then.
-                let csum = if p.rx_cksum_offload && !corrupted {
-                    rx_checksum(m.ip_cksum(), m.l4_cksum())
-                } else {
-                    RxChecksum::Unknown
-                };
-                // A chained frame is linearised into a scratch buffer for the checks
-                // rather than misparsed (the TCP payload itself is not taken from it).
-                let input = if m.nb_segs() > 1 {
-                    scratch.clear();
-                    for seg in m.segments() {
-                        scratch.extend_from_slice(seg);
-                    }
-                    p.iface.handle_frame(scratch, now, csum)
-                } else {
-                    p.iface.handle_frame(m.data(), now, csum)
-                };
-                if let Input::Tcp { src, dst, l4_offset, l4_len, l4_checksum_verified } = input {
-                    if shed && carries_data(m.data(), l4_offset, l4_len) {
-                        LcoreStats::add(&stats.tcp_rx_shed, 1);
-                        continue;
-                    }
-                    // The frame becomes the payload: no copy (RFC 9293 §3.10.7 from here on).
-                    match MbufPayload::from_rx(m, l4_offset, l4_len, pool) {
-                        Ok(segment) => {
-                            LcoreStats::add(&stats.tcp_rx_segments, 1);
-                            // Malformed segments and bad checksums are counted by the engine.
-                            let _ = engine.handle_datagram(src, dst, segment, l4_checksum_verified, now);
+                if let Some(links) = steer.as_ref() {
+                    match links.route(m.data(), p.iface.ipv4()) {
+                        Route::Here => {}
+                        Route::Owner { lcore, dst_port } => {
+                            let to_ephemeral = (ephemeral.0..=ephemeral.1).contains(&dst_port);
+                            match links.send(lcore, Handoff { port: port_index, frame: m, corrupted }) {
+                                Ok(()) => {
+                                    LcoreStats::add(&stats.redirected_frames, 1);
+                                    if to_ephemeral {
+                                        LcoreStats::add(&stats.redirected_active_open_frames, 1);
+                                    }
+                                }
+                                // Dropped (the frame with it): TCP retransmits.
+                                Err(_) => LcoreStats::add(&stats.redirect_dropped_frames, 1),
+                            }
+                            continue;
                         }
-                        Err(_) => LcoreStats::add(&stats.tcp_rx_dropped, 1),
+                        Route::Share => {
+                            let (shared, dropped) = links.share_arp(port_index, m.data(), pool);
+                            LcoreStats::add(&stats.arp_shared_frames, shared);
+                            LcoreStats::add(&stats.redirect_dropped_frames, dropped);
+                        }
                     }
                 }
+                receive_frame(p, m, corrupted, shed, now, pool, stats, scratch, engine);
             }
             p.iface.poll(now);
+        }
+        if let Some(links) = steer.as_ref() {
+            let mut shed = None;
+            for _ in 0..INBOX_BURST {
+                let Some(h) = links.recv() else { break };
+                LcoreStats::add(&stats.redirect_received_frames, 1);
+                work += 1;
+                let shed = *shed.get_or_insert_with(|| pool.available() < *shed_below);
+                // A port index out of range cannot come from a peer; dropping is safe.
+                if let Some(p) = ports.get_mut(h.port) {
+                    receive_frame(p, h.frame, h.corrupted, shed, now, pool, stats, scratch, engine);
+                }
+            }
         }
         if engine.next_deadline().is_some_and(|t| t <= now) {
             engine.handle_timeouts(now);
@@ -721,6 +798,56 @@ impl Worker {
             .chain(self.engine.next_deadline())
             .chain(held)
             .min()
+    }
+}
+
+/// Passes one received frame of port `p` through the network layer and, for TCP, into
+/// the engine (the frame becomes the payload: no copy). `corrupted`: the impairment
+/// layer changed it, so the NIC's checksum verdict no longer holds; `shed`: the pool is
+/// below its reserve, data segments are dropped.
+#[allow(clippy::too_many_arguments)]
+fn receive_frame(
+    p: &mut PortQueue,
+    m: Mbuf,
+    corrupted: bool,
+    shed: bool,
+    now: Instant,
+    pool: &Mempool,
+    stats: &LcoreStats,
+    scratch: &mut Vec<u8>,
+    engine: &mut Engine<MbufPayload>,
+) {
+    // The NIC's verdict predates a corruption: software verifies then.
+    let csum = if p.rx_cksum_offload && !corrupted {
+        rx_checksum(m.ip_cksum(), m.l4_cksum())
+    } else {
+        RxChecksum::Unknown
+    };
+    // A chained frame is linearised into a scratch buffer for the checks
+    // rather than misparsed (the TCP payload itself is not taken from it).
+    let input = if m.nb_segs() > 1 {
+        scratch.clear();
+        for seg in m.segments() {
+            scratch.extend_from_slice(seg);
+        }
+        p.iface.handle_frame(scratch, now, csum)
+    } else {
+        p.iface.handle_frame(m.data(), now, csum)
+    };
+    if let Input::Tcp { src, dst, l4_offset, l4_len, l4_checksum_verified } = input {
+        if shed && carries_data(m.data(), l4_offset, l4_len) {
+            LcoreStats::add(&stats.tcp_rx_shed, 1);
+            return;
+        }
+        // The frame becomes the payload: no copy (RFC 9293 §3.10.7 from here on).
+        match MbufPayload::from_rx(m, l4_offset, l4_len, pool) {
+            Ok(segment) => {
+                LcoreStats::add(&stats.tcp_rx_segments, 1);
+                // Malformed segments and bad checksums are counted by the engine.
+                let _ = engine.handle_datagram(src, dst, segment, l4_checksum_verified, now);
+            }
+            Err(_) => LcoreStats::add(&stats.tcp_rx_dropped, 1),
+        }
     }
 }
 
@@ -858,7 +985,12 @@ fn build_frames(
         LcoreStats::add(&stats.tx_sw_cksum_odd_pieces, 1);
     }
 
-    if needs_segmentation && granted.tso && granted.multi_seg && !cksum_in_software {
+    // With impairment on, the device must not segment: the impairment layer acts on wire
+    // frames, and dropping one TSO super-frame would lose up to 44 of them at once (a
+    // burst, not the configured loss rate). Cut them here instead (no copy).
+    let cut_here = cksum_in_software || p.impair.is_some();
+
+    if needs_segmentation && granted.tso && granted.multi_seg && !cut_here {
         // Hardware TSO: the NIC cuts the payload into `mss` pieces and computes every
         // checksum; it wants the IPv4 checksum zero and the pseudo-header sum without
         // the length in the TCP checksum field (DPDK `rte_net_intel_cksum_prepare`).
@@ -877,9 +1009,9 @@ fn build_frames(
         p.tx.push(m);
         return Ok(());
     }
-    if needs_segmentation && cksum_in_software && granted.multi_seg {
-        // The device could take the super-segment but would checksum it wrongly: cut it
-        // here without copying (Linux `tcp_gso_segment` semantics: CWR on the first
+    if needs_segmentation && cut_here && granted.multi_seg {
+        // The device could take the super-segment but would checksum it wrongly, or the
+        // impairment layer needs wire frames: cut it here without copying (Linux `tcp_gso_segment` semantics: CWR on the first
         // frame only, FIN and PSH on the last only, IP ids counting up), each frame a
         // header mbuf chained to its slice of the payload.
         let mut off = 0usize;
@@ -1003,7 +1135,7 @@ mod tests {
         LcoreStats::add(&s.gso_frames, 3);
         LcoreStats::add(&s.tcp_tx_unresolved, 1);
         let v: Vec<(&str, u64)> = s.iter().collect();
-        assert_eq!(v.len(), 24);
+        assert_eq!(v.len(), 29);
         assert!(v.contains(&("gso_frames", 3)) && v.contains(&("tcp_tx_unresolved", 1)));
         assert_eq!(v.iter().filter(|(_, n)| *n != 0).count(), 2);
     }

@@ -1,0 +1,160 @@
+//! Draining the proxy on shutdown: stop accepting, then reset what is left once the
+//! deadline passes ([`crate::control`] keeps the deadline and calls these).
+//!
+//! Closing a listener takes it out of the engine: a SYN to its address is then answered
+//! with a reset (RFC 9293 §3.10.7.1: no listener, a segment without RST gets one), so
+//! clients learn at once instead of timing out. Handshakes completed but not yet accepted
+//! are aborted by the engine. Established sessions are untouched and finish normally;
+//! [`Proxy::reset_all`] aborts both connections of every remaining session (the peers get
+//! an RST, RFC 9293 §3.10.5).
+//!
+//! Also here: the access log, one line per session as it ends (target `strait::access`).
+
+use std::net::SocketAddrV4;
+
+use crate::tcp::{Engine, Payload};
+use crate::time::{Duration, Instant};
+
+use super::Proxy;
+
+impl<P: Payload> Proxy<P> {
+    /// Stops every listener of the proxy; returns how many were open.
+    pub fn close_listeners(&mut self, engine: &mut Engine<P>, now: Instant) -> usize {
+        let open: Vec<_> = self.by_listener_id.drain().collect();
+        for (lid, i) in &open {
+            let _ = engine.unlisten(*lid, now);
+            if let Some(l) = self.listeners.get(*i) {
+                tracing::info!(listener = %l.spec.name, listen = %l.spec.listen, "listener closed");
+            }
+        }
+        open.len()
+    }
+
+    /// Whether any proxy listener still accepts.
+    pub fn accepting(&self) -> bool {
+        !self.by_listener_id.is_empty()
+    }
+
+    /// Aborts every session (both connections); returns how many there were.
+    pub fn reset_all(&mut self, engine: &mut Engine<P>, now: Instant) -> usize {
+        let ids: Vec<u64> = self.sessions.iter().filter(|(_, s)| !s.finished).map(|(&id, _)| id).collect();
+        for &sid in &ids {
+            self.note_end(sid, EndReason::DrainDeadline);
+            if let Some(l) = self.sessions.get(&sid).and_then(|s| self.stats.listeners.get_mut(s.listener)) {
+                l.resets += 1;
+            }
+            self.abort_session(engine, sid, now);
+        }
+        ids.len()
+    }
+}
+
+/// Why a session ended, for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Both sides closed normally.
+    Closed,
+    /// A reset or error on either side.
+    Reset,
+    /// No server could be connected.
+    ConnectFailed,
+    /// The idle timeout.
+    Idle,
+    /// Reset when the drain deadline passed (shutdown).
+    DrainDeadline,
+}
+
+impl EndReason {
+    /// The word logged.
+    pub fn name(self) -> &'static str {
+        match self {
+            EndReason::Closed => "closed",
+            EndReason::Reset => "reset",
+            EndReason::ConnectFailed => "connect_failed",
+            EndReason::Idle => "idle_timeout",
+            EndReason::DrainDeadline => "drain_deadline",
+        }
+    }
+}
+
+/// One access-log record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRecord<'a> {
+    /// The listener's name.
+    pub listener: &'a str,
+    /// The client.
+    pub client: SocketAddrV4,
+    /// The server, when one was connected.
+    pub server: Option<SocketAddrV4>,
+    /// Bytes from the client to the server.
+    pub bytes_in: u64,
+    /// Bytes from the server to the client.
+    pub bytes_out: u64,
+    /// Accept to end.
+    pub duration: Duration,
+    /// Why it ended.
+    pub reason: EndReason,
+}
+
+/// What the access log needs of a session besides its addresses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct SessionLog {
+    bytes_in: u64,
+    bytes_out: u64,
+    end: Option<EndReason>,
+}
+
+impl SessionLog {
+    /// `n` bytes moved, from the client (`from_client`) or from the server.
+    pub(super) fn moved(&mut self, from_client: bool, n: u64) {
+        if from_client {
+            self.bytes_in += n;
+        } else {
+            self.bytes_out += n;
+        }
+    }
+}
+
+impl<P: Payload> Proxy<P> {
+    /// Records why a session ends (the first reason given stays).
+    pub(super) fn note_end(&mut self, sid: u64, reason: EndReason) {
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.log.end.get_or_insert(reason);
+        }
+    }
+
+    /// The access-log line of a session about to go (when `[log] access` is on).
+    pub(super) fn log_session_end(&self, sid: u64, now: Instant) {
+        if !self.ops.access_log {
+            return;
+        }
+        let Some(s) = self.sessions.get(&sid) else { return };
+        let reason = s.log.end.unwrap_or(if s.up.shut && s.down.shut { EndReason::Closed } else { EndReason::Reset });
+        log_access(&AccessRecord {
+            listener: self.listeners.get(s.listener).map(|l| l.spec.name.as_str()).unwrap_or("-"),
+            client: s.client_addr,
+            server: s.server.and_then(|i| self.servers.get(i)).map(|srv| srv.addr),
+            bytes_in: s.log.bytes_in,
+            bytes_out: s.log.bytes_out,
+            duration: now.saturating_duration_since(s.started),
+            reason,
+        });
+    }
+}
+
+/// Emits `r` as one `tracing` event on target `strait::access` (the subscriber's format,
+/// text or JSON, applies).
+pub fn log_access(r: &AccessRecord<'_>) {
+    let server = r.server.map(|s| s.to_string()).unwrap_or_else(|| "-".to_string());
+    tracing::info!(
+        target: "strait::access",
+        listener = r.listener,
+        client = %r.client,
+        server = %server,
+        bytes_in = r.bytes_in,
+        bytes_out = r.bytes_out,
+        duration_ms = r.duration.as_millis() as u64,
+        reason = r.reason.name(),
+        "session closed"
+    );
+}

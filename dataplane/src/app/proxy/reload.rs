@@ -1,0 +1,506 @@
+//! Changing a running proxy: configuration reload, server admin state, health polling and
+//! the admin API's view of the proxy ([`crate::control`] calls these on the lcore).
+//!
+//! **Reload** applies a new [`ProxySpec`] to new connections without touching established
+//! sessions (their TCP state lives in this engine, so nothing needs to be handed over):
+//!
+//! * Listeners are matched by name. A kept listener with the same address keeps its
+//!   engine listener and counters and takes the new limits, timeouts and pool; one whose
+//!   address changed is re-opened on the new address; a removed one stops accepting, and
+//!   stays (closed) while sessions it accepted remain.
+//! * Pools are matched by name: a kept pool's balancer takes the new server list and
+//!   weights ([`crate::lb::Balancer::set_backends`]: active counts follow the addresses);
+//!   a new pool or a changed algorithm gets a new balancer.
+//! * Servers are matched by (pool, address) and keep their counters, health and admin
+//!   state. A removed server receives no new session; its sessions continue (drain) and
+//!   it stays listed, after every configured server, until a later reload finds it idle.
+//!
+//! Everything that can fail (new listen addresses, balancers) is tried before anything
+//! changes: a refused reload leaves the proxy as it was.
+
+use std::collections::HashMap;
+use std::net::SocketAddrV4;
+
+use crate::control::{AdminState, ConnView, LcoreView, ListenerView, ServerView, MAX_CONNECTIONS_SHOWN};
+use crate::lb::{Backend, Balancer};
+use crate::tcp::{Engine, ListenerId, Payload};
+use crate::time::{Duration, Instant};
+
+use super::health::{BackendHealth, OpsSpec, PoolHealth, ServerHealth};
+use super::{ListenerState, ListenerStats, PoolState, Proxy, ProxyError, ProxySpec, ServerStats, Side};
+
+/// How often passive ejection and the health checks are looked at.
+const HEALTH_POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Operating state of one server.
+#[derive(Debug)]
+struct ServerOps {
+    admin: AdminState,
+    health: ServerHealth,
+}
+
+/// The proxy's operating state: per-server admin state and health, per-pool health
+/// settings, the access log switch. Servers are indexed like the flat server list.
+#[derive(Debug, Default)]
+pub(super) struct Ops {
+    servers: Vec<ServerOps>,
+    /// Configured servers (the flat list beyond this holds removed, draining ones).
+    configured: Option<usize>,
+    spec: OpsSpec,
+    next_poll: Instant,
+    /// Log one line per closed session.
+    pub(super) access_log: bool,
+}
+
+impl Ops {
+    /// Whether the server (flat index) may receive new sessions at `now`.
+    pub(super) fn available(&self, flat: usize, now: Instant) -> bool {
+        if self.configured.is_some_and(|c| flat >= c) {
+            // Removed by a reload: draining.
+            return false;
+        }
+        self.servers.get(flat).is_none_or(|s| s.admin == AdminState::Enabled && s.health.up(now))
+    }
+
+    /// Health counters of every server, in flat order.
+    pub(super) fn health(&self, now: Instant) -> Vec<BackendHealth> {
+        self.servers
+            .iter()
+            .map(|s| {
+                let mut c = s.health.counters.clone();
+                c.up = s.health.up(now);
+                c
+            })
+            .collect()
+    }
+}
+
+/// Why a reload was refused.
+pub type ReloadError = ProxyError;
+
+impl<P: Payload> Proxy<P> {
+    /// Makes sure every server has its operating state.
+    fn ops_sync(&mut self) {
+        let n = self.servers.len();
+        let ops = &mut self.ops;
+        while ops.servers.len() < n {
+            let i = ops.servers.len();
+            let (pool, addr) = match self.stats.servers.get(i) {
+                Some(st) => (st.pool.clone(), st.addr),
+                None => (String::new(), None),
+            };
+            let addr = addr.or_else(|| self.servers.get(i).map(|s| s.addr));
+            let addr = addr.unwrap_or(SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0));
+            ops.servers.push(ServerOps { admin: AdminState::Enabled, health: ServerHealth::new(&pool, addr) });
+        }
+        ops.servers.truncate(n);
+    }
+
+    /// Takes health and access-log settings (the configuration started with).
+    pub fn configure(&mut self, spec: OpsSpec, _now: Instant) {
+        self.ops_sync();
+        self.ops.access_log = spec.access_log;
+        self.ops.spec = spec;
+    }
+
+    /// Whether the server at flat index `flat` may receive new sessions.
+    pub fn server_available(&self, flat: usize, now: Instant) -> bool {
+        self.ops.available(flat, now)
+    }
+
+    /// Sets a server's admin state (`Drain`: no new sessions). `Err` when the pool or
+    /// server does not exist.
+    pub fn set_admin_state(
+        &mut self,
+        pool: &str,
+        addr: SocketAddrV4,
+        state: AdminState,
+        _now: Instant,
+    ) -> Result<(), String> {
+        self.ops_sync();
+        let configured = self.ops.configured.unwrap_or(self.servers.len());
+        let Some(flat) =
+            self.stats.servers.iter().take(configured).position(|s| s.pool == pool && s.addr == Some(addr))
+        else {
+            return Err(format!("no server {addr} in pool {pool:?}"));
+        };
+        if let Some(s) = self.ops.servers.get_mut(flat) {
+            if s.admin != state {
+                tracing::info!(pool, server = %addr, state = state.name(), "server admin state changed");
+            }
+            s.admin = state;
+        }
+        Ok(())
+    }
+
+    /// Health checks and passive ejection, at most every few milliseconds; `make` builds a
+    /// payload for a check's `send` bytes. Returns the work done.
+    pub fn poll_ops(
+        &mut self,
+        engine: &mut Engine<P>,
+        now: Instant,
+        make: &mut dyn FnMut(&[u8]) -> Option<P>,
+    ) -> usize {
+        if now < self.ops.next_poll {
+            return 0;
+        }
+        self.ops.next_poll = now + HEALTH_POLL_INTERVAL;
+        self.ops_sync();
+        let configured = self.ops.configured.unwrap_or(self.servers.len());
+        let mut work = 0;
+        for (pi, pool) in self.pools.iter().enumerate() {
+            let spec: Option<&PoolHealth> = self.ops.spec.pools.get(pi);
+            let n = pool.balancer.backends().len();
+            for flat in pool.first..pool.first + n {
+                if flat >= configured {
+                    break;
+                }
+                let (Some(server), Some(stats), Some(ops)) =
+                    (self.servers.get(flat), self.stats.servers.get(flat), self.ops.servers.get_mut(flat))
+                else {
+                    continue;
+                };
+                let Some(spec) = spec else { continue };
+                if ops.health.passive(spec, stats, server, now) {
+                    work += 1;
+                }
+                if let Some(check) = &spec.check {
+                    if ops.health.poll_check(engine, check, server, now, make) {
+                        work += 1;
+                    }
+                }
+            }
+        }
+        work
+    }
+
+    /// Health counters of every server (flat order), with whether it is up now.
+    pub fn backend_health(&self, now: Instant) -> Vec<BackendHealth> {
+        self.ops.health(now)
+    }
+
+    /// The admin API's view: listeners, servers and, when `connections`, every session's
+    /// connections (at most [`MAX_CONNECTIONS_SHOWN`]).
+    pub fn view(&self, engine: &Engine<P>, connections: bool, now: Instant) -> LcoreView {
+        let open: Vec<usize> = self.by_listener_id.values().copied().collect();
+        let listeners = self
+            .listeners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let st = self.stats.listeners.get(i);
+                ListenerView {
+                    name: l.spec.name.clone(),
+                    listen: l.spec.listen,
+                    pool: self.pool_name(l.spec.pool),
+                    open: open.contains(&i),
+                    active: st.map(|s| s.active).unwrap_or(0),
+                    total: st.map(|s| s.total).unwrap_or(0),
+                }
+            })
+            .collect();
+        let configured = self.ops.configured.unwrap_or(self.servers.len());
+        let servers = self
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let st = self.stats.servers.get(i);
+                let ops = self.ops.servers.get(i);
+                ServerView {
+                    pool: st.map(|s| s.pool.clone()).unwrap_or_default(),
+                    addr: s.addr,
+                    weight: s.weight,
+                    admin: ops.map(|o| o.admin).unwrap_or(AdminState::Enabled),
+                    health: ops.map(|o| o.health.state(now)).unwrap_or(crate::control::HealthState::Up),
+                    configured: i < configured,
+                    active: st.map(|s| s.active).unwrap_or(0),
+                    attempts: st.map(|s| s.attempts).unwrap_or(0),
+                    failed: st.map(|s| s.connect_refused + s.connect_timeout + s.connect_other).unwrap_or(0),
+                }
+            })
+            .collect();
+        let mut conns = Vec::new();
+        if connections {
+            let mut ids: Vec<u64> = self.sessions.keys().copied().collect();
+            ids.sort_unstable();
+            'outer: for sid in ids {
+                let Some(s) = self.sessions.get(&sid) else { continue };
+                let listener = self.listeners.get(s.listener).map(|l| l.spec.name.clone()).unwrap_or_default();
+                let sides = [(Side::Client, Some(s.client), s.client_open), (Side::Backend, s.backend, s.backend_open)];
+                for (side, id, open) in sides {
+                    if conns.len() >= MAX_CONNECTIONS_SHOWN {
+                        break 'outer;
+                    }
+                    let (Some(id), true) = (id, open) else { continue };
+                    let (Ok(info), Ok((local, remote))) = (engine.info(id), engine.addresses(id)) else { continue };
+                    conns.push(ConnView {
+                        session: sid,
+                        listener: listener.clone(),
+                        side: match side {
+                            Side::Client => "client",
+                            Side::Backend => "backend",
+                        },
+                        local,
+                        remote,
+                        state: info.state.to_string(),
+                        cwnd: info.cwnd,
+                        srtt: info.srtt,
+                        bytes_received: info.bytes_received,
+                        bytes_acked: info.bytes_acked,
+                    });
+                }
+            }
+        }
+        LcoreView {
+            lcore: 0,
+            draining: false,
+            listeners,
+            servers,
+            sessions: self.sessions.len() as u64,
+            connections: conns,
+        }
+    }
+
+    /// The name of pool `i` (from its servers' counters; empty when unknown).
+    fn pool_name(&self, i: usize) -> String {
+        let Some(p) = self.pools.get(i) else { return String::new() };
+        self.stats.servers.get(p.first).map(|s| s.pool.clone()).unwrap_or_default()
+    }
+
+    /// Applies `spec` to new connections (see the module documentation). On `Err` nothing
+    /// changed.
+    pub fn reload(
+        &mut self,
+        engine: &mut Engine<P>,
+        spec: &ProxySpec,
+        ops: OpsSpec,
+        now: Instant,
+    ) -> Result<(), ReloadError> {
+        self.ops_sync();
+        for l in &spec.listeners {
+            if spec.pools.get(l.pool).is_none_or(|p| p.servers.is_empty()) {
+                return Err(ProxyError::NoPool(l.name.clone()));
+            }
+        }
+        // ----- everything that can fail, before anything changes -----
+        let old_pool_names: Vec<String> = (0..self.pools.len()).map(|i| self.pool_name(i)).collect();
+        let mut balancers: Vec<Balancer> = Vec::with_capacity(spec.pools.len());
+        for pool in &spec.pools {
+            let backends: Vec<Backend> =
+                pool.servers.iter().enumerate().map(|(id, s)| Backend { id, addr: s.addr, weight: s.weight }).collect();
+            let old = old_pool_names.iter().position(|n| *n == pool.name).and_then(|i| self.pools.get(i));
+            let b = match old {
+                Some(o) if o.balancer.algorithm() == pool.algorithm => {
+                    let mut b = o.balancer.clone();
+                    b.set_backends(&backends).map(|()| b)
+                }
+                _ => Balancer::new(pool.algorithm, &backends),
+            };
+            balancers.push(b.map_err(|source| ProxyError::Pool { name: pool.name.clone(), source })?);
+        }
+        // Listeners: which old one each new one continues, and the addresses to open.
+        let old_by_name: HashMap<String, usize> =
+            self.listeners.iter().enumerate().map(|(i, l)| (l.spec.name.clone(), i)).collect();
+        let old_lid: HashMap<usize, ListenerId> = self.by_listener_id.iter().map(|(lid, &i)| (i, *lid)).collect();
+        let mut keep_lid: Vec<Option<ListenerId>> = Vec::with_capacity(spec.listeners.len());
+        let mut opened: Vec<ListenerId> = Vec::new();
+        for l in &spec.listeners {
+            let same = old_by_name
+                .get(&l.name)
+                .filter(|&&i| self.listeners.get(i).is_some_and(|o| o.spec.listen == l.listen))
+                .and_then(|i| old_lid.get(i).copied());
+            match same {
+                Some(lid) => keep_lid.push(Some(lid)),
+                None => {
+                    // An address another (old) listener still holds is freed below, after
+                    // the point of no return: open it then.
+                    let held_by_old = self
+                        .listeners
+                        .iter()
+                        .enumerate()
+                        .any(|(i, o)| o.spec.listen == l.listen && old_lid.contains_key(&i));
+                    if held_by_old {
+                        keep_lid.push(None);
+                        continue;
+                    }
+                    match engine.listen(l.listen) {
+                        Ok(lid) => {
+                            opened.push(lid);
+                            keep_lid.push(Some(lid));
+                        }
+                        Err(source) => {
+                            for lid in opened {
+                                let _ = engine.unlisten(lid, now);
+                            }
+                            return Err(ProxyError::Listen { name: l.name.clone(), listen: l.listen, source });
+                        }
+                    }
+                }
+            }
+        }
+
+        // ----- point of no return -----
+        // Old listeners not continued by a new one (same name and address) stop accepting.
+        for (&i, &lid) in &old_lid {
+            let continued = keep_lid.contains(&Some(lid));
+            if !continued {
+                let _ = engine.unlisten(lid, now);
+                if let Some(l) = self.listeners.get(i) {
+                    tracing::info!(listener = %l.spec.name, listen = %l.spec.listen, "listener closed by reload");
+                }
+            }
+        }
+        for (k, l) in spec.listeners.iter().enumerate() {
+            if keep_lid.get(k).is_some_and(Option::is_none) {
+                match engine.listen(l.listen) {
+                    Ok(lid) => {
+                        if let Some(slot) = keep_lid.get_mut(k) {
+                            *slot = Some(lid);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(listener = %l.name, listen = %l.listen, error = %e, "reload: re-opening a listener failed")
+                    }
+                }
+            }
+        }
+
+        // Servers: the new flat list, then removed ones that still have sessions.
+        let old_servers = std::mem::take(&mut self.servers);
+        let mut old_stats: Vec<Option<ServerStats>> =
+            std::mem::take(&mut self.stats.servers).into_iter().map(Some).collect();
+        let mut old_ops: Vec<Option<ServerOps>> = std::mem::take(&mut self.ops.servers).into_iter().map(Some).collect();
+        let key_of = |st: &Option<ServerStats>, s: &super::ServerSpec| {
+            (st.as_ref().map(|x| x.pool.clone()).unwrap_or_default(), s.addr)
+        };
+        let old_keys: Vec<(String, SocketAddrV4)> =
+            old_servers.iter().enumerate().map(|(i, s)| key_of(old_stats.get(i).unwrap_or(&None), s)).collect();
+        let mut remap: Vec<Option<usize>> = vec![None; old_servers.len()];
+        let mut pools = Vec::with_capacity(spec.pools.len());
+        for (pool, balancer) in spec.pools.iter().zip(balancers) {
+            pools.push(PoolState { first: self.servers.len(), balancer });
+            for s in &pool.servers {
+                let flat = self.servers.len();
+                let old = old_keys.iter().position(|(p, a)| *p == pool.name && *a == s.addr);
+                let stats = old.and_then(|o| old_stats.get_mut(o).and_then(Option::take)).unwrap_or_else(|| {
+                    ServerStats { pool: pool.name.clone(), addr: Some(s.addr), ..ServerStats::default() }
+                });
+                let sops = old.and_then(|o| old_ops.get_mut(o).and_then(Option::take)).unwrap_or_else(|| ServerOps {
+                    admin: AdminState::Enabled,
+                    health: ServerHealth::new(&pool.name, s.addr),
+                });
+                if let Some(o) = old {
+                    if let Some(r) = remap.get_mut(o) {
+                        *r = Some(flat);
+                    }
+                }
+                self.servers.push(*s);
+                self.stats.servers.push(stats);
+                self.ops.servers.push(sops);
+            }
+        }
+        let configured = self.servers.len();
+        for (o, s) in old_servers.iter().enumerate() {
+            if remap.get(o).is_some_and(Option::is_some) {
+                continue;
+            }
+            let stats = old_stats.get_mut(o).and_then(Option::take);
+            let mut sops = old_ops.get_mut(o).and_then(Option::take);
+            if let Some(so) = sops.as_mut() {
+                so.health.stop(engine, now);
+            }
+            let busy = stats.as_ref().is_some_and(|st| st.active > 0);
+            if !busy {
+                continue;
+            }
+            if let (Some(st), Some(so)) = (stats, sops) {
+                tracing::info!(pool = %st.pool, server = %s.addr, sessions = st.active, "server removed by reload: its sessions drain");
+                if let Some(r) = remap.get_mut(o) {
+                    *r = Some(self.servers.len());
+                }
+                self.servers.push(*s);
+                self.stats.servers.push(st);
+                self.ops.servers.push(so);
+            }
+        }
+        self.pools = pools;
+        self.ops.configured = Some(configured);
+
+        // Listeners: the new list, then removed ones that still have sessions.
+        let old_listeners = std::mem::take(&mut self.listeners);
+        let mut old_lstats: Vec<Option<ListenerStats>> =
+            std::mem::take(&mut self.stats.listeners).into_iter().map(Some).collect();
+        let mut lremap: Vec<Option<usize>> = vec![None; old_listeners.len()];
+        self.by_listener_id.clear();
+        for (k, l) in spec.listeners.iter().enumerate() {
+            let idx = self.listeners.len();
+            let old = old_by_name.get(&l.name).copied();
+            let mut st = old
+                .and_then(|o| old_lstats.get_mut(o).and_then(Option::take))
+                .unwrap_or_else(|| ListenerStats { name: l.name.clone(), ..ListenerStats::default() });
+            st.pool = spec.pools.get(l.pool).map(|p| p.name.clone()).unwrap_or_default();
+            if let Some(o) = old {
+                if let Some(r) = lremap.get_mut(o) {
+                    *r = Some(idx);
+                }
+            }
+            if let Some(Some(lid)) = keep_lid.get(k) {
+                self.by_listener_id.insert(*lid, idx);
+            }
+            self.listeners.push(ListenerState { spec: l.clone() });
+            self.stats.listeners.push(st);
+        }
+        for (o, l) in old_listeners.into_iter().enumerate() {
+            if lremap.get(o).is_some_and(Option::is_some) {
+                continue;
+            }
+            let Some(st) = old_lstats.get_mut(o).and_then(Option::take) else { continue };
+            if st.active == 0 {
+                continue;
+            }
+            // Its sessions keep their timeouts; a pool that is gone cannot be connected to.
+            let mut spec_l = l.spec;
+            spec_l.pool = old_pool_names
+                .get(spec_l.pool)
+                .and_then(|n| spec.pools.iter().position(|p| p.name == *n))
+                .unwrap_or(usize::MAX);
+            if let Some(r) = lremap.get_mut(o) {
+                *r = Some(self.listeners.len());
+            }
+            self.listeners.push(ListenerState { spec: spec_l });
+            self.stats.listeners.push(st);
+        }
+
+        // Sessions follow their listener and server to their new indices.
+        for s in self.sessions.values_mut() {
+            s.listener = lremap.get(s.listener).copied().flatten().unwrap_or(usize::MAX);
+            s.server = s.server.and_then(|f| remap.get(f).copied().flatten());
+            // Pool-local indices of servers already tried mean nothing in the new pools.
+            s.tried.clear();
+        }
+        self.ops.access_log = ops.access_log;
+        // A pool whose checks were switched off forgets their verdicts.
+        for (pi, pool) in self.pools.iter().enumerate() {
+            let checked = ops.pools.get(pi).is_some_and(|p| p.check.is_some());
+            if checked {
+                continue;
+            }
+            for flat in pool.first..pool.first + pool.balancer.backends().len() {
+                if let Some(so) = self.ops.servers.get_mut(flat) {
+                    so.health.reset_checks(engine, now);
+                }
+            }
+        }
+        self.ops.spec = ops;
+        tracing::info!(
+            listeners = spec.listeners.len(),
+            pools = spec.pools.len(),
+            servers = configured,
+            draining_servers = self.servers.len() - configured,
+            sessions = self.sessions.len(),
+            "proxy configuration reloaded"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,357 @@
+//! Operating a running `strait`: configuration reload, drain on shutdown, per-server
+//! admin state and the admin API (a unix socket, [`server`]) with `strait ctl` as its
+//! client ([`ctl`]).
+//!
+//! [`Ops`] is the one place these act from, whichever asked (SIGHUP, SIGTERM, the admin
+//! API). It reaches the lcores only through their command queues
+//! ([`dataplane::control`]): a command is `try_send`, an answer comes back on a reply
+//! channel with a timeout, so a slow or stuck lcore makes a command fail, never the
+//! data path wait.
+//!
+//! The admin protocol is line based: the client sends one line of words, the server
+//! answers with lines of output and a last line `ok` or `error: <reason>`, then closes.
+//!
+//! | request | what |
+//! | --- | --- |
+//! | `show` | listeners and servers with their state and counts |
+//! | `show connections` | every proxy connection: lcore, 4-tuple, TCP state, cwnd, srtt, bytes |
+//! | `server drain POOL ADDR` / `server enable POOL ADDR` | no new sessions to a server / again |
+//! | `reload` | re-read the configuration file (as SIGHUP) |
+//! | `help` | this list |
+
+pub mod ctl;
+pub mod server;
+
+use std::fmt::Write as _;
+use std::net::SocketAddrV4;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dataplane::control::{AdminState, Command, Handle, HealthState, LcoreView};
+
+use crate::config::Config;
+use crate::systemd::Notifier;
+
+/// How long an lcore may take to answer a command.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+/// After the last session is gone, time for the final FINs and ACKs to leave.
+const DRAIN_LINGER: Duration = Duration::from_millis(200);
+
+/// The requests, for `help` and errors.
+pub const HELP: &str = "show | show connections | server drain POOL ADDR | server enable POOL ADDR | reload | help";
+
+/// Reload, drain, admin state and queries of a running data plane. See the module docs.
+pub struct Ops {
+    config_path: PathBuf,
+    config: Mutex<Config>,
+    lcores: Vec<Handle>,
+    notifier: Notifier,
+    stop: Arc<AtomicBool>,
+    draining: AtomicBool,
+}
+
+impl Ops {
+    /// Ops over the lcores reached through `lcores`; `stop` ends their loops; `config`
+    /// is what runs, loaded from `config_path` (re-read on reload).
+    pub fn new(config_path: PathBuf, config: Config, lcores: Vec<Handle>, stop: Arc<AtomicBool>) -> Ops {
+        Ops {
+            config_path,
+            config: Mutex::new(config),
+            lcores,
+            notifier: Notifier::from_env(),
+            stop,
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    fn current(&self) -> std::sync::MutexGuard<'_, Config> {
+        // A panic while holding it leaves a whole Config behind: still usable.
+        self.config.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Re-reads the configuration file and applies it to new connections on every lcore.
+    /// An invalid file, or a change that needs a restart, is refused with every reason
+    /// (each naming its key) and the running configuration stays.
+    pub fn reload(&self) -> Result<String, String> {
+        let mut current = self.current();
+        tracing::info!(config = %self.config_path.display(), "reloading the configuration");
+        let new = match Config::load(&self.config_path) {
+            Ok(c) => c,
+            Err(errs) => {
+                for e in &errs.0 {
+                    tracing::error!(key = %e.key, reason = %e.reason, "reload rejected: invalid configuration; the running one stays");
+                }
+                let _ = self.notifier.status("reload rejected: invalid configuration");
+                return Err(format!("reload rejected, the running configuration stays:\n{errs}"));
+            }
+        };
+        let restart = current.restart_needed(&new);
+        if !restart.is_empty() {
+            for why in &restart {
+                tracing::error!(reason = %why, "reload rejected; the running configuration stays");
+            }
+            let _ = self.notifier.status("reload rejected: a change needs a restart");
+            return Err(format!("reload rejected, the running configuration stays:\n{}", restart.join("\n")));
+        }
+        if let Err(e) = self.notifier.reloading("reloading the configuration") {
+            tracing::warn!(error = %e, "sd_notify RELOADING failed");
+        }
+        let spec = new.proxy_spec();
+        let ops = new.ops_spec();
+        let mut replies = Vec::new();
+        let mut failed = Vec::new();
+        for h in &self.lcores {
+            let (tx, rx) = sync_channel(1);
+            match h.send(Command::Reload { spec: spec.clone(), ops: ops.clone(), reply: tx }) {
+                Ok(()) => replies.push((h.lcore(), rx)),
+                Err(e) => failed.push(e.to_string()),
+            }
+        }
+        for (lcore, rx) in replies {
+            match rx.recv_timeout(REPLY_TIMEOUT) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failed.push(format!("lcore {lcore}: {e}")),
+                Err(_) => failed.push(format!("lcore {lcore}: no answer within {REPLY_TIMEOUT:?}")),
+            }
+        }
+        let result = if failed.is_empty() {
+            *current = new;
+            let summary = format!(
+                "reloaded: {} listener(s), {} pool(s), {} server(s)",
+                current.listeners.len(),
+                current.pools.len(),
+                current.pools.iter().map(|p| p.servers.len()).sum::<usize>()
+            );
+            tracing::info!(summary = %summary, "configuration reloaded");
+            Ok(summary)
+        } else {
+            for f in &failed {
+                tracing::error!(reason = %f, "reload failed on an lcore");
+            }
+            Err(format!("reload failed: {}", failed.join("; ")))
+        };
+        let status = match &result {
+            Ok(s) => s.clone(),
+            Err(_) => "reload failed: see the log".to_string(),
+        };
+        if let Err(e) = self.notifier.ready(&status) {
+            tracing::warn!(error = %e, "sd_notify READY failed");
+        }
+        result
+    }
+
+    /// SIGTERM: stop accepting, let sessions finish until `[shutdown] drain_timeout`, reset
+    /// the rest, then stop the lcores. Returns when the stop flag is raised. A second call
+    /// (another SIGTERM) stops at once.
+    pub fn drain_and_stop(&self) {
+        if self.draining.swap(true, Ordering::Relaxed) {
+            tracing::warn!("second stop signal: stopping without waiting for the drain");
+            self.stop.store(true, Ordering::Relaxed);
+            return;
+        }
+        let timeout = self.current().shutdown.drain_timeout;
+        let _ = self.notifier.stopping(&format!("draining: up to {} ms", timeout.as_millis()));
+        tracing::info!(timeout_ms = timeout.as_millis() as u64, "stopping: draining connections");
+        let t = dataplane::time::Duration::from_nanos(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX));
+        let mut sent = Vec::new();
+        for h in &self.lcores {
+            // A full queue gets a few more tries; an lcore that never takes it is stopped
+            // with the others at the deadline.
+            for _ in 0..50 {
+                match h.send(Command::Drain { timeout: t }) {
+                    Ok(()) => {
+                        sent.push(h);
+                        break;
+                    }
+                    Err(dataplane::control::SendError::Full(_)) => std::thread::sleep(Duration::from_millis(10)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "drain not delivered");
+                        break;
+                    }
+                }
+            }
+        }
+        let give_up = Instant::now() + timeout + Duration::from_secs(2);
+        while Instant::now() < give_up && !self.stop.load(Ordering::Relaxed) {
+            if sent.iter().all(|h| h.status().drained.load(Ordering::Relaxed)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let resets: u64 = self.lcores.iter().map(|h| h.status().drain_resets.load(Ordering::Relaxed)).sum();
+        tracing::info!(sessions_reset = resets, "drain finished");
+        std::thread::sleep(DRAIN_LINGER);
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Every lcore's view (lcores that do not answer in time are named in `Err`).
+    pub fn views(&self, connections: bool) -> Result<Vec<LcoreView>, String> {
+        let mut pending = Vec::new();
+        for h in &self.lcores {
+            let (tx, rx) = sync_channel(1);
+            h.send(Command::Show { connections, reply: tx }).map_err(|e| e.to_string())?;
+            pending.push((h.lcore(), rx));
+        }
+        let mut views = Vec::new();
+        for (lcore, rx) in pending {
+            views.push(
+                rx.recv_timeout(REPLY_TIMEOUT)
+                    .map_err(|_| format!("lcore {lcore}: no answer within {REPLY_TIMEOUT:?}"))?,
+            );
+        }
+        Ok(views)
+    }
+
+    /// Drains or enables a server on every lcore.
+    pub fn set_server(&self, pool: &str, addr: SocketAddrV4, state: AdminState) -> Result<String, String> {
+        let mut pending = Vec::new();
+        for h in &self.lcores {
+            let (tx, rx) = sync_channel(1);
+            h.send(Command::SetServer { pool: pool.to_string(), addr, state, reply: tx }).map_err(|e| e.to_string())?;
+            pending.push((h.lcore(), rx));
+        }
+        for (lcore, rx) in pending {
+            rx.recv_timeout(REPLY_TIMEOUT).map_err(|_| format!("lcore {lcore}: no answer"))??;
+        }
+        tracing::info!(pool, server = %addr, state = state.name(), "server admin state set");
+        Ok(format!("server {addr} in pool {pool}: {}", state.name()))
+    }
+
+    /// Answers one admin request line: the output, or the reason it failed.
+    pub fn handle(&self, line: &str) -> Result<String, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["show"] | ["show", "servers"] | ["show", "listeners"] => Ok(render(&self.views(false)?, false)),
+            ["show", "connections"] => Ok(render(&self.views(true)?, true)),
+            ["server", verb @ ("drain" | "enable"), pool, addr] => {
+                let addr: SocketAddrV4 =
+                    addr.parse().map_err(|_| format!("{addr:?} is not an IPv4 address and port"))?;
+                let state = if *verb == "drain" { AdminState::Drain } else { AdminState::Enabled };
+                self.set_server(pool, addr, state)
+            }
+            ["reload"] => self.reload(),
+            ["help"] => Ok(HELP.to_string()),
+            [] => Err(format!("empty request (try: {HELP})")),
+            _ => Err(format!("unknown request {line:?} (try: {HELP})")),
+        }
+    }
+}
+
+/// The text of `show` (every lcore summed: sessions per listener and server; health
+/// `up`/`down`, or `partial` when lcores disagree).
+pub fn render(views: &[LcoreView], connections: bool) -> String {
+    let mut out = String::new();
+    let draining = views.iter().any(|v| v.draining);
+    let sessions: u64 = views.iter().map(|v| v.sessions).sum();
+    let _ = writeln!(out, "lcores={} sessions={sessions} draining={}", views.len(), yes(draining));
+    out.push_str("listeners:\n");
+    if let Some(first) = views.first() {
+        for (i, l) in first.listeners.iter().enumerate() {
+            let sum = |f: fn(&dataplane::control::ListenerView) -> u64| {
+                views.iter().filter_map(|v| v.listeners.get(i)).map(f).sum::<u64>()
+            };
+            let _ = writeln!(
+                out,
+                "  listener={} listen={} pool={} state={} active={} total={}",
+                l.name,
+                l.listen,
+                l.pool,
+                if l.open { "open" } else { "closed" },
+                sum(|l| l.active),
+                sum(|l| l.total)
+            );
+        }
+        out.push_str("servers:\n");
+        for (i, s) in first.servers.iter().enumerate() {
+            let all: Vec<&dataplane::control::ServerView> = views.iter().filter_map(|v| v.servers.get(i)).collect();
+            let sum = |f: fn(&dataplane::control::ServerView) -> u64| all.iter().map(|s| f(s)).sum::<u64>();
+            let ups = all.iter().filter(|s| s.health == HealthState::Up).count();
+            let health = if ups == all.len() {
+                "up"
+            } else if ups == 0 {
+                "down"
+            } else {
+                "partial"
+            };
+            let _ = writeln!(
+                out,
+                "  pool={} server={} weight={} admin={} health={} configured={} active={} attempts={} failed={}",
+                s.pool,
+                s.addr,
+                s.weight,
+                s.admin.name(),
+                health,
+                yes(s.configured),
+                sum(|s| s.active),
+                sum(|s| s.attempts),
+                sum(|s| s.failed)
+            );
+        }
+    }
+    if connections {
+        out.push_str("connections:\n");
+        for v in views {
+            for c in &v.connections {
+                let srtt = c.srtt.map(|d| (d.as_nanos() / 1000).to_string()).unwrap_or_else(|| "-".to_string());
+                let _ = writeln!(
+                    out,
+                    "  lcore={} session={} listener={} side={} local={} remote={} state={} cwnd={} srtt_us={srtt} bytes_received={} bytes_acked={}",
+                    v.lcore, c.session, c.listener, c.side, c.local, c.remote, c.state, c.cwnd, c.bytes_received, c.bytes_acked
+                );
+            }
+        }
+    }
+    out
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// The thread that turns signals into [`Ops`] calls.
+pub struct SignalThread {
+    handle: signal_hook::iterator::Handle,
+    join: std::thread::JoinHandle<()>,
+}
+
+impl SignalThread {
+    /// Handles SIGHUP (reload), SIGTERM and SIGINT (drain, then stop; a second one stops
+    /// at once) until [`SignalThread::shutdown`].
+    /// `signals` must cover them (registered early, so that none is lost at start-up).
+    pub fn start(ops: Arc<Ops>, mut signals: signal_hook::iterator::Signals) -> std::io::Result<SignalThread> {
+        use signal_hook::consts::SIGHUP;
+        let handle = signals.handle();
+        let join = std::thread::Builder::new().name("strait-signals".into()).spawn(move || {
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    if let Err(e) = ops.reload() {
+                        tracing::error!(error = %e, "SIGHUP: reload rejected");
+                    }
+                    continue;
+                }
+                // The drain waits on a thread of its own so that a second signal is seen.
+                let o = Arc::clone(&ops);
+                if std::thread::Builder::new().name("strait-drain".into()).spawn(move || o.drain_and_stop()).is_err() {
+                    ops.stop.store(true, Ordering::Relaxed);
+                }
+            }
+        })?;
+        Ok(SignalThread { handle, join })
+    }
+
+    /// Stops handling signals and joins the thread.
+    pub fn shutdown(self) {
+        self.handle.close();
+        let _ = self.join.join();
+    }
+}
+
+#[cfg(test)]
+mod tests;

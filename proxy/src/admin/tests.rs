@@ -1,0 +1,141 @@
+//! [`Ops`] against a real lcore command queue served by a thread that runs
+//! [`dataplane::control::poll`] over a TCP engine and the proxy (no network: the
+//! commands, replies, reload from a file and the admin socket are what is tested).
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use dataplane::app::Apps;
+use dataplane::control::{channel, poll};
+use dataplane::tcp::{Engine, HeapPayload, TcpConfig};
+use dataplane::time::Instant;
+
+use super::server::AdminServer;
+use super::*;
+
+const CONFIG: &str = r#"
+[[port]]
+name = "tap0"
+device = "net_tap0,iface=strait0"
+ipv4 = "198.18.80.2/24"
+[[listener]]
+name = "web"
+listen = "198.18.80.2:80"
+pool = "web"
+[[pool]]
+name = "web"
+servers = [{ addr = "198.18.80.10:8080" }, { addr = "198.18.80.11:8080" }]
+"#;
+
+/// A fake lcore: polls its queue until `stop`.
+struct Lcore {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Lcore {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn setup(dir: &std::path::Path, toml: &str) -> (Arc<Ops>, Lcore, PathBuf) {
+    let path = dir.join("strait.toml");
+    std::fs::write(&path, toml).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let (handle, mut inbox) = channel(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let spec = cfg.proxy_spec();
+    let s = Arc::clone(&stop);
+    let thread = std::thread::spawn(move || {
+        let t0 = std::time::Instant::now();
+        let now = || Instant::from_nanos(u64::try_from(t0.elapsed().as_nanos()).unwrap_or(0) + 1);
+        let mut engine = Engine::<HeapPayload>::new(TcpConfig::default(), [7; 16], now());
+        let mut apps = Apps::new();
+        assert_eq!(apps.start_proxy(&mut engine, &spec), Ok(()));
+        let mut make = |b: &[u8]| Some(HeapPayload::from_slice(b));
+        while !s.load(Ordering::Relaxed) {
+            poll(&mut inbox, &mut engine, &mut apps, now(), &mut make);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let ops = Arc::new(Ops::new(path.clone(), cfg, vec![handle], Arc::new(AtomicBool::new(false))));
+    (ops, Lcore { stop, thread: Some(thread) }, path)
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("strait-admin-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
+    d
+}
+
+#[test]
+fn show_and_server_admin_state_through_the_queue() {
+    let dir = temp_dir("show");
+    let (ops, _lcore, _) = setup(&dir, CONFIG);
+    let out = ops.handle("show").unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains("listener=web listen=198.18.80.2:80 pool=web state=open active=0 total=0"), "{out}");
+    assert!(out.contains("pool=web server=198.18.80.10:8080 weight=1 admin=enabled health=up configured=yes"), "{out}");
+    let r = ops.handle("server drain web 198.18.80.11:8080");
+    assert_eq!(r, Ok("server 198.18.80.11:8080 in pool web: drain".to_string()));
+    assert!(ops.handle("show").is_ok_and(|o| o.contains("server=198.18.80.11:8080 weight=1 admin=drain")));
+    assert!(ops.handle("server drain web 198.18.80.99:8080").is_err_and(|e| e.contains("no server 198.18.80.99:8080")));
+    assert!(ops.handle("server drain web nonsense").is_err_and(|e| e.contains("not an IPv4 address and port")));
+    assert!(ops.handle("frobnicate").is_err_and(|e| e.contains("unknown request")));
+    assert!(ops.handle("show connections").is_ok_and(|o| o.contains("connections:\n")));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn reload_applies_a_valid_file_and_rejects_an_invalid_one() {
+    let dir = temp_dir("reload");
+    let (ops, _lcore, path) = setup(&dir, CONFIG);
+    let added = CONFIG.replace(
+        "{ addr = \"198.18.80.11:8080\" }",
+        "{ addr = \"198.18.80.11:8080\" }, { addr = \"198.18.80.12:8080\", weight = 5 }",
+    );
+    std::fs::write(&path, &added).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ops.handle("reload"), Ok("reloaded: 1 listener(s), 1 pool(s), 3 server(s)".to_string()));
+    assert!(ops.handle("show").is_ok_and(|o| o.contains("server=198.18.80.12:8080 weight=5")));
+    // Invalid: the reason names the key; the running configuration stays.
+    std::fs::write(&path, added.replace("weight = 5", "weight = 0")).unwrap_or_else(|e| panic!("{e}"));
+    let err = ops.handle("reload").err().unwrap_or_default();
+    assert!(err.contains("pool[0].servers[2].weight: 0 is out of range"), "{err}");
+    // Needs a restart: refused, naming the section.
+    std::fs::write(
+        &path,
+        added.replace("198.18.80.2/24", "198.18.80.3/24").replace("198.18.80.2:80", "198.18.80.3:80"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = ops.handle("reload").err().unwrap_or_default();
+    assert!(err.contains("port: changed; this needs a restart"), "{err}");
+    assert!(ops.handle("show").is_ok_and(|o| o.contains("server=198.18.80.12:8080 weight=5")), "still the valid one");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_admin_socket_answers_ctl_requests() {
+    let dir = temp_dir("sock");
+    let (ops, _lcore, _) = setup(&dir, CONFIG);
+    let sock = dir.join("admin.sock");
+    let o = Arc::clone(&ops);
+    let server = AdminServer::start(&sock, Arc::new(move |l: &str| o.handle(l))).unwrap_or_else(|e| panic!("{e}"));
+    let mode = std::fs::metadata(&sock).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+    assert_eq!(mode.ok(), Some(0o600));
+    let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+    let out = ctl::request(&sock, &words("show"), Duration::from_secs(5));
+    assert!(out.as_ref().is_ok_and(|o| o.contains("listener=web")), "{out:?}");
+    let err = ctl::request(&sock, &words("server enable web 1.2.3.4:5"), Duration::from_secs(5));
+    assert!(err.is_err_and(|e| e.contains("no server")));
+    // A second server on the same socket is refused while this one answers.
+    let again = AdminServer::start(&sock, Arc::new(|_: &str| Ok(String::new())));
+    assert!(again.is_err());
+    server.shutdown();
+    assert!(!sock.exists(), "the socket file is removed");
+    assert!(ctl::request(&sock, &words("show"), Duration::from_secs(1)).is_err_and(|e| e.contains("connecting")));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,141 @@
+//! From the validated configuration to what the data plane takes: the proxy's listeners
+//! and pools ([`ProxySpec`]), its health checks and access log ([`OpsSpec`]), and which
+//! changes a reload cannot apply (they need a restart).
+
+use dataplane::app::proxy::{CheckSpec, ListenerSpec, OpsSpec, PoolHealth, PoolSpec, ProxySpec, ServerSpec};
+
+use super::Config;
+
+impl Config {
+    /// The proxy's listeners and pools as the data plane takes them (pools by index).
+    pub fn proxy_spec(&self) -> ProxySpec {
+        let pools: Vec<PoolSpec> = self
+            .pools
+            .iter()
+            .map(|p| PoolSpec {
+                name: p.name.clone(),
+                algorithm: p.algorithm,
+                servers: p
+                    .servers
+                    .iter()
+                    .map(|s| ServerSpec { addr: s.addr, local_ip: s.local_ip, weight: s.weight })
+                    .collect(),
+            })
+            .collect();
+        let listeners = self
+            .listeners
+            .iter()
+            .map(|l| ListenerSpec {
+                name: l.name.clone(),
+                listen: l.listen,
+                // Validation guarantees the pool exists; a miss is refused by the proxy.
+                pool: self.pools.iter().position(|p| p.name == l.pool).unwrap_or(usize::MAX),
+                max_connections: l.max_connections,
+                connect_timeout: l.connect_timeout,
+                idle_timeout: l.idle_timeout,
+            })
+            .collect();
+        ProxySpec { listeners, pools }
+    }
+
+    /// Health checks per pool (in [`Config::proxy_spec`]'s pool order) and the access log.
+    pub fn ops_spec(&self) -> OpsSpec {
+        OpsSpec {
+            pools: self
+                .pools
+                .iter()
+                .map(|p| PoolHealth {
+                    check: p.health_check.as_ref().map(|h| CheckSpec {
+                        interval: h.interval,
+                        timeout: h.timeout,
+                        rise: h.rise,
+                        fall: h.fall,
+                        send: h.send.clone(),
+                        expect: h.expect.clone(),
+                    }),
+                    passive_failures: p.passive.failures,
+                    passive_recovery: p.passive.recovery,
+                })
+                .collect(),
+            access_log: self.log.access,
+        }
+    }
+
+    /// The sections of `new` that differ from `self` in ways a reload cannot apply, each
+    /// as `key: why`; empty when `new` can be reloaded. Listeners, pools, servers,
+    /// weights, limits, health checks, the access log and the drain deadline reload.
+    pub fn restart_needed(&self, new: &Config) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut check = |key: &str, same: bool| {
+            if !same {
+                out.push(format!("{key}: changed; this needs a restart (systemctl restart strait)"));
+            }
+        };
+        check("dpdk", self.dpdk == new.dpdk);
+        check("port", self.ports == new.ports);
+        check("app", self.apps == new.apps);
+        check("metrics", self.metrics == new.metrics);
+        check("admin", self.admin == new.admin);
+        check("log.format", self.log.format == new.log.format);
+        check("log.level", self.log.level == new.log.level);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::CpuSet;
+    use super::*;
+
+    const BASE: &str = r#"
+[[port]]
+name = "tap0"
+device = "net_tap0,iface=strait0"
+ipv4 = "198.18.80.2/24"
+[[listener]]
+name = "web"
+listen = "198.18.80.2:80"
+pool = "b"
+[[pool]]
+name = "a"
+servers = [{ addr = "198.18.80.10:80" }]
+[[pool]]
+name = "b"
+passive_failures = 4
+servers = [{ addr = "198.18.80.11:80", weight = 3 }, { addr = "198.18.80.12:80" }]
+[pool.health_check]
+interval_ms = 300
+"#;
+
+    fn cfg(extra: &str) -> Config {
+        Config::from_toml_str_for(&format!("{BASE}{extra}"), &CpuSet::from_ids(0..4)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn specs_follow_the_configuration() {
+        let c = cfg("");
+        let p = c.proxy_spec();
+        assert_eq!(p.listeners[0].pool, 1, "pools by index");
+        assert_eq!(p.pools[1].servers.len(), 2);
+        assert_eq!(p.pools[1].servers[0].weight, 3);
+        assert_eq!(p.pools[1].servers[0].local_ip, std::net::Ipv4Addr::new(198, 18, 80, 2));
+        let o = c.ops_spec();
+        assert!(o.pools[0].check.is_none());
+        assert_eq!(o.pools[1].check.as_ref().map(|c| c.interval.as_millis()), Some(300));
+        assert_eq!(o.pools[1].passive_failures, 4);
+        assert!(!o.access_log);
+    }
+
+    #[test]
+    fn only_proxy_keys_reload() {
+        let old = cfg("");
+        assert!(old.restart_needed(&cfg("[log]\naccess = true\n[shutdown]\ndrain_timeout_ms = 5\n")).is_empty());
+        let mut more = old.clone();
+        more.pools[0].servers.clear();
+        assert!(old.restart_needed(&more).is_empty(), "servers reload");
+        let why = old.restart_needed(&cfg("[dpdk]\nmbufs = 4095\n[log]\nlevel = \"debug\"\n"));
+        assert_eq!(why.len(), 2, "{why:?}");
+        assert!(why[0].starts_with("dpdk: changed; this needs a restart"), "{why:?}");
+        assert!(why[1].starts_with("log.level"), "{why:?}");
+    }
+}
