@@ -66,7 +66,7 @@ fn demo_config_is_ok() {
     assert!(out.status.success(), "stderr:\n{}", text(&out.stderr));
     assert!(
         stdout
-            .starts_with("config OK: 1 port [tap0 net_tap0,iface=strait0 198.18.0.2/24 mtu 1500]"),
+            .starts_with("config OK: 2 ports [tap0 net_tap0,iface=strait0 198.18.0.2/24 mtu 1500, tap1 net_tap1,iface=strait1 198.18.1.2/24 mtu 1500]"),
         "{stdout}"
     );
     assert!(stdout.contains("log info (human)"), "{stdout}");
