@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime};
 use dataplane::dpdk::{Mempool, Port};
 use dataplane::lcore::LcoreStats;
 use strait::metrics::snapshot::{
-    granted_offload_names, unix_seconds, LcoreSnapshot, MempoolSnapshot, NetSnapshot, PortSnapshot, TcpSnapshot,
+    granted_offload_names, unix_seconds, LcoreCounters, LcoreSnapshot, MempoolSnapshot, NetSnapshot, PortSnapshot,
+    PortXstats, TcpSnapshot,
 };
 use strait::metrics::{Server, Snapshot, SnapshotSource};
 use strait::systemd::{watchdog_interval, Notifier, WatchdogGate};
@@ -37,6 +38,7 @@ fn snapshot(src: &Sources, start_time: f64) -> Snapshot {
     let mut snap = Snapshot { start_time_seconds: start_time, ..Snapshot::default() };
     for (lcore, stats) in &src.lcores {
         snap.lcores.push(LcoreSnapshot::from_stats(*lcore, stats));
+        snap.lcore_counters.push(LcoreCounters::from_stats(*lcore, stats));
         // A poisoned lock only means a panicking holder; the counters are still plain data.
         let published = match stats.published.lock() {
             Ok(p) => p.clone(),
@@ -59,6 +61,10 @@ fn snapshot(src: &Sources, start_time: f64) -> Snapshot {
                 stats,
                 granted_offloads: granted_offload_names(&port.granted()),
             });
+        }
+        // Read here, on the metrics thread: rte_eth_xstats_get only reads the counters.
+        if let Ok(xstats) = port.xstats() {
+            snap.port_xstats.push(PortXstats { port: name.clone(), xstats });
         }
     }
     for h in &src.commands {

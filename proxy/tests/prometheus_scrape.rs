@@ -17,7 +17,7 @@ use dataplane::dpdk::{Offloads, PortStats};
 use dataplane::net::{DropReason, NetCounters};
 use dataplane::tcp::Counters;
 use strait::metrics::{
-    granted_offload_names, render, LcoreSnapshot, MempoolSnapshot, NetSnapshot, PortSnapshot,
+    granted_offload_names, render, LcoreCounters, LcoreSnapshot, MempoolSnapshot, NetSnapshot, PortSnapshot, PortXstats,
     Server, Snapshot, TcpSnapshot,
 };
 
@@ -126,6 +126,14 @@ fn synthetic() -> Snapshot {
             size: 8192,
         }),
         proxy: vec![proxy_stats(1), proxy_stats(2)],
+        lcore_counters: vec![
+            LcoreCounters::from_stats(1, &dataplane::lcore::LcoreStats::default()),
+            LcoreCounters::from_stats(2, &dataplane::lcore::LcoreStats::default()),
+        ],
+        port_xstats: vec![PortXstats {
+            port: "wan".into(),
+            xstats: vec![("rx_good_packets".into(), 1000), ("rx_q0_bytes".into(), 64_000)],
+        }],
         ..Snapshot::default()
     }
 }
@@ -322,6 +330,8 @@ fn real_prometheus_scrapes_the_endpoint() {
         ("strait_mempool_mbufs{state=\"in_use\"}", 1024.0),
         ("strait_mempool_capacity_mbufs", 8192.0),
         ("strait_tcp_connections", 11.0),
+        ("strait_port_xstats_total{port=\"wan\",name=\"rx_good_packets\"}", 1000.0),
+        ("strait_lcore_redirected_frames_total{lcore=\"2\"}", 0.0),
         ("strait_proxy_listener_connections{listener=\"web\",pool=\"app\"}", 3.0),
         ("strait_proxy_listener_connections_total{listener=\"web\",pool=\"app\"}", 300.0),
         (

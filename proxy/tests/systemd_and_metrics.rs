@@ -94,6 +94,9 @@ listen = "127.0.0.1:{metrics_port}"
     assert!(value(&text, "strait_lcore_busy_ratio{lcore=\"0\"}").is_some(), "{text}");
     assert!(text.contains("strait_port_offload_granted{offload=\"tso\",port=\"p0\"} 1"), "{text}");
     assert!(text.contains("strait_mempool_mbufs{state=\"in_use\"}"), "{text}");
+    // rte_eth_xstats of the net_tap port, read at scrape time, and the lcore's other counters.
+    assert!(value(&text, "strait_port_xstats_total{name=\"rx_good_packets\",port=\"p0\"}").unwrap_or(0.0) >= 4.0, "{text}");
+    assert!(value(&text, "strait_lcore_redirected_frames_total{lcore=\"0\"}").is_some(), "{text}");
     assert!(text.contains("strait_tcp_"), "{text}");
     let pings = text
         .lines()

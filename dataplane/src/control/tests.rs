@@ -40,7 +40,7 @@ fn listener(name: &str, port: u16, pool: usize) -> ListenerSpec {
 fn spec(servers: Vec<ServerSpec>) -> ProxySpec {
     ProxySpec {
         listeners: vec![listener("front", PORT, 0)],
-        pools: vec![PoolSpec { name: "web".into(), algorithm: Algorithm::RoundRobin, servers }],
+        pools: vec![PoolSpec { name: "web".into(), algorithm: Algorithm::RoundRobin, servers, proxy_protocol: None }],
     }
 }
 

@@ -471,6 +471,10 @@ impl Worker {
         let mut engine = Engine::new(cfg, tcp.secret, clock.instant(tsc()));
         let shed_below = pool.in_use().saturating_add(pool.available()) / RESERVE_DIVISOR;
         let mut apps = Apps::new();
+        // PROXY protocol headers (`app::proxy::proxy_protocol`) are copied into mbufs of
+        // the lcore's pool; `None` (pool empty) resets the session, counted.
+        let header_pool = pool.clone();
+        apps.proxy_mut().set_payload_factory(Box::new(move |b: &[u8]| MbufPayload::from_slice(&header_pool, b).ok()));
         for spec in &tcp.apps {
             apps.listen(&mut engine, spec)?;
         }

@@ -15,6 +15,7 @@
 //! name = "web"
 //! algorithm = "round_robin"     # "round_robin" | "least_connections" | "maglev"
 //! servers = [{ addr = "198.18.1.1:8080", weight = 1 }]
+//! proxy_protocol = "v1"         # optional: "v1" | "v2" header to each backend connection
 //! ```
 //!
 //! Each server must be reachable from a port: on a port's subnet (the proxy connects from
@@ -24,7 +25,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use config::{Value, ValueKind};
-use dataplane::app::proxy::Algorithm;
+use dataplane::app::proxy::{Algorithm, ProxyProtocol};
 
 use super::parse;
 use super::raw::{describe, Errors, Table};
@@ -60,6 +61,9 @@ pub struct PoolConfig {
     pub health_check: Option<super::HealthCheckConfig>,
     /// Passive ejection after failed connects (`passive_failures`, `passive_recovery_ms`).
     pub passive: super::PassiveHealthConfig,
+    /// The PROXY protocol header sent first on each backend connection (`proxy_protocol`,
+    /// `"v1"` or `"v2"`; absent: none).
+    pub proxy_protocol: Option<ProxyProtocol>,
 }
 
 /// One server of a pool.
@@ -132,7 +136,10 @@ pub(crate) fn pools(value: Option<&Value>, ports: Option<&[PortConfig]>, errs: &
 fn pool(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<PoolConfig> {
     let path = format!("pool[{index}]");
     let t = Table::new(value, &path, errs)?;
-    t.deny_unknown(&["name", "algorithm", "servers", "health_check", "passive_failures", "passive_recovery_ms"], errs);
+    t.deny_unknown(
+        &["name", "algorithm", "servers", "health_check", "passive_failures", "passive_recovery_ms", "proxy_protocol"],
+        errs,
+    );
     let before = errs.0.len();
     let name = name(&t, errs);
     let algorithm = match t.string("algorithm", errs).as_deref() {
@@ -170,10 +177,29 @@ fn pool(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Er
     };
     let health_check = super::ops::health_check(&t, errs);
     let passive = super::ops::passive(&t, errs);
+    let proxy_protocol = match t.string("proxy_protocol", errs).as_deref() {
+        None if t.get("proxy_protocol").is_none() => Some(None),
+        None => None,
+        Some(v) => match ProxyProtocol::from_name(v) {
+            Some(p) => Some(Some(p)),
+            None => t.fail(
+                errs,
+                "proxy_protocol",
+                format!("{v:?} is not a PROXY protocol version (expected \"v1\" or \"v2\"; leave it out for none)"),
+            ),
+        },
+    };
     if errs.0.len() != before {
         return None;
     }
-    Some(PoolConfig { name: name?, algorithm: algorithm?, servers: servers?, health_check: health_check?, passive: passive? })
+    Some(PoolConfig {
+        name: name?,
+        algorithm: algorithm?,
+        servers: servers?,
+        health_check: health_check?,
+        passive: passive?,
+        proxy_protocol: proxy_protocol?,
+    })
 }
 
 fn server(value: &Value, path: &str, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<ServerConfig> {

@@ -20,6 +20,7 @@ impl Config {
                     .iter()
                     .map(|s| ServerSpec { addr: s.addr, local_ip: s.local_ip, weight: s.weight })
                     .collect(),
+                proxy_protocol: p.proxy_protocol,
             })
             .collect();
         let listeners = self

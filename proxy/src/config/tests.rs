@@ -858,3 +858,31 @@ fn impairment_probabilities_must_lie_in_zero_to_one() {
         assert!(keys.contains(&k), "{k} missing from {errs:?}");
     }
 }
+
+// ----- [[pool]] proxy_protocol -----
+
+fn pool_with_pp(value: &str) -> String {
+    format!(
+        "{TWO_PORTS}[[pool]]\nname = \"web\"\nservers = [{{ addr = \"198.18.1.1:8080\" }}]\nproxy_protocol = {value}\n[[listener]]\nname = \"a\"\nlisten = \"198.18.0.2:80\"\npool = \"web\"\n"
+    )
+}
+
+#[test]
+fn proxy_protocol_is_off_unless_set_and_reaches_the_proxy_spec() {
+    use dataplane::app::proxy::ProxyProtocol;
+    let off = ok(&with_proxy("[[listener]]\nname = \"a\"\nlisten = \"198.18.0.2:80\"\npool = \"web\"\n"));
+    assert_eq!(off.pools[0].proxy_protocol, None);
+    assert_eq!(off.proxy_spec().pools[0].proxy_protocol, None);
+    for (value, version) in [("\"v1\"", ProxyProtocol::V1), ("\"v2\"", ProxyProtocol::V2)] {
+        let cfg = ok(&pool_with_pp(value));
+        assert_eq!(cfg.pools[0].proxy_protocol, Some(version));
+        assert_eq!(cfg.proxy_spec().pools[0].proxy_protocol, Some(version));
+    }
+}
+
+#[test]
+fn proxy_protocol_other_values_are_errors_naming_the_key() {
+    one_error(&pool_with_pp("\"v3\""), "pool[0].proxy_protocol", "\"v3\" is not a PROXY protocol version (expected \"v1\" or \"v2\"");
+    one_error(&pool_with_pp("\"V1\""), "pool[0].proxy_protocol", "is not a PROXY protocol version");
+    one_error(&pool_with_pp("2"), "pool[0].proxy_protocol", "expected a string");
+}

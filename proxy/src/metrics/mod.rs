@@ -32,6 +32,6 @@ pub mod snapshot;
 pub use render::{render, DPDK_VERSION};
 pub use server::{Server, ServerLimits, SnapshotSource};
 pub use snapshot::{
-    granted_offload_names, unix_seconds, HttpStats, LcoreSnapshot, MempoolSnapshot, NetSnapshot,
-    PortSnapshot, Snapshot, TcpSnapshot, KNOWN_OFFLOADS,
+    granted_offload_names, unix_seconds, HttpStats, LcoreCounters, LcoreSnapshot, MempoolSnapshot, NetSnapshot,
+    PortSnapshot, PortXstats, Snapshot, TcpSnapshot, KNOWN_OFFLOADS,
 };

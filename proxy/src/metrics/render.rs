@@ -17,6 +17,7 @@
 //! | `strait_lcore_tx_dropped_frames_total` | counter | `lcore`, `reason="ring_full"\|"no_mbuf"` |
 //! | `strait_port_{rx,tx}_{packets,bytes,errors}_total`, `strait_port_rx_{missed,nombuf}_total` | counter | `port` |
 //! | `strait_port_offload_granted` | gauge 0/1 | `port`, `offload` |
+//! | `strait_lcore_<name>_total` (other `LcoreStats` counters), `strait_port_xstats_total` (see [`lcore_port`]) | counter | `lcore`; `port`, `name` |
 //! | `strait_net_dropped_frames_total` | counter | `port`, `reason` (a `DropReason` name) |
 //! | `strait_net_<event>_total` (e.g. `strait_net_rx_arp_total`) | counter | `port` |
 //! | `strait_tcp_<linux name in snake case>_total` (e.g. `strait_tcp_active_opens_total`) | counter | |
@@ -61,7 +62,9 @@ fn render_counting_failures(snap: &Snapshot) -> (String, u32) {
     };
     process(&mut out, snap);
     lcores(&mut out, snap);
+    lcore_port::lcore_counters(&mut out, snap);
     ports(&mut out, snap);
+    lcore_port::port_xstats(&mut out, snap);
     net(&mut out, snap);
     tcp(&mut out, snap);
     proxy::proxy(&mut out, snap);
@@ -473,6 +476,7 @@ pub fn snake_case(name: &str) -> String {
 }
 
 mod health;
+mod lcore_port;
 mod proxy;
 #[cfg(test)]
 mod tests;

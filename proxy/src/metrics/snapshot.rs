@@ -38,6 +38,36 @@ pub struct Snapshot {
     /// Counters of the metrics HTTP server itself. [`crate::metrics::Server`] fills this in
     /// before rendering; whatever the source put here is overwritten.
     pub http: HttpStats,
+    /// Every counter of each lcore's [`LcoreStats::iter`] (see `render/lcore_port.rs`).
+    pub lcore_counters: Vec<LcoreCounters>,
+    /// Each port's extended device counters (`rte_eth_xstats`), read at scrape time.
+    pub port_xstats: Vec<PortXstats>,
+}
+
+/// All named counters of one lcore ([`LcoreStats::iter`]), rendered as
+/// `strait_lcore_<name>_total{lcore}` where no dedicated family covers them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LcoreCounters {
+    /// The lcore id.
+    pub lcore: u32,
+    /// `(name, value)` as [`LcoreStats::iter`] yields them.
+    pub counters: Vec<(&'static str, u64)>,
+}
+
+impl LcoreCounters {
+    /// Copies every counter of `stats` (relaxed loads: the owning lcore keeps writing).
+    pub fn from_stats(lcore: u32, stats: &LcoreStats) -> Self {
+        LcoreCounters { lcore, counters: stats.iter().collect() }
+    }
+}
+
+/// One port's extended statistics, rendered as `strait_port_xstats_total{port,name}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortXstats {
+    /// The port's name in the configuration (label `port`).
+    pub port: String,
+    /// `(DPDK xstat name, value)` from `Port::xstats` (label `name`).
+    pub xstats: Vec<(String, u64)>,
 }
 
 /// One lcore's loop figures (a copy of [`LcoreStats`]).

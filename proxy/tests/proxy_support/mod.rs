@@ -100,6 +100,21 @@ pub struct Nginx {
 
 impl Nginx {
     pub fn start(ns: &Netns, listen: &str, big_bytes: u64) -> Nginx {
+        Nginx::spawn(ns, listen, big_bytes, false)
+    }
+
+    /// nginx expecting a PROXY protocol header (v1 or v2) on every connection, logging
+    /// `$proxy_protocol_addr $remote_addr` per request ([`Nginx::access_log`]).
+    pub fn start_proxy_protocol(ns: &Netns, listen: &str) -> Nginx {
+        Nginx::spawn(ns, listen, 0, true)
+    }
+
+    /// The access log (PROXY protocol nginx only).
+    pub fn access_log(&self) -> String {
+        fs::read_to_string(self.dir.join("access.log")).unwrap_or_default()
+    }
+
+    fn spawn(ns: &Netns, listen: &str, big_bytes: u64, proxy_protocol: bool) -> Nginx {
         let dir = std::env::temp_dir().join(unique("strait-nginx-"));
         let shm = PathBuf::from("/dev/shm").join(unique("strait-www-"));
         let www = dir.join("www");
@@ -114,6 +129,14 @@ impl Nginx {
             assert!(out.contains("ok"));
         }
         let d = n.dir.display();
+        let (pp_listen, pp_log) = if proxy_protocol {
+            (
+                " proxy_protocol",
+                format!("log_format pp '$proxy_protocol_addr $remote_addr';\n    access_log {d}/access.log pp;"),
+            )
+        } else {
+            ("", "access_log off;".to_string())
+        };
         let conf = format!(
             r#"
 daemon off;
@@ -122,7 +145,7 @@ pid {d}/nginx.pid;
 error_log {d}/error.log info;
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
+    {pp_log}
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
     fastcgi_temp_path {d}/fastcgi;
@@ -131,7 +154,7 @@ http {{
     keepalive_requests 1000000;
     sendfile on;
     server {{
-        listen {listen} reuseport;
+        listen {listen}{pp_listen} reuseport;
         root {d}/www;
         location /shm/ {{
             alias {shm}/;

@@ -27,6 +27,12 @@
 //! * **Limits.** A listener holds at most `max_connections` sessions; a connection accepted
 //!   beyond that is reset and counted.
 //!
+//! * **PROXY protocol.** A pool with [`PoolSpec::proxy_protocol`] set gets a v1 or v2 header
+//!   ([`proxy_protocol`]) on each backend connection once it is established, before any
+//!   client byte; the bytes become a payload through the factory the lcore sets
+//!   ([`Proxy::set_payload_factory`]). When none can be built (no mbuf) the session is reset
+//!   and counted (`refused_proxy_header`).
+//!
 //! Everything is counted per listener and per server ([`ProxyStats`]).
 
 use std::collections::HashMap;
@@ -35,11 +41,13 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 mod drain;
 mod health;
 pub mod histogram;
+pub mod proxy_protocol;
 mod reload;
 
 pub use histogram::Histogram;
 pub use drain::{log_access, AccessRecord, EndReason};
 pub use health::{BackendHealth, CheckSpec, OpsSpec, PoolHealth};
+pub use proxy_protocol::ProxyProtocol;
 
 use crate::lb::{Backend, Balancer, LbError};
 use crate::tcp::{CloseReason, ConnId, Engine, Event, ListenerId, Payload, StackError, StackEvent, WriteError, WriteFlags};
@@ -76,6 +84,8 @@ pub struct PoolSpec {
     pub algorithm: Algorithm,
     /// The servers, at least one.
     pub servers: Vec<ServerSpec>,
+    /// The PROXY protocol header each backend connection starts with (`None`: off).
+    pub proxy_protocol: Option<ProxyProtocol>,
 }
 
 /// Where clients connect and what they are spliced to.
@@ -129,6 +139,9 @@ pub struct ListenerStats {
     pub resets: u64,
     /// Writes refused or cut short by a full send buffer (back-pressure).
     pub write_stalls: u64,
+    /// Sessions reset because their PROXY protocol header could not be built (no mbuf,
+    /// no payload factory set) or written.
+    pub refused_proxy_header: u64,
     /// The listener's pool (label only).
     pub pool: String,
     /// Session durations, accept to the last close.
@@ -149,6 +162,7 @@ impl ListenerStats {
             ("idle_timeouts", self.idle_timeouts),
             ("resets", self.resets),
             ("write_stalls", self.write_stalls),
+            ("refused_proxy_header", self.refused_proxy_header),
         ]
         .into_iter()
     }
@@ -253,6 +267,8 @@ struct PoolState {
     /// Index of the pool's first server in the flat server list.
     first: usize,
     balancer: Balancer,
+    /// The PROXY protocol header of the pool's backend connections, if any.
+    proxy_protocol: Option<ProxyProtocol>,
 }
 
 impl PoolState {
@@ -302,6 +318,8 @@ struct Session<P> {
     listener: usize,
     client: ConnId,
     client_addr: SocketAddrV4,
+    /// The address the client connected to (the listener's, or the port's for `0.0.0.0`).
+    front_addr: SocketAddrV4,
     /// No `Closed` seen for the client connection yet.
     client_open: bool,
     /// The current backend connection (attempt) and whether it is still open.
@@ -347,7 +365,14 @@ pub struct Proxy<P: Payload> {
     stats: ProxyStats,
     /// Admin state, health and access log (`reload.rs`, `health.rs`, `drain.rs`).
     ops: reload::Ops,
+    /// Builds payloads from bytes (PROXY protocol headers); set by the lcore.
+    payload_factory: Option<PayloadFactory<P>>,
 }
+
+/// Makes a payload from bytes the proxy produces itself (PROXY protocol headers): the lcore
+/// copies them into an mbuf, tests into a heap buffer. `None` when nothing can be
+/// allocated.
+pub type PayloadFactory<P> = Box<dyn FnMut(&[u8]) -> Option<P> + Send>;
 
 impl<P: Payload> Default for Proxy<P> {
     fn default() -> Self {
@@ -405,7 +430,14 @@ impl<P: Payload> Proxy<P> {
             next_scan: Instant::ZERO,
             stats: ProxyStats::default(),
             ops: reload::Ops::default(),
+            payload_factory: None,
         }
+    }
+
+    /// Sets how the proxy turns bytes it produces (PROXY protocol headers) into payload.
+    /// Without one, sessions of a pool with `proxy_protocol` are reset and counted.
+    pub fn set_payload_factory(&mut self, factory: PayloadFactory<P>) {
+        self.payload_factory = Some(factory);
     }
 
     /// Starts every listener of `spec` in `engine`.
@@ -427,7 +459,7 @@ impl<P: Payload> Proxy<P> {
                 .collect();
             let balancer = Balancer::new(pool.algorithm, &backends)
                 .map_err(|source| ProxyError::Pool { name: pool.name.clone(), source })?;
-            pools.push(PoolState { first, balancer });
+            pools.push(PoolState { first, balancer, proxy_protocol: pool.proxy_protocol });
             first += backends.len();
         }
         for (pool, state) in spec.pools.iter().zip(pools) {
@@ -484,7 +516,9 @@ impl<P: Payload> Proxy<P> {
                     Event::Connected => {
                         if side == Side::Backend {
                             self.on_backend_connected(sid, now);
-                            self.pump(engine, sid, now);
+                            if self.send_proxy_header(engine, sid, now) {
+                                self.pump(engine, sid, now);
+                            }
                         }
                     }
                     Event::Readable | Event::Writable => self.pump(engine, sid, now),
@@ -554,7 +588,8 @@ impl<P: Payload> Proxy<P> {
             let _ = engine.abort(client, now);
             return;
         }
-        let client_addr = engine.addresses(client).map(|(_, remote)| remote).unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+        let unspecified = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+        let (front_addr, client_addr) = engine.addresses(client).unwrap_or((unspecified, unspecified));
         ls.active += 1;
         ls.total += 1;
         let sid = self.next_session;
@@ -566,6 +601,7 @@ impl<P: Payload> Proxy<P> {
                 listener: li,
                 client,
                 client_addr,
+                front_addr,
                 client_open: true,
                 backend: None,
                 backend_open: false,
@@ -645,6 +681,42 @@ impl<P: Payload> Proxy<P> {
         if let Some(st) = s.server.and_then(|i| self.stats.servers.get_mut(i)) {
             st.connected += 1;
             st.connect_duration.observe(now.saturating_duration_since(s.attempt_started));
+        }
+    }
+
+    /// Writes the pool's PROXY protocol header (if it has one) to the just-established
+    /// backend connection, before any client byte: client bytes wait in the client
+    /// connection until the session is established, and what `write` does not take now stays
+    /// in the up pipe, which `move_data` empties before it reads the client again. False when
+    /// the session was reset (no payload could be built, or the write failed).
+    fn send_proxy_header(&mut self, engine: &mut Engine<P>, sid: u64, now: Instant) -> bool {
+        let Some(s) = self.sessions.get_mut(&sid) else { return false };
+        let pool = self.listeners.get(s.listener).and_then(|l| self.pools.get(l.spec.pool));
+        let Some(version) = pool.and_then(|p| p.proxy_protocol) else { return true };
+        let Some(bid) = s.backend else { return false };
+        let bytes = version.header(s.client_addr, s.front_addr);
+        let payload = self.payload_factory.as_mut().and_then(|make| make(&bytes)).filter(|p| p.len() == bytes.len());
+        let written = match payload {
+            None => None,
+            Some(p) => match engine.write(bid, p.clone(), WriteFlags::NONE, now) {
+                Ok(n) => Some(p.slice(n..p.len())),
+                Err(StackError::Write(WriteError::NoSpace)) => Some(p),
+                Err(_) => None,
+            },
+        };
+        match written {
+            Some(rest) => {
+                s.up.pending = rest;
+                true
+            }
+            None => {
+                if let Some(ls) = self.stats.listeners.get_mut(s.listener) {
+                    ls.refused_proxy_header += 1;
+                }
+                self.note_end(sid, EndReason::Reset);
+                self.abort_session(engine, sid, now);
+                false
+            }
         }
     }
 

@@ -37,7 +37,7 @@ fn spec(servers: Vec<ServerSpec>, max_connections: u32, idle_ms: u64) -> ProxySp
             connect_timeout: Duration::from_millis(100),
             idle_timeout: Duration::from_millis(idle_ms),
         }],
-        pools: vec![PoolSpec { name: "web".into(), algorithm: Algorithm::RoundRobin, servers }],
+        pools: vec![PoolSpec { name: "web".into(), algorithm: Algorithm::RoundRobin, servers, proxy_protocol: None }],
     }
 }
 
@@ -463,7 +463,7 @@ fn pool(algorithm: Algorithm, weights: &[u32]) -> PoolState {
         .enumerate()
         .map(|(id, &weight)| Backend { id, addr: SocketAddrV4::new(BACKEND, 8000 + id as u16), weight })
         .collect();
-    PoolState { first: 0, balancer: Balancer::new(algorithm, &backends).expect("valid pool") }
+    PoolState { first: 0, balancer: Balancer::new(algorithm, &backends).expect("valid pool"), proxy_protocol: None }
 }
 
 #[test]
@@ -534,4 +534,108 @@ fn a_pool_the_balancer_refuses_is_an_error() {
     let mut e: Engine<HeapPayload> = Engine::new(TcpConfig::default(), [0; 16], Instant::ZERO);
     let err = Proxy::new().start(&mut e, &bad).expect_err("duplicate servers are refused");
     assert!(matches!(err, ProxyError::Pool { ref name, source: LbError::DuplicateBackend(_) } if name == "dup"), "{err:?}");
+}
+
+// ----- PROXY protocol -----
+
+fn pp_spec(version: ProxyProtocol) -> ProxySpec {
+    let mut s = spec(vec![server(BACKEND, MANUAL_PORT)], 100, 60_000);
+    s.pools[0].proxy_protocol = Some(version);
+    s
+}
+
+fn heap_factory() -> PayloadFactory<HeapPayload> {
+    Box::new(|b: &[u8]| Some(HeapPayload::from_slice(b)))
+}
+
+/// The client connects and sends `early` while the backend is unreachable; then the
+/// backend connects and reads. Returns (client conn, backend conn if one was accepted, what
+/// the backend read, the client's address).
+fn pp_session(net: &mut Net, early: &[u8]) -> (ConnId, Option<ConnId>, Vec<u8>, SocketAddrV4) {
+    net.hold_backend = true;
+    let id = net.connect();
+    net.steps(5);
+    assert!(net.client_saw(id, Event::Connected));
+    let client_addr = net.client.addresses(id).map(|(local, _)| local).unwrap_or_else(|e| panic!("client addresses: {e}"));
+    assert_eq!(net.client.write(id, HeapPayload::from_slice(early), WriteFlags::NONE, net.now), Ok(early.len()));
+    net.steps(10);
+    net.hold_backend = false;
+    let mut bconn = None;
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        net.step();
+        if bconn.is_none() {
+            bconn = net.accept_manual();
+        }
+        if let Some(b) = bconn {
+            let now = net.now;
+            Net::read_all(&mut net.backend, b, now, &mut got);
+        }
+    }
+    (id, bconn, got, client_addr)
+}
+
+#[test]
+fn proxy_protocol_v1_header_goes_first_then_the_buffered_client_bytes() {
+    let mut net = Net::new(&pp_spec(ProxyProtocol::V1), TcpConfig::default());
+    net.apps.proxy_mut().set_payload_factory(heap_factory());
+    let (id, bconn, got, client) = pp_session(&mut net, b"GET / early");
+    let bconn = bconn.unwrap_or_else(|| panic!("the backend never got a connection"));
+    let mut expected = format!("PROXY TCP4 {} {} {} {}\r\n", CLIENT, FRONT, client.port(), LISTEN_PORT).into_bytes();
+    expected.extend_from_slice(b"GET / early");
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&expected));
+    // The other direction is untouched by the header.
+    assert_eq!(net.backend.write(bconn, HeapPayload::from_slice(b"reply"), WriteFlags::NONE, net.now), Ok(5));
+    let mut back = Vec::new();
+    for _ in 0..20 {
+        net.step();
+        let now = net.now;
+        Net::read_all(&mut net.client, id, now, &mut back);
+    }
+    assert_eq!(back, b"reply");
+    let l = &net.stats().listeners[0];
+    assert_eq!((l.bytes_in, l.bytes_out, l.refused_proxy_header, l.resets), (11, 5, 0, 0), "header bytes are not client bytes");
+}
+
+#[test]
+fn proxy_protocol_v2_header_is_exact_and_precedes_client_bytes() {
+    let mut net = Net::new(&pp_spec(ProxyProtocol::V2), TcpConfig::default());
+    net.apps.proxy_mut().set_payload_factory(heap_factory());
+    let (_, _, got, client) = pp_session(&mut net, b"hello");
+    assert_eq!(got.len(), proxy_protocol::V2_TCP4_LEN + 5);
+    assert_eq!(got.get(..12), Some(&proxy_protocol::V2_SIGNATURE[..]));
+    assert_eq!(got.get(12..16), Some(&[0x21, 0x11, 0x00, 0x0C][..]));
+    assert_eq!(got.get(16..20), Some(&CLIENT.octets()[..]));
+    assert_eq!(got.get(20..24), Some(&FRONT.octets()[..]));
+    assert_eq!(got.get(24..26), Some(&client.port().to_be_bytes()[..]));
+    assert_eq!(got.get(26..28), Some(&LISTEN_PORT.to_be_bytes()[..]));
+    assert_eq!(got.get(28..), Some(&b"hello"[..]));
+}
+
+#[test]
+fn pools_without_proxy_protocol_send_no_header() {
+    let mut net = Net::new(&spec(vec![server(BACKEND, MANUAL_PORT)], 100, 60_000), TcpConfig::default());
+    net.apps.proxy_mut().set_payload_factory(heap_factory());
+    let (_, _, got, _) = pp_session(&mut net, b"plain");
+    assert_eq!(got, b"plain");
+}
+
+#[test]
+fn a_header_that_cannot_be_built_resets_the_session_and_is_counted() {
+    // A factory out of buffers (an empty mempool), and no factory at all.
+    for factory in [Some(Box::new(|_: &[u8]| None) as PayloadFactory<HeapPayload>), None] {
+        let mut net = Net::new(&pp_spec(ProxyProtocol::V1), TcpConfig::default());
+        if let Some(f) = factory {
+            net.apps.proxy_mut().set_payload_factory(f);
+        }
+        let (id, bconn, got, _) = pp_session(&mut net, b"never forwarded");
+        assert!(got.is_empty(), "no byte may reach the backend without its header: {got:?}");
+        assert_eq!(net.client_closed(id), Some(CloseReason::Reset), "the client learns with a reset");
+        if let Some(b) = bconn {
+            assert!(net.backend.addresses(b).is_err(), "the backend connection was reset too");
+        }
+        let l = &net.stats().listeners[0];
+        assert_eq!((l.refused_proxy_header, l.active, l.bytes_in), (1, 0, 0));
+        assert_eq!(net.apps.proxy().session_count(), 0);
+    }
 }

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `strait_proxy_listener_connections` (sessions open) | gauge | `listener`, `pool` |
 //! | `strait_proxy_listener_connections_total` | counter | `listener`, `pool` |
-//! | `strait_proxy_listener_refused_connections_total` | counter | `listener`, `pool`, `reason="max_connections"\|"no_server"\|"connect_failed"` |
+//! | `strait_proxy_listener_refused_connections_total` | counter | `listener`, `pool`, `reason="max_connections"\|"no_server"\|"connect_failed"\|"proxy_header"` |
 //! | `strait_proxy_listener_bytes_total` | counter | `listener`, `pool`, `direction="in"\|"out"` |
 //! | `strait_proxy_listener_{idle_timeouts,resets,write_stalls}_total` | counter | `listener`, `pool` |
 //! | `strait_proxy_listener_connection_duration_seconds` | histogram | `listener`, `pool` |
@@ -179,7 +179,7 @@ pub(super) fn proxy(out: &mut Families, snap: &Snapshot) {
     l_counter(out, "strait_proxy_listener_connections_total", "Client sessions the listener accepted.", |l| l.total);
     out.counter(
         "strait_proxy_listener_refused_connections_total",
-        "Client connections reset instead of proxied: reason=\"max_connections\" (listener full), \"no_server\" (no server could be picked or no source port), \"connect_failed\" (every connection attempt failed).",
+        "Client connections reset instead of proxied: reason=\"max_connections\" (listener full), \"no_server\" (no server could be picked or no source port), \"connect_failed\" (every connection attempt failed), \"proxy_header\" (no buffer for the PROXY protocol header).",
         &["listener", "pool", "reason"],
         split(
             listeners(),
@@ -188,6 +188,7 @@ pub(super) fn proxy(out: &mut Families, snap: &Snapshot) {
                 ("max_connections", |l| l.refused_max_connections),
                 ("no_server", |l| l.refused_no_server),
                 ("connect_failed", |l| l.refused_connect_failed),
+                ("proxy_header", |l| l.refused_proxy_header),
             ],
         ),
     );

@@ -8,7 +8,8 @@ use dataplane::tcp::Counters;
 
 use super::*;
 use crate::metrics::snapshot::{
-    HttpStats, LcoreSnapshot, MempoolSnapshot, NetSnapshot, PortSnapshot, TcpSnapshot,
+    HttpStats, LcoreCounters, LcoreSnapshot, MempoolSnapshot, NetSnapshot, PortSnapshot, PortXstats,
+    TcpSnapshot,
 };
 
 /// A parsed exposition: `# TYPE` per family and `series -> value` per sample line.
@@ -170,6 +171,11 @@ fn full() -> Snapshot {
         },
         proxy: vec![proxy::tests::proxy_stats(1), proxy::tests::proxy_stats(2)],
         backends: Vec::new(),
+        lcore_counters: vec![
+            LcoreCounters::from_stats(1, &dataplane::lcore::LcoreStats::default()),
+            LcoreCounters::from_stats(2, &dataplane::lcore::LcoreStats::default()),
+        ],
+        port_xstats: vec![PortXstats { port: "wan".into(), xstats: vec![("rx_good_packets".into(), 1)] }],
     }
 }
 
@@ -224,7 +230,7 @@ fn labels_are_only_port_lcore_reason_and_closed_sets() {
     let p = rendered(&full());
     let allowed = [
         "port", "lcore", "reason", "kind", "state", "offload", "version", "dpdk", "listener",
-        "pool", "server", "direction", "le",
+        "pool", "server", "direction", "le", "name",
     ];
     for series in p.samples.keys() {
         for (k, _) in labels_of(series) {
