@@ -41,47 +41,6 @@ kind = "echo"
 listen = "198.18.122.2:7"
 "#;
 
-/// Sends `total` bytes in writes of `size` bytes with Nagle off (so the kernel puts most
-/// writes in segments of their own: odd-sized pieces on strait's side), reading the echo
-/// concurrently; prints the amounts and digests.
-const ODD_CLIENT: &str = r#"
-import hashlib, os, socket, sys, threading
-addr, port, total, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-s = socket.create_connection((addr, port), timeout=30)
-s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-s.settimeout(60)
-block = os.urandom(size * 64)
-hs, hr = hashlib.sha256(), hashlib.sha256()
-got, err = [0], []
-def reader():
-    try:
-        while True:
-            d = s.recv(1 << 20)
-            if not d:
-                break
-            hr.update(d)
-            got[0] += len(d)
-    except Exception as e:
-        err.append(repr(e))
-t = threading.Thread(target=reader)
-t.start()
-sent, i = 0, 0
-try:
-    while sent < total:
-        o = (i % 64) * size
-        chunk = block[o:o + min(size, total - sent)]
-        s.sendall(chunk)
-        hs.update(chunk)
-        sent += len(chunk)
-        i += 1
-    s.shutdown(socket.SHUT_WR)
-except Exception as e:
-    err.append(repr(e))
-t.join()
-s.close()
-print("sent=%d got=%d sha_sent=%s sha_got=%s err=%s" % (sent, got[0], hs.hexdigest(), hr.hexdigest(), err))
-"#;
-
 /// `Tcp: InCsumErrors` of the namespace's kernel stack.
 fn in_csum_errors(ns: &Netns) -> Option<u64> {
     let out = ns.exec("cat", &["/proc/net/snmp"]);
@@ -114,7 +73,8 @@ fn odd_sized_pieces_leave_with_correct_checksums() {
     assert!(ping_until_reply(&ns, "198.18.122.2", Duration::from_secs(20)), "no ping reply:\n{}", strait.log_text());
 
     let total: u64 = 20 * 1000 * 1000;
-    let out = ns.exec("python3", &["-c", ODD_CLIENT, "198.18.122.2", "7", &total.to_string(), "1001"]);
+    // Writes of 1001 bytes with Nagle off: odd-sized segments on strait's side.
+    let out = ns.exec("python3", &["-c", common::ECHO_CLIENT, "198.18.122.2", "7", &total.to_string(), "1001"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let field = |k: &str| text.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap_or_default().to_string();
     let errors = in_csum_errors(&ns);

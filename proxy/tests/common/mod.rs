@@ -228,10 +228,15 @@ pub fn ping_until_reply(ns: &Netns, addr: &str, timeout: Duration) -> bool {
 
 /// The client: sends `total` bytes (a random block, rotated per write so that no two
 /// megabytes are equal) while a thread reads the echo until EOF; prints both digests.
+/// Arguments: address, port, total, and optionally a write size: writes of that many bytes
+/// with Nagle off (so most of them leave as segments of their own).
 pub const ECHO_CLIENT: &str = r#"
 import hashlib, os, socket, sys, threading
 addr, port, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+size = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 s = socket.create_connection((addr, port), timeout=30)
+if size:
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 s.settimeout(120)
 block = os.urandom(1 << 20)
 hs, hr = hashlib.sha256(), hashlib.sha256()
@@ -252,7 +257,11 @@ sent, i = 0, 0
 try:
     while sent < total:
         r = (i * 7919) % len(block)
-        chunk = (block[r:] + block[:r])[: min(len(block), total - sent)]
+        if size:
+            o = r % (len(block) - size)
+            chunk = block[o:o + min(size, total - sent)]
+        else:
+            chunk = (block[r:] + block[:r])[: min(len(block), total - sent)]
         s.sendall(chunk)
         hs.update(chunk)
         sent += len(chunk)
