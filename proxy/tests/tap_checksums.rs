@@ -41,17 +41,6 @@ kind = "echo"
 listen = "198.18.122.2:7"
 "#;
 
-/// `Tcp: InCsumErrors` of the namespace's kernel stack.
-fn in_csum_errors(ns: &Netns) -> Option<u64> {
-    let out = ns.exec("cat", &["/proc/net/snmp"]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
-    let names: Vec<&str> = tcp.next()?.split_whitespace().collect();
-    let values: Vec<&str> = tcp.next()?.split_whitespace().collect();
-    let i = names.iter().position(|n| *n == "InCsumErrors")?;
-    values.get(i)?.parse().ok()
-}
-
 /// The number after `name=` in a `key=value` counters line.
 fn counter(line: &str, name: &str) -> Option<u64> {
     let pat = format!("{name}=");
@@ -77,7 +66,7 @@ fn odd_sized_pieces_leave_with_correct_checksums() {
     let out = ns.exec("python3", &["-c", common::ECHO_CLIENT, "198.18.122.2", "7", &total.to_string(), "1001"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let field = |k: &str| text.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap_or_default().to_string();
-    let errors = in_csum_errors(&ns);
+    let errors = ns.tcp_in_csum_errors();
 
     let status = strait.terminate(Duration::from_secs(30));
     let log = strait.log_text();

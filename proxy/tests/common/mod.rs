@@ -93,6 +93,18 @@ impl Netns {
         sh("ip", &full)
     }
 
+    /// `Tcp: InCsumErrors` of this namespace's kernel stack (`/proc/net/snmp`): the
+    /// kernel peer's own verdict on the TCP checksums it received.
+    pub fn tcp_in_csum_errors(&self) -> Option<u64> {
+        let out = self.exec("cat", &["/proc/net/snmp"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+        let names: Vec<&str> = tcp.next()?.split_whitespace().collect();
+        let values: Vec<&str> = tcp.next()?.split_whitespace().collect();
+        let i = names.iter().position(|n| *n == "InCsumErrors")?;
+        values.get(i)?.parse().ok()
+    }
+
     /// Whether interface `ifname` exists in this namespace.
     pub fn has_link(&self, ifname: &str) -> bool {
         sh("ip", &["-n", &self.name, "link", "show", ifname])
