@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dataplane::dpdk::{
-    lcore_id, ptype, tsc, tsc_hz, CksumStatus, DpdkError, Eal, Mbuf, Mempool, Offloads, Port,
+    intr, lcore_id, ptype, tsc, tsc_hz, CksumStatus, DpdkError, Eal, Mbuf, Mempool, Offloads, Port,
     PortSettings, TxOffload,
 };
 
@@ -356,6 +356,7 @@ fn settings(want: Offloads) -> PortSettings {
         tx_desc: 256,
         mtu: 1500,
         want,
+        rx_interrupts: false,
     }
 }
 
@@ -571,7 +572,8 @@ fn tap_child() {
         rss: false,
         ..Offloads::ALL
     };
-    let mut port = Port::configure(id, &settings(want), &pool).expect("configure tap");
+    let mut port = Port::configure(id, &PortSettings { rx_interrupts: true, ..settings(want) }, &pool).expect("configure tap");
+    assert!(port.rx_intr_configured(), "net_tap has RX queue interrupts");
     let g = port.granted();
     println!("net_tap granted {g:?}");
     assert!(
@@ -705,6 +707,35 @@ fn tap_child() {
         rsts, 3,
         "the kernel accepted all three TSO segments (valid checksums)"
     );
+
+    // RX interrupts: with the queue drained and armed, a blocking wait ends when the
+    // kernel sends a frame, and the frame is then there to poll.
+    port.rx_intr_register(0).expect("register the RX queue's interrupt");
+    while port.rx_burst(0, &mut rx, 32) > 0 {
+        rx.clear();
+    }
+    port.rx_intr_arm(0, true).expect("arm");
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        out.send_to(b"wake-up", "10.77.0.2:9998").expect("send");
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (mut events, mut woke_by_it) = (0, false);
+    while Instant::now() < deadline && !woke_by_it {
+        let n = intr::wait(1000).expect("rte_epoll_wait");
+        events += n;
+        rx.clear();
+        port.rx_burst(0, &mut rx, 32);
+        woke_by_it = n > 0 && rx.iter().any(|m| {
+            let f = m.to_vec();
+            f.len() >= 49 && f[12..14] == [0x08, 0x00] && f[23] == 17 && f.ends_with(b"wake-up")
+        });
+    }
+    rx.clear();
+    sender.join().expect("sender");
+    port.rx_intr_arm(0, false).expect("disarm");
+    assert!(events > 0, "the wait never returned an event");
+    assert!(woke_by_it, "a wait ended with the kernel's datagram ready to poll");
     let st = port.stats().expect("stats");
     assert!(st.opackets >= 2 && st.ipackets >= 4, "{st:?}");
     drop(port);

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #include "shim.h"
 
@@ -161,4 +162,27 @@ unsigned int strait_ring_count(const struct rte_ring *r) { return rte_ring_count
 uint16_t strait_ipv4_phdr_cksum(const struct rte_ipv4_hdr *ipv4_hdr, uint64_t ol_flags)
 {
 	return rte_ipv4_phdr_cksum(ipv4_hdr, ol_flags);
+}
+
+int strait_rx_intr_register(uint16_t port_id, uint16_t queue_id)
+{
+	return rte_eth_dev_rx_intr_ctl_q(port_id, queue_id, RTE_EPOLL_PER_THREAD,
+					 RTE_INTR_EVENT_ADD, NULL);
+}
+
+/* Registered with epoll by address: it must outlive the registration, which lasts as
+ * long as the thread (the epoll instance is per thread too). */
+static __thread struct rte_epoll_event strait_wake_event;
+
+int strait_epoll_add_wake_fd(int fd)
+{
+	memset(&strait_wake_event, 0, sizeof(strait_wake_event));
+	strait_wake_event.epdata.event = EPOLLIN;
+	return rte_epoll_ctl(RTE_EPOLL_PER_THREAD, EPOLL_CTL_ADD, fd, &strait_wake_event);
+}
+
+int strait_epoll_wait(int timeout_ms)
+{
+	struct rte_epoll_event events[8];
+	return rte_epoll_wait(RTE_EPOLL_PER_THREAD, events, 8, timeout_ms);
 }

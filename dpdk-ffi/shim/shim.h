@@ -10,6 +10,7 @@
 #ifndef STRAIT_DPDK_SHIM_H
 #define STRAIT_DPDK_SHIM_H
 
+#include <errno.h>
 #include <stdint.h>
 
 #include <rte_config.h>
@@ -26,6 +27,8 @@
 #include <rte_ip.h>
 #include <rte_tcp.h>
 #include <rte_udp.h>
+#include <rte_interrupts.h>
+#include <rte_epoll.h>
 
 /* ---- constants hidden behind RTE_BIT64() ---- */
 static const uint64_t STRAIT_ETH_TX_OFFLOAD_IPV4_CKSUM = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
@@ -38,6 +41,7 @@ static const uint64_t STRAIT_ETH_RX_OFFLOAD_IPV4_CKSUM = RTE_ETH_RX_OFFLOAD_IPV4
 static const uint64_t STRAIT_ETH_RX_OFFLOAD_UDP_CKSUM = RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
 static const uint64_t STRAIT_ETH_RX_OFFLOAD_TCP_CKSUM = RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
 static const uint64_t STRAIT_ETH_RX_OFFLOAD_SCATTER = RTE_ETH_RX_OFFLOAD_SCATTER;
+static const int STRAIT_ENOTSUP = ENOTSUP;
 static const uint64_t STRAIT_ETH_RX_OFFLOAD_RSS_HASH = RTE_ETH_RX_OFFLOAD_RSS_HASH;
 static const uint64_t STRAIT_ETH_RSS_IP = RTE_ETH_RSS_IP;
 static const uint64_t STRAIT_ETH_RSS_TCP = RTE_ETH_RSS_TCP;
@@ -119,5 +123,16 @@ unsigned int strait_ring_count(const struct rte_ring *r);
 
 /* ---- checksums ---- */
 uint16_t strait_ipv4_phdr_cksum(const struct rte_ipv4_hdr *ipv4_hdr, uint64_t ol_flags);
+
+/* ---- RX interrupts (the calling thread's DPDK epoll instance) ---- */
+/* Adds RX queue `queue_id` of `port_id` to the calling thread's epoll instance
+ * (rte_eth_dev_rx_intr_ctl_q with RTE_EPOLL_PER_THREAD); 0 or a negative errno. */
+int strait_rx_intr_register(uint16_t port_id, uint16_t queue_id);
+/* Adds `fd` (readable = wake up) to the calling thread's epoll instance, level
+ * triggered; the event record is thread-local, so one fd per thread. 0 or -1. */
+int strait_epoll_add_wake_fd(int fd);
+/* Waits up to `timeout_ms` on the calling thread's epoll instance; the number of
+ * events (0 on timeout), or -1 on error. */
+int strait_epoll_wait(int timeout_ms);
 
 #endif /* STRAIT_DPDK_SHIM_H */

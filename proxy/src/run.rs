@@ -137,7 +137,7 @@ struct UpPort {
     mac: EthernetAddress,
 }
 
-fn bring_up(pc: &PortConfig, queues: u16, pool: &Mempool) -> Result<UpPort, RunError> {
+fn bring_up(pc: &PortConfig, queues: u16, pool: &Mempool, rx_interrupts: bool) -> Result<UpPort, RunError> {
     let name = device_name(&pc.device);
     let id = Port::by_name(name).map_err(|source| RunError::NoSuchDevice {
         port: pc.name.clone(),
@@ -146,7 +146,7 @@ fn bring_up(pc: &PortConfig, queues: u16, pool: &Mempool) -> Result<UpPort, RunE
     })?;
     let want = wanted_offloads(&pc.offloads);
     let settings =
-        PortSettings { rx_queues: queues, tx_queues: queues, rx_desc: ring_descriptors(pool.in_use().saturating_add(pool.available()), queues), tx_desc: RING_DESCRIPTORS, mtu: pc.mtu, want };
+        PortSettings { rx_queues: queues, tx_queues: queues, rx_desc: ring_descriptors(pool.in_use().saturating_add(pool.available()), queues), tx_desc: RING_DESCRIPTORS, mtu: pc.mtu, want, rx_interrupts };
     let port_err = |source| RunError::Port { port: pc.name.clone(), source };
     let mut port = Port::configure(id, &settings, pool).map_err(port_err)?;
     let mac = match pc.mac {
@@ -278,7 +278,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
 
     let mut ports = Vec::with_capacity(cfg.ports.len());
     for pc in &cfg.ports {
-        ports.push(bring_up(pc, queues, &pool)?);
+        ports.push(bring_up(pc, queues, &pool, cfg.dpdk.rx_interrupts)?);
     }
 
     let clock = TscClock::new(tsc_hz());

@@ -3,7 +3,7 @@
 //!
 //! Two port types: `net_tap` (a device with checksum/TSO offloads) and `net_af_packet`
 //! over a veth pair (a device with none), so the adapter is exercised with and without
-//! offload capabilities.
+//! offload capabilities, and with and without RX interrupts for the idle lcore.
 
 mod common;
 
@@ -34,8 +34,17 @@ mtu = 1500
     )
 }
 
-/// Pings (small and near-MTU), checks the kernel resolved our MAC, and stops strait.
-fn ping_and_stop(peer: &Netns, strait: &mut Strait, addr: &str) {
+/// The lcore counter `name` from the shutdown line `final lcore counters` (which lists
+/// the non-zero ones): 0 when absent.
+fn lcore_counter(log: &str, name: &str) -> u64 {
+    let line = log.lines().find(|l| l.contains("final lcore counters")).unwrap_or_default();
+    let pat = format!("{name}=");
+    line.split(&pat).nth(1).map_or(0, |rest| rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0))
+}
+
+/// Pings (small and near-MTU), checks the kernel resolved our MAC, and stops strait;
+/// returns its log.
+fn ping_and_stop(peer: &Netns, strait: &mut Strait, addr: &str) -> String {
     assert!(
         ping_until_reply(peer, addr, Duration::from_secs(20)),
         "no echo reply from {addr}:\n{}",
@@ -57,6 +66,7 @@ fn ping_and_stop(peer: &Netns, strait: &mut Strait, addr: &str) {
     assert!(status.success(), "strait exited with {status}:\n{log}");
     assert!(log.contains("strait stopped"), "no clean shutdown in the log:\n{log}");
     assert!(log.contains("final counters") && log.contains("rx_icmp"), "no counters logged:\n{log}");
+    log
 }
 
 #[test]
@@ -76,8 +86,13 @@ fn tap_port_answers_arp_and_ping_then_stops_cleanly() {
         assert!(ns.has_link(&ifname), "tap {ifname} not created in {ns_name}");
         ns.ip(&["addr", "add", "198.18.0.1/24", "dev", &ifname]);
         ns.ip(&["link", "set", &ifname, "up"]);
-        ping_and_stop(&ns, &mut strait, "198.18.0.2");
+        let log = ping_and_stop(&ns, &mut strait, "198.18.0.2");
         assert!(!ns.has_link(&ifname), "tap {ifname} left behind after strait exited");
+        // Adaptive polling: net_tap has RX interrupts, so the idle lcore blocked on them
+        // and the pings (200 ms apart) woke it.
+        assert!(log.contains("idle lcore waits for RX interrupts"), "RX interrupts not used on net_tap:\n{log}");
+        let (waits, wakeups) = (lcore_counter(&log, "idle_interrupt_waits"), lcore_counter(&log, "idle_interrupt_wakeups"));
+        assert!(waits > 0 && wakeups >= 5, "interrupt waits {waits}, woken by a frame {wakeups}:\n{log}");
     }
     drop(ns);
     let list = common::must("ip", &["netns", "list"]);
@@ -104,7 +119,10 @@ fn af_packet_port_without_offloads_answers_arp_and_ping() {
         let granted = up.split("\"granted\":").nth(1).unwrap_or_default();
         assert!(!granted.contains("tso") && !granted.contains("cksum"), "af_packet has no TSO or checksum offload: {up}");
         strait.wait_for_log(&["strait ready"], Duration::from_secs(10));
-        ping_and_stop(&peer, &mut strait, "198.18.1.2");
+        let log = ping_and_stop(&peer, &mut strait, "198.18.1.2");
+        // No RX interrupts on net_af_packet: the idle lcore naps instead.
+        assert_eq!(lcore_counter(&log, "idle_interrupt_waits"), 0, "{log}");
+        assert!(lcore_counter(&log, "idle_naps") > 0, "the idle lcore never napped:\n{log}");
     }
     drop(peer);
     drop(strait_ns);

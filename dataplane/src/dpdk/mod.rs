@@ -6,6 +6,7 @@
 //!   sharing for retransmission queues ([`Mbuf::clone_ref`]).
 //! * [`MbufPayload`]: the TCP engine's zero-copy payload over mbufs.
 //! * [`Port`]: an ethdev port with negotiated offloads, RX/TX bursts, statistics.
+//! * [`intr`]: blocking until an RX queue has a frame (RX interrupts) while idle.
 //!
 //! # Lifetime and teardown
 //!
@@ -22,6 +23,7 @@
 
 mod eal;
 mod error;
+pub mod intr;
 mod mbuf;
 mod mempool;
 mod payload;

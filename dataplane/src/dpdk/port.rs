@@ -74,6 +74,9 @@ pub struct PortSettings {
     pub mtu: u16,
     /// Offloads wanted; the device grants the subset it supports.
     pub want: Offloads,
+    /// Ask for RX queue interrupts (`intr_conf.rxq`), so an idle lcore can block until a
+    /// frame arrives instead of polling; a device without them is configured without.
+    pub rx_interrupts: bool,
 }
 
 /// Basic port counters (`rte_eth_stats`).
@@ -131,6 +134,8 @@ pub struct Port {
     reta_size: u16,
     /// Whether [`Port::program_rss`] succeeded.
     rss_programmed: bool,
+    /// Whether the device was configured with RX queue interrupts.
+    rx_intr: bool,
 }
 
 impl Port {
@@ -193,14 +198,14 @@ impl Port {
         };
         acquire_object().map_err(unclaim)?;
         match configure_device(id, settings, pool) {
-            Ok((granted, mtu, driver, reta_size)) => {
+            Ok(Configured { granted, mtu, driver, reta_size, rx_intr }) => {
                 let mut mac = sys::rte_ether_addr::default();
                 // SAFETY: valid port, valid out-pointer.
                 let rc = unsafe { sys::rte_eth_macaddr_get(id, &mut mac) };
                 if rc < 0 {
                     tracing::warn!(port = id, error = %DpdkError::from_errno("rte_eth_macaddr_get", rc), "no MAC address");
                 }
-                tracing::info!(port = id, %driver, ?granted, want = ?settings.want, mtu, "port configured");
+                tracing::info!(port = id, %driver, ?granted, want = ?settings.want, mtu, rx_intr, "port configured");
                 Ok(Port {
                     id,
                     driver,
@@ -218,6 +223,7 @@ impl Port {
                     pool: pool.clone(),
                     reta_size,
                     rss_programmed: false,
+                    rx_intr,
                 })
             }
             Err(e) => {
@@ -336,6 +342,48 @@ impl Port {
             return Err(DpdkError::InvalidArgument(format!("port {}: the device does not hash with the symmetric key", self.id)));
         }
         self.rss_programmed = true;
+        Ok(())
+    }
+
+    /// Whether the device was configured with RX queue interrupts
+    /// ([`PortSettings::rx_interrupts`] and the device accepted them).
+    pub fn rx_intr_configured(&self) -> bool {
+        self.rx_intr
+    }
+
+    /// Adds RX queue `queue`'s interrupt to the *calling thread's* epoll instance
+    /// ([`super::intr::wait`] then returns when it has a frame). Call it from the thread
+    /// that polls the queue, after [`Port::start`]. Fails where the device was configured
+    /// without RX interrupts or the PMD has none for this queue.
+    pub fn rx_intr_register(&self, queue: u16) -> Result<(), DpdkError> {
+        if !self.rx_intr || !self.started || queue >= self.rx_queues() {
+            return Err(DpdkError::InvalidArgument(format!("port {}: no RX interrupt for queue {queue}", self.id)));
+        }
+        // SAFETY: the port is configured and started with `intr_conf.rxq`; the queue
+        // exists. DPDK keeps its own record of the registration.
+        let rc = unsafe { sys::strait_rx_intr_register(self.id, queue) };
+        if rc < 0 {
+            return Err(DpdkError::from_errno("rte_eth_dev_rx_intr_ctl_q", rc));
+        }
+        Ok(())
+    }
+
+    /// Arms (`on`) or disarms RX queue `queue`'s interrupt. A PMD whose queue signals
+    /// whenever a frame arrives without arming (`net_tap`: the queue's file descriptor)
+    /// has no such operation; that counts as success.
+    pub fn rx_intr_arm(&self, queue: u16, on: bool) -> Result<(), DpdkError> {
+        // SAFETY: the port is configured; enable/disable validate the queue number and
+        // only touch the device's interrupt registers or report ENOTSUP.
+        let rc = unsafe {
+            if on {
+                sys::rte_eth_dev_rx_intr_enable(self.id, queue)
+            } else {
+                sys::rte_eth_dev_rx_intr_disable(self.id, queue)
+            }
+        };
+        if rc < 0 && rc != -sys::STRAIT_ENOTSUP {
+            return Err(DpdkError::from_errno("rte_eth_dev_rx_intr_enable/disable", rc));
+        }
         Ok(())
     }
 
@@ -577,8 +625,19 @@ fn c_chars_to_string(chars: &[std::ffi::c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Device configuration proper; returns (granted offloads, MTU in effect, driver name,
-/// RETA size).
+/// What [`configure_device`] settled on.
+struct Configured {
+    granted: Offloads,
+    /// The MTU in effect.
+    mtu: u16,
+    driver: String,
+    /// Entries of the RSS redirection table (0: none).
+    reta_size: u16,
+    /// RX queue interrupts configured.
+    rx_intr: bool,
+}
+
+/// Device configuration proper.
 /// Ethernet header, one VLAN tag and the FCS: what a frame adds to the IP MTU.
 const ETHERNET_OVERHEAD: u32 = 14 + 4 + 4;
 
@@ -586,7 +645,7 @@ fn configure_device(
     id: PortId,
     s: &PortSettings,
     pool: &Mempool,
-) -> Result<(Offloads, u16, String, u16), DpdkError> {
+) -> Result<Configured, DpdkError> {
     let mut info = sys::rte_eth_dev_info::default();
     // SAFETY: valid port, valid out-pointer.
     let rc = unsafe { sys::rte_eth_dev_info_get(id, &mut info) };
@@ -673,9 +732,19 @@ fn configure_device(
         conf.rx_adv_conf.rss_conf.rss_key_len = key_len as u8;
         conf.rx_adv_conf.rss_conf.rss_hf = rss_types;
     }
+    let mut rx_intr = s.rx_interrupts;
+    conf.intr_conf.set_rxq(u32::from(rx_intr));
     // SAFETY: valid port; conf (and the key it points to, alive until return) is fully
     // initialised; DPDK copies what it keeps.
-    let rc = unsafe { sys::rte_eth_dev_configure(id, s.rx_queues, s.tx_queues, &conf) };
+    let mut rc = unsafe { sys::rte_eth_dev_configure(id, s.rx_queues, s.tx_queues, &conf) };
+    if rc < 0 && rx_intr {
+        // A device that refuses RX interrupts still works polled (idle lcores nap).
+        tracing::info!(port = id, %driver, error = %DpdkError::from_errno("rte_eth_dev_configure", rc), "no RX interrupts; idle lcores will nap");
+        rx_intr = false;
+        conf.intr_conf.set_rxq(0);
+        // SAFETY: as above.
+        rc = unsafe { sys::rte_eth_dev_configure(id, s.rx_queues, s.tx_queues, &conf) };
+    }
     if rc < 0 {
         return Err(DpdkError::from_errno("rte_eth_dev_configure", rc));
     }
@@ -730,7 +799,7 @@ fn configure_device(
             return Err(DpdkError::from_errno("rte_eth_tx_queue_setup", rc));
         }
     }
-    Ok((granted, mtu, driver, info.reta_size))
+    Ok(Configured { granted, mtu, driver, reta_size: info.reta_size, rx_intr })
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ use crate::tcp::{Counters, Engine, Payload, Segment, StackError, TcpConfig};
 use crate::time::{Duration, Instant};
 use crate::wire::{checksum, ethernet, ipv4, tcp as wire_tcp};
 
+mod idle;
 pub mod steer;
 pub mod wake;
 
@@ -40,18 +41,6 @@ pub use wake::Waker;
 
 /// Frames taken from a queue per RX burst.
 pub const BURST: usize = 32;
-
-/// Empty loop iterations before the lcore starts napping between polls.
-const IDLE_SPINS_BEFORE_NAP: u32 = 256;
-/// Length of one nap when idle. Short enough that a ping sees well under a millisecond
-/// added, long enough that an idle appliance does not burn its cores.
-const IDLE_NAP: std::time::Duration = std::time::Duration::from_micros(100);
-/// Naps of [`IDLE_NAP`] (about 10 ms of idleness) before the lcore naps
-/// [`DEEP_IDLE_NAP`] instead: an appliance idle for longer wakes ~1000 times a second per
-/// lcore rather than ~7000, and the first frame after a quiet spell waits at most 1 ms.
-const NAPS_BEFORE_DEEP_IDLE: u32 = 64;
-/// Length of one nap once deeply idle.
-const DEEP_IDLE_NAP: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Converts TSC cycles to the stack's [`Instant`].
 #[derive(Debug, Clone, Copy)]
@@ -147,6 +136,13 @@ pub struct LcoreStats {
     pub redirect_dropped_frames: AtomicU64,
     /// Copies of ARP packets addressed to us handed to the other lcores' neighbour tables.
     pub arp_shared_frames: AtomicU64,
+    /// Times the idle lcore slept a fixed nap (no RX interrupts, or a timer due sooner
+    /// than an interrupt wait).
+    pub idle_naps: AtomicU64,
+    /// Times the idle lcore blocked until an RX interrupt, a wake-up or a timeout.
+    pub idle_interrupt_waits: AtomicU64,
+    /// Of those, the waits that ended by an event (a frame or a wake-up) before the timeout.
+    pub idle_interrupt_wakeups: AtomicU64,
     /// Copies of the engine's and interfaces' counters, refreshed by the lcore every
     /// [`PUBLISH_INTERVAL`] for the control plane (metrics). The lcore only ever
     /// `try_lock`s it, so a reader can delay a refresh but never stall the loop.
@@ -239,6 +235,9 @@ impl LcoreStats {
             ("redirect_received_frames", &self.redirect_received_frames),
             ("redirect_dropped_frames", &self.redirect_dropped_frames),
             ("arp_shared_frames", &self.arp_shared_frames),
+            ("idle_naps", &self.idle_naps),
+            ("idle_interrupt_waits", &self.idle_interrupt_waits),
+            ("idle_interrupt_wakeups", &self.idle_interrupt_wakeups),
         ]
         .into_iter()
         .map(|(k, v)| (k, v.load(Ordering::Relaxed)))
@@ -595,6 +594,7 @@ impl Worker {
         let mut next_pressure_check = Instant::ZERO;
         let pool_size = self.pool.in_use().saturating_add(self.pool.available());
         let waker = self.steer.as_ref().map(SteeringLinks::waker);
+        let interrupts = self.register_rx_interrupts(waker.as_deref());
         while !self.stop.load(Ordering::Relaxed) {
             let t0 = tsc();
             let now = self.clock.instant(t0);
@@ -621,9 +621,11 @@ impl Worker {
                 idle_spins = idle_spins.saturating_add(1);
                 // A frame handed over by another lcore rang the waker: poll again at once.
                 let rung = waker.as_ref().is_some_and(|w| w.take());
-                if idle_spins > IDLE_SPINS_BEFORE_NAP && !rung {
-                    let naps = idle_spins - IDLE_SPINS_BEFORE_NAP;
-                    std::thread::sleep(if naps > NAPS_BEFORE_DEEP_IDLE { DEEP_IDLE_NAP } else { IDLE_NAP });
+                if idle_spins > idle::IDLE_SPINS_BEFORE_NAP && !rung {
+                    let naps = idle_spins - idle::IDLE_SPINS_BEFORE_NAP;
+                    if self.back_off(now, naps, interrupts, waker.as_deref()) > 0 {
+                        idle_spins = 0;
+                    }
                 }
             }
             let t2 = tsc();

@@ -16,6 +16,7 @@
 //! mbufs = 8191
 //! mbuf_cache = 256
 //! extra_eal_args = []
+//! rx_interrupts = true      # idle lcores block on RX interrupts where the PMD has them
 //!
 //! [[port]]                  # at least one
 //! name = "tap0"
@@ -138,6 +139,9 @@ pub struct DpdkConfig {
     pub mbuf_cache: u32,
     /// Extra EAL arguments appended verbatim.
     pub extra_eal_args: Vec<String>,
+    /// Idle lcores block until a frame arrives (RX queue interrupts) where every port's
+    /// PMD offers them; otherwise, or when false, they nap between polls.
+    pub rx_interrupts: bool,
 }
 
 /// DPDK memory mode.

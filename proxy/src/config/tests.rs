@@ -293,6 +293,13 @@ fn memory_rules() {
 }
 
 #[test]
+fn rx_interrupts_default_on_and_must_be_a_bool() {
+    assert!(ok(&with_dpdk("")).dpdk.rx_interrupts, "on by default");
+    assert!(!ok(&with_dpdk("rx_interrupts = false")).dpdk.rx_interrupts);
+    one_error(&with_dpdk("rx_interrupts = \"yes\""), "dpdk.rx_interrupts", "expected true or false");
+}
+
+#[test]
 fn mbuf_rules() {
     let cfg = ok(&with_dpdk("mbufs = 1023\nmbuf_cache = 512"));
     assert_eq!((cfg.dpdk.mbufs, cfg.dpdk.mbuf_cache), (1023, 512));

@@ -134,6 +134,7 @@ fn dpdk(value: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<DpdkConfig> {
             "mbufs",
             "mbuf_cache",
             "extra_eal_args",
+            "rx_interrupts",
         ],
         errs,
     );
@@ -189,6 +190,7 @@ fn dpdk(value: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<DpdkConfig> {
         }
     }
     let extra = extra_eal_args(&t, errs);
+    let rx_interrupts = t.bool_or("rx_interrupts", true, errs);
 
     let memory = match (hugepages?, size_mb?, dir?) {
         (false, size_mb, _) => Memory::NoHuge { size_mb },
@@ -200,6 +202,7 @@ fn dpdk(value: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<DpdkConfig> {
         mbufs: mbufs?,
         mbuf_cache: mbuf_cache?,
         extra_eal_args: extra?,
+        rx_interrupts: rx_interrupts?,
     })
 }
 
