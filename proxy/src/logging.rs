@@ -5,13 +5,23 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
 
+/// Target of the access log (`[log] access`), one line per closed proxy session.
+pub const ACCESS_TARGET: &str = "strait::access";
+
 /// Builds the filter: `rust_log` (the `RUST_LOG` value) when set and non-empty, else the
-/// configured `level`.
+/// configured `level`. The access log is switched by `[log] access` (also on reload), not
+/// by the level: its target stays at info unless the directive names it itself.
 pub fn filter(level: &str, rust_log: Option<&str>) -> Result<EnvFilter, String> {
-    match rust_log.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(env) => EnvFilter::try_new(env).map_err(|e| format!("RUST_LOG={env:?}: {e}")),
-        None => EnvFilter::try_new(level).map_err(|e| format!("log.level={level:?}: {e}")),
+    let (source, directive) = match rust_log.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(env) => ("RUST_LOG", env),
+        None => ("log.level", level),
+    };
+    let f = EnvFilter::try_new(directive).map_err(|e| format!("{source}={directive:?}: {e}"))?;
+    if directive.contains(ACCESS_TARGET) {
+        return Ok(f);
     }
+    let access = format!("{ACCESS_TARGET}=info").parse().map_err(|e| format!("{ACCESS_TARGET}: {e}"))?;
+    Ok(f.add_directive(access))
 }
 
 /// Installs the global subscriber for `cfg`. Fails if the filter is invalid or a
@@ -38,12 +48,31 @@ mod tests {
 
     #[test]
     fn rust_log_overrides_the_configured_level() {
+        let directives = |f: EnvFilter| {
+            let mut d: Vec<String> = f.to_string().split(',').map(str::to_string).collect();
+            d.sort();
+            d.join(",")
+        };
         let f = filter("info", Some("debug")).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(f.to_string(), "debug");
+        assert_eq!(directives(f), "debug,strait::access=info");
         let f = filter("info", Some("  ")).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(f.to_string(), "info");
+        assert_eq!(directives(f), "info,strait::access=info");
         let f = filter("warn,dataplane=trace", None).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(f.to_string(), "dataplane=trace,warn");
+        assert_eq!(directives(f), "dataplane=trace,strait::access=info,warn");
+    }
+
+    #[test]
+    fn the_access_log_survives_a_stricter_level_unless_named() {
+        use tracing::subscriber::with_default;
+        use tracing_subscriber::layer::SubscriberExt;
+        let enabled = |level: &str| {
+            let f = filter(level, None).unwrap_or_else(|e| panic!("{e}"));
+            let subscriber = tracing_subscriber::registry().with(f);
+            with_default(subscriber, || tracing::enabled!(target: "strait::access", tracing::Level::INFO))
+        };
+        assert!(enabled("warn"), "log.level = warn keeps the access log");
+        assert!(enabled("error,dataplane=debug"));
+        assert!(!enabled("warn,strait::access=off"), "an explicit directive wins");
     }
 
     #[test]

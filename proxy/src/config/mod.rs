@@ -6,7 +6,7 @@
 //! format = "human"          # "human" | "json"
 //! level = "info"            # tracing EnvFilter directive(s)
 //!
-//! access = false            # one line per closed proxy session (target strait::access)
+//! access = false            # one line per closed proxy session (target strait::access, at info whatever `level` says)
 //!
 //! [dpdk]                    # optional, all keys have defaults
 //! lcores = [0]
