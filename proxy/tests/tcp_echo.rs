@@ -1,7 +1,8 @@
 //! End to end: a kernel TCP client in a network namespace sends 100 MB to the echo
 //! service on strait's TCP stack and reads it back; the SHA-256 of what came back equals
 //! that of what was sent. A bounded capture on the kernel side (tshark) shows that no frame
-//! strait sent exceeds the MTU and none has a bad IPv4 or TCP checksum.
+//! strait sent exceeds the MTU and none has a bad IPv4 or TCP checksum; a second capture of
+//! strait's SYN, FIN and PSH frames shows PSH and FIN only where the send path puts them.
 //!
 //! Two port types, as in `dataplane_ping.rs`: `net_tap` (TSO and checksum offload; the
 //! echo path must copy no payload byte) and `net_af_packet` over a veth pair (no offloads:
@@ -93,12 +94,24 @@ struct Capture {
 
 impl Capture {
     fn start(ns: &Netns, ifname: &str) -> Capture {
+        Capture::start_with(ns, ifname, &["-c", CAPTURE_FRAMES])
+    }
+
+    /// Strait's SYN, FIN and PSH frames only (headers), all of them for up to 3 minutes.
+    fn start_flags(ns: &Netns, ifname: &str, ours: &str) -> Capture {
+        let filter = format!("src host {ours} and tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-push) != 0");
+        Capture::start_with(ns, ifname, &["-f", &filter, "-s", "128", "-a", "duration:180"])
+    }
+
+    fn start_with(ns: &Netns, ifname: &str, limits: &[&str]) -> Capture {
         let file = std::env::temp_dir().join(format!("{}.pcap", unique("strait-cap-")));
         // tshark drops privileges to its own user for writing; a world-writable file
         // created up front works either way.
         let _ = std::fs::File::create(&file);
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "tshark", "-q", "-i", ifname, "-c", CAPTURE_FRAMES, "-a", "duration:120", "-w"])
+            .args(["netns", "exec", &ns.name, "tshark", "-q", "-i", ifname, "-a", "duration:120"])
+            .args(limits)
+            .arg("-w")
             .arg(&file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -125,6 +138,17 @@ impl Capture {
             }
             sleep(Duration::from_millis(100));
         }
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+            let _ = self.child.wait();
+        }
+        self.file.clone()
+    }
+
+    /// Stops now (SIGINT: tshark writes out what it captured), after a moment for the
+    /// last frames to reach the file.
+    fn stop(mut self) -> PathBuf {
+        sleep(Duration::from_millis(500));
         if let Ok(None) = self.child.try_wait() {
             let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
             let _ = self.child.wait();
@@ -196,6 +220,60 @@ fn check_capture(pcap: &Path, ours: &str) {
     assert!(data > 10, "only {data} full-size data frames from strait in the capture");
 }
 
+/// One of strait's frames in the flags capture (relative sequence numbers).
+#[derive(Debug)]
+struct FlagFrame {
+    seq: u64,
+    len: u64,
+    psh: bool,
+    fin: bool,
+    syn: bool,
+}
+
+/// Checks PSH and FIN where the send path puts them (send-path notes §2 and §4, Linux
+/// `tcp_push` / `tcp_gso_segment`), on the wire after TSO or software GSO: PSH only on
+/// frames that carry data, the stream's last byte sent with PSH, nothing sent beyond the
+/// end of the stream, and the FIN right after its last byte (RFC 9293 §3.4).
+fn check_push_and_fin(pcap: &Path, ours: &str, bytes: u64) {
+    let path = pcap.to_string_lossy();
+    let out = must(
+        "tshark",
+        &[
+            "-r", &path, "-o", "tcp.relative_sequence_numbers:TRUE", "-Y", &format!("ip.src == {ours} && tcp"), "-T", "fields", "-e", "tcp.seq", "-e", "tcp.len", "-e",
+            "tcp.flags.push", "-e", "tcp.flags.fin", "-e", "tcp.flags.syn",
+        ],
+    );
+    let flag = |s: &str| s == "1" || s.eq_ignore_ascii_case("true");
+    let frames: Vec<FlagFrame> = out
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            Some(FlagFrame {
+                seq: f.first()?.parse().ok()?,
+                len: f.get(1)?.parse().ok()?,
+                psh: flag(f.get(2)?),
+                fin: flag(f.get(3)?),
+                syn: flag(f.get(4)?),
+            })
+        })
+        .collect();
+    assert!(frames.iter().any(|f| f.syn), "strait's SYN-ACK is not in the flags capture ({} frames)", frames.len());
+    let empty_push: Vec<&FlagFrame> = frames.iter().filter(|f| f.psh && f.len == 0).collect();
+    assert!(empty_push.is_empty(), "PSH on frames without data: {:?}", &empty_push[..empty_push.len().min(5)]);
+    let end = bytes + 1;
+    let beyond: Vec<&FlagFrame> = frames.iter().filter(|f| f.seq + f.len > end).collect();
+    assert!(beyond.is_empty(), "frames beyond the end of the stream: {beyond:?}");
+    let fins: Vec<&FlagFrame> = frames.iter().filter(|f| f.fin).collect();
+    assert!(!fins.is_empty(), "no FIN from strait captured");
+    assert!(fins.iter().all(|f| f.seq + f.len == end), "FIN not right after the last byte ({end}): {fins:?}");
+    assert!(
+        frames.iter().any(|f| f.psh && f.len > 0 && f.seq + f.len == end),
+        "the stream's last byte was not sent with PSH"
+    );
+    let pushed = frames.iter().filter(|f| f.psh).count();
+    eprintln!("flags capture: {} frames, {pushed} with PSH, {} with FIN", frames.len(), fins.len());
+}
+
 /// The JSON value of `key` in the log line carrying `message`.
 fn log_field(log: &str, message: &str, key: &str) -> Option<u64> {
     let line = log.lines().find(|l| l.contains(message))?;
@@ -237,10 +315,14 @@ fn echo_100mb_over_tap_with_tso_copies_nothing() {
     ns.ip(&["link", "set", &ifname, "up"]);
     assert!(ping_until_reply(&ns, "198.18.2.2", Duration::from_secs(20)), "no ping reply:\n{}", strait.log_text());
     let cap = Capture::start(&ns, &ifname);
+    let flags = Capture::start_flags(&ns, &ifname, "198.18.2.2");
     echo_100mb(&ns, &strait, "198.18.2.2");
     let pcap = cap.finish();
+    let flags = flags.stop();
     check_capture(&pcap, "198.18.2.2");
+    check_push_and_fin(&flags, "198.18.2.2", BYTES);
     let _ = std::fs::remove_file(&pcap);
+    let _ = std::fs::remove_file(&flags);
     let copies = stop_and_report(&mut strait);
     assert_eq!(copies, 0, "the echo path over a TSO port copied payload:\n{}", strait.log_text());
     let log = strait.log_text();
@@ -272,10 +354,14 @@ fn echo_100mb_over_af_packet_without_offloads() {
     strait.wait_for_log(&["strait ready"], Duration::from_secs(10));
     assert!(ping_until_reply(&peer, "198.18.3.2", Duration::from_secs(20)), "no ping reply:\n{}", strait.log_text());
     let cap = Capture::start(&peer, &vb);
+    let flags = Capture::start_flags(&peer, &vb, "198.18.3.2");
     echo_100mb(&peer, &strait, "198.18.3.2");
     let pcap = cap.finish();
+    let flags = flags.stop();
     check_capture(&pcap, "198.18.3.2");
+    check_push_and_fin(&flags, "198.18.3.2", BYTES);
     let _ = std::fs::remove_file(&pcap);
+    let _ = std::fs::remove_file(&flags);
     let copies = stop_and_report(&mut strait);
     assert!(copies > 0, "software GSO copies and is counted");
     let log = strait.log_text();
