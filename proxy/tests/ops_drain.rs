@@ -12,26 +12,26 @@
 //! server, client, `closed`) and the reset one (`drain_deadline`).
 
 mod common;
-mod ops_common;
 
 use std::time::{Duration, Instant};
 
-use common::require_root;
-use ops_common::{config, finish, NotifySocket, Setup, Subnets};
+use common::backend::{pool_config, Net, Setup};
+use common::{finish, require_root, NotifySocket};
 
 /// The download.
 const BIG: u64 = 200 * 1000 * 1000;
 
-fn start(net: Subnets, drain_ms: u64, notify: &NotifySocket) -> Setup {
+fn start(net: Net, drain_ms: u64, notify: &NotifySocket) -> Setup {
     // `access = true` lands in the `[log]` table the config starts with.
     let extra = format!("access = true\n[shutdown]\ndrain_timeout_ms = {drain_ms}\n");
-    Setup::start(net, 1, BIG, |tap, veth| config(net, tap, veth, &[0], &extra, ""), &[("NOTIFY_SOCKET", &notify.path)])
+    let toml = |tap: &str, veth: &str| pool_config(net, tap, veth, &[0], &extra, "");
+    Setup::start(net, 1, BIG, toml, &[("NOTIFY_SOCKET", &notify.path)])
 }
 
-/// curl downloading `/big.bin` at `rate`; prints `<bytes> <http code>`.
+/// curl downloading `/shm/big.bin` at `rate`; prints `<bytes> <http code>`.
 fn download(s: &Setup, rate: &str) -> std::process::Child {
-    let url = s.net.url("big.bin");
-    s.spawn_client(
+    let url = s.net.url("shm/big.bin");
+    s.client.spawn(
         "curl",
         &[
             "-sS",
@@ -70,7 +70,7 @@ fn sigterm_with_a_30s_deadline_lets_a_200mb_download_finish() {
     }
     let t0 = Instant::now();
     let mut notify = NotifySocket::new();
-    let net = Subnets { front: "198.18.80", back: "198.18.81" };
+    let net = Net { front: "198.18.80", back: "198.18.81", backend_port: 8080 };
     let mut s = start(net, 30_000, &notify);
     assert!(notify.wait_for("READY=1", Duration::from_secs(5)).is_some(), "no READY");
     // 200 MB at 25 MB/s: about 8 s, well inside the deadline.
@@ -121,7 +121,7 @@ fn sigterm_with_a_1s_deadline_resets_the_download() {
     }
     let t0 = Instant::now();
     let mut notify = NotifySocket::new();
-    let net = Subnets { front: "198.18.82", back: "198.18.83" };
+    let net = Net { front: "198.18.82", back: "198.18.83", backend_port: 8080 };
     let mut s = start(net, 1_000, &notify);
     assert!(notify.wait_for("READY=1", Duration::from_secs(5)).is_some(), "no READY");
     // 200 MB at 10 MB/s would take 20 s: it cannot finish within the deadline.

@@ -10,12 +10,11 @@
 //! * restarted, it is `health=up` again after rise x interval.
 
 mod common;
-mod ops_common;
 
 use std::time::{Duration, Instant};
 
-use common::{require_root, unique};
-use ops_common::{config, finish, Nginx, Setup, Subnets};
+use common::backend::{pool_config, Net, Nginx, Setup};
+use common::{finish, require_root, unique};
 
 const INTERVAL_MS: u64 = 500;
 const FALL: u64 = 2;
@@ -61,19 +60,19 @@ fn a_killed_backend_is_marked_down_and_avoided() {
         return;
     }
     let t0 = Instant::now();
-    let net = Subnets { front: "198.18.86", back: "198.18.87" };
+    let net = Net { front: "198.18.86", back: "198.18.87", backend_port: 8080 };
     let sock = std::env::temp_dir().join(unique("strait-ops-admin-")).with_extension("sock").display().to_string();
     let metrics_port = 9186;
     let extra = format!("[admin]\nsocket = \"{sock}\"\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n");
     let pool =
         format!("[pool.health_check]\ninterval_ms = {INTERVAL_MS}\ntimeout_ms = 300\nfall = {FALL}\nrise = {RISE}\n");
-    let mut s = Setup::start(net, 2, 0, |tap, veth| config(net, tap, veth, &[0, 1], &extra, &pool), &[]);
+    let mut s = Setup::start(net, 2, 0, |tap, veth| pool_config(net, tap, veth, &[0, 1], &extra, &pool), &[]);
     let (b0, b1) = (net.backend(0), net.backend(1));
     std::thread::sleep(Duration::from_millis(2 * INTERVAL_MS));
     let show = ctl(&sock, "show");
     assert_eq!(field(&show, &b0, "health").as_deref(), Some("up"), "{show}");
 
-    let wrk = s.spawn_client("wrk", &["-t1", "-c8", "-d8s", "-H", "Connection: close", &s.net.url("index.html")]);
+    let wrk = s.client.spawn("wrk", &["-t1", "-c8", "-d8s", "-H", "Connection: close", &s.net.url("index.html")]);
     std::thread::sleep(Duration::from_secs(2));
     s.nginx[0].kill_in(&s.backend);
     let took = wait_health(&s, &sock, &b0, "down", Duration::from_secs(5));

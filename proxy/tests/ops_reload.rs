@@ -14,12 +14,11 @@
 //! a server until `server enable`.
 
 mod common;
-mod ops_common;
 
 use std::time::{Duration, Instant};
 
-use common::{require_root, unique};
-use ops_common::{config, finish, NotifySocket, Setup, Subnets};
+use common::backend::{pool_config, Net, Setup};
+use common::{finish, require_root, unique, NotifySocket};
 
 /// Keep-alive client: one GET every 50 ms on one connection for `secs`; prints the
 /// seconds since start and the answering server (the page names it) per response.
@@ -62,14 +61,14 @@ fn reload_under_wrk_load_keeps_established_sessions() {
     }
     let t0 = Instant::now();
     let mut notify = NotifySocket::new();
-    let net = Subnets { front: "198.18.84", back: "198.18.85" };
+    let net = Net { front: "198.18.84", back: "198.18.85", backend_port: 8080 };
     let sock = std::env::temp_dir().join(unique("strait-ops-admin-")).with_extension("sock").display().to_string();
     let admin = format!("[admin]\nsocket = \"{sock}\"\n");
     let mut s = Setup::start(
         net,
         3,
         0,
-        |tap, veth| config(net, tap, veth, &[0, 1], &admin, ""),
+        |tap, veth| pool_config(net, tap, veth, &[0, 1], &admin, ""),
         &[("NOTIFY_SOCKET", &notify.path)],
     );
     assert!(notify.wait_for("READY=1", Duration::from_secs(5)).is_some());
@@ -77,7 +76,7 @@ fn reload_under_wrk_load_keeps_established_sessions() {
 
     // The long-lived session, first: find its server.
     let addr = format!("{}.2", net.front);
-    let mut long = s.spawn_client("python3", &["-c", LONG_LIVED, &addr, "80", "10"]);
+    let mut long = s.client.spawn("python3", &["-c", LONG_LIVED, &addr, "80", "10"]);
     let started = Instant::now();
     let show = loop {
         let (ok, show) = ctl(&sock, "show");
@@ -104,10 +103,10 @@ fn reload_under_wrk_load_keeps_established_sessions() {
     let other = 1 - pinned;
 
     // wrk, a new session per request, across both reloads.
-    let wrk = s.spawn_client("wrk", &["-t1", "-c8", "-d6s", "-H", "Connection: close", &s.net.url("index.html")]);
+    let wrk = s.client.spawn("wrk", &["-t1", "-c8", "-d6s", "-H", "Connection: close", &s.net.url("index.html")]);
     std::thread::sleep(Duration::from_millis(1500));
     // 1. Remove the pinned server, add the third.
-    std::fs::write(&s.strait.config, config(net, &tap, &veth, &[other, 2], &admin, "")).expect("write config");
+    std::fs::write(&s.strait.config, pool_config(net, &tap, &veth, &[other, 2], &admin, "")).expect("write config");
     s.signal("HUP");
     let reloading = notify
         .wait_for("RELOADING=1", Duration::from_secs(5))
@@ -160,7 +159,7 @@ fn reload_under_wrk_load_keeps_established_sessions() {
     assert!(ok && out.contains("enabled"), "{out}");
 
     // 2. An invalid file: refused, reason logged, traffic unaffected.
-    std::fs::write(&s.strait.config, config(net, &tap, &veth, &[other, 2], &admin, "algorithm = \"fastest\""))
+    std::fs::write(&s.strait.config, pool_config(net, &tap, &veth, &[other, 2], &admin, "algorithm = \"fastest\""))
         .expect("write");
     s.signal("HUP");
     let line = s.strait.wait_for_log(&["reload rejected"], Duration::from_secs(5));
@@ -169,7 +168,7 @@ fn reload_under_wrk_load_keeps_established_sessions() {
     assert!(!ok && err.contains("pool[0].algorithm") && err.contains("not an algorithm"), "{err}");
 
     // 3. The admin API reloads the server back in.
-    std::fs::write(&s.strait.config, config(net, &tap, &veth, &[0, 1, 2], &admin, "")).expect("write");
+    std::fs::write(&s.strait.config, pool_config(net, &tap, &veth, &[0, 1, 2], &admin, "")).expect("write");
     let (ok, out) = ctl(&sock, "reload");
     assert!(ok && out.contains("3 server(s)"), "{out}");
 

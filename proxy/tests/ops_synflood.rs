@@ -6,12 +6,11 @@
 //! rises, and wrk's success rate stays >= 99%.
 
 mod common;
-mod ops_common;
 
 use std::time::{Duration, Instant};
 
-use common::{require_root, unique, Netns};
-use ops_common::{config, finish, Setup, Subnets};
+use common::backend::{pool_config, Net, Setup};
+use common::{finish, require_root, unique, Netns};
 
 fn counter(text: &str, name: &str) -> u64 {
     text.lines()
@@ -28,12 +27,12 @@ fn syn_flood_while_wrk_runs() {
         return;
     }
     let t0 = Instant::now();
-    let net = Subnets { front: "198.18.89", back: "198.18.83" };
+    let net = Net { front: "198.18.89", back: "198.18.83", backend_port: 8080 };
     let metrics_port = 9189;
     let extra = format!("[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n");
     // The front port routes through the client namespace (back to the attacker side).
     let toml = |tap: &str, veth: &str| {
-        config(net, tap, veth, &[0], &extra, "")
+        pool_config(net, tap, veth, &[0], &extra, "")
             .replace("ipv4 = \"198.18.89.2/24\"", "ipv4 = \"198.18.89.2/24\"\ngateway = \"198.18.89.1\"")
     };
     let s = Setup::start(net, 1, 0, toml, &[]);
@@ -57,35 +56,14 @@ fn syn_flood_while_wrk_runs() {
     };
     let before = counter(&scrape(), "strait_tcp_syncookies_sent_total");
 
-    let wrk = s.spawn_client("wrk", &["-t1", "-c8", "-d8s", "-H", "Connection: close", &s.net.url("index.html")]);
+    let wrk = s.client.spawn("wrk", &["-t1", "-c8", "-d8s", "-H", "Connection: close", &s.net.url("index.html")]);
     std::thread::sleep(Duration::from_secs(1));
     // 60 000 SYNs, one every 50 us, from a source nobody answers for (198.18.88.200
     // does not exist: the SYN-ACKs die in the client namespace), at most 10 s.
-    let flood = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &attacker.name,
-            "timeout",
-            "10",
-            "hping3",
-            "-q",
-            "-S",
-            "-p",
-            "80",
-            "-i",
-            "u50",
-            "-c",
-            "60000",
-            "-a",
-            "198.18.88.200",
-            "198.18.89.2",
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn hping3");
+    let flood = attacker.spawn(
+        "timeout",
+        &["10", "hping3", "-q", "-S", "-p", "80", "-i", "u50", "-c", "60000", "-a", "198.18.88.200", "198.18.89.2"],
+    );
     let (fcode, fout, ferr) = finish(flood, Duration::from_secs(15));
     let (code, out, err) = finish(wrk, Duration::from_secs(30));
     eprintln!("hping3 (exit {fcode:?}): {fout} {ferr}\n{out}");

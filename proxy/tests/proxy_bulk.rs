@@ -1,5 +1,5 @@
 //! End to end: bulk transfers through the proxy with the SHA-256 checked at both ends
-//! (set-up in `proxy_support`: kernel client on strait's `net_tap` port, backend behind its
+//! (set-up in `common::backend`: kernel client on strait's `net_tap` port, backend behind its
 //! `net_af_packet` port).
 //!
 //! * a 1 GB download of a random file nginx serves from tmpfs (curl | sha256sum);
@@ -18,15 +18,14 @@
 //! and fails with it.
 
 mod common;
-mod proxy_support;
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{must, require_root, Netns};
-use proxy_support::{counter, nstat, nstat_delta, setup, Killed, Net, Options, Setup};
+use common::backend::{counter, nstat, nstat_delta, setup, Net, Options, Setup};
+use common::{must, require_root, Killed, Netns};
 
 /// Size of the lossless transfers.
 const BIG_BYTES: u64 = 1000 * 1000 * 1000;
@@ -146,17 +145,6 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn spawn_in(ns: &Netns, program: &str, args: &[&str]) -> Child {
-    Command::new("ip")
-        .args(["netns", "exec", &ns.name, program])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn client")
-}
-
 fn digest(text: &str) -> String {
     text.split_whitespace().next().unwrap_or_default().to_string()
 }
@@ -168,10 +156,10 @@ fn mb_per_s(bytes: u64, d: Duration) -> f64 {
 /// Downloads `bytes` of random data through the proxy and checks the digest.
 fn download(net: Net, bytes: u64, front_port_extra: &'static str, limit: Duration) {
     let mut s = setup(net, &Options { front_port_extra, metrics: Some(METRICS), big_bytes: bytes });
-    let want = must("sha256sum", &[&s.nginx.big_path().to_string_lossy()]);
+    let want = must("sha256sum", &[&s.nginx[0].big_path().to_string_lossy()]);
     let before = nstat(&s.client);
-    let script = format!("set -o pipefail; curl -sS --fail {} | sha256sum", s.url("shm/big.bin"));
-    let child = spawn_in(&s.client, "bash", &["-c", &script]);
+    let script = format!("set -o pipefail; curl -sS --fail {} | sha256sum", s.net.url("shm/big.bin"));
+    let child = s.client.spawn("bash", &["-c", &script]);
     let (out, elapsed) = watch(&s, child, &format!("{bytes} B download"), limit);
     let got = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
@@ -216,13 +204,13 @@ fn upload(net: Net, bytes: u64, front_port_extra: &'static str, limit: Duration)
         Net { backend_port: UPLOAD_PORT, ..net },
         &Options { front_port_extra, metrics: Some(METRICS), big_bytes: bytes },
     );
-    let file = s.nginx.big_path();
+    let file = s.nginx[0].big_path();
     let want = must("sha256sum", &[&file.to_string_lossy()]);
-    let server = spawn_in(&s.backend, "python3", &["-c", HASHING_SERVER, &back, &UPLOAD_PORT.to_string()]);
+    let server = s.backend.spawn("python3", &["-c", HASHING_SERVER, &back, &UPLOAD_PORT.to_string()]);
     let _server = Killed(server);
     s.wait_backend_listening(&back, UPLOAD_PORT);
     let before = nstat(&s.client);
-    let child = spawn_in(&s.client, "python3", &["-c", UPLOAD_CLIENT, &front, &file.to_string_lossy()]);
+    let child = s.client.spawn("python3", &["-c", UPLOAD_CLIENT, &front, &file.to_string_lossy()]);
     let (out, elapsed) = watch(&s, child, &format!("{bytes} B upload"), limit);
     let after = nstat(&s.client);
     let got = String::from_utf8_lossy(&out.stdout).into_owned();

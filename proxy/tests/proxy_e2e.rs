@@ -1,4 +1,4 @@
-//! End to end: the proxy (set-up in `proxy_support`: strait between kernel clients on a
+//! End to end: the proxy (set-up in `common::backend`: strait between kernel clients on a
 //! `net_tap` port and nginx behind a `net_af_packet` port).
 //!
 //! Tests: wrk with keep-alive and with `Connection: close` (no socket error, every
@@ -6,17 +6,16 @@
 //! whole response.
 
 mod common;
-mod proxy_support;
 
 use std::process::{Command, Stdio};
 
-use common::require_root;
-use proxy_support::{counter, setup, Killed, Net, Options, Setup, MEDIUM_BYTES};
+use common::backend::{counter, setup, Net, Options, Setup, MEDIUM_BYTES};
+use common::{require_root, Killed};
 
 /// Runs wrk from the client side; asserts no socket error and no non-2xx response, and
 /// returns the number of requests.
 fn wrk(s: &Setup, extra: &[&str]) -> u64 {
-    let url = s.url("index.html");
+    let url = s.net.url("index.html");
     let mut args = vec!["-t1", "-c10", "-d3s", "--latency"];
     args.extend_from_slice(extra);
     args.push(&url);

@@ -1,4 +1,4 @@
-//! End to end: PROXY protocol towards backends. Strait (set-up as in `proxy_support`) has
+//! End to end: PROXY protocol towards backends. Strait (set-up from `common::backend`) has
 //! two listeners, `web` on :80 with a pool sending v1 headers and `web2` on :81 with a pool
 //! sending v2 headers, both to one nginx that requires the PROXY protocol
 //! (`listen ... proxy_protocol`) and logs `$proxy_protocol_addr $remote_addr`. A curl
@@ -6,12 +6,11 @@
 //! (not strait's backend address) as `$proxy_protocol_addr`.
 
 mod common;
-mod proxy_support;
 
 use std::time::{Duration, Instant};
 
-use common::{ping_until_reply, require_root, unique, Netns, Strait};
-use proxy_support::{config, counter, Net, Nginx, Options, Setup};
+use common::backend::{config, counter, Net, Nginx, Options, Setup, INDEX_BYTES};
+use common::require_root;
 
 const FRONT: &str = "198.18.123";
 const BACK: &str = "198.18.124";
@@ -19,40 +18,15 @@ const BACK: &str = "198.18.124";
 /// Strait with the two PROXY protocol listeners, nginx expecting the header.
 fn setup_pp() -> Setup {
     let net = Net { front: FRONT, back: BACK, backend_port: 8080 };
-    let client = Netns::new("sppa");
-    let backend = Netns::new("sppb");
-    let (va, vb, tap) = (unique("sppva"), unique("sppvb"), unique("sppt"));
-    client.ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", &backend.name]);
-    client.ip(&["link", "set", &va, "up"]);
-    // af_packet takes what the veth carries: finished frames only (as in `proxy_support`).
-    for (ns, dev) in [(&client, &va), (&backend, &vb)] {
-        let o = ns.exec("ethtool", &["-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);
-        assert!(o.status.success(), "ethtool: {}", String::from_utf8_lossy(&o.stderr));
-    }
-    backend.ip(&["addr", "add", &format!("{BACK}.1/24"), "dev", &vb]);
-    backend.ip(&["link", "set", &vb, "up"]);
-    let nginx = Nginx::start_proxy_protocol(&backend, &format!("{BACK}.1:8080"));
     // `config` ends inside the `web` pool's table: its key first, then the v2 listener/pool.
-    let toml = format!(
-        "{}proxy_protocol = \"v1\"\n\n[[listener]]\nname = \"web2\"\nlisten = \"{FRONT}.2:81\"\npool = \"web2\"\n\n\
-         [[pool]]\nname = \"web2\"\nservers = [{{ addr = \"{BACK}.1:8080\" }}]\nproxy_protocol = \"v2\"\n",
-        config(&net, &tap, &va, &Options::default())
-    );
-    let mut strait = Strait::start(&client, &toml);
-    strait.wait_for_log(&["strait ready"], Duration::from_secs(30));
-    client.ip(&["addr", "add", &format!("{FRONT}.1/24"), "dev", &tap]);
-    client.ip(&["link", "set", &tap, "up"]);
-    assert!(
-        ping_until_reply(&client, &format!("{FRONT}.2"), Duration::from_secs(20)),
-        "no ping reply (client side):\n{}",
-        strait.log_text()
-    );
-    assert!(
-        ping_until_reply(&backend, &format!("{BACK}.2"), Duration::from_secs(20)),
-        "no ping reply (backend side):\n{}",
-        strait.log_text()
-    );
-    Setup { strait, nginx, client, backend, net }
+    let toml = |tap: &str, veth: &str| {
+        format!(
+            "{}proxy_protocol = \"v1\"\n\n[[listener]]\nname = \"web2\"\nlisten = \"{FRONT}.2:81\"\npool = \"web2\"\n\n\
+             [[pool]]\nname = \"web2\"\nservers = [{{ addr = \"{BACK}.1:8080\" }}]\nproxy_protocol = \"v2\"\n",
+            config(&net, tap, veth, &Options::default())
+        )
+    };
+    Setup::with(net, &[format!("{BACK}.1:8080")], Nginx::start_proxy_protocol, toml, &[])
 }
 
 /// `curl` from the client namespace; asserts a 200 with the whole index page.
@@ -63,7 +37,7 @@ fn curl_ok(s: &Setup, port: u16) {
         .exec("curl", &["-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", &url]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
-        out.status.success() && text == format!("200 {}", proxy_support::INDEX_BYTES),
+        out.status.success() && text == format!("200 {}", INDEX_BYTES),
         "curl {url}: `{text}` {}\n{}",
         String::from_utf8_lossy(&out.stderr),
         s.diagnostics()
@@ -74,7 +48,7 @@ fn curl_ok(s: &Setup, port: u16) {
 fn access_lines(s: &Setup, n: usize) -> Vec<String> {
     let start = Instant::now();
     loop {
-        let lines: Vec<String> = s.nginx.access_log().lines().map(str::to_string).collect();
+        let lines: Vec<String> = s.nginx[0].access_log().lines().map(str::to_string).collect();
         if lines.len() >= n || start.elapsed() > Duration::from_secs(5) {
             return lines;
         }

@@ -10,14 +10,12 @@
 //! The body's SHA-256 must match the file's.
 
 mod common;
-mod proxy_support;
 
-use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{must, require_root, Netns};
-use proxy_support::{counter, setup, Killed, Net, Options};
+use common::backend::{counter, setup, Net, Options};
+use common::{must, require_root, Killed, Netns};
 
 /// Size of the response.
 const BYTES: u64 = 20 * 1000 * 1000;
@@ -79,7 +77,7 @@ fn slow_reader_memory_stays_within_the_buffer_limits() {
     );
     let tcp = dataplane::tcp::TcpConfig::default();
     let limit = 2 * (u64::from(tcp.sndbuf) + u64::from(tcp.rcvbuf));
-    let want = must("sha256sum", &[&s.nginx.big_path().to_string_lossy()]);
+    let want = must("sha256sum", &[&s.nginx[0].big_path().to_string_lossy()]);
     let want = want.split_whitespace().next().unwrap_or_default().to_string();
 
     // The idle baseline: RX rings filled, nothing in flight.
@@ -91,16 +89,8 @@ fn slow_reader_memory_stays_within_the_buffer_limits() {
         .min()
         .expect("metrics endpoint answers");
 
-    let client = Command::new("ip")
-        .args(["netns", "exec", &s.client.name, "python3", "-c", SLOW_CLIENT])
-        .arg(format!("{}.2", s.net.front))
-        .arg("shm/big.bin")
-        .arg(RATE.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn client");
+    let front = format!("{}.2", s.net.front);
+    let client = s.client.spawn("python3", &["-c", SLOW_CLIENT, &front, "shm/big.bin", &RATE.to_string()]);
     let mut client = Killed(client);
     let started = Instant::now();
     let mut samples = Vec::new();

@@ -1,10 +1,14 @@
 //! Harness for end-to-end tests: throwaway network namespaces, a `strait` process inside
 //! one, and clean-up that runs also when the test fails (everything is a guard with
 //! `Drop`). Names are unique per test run (pid + counter), addresses come from
-//! 198.18.0.0/15.
+//! 198.18.0.0/15. [`backend`] adds strait as a proxy between a client and a backend
+//! namespace with nginx, for the proxy and operating tests.
 #![allow(dead_code)]
 
+pub mod backend;
+
 use std::fs;
+use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -91,6 +95,18 @@ impl Netns {
         let mut full = vec!["netns", "exec", self.name.as_str(), program];
         full.extend_from_slice(args);
         sh("ip", &full)
+    }
+
+    /// `ip netns exec NS PROGRAM ARGS...` in the background, stdout and stderr piped.
+    pub fn spawn(&self, program: &str, args: &[&str]) -> Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name, program])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn a command in a namespace")
     }
 
     /// `Tcp: InCsumErrors` of this namespace's kernel stack (`/proc/net/snmp`): the
@@ -236,6 +252,106 @@ pub fn ping_until_reply(ns: &Netns, addr: &str, timeout: Duration) -> bool {
         }
     }
     false
+}
+
+/// A child process killed on drop.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// A child's exit status and output, waiting at most `timeout` (killed after).
+pub fn finish(mut child: Child, timeout: Duration) -> (Option<i32>, String, String) {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            break;
+        }
+        sleep(Duration::from_millis(50));
+    }
+    match child.wait_with_output() {
+        Ok(o) => (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        ),
+        Err(e) => (None, String::new(), e.to_string()),
+    }
+}
+
+/// A datagram socket posing as systemd's `NOTIFY_SOCKET`; removed on drop.
+pub struct NotifySocket {
+    pub sock: UnixDatagram,
+    pub dir: PathBuf,
+    pub path: String,
+    pub seen: Vec<String>,
+}
+
+impl NotifySocket {
+    pub fn new() -> NotifySocket {
+        let dir = std::env::temp_dir().join(unique("strait-notify-"));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let p = dir.join("notify.sock");
+        let sock = UnixDatagram::bind(&p).expect("bind NOTIFY_SOCKET");
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        NotifySocket {
+            sock,
+            dir,
+            path: p.display().to_string(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads notifications until one contains `needle` (returns it) or `timeout` passes.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Option<String> {
+        if let Some(m) = self.seen.iter().find(|m| m.contains(needle)) {
+            return Some(m.clone());
+        }
+        let start = Instant::now();
+        let mut buf = [0u8; 1024];
+        while start.elapsed() < timeout {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                self.seen.push(msg.clone());
+                if msg.contains(needle) {
+                    return Some(msg);
+                }
+            }
+        }
+        None
+    }
+
+    /// Every notification that arrives within `d`.
+    pub fn collect(&mut self, d: Duration) -> Vec<String> {
+        let start = Instant::now();
+        let mut buf = [0u8; 1024];
+        let mut out = Vec::new();
+        while start.elapsed() < d {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                self.seen.push(msg.clone());
+                out.push(msg);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for NotifySocket {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// The client: sends `total` bytes (a random block, rotated per write so that no two
