@@ -389,6 +389,39 @@ fn rack_reordering_window() {
     assert_eq!(s.now, Instant::from_millis(55));
 }
 
+/// RFC 8985 §6.2 step 2: a retransmission's delivery updates `RACK.xmit_ts` unless it was
+/// acknowledged faster than the minimum RTT (then the original probably arrived). The
+/// minimum must be the path's: here the handshake took 20 ms but the data path's RTT is
+/// 10 ms, and the retransmission's 12 ms RTT is genuine. Were it ignored, segment 4 (sent
+/// after the originals, before the retransmission, and lost) would never be judged by
+/// RACK, and only the RTO would repair it (the simulator's lost-tail RTOs at 5 % loss).
+#[test]
+fn rack_judges_by_delivered_retransmission_faster_than_handshake_rtt() {
+    let (mut s, id) = open(script_config());
+    s.advance_to(30);
+    write_segments(&mut s, id, 4);
+    assert_eq!(sent_count(&mut s), 4);
+    s.advance_to(35);
+    write_segments(&mut s, id, 1);
+    assert_eq!(sent_count(&mut s), 1);
+    // Segment 0 lost, 1-3 SACKed 10 ms after they were sent: RACK marks 0 lost at once.
+    ack(&mut s, 40, 1, 30, &format!("{}:{}", seg(1), seg(4)));
+    s.expect(&format!(". 1:{}({MSS}) ack 1", seg(1)));
+    s.expect_nothing();
+    assert_eq!(info(&s, id).ca_state, CaState::Recovery);
+    // The retransmission is acknowledged 12 ms later (its timestamp echoed); segment 4,
+    // sent at 35 ms, is still missing: RACK (RTT 12 ms from the retransmission) finds it
+    // lost at 35 + 12 = 47 ms, so it goes out now, not at the RTO.
+    ack(&mut s, 52, seg(4), 40, "");
+    s.expect(&format!("P. {}:{}({MSS}) ack 1", seg(4), seg(5)));
+    ack(&mut s, 64, seg(5), 52, "");
+    s.advance_to(1000);
+    s.expect_nothing();
+    let c = s.engine.counters();
+    assert_eq!((c.timeouts, c.fast_retrans, c.lost_retransmit), (0, 2, 0));
+    assert_eq!(info(&s, id).ca_state, CaState::Open);
+}
+
 #[test]
 fn tlp_probe_after_tail_loss() {
     let cfg = TcpConfig { tlp: true, ..script_config() };

@@ -6,6 +6,7 @@
 //!
 //! Used by `tests/tcp_sim.rs` and by benchmarks.
 
+use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::config::TcpConfig;
@@ -38,6 +39,10 @@ pub struct SimParams {
     pub wire_format: bool,
     /// Virtual-time limit.
     pub time_limit: Duration,
+    /// The server echoes what it receives instead of writing its own stream (`bytes_back`
+    /// is ignored): its sending is then limited by what arrives, as a proxy's or an echo
+    /// service's is, so flights are often short and tails frequent.
+    pub echo: bool,
 }
 
 impl SimParams {
@@ -52,6 +57,7 @@ impl SimParams {
             write_chunk: 64 * 1024,
             wire_format: true,
             time_limit: Duration::from_secs(3600),
+            echo: false,
         }
     }
 }
@@ -205,6 +211,9 @@ struct Side {
     to_receive: u64,
     received_at: Option<Instant>,
     pending_write: Option<HeapPayload>,
+    /// Echo mode: received data waiting to be written back, and the bytes taken from it.
+    echo: Option<VecDeque<HeapPayload>>,
+    echoed: u64,
     shut: bool,
     closed: Option<CloseReason>,
     name: &'static str,
@@ -212,7 +221,30 @@ struct Side {
 
 impl Side {
     fn done_sending(&self) -> bool {
-        self.tx.offset >= self.to_send && self.pending_write.is_none()
+        let taken = match &self.echo {
+            Some(q) => q.is_empty() && self.echoed >= self.to_send,
+            None => self.tx.offset >= self.to_send,
+        };
+        taken && self.pending_write.is_none()
+    }
+
+    /// The next chunk to write, if any is ready.
+    fn next_chunk(&mut self, chunk_max: usize) -> Option<HeapPayload> {
+        if let Some(c) = self.pending_write.take() {
+            return Some(c);
+        }
+        match self.echo.as_mut() {
+            Some(q) => {
+                let c = q.pop_front()?;
+                self.echoed += c.len() as u64;
+                Some(c)
+            }
+            None => {
+                let left = self.to_send.saturating_sub(self.tx.offset);
+                let n = usize::try_from(left).unwrap_or(usize::MAX).min(chunk_max.max(1));
+                Some(HeapPayload::from_vec(self.tx.take(n)))
+            }
+        }
     }
 }
 
@@ -226,11 +258,13 @@ pub fn run(p: &SimParams) -> Result<SimReport, SimError> {
         engine: Engine::new(p.tcp.clone(), seed.to_le_bytes().repeat(2).try_into().unwrap_or([1; 16]), Instant::ZERO),
         conn: None,
         tx: Stream::new(seed ^ 0xa),
-        rx: Stream::new(seed ^ 0xb),
+        rx: Stream::new(if p.echo { seed ^ 0xa } else { seed ^ 0xb }),
         to_send: p.bytes,
-        to_receive: p.bytes_back,
+        to_receive: if p.echo { p.bytes } else { p.bytes_back },
         received_at: None,
         pending_write: None,
+        echo: None,
+        echoed: 0,
         shut: false,
         closed: None,
         name: "a",
@@ -240,10 +274,12 @@ pub fn run(p: &SimParams) -> Result<SimReport, SimError> {
         conn: None,
         tx: Stream::new(seed ^ 0xb),
         rx: Stream::new(seed ^ 0xa),
-        to_send: p.bytes_back,
+        to_send: if p.echo { p.bytes } else { p.bytes_back },
         to_receive: p.bytes,
         received_at: None,
         pending_write: None,
+        echo: p.echo.then(VecDeque::new),
+        echoed: 0,
         shut: false,
         closed: None,
         name: "b",
@@ -309,7 +345,7 @@ pub fn run(p: &SimParams) -> Result<SimReport, SimError> {
         b_to_a: StreamResult {
             bytes: a.rx.offset,
             hash: a.rx.hash,
-            expected_hash: b.tx.hash,
+            expected_hash: if p.echo { a.tx.hash } else { b.tx.hash },
             completed: a.received_at.unwrap_or(now) - Instant::ZERO,
         },
         counters_a: a.engine.counters().clone(),
@@ -396,6 +432,9 @@ fn app(side: &mut Side, p: &SimParams, now: Instant, listener: Option<super::eng
                 return Err(SimError::Corrupt { seed: 0, direction: if side.name == "a" { "b->a" } else { "a->b" }, offset });
             }
         }
+        if let Some(q) = side.echo.as_mut() {
+            q.push_back(data);
+        }
     }
     if side.received_at.is_none() && side.rx.offset >= side.to_receive {
         side.received_at = Some(now);
@@ -405,14 +444,7 @@ fn app(side: &mut Side, p: &SimParams, now: Instant, listener: Option<super::eng
     }
     // Write until the send buffer is full.
     while !side.done_sending() {
-        let chunk = match side.pending_write.take() {
-            Some(c) => c,
-            None => {
-                let left = side.to_send.saturating_sub(side.tx.offset);
-                let n = usize::try_from(left).unwrap_or(usize::MAX).min(p.write_chunk.max(1));
-                HeapPayload::from_vec(side.tx.take(n))
-            }
-        };
+        let Some(chunk) = side.next_chunk(p.write_chunk) else { break };
         match side.engine.write(id, chunk.clone(), super::connection::WriteFlags::NONE, now) {
             Ok(n) if n < chunk.len() => {
                 side.pending_write = Some(chunk.slice(n..chunk.len()));

@@ -238,21 +238,21 @@ impl<P: Payload> Connection<P> {
     }
 
     /// RFC 6298 §3 (Karn's rule through `rtt_probe`, cleared by retransmissions) and RFC 7323
-    /// §4 (timestamps, valid for retransmissions too). Feeds the estimator.
+    /// §4 (timestamps, valid for retransmissions too). Feeds the estimator. The probe's
+    /// sample, taken at full clock precision, is preferred; the timestamp one (1 ms
+    /// granularity) is used when there is none (Linux `tcp_ack_update_rtt`).
     fn take_rtt_sample(&mut self, ack: SeqNum, tsecr: Option<u32>, now: Instant) -> Option<Duration> {
         let mut sample = None;
-        if let Some(ecr) = tsecr {
+        if let Some((end, sent)) = self.snd.rtt_probe {
+            if ack.ge(end) {
+                sample = Some(now.saturating_duration_since(sent));
+                self.snd.rtt_probe = None;
+            }
+        }
+        if let (None, Some(ecr)) = (sample, tsecr) {
             let rtt_ms = Self::ts_now(now).wrapping_sub(ecr);
             if rtt_ms < 3_600_000 {
                 sample = Some(Duration::from_millis(u64::from(rtt_ms.max(1))));
-            }
-        }
-        if let Some((end, sent)) = self.snd.rtt_probe {
-            if ack.ge(end) {
-                if sample.is_none() {
-                    sample = Some(now.saturating_duration_since(sent));
-                }
-                self.snd.rtt_probe = None;
             }
         }
         if let Some(s) = sample {
@@ -274,6 +274,7 @@ impl<P: Payload> Connection<P> {
         let s = &mut self.snd;
         let mut frames = 0u32;
         let mut orig = false;
+        let mut fresh_rtt: Option<Duration> = None;
         for e in s.queue.iter() {
             if !e.is_sent() || e.seq.ge(ack) {
                 break;
@@ -285,11 +286,18 @@ impl<P: Payload> Connection<P> {
             let part = if end == e.end() { e.pcount } else { seq_dist(e.seq, end).div_ceil(e.seg_size.max(1)) };
             frames = frames.saturating_add(part);
             orig |= !e.ever_retrans && e.end().le(s.high_seq);
+            if !e.ever_retrans {
+                let rtt = now.saturating_duration_since(e.sent_at);
+                fresh_rtt = Some(fresh_rtt.map_or(rtt, |m| m.min(rtt)));
+            }
             let ambiguous = e.ever_retrans && Self::ts_ambiguous(tsecr, e.sent_at);
             s.rack.on_delivered(e.sent_at, end, e.ever_retrans, ambiguous, min_rtt, now);
             if s.rack.detect_reordering(end, e.ever_retrans) {
                 shared.counters.sack_reorder += 1;
             }
+        }
+        if let Some(rtt) = fresh_rtt {
+            self.rtt.observe_min(rtt);
         }
         (frames, orig)
     }
@@ -330,6 +338,9 @@ impl<P: Payload> Connection<P> {
                 newly = newly.saturating_add(e.pcount);
                 let (sent_at, end, rtx) = (e.sent_at, e.end(), e.ever_retrans);
                 orig |= !rtx && end.le(s.high_seq);
+                if !rtx {
+                    self.rtt.observe_min(now.saturating_duration_since(sent_at));
+                }
                 let ambiguous = rtx && Self::ts_ambiguous(tsecr, sent_at);
                 s.rack.on_delivered(sent_at, end, rtx, ambiguous, min_rtt, now);
                 if s.rack.detect_reordering(end, rtx) {

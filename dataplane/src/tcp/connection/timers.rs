@@ -51,6 +51,16 @@ impl RttEstimator {
         self.backoff = 0;
     }
 
+    /// Feeds the minimum filter only: the RTT of a never-retransmitted segment measured
+    /// from its transmission time at full clock precision (Linux `tcp_update_rtt_min` from
+    /// `ca_rtt_us`). Timestamp samples have a 1 ms granularity (RFC 7323 §4.1), so on
+    /// sub-millisecond paths they overestimate the minimum, which RACK compares
+    /// retransmissions against (RFC 8985 §6.2 step 2).
+    pub fn observe_min(&mut self, rtt: Duration) {
+        let rtt = rtt.max(Duration::from_micros(1));
+        self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
+    }
+
     /// The current RTO including backoff.
     pub fn rto(&self) -> Duration {
         let factor = 1u32.checked_shl(self.backoff.min(16)).unwrap_or(u32::MAX);
