@@ -41,6 +41,13 @@ pub use wake::Waker;
 
 /// Frames taken from a queue per RX burst.
 pub const BURST: usize = 32;
+/// Frames (TSO super-frames count once) a port queue keeps for the next pass when its TX
+/// ring is full. A full ring is usually momentary (`net_tap`: the kernel has not taken the
+/// last writes yet); dropping there would be loss TCP sees as congestion, in bursts.
+pub const TX_BACKLOG_MAX: usize = 1024;
+/// How long a port queue's TX ring may take nothing while frames wait before the oldest
+/// frame is dropped ([`LcoreStats::tx_dropped_refused`]).
+const TX_STALL_LIMIT: Duration = Duration::from_millis(5);
 
 /// Converts TSC cycles to the stack's [`Instant`].
 #[derive(Debug, Clone, Copy)]
@@ -69,8 +76,12 @@ pub struct LcoreStats {
     pub rx_frames: AtomicU64,
     /// Frames handed to the TX queues.
     pub tx_frames: AtomicU64,
-    /// Frames dropped because the TX queue stayed full.
+    /// Frames dropped because the TX queue stayed full (beyond the per-port backlog of
+    /// [`TX_BACKLOG_MAX`] frames kept for the next pass).
     pub tx_dropped_full: AtomicU64,
+    /// Frames dropped because the TX ring took nothing for [`TX_STALL_LIMIT`] with them at
+    /// its head (a frame the PMD refuses, or a ring that stays full).
+    pub tx_dropped_refused: AtomicU64,
     /// Frames that could not be sent because no mbuf was free.
     pub tx_dropped_nombuf: AtomicU64,
     /// TSC cycles spent in iterations that did work.
@@ -210,6 +221,7 @@ impl LcoreStats {
             ("tx_frames", &self.tx_frames),
             ("tx_dropped_full", &self.tx_dropped_full),
             ("tx_dropped_nombuf", &self.tx_dropped_nombuf),
+            ("tx_dropped_refused", &self.tx_dropped_refused),
             ("tcp_rx_segments", &self.tcp_rx_segments),
             ("tcp_rx_dropped", &self.tcp_rx_dropped),
             ("tcp_tx_segments", &self.tcp_tx_segments),
@@ -288,6 +300,11 @@ pub struct PortQueue {
     /// (and is not handed over for TSO).
     odd_piece_cksum_broken: bool,
     tx: Vec<Mbuf>,
+    /// Frames the TX ring did not take, oldest first, sent before new ones on the next
+    /// pass (at most [`TX_BACKLOG_MAX`]).
+    tx_backlog: Vec<Mbuf>,
+    /// Since when the TX ring has taken nothing while frames waited.
+    tx_stalled_since: Option<Instant>,
     /// Seeded impairment of this port's frames (`[port.impair]`), off by default.
     impair: Option<Box<PortImpair>>,
 }
@@ -354,6 +371,8 @@ impl PortQueue {
             tso_frame_within_mtu,
             odd_piece_cksum_broken,
             tx: Vec::with_capacity(BURST),
+            tx_backlog: Vec::new(),
+            tx_stalled_since: None,
             impair: None,
         }
     }
@@ -637,6 +656,8 @@ impl Worker {
         let impair: Vec<PortImpairCounters> = self.ports.iter().map(PortQueue::impair_counters).collect();
         self.stats.store_impair(&impair);
         for (port, p) in self.ports.iter_mut().enumerate() {
+            // Frames still waiting for the ring go back to the pool before it is counted.
+            p.tx_backlog.clear();
             if p.impair.take().is_none() {
                 continue;
             }
@@ -772,12 +793,18 @@ impl Worker {
                 tx.push(d.frame.0);
             }
         }
+        if !p.tx_backlog.is_empty() {
+            // What the ring did not take last time goes first: `tx` = backlog + new.
+            p.tx_backlog.append(tx);
+            std::mem::swap(tx, &mut p.tx_backlog);
+        }
         if tx.is_empty() {
             return 0;
         }
         let mut sent = 0;
-        // A full TX ring gets a few immediate retries; what still does not fit is
-        // dropped and counted (TCP retransmits; ARP/ICMP are best effort).
+        // A full TX ring gets a few immediate retries; what still does not fit waits for
+        // the next pass, up to TX_BACKLOG_MAX frames; beyond that, the newest are dropped
+        // and counted (TCP retransmits; ARP/ICMP are best effort).
         for _ in 0..4 {
             sent += p.port.tx_prepare_and_burst(p.queue, tx);
             if tx.is_empty() {
@@ -785,9 +812,25 @@ impl Worker {
             }
         }
         LcoreStats::add(&stats.tx_frames, sent as u64);
+        if sent > 0 || tx.is_empty() {
+            p.tx_stalled_since = None;
+        } else {
+            // Nothing taken: a full ring, or a frame the PMD refuses (a PMD stops its
+            // burst at a frame it cannot send, which would block every frame behind it).
+            // Once that lasts TX_STALL_LIMIT, the head frame goes.
+            let since = *p.tx_stalled_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= TX_STALL_LIMIT {
+                tx.remove(0);
+                LcoreStats::add(&stats.tx_dropped_refused, 1);
+                p.tx_stalled_since = Some(now);
+            }
+        }
         if !tx.is_empty() {
-            LcoreStats::add(&stats.tx_dropped_full, tx.len() as u64);
-            tx.clear();
+            if tx.len() > TX_BACKLOG_MAX {
+                LcoreStats::add(&stats.tx_dropped_full, (tx.len() - TX_BACKLOG_MAX) as u64);
+                tx.truncate(TX_BACKLOG_MAX);
+            }
+            std::mem::swap(tx, &mut p.tx_backlog);
         }
         sent
     }

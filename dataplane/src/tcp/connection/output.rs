@@ -179,6 +179,7 @@ impl<P: Payload> Connection<P> {
             self.pending.ack = false;
             self.timers.delack = None;
         }
+        let gso_mss = self.wire_mss(&repr, payload.len(), gso_mss);
         let seg = Segment { repr, payload, mss: gso_mss };
         let frames = u64::try_from(seg.frame_count()).unwrap_or(1);
         if retransmit {
@@ -189,6 +190,30 @@ impl<P: Payload> Connection<P> {
         }
         self.stats.segs_out += frames;
         out(seg);
+    }
+}
+
+impl<P: Payload> Connection<P> {
+    /// The segmentation size for a segment of `len` bytes leaving with header `repr`,
+    /// given the one it was sized with (`gso_mss`, 0: one frame). Segments are sized for
+    /// the options every segment carries (`effective_mss`: timestamps); one that leaves
+    /// with more (SACK blocks, RFC 2018 §3) carries that much less payload per frame, or
+    /// its frames would exceed the MTU (Linux `tcp_current_mss` takes the same delta off
+    /// `mss_now`; RFC 9293 §3.7.1: the MSS counts no options). Such a segment then leaves
+    /// as a super-segment of more, smaller frames.
+    pub(super) fn wire_mss(&self, repr: &TcpRepr, len: usize, gso_mss: u16) -> u16 {
+        let usual = crate::wire::tcp::HEADER_LEN + if self.ts_ok { 12 } else { 0 };
+        let extra = repr.header_len().saturating_sub(usual);
+        if extra == 0 || len == 0 || repr.flags.contains(Flags::SYN) {
+            return gso_mss;
+        }
+        let fits = usize::try_from(self.effective_mss()).unwrap_or(usize::MAX).saturating_sub(extra).max(1);
+        let fits = u16::try_from(fits).unwrap_or(u16::MAX);
+        match gso_mss {
+            0 if len > usize::from(fits) => fits,
+            0 => 0,
+            m => m.min(fits),
+        }
     }
 }
 

@@ -159,6 +159,11 @@ impl<P: Payload> Connection<P> {
         if self.snd.ca != super::CaState::Open || self.snd.dupacks > 0 {
             return ProbeOutcome::NotNow;
         }
+        // SACK blocks would make the probe frame larger than the size it probes (and
+        // `wire_mss` would cut it): probe once the receive side is in order again.
+        if self.sack_ok && (!self.rcv.ofo.is_empty() || self.rcv.dsack.is_some()) {
+            return ProbeOutcome::NotNow;
+        }
         let mss = self.effective_mss();
         if self.cwnd_segments(mss) < PROBE_MIN_CWND {
             return ProbeOutcome::NotNow;

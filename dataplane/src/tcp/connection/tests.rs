@@ -428,3 +428,38 @@ fn keepalive_probes_then_resets() {
     assert_eq!(p.sa.counters.keepalive_probes, 3);
     assert!(Pair::events(&mut p.a).contains(&Event::Closed { reason: CloseReason::Timeout }));
 }
+
+#[test]
+fn frames_carrying_sack_blocks_still_fit_the_mss() {
+    // Both sides send; some of B's segments are lost, so A's data segments carry SACK
+    // blocks (RFC 2018 §3) next to the timestamps the MSS was sized for. Each of A's frames
+    // (a super-segment cut at its `mss`) must still fit: header + payload within the
+    // negotiated MSS plus the usual options, as Linux `tcp_current_mss` ensures.
+    let mut p = Pair::connect(&cfg(), &cfg());
+    let (data_a, data_b) = (pattern(300_000), pattern(200_000));
+    assert_eq!(p.a.write(&mut p.sa, HeapPayload::from_slice(&data_a), WriteFlags::NONE).unwrap_or(0), data_a.len());
+    assert_eq!(p.b.write(&mut p.sb, HeapPayload::from_slice(&data_b), WriteFlags::NONE).unwrap_or(0), data_b.len());
+    let mss_now = p.a.info().mss_now as usize;
+    let limit = crate::wire::tcp::HEADER_LEN + 12 + mss_now;
+    let (mut from_b, mut with_sack, mut oversize) = (0, 0, Vec::new());
+    p.run_until_idle(|from_a, s| {
+        if from_a && !s.payload.is_empty() {
+            if !s.repr.options.sack_blocks.is_empty() {
+                with_sack += 1;
+            }
+            let per_frame = if s.mss == 0 { s.payload.len() } else { usize::from(s.mss).min(s.payload.len()) };
+            if s.repr.header_len() + per_frame > limit {
+                oversize.push((s.repr.header_len(), per_frame, s.mss));
+            }
+        }
+        if !from_a && !s.payload.is_empty() {
+            from_b += 1;
+            return from_b % 7 != 3;
+        }
+        true
+    });
+    assert!(with_sack > 0, "no data segment of A carried SACK blocks: the test tested nothing");
+    assert!(oversize.is_empty(), "frames above the MSS (header, payload, mss): {:?}", &oversize[..oversize.len().min(5)]);
+    assert_eq!(Pair::read_all(&mut p.b), data_a);
+    assert_eq!(Pair::read_all(&mut p.a), data_b);
+}

@@ -47,6 +47,10 @@ fn lcore_help(name: &str) -> String {
         "redirect_received_frames" => "Frames other lcores handed to this one",
         "redirect_dropped_frames" => "Frames or ARP copies that could not be handed to another lcore",
         "arp_shared_frames" => "Copies of ARP packets handed to the other lcores' neighbour tables",
+        "tx_dropped_refused" => "Frames dropped because the TX ring took nothing for 5 ms with them at its head",
+        "idle_naps" => "Times the idle lcore slept a fixed nap between polls",
+        "idle_interrupt_waits" => "Times the idle lcore blocked until an RX interrupt, a wake-up or 1 ms passed",
+        "idle_interrupt_wakeups" => "Interrupt waits ended by a frame or a wake-up before the timeout",
         n if n.starts_with("impair_") => "Frames the impairment layer affected (test/lab feature)",
         _ => "Lcore counter",
     };
