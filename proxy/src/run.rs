@@ -17,7 +17,7 @@ use dataplane::dpdk::{tsc_hz, DpdkError, Eal, Mempool, Offloads, Port, PortSetti
 use dataplane::lcore::{mesh, LcoreStats, PortQueue, SteeringLinks, SteeringMode, TcpSetup, TscClock, Worker, WorkerReport, INBOX_CAPACITY};
 use dataplane::rss::{symmetric_key, FlowSteering, DEFAULT_RETA_SIZE, KEY_LEN};
 use dataplane::net::{Interface, InterfaceConfig};
-use dataplane::tcp::{StackError, TcpConfig};
+use dataplane::tcp::StackError;
 use dataplane::wire::ethernet::EthernetAddress;
 use crate::control::{ControlPlane, Sources};
 use strait::admin::server::AdminServer;
@@ -284,9 +284,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
     let clock = TscClock::new(tsc_hz());
     let mut steering_links = flow_steering(&ports, queues).into_iter();
     let tcp = TcpSetup {
-        // Tail loss probes on, as Linux runs (`tcp_early_retrans` = 3): a lost tail is
-        // repaired after ~2 RTT instead of a 200 ms+ RTO.
-        config: TcpConfig { tlp: true, ..TcpConfig::default() },
+        // `[tcp]`; tail loss probes on by default, as Linux runs.
+        config: cfg.tcp.engine_config(),
         secret: random_key()?,
         apps: cfg.apps.iter().map(|a| AppSpec { kind: a.kind, listen: a.listen }).collect(),
     };

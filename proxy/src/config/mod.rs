@@ -18,6 +18,14 @@
 //! extra_eal_args = []
 //! rx_interrupts = true      # idle lcores block on RX interrupts where the PMD has them
 //!
+//! [tcp]                     # optional, all keys have defaults (every connection)
+//! congestion = "cubic"      # "cubic" | "newreno"
+//! min_rto_ms = 200          # 1..=120000
+//! sndbuf = 1048576          # bytes, 16 KiB..=1 GiB
+//! rcvbuf = 1048576          # bytes, 16 KiB..=1 GiB
+//! initial_cwnd = 10         # segments, 1..=100
+//! tail_loss_probes = true
+//!
 //! [[port]]                  # at least one
 //! name = "tap0"
 //! device = "net_tap0,iface=strait0" # vdev, or PCI "0000:01:00.0"
@@ -51,6 +59,7 @@ mod parse;
 mod proxy;
 mod raw;
 mod spec;
+mod tcp;
 mod validate;
 
 use std::fmt;
@@ -62,6 +71,7 @@ pub use dataplane::impair::ImpairConfig;
 pub use ops::{AdminConfig, HealthCheckConfig, PassiveHealthConfig, ShutdownConfig};
 pub use parse::CpuSet;
 pub use proxy::{ListenerConfig, PoolConfig, ServerConfig};
+pub use tcp::TcpSettings;
 pub use dataplane::app::proxy::Algorithm;
 
 /// The whole configuration.
@@ -71,6 +81,8 @@ pub struct Config {
     pub log: LogConfig,
     /// DPDK EAL and memory (`[dpdk]`).
     pub dpdk: DpdkConfig,
+    /// The TCP stack's settings for every connection (`[tcp]`).
+    pub tcp: TcpSettings,
     /// The network ports (`[[port]]`), at least one.
     pub ports: Vec<PortConfig>,
     /// Services on the TCP stack (`[[app]]`), possibly none.

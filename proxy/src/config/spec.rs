@@ -73,6 +73,7 @@ impl Config {
             }
         };
         check("dpdk", self.dpdk == new.dpdk);
+        check("tcp", self.tcp == new.tcp);
         check("port", self.ports == new.ports);
         check("app", self.apps == new.apps);
         check("metrics", self.metrics == new.metrics);
@@ -138,5 +139,8 @@ interval_ms = 300
         assert_eq!(why.len(), 2, "{why:?}");
         assert!(why[0].starts_with("dpdk: changed; this needs a restart"), "{why:?}");
         assert!(why[1].starts_with("log.level"), "{why:?}");
+        let why = old.restart_needed(&cfg("[tcp]\ncongestion = \"newreno\"\n"));
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(why[0].starts_with("tcp: changed; this needs a restart"), "{why:?}");
     }
 }

@@ -300,6 +300,30 @@ fn rx_interrupts_default_on_and_must_be_a_bool() {
 }
 
 #[test]
+fn tcp_section_defaults_values_and_errors() {
+    let d = ok(PORT).tcp;
+    assert_eq!(d, TcpSettings::default());
+    assert_eq!(d.engine_config().congestion, dataplane::tcp::congestion::Algorithm::Cubic);
+    assert!(d.engine_config().tlp, "tail loss probes on by default");
+    let t = ok(&format!(
+        "[tcp]\ncongestion = \"newreno\"\nmin_rto_ms = 20\nsndbuf = 65536\nrcvbuf = 131072\ninitial_cwnd = 4\ntail_loss_probes = false\n{PORT}"
+    ))
+    .tcp;
+    let e = t.engine_config();
+    assert_eq!(e.congestion, dataplane::tcp::congestion::Algorithm::NewReno);
+    assert_eq!(e.min_rto, std::time::Duration::from_millis(20));
+    assert_eq!((e.sndbuf, e.rcvbuf, e.initial_cwnd_segments, e.tlp), (65536, 131072, 4, false));
+    let with_tcp = |body: &str| format!("[tcp]\n{body}\n{PORT}");
+    one_error(&with_tcp("congestion = \"bbr\""), "tcp.congestion", "not a congestion control");
+    one_error(&with_tcp("min_rto_ms = 0"), "tcp.min_rto_ms", "out of range");
+    one_error(&with_tcp("sndbuf = 1000"), "tcp.sndbuf", "out of range");
+    one_error(&with_tcp("rcvbuf = 2147483648"), "tcp.rcvbuf", "");
+    one_error(&with_tcp("initial_cwnd = 0"), "tcp.initial_cwnd", "out of range");
+    one_error(&with_tcp("tail_loss_probes = 1"), "tcp.tail_loss_probes", "expected true or false");
+    one_error(&with_tcp("cubic = true"), "tcp.cubic", "");
+}
+
+#[test]
 fn mbuf_rules() {
     let cfg = ok(&with_dpdk("mbufs = 1023\nmbuf_cache = 512"));
     assert_eq!((cfg.dpdk.mbufs, cfg.dpdk.mbuf_cache), (1023, 512));

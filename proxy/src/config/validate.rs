@@ -55,10 +55,11 @@ pub(crate) fn config(root: &Value, cpus: &CpuSet) -> Result<Config, ConfigErrors
 
 fn walk(root: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<Config> {
     let top = Table::new(root, "", errs)?;
-    top.deny_unknown(&["log", "dpdk", "port", "app", "metrics", "listener", "pool", "admin", "shutdown"], errs);
+    top.deny_unknown(&["log", "dpdk", "tcp", "port", "app", "metrics", "listener", "pool", "admin", "shutdown"], errs);
     let empty = Value::new(None, ValueKind::Table(Default::default()));
     let log = log(top.get("log").unwrap_or(&empty), errs);
     let dpdk = dpdk(top.get("dpdk").unwrap_or(&empty), cpus, errs);
+    let tcp = super::tcp::tcp(top.get("tcp").unwrap_or(&empty), errs);
     let ports = ports(top.get("port"), errs);
     let apps = apps(top.get("app"), ports.as_deref(), errs);
     let metrics = metrics(top.get("metrics").unwrap_or(&empty), errs);
@@ -69,6 +70,7 @@ fn walk(root: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<Config> {
     Some(Config {
         log: log?,
         dpdk: dpdk?,
+        tcp: tcp?,
         ports: ports?,
         apps: apps?,
         metrics: metrics?,

@@ -1,0 +1,98 @@
+//! `[tcp]`: the stack's settings for every connection (client and backend side alike),
+//! validated like the rest (errors name the key and say why). Applied at start; a change
+//! needs a restart (the engines are built with them).
+
+use std::time::Duration;
+
+use dataplane::tcp::congestion::Algorithm as Congestion;
+use dataplane::tcp::TcpConfig;
+
+use config::Value;
+
+use super::raw::{Errors, Table};
+
+/// `[tcp]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSettings {
+    /// Congestion control (`congestion = "cubic" | "newreno"`; RFC 9438 / RFC 5681).
+    pub congestion: Congestion,
+    /// The RTO's lower bound (`min_rto_ms`, RFC 6298 §2.4 says 1 s, Linux uses 200 ms; a
+    /// LAN deployment may go lower, as Linux's `ip route ... rto_min`).
+    pub min_rto: Duration,
+    /// Send buffer per connection, bytes (`sndbuf`): queued + unacknowledged data; the
+    /// proxy's back-pressure point.
+    pub sndbuf: u32,
+    /// Receive buffer per connection, bytes (`rcvbuf`): the ceiling of the advertised window.
+    pub rcvbuf: u32,
+    /// Initial congestion window in segments (`initial_cwnd`, RFC 6928: 10).
+    pub initial_cwnd: u32,
+    /// Tail loss probes (`tail_loss_probes`, RFC 8985 §7).
+    pub tail_loss_probes: bool,
+}
+
+impl Default for TcpSettings {
+    fn default() -> Self {
+        let d = TcpConfig::default();
+        TcpSettings {
+            congestion: Congestion::Cubic,
+            min_rto: d.min_rto,
+            sndbuf: d.sndbuf,
+            rcvbuf: d.rcvbuf,
+            initial_cwnd: d.initial_cwnd_segments,
+            // As Linux runs (`tcp_early_retrans` = 3): a lost tail is repaired after ~2 RTT
+            // instead of an RTO.
+            tail_loss_probes: true,
+        }
+    }
+}
+
+impl TcpSettings {
+    /// The engine configuration: `TcpConfig::default()` with these settings.
+    pub fn engine_config(&self) -> TcpConfig {
+        TcpConfig {
+            congestion: self.congestion,
+            min_rto: self.min_rto,
+            sndbuf: self.sndbuf,
+            rcvbuf: self.rcvbuf,
+            initial_cwnd_segments: self.initial_cwnd,
+            tlp: self.tail_loss_probes,
+            ..TcpConfig::default()
+        }
+    }
+}
+
+/// Smallest buffer accepted: a few full segments.
+const MIN_BUFFER: u32 = 16 * 1024;
+/// Largest receive buffer: the largest window RFC 7323 allows (2^30).
+const MAX_RCVBUF: u32 = 1 << 30;
+/// Largest send buffer.
+const MAX_SNDBUF: u32 = 1 << 30;
+
+pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
+    let t = Table::new(value, "tcp", errs)?;
+    t.deny_unknown(&["congestion", "min_rto_ms", "sndbuf", "rcvbuf", "initial_cwnd", "tail_loss_probes"], errs);
+    let d = TcpSettings::default();
+    let congestion = match t.string("congestion", errs).as_deref() {
+        None if t.get("congestion").is_none() => Some(d.congestion),
+        None => None,
+        Some("cubic") => Some(Congestion::Cubic),
+        Some("newreno" | "reno") => Some(Congestion::NewReno),
+        Some(other) => t.fail(errs, "congestion", format!("{other:?} is not a congestion control (expected \"cubic\" or \"newreno\")")),
+    };
+    let default_rto = u32::try_from(d.min_rto.as_millis()).unwrap_or(200);
+    // Below the delayed-ACK timers of common peers (40 ms) spurious RTOs become frequent;
+    // allowed for LANs, which is the operator's call. Above 120 s is the RTO's maximum.
+    let min_rto = t.uint_or("min_rto_ms", default_rto, 1, 120_000, errs);
+    let sndbuf = t.uint_or("sndbuf", d.sndbuf, MIN_BUFFER, MAX_SNDBUF, errs);
+    let rcvbuf = t.uint_or("rcvbuf", d.rcvbuf, MIN_BUFFER, MAX_RCVBUF, errs);
+    let initial_cwnd = t.uint_or("initial_cwnd", d.initial_cwnd, 1, 100, errs);
+    let tail_loss_probes = t.bool_or("tail_loss_probes", d.tail_loss_probes, errs);
+    Some(TcpSettings {
+        congestion: congestion?,
+        min_rto: Duration::from_millis(u64::from(min_rto?)),
+        sndbuf: sndbuf?,
+        rcvbuf: rcvbuf?,
+        initial_cwnd: initial_cwnd?,
+        tail_loss_probes: tail_loss_probes?,
+    })
+}
