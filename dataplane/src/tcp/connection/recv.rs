@@ -126,14 +126,19 @@ impl<P: Payload> RecvState<P> {
     }
 
     /// RFC 7323 §5.3: PAWS. Whether a segment with `tsval` must be discarded as an old
-    /// duplicate (TS.Recent older than 24 days is treated as invalid, §5.5).
+    /// duplicate (TS.Recent older than 24 days is treated as invalid, §5.5). A TSval one
+    /// tick behind TS.Recent passes, as in Linux (`tcp_paws_check` with `TCP_PAWS_WINDOW`
+    /// = 1): with a 1 ms clock, a segment reordered by a millisecond on a sub-millisecond
+    /// path is that much behind, and dropping it costs the peer a retransmission, while an
+    /// old duplicate from a wrapped sequence space is far older than that.
     pub fn paws_reject(&self, tsval: u32, now: Instant) -> bool {
         const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+        const PAWS_WINDOW: i32 = 1;
         if !self.ts_recent_valid {
             return false;
         }
-        let older = (tsval.wrapping_sub(self.ts_recent) as i32) < 0;
-        older && now.saturating_duration_since(self.ts_recent_stamp) < PAWS_IDLE
+        let behind = self.ts_recent.wrapping_sub(tsval) as i32;
+        behind > PAWS_WINDOW && now.saturating_duration_since(self.ts_recent_stamp) < PAWS_IDLE
     }
 
     /// RFC 7323 §4.3 (3): remember TSval of a segment covering `Last.ACK.sent`
@@ -529,10 +534,12 @@ mod tests {
         let mut r: RecvState<HeapPayload> = RecvState::new(1000, 0, Instant::ZERO);
         assert!(!r.paws_reject(5, Instant::ZERO), "no TS.Recent yet");
         r.set_ts_recent(1000, Instant::ZERO);
-        assert!(r.paws_reject(999, Instant::from_millis(10)));
+        assert!(r.paws_reject(998, Instant::from_millis(10)));
+        assert!(!r.paws_reject(999, Instant::from_millis(10)), "one tick behind passes (TCP_PAWS_WINDOW)");
         assert!(!r.paws_reject(1000, Instant::from_millis(10)));
         assert!(!r.paws_reject(1000u32.wrapping_add(0x7fff_0000), Instant::from_millis(10)));
+        assert!(r.paws_reject(1000u32.wrapping_sub(0x7fff_0000), Instant::from_millis(10)));
         let days25 = Instant::from_millis(25 * 24 * 3600 * 1000);
-        assert!(!r.paws_reject(999, days25), "TS.Recent older than 24 days is invalid");
+        assert!(!r.paws_reject(998, days25), "TS.Recent older than 24 days is invalid");
     }
 }
