@@ -8,6 +8,8 @@
 
 #include "shim.h"
 
+#include <rte_mbuf_pool_ops.h>
+
 int strait_rte_errno(void) { return rte_errno; }
 
 unsigned int strait_lcore_id(void) { return rte_lcore_id(); }
@@ -143,6 +145,77 @@ unsigned int strait_mempool_avail_count(const struct rte_mempool *mp)
 unsigned int strait_mempool_in_use_count(const struct rte_mempool *mp)
 {
 	return rte_mempool_in_use_count(mp);
+}
+
+struct rte_mempool *strait_pktmbuf_pool_create_packed(const char *name, unsigned int n,
+						      unsigned int cache_size,
+						      uint16_t data_room_size, int socket_id)
+{
+	/* rte_pktmbuf_pool_create_by_ops (lib/mbuf/rte_mbuf.c), with one flag more. */
+	struct rte_pktmbuf_pool_private priv;
+	struct rte_mempool *mp;
+	int ret;
+
+	memset(&priv, 0, sizeof(priv));
+	priv.mbuf_data_room_size = data_room_size;
+	priv.mbuf_priv_size = 0;
+	mp = rte_mempool_create_empty(name, n, sizeof(struct rte_mbuf) + data_room_size,
+				      cache_size, sizeof(struct rte_pktmbuf_pool_private),
+				      socket_id, RTE_MEMPOOL_F_NO_IOVA_CONTIG);
+	if (mp == NULL)
+		return NULL;
+	ret = rte_mempool_set_ops_byname(mp, rte_mbuf_best_mempool_ops(), NULL);
+	if (ret != 0) {
+		rte_mempool_free(mp);
+		rte_errno = -ret;
+		return NULL;
+	}
+	rte_pktmbuf_pool_init(mp, &priv);
+	ret = rte_mempool_populate_default(mp);
+	if (ret < 0) {
+		rte_mempool_free(mp);
+		rte_errno = -ret;
+		return NULL;
+	}
+	rte_mempool_obj_iter(mp, rte_pktmbuf_init, NULL);
+	return mp;
+}
+
+struct umem_fit {
+	uintptr_t base;
+	uintptr_t end;
+	uint32_t outside;
+};
+
+static void umem_fit_obj(struct rte_mempool *mp, void *opaque, void *obj, unsigned int idx)
+{
+	struct umem_fit *f = opaque;
+	/* The PMD addresses an mbuf by its object header (mbuf - header_size). */
+	uintptr_t start = (uintptr_t)obj - mp->header_size;
+	uintptr_t stop = (uintptr_t)obj + mp->elt_size + mp->trailer_size;
+	(void)idx;
+	if (start < f->base || stop > f->end)
+		f->outside++;
+}
+
+int strait_mempool_umem_fit(const struct rte_mempool *mp, uint32_t *chunks,
+			    uint32_t *obj_size, uint32_t *outside)
+{
+	struct rte_mempool *m = (struct rte_mempool *)mp;
+	struct rte_mempool_memhdr *first = STAILQ_FIRST(&m->mem_list);
+	struct umem_fit f;
+	uint32_t size = m->header_size + m->elt_size + m->trailer_size;
+
+	if (first == NULL)
+		return -EINVAL;
+	f.base = (uintptr_t)first->addr;
+	f.end = f.base + (uintptr_t)m->populated_size * size;
+	f.outside = 0;
+	rte_mempool_obj_iter(m, umem_fit_obj, &f);
+	*chunks = m->nb_mem_chunks;
+	*obj_size = size;
+	*outside = f.outside;
+	return 0;
 }
 
 unsigned int strait_ring_enqueue_burst(struct rte_ring *r, void *const *objs,

@@ -113,6 +113,19 @@ uint16_t strait_mbuf_tso_segsz(const struct rte_mbuf *m);
 /* ---- mempool ---- */
 unsigned int strait_mempool_avail_count(const struct rte_mempool *mp);
 unsigned int strait_mempool_in_use_count(const struct rte_mempool *mp);
+/* rte_pktmbuf_pool_create with its objects packed back to back (RTE_MEMPOOL_F_NO_IOVA_CONTIG:
+ * no gap where an object would cross a page boundary), as DPDK 22.11's net_af_xdp needs
+ * for its UMEM. NULL + rte_errno on error. */
+struct rte_mempool *strait_pktmbuf_pool_create_packed(const char *name, unsigned int n,
+						      unsigned int cache_size,
+						      uint16_t data_room_size, int socket_id);
+/* How the pool's objects lie in memory, as DPDK 22.11's net_af_xdp sees them: it registers
+ * one UMEM from the first memory chunk's address over populated_size * object size bytes
+ * (get_base_addr, xdp_umem_configure). Writes the number of memory chunks, the object size
+ * (header + element + trailer) and how many objects start outside that span (0: the pool
+ * fits the PMD's assumption). Returns 0, or -EINVAL for a pool without memory. */
+int strait_mempool_umem_fit(const struct rte_mempool *mp, uint32_t *chunks,
+			    uint32_t *obj_size, uint32_t *outside);
 
 /* ---- ring ---- */
 unsigned int strait_ring_enqueue_burst(struct rte_ring *r, void *const *objs,

@@ -273,8 +273,15 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
     };
     let lcores = cfg.dpdk.lcores.clone();
     let queues = u16::try_from(lcores.len()).unwrap_or(u16::MAX);
-    let pool = Mempool::new("strait_mbufs", cfg.dpdk.mbufs, cfg.dpdk.mbuf_cache, MBUF_DATA_ROOM, -1)?;
-    tracing::info!(mbufs = cfg.dpdk.mbufs, memory = mode, "mbuf pool ready");
+    // DPDK 22.11's net_af_xdp registers the pool as one UMEM span (see MemoryLayout).
+    let af_xdp = cfg.ports.iter().any(|p| device_name(&p.device).starts_with("net_af_xdp"));
+    let pool = if af_xdp {
+        Mempool::new_packed("strait_mbufs", cfg.dpdk.mbufs, cfg.dpdk.mbuf_cache, MBUF_DATA_ROOM, -1)?
+    } else {
+        Mempool::new("strait_mbufs", cfg.dpdk.mbufs, cfg.dpdk.mbuf_cache, MBUF_DATA_ROOM, -1)?
+    };
+    let layout = pool.layout()?;
+    tracing::info!(mbufs = cfg.dpdk.mbufs, memory = mode, chunks = layout.chunks, object_size = layout.object_size, outside_umem = layout.objects_outside_umem, "mbuf pool ready");
 
     let mut ports = Vec::with_capacity(cfg.ports.len());
     for pc in &cfg.ports {

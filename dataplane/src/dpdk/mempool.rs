@@ -49,6 +49,28 @@ unsafe impl Send for Inner {}
 // concurrently on the same pool.
 unsafe impl Sync for Inner {}
 
+/// Where a pool's objects lie, as DPDK 22.11's `net_af_xdp` sees it: it registers one
+/// UMEM starting at the first memory chunk and spanning `populated_size` objects
+/// (`get_base_addr`, `xdp_umem_configure` in `drivers/net/af_xdp/rte_eth_af_xdp.c`). An
+/// mbuf outside that span becomes a descriptor the kernel rejects as invalid; on Linux
+/// 6.18 the TX ring then stops at it for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLayout {
+    /// Memory chunks the pool was populated from (1 when contiguous).
+    pub chunks: u32,
+    /// Bytes per object: header, mbuf, private area, data room, trailer.
+    pub object_size: u32,
+    /// Objects that lie outside the span the PMD registers.
+    pub objects_outside_umem: u32,
+}
+
+impl MemoryLayout {
+    /// Whether every object lies where the AF_XDP PMD assumes.
+    pub fn fits_af_xdp_umem(&self) -> bool {
+        self.objects_outside_umem == 0
+    }
+}
+
 /// Longest pool name DPDK accepts: the memzone name is "MP_" + name, NUL included.
 const MAX_NAME_LEN: usize = sys::STRAIT_MEMPOOL_NAMESIZE as usize - 1;
 
@@ -63,6 +85,32 @@ impl Mempool {
         cache: u32,
         data_room: u16,
         socket: i32,
+    ) -> Result<Mempool, DpdkError> {
+        Mempool::create(name, n, cache, data_room, socket, false)
+    }
+
+    /// As [`Mempool::new`], with the objects packed back to back in one span of memory
+    /// (`RTE_MEMPOOL_F_NO_IOVA_CONTIG`: an object may cross a page boundary), which is what
+    /// DPDK 22.11's `net_af_xdp` assumes of the pool it registers as UMEM (see
+    /// [`MemoryLayout`]). Not for pools a device DMAs into through physical addresses:
+    /// such a buffer may span two pages that are not physically adjacent.
+    pub fn new_packed(
+        name: &str,
+        n: u32,
+        cache: u32,
+        data_room: u16,
+        socket: i32,
+    ) -> Result<Mempool, DpdkError> {
+        Mempool::create(name, n, cache, data_room, socket, true)
+    }
+
+    fn create(
+        name: &str,
+        n: u32,
+        cache: u32,
+        data_room: u16,
+        socket: i32,
+        packed: bool,
     ) -> Result<Mempool, DpdkError> {
         if name.is_empty() || name.len() > MAX_NAME_LEN {
             return Err(DpdkError::InvalidArgument(format!(
@@ -82,7 +130,11 @@ impl Mempool {
         // string that DPDK copies; the remaining arguments are plain integers that DPDK
         // validates (returning NULL + rte_errno on error).
         let ptr = unsafe {
-            sys::rte_pktmbuf_pool_create(c_name.as_ptr(), n, cache, 0, data_room, socket)
+            if packed {
+                sys::strait_pktmbuf_pool_create_packed(c_name.as_ptr(), n, cache, data_room, socket)
+            } else {
+                sys::rte_pktmbuf_pool_create(c_name.as_ptr(), n, cache, 0, data_room, socket)
+            }
         };
         match NonNull::new(ptr) {
             Some(ptr) => Ok(Mempool {
@@ -155,6 +207,21 @@ impl Mempool {
         // reference that we now own) into the slots len..len+n.
         unsafe { out.set_len(len + n) };
         Ok(())
+    }
+
+    /// How the pool lies in memory (see [`MemoryLayout`]).
+    pub fn layout(&self) -> Result<MemoryLayout, DpdkError> {
+        let (mut chunks, mut object_size, mut outside) = (0u32, 0u32, 0u32);
+        // SAFETY: the pool is alive while self exists and fully populated (created by
+        // rte_pktmbuf_pool_create); the shim only reads its memory list and iterates its
+        // objects; the out-pointers are valid.
+        let rc = unsafe {
+            sys::strait_mempool_umem_fit(self.inner.ptr.as_ptr(), &mut chunks, &mut object_size, &mut outside)
+        };
+        if rc < 0 {
+            return Err(DpdkError::from_errno("rte_mempool_obj_iter", rc));
+        }
+        Ok(MemoryLayout { chunks, object_size, objects_outside_umem: outside })
     }
 
     pub(crate) fn as_ptr(&self) -> *mut sys::rte_mempool {
