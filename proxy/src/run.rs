@@ -54,6 +54,14 @@ pub enum RunError {
     /// The control plane (metrics endpoint, watchdog thread) could not start.
     #[error("control plane: {0}")]
     Control(std::io::Error),
+    /// An AF_XDP port cannot work on this host as configured.
+    #[error("port `{port}`: {reason}")]
+    AfXdp {
+        /// The port's configured name.
+        port: String,
+        /// What is missing, and what to do.
+        reason: String,
+    },
     /// An lcore loop ended abnormally.
     #[error("lcore {0} stopped abnormally")]
     Lcore(u32),
@@ -252,6 +260,66 @@ fn random_key() -> Result<[u8; 16], RunError> {
     Ok(key)
 }
 
+/// Bytes of locked memory an AF_XDP UMEM of `mbufs` mbufs takes (object size of a
+/// 2048 + 128 byte data room pool, rounded up).
+fn af_xdp_umem_bytes(mbufs: u32) -> u64 {
+    u64::from(mbufs) * 2432
+}
+
+/// Whether this process has CAP_IPC_LOCK (bit 14 of CapEff), with which the kernel does
+/// not charge the UMEM to RLIMIT_MEMLOCK (`xdp_umem_account_pages`).
+fn has_cap_ipc_lock() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << 14) != 0)
+}
+
+/// What an AF_XDP port needs before DPDK opens it: the interface (and its queues) in this
+/// network namespace, a readable custom XDP program, and locked memory for the UMEM
+/// (RLIMIT_MEMLOCK raised, or CAP_IPC_LOCK). Each failure names the port and the remedy.
+fn prepare_af_xdp(cfg: &Config) -> Result<(), RunError> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
+    use strait::config::af_xdp;
+    let mut any = false;
+    for pc in &cfg.ports {
+        let Device::Vdev(d) = &pc.device else { continue };
+        if !af_xdp::is_af_xdp(&pc.device) {
+            continue;
+        }
+        any = true;
+        let fail = |reason: String| RunError::AfXdp { port: pc.name.clone(), reason };
+        let args = af_xdp::check(d, pc.mtu).map_err(fail)?;
+        af_xdp::check_host(&args).map_err(fail)?;
+    }
+    if !any {
+        return Ok(());
+    }
+    let need = af_xdp_umem_bytes(cfg.dpdk.mbufs);
+    let (soft, hard) = getrlimit(Resource::RLIMIT_MEMLOCK).unwrap_or((0, 0));
+    if soft != RLIM_INFINITY && soft < need {
+        // Raise to the hard limit we may set, or to infinity when privileged.
+        let raised = setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY)
+            .or_else(|_| setrlimit(Resource::RLIMIT_MEMLOCK, hard, hard));
+        let now = getrlimit(Resource::RLIMIT_MEMLOCK).map(|(s, _)| s).unwrap_or(soft);
+        tracing::info!(before = soft, now, need, ok = raised.is_ok(), "RLIMIT_MEMLOCK for the AF_XDP UMEM");
+        if now != RLIM_INFINITY && now < need && !has_cap_ipc_lock() {
+            return Err(RunError::AfXdp {
+                port: cfg.ports.iter().find(|p| af_xdp::is_af_xdp(&p.device)).map(|p| p.name.clone()).unwrap_or_default(),
+                reason: format!(
+                    "AF_XDP locks the mbuf pool as its UMEM ({} MiB for dpdk.mbufs = {}), but RLIMIT_MEMLOCK is {} KiB and cannot be raised: run as root or with CAP_IPC_LOCK, set LimitMEMLOCK=infinity (the systemd unit does), or lower dpdk.mbufs",
+                    need >> 20,
+                    cfg.dpdk.mbufs,
+                    now >> 10
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Runs the data plane described by `cfg` until SIGTERM or SIGINT.
 pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -263,6 +331,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
     ])
     .map_err(RunError::Signals)?;
 
+    prepare_af_xdp(&cfg)?;
     let prefix = format!("strait-{}", std::process::id());
     let args = cfg.dpdk.eal_args(&cfg.ports, &prefix);
     tracing::info!(args = %args.join(" "), "initialising DPDK");
@@ -281,6 +350,15 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
         Mempool::new("strait_mbufs", cfg.dpdk.mbufs, cfg.dpdk.mbuf_cache, MBUF_DATA_ROOM, -1)?
     };
     let layout = pool.layout()?;
+    if af_xdp && !layout.fits_af_xdp_umem() {
+        return Err(RunError::AfXdp {
+            port: cfg.ports.iter().find(|p| device_name(&p.device).starts_with("net_af_xdp")).map(|p| p.name.clone()).unwrap_or_default(),
+            reason: format!(
+                "the mbuf pool came in {} memory chunks and {} of its mbufs lie outside the one span DPDK 22.11's AF_XDP PMD registers: give DPDK more memory (dpdk.memory_mb) or fewer dpdk.mbufs",
+                layout.chunks, layout.objects_outside_umem
+            ),
+        });
+    }
     tracing::info!(mbufs = cfg.dpdk.mbufs, memory = mode, chunks = layout.chunks, object_size = layout.object_size, outside_umem = layout.objects_outside_umem, "mbuf pool ready");
 
     let mut ports = Vec::with_capacity(cfg.ports.len());

@@ -54,6 +54,7 @@
 //!
 //! Every problem is reported (see [`ConfigErrors`]), each naming its key path.
 
+pub mod af_xdp;
 mod ops;
 mod parse;
 mod proxy;

@@ -432,6 +432,29 @@ fn port_device_rules() {
 }
 
 #[test]
+fn af_xdp_port_rules() {
+    let port = |dev: &str, mtu: u32| {
+        format!("[[port]]\nname = \"x\"\ndevice = {dev:?}\nipv4 = \"10.0.0.2/24\"\nmtu = {mtu}")
+    };
+    let cfg = ok(&port("net_af_xdp0,iface=veth0,busy_budget=0", 1500));
+    assert!(super::af_xdp::is_af_xdp(&cfg.ports[0].device));
+    one_error(&port("net_af_xdp0", 1500), "port[0].device", "needs iface=");
+    one_error(&port("net_af_xdp0,iface=v,queue_cnt=2", 1500), "port[0].device", "unknown argument \"queue_cnt\"");
+    one_error(&port("net_af_xdp0,iface=v", 9000), "port[0].device", "mtu 9000 is above 1774");
+    // One queue per lcore.
+    let two = format!("[dpdk]\nlcores = [0, 1]\n{}", port("net_af_xdp0,iface=v", 1500));
+    one_error(&two, "port[0].device", "queue_count=1 but dpdk.lcores has 2 lcore(s)");
+    let two = format!("[dpdk]\nlcores = [0, 1]\n{}", port("net_af_xdp0,iface=v,queue_count=2", 1500));
+    ok(&two);
+    // A PCI device cannot share the packed pool.
+    let mixed = format!(
+        "{}\n[[port]]\nname = \"nic\"\ndevice = \"0000:00:04.0\"\nipv4 = \"198.18.1.2/24\"",
+        port("net_af_xdp0,iface=v", 1500)
+    );
+    one_error(&mixed, "port[1].device", "cannot share the mbuf pool with a net_af_xdp port");
+}
+
+#[test]
 fn port_address_rules() {
     let port = |ip: &str| format!("[[port]]\nname = \"p\"\ndevice = \"net_tap0\"\nipv4 = {ip:?}");
     one_error(&port("198.18.0.2"), "port[0].ipv4", "expected a.b.c.d/len");

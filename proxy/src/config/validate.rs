@@ -61,6 +61,9 @@ fn walk(root: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<Config> {
     let dpdk = dpdk(top.get("dpdk").unwrap_or(&empty), cpus, errs);
     let tcp = super::tcp::tcp(top.get("tcp").unwrap_or(&empty), errs);
     let ports = ports(top.get("port"), errs);
+    if let (Some(d), Some(p)) = (&dpdk, &ports) {
+        af_xdp_queues(p, d.lcores.len(), errs);
+    }
     let apps = apps(top.get("app"), ports.as_deref(), errs);
     let metrics = metrics(top.get("metrics").unwrap_or(&empty), errs);
     let admin = super::ops::admin(top.get("admin").unwrap_or(&empty), errs);
@@ -337,10 +340,45 @@ fn ports(value: Option<&Value>, errs: &mut Errors) -> Option<Vec<PortConfig>> {
             }
         }
     }
+    // The mbuf pool is packed for AF_XDP (dataplane::dpdk::MemoryLayout): a buffer may
+    // span two pages, which a device DMAing through physical addresses cannot take.
+    let af_xdp = parsed.iter().flatten().any(|p| super::af_xdp::is_af_xdp(&p.device));
+    if af_xdp {
+        for (i, p) in parsed.iter().enumerate() {
+            if let Some(PortConfig { device: Device::Pci(pci), .. }) = p {
+                errs.push(
+                    format!("port[{i}].device"),
+                    format!("PCI device {pci:?} cannot share the mbuf pool with a net_af_xdp port (the pool is packed for the AF_XDP UMEM; DMA needs IOVA-contiguous buffers)"),
+                );
+            }
+        }
+    }
     if errs.0.len() != before {
         return None;
     }
     parsed.into_iter().collect()
+}
+
+/// One queue per lcore on every port: an AF_XDP port opens `queue_count` sockets, so that
+/// must be the number of lcores.
+fn af_xdp_queues(ports: &[PortConfig], lcores: usize, errs: &mut Errors) {
+    for (i, p) in ports.iter().enumerate() {
+        let Device::Vdev(d) = &p.device else { continue };
+        if !super::af_xdp::is_af_xdp(&p.device) {
+            continue;
+        }
+        if let Ok(args) = super::af_xdp::check(d, p.mtu) {
+            if args.queue_count as usize != lcores {
+                errs.push(
+                    format!("port[{i}].device"),
+                    format!(
+                        "queue_count={} but dpdk.lcores has {lcores} lcore(s): an AF_XDP port needs one queue per lcore (queue_count={lcores}, and that many queues on {:?})",
+                        args.queue_count, args.iface
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// What identifies a device to DPDK: the PCI address, or the vdev's instance name.
@@ -414,6 +452,14 @@ fn port(value: &Value, index: usize, errs: &mut Errors) -> Option<PortConfig> {
     let mtu = t
         .uint_or("mtu", 1500, 576, 9000, errs)
         .and_then(|m| u16::try_from(m).ok());
+
+    if let (Some(Device::Vdev(d)), Some(mtu)) = (&device, mtu) {
+        if super::af_xdp::is_af_xdp(&Device::Vdev(d.clone())) {
+            if let Err(why) = super::af_xdp::check(d, mtu) {
+                t.fail::<()>(errs, "device", why);
+            }
+        }
+    }
 
     let mac = t.string("mac", errs).and_then(|s| match parse::mac(&s) {
         Ok(m) => Some(m),
