@@ -139,14 +139,69 @@ fn describe(o: &Offloads) -> String {
     }
 }
 
+/// A configured port, up: one DPDK device with a queue per lcore, or (an AF_XDP port of
+/// several queues, see `strait::config::af_xdp::queue_vdevs`) one device per lcore.
 struct UpPort {
     cfg: PortConfig,
-    port: Arc<Port>,
+    devices: Vec<Arc<Port>>,
     mac: EthernetAddress,
 }
 
+impl UpPort {
+    /// The first (or only) device.
+    fn port(&self) -> &Port {
+        &self.devices[0]
+    }
+
+    /// The device and queue lcore number `index` owns.
+    fn queue_for(&self, index: usize) -> (Arc<Port>, u16) {
+        match self.devices.get(index) {
+            Some(d) if self.devices.len() > 1 => (Arc::clone(d), 0),
+            _ => (Arc::clone(&self.devices[0]), u16::try_from(index).unwrap_or(u16::MAX)),
+        }
+    }
+
+    /// Each device with the name its metrics carry: the port's name, and for the
+    /// per-queue devices of an AF_XDP port `<name>.q<i>`.
+    fn named_devices(&self) -> Vec<(String, Arc<Port>)> {
+        self.devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let name = if i == 0 { self.cfg.name.clone() } else { format!("{}.q{i}", self.cfg.name) };
+                (name, Arc::clone(d))
+            })
+            .collect()
+    }
+}
+
+/// The DPDK device names a configured port is made of.
+fn device_names(pc: &PortConfig) -> Vec<String> {
+    match &pc.device {
+        Device::Vdev(s) if strait::config::af_xdp::is_af_xdp(&pc.device) => strait::config::af_xdp::queue_vdevs(s)
+            .iter()
+            .map(|v| v.split(',').next().unwrap_or(v).to_string())
+            .collect(),
+        d => vec![device_name(d).to_string()],
+    }
+}
+
 fn bring_up(pc: &PortConfig, queues: u16, pool: &Mempool, rx_interrupts: bool) -> Result<UpPort, RunError> {
-    let name = device_name(&pc.device);
+    let names = device_names(pc);
+    // Per-queue devices take one queue each.
+    let queues = if names.len() > 1 { 1 } else { queues };
+    let mut devices = Vec::with_capacity(names.len());
+    let mut mac = None;
+    for name in &names {
+        let (port, m) = bring_up_device(pc, name, queues, pool, rx_interrupts)?;
+        mac.get_or_insert(m);
+        devices.push(Arc::new(port));
+    }
+    let mac = mac.unwrap_or(EthernetAddress([0; 6]));
+    Ok(UpPort { cfg: pc.clone(), devices, mac })
+}
+
+fn bring_up_device(pc: &PortConfig, name: &str, queues: u16, pool: &Mempool, rx_interrupts: bool) -> Result<(Port, EthernetAddress), RunError> {
     let id = Port::by_name(name).map_err(|source| RunError::NoSuchDevice {
         port: pc.name.clone(),
         device: name.to_string(),
@@ -176,6 +231,7 @@ fn bring_up(pc: &PortConfig, queues: u16, pool: &Mempool, rx_interrupts: bool) -
     }
     tracing::info!(
         port = %pc.name,
+        device = name,
         driver = port.driver(),
         port_id = id,
         mac = %mac,
@@ -186,14 +242,14 @@ fn bring_up(pc: &PortConfig, queues: u16, pool: &Mempool, rx_interrupts: bool) -
         granted = %describe(&port.granted()),
         "port up"
     );
-    Ok(UpPort { cfg: pc.clone(), port: Arc::new(port), mac })
+    Ok((port, mac))
 }
 
 /// The steering mesh of `lcores` lcores: hardware where every port programmed the same
 /// RETA size, else software with the default table (every lcore checks ownership either
 /// way, see `dataplane::lcore::steer`).
 fn flow_steering(ports: &[UpPort], lcores: u16) -> Vec<SteeringLinks> {
-    let sizes: Vec<u16> = ports.iter().map(|up| if up.port.rss_programmed() { up.port.reta_size() } else { 0 }).collect();
+    let sizes: Vec<u16> = ports.iter().map(|up| if up.port().rss_programmed() { up.port().reta_size() } else { 0 }).collect();
     let hardware = lcores > 1 && !sizes.is_empty() && sizes.iter().all(|&s| s != 0 && s == sizes[0]);
     let (mode, size) = match sizes.first() {
         Some(&s) if hardware => (SteeringMode::Hardware, usize::from(s)),
@@ -220,7 +276,7 @@ fn interface_for(up: &UpPort) -> Interface {
         ipv4: up.cfg.ipv4,
         prefix_len: up.cfg.prefix_len,
         gateway: up.cfg.gateway,
-        mtu: up.port.mtu(),
+        mtu: up.port().mtu(),
     })
 }
 
@@ -406,12 +462,12 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
     let mut all_stats = Vec::with_capacity(lcores.len());
     let mut handles = Vec::with_capacity(lcores.len());
     for (q, &lcore) in lcores.iter().enumerate() {
-        let queue = u16::try_from(q).unwrap_or(u16::MAX);
         let pqs: Vec<PortQueue> = ports
             .iter()
             .enumerate()
             .map(|(i, up)| {
-                PortQueue::new(Arc::clone(&up.port), queue, interface_for(up)).with_impairment(&up.cfg.impair, lcore, i)
+                let (device, queue) = up.queue_for(q);
+                PortQueue::new(device, queue, interface_for(up)).with_impairment(&up.cfg.impair, lcore, i)
             })
             .collect();
         let stats = Arc::new(LcoreStats::default());
@@ -450,7 +506,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
     }
     let sources = Sources {
         lcores: all_stats.clone(),
-        ports: ports.iter().map(|up| (up.cfg.name.clone(), Arc::clone(&up.port))).collect(),
+        ports: ports.iter().flat_map(UpPort::named_devices).collect(),
         pool: pool.clone(),
         pool_size: cfg.dpdk.mbufs,
         commands: handles.clone(),
@@ -519,10 +575,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
         tracing::info!(lcore, counters = %nonzero.join(" "), "final lcore counters");
     }
     tracing::info!(in_use_at_start, in_use = pool.in_use(), "mbuf pool usage");
-    for up in &ports {
-        if let Ok(s) = up.port.stats() {
+    for (name, device) in ports.iter().flat_map(UpPort::named_devices) {
+        if let Ok(s) = device.stats() {
             tracing::info!(
-                port = %up.cfg.name,
+                port = %name,
                 ipackets = s.ipackets,
                 opackets = s.opackets,
                 imissed = s.imissed,

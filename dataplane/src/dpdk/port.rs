@@ -523,6 +523,23 @@ impl Port {
         sent
     }
 
+    /// Lets the PMD take back the mbufs of frames the device has finished sending on
+    /// `queue` (an empty `rte_eth_tx_burst`: `net_af_xdp` reaps its completion ring there,
+    /// other PMDs on their next burst). Used at shutdown, so that the pool is counted with
+    /// nothing in flight.
+    pub fn reap_tx(&self, queue: u16) {
+        if !self.started {
+            return;
+        }
+        let Some(_guard) = QueueGuard::try_lock(&self.tx_busy, queue) else {
+            return;
+        };
+        let mut none: [*mut sys::rte_mbuf; 1] = [std::ptr::null_mut()];
+        // SAFETY: the port is started and this thread alone uses `queue` (guard); with a
+        // count of zero the PMD reads no mbuf pointer from the array.
+        let _ = unsafe { sys::strait_eth_tx_burst(self.id, queue, none.as_mut_ptr(), 0) };
+    }
+
     /// Basic counters.
     pub fn stats(&self) -> Result<PortStats, DpdkError> {
         let mut s = sys::rte_eth_stats::default();

@@ -367,6 +367,16 @@ impl Interface {
         }
     }
 
+    /// Identification numbers for the next `count` IPv4 datagrams this interface sends
+    /// (the first is returned; the device or software GSO counts up from it). TCP sets DF,
+    /// so these are atomic datagrams whose ID only has to differ between neighbours in
+    /// time (RFC 6864 §4.1).
+    pub fn take_ip_idents(&mut self, count: u16) -> u16 {
+        let id = self.next_ident;
+        self.next_ident = self.next_ident.wrapping_add(count.max(1));
+        id
+    }
+
     /// The Ethernet header for an IPv4 packet to `dst`, or `Pending` while the next hop is
     /// being resolved (this call starts the resolution and queues the first request).
     pub fn link_header_for(&mut self, dst: Ipv4Addr, now: Instant) -> LinkResult {
@@ -511,9 +521,7 @@ impl Interface {
     }
 
     fn take_ident(&mut self) -> u16 {
-        let id = self.next_ident;
-        self.next_ident = self.next_ident.wrapping_add(1);
-        id
+        self.take_ip_idents(1)
     }
 
     fn subnet_broadcast(&self) -> Ipv4Addr {

@@ -2,12 +2,14 @@
 //!
 //! * [`interface`]: frame validation with per-reason drop counters, ARP replies, ICMP echo,
 //!   hand-off of TCP segments, framing of outgoing IPv4 packets.
+//! * [`egress`]: Ethernet + IPv4 + TCP headers of outgoing segments and their checksum fields.
 //! * [`neighbor`]: the bounded ARP neighbour cache with retries, expiry and packet queues.
 //! * [`counters`]: the counters and the [`DropReason`] enum.
 //!
 //! Nothing here reads a clock or touches DPDK: the caller passes `now` and moves frames.
 
 pub mod counters;
+pub mod egress;
 pub mod interface;
 pub mod neighbor;
 

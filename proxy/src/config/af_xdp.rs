@@ -102,6 +102,41 @@ pub fn check(vdev: &str, mtu: u16) -> Result<AfXdpArgs, String> {
     Ok(AfXdpArgs { iface, start_queue, queue_count, xdp_prog })
 }
 
+/// The DPDK devices that make up an AF_XDP port of `vdev`: one per queue, each with
+/// `queue_count=1` on its own `start_queue` (the first keeps the configured instance name,
+/// the others add `_q<i>`). DPDK 22.11's PMD accepts `queue_count` > 1 only where the
+/// interface reports combined channels (`xdp_get_channels_info`), which a veth and some
+/// NIC drivers do not (they report RX and TX channels); one device per queue works on
+/// all of them, and gives each lcore a port of its own. Arguments other than the queue
+/// ones are kept.
+pub fn queue_vdevs(vdev: &str) -> Vec<String> {
+    let mut parts = vdev.split(',');
+    let name = parts.next().unwrap_or_default();
+    let mut start = 0u32;
+    let mut count = 1u32;
+    let mut rest = Vec::new();
+    for kv in parts {
+        match kv.split_once('=') {
+            Some(("start_queue", v)) => start = v.parse().unwrap_or(0),
+            Some(("queue_count", v)) => count = v.parse().unwrap_or(1),
+            _ => rest.push(kv),
+        }
+    }
+    if count <= 1 {
+        return vec![vdev.to_string()];
+    }
+    (0..count)
+        .map(|i| {
+            let instance = if i == 0 { name.to_string() } else { format!("{name}_q{i}") };
+            let mut args = vec![instance];
+            args.extend(rest.iter().map(|s| s.to_string()));
+            args.push(format!("start_queue={}", start + i));
+            args.push("queue_count=1".to_string());
+            args.join(",")
+        })
+        .collect()
+}
+
 /// What to check on this host before DPDK opens the port: the interface exists in this
 /// network namespace and has the queues asked for, and a custom XDP program can be read.
 pub fn check_host(args: &AfXdpArgs) -> Result<(), String> {
@@ -157,6 +192,23 @@ mod tests {
         assert_eq!(MAX_MTU, 1774);
         assert!(check("net_af_xdp0,iface=v", MAX_MTU).is_ok());
         assert!(check("net_af_xdp0,iface=v", MAX_MTU + 1).unwrap_err().contains("mtu 1775"));
+    }
+
+    #[test]
+    fn several_queues_become_one_device_each() {
+        assert_eq!(queue_vdevs("net_af_xdp0,iface=v"), vec!["net_af_xdp0,iface=v"]);
+        assert_eq!(queue_vdevs("net_af_xdp0,iface=v,queue_count=1"), vec!["net_af_xdp0,iface=v,queue_count=1"]);
+        assert_eq!(
+            queue_vdevs("net_af_xdp1,iface=v,start_queue=2,queue_count=3,busy_budget=0"),
+            vec![
+                "net_af_xdp1,iface=v,busy_budget=0,start_queue=2,queue_count=1",
+                "net_af_xdp1_q1,iface=v,busy_budget=0,start_queue=3,queue_count=1",
+                "net_af_xdp1_q2,iface=v,busy_budget=0,start_queue=4,queue_count=1",
+            ]
+        );
+        for v in queue_vdevs("net_af_xdp0,iface=v,queue_count=2") {
+            assert!(crate::config::parse::vdev(&v).is_ok(), "{v} is a valid vdev");
+        }
     }
 
     #[test]

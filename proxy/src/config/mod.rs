@@ -448,7 +448,9 @@ impl DpdkConfig {
         }
         for p in ports {
             if let Device::Vdev(s) = &p.device {
-                args.push(format!("--vdev={s}"));
+                // An AF_XDP port of several queues is one device per queue.
+                let devices = if af_xdp::is_af_xdp(&p.device) { af_xdp::queue_vdevs(s) } else { vec![s.clone()] };
+                args.extend(devices.into_iter().map(|d| format!("--vdev={d}")));
             }
         }
         args.extend(self.extra_eal_args.iter().cloned());

@@ -3,7 +3,7 @@
 //! | family | type | labels |
 //! |---|---|---|
 //! | `strait_lcore_<name>_total` for each `LcoreStats::iter()` counter not rendered by a dedicated family (e.g. `strait_lcore_redirected_frames_total`) | counter | `lcore` |
-//! | `strait_lcore_memory_pressure` (1 while the engine is under memory pressure) | gauge | `lcore` |
+//! | `strait_lcore_memory_pressure` (1 while the engine is under memory pressure), `strait_lcore_tx_held_frames` (frames in TX backlogs) | gauge | `lcore` |
 //! | `strait_port_xstats_total` (name = the DPDK xstat name, e.g. `rx_good_packets`) | counter | `port`, `name` |
 //!
 //! The lcore counters `rx_frames`, `tx_frames`, `tx_dropped_full` and `tx_dropped_nombuf`
@@ -23,7 +23,7 @@ const RENDERED_ELSEWHERE: &[&str] = &[
 ];
 
 /// `LcoreStats::iter()` names that are levels, not counters (rendered as gauges).
-const GAUGES: &[&str] = &["memory_pressure"];
+const GAUGES: &[&str] = &["memory_pressure", "tx_held_frames"];
 
 /// A help text for a known lcore counter; a generic one for any other.
 fn lcore_help(name: &str) -> String {
@@ -47,7 +47,10 @@ fn lcore_help(name: &str) -> String {
         "redirect_received_frames" => "Frames other lcores handed to this one",
         "redirect_dropped_frames" => "Frames or ARP copies that could not be handed to another lcore",
         "arp_shared_frames" => "Copies of ARP packets handed to the other lcores' neighbour tables",
-        "tx_dropped_refused" => "Frames dropped because the TX ring took nothing for 5 ms with them at its head",
+        "tx_dropped_refused" => {
+            "Frames dropped because the TX ring took nothing: the head frame after 5 ms, every waiting frame after 20 ms"
+        }
+        "tx_held_frames" => "Frames waiting in the lcore's TX backlogs for a ring to take them",
         "idle_naps" => "Times the idle lcore slept a fixed nap between polls",
         "idle_interrupt_waits" => "Times the idle lcore blocked until an RX interrupt, a wake-up or 1 ms passed",
         "idle_interrupt_wakeups" => "Interrupt waits ended by a frame or a wake-up before the timeout",

@@ -1,0 +1,192 @@
+//! The way out for TCP segments: the port that owns the source address, the link header
+//! from its neighbour cache, the IPv4 + TCP headers from the network layer
+//! ([`crate::net::egress`]), and the frame(s) the TX planner ([`crate::offload::plan`])
+//! chose for this port: a TSO super-frame, a zero-copy cut, software GSO or one frame.
+//! Frames are queued on the port; the lcore flushes them after the engine's transmit
+//! callback returns.
+
+use std::net::Ipv4Addr;
+
+use crate::dpdk::{count_copy, Mbuf, MbufPayload, Mempool, TxOffload};
+use crate::net::egress::TcpHeaders;
+use crate::net::LinkResult;
+use crate::offload::{gso_segment, plan, Body, Cksum, Shape, TxPlan};
+use crate::tcp::{Payload, Segment};
+use crate::time::Instant;
+use crate::wire::{ethernet, ipv4, tcp as wire_tcp};
+
+use super::port::PortQueue;
+use super::stats::LcoreStats;
+
+/// Why a segment could not be built (no mbuf, a chain or offload the adapter refused, a
+/// header that does not fit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BuildError;
+
+impl From<crate::dpdk::DpdkError> for BuildError {
+    fn from(_: crate::dpdk::DpdkError) -> Self {
+        BuildError
+    }
+}
+
+impl From<crate::net::egress::EgressError> for BuildError {
+    fn from(_: crate::net::egress::EgressError) -> Self {
+        BuildError
+    }
+}
+
+/// Builds the frame(s) of one TCP segment and queues them on the port that owns `src`.
+/// Every failure is counted; a lost segment is recovered by TCP's retransmission.
+pub(super) fn transmit_segment(
+    ports: &mut [PortQueue],
+    pool: &Mempool,
+    stats: &LcoreStats,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    seg: Segment<MbufPayload>,
+    now: Instant,
+) {
+    let Some(p) = ports.iter_mut().find(|p| p.iface.ipv4() == src) else {
+        LcoreStats::add(&stats.tcp_tx_no_route, 1);
+        return;
+    };
+    let link = match p.iface.link_header_for(dst, now) {
+        LinkResult::Ready(h) => h,
+        LinkResult::Pending => {
+            LcoreStats::add(&stats.tcp_tx_unresolved, 1);
+            return;
+        }
+    };
+    let ident = p.iface.take_ip_idents(u16::try_from(seg.frame_count()).unwrap_or(u16::MAX));
+    if build(p, pool, stats, &link, ident, src, dst, &seg).is_err() {
+        LcoreStats::add(&stats.tcp_tx_build_failed, 1);
+    }
+}
+
+/// Whether a piece of `payload` other than the last has an odd length.
+fn has_odd_inner_piece(payload: &MbufPayload) -> bool {
+    let mut pieces = payload.chunks().peekable();
+    while let Some(c) = pieces.next() {
+        if pieces.peek().is_some() && c.len() % 2 == 1 {
+            return true;
+        }
+    }
+    false
+}
+
+/// The frame(s) of one segment, queued on `p`, as the planner says.
+#[allow(clippy::too_many_arguments)]
+fn build(
+    p: &mut PortQueue,
+    pool: &Mempool,
+    stats: &LcoreStats,
+    link: &[u8; ethernet::HEADER_LEN],
+    ident: u16,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    seg: &Segment<MbufPayload>,
+) -> Result<(), BuildError> {
+    let plen = seg.payload.len();
+    let mut hdr = TcpHeaders::new(link, src, dst, ident, &seg.repr, plen)?;
+    let shape = Shape {
+        payload_len: plen,
+        mss: seg.mss,
+        header_len: hdr.len(),
+        // Only a port whose driver sums chains wrongly needs to know (a walk of the chain).
+        odd_inner_piece: p.caps.odd_piece_cksum_broken && has_odd_inner_piece(&seg.payload),
+        wire_frames: p.impair.is_some(),
+    };
+    let base = TxOffload {
+        l2_len: ethernet::HEADER_LEN as u8,
+        l3_len: ipv4::HEADER_LEN as u16,
+        l4_len: u8::try_from(hdr.tcp_header_len()).map_err(|_| BuildError)?,
+        ipv4: true,
+        ..TxOffload::default()
+    };
+    match plan(&p.caps, &shape, p.port.mtu()) {
+        TxPlan::Tso { segsz } => {
+            // The device cuts the payload into `segsz` pieces and fills in every checksum.
+            hdr.prepare_tso();
+            let mut m = Mbuf::from_slice(pool, hdr.bytes())?;
+            seg.payload.chain_onto(&mut m, pool)?;
+            m.set_tx_offload(TxOffload { tso_segsz: segsz, ip_cksum: true, tcp_cksum: true, tso: true, ..base })?;
+            LcoreStats::add(&stats.tso_segments, 1);
+            p.tx.push(m);
+        }
+        TxPlan::Cut => {
+            // Linux `tcp_gso_segment` semantics without copying: CWR on the first frame
+            // only, FIN and PSH on the last only, IP ids counting up; each frame a header
+            // chained to its slice of the payload, planned on its own.
+            let mss = usize::from(seg.mss);
+            let mut off = 0usize;
+            let mut i: u16 = 0;
+            while off < plen {
+                let len = mss.min(plen - off);
+                let last = off + len >= plen;
+                let mut repr = seg.repr;
+                repr.seq = seg.repr.seq + u32::try_from(off).map_err(|_| BuildError)?;
+                if off > 0 {
+                    repr.flags.remove(wire_tcp::Flags::CWR);
+                }
+                if !last {
+                    repr.flags.remove(wire_tcp::Flags::FIN);
+                    repr.flags.remove(wire_tcp::Flags::PSH);
+                }
+                let piece = Segment { repr, payload: seg.payload.slice(off..off + len), mss: 0 };
+                build(p, pool, stats, link, ident.wrapping_add(i), src, dst, &piece)?;
+                off += len;
+                i = i.wrapping_add(1);
+            }
+        }
+        TxPlan::Gso => {
+            // Software GSO (Linux `tcp_gso_segment`): copies into MTU-sized frames,
+            // checksums computed in software.
+            let chunks: Vec<&[u8]> = seg.payload.chunks().collect();
+            let tx = &mut p.tx;
+            let mut failed = false;
+            let frames = gso_segment(hdr.bytes(), &chunks, seg.mss, &mut |frame: &[u8]| match Mbuf::from_slice(pool, frame) {
+                Ok(m) => tx.push(m),
+                Err(_) => failed = true,
+            })
+            .map_err(|_| BuildError)?;
+            count_copy(plen);
+            LcoreStats::add(&stats.gso_frames, frames as u64);
+            if failed {
+                return Err(BuildError);
+            }
+        }
+        TxPlan::Frame { body, ip, tcp, odd_piece_fallback } => {
+            if odd_piece_fallback {
+                LcoreStats::add(&stats.tx_sw_cksum_odd_pieces, 1);
+            }
+            hdr.set_checksums(ip, tcp, |s| seg.payload.checksum_sum(s))?;
+            let mut m = Mbuf::from_slice(pool, hdr.bytes())?;
+            match body {
+                Body::Chained => seg.payload.chain_onto(&mut m, pool)?,
+                Body::Linear if plen > 0 => {
+                    // No chains on this port: one linear frame (a counted copy).
+                    let room = m.append(plen).ok_or(BuildError)?;
+                    // copy_to counts the copy.
+                    if seg.payload.copy_to(room) != plen {
+                        return Err(BuildError);
+                    }
+                }
+                Body::Linear => {}
+            }
+            let offloaded = ip == Cksum::Device || tcp == Cksum::Device;
+            if !offloaded && m.len() < crate::net::interface::MIN_FRAME_LEN {
+                // Not every PMD pads short frames; the IPv4 total length excludes the
+                // padding. (A short frame whose last segment is a shared payload view
+                // stays unpadded.)
+                if let Some(pad) = m.append(crate::net::interface::MIN_FRAME_LEN - m.len()) {
+                    pad.fill(0);
+                }
+            }
+            if offloaded {
+                m.set_tx_offload(TxOffload { ip_cksum: ip == Cksum::Device, tcp_cksum: tcp == Cksum::Device, ..base })?;
+            }
+            p.tx.push(m);
+        }
+    }
+    Ok(())
+}

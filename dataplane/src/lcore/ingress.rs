@@ -1,0 +1,106 @@
+//! The way in: a received frame through the network layer and, for TCP, into the engine,
+//! where the frame itself becomes the segment's payload (no copy).
+
+use crate::dpdk::{CksumStatus, Mbuf, MbufPayload, Mempool};
+use crate::net::{Input, RxChecksum};
+use crate::tcp::Engine;
+use crate::time::Instant;
+use crate::wire::tcp as wire_tcp;
+
+use super::port::PortQueue;
+use super::stats::LcoreStats;
+
+/// Whether the TCP segment at `frame[l4_offset..l4_offset + l4_len]` carries data (more
+/// than its header); `true` when the header cannot be read, so that it is shed rather than
+/// kept.
+pub(super) fn carries_data(frame: &[u8], l4_offset: usize, l4_len: usize) -> bool {
+    let Some(segment) = frame.get(l4_offset..l4_offset.saturating_add(l4_len)) else { return true };
+    match wire_tcp::Packet::new_checked(segment) {
+        Ok(p) => !p.payload().is_empty(),
+        Err(_) => true,
+    }
+}
+
+/// Passes one received frame of port `p` through the network layer and, for TCP, into
+/// the engine (the frame becomes the payload: no copy). `corrupted`: the impairment
+/// layer changed it, so the NIC's checksum verdict no longer holds; `shed`: the pool is
+/// below its reserve, data segments are dropped.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn receive_frame(
+    p: &mut PortQueue,
+    m: Mbuf,
+    corrupted: bool,
+    shed: bool,
+    now: Instant,
+    pool: &Mempool,
+    stats: &LcoreStats,
+    scratch: &mut Vec<u8>,
+    engine: &mut Engine<MbufPayload>,
+) {
+    // The NIC's verdict predates a corruption: software verifies then.
+    let csum = if p.rx_cksum_offload && !corrupted {
+        rx_checksum(m.ip_cksum(), m.l4_cksum())
+    } else {
+        RxChecksum::Unknown
+    };
+    // A chained frame is linearised into a scratch buffer for the checks
+    // rather than misparsed (the TCP payload itself is not taken from it).
+    let input = if m.nb_segs() > 1 {
+        scratch.clear();
+        for seg in m.segments() {
+            scratch.extend_from_slice(seg);
+        }
+        p.iface.handle_frame(scratch, now, csum)
+    } else {
+        p.iface.handle_frame(m.data(), now, csum)
+    };
+    if let Input::Tcp { src, dst, l4_offset, l4_len, l4_checksum_verified } = input {
+        if shed && carries_data(m.data(), l4_offset, l4_len) {
+            LcoreStats::add(&stats.tcp_rx_shed, 1);
+            return;
+        }
+        // The frame becomes the payload: no copy (RFC 9293 §3.10.7 from here on).
+        match MbufPayload::from_rx(m, l4_offset, l4_len, pool) {
+            Ok(segment) => {
+                LcoreStats::add(&stats.tcp_rx_segments, 1);
+                // Malformed segments and bad checksums are counted by the engine.
+                let _ = engine.handle_datagram(src, dst, segment, l4_checksum_verified, now);
+            }
+            Err(_) => LcoreStats::add(&stats.tcp_rx_dropped, 1),
+        }
+    }
+}
+/// The interface's `Good` means "IP header and L4 checksum both verified by the NIC";
+/// anything less is `Unknown` (software verifies), a bad IP header is `Bad`.
+fn rx_checksum(ip: CksumStatus, l4: CksumStatus) -> RxChecksum {
+    let good = |s| matches!(s, CksumStatus::Good | CksumStatus::None);
+    match (ip, l4) {
+        (CksumStatus::Bad, _) => RxChecksum::Bad,
+        (ip, l4) if good(ip) && good(l4) => RxChecksum::Good,
+        _ => RxChecksum::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_segments_with_data_are_shed() {
+        // 14 + 20 bytes of headers, then a TCP header with data offset 5 (20 bytes).
+        let mut f = vec![0u8; 34 + 32 + 10];
+        f[34 + 12] = 5 << 4;
+        assert!(!carries_data(&f, 34, 20), "a pure ACK is kept");
+        assert!(carries_data(&f, 34, 30), "10 bytes of data");
+        f[34 + 12] = 8 << 4;
+        assert!(!carries_data(&f, 34, 32), "options are not data");
+        assert!(carries_data(&f, 100, 20), "unreadable header: shed");
+    }
+
+    #[test]
+    fn nic_verdicts_map_to_the_interface_s() {
+        assert_eq!(rx_checksum(CksumStatus::Good, CksumStatus::Good), RxChecksum::Good);
+        assert_eq!(rx_checksum(CksumStatus::Bad, CksumStatus::Good), RxChecksum::Bad);
+        assert_eq!(rx_checksum(CksumStatus::Good, CksumStatus::Unknown), RxChecksum::Unknown);
+    }
+}

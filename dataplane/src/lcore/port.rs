@@ -1,0 +1,120 @@
+//! One port as seen by one lcore: the queue pair it owns, the interface state, what the
+//! port can do on transmit ([`TxCaps`], from the granted offloads and the driver's
+//! [`crate::offload::Quirks`]), the frames on their way to its TX ring, and its
+//! impairment.
+
+use std::sync::Arc;
+
+use crate::dpdk::{Mbuf, Port};
+use crate::impair::ImpairConfig;
+use crate::net::Interface;
+use crate::offload::{quirks, TxCaps};
+use crate::time::Instant;
+
+use super::impair::PortImpair;
+use super::stats::{LcoreStats, PortImpairCounters};
+use super::tx::{TxQueue, TxRing};
+
+/// One port as seen by one lcore.
+pub struct PortQueue {
+    /// The port (shared: bursts on distinct queues may run concurrently).
+    pub port: Arc<Port>,
+    /// The RX and TX queue index this lcore owns.
+    pub queue: u16,
+    /// Link/network layer state for this port on this lcore.
+    pub iface: Interface,
+    /// Whether the device verifies RX checksums (else software does).
+    pub rx_cksum_offload: bool,
+    /// What the TX path may use on this port.
+    pub caps: TxCaps,
+    /// Frames on their way to the TX ring.
+    pub(super) tx: TxQueue<Mbuf>,
+    /// Seeded impairment of this port's frames (`[port.impair]`), off by default.
+    pub(super) impair: Option<Box<PortImpair>>,
+}
+
+impl PortQueue {
+    /// Wraps `port`'s queue pair `queue` with the interface state `iface`.
+    pub fn new(port: Arc<Port>, queue: u16, iface: Interface) -> Self {
+        let granted = port.granted();
+        let caps = TxCaps::new(granted.tso, granted.ipv4_cksum, granted.tcp_cksum, granted.multi_seg, quirks(port.driver()));
+        PortQueue {
+            rx_cksum_offload: granted.rx_cksum,
+            port,
+            queue,
+            iface,
+            caps,
+            tx: TxQueue::default(),
+            impair: None,
+        }
+    }
+
+    /// Impairs this port's frames on this lcore as `cfg` says (nothing when every
+    /// probability and the delay are zero). `lcore` and `port_index` vary the seed so
+    /// that each queue draws its own stream.
+    #[must_use]
+    pub fn with_impairment(mut self, cfg: &ImpairConfig, lcore: u32, port_index: usize) -> Self {
+        self.impair = PortImpair::new(cfg, lcore, port_index);
+        self
+    }
+
+    /// What the impairment layer did so far (zero without impairment).
+    pub fn impair_counters(&self) -> PortImpairCounters {
+        self.impair.as_ref().map(|i| i.counters()).unwrap_or_default()
+    }
+
+    /// Sends what was queued this pass (the interface's own frames too: ARP, ICMP) after
+    /// what waited from earlier passes; counts what was sent, held and dropped. Returns
+    /// the frames sent.
+    pub(super) fn flush(&mut self, pool: &crate::dpdk::Mempool, stats: &LcoreStats, now: Instant) -> usize {
+        let pending = self.tx.pending_mut();
+        self.iface.poll_transmit(now, &mut |frame: &[u8]| match Mbuf::from_slice(pool, frame) {
+            Ok(m) => pending.push(m),
+            Err(_) => LcoreStats::add(&stats.tx_dropped_nombuf, 1),
+        });
+        if let Some(imp) = self.impair.as_mut() {
+            // Impairment sits between the stack and the ring.
+            imp.transmit(now, self.tx.pending_mut());
+        }
+        let held_before = self.tx.held();
+        let mut ring = PortRing { port: &self.port, queue: self.queue };
+        let r = self.tx.flush(&mut ring, now);
+        LcoreStats::add(&stats.tx_frames, r.sent as u64);
+        LcoreStats::add(&stats.tx_dropped_full, r.dropped_full as u64);
+        LcoreStats::add(&stats.tx_dropped_refused, r.dropped_refused as u64);
+        if r.dropped_refused > 1 {
+            tracing::warn!(port = self.port.id(), queue = self.queue, dropped = r.dropped_refused, "TX ring took nothing for 20 ms: waiting frames dropped");
+        }
+        let held_after = self.tx.held();
+        if held_after != held_before {
+            let level = stats.tx_held_frames.load(std::sync::atomic::Ordering::Relaxed);
+            let level = (level + held_after as u64).saturating_sub(held_before as u64);
+            stats.tx_held_frames.store(level, std::sync::atomic::Ordering::Relaxed);
+        }
+        r.sent
+    }
+
+    /// Drops the frames waiting for the ring and the impairment layer's (at shutdown,
+    /// before the pool is counted); returns the impairment counters.
+    pub(super) fn release(&mut self) -> Option<PortImpairCounters> {
+        self.tx.clear();
+        self.impair.take().map(|i| i.counters())
+    }
+
+    /// When the impairment layer next releases a held frame.
+    pub(super) fn next_impaired_delivery(&self) -> Option<Instant> {
+        self.impair.as_ref().and_then(|i| i.next_delivery())
+    }
+}
+
+/// A port's TX queue as a [`TxRing`]: `rte_eth_tx_prepare` + `rte_eth_tx_burst`.
+struct PortRing<'a> {
+    port: &'a Port,
+    queue: u16,
+}
+
+impl TxRing<Mbuf> for PortRing<'_> {
+    fn send(&mut self, frames: &mut Vec<Mbuf>) -> usize {
+        self.port.tx_prepare_and_burst(self.queue, frames)
+    }
+}
