@@ -233,33 +233,18 @@ impl LcoreSteering {
 /// else (ARP, ICMP, fragments, malformed frames: the receiving lcore handles and counts
 /// those itself).
 pub fn frame_tcp_tuple(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u16, u16)> {
-    // Ethernet II, no VLAN: the ethertype at 12.
-    if frame.get(12..14)? != [0x08, 0x00] {
+    use crate::wire::{ethernet, ipv4, tcp};
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    if eth.ethertype() != ethernet::EtherType::Ipv4 {
         return None;
     }
-    let ip = frame.get(14..)?;
-    let vihl = *ip.first()?;
-    if vihl >> 4 != 4 {
+    let ip = ipv4::Packet::new_checked(eth.payload()).ok()?;
+    // Only an unfragmented datagram carries ports (fragments are dropped anyway).
+    if ip.protocol() != ipv4::protocol::TCP || ip.is_fragment() {
         return None;
     }
-    let ihl = usize::from(vihl & 0x0f) * 4;
-    // Protocol TCP; not a fragment (MF clear, offset zero): only the first fragment
-    // would carry ports, and fragments are dropped anyway.
-    if ihl < 20 || *ip.get(9)? != 6 || u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]) & 0x3fff != 0
-    {
-        return None;
-    }
-    let addr = |at: usize| -> Option<Ipv4Addr> {
-        let b = ip.get(at..at + 4)?;
-        Some(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-    };
-    let ports = ip.get(ihl..ihl + 4)?;
-    Some((
-        addr(12)?,
-        addr(16)?,
-        u16::from_be_bytes([ports[0], ports[1]]),
-        u16::from_be_bytes([ports[2], ports[3]]),
-    ))
+    let segment = tcp::Packet::new_checked(ip.payload()).ok()?;
+    Some((ip.src_addr(), ip.dst_addr(), segment.src_port(), segment.dst_port()))
 }
 
 #[cfg(test)]
@@ -480,7 +465,9 @@ mod tests {
         let mut f = vec![0u8; 14 + 20 + 20];
         f[12..14].copy_from_slice(&[0x08, 0x00]);
         f[14] = 0x45;
+        f[14 + 3] = 40; // total length
         f[14 + 9] = 6;
+        f[34 + 12] = 5 << 4; // TCP data offset
         f[14 + 12..14 + 16].copy_from_slice(&src);
         f[14 + 16..14 + 20].copy_from_slice(&dst);
         f[34..36].copy_from_slice(&sport.to_be_bytes());
@@ -502,6 +489,7 @@ mod tests {
         );
         let mut opts = f.clone();
         opts[14] = 0x46;
+        opts[14 + 3] = 44; // total length with the options
         opts.splice(34..34, [0u8; 4]);
         assert_eq!(
             frame_tcp_tuple(&opts).map(|t| t.2),

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use crate::dpdk::{Mbuf, Mempool};
 use crate::rss::{frame_tcp_tuple, FlowSteering, LcoreSteering};
+use crate::wire::{arp, ethernet};
 
 use super::wake::Waker;
 
@@ -124,9 +125,23 @@ pub enum Route {
     Share,
 }
 
-/// Offset of the ARP operation in an Ethernet frame, and of the target protocol address.
-const ARP_OP: usize = 14 + 6;
-const ARP_TPA: usize = 14 + 24;
+/// The target protocol address of an Ethernet/IPv4 ARP frame.
+fn arp_target(frame: &[u8]) -> Option<Ipv4Addr> {
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    if eth.ethertype() != ethernet::EtherType::Arp {
+        return None;
+    }
+    arp::Packet::new_checked(eth.payload()).ok().map(|p| p.target_protocol_addr())
+}
+
+/// Turns the ARP frame `frame` into a reply in place (RFC 826: a reply is merged/learnt
+/// like a request but never answered).
+fn make_arp_reply(frame: &mut [u8]) {
+    let Ok(mut eth) = ethernet::Frame::new_checked(frame) else { return };
+    if let Ok(mut p) = arp::Packet::new_checked(eth.payload_mut()) {
+        p.set_operation(arp::Operation::Reply);
+    }
+}
 
 impl SteeringLinks {
     /// This lcore's index (= its queue on every port).
@@ -174,8 +189,7 @@ impl SteeringLinks {
                 }
             };
         }
-        let is_arp = frame.get(12..14) == Some(&[0x08, 0x06][..]);
-        if is_arp && frame.get(ARP_TPA..ARP_TPA + 4) == Some(&our_ip.octets()[..]) {
+        if arp_target(frame) == Some(our_ip) {
             return Route::Share;
         }
         Route::Here
@@ -211,9 +225,8 @@ impl SteeringLinks {
                 dropped += 1;
                 continue;
             };
-            // RFC 826: a reply is merged/learnt like a request but never answered.
-            if let Some(op) = copy.data_mut().and_then(|d| d.get_mut(ARP_OP..ARP_OP + 2)) {
-                op.copy_from_slice(&2u16.to_be_bytes());
+            if let Some(d) = copy.data_mut() {
+                make_arp_reply(d);
             }
             match self.send(
                 to,
@@ -245,7 +258,9 @@ mod tests {
         let mut f = vec![0u8; 54];
         f[12..14].copy_from_slice(&[0x08, 0x00]);
         f[14] = 0x45;
+        f[17] = 40; // total length
         f[23] = 6;
+        f[46] = 5 << 4; // TCP data offset
         f[26..30].copy_from_slice(&src.octets());
         f[30..34].copy_from_slice(&dst.octets());
         f[34..36].copy_from_slice(&sport.to_be_bytes());
@@ -256,8 +271,10 @@ mod tests {
     fn arp_frame(op: u16, tpa: Ipv4Addr) -> Vec<u8> {
         let mut f = vec![0u8; 42];
         f[12..14].copy_from_slice(&[0x08, 0x06]);
-        f[ARP_OP..ARP_OP + 2].copy_from_slice(&op.to_be_bytes());
-        f[ARP_TPA..ARP_TPA + 4].copy_from_slice(&tpa.octets());
+        let mut p = arp::Packet::new_unchecked(&mut f[14..]);
+        p.set_ethernet_ipv4();
+        p.set_operation(if op == 1 { arp::Operation::Request } else { arp::Operation::Reply });
+        p.set_target_protocol_addr(tpa);
         f
     }
 
