@@ -34,13 +34,14 @@ fn listener(name: &str, port: u16, pool: usize) -> ListenerSpec {
         max_connections: 100,
         connect_timeout: Duration::from_millis(200),
         idle_timeout: Duration::from_secs(60),
+        nodelay: true,
     }
 }
 
 fn spec(servers: Vec<ServerSpec>) -> ProxySpec {
     ProxySpec {
         listeners: vec![listener("front", PORT, 0)],
-        pools: vec![PoolSpec { name: "web".into(), algorithm: Algorithm::RoundRobin, servers, proxy_protocol: None }],
+        pools: vec![PoolSpec { name: "web".into(), algorithm: Algorithm::RoundRobin, servers, proxy_protocol: None, nodelay: true }],
     }
 }
 

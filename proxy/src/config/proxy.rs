@@ -10,13 +10,20 @@
 //! max_connections = 10000       # sessions at most; more are reset
 //! connect_timeout_ms = 3000     # per backend connection attempt
 //! idle_timeout_ms = 60000       # a session moving no byte this long is aborted
+//! nodelay = true                # client connections without Nagle (TCP_NODELAY)
 //!
 //! [[pool]]
 //! name = "web"
 //! algorithm = "round_robin"     # "round_robin" | "least_connections" | "maglev"
 //! servers = [{ addr = "198.18.1.1:8080", weight = 1 }]
 //! proxy_protocol = "v1"         # optional: "v1" | "v2" header to each backend connection
+//! nodelay = true                # backend connections without Nagle (TCP_NODELAY)
 //! ```
+//!
+//! `nodelay` (default true on both sides, as HAProxy and nginx do): a proxy relays what it
+//! got when it got it, and Nagle's algorithm would hold the tail of a response until the
+//! previous segment is acknowledged, an extra round trip (RFC 1122 §4.2.3.4 lets an
+//! application turn it off).
 //!
 //! Each server must be reachable from a port: on a port's subnet (the proxy connects from
 //! that port's address), or through a port that has a gateway.
@@ -46,6 +53,8 @@ pub struct ListenerConfig {
     pub connect_timeout: Duration,
     /// A session idle this long is aborted (default 60 s).
     pub idle_timeout: Duration,
+    /// Client connections send without Nagle's delay (`nodelay`, default true).
+    pub nodelay: bool,
 }
 
 /// One `[[pool]]`.
@@ -64,6 +73,8 @@ pub struct PoolConfig {
     /// The PROXY protocol header sent first on each backend connection (`proxy_protocol`,
     /// `"v1"` or `"v2"`; absent: none).
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// Backend connections send without Nagle's delay (`nodelay`, default true).
+    pub nodelay: bool,
 }
 
 /// One server of a pool.
@@ -137,7 +148,7 @@ fn pool(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Er
     let path = format!("pool[{index}]");
     let t = Table::new(value, &path, errs)?;
     t.deny_unknown(
-        &["name", "algorithm", "servers", "health_check", "passive_failures", "passive_recovery_ms", "proxy_protocol"],
+        &["name", "algorithm", "servers", "health_check", "passive_failures", "passive_recovery_ms", "proxy_protocol", "nodelay"],
         errs,
     );
     let before = errs.0.len();
@@ -189,6 +200,7 @@ fn pool(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Er
             ),
         },
     };
+    let nodelay = t.bool_or("nodelay", true, errs);
     if errs.0.len() != before {
         return None;
     }
@@ -199,6 +211,7 @@ fn pool(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Er
         health_check: health_check?,
         passive: passive?,
         proxy_protocol: proxy_protocol?,
+        nodelay: nodelay?,
     })
 }
 
@@ -283,7 +296,7 @@ fn listener(
 ) -> Option<ListenerConfig> {
     let path = format!("listener[{index}]");
     let t = Table::new(value, &path, errs)?;
-    t.deny_unknown(&["name", "listen", "pool", "max_connections", "connect_timeout_ms", "idle_timeout_ms"], errs);
+    t.deny_unknown(&["name", "listen", "pool", "max_connections", "connect_timeout_ms", "idle_timeout_ms", "nodelay"], errs);
     let name = name(&t, errs);
     let listen = t.required_string("listen", errs).and_then(|l| {
         let Ok(addr) = l.trim().parse::<SocketAddrV4>() else {
@@ -316,6 +329,7 @@ fn listener(
     let max_connections = t.uint_or("max_connections", 10_000, 1, 1_000_000, errs);
     let connect = t.uint_or("connect_timeout_ms", 3_000, 1, 600_000, errs);
     let idle = t.uint_or("idle_timeout_ms", 60_000, 1, 86_400_000, errs);
+    let nodelay = t.bool_or("nodelay", true, errs);
     Some(ListenerConfig {
         name: name?,
         listen: listen?,
@@ -323,5 +337,6 @@ fn listener(
         max_connections: max_connections?,
         connect_timeout: Duration::from_millis(u64::from(connect?)),
         idle_timeout: Duration::from_millis(u64::from(idle?)),
+        nodelay: nodelay?,
     })
 }

@@ -21,6 +21,7 @@ impl Config {
                     .map(|s| ServerSpec { addr: s.addr, local_ip: s.local_ip, weight: s.weight })
                     .collect(),
                 proxy_protocol: p.proxy_protocol,
+                nodelay: p.nodelay,
             })
             .collect();
         let listeners = self
@@ -34,6 +35,7 @@ impl Config {
                 max_connections: l.max_connections,
                 connect_timeout: l.connect_timeout,
                 idle_timeout: l.idle_timeout,
+                nodelay: l.nodelay,
             })
             .collect();
         ProxySpec { listeners, pools }

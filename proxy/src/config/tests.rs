@@ -774,6 +774,20 @@ fn listener_and_pool_are_parsed_with_defaults_and_source_addresses() {
     assert_eq!((l.name.as_str(), l.pool.as_str(), l.max_connections), ("http", "web", 10_000));
     assert_eq!(l.listen, "198.18.0.2:80".parse().unwrap());
     assert_eq!((l.connect_timeout.as_millis(), l.idle_timeout.as_millis()), (3000, 60_000));
+    assert!(l.nodelay && p.nodelay, "no Nagle on proxied connections by default");
+    assert!(cfg.proxy_spec().listeners[0].nodelay && cfg.proxy_spec().pools[0].nodelay);
+}
+
+#[test]
+fn nodelay_is_read_and_checked() {
+    let cfg = ok(&with_proxy("[[listener]]\nname = \"a\"\nlisten = \"0.0.0.0:81\"\npool = \"web\"\nnodelay = false\n"));
+    assert!(!cfg.listeners[0].nodelay);
+    assert!(!cfg.proxy_spec().listeners[0].nodelay);
+    one_error(
+        &with_proxy("[[listener]]\nname = \"a\"\nlisten = \"0.0.0.0:81\"\npool = \"web\"\nnodelay = \"yes\"\n"),
+        "listener[0].nodelay",
+        "",
+    );
 }
 
 #[test]

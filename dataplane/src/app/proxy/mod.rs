@@ -86,6 +86,8 @@ pub struct PoolSpec {
     pub servers: Vec<ServerSpec>,
     /// The PROXY protocol header each backend connection starts with (`None`: off).
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// Backend connections send without Nagle's delay (`TCP_NODELAY`).
+    pub nodelay: bool,
 }
 
 /// Where clients connect and what they are spliced to.
@@ -103,6 +105,9 @@ pub struct ListenerSpec {
     pub connect_timeout: Duration,
     /// A session that moves no byte for this long is aborted.
     pub idle_timeout: Duration,
+    /// Client connections send without Nagle's delay (`TCP_NODELAY`): a proxy relays
+    /// what it got at once, and Nagle would hold a response's tail for a round trip.
+    pub nodelay: bool,
 }
 
 /// The whole proxy configuration of one engine.
@@ -269,6 +274,8 @@ struct PoolState {
     balancer: Balancer,
     /// The PROXY protocol header of the pool's backend connections, if any.
     proxy_protocol: Option<ProxyProtocol>,
+    /// Backend connections without Nagle's delay.
+    nodelay: bool,
 }
 
 impl PoolState {
@@ -459,7 +466,7 @@ impl<P: Payload> Proxy<P> {
                 .collect();
             let balancer = Balancer::new(pool.algorithm, &backends)
                 .map_err(|source| ProxyError::Pool { name: pool.name.clone(), source })?;
-            pools.push(PoolState { first, balancer, proxy_protocol: pool.proxy_protocol });
+            pools.push(PoolState { first, balancer, proxy_protocol: pool.proxy_protocol, nodelay: pool.nodelay });
             first += backends.len();
         }
         for (pool, state) in spec.pools.iter().zip(pools) {
@@ -588,6 +595,9 @@ impl<P: Payload> Proxy<P> {
             let _ = engine.abort(client, now);
             return;
         }
+        if l.spec.nodelay {
+            let _ = engine.set_nodelay(client, true, now);
+        }
         let unspecified = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
         let (front_addr, client_addr) = engine.addresses(client).unwrap_or((unspecified, unspecified));
         ls.active += 1;
@@ -650,6 +660,9 @@ impl<P: Payload> Proxy<P> {
             }
             match engine.connect(server.local_ip, server.addr, now) {
                 Ok(bid) => {
+                    if pool.nodelay {
+                        let _ = engine.set_nodelay(bid, true, now);
+                    }
                     s.backend = Some(bid);
                     s.backend_open = true;
                     s.server = Some(flat);

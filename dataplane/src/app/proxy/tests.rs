@@ -36,8 +36,9 @@ fn spec(servers: Vec<ServerSpec>, max_connections: u32, idle_ms: u64) -> ProxySp
             max_connections,
             connect_timeout: Duration::from_millis(100),
             idle_timeout: Duration::from_millis(idle_ms),
+            nodelay: true,
         }],
-        pools: vec![PoolSpec { name: "web".into(), algorithm: Algorithm::RoundRobin, servers, proxy_protocol: None }],
+        pools: vec![PoolSpec { name: "web".into(), algorithm: Algorithm::RoundRobin, servers, proxy_protocol: None, nodelay: true }],
     }
 }
 
@@ -463,7 +464,7 @@ fn pool(algorithm: Algorithm, weights: &[u32]) -> PoolState {
         .enumerate()
         .map(|(id, &weight)| Backend { id, addr: SocketAddrV4::new(BACKEND, 8000 + id as u16), weight })
         .collect();
-    PoolState { first: 0, balancer: Balancer::new(algorithm, &backends).expect("valid pool"), proxy_protocol: None }
+    PoolState { first: 0, balancer: Balancer::new(algorithm, &backends).expect("valid pool"), proxy_protocol: None, nodelay: true }
 }
 
 #[test]
@@ -638,4 +639,69 @@ fn a_header_that_cannot_be_built_resets_the_session_and_is_counted() {
         assert_eq!((l.refused_proxy_header, l.active, l.bytes_in), (1, 0, 0));
         assert_eq!(net.apps.proxy().session_count(), 0);
     }
+}
+
+/// The response's second small piece reaches the client at once with `nodelay` (the
+/// default), while the first is still unacknowledged (the client delays its ACK); with
+/// Nagle on the client connection it waits for that ACK.
+fn second_piece_delay(nodelay: bool) -> usize {
+    let mut s = spec(vec![server(BACKEND, MANUAL_PORT)], 100, 60_000);
+    s.listeners[0].nodelay = nodelay;
+    let mut net = Net::new(&s, TcpConfig::default());
+    let id = net.connect();
+    net.steps(5);
+    assert_eq!(net.client.write(id, HeapPayload::from_slice(b"GET /"), WriteFlags::NONE, net.now), Ok(5));
+    net.steps(20);
+    let b = net.accept_manual().unwrap_or_else(|| panic!("backend connection not accepted"));
+    net.step();
+    let mut sink = Vec::new();
+    let now = net.now;
+    Net::read_all(&mut net.backend, b, now, &mut sink);
+    // The backend sends small pieces at once too; a first 64 KiB takes the client out
+    // of quick-ACK mode (Linux tcp_incr_quickack), so that it delays its ACKs.
+    assert_eq!(net.backend.set_nodelay(b, true, net.now), Ok(()));
+    let head = pattern(64 * 1024);
+    let (mut written, mut got) = (0, Vec::new());
+    for _ in 0..2000 {
+        if written < head.len() {
+            if let Ok(n) = net.backend.write(b, HeapPayload::from_slice(&head[written..]), WriteFlags::NONE, net.now) {
+                written += n;
+            }
+        }
+        net.step();
+        let now = net.now;
+        Net::read_all(&mut net.client, id, now, &mut got);
+        if got.len() == head.len() {
+            break;
+        }
+    }
+    assert_eq!(got.len(), head.len());
+    // Let every ACK settle.
+    net.steps(300);
+    let mut got = Vec::new();
+    assert_eq!(net.backend.write(b, HeapPayload::from_slice(&[1u8; 100]), WriteFlags::NONE, net.now), Ok(100));
+    for _ in 0..5 {
+        net.step();
+        let now = net.now;
+        Net::read_all(&mut net.client, id, now, &mut got);
+    }
+    assert_eq!(got.len(), 100, "the first piece is relayed at once either way");
+    assert_eq!(net.backend.write(b, HeapPayload::from_slice(&[2u8; 100]), WriteFlags::NONE, net.now), Ok(100));
+    for step in 1..200 {
+        net.step();
+        let now = net.now;
+        Net::read_all(&mut net.client, id, now, &mut got);
+        if got.len() == 200 {
+            return step;
+        }
+    }
+    panic!("the second piece never arrived");
+}
+
+#[test]
+fn nodelay_relays_a_small_tail_without_waiting_for_an_ack() {
+    let fast = second_piece_delay(true);
+    let nagle = second_piece_delay(false);
+    assert!(fast <= 3, "with nodelay the tail takes {fast} ms");
+    assert!(nagle > fast + 10, "Nagle holds the tail for the delayed ACK ({nagle} ms vs {fast} ms)");
 }
