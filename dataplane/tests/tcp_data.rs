@@ -186,3 +186,85 @@ fn writes_after_shutdown_fail_and_close_states_progress() {
     assert_eq!(s.state(id), Some(State::FinWait2));
     assert_eq!(s.read_all(id), bytes(1, 10));
 }
+
+/// A peer that closes its window and goes silent (Linux `tcp_probe_timer`): unanswered
+/// probes are bounded like retransmissions (`tcp_retries2`, here 3), then a reset.
+#[test]
+fn unanswered_zero_window_probes_end_in_a_reset() {
+    let mut s = Script::new(TcpConfig { max_retries: 3, ..script_config() });
+    let id = s.passive_open();
+    s.inject(20, ". 1 ack 1 win 0 <TS val 120 ecr 0>");
+    s.advance_to(30);
+    assert_eq!(s.write(id, &[5u8; 100]), 100);
+    s.expect_at(230, ". 0:0(0) ack 1 <TS val 230 ecr 120>");
+    s.expect_at(630, ". 0:0(0) ack 1 <TS val 630 ecr 120>");
+    s.expect_at(1430, ". 0:0(0) ack 1 <TS val 1430 ecr 120>");
+    s.expect_at(3030, "R. 1 ack 1");
+    assert_eq!(s.state(id), None);
+    assert!(s.saw_event(StackEvent::Conn(id, Event::Closed { reason: CloseReason::Timeout })));
+    assert_eq!(s.engine.counters().window_probes, 3);
+    assert_eq!(s.engine.counters().abort_on_timeout, 1);
+}
+
+/// RFC 1122 §4.2.2.17: as long as the receiver answers the probes, the sender keeps the
+/// connection open, however long the window stays closed (Linux resets `icsk_probes_out`
+/// on every acceptable ACK).
+#[test]
+fn answered_zero_window_probes_keep_the_connection_open() {
+    let mut s = Script::new(TcpConfig { max_retries: 2, ..script_config() });
+    let id = s.passive_open();
+    s.inject(20, ". 1 ack 1 win 0 <TS val 120 ecr 0>");
+    s.advance_to(30);
+    assert_eq!(s.write(id, &[5u8; 100]), 100);
+    // Each answer re-arms the timer with the doubled interval (`tcp_ack_probe`).
+    let mut at = 230;
+    let mut interval = 200;
+    let mut ecr = 120;
+    for i in 0..5u64 {
+        s.expect_at(at, &format!(". 0:0(0) ack 1 <TS val {at} ecr {ecr}>"));
+        ecr = 130 + i;
+        s.inject(at + 1, &format!(". 1 ack 1 win 0 <TS val {ecr} ecr {at}>"));
+        interval *= 2;
+        at += 1 + interval;
+    }
+    assert_eq!(s.state(id), Some(State::Established), "five answered probes, a bound of two: still open");
+    s.inject(at - 100, ". 1 ack 1 win 512 <TS val 200 ecr 30>");
+    s.expect(&format!("P. 1:101(100) ack 1 <TS val {} ecr 200>", at - 100));
+}
+
+/// An orphan (closed by the application) gives up after `orphan_retries` unanswered probes
+/// (Linux `tcp_orphan_retries`) and stops counting as an orphan.
+#[test]
+fn an_orphan_behind_a_closed_window_gives_up_sooner() {
+    let mut s = Script::new(TcpConfig { max_retries: 15, orphan_retries: 2, ..script_config() });
+    let id = s.passive_open();
+    s.inject(20, ". 1 ack 1 win 0 <TS val 120 ecr 0>");
+    s.advance_to(30);
+    assert_eq!(s.write(id, &[5u8; 100]), 100);
+    assert_eq!(s.engine.close(id, s.now), Ok(()));
+    s.pump();
+    assert_eq!(s.engine.counters().orphans, 1);
+    s.expect_at(230, ". 0:0(0) ack 1 <TS val 230 ecr 120>");
+    s.expect_at(630, ". 0:0(0) ack 1 <TS val 630 ecr 120>");
+    s.expect_at(1430, "R. 1 ack 1");
+    assert_eq!(s.state(id), None);
+    assert_eq!(s.engine.counters().orphans, 0);
+    assert_eq!(s.engine.counters().abort_on_timeout, 1);
+}
+
+/// Beyond `max_orphans`, an orphan is reset at its next probe (Linux
+/// `tcp_out_of_resources`: `tcp_too_many_orphans`).
+#[test]
+fn too_many_orphans_are_reset_at_their_next_probe() {
+    let mut s = Script::new(TcpConfig { max_orphans: 0, ..script_config() });
+    let id = s.passive_open();
+    s.inject(20, ". 1 ack 1 win 0 <TS val 120 ecr 0>");
+    s.advance_to(30);
+    assert_eq!(s.write(id, &[5u8; 100]), 100);
+    assert_eq!(s.engine.close(id, s.now), Ok(()));
+    s.pump();
+    s.expect_at(230, "R. 1 ack 1");
+    assert_eq!(s.state(id), None);
+    assert_eq!(s.engine.counters().abort_on_memory, 1);
+    assert_eq!(s.engine.counters().orphans, 0);
+}

@@ -49,8 +49,16 @@ pub struct TcpConfig {
     pub syn_retries: u32,
     /// Overall deadline for an active open; `None` leaves only `syn_retries`.
     pub connect_timeout: Option<Duration>,
-    /// Data retransmissions before the connection is aborted (Linux `tcp_retries2`).
+    /// Data retransmissions, and unanswered zero-window probes, before the connection is
+    /// aborted (Linux `tcp_retries2`).
     pub max_retries: u32,
+    /// The same bound for a connection the application has closed (an orphan; Linux
+    /// `tcp_orphan_retries`, whose 0 means 8): nobody waits for it, so it gives up sooner.
+    pub orphan_retries: u32,
+    /// Orphaned connections (closed by the application, still sending or closing) an
+    /// engine keeps at most; beyond that, or while buffers are low, an orphan is reset at
+    /// its next retransmission or probe (Linux `tcp_max_orphans`, `tcp_out_of_resources`).
+    pub max_orphans: u32,
     /// Delayed-ACK timeout (RFC 9293 §3.8.6.3: under 0.5 s; Linux uses 40 ms).
     pub delayed_ack: Duration,
     /// Segments acknowledged at once at the start of a connection (Linux quick-ack mode).
@@ -138,6 +146,8 @@ impl Default for TcpConfig {
             syn_retries: 6,
             connect_timeout: Some(Duration::from_secs(75)),
             max_retries: 15,
+            orphan_retries: 8,
+            max_orphans: 4096,
             delayed_ack: Duration::from_millis(40),
             initial_quickacks: 8,
             msl: Duration::from_secs(30),

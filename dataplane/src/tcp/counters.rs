@@ -122,6 +122,12 @@ counters! {
     abort_on_timeout => "TCPAbortOnTimeout",
     /// Connections aborted by `close()` with unread data (RFC 2525 §2.17).
     abort_on_close => "TCPAbortOnClose",
+    /// Orphaned connections reset because there were too many orphans or buffers ran low
+    /// (Linux `tcp_out_of_resources`).
+    abort_on_memory => "TCPAbortOnMemory",
+    /// Connections the application has closed that are still sending or closing (gauge;
+    /// Linux `/proc/net/sockstat` "orphan").
+    orphans => "TCPOrphans",
     /// Zero-window probes sent.
     window_probes => "TCPWinProbe",
     /// Keepalive probes sent.

@@ -18,6 +18,15 @@ pub struct Shared {
 pub const PRESSURE_RCVBUF_MSS: u32 = 2;
 
 impl Shared {
+    /// Linux `tcp_check_oom` for an orphan: more orphans than `max` (each counted
+    /// `1 << shift` times, as `tcp_too_many_orphans` does for a connection that has been
+    /// quiet long) or buffers low.
+    pub fn orphans_out_of_resources(&self, max: u32, shift: u32) -> bool {
+        self.memory_pressure || self.counters.orphans.checked_shl(shift).unwrap_or(u64::MAX) > u64::from(max)
+    }
+}
+
+impl Shared {
     /// Fresh counters and a challenge-ACK budget of `challenge_ack_limit` per second.
     pub fn new(challenge_ack_limit: u32) -> Self {
         Shared {

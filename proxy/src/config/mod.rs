@@ -25,6 +25,8 @@
 //! rcvbuf = 1048576          # bytes, 16 KiB..=1 GiB
 //! initial_cwnd = 10         # segments, 1..=100
 //! tail_loss_probes = true
+//! orphan_retries = 8        # 1..=15: unanswered retransmissions/probes of a closed connection
+//! max_orphans = 4096        # 0..=1000000 per lcore: closed connections still sending
 //!
 //! [[port]]                  # at least one
 //! name = "tap0"

@@ -28,6 +28,12 @@ pub struct TcpSettings {
     pub initial_cwnd: u32,
     /// Tail loss probes (`tail_loss_probes`, RFC 8985 §7).
     pub tail_loss_probes: bool,
+    /// Unanswered retransmissions or zero-window probes of a connection the proxy has
+    /// closed before it is reset (`orphan_retries`, Linux `tcp_orphan_retries`: 8).
+    pub orphan_retries: u32,
+    /// Closed connections still sending or closing, per lcore, beyond which they are reset
+    /// at their next retransmission or probe (`max_orphans`, Linux `tcp_max_orphans`).
+    pub max_orphans: u32,
 }
 
 impl Default for TcpSettings {
@@ -42,6 +48,8 @@ impl Default for TcpSettings {
             // As Linux runs (`tcp_early_retrans` = 3): a lost tail is repaired after ~2 RTT
             // instead of an RTO.
             tail_loss_probes: true,
+            orphan_retries: d.orphan_retries,
+            max_orphans: d.max_orphans,
         }
     }
 }
@@ -56,6 +64,8 @@ impl TcpSettings {
             rcvbuf: self.rcvbuf,
             initial_cwnd_segments: self.initial_cwnd,
             tlp: self.tail_loss_probes,
+            orphan_retries: self.orphan_retries,
+            max_orphans: self.max_orphans,
             ..TcpConfig::default()
         }
     }
@@ -70,7 +80,10 @@ const MAX_SNDBUF: u32 = 1 << 30;
 
 pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
     let t = Table::new(value, "tcp", errs)?;
-    t.deny_unknown(&["congestion", "min_rto_ms", "sndbuf", "rcvbuf", "initial_cwnd", "tail_loss_probes"], errs);
+    t.deny_unknown(
+        &["congestion", "min_rto_ms", "sndbuf", "rcvbuf", "initial_cwnd", "tail_loss_probes", "orphan_retries", "max_orphans"],
+        errs,
+    );
     let d = TcpSettings::default();
     let congestion = match t.string("congestion", errs).as_deref() {
         None if t.get("congestion").is_none() => Some(d.congestion),
@@ -87,6 +100,8 @@ pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
     let rcvbuf = t.uint_or("rcvbuf", d.rcvbuf, MIN_BUFFER, MAX_RCVBUF, errs);
     let initial_cwnd = t.uint_or("initial_cwnd", d.initial_cwnd, 1, 100, errs);
     let tail_loss_probes = t.bool_or("tail_loss_probes", d.tail_loss_probes, errs);
+    let orphan_retries = t.uint_or("orphan_retries", d.orphan_retries, 1, 15, errs);
+    let max_orphans = t.uint_or("max_orphans", d.max_orphans, 0, 1_000_000, errs);
     Some(TcpSettings {
         congestion: congestion?,
         min_rto: Duration::from_millis(u64::from(min_rto?)),
@@ -94,5 +109,7 @@ pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
         rcvbuf: rcvbuf?,
         initial_cwnd: initial_cwnd?,
         tail_loss_probes: tail_loss_probes?,
+        orphan_retries: orphan_retries?,
+        max_orphans: max_orphans?,
     })
 }

@@ -321,6 +321,11 @@ fn tcp_section_defaults_values_and_errors() {
     one_error(&with_tcp("initial_cwnd = 0"), "tcp.initial_cwnd", "out of range");
     one_error(&with_tcp("tail_loss_probes = 1"), "tcp.tail_loss_probes", "expected true or false");
     one_error(&with_tcp("cubic = true"), "tcp.cubic", "");
+    let o = ok(&with_tcp("orphan_retries = 3\nmax_orphans = 100")).tcp.engine_config();
+    assert_eq!((o.orphan_retries, o.max_orphans), (3, 100));
+    assert_eq!((d.orphan_retries, d.max_orphans), (8, 4096), "Linux's orphan retries; 4096 orphans per lcore");
+    one_error(&with_tcp("orphan_retries = 0"), "tcp.orphan_retries", "out of range");
+    one_error(&with_tcp("max_orphans = -1"), "tcp.max_orphans", "");
 }
 
 #[test]

@@ -22,6 +22,7 @@
 //! | `strait_net_<event>_total` (e.g. `strait_net_rx_arp_total`) | counter | `port` |
 //! | `strait_tcp_<linux name in snake case>_total` (e.g. `strait_tcp_active_opens_total`) | counter | |
 //! | `strait_tcp_current_established` | gauge | |
+//! | `strait_tcp_orphans` | gauge | |
 //! | `strait_tcp_connections` (any state) | gauge | |
 //! | `strait_mempool_mbufs` | gauge | `state="in_use"\|"available"` |
 //! | `strait_mempool_capacity_mbufs` | gauge | |
@@ -48,6 +49,8 @@ pub const DPDK_VERSION: &str = "22.11";
 
 /// The Linux counter rendered as the `strait_tcp_current_established` gauge (not a counter).
 const CURR_ESTAB: &str = "CurrEstab";
+/// The Linux-named level rendered as the `strait_tcp_orphans` gauge.
+const ORPHANS: &str = "TCPOrphans";
 
 /// The Prometheus text exposition of `snap`.
 pub fn render(snap: &Snapshot) -> String {
@@ -348,12 +351,17 @@ fn tcp(out: &mut Families, snap: &Snapshot) {
     // metric name -> (Linux names, sum over lcores)
     let mut sums: BTreeMap<String, (Vec<&str>, u64)> = BTreeMap::new();
     let mut established: Option<u64> = None;
+    let mut orphans: u64 = 0;
     let mut connections: u64 = 0;
     for t in &snap.tcp {
         connections = connections.saturating_add(t.connections);
         for &(linux, v) in &t.counters {
             if linux == CURR_ESTAB {
                 established = Some(established.unwrap_or(0).saturating_add(v));
+                continue;
+            }
+            if linux == ORPHANS {
+                orphans = orphans.saturating_add(v);
                 continue;
             }
             let e = sums.entry(tcp_metric_name(linux)).or_default();
@@ -378,6 +386,11 @@ fn tcp(out: &mut Families, snap: &Snapshot) {
         );
     }
     if !snap.tcp.is_empty() {
+        out.gauge1(
+            "strait_tcp_orphans",
+            "TCP connections the application closed that are still sending or closing (bounded by [tcp] max_orphans per lcore), summed over lcores.",
+            orphans as f64,
+        );
         out.gauge1(
             "strait_tcp_connections",
             "TCP connections in the engines, in any state from SYN-RECEIVED to LAST-ACK (TIME-WAIT is kept apart, as compact entries), summed over lcores.",

@@ -90,6 +90,8 @@ impl<P: Payload> Connection<P> {
         let advanced = acked_bytes > 0;
         let tsecr = if self.ts_ok { repr.options.timestamps.map(|(_, e)| e).filter(|&e| e != 0) } else { None };
         let min_rtt = self.rtt.min_rtt();
+        // Linux `tcp_ack`: any acceptable ACK shows the peer alive ("something worked").
+        self.snd.probes_out = 0;
 
         // RFC 6298 §3 / RFC 7323 §4: the RTT sample of this ACK.
         let rtt = if advanced { self.take_rtt_sample(ack, tsecr, now) } else { None };
@@ -648,7 +650,18 @@ impl<P: Payload> Connection<P> {
                     CaState::Open if self.snd.sacked_out > 0 => shared.counters.sack_failures += 1,
                     CaState::Open => {}
                 }
-                if self.snd.retries > self.cfg.max_retries {
+                // Linux `tcp_write_timeout` for an orphan: `tcp_orphan_retries`, and reset
+                // at once when orphans are too many or buffers low.
+                let mut max_retries = self.cfg.max_retries;
+                if self.orphaned {
+                    if shared.orphans_out_of_resources(self.cfg.max_orphans, 0) {
+                        shared.counters.abort_on_memory += 1;
+                        self.reset_and_close(shared, CloseReason::Timeout);
+                        return;
+                    }
+                    max_retries = self.cfg.orphan_retries;
+                }
+                if self.snd.retries > max_retries {
                     shared.counters.abort_on_timeout += 1;
                     if self.state.counts_as_established() {
                         shared.counters.estab_resets += 1;

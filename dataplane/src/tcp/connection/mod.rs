@@ -565,7 +565,10 @@ impl<P: Payload> Connection<P> {
             self.abort(shared);
             return;
         }
-        self.orphaned = true;
+        if !self.orphaned {
+            self.orphaned = true;
+            shared.counters.orphans += 1;
+        }
         self.shutdown_write(shared);
         if self.state == State::FinWait2 {
             self.timers.fin_wait2 = Some(now + self.cfg.fin_wait2_timeout);
@@ -700,6 +703,12 @@ impl<P: Payload> Connection<P> {
         if matches!(old, State::SynSent | State::SynReceived) && new == State::Closed {
             shared.counters.attempt_fails += 1;
         }
+        // An orphan stops counting when it is gone or only TIME-WAIT remains (Linux
+        // destroys the socket then).
+        let gone = |s: State| matches!(s, State::Closed | State::TimeWait);
+        if self.orphaned && !gone(old) && gone(new) {
+            shared.counters.orphans = shared.counters.orphans.saturating_sub(1);
+        }
         tracing::trace!(local = %self.local, remote = %self.remote, from = %old, to = %new, "tcp state");
         self.state = new;
     }
@@ -725,6 +734,14 @@ impl<P: Payload> Connection<P> {
         self.pending.keepalive_probe = false;
         self.pending.tlp = false;
         self.push_event(Event::Closed { reason });
+    }
+
+    /// Sends a reset where the peer may hold state and closes (`tcp_write_err` after
+    /// `tcp_send_active_reset`).
+    fn reset_and_close(&mut self, shared: &mut Shared, reason: CloseReason) {
+        let (seq, ack) = (self.snd.nxt, self.rcv.nxt);
+        self.queue_rst(RstSpec { seq, ack: Some(ack) });
+        self.close_now(shared, reason);
     }
 
     fn queue_rst(&mut self, rst: RstSpec) {

@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 
 use super::loss::CaState;
-use super::{Connection, Event, WriteFlags};
+use super::{CloseReason, Connection, Event, WriteFlags};
 use crate::tcp::payload::Payload;
 use crate::tcp::recovery::{Prr, Rack};
 use crate::tcp::seq::SeqNum;
@@ -157,8 +157,12 @@ pub(crate) struct SendState<P> {
     pub rtx_hint: Option<SeqNum>,
     /// Consecutive RTOs without progress.
     pub retries: u32,
-    /// Zero-window probes sent without the window opening.
+    /// Zero-window probes sent without the window opening: the exponent of the probe
+    /// interval (Linux `icsk_backoff` while probing).
     pub probes: u32,
+    /// Zero-window probes sent since the last acceptable ACK: the peer's silence (Linux
+    /// `icsk_probes_out`, reset by every acceptable ACK in `tcp_ack`).
+    pub probes_out: u32,
     /// RTT timing of one segment when timestamps are off: `(end seq, sent at)`.
     pub rtt_probe: Option<(SeqNum, Instant)>,
     /// A write was refused or cut short: report [`Event::Writable`] when space frees.
@@ -210,6 +214,7 @@ impl<P: Payload> SendState<P> {
             rtx_hint: None,
             retries: 0,
             probes: 0,
+            probes_out: 0,
             rtt_probe: None,
             writable_wanted: false,
             cwnd_limited: false,
@@ -627,11 +632,38 @@ impl<P: Payload> Connection<P> {
     }
 
     /// The persist timer fired (RFC 9293 §3.8.6.1; `tcp_probe_timer` / `tcp_write_wakeup`).
-    pub(super) fn on_persist(&mut self, now: Instant) {
+    /// The persist timer (Linux `tcp_probe_timer`): RFC 1122 §4.2.2.17 keeps probing as
+    /// long as the receiver answers, so only unanswered probes count towards the bound:
+    /// `max_retries` (`tcp_retries2`), or for an orphan `orphan_retries`
+    /// (`tcp_orphan_retries`), which is also reset at once when there are too many
+    /// orphans or buffers run low (`tcp_out_of_resources`). A peer that closes its window
+    /// and goes silent can no longer hold the queued data for ever.
+    pub(super) fn on_persist(&mut self, shared: &mut Shared, now: Instant) {
         self.timers.persist = None;
         if !self.state.is_synchronized() || !self.snd.has_unsent() || self.snd.outstanding() > 0 {
+            self.snd.probes_out = 0;
             return;
         }
+        let mut max_probes = self.cfg.max_retries;
+        if self.orphaned {
+            // `tcp_out_of_resources`: a window closed this long counts double.
+            let quiet = now.saturating_duration_since(self.snd.last_send) > self.cfg.max_rto.saturating_mul(2);
+            if shared.orphans_out_of_resources(self.cfg.max_orphans, u32::from(quiet)) {
+                shared.counters.abort_on_memory += 1;
+                self.reset_and_close(shared, CloseReason::Timeout);
+                return;
+            }
+            max_probes = self.cfg.orphan_retries;
+        }
+        if self.snd.probes_out >= max_probes {
+            shared.counters.abort_on_timeout += 1;
+            if self.state.counts_as_established() {
+                shared.counters.estab_resets += 1;
+            }
+            self.reset_and_close(shared, CloseReason::Timeout);
+            return;
+        }
+        self.snd.probes_out = self.snd.probes_out.saturating_add(1);
         self.snd.probes = self.snd.probes.saturating_add(1);
         self.pending.window_probe = true;
         self.timers.persist = Some(now + self.persist_interval());

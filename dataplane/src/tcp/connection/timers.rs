@@ -176,7 +176,10 @@ impl<P: Payload> Connection<P> {
             }
         }
         if due(self.timers.persist, now) {
-            self.on_persist(now);
+            self.on_persist(shared, now);
+            if self.state == State::Closed {
+                return;
+            }
         }
         if due(self.timers.keepalive, now) {
             self.on_keepalive(shared, now);

@@ -368,13 +368,15 @@ fn tcp_counters_summed_with_linux_names_and_established_gauge() {
     assert_eq!(p.types["strait_tcp_connections"], "gauge");
     assert_eq!(p.samples["strait_tcp_connections"], 7.0);
     assert!(!p.types.keys().any(|n| n.contains("curr_estab")));
-    // One family per Linux counter (less CurrEstab), none lost to a name clash.
+    // One family per Linux counter (less CurrEstab and TCPOrphans, gauges), none lost to a
+    // name clash.
     let tcp_counters = p
         .types
         .iter()
         .filter(|(n, t)| n.starts_with("strait_tcp_") && *t == "counter")
         .count();
-    assert_eq!(tcp_counters, Counters::default().iter().count() - 1);
+    assert_eq!(tcp_counters, Counters::default().iter().count() - 2, "all but the two levels");
+    assert_eq!(p.types["strait_tcp_orphans"], "gauge");
 }
 
 #[test]
