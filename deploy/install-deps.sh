@@ -17,6 +17,8 @@ PACKAGES=(
   prometheus
   # SYN-flood test (proxy/tests/ops_synflood.rs); systemd-analyze for the unit test
   hping3 systemd
+  # packet filtering in test namespaces (silent peers, the lossy benchmark)
+  nftables
 )
 
 missing=()
