@@ -163,6 +163,36 @@ fn syn_cookies_on_backlog_overflow() {
     assert_eq!(s.engine.counters().syncookies_failed, 1);
 }
 
+/// Linux `tcp_synq_no_recent_overflow`: a listener that sent no cookie in the last two
+/// minutes does not check bare ACKs as cookies at all, so a blind forgery cannot open a
+/// connection (a cookie check accepts one guess in about 2^29); a late ACK of a cookie sent
+/// more than two minutes ago is refused too.
+#[test]
+fn bare_acks_are_cookies_only_after_a_recent_overflow() {
+    // No SYN-ACK retransmissions of the half-open connection that fills the SYN queue.
+    let cfg = TcpConfig { syn_backlog: 1, syn_retries: 0, ..script_config() };
+    let mut s = Script::new(cfg);
+    let l = s.listen();
+    s.new_peer(40002, true);
+    s.inject(1, ". 9000 ack 123456 win 512");
+    s.expect("R 123456:123456(0)");
+    assert_eq!(s.engine.counters().syncookies_not_recent, 1);
+    assert_eq!(s.engine.counters().syncookies_failed, 0, "not even checked");
+    // An overflow: a cookie goes out; its ACK 121 s later is no longer taken.
+    s.new_peer(40000, false);
+    s.inject(2, "S 0:0(0) win 65535 <mss 1460,sackOK,TS val 100 ecr 0,wscale 7>");
+    s.expect("S. 0:0(0) ack 1 <mss 1460,sackOK,TS val 2 ecr 100,wscale 0>");
+    s.new_peer(40001, false);
+    s.inject(3, "S 5000:5000(0) win 65535 <mss 1460,sackOK,TS val 200 ecr 0,wscale 7>");
+    let synack = s.expect("S. 0:0(0) ack 5001 <mss 1460,sackOK,TS val * ecr 200,wscale 0>");
+    let tsval = synack.repr.options.timestamps.map(|t| t.0).unwrap_or(0);
+    s.inject(124_000, &format!(". 5001 ack 1 win 512 <TS val 203 ecr {tsval}>"));
+    s.expect("R 1:1(0)");
+    assert_eq!(s.engine.counters().syncookies_not_recent, 2);
+    assert_eq!(s.engine.counters().syncookies_recv, 0);
+    assert!(s.engine.accept(l).is_none());
+}
+
 #[test]
 fn accept_queue_overflow_drops_syns() {
     let cfg = TcpConfig { accept_backlog: 1, ..script_config() };

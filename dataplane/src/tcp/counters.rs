@@ -125,6 +125,10 @@ counters! {
     /// Orphaned connections reset because there were too many orphans or buffers ran low
     /// (Linux `tcp_out_of_resources`).
     abort_on_memory => "TCPAbortOnMemory",
+    /// Bare ACKs to a listener that sent no SYN cookie in the last two minutes, answered
+    /// with a reset instead of being checked as cookies (Linux
+    /// `tcp_synq_no_recent_overflow`).
+    syncookies_not_recent => "TCPSynCookiesNotRecent",
     /// Connections the application has closed that are still sending or closing (gauge;
     /// Linux `/proc/net/sockstat` "orphan").
     orphans => "TCPOrphans",

@@ -20,11 +20,18 @@ pub(crate) struct Listener {
     pub syn_queue: usize,
     /// Established connections waiting for `accept`.
     pub accept_queue: VecDeque<ConnId>,
+    /// When this listener last answered a SYN with a cookie (Linux `tcp_synq_overflow`).
+    pub last_overflow: Option<Instant>,
 }
+
+/// How long after the last cookie was sent a cookie ACK is still taken (Linux
+/// `TCP_SYNCOOKIE_VALID`, 2 minutes): past it the SYN queue had room, so no legitimate
+/// peer holds a cookie, and a blind forgery (one in 2^29 per ACK) gets nowhere.
+pub const SYNCOOKIE_VALID: crate::time::Duration = crate::time::Duration::from_secs(120);
 
 impl Listener {
     pub fn new(addr: SocketAddrV4) -> Self {
-        Listener { addr, syn_queue: 0, accept_queue: VecDeque::new() }
+        Listener { addr, syn_queue: 0, accept_queue: VecDeque::new(), last_overflow: None }
     }
 
     pub fn accept_queue_full(&self, backlog: usize) -> bool {
@@ -79,6 +86,9 @@ impl<P: Payload> Engine<P> {
         }
         if syn_full {
             if self.cfg.syncookies {
+                if let Some(Some(l)) = self.listeners.get_mut(lid.0 as usize) {
+                    l.last_overflow = Some(now);
+                }
                 self.send_cookie_synack(&tuple, repr, now);
             } else {
                 self.shared.counters.listen_drops += 1;
@@ -124,6 +134,19 @@ impl<P: Payload> Engine<P> {
     /// An ACK to a listener: the third packet of a cookie handshake, or junk (RST).
     fn cookie_ack(&mut self, lid: ListenerId, tuple: FourTuple, repr: &TcpRepr, payload: P, now: Instant) {
         if !self.cfg.syncookies {
+            self.reply_rst(&tuple, repr, payload.len());
+            return;
+        }
+        // Linux `tcp_synq_no_recent_overflow`: cookies only while this listener sent some
+        // lately; any other bare ACK is junk.
+        let recent = self
+            .listeners
+            .get(lid.0 as usize)
+            .and_then(Option::as_ref)
+            .and_then(|l| l.last_overflow)
+            .is_some_and(|t| now.saturating_duration_since(t) < SYNCOOKIE_VALID);
+        if !recent {
+            self.shared.counters.syncookies_not_recent += 1;
             self.reply_rst(&tuple, repr, payload.len());
             return;
         }
