@@ -197,3 +197,29 @@ fn rst_storm_is_survived() {
     assert_eq!(acks, s.engine.counters().challenge_acks);
     assert!(acks <= 1000, "rate limited: {acks}");
 }
+
+/// Linux `tcp_oow_rate_limited` (`tcp_invalid_ratelimit`, 500 ms): out-of-window and
+/// PAWS-rejected segments without data get at most one duplicate ACK per interval, so a
+/// forger cannot make us reflect ACKs; data and FIN segments always get theirs.
+#[test]
+fn duplicate_acks_for_invalid_segments_are_rate_limited() {
+    let mut s = Script::new(script_config());
+    let _id = s.passive_open();
+    // Bare ACKs far outside the receive window.
+    s.inject(20, ". 900000 ack 1 win 512 <TS val 120 ecr 0>");
+    s.expect(". 1 ack 1 <TS val 20 ecr 110>");
+    s.inject(21, ". 900001 ack 1 win 512 <TS val 121 ecr 0>");
+    s.inject(22, ". 900002 ack 1 win 512 <TS val 122 ecr 0>");
+    s.expect_nothing();
+    assert_eq!(s.engine.counters().ack_skipped_seq, 2);
+    // Out-of-window data is still answered (not part of an ACK loop).
+    s.inject(23, "P. 900003:900013(10) ack 1 win 512 <TS val 123 ecr 0>");
+    s.expect(". 1 ack 1 <TS val 23 ecr 110>");
+    // PAWS: an old timestamp on a bare ACK, limited by the same clock.
+    s.inject(24, ". 1 ack 1 win 512 <TS val 4294966406 ecr 0>");
+    s.expect_nothing();
+    assert_eq!(s.engine.counters().ack_skipped_paws, 1);
+    // After the interval, one more.
+    s.inject(600, ". 900004 ack 1 win 512 <TS val 130 ecr 0>");
+    s.expect(". 1 ack 1 <TS val 600 ecr 110>");
+}

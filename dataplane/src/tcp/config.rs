@@ -59,6 +59,10 @@ pub struct TcpConfig {
     /// engine keeps at most; beyond that, or while buffers are low, an orphan is reset at
     /// its next retransmission or probe (Linux `tcp_max_orphans`, `tcp_out_of_resources`).
     pub max_orphans: u32,
+    /// At most one duplicate ACK per this interval answers out-of-window or PAWS-rejected
+    /// segments without data (Linux `tcp_invalid_ratelimit`, 500 ms): a peer, or a forger,
+    /// cannot turn us into an ACK reflector or start an ACK loop.
+    pub invalid_ratelimit: Duration,
     /// Delayed-ACK timeout (RFC 9293 §3.8.6.3: under 0.5 s; Linux uses 40 ms).
     pub delayed_ack: Duration,
     /// Segments acknowledged at once at the start of a connection (Linux quick-ack mode).
@@ -148,6 +152,7 @@ impl Default for TcpConfig {
             max_retries: 15,
             orphan_retries: 8,
             max_orphans: 4096,
+            invalid_ratelimit: Duration::from_millis(500),
             delayed_ack: Duration::from_millis(40),
             initial_quickacks: 8,
             msl: Duration::from_secs(30),

@@ -129,6 +129,10 @@ counters! {
     /// with a reset instead of being checked as cookies (Linux
     /// `tcp_synq_no_recent_overflow`).
     syncookies_not_recent => "TCPSynCookiesNotRecent",
+    /// Duplicate ACKs not sent for out-of-window segments without data (rate limit).
+    ack_skipped_seq => "TCPACKSkippedSeq",
+    /// Duplicate ACKs not sent for PAWS-rejected segments without data (rate limit).
+    ack_skipped_paws => "TCPACKSkippedPAWS",
     /// Connections the application has closed that are still sending or closing (gauge;
     /// Linux `/proc/net/sockstat` "orphan").
     orphans => "TCPOrphans",

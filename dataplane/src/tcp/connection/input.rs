@@ -9,6 +9,23 @@ use crate::time::Instant;
 use crate::wire::tcp::{Flags, TcpRepr};
 
 impl<P: Payload> Connection<P> {
+    /// Linux `tcp_oow_rate_limited`: whether the duplicate ACK for an out-of-window or
+    /// PAWS-rejected segment must be skipped. Segments that take sequence space (data or
+    /// FIN) without SYN are not part of an ACK loop and always get theirs; others at most
+    /// one per `invalid_ratelimit`.
+    fn oow_rate_limited(&mut self, seq_len: usize, syn: bool, now: Instant) -> bool {
+        if seq_len > 0 && !syn {
+            return false;
+        }
+        if let Some(last) = self.last_oow_ack {
+            if now >= last && now.saturating_duration_since(last) < self.cfg.invalid_ratelimit {
+                return true;
+            }
+        }
+        self.last_oow_ack = Some(now);
+        false
+    }
+
     /// Processes one arriving segment (already checksummed and parsed, addressed to this
     /// connection's 4-tuple). Replies are produced by the next
     /// [`poll_transmit`](Self::poll_transmit); never panics on hostile input.
@@ -128,7 +145,11 @@ impl<P: Payload> Connection<P> {
                     let end = if end.gt(self.rcv.nxt) { self.rcv.nxt } else { end };
                     self.rcv.note_duplicate(repr.seq, end);
                 }
-                self.owe_ack();
+                if self.oow_rate_limited(payload.len() + usize::from(fin), syn, now) {
+                    shared.counters.ack_skipped_paws += 1;
+                } else {
+                    self.owe_ack();
+                }
                 return;
             }
         }
@@ -147,8 +168,13 @@ impl<P: Payload> Connection<P> {
                     self.rcv.note_duplicate(repr.seq, end);
                 }
                 if !rst {
-                    // Out-of-window: a duplicate ACK, not a state change (send-path §5).
-                    self.owe_ack();
+                    // Out-of-window: a duplicate ACK, not a state change (send-path §5),
+                    // rate-limited for segments without data.
+                    if self.oow_rate_limited(payload.len() + usize::from(fin), syn, now) {
+                        shared.counters.ack_skipped_seq += 1;
+                    } else {
+                        self.owe_ack();
+                    }
                 }
                 return;
             }

@@ -276,6 +276,9 @@ pub struct Connection<P: Payload> {
     passive: bool,
     /// `close()` was called: the application is gone (FIN-WAIT-2 timeout applies).
     orphaned: bool,
+    /// When the last duplicate ACK answering an out-of-window or PAWS-rejected segment
+    /// without data went out (Linux `last_oow_ack_time`).
+    last_oow_ack: Option<Instant>,
     /// Sending MSS after negotiation (RFC 9293 §3.7.1).
     snd_mss: u32,
     /// Shift applied to windows the peer sends (RFC 7323 §2.3).
@@ -316,6 +319,7 @@ impl<P: Payload> Connection<P> {
             cfg: cfg.clone(),
             passive: false,
             orphaned: false,
+            last_oow_ack: None,
             snd_mss: mss,
             snd_wscale: 0,
             rcv_wscale,
