@@ -390,12 +390,23 @@ impl<P: Payload> Connection<P> {
     }
 
     /// A D-SACK (RFC 2883): counted; it widens RACK's reordering window (RFC 8985 §6.2
-    /// step 4), and once every retransmission of the current episode was reported
-    /// duplicate the reduction is undone (RFC 3708, Linux `tcp_try_undo_dsack`).
+    /// step 4) when it may show that reordering fooled RACK, and once every retransmission
+    /// of the current episode was reported duplicate the reduction is undone (RFC 3708,
+    /// Linux `tcp_try_undo_dsack`).
     fn on_dsack(&mut self, shared: &mut Shared, l: SeqNum, r: SeqNum) {
         shared.counters.dsack_recv += 1;
-        self.snd.rack.on_dsack(self.snd.una, self.snd.nxt);
         let mss = self.effective_mss().max(1);
+        // Linux `tcp_dsack_seen`: the window grows only in rounds where a D-SACK may come
+        // from reordering having triggered a spurious fast recovery: reordering was seen on
+        // the connection, and the D-SACK is not for a tail loss probe (`FLAG_DSACK_TLP`:
+        // probes are timer-driven, not RACK's doing). Otherwise every needless
+        // retransmission (a loss probe or RTO whose original arrived, a retransmission cut
+        // differently from the original) would slow RACK's loss detection on a path that
+        // never reorders.
+        let tlp_dsack = seq_dist(l, r) <= mss && self.snd.tlp.is_some_and(|(high, _)| high == r);
+        if self.snd.rack.reordering_seen && !tlp_dsack {
+            self.snd.rack.on_dsack(self.snd.una, self.snd.nxt);
+        }
         let Some(u) = self.snd.undo.as_mut() else { return };
         if l.lt(u.marker) || u.retrans == 0 {
             return;
