@@ -14,7 +14,9 @@
 //!   BBR). Prints MB/s per run and the sender's `nstat` counters.
 //!
 //! Environment: `LOSS_PERMILLE` (default 50), `LOSS_BYTES` (default 30 MB), `LOSS_RUNS`
-//! (default 3), `KERNEL_CC` (kernel test only).
+//! (default 3), `KERNEL_CC` (kernel test only), `LOSS_TCP_EXTRA` (strait test only: TOML
+//! appended to its configuration, `\n` for newlines, e.g. `[tcp]\nmin_rto_ms = 20`),
+//! `LOSS_PCAP` (strait test only: capture the client side of the first run to this file).
 //!
 //! ```text
 //! CARGO_TARGET_DIR=... cargo test --profile ci -p strait --test loss_goodput -- --ignored --nocapture --test-threads 1
@@ -24,7 +26,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::backend::{nstat, nstat_delta, setup, Net, Nginx, Options};
+use common::backend::{config, nstat, nstat_delta, Net, Nginx, Options, Setup};
 use common::{require_root, unique, Netns};
 
 const METRICS: &str = "127.0.0.1:9100";
@@ -78,6 +80,16 @@ fn strait_tcp(ns: &Netns) -> Vec<(String, f64)> {
     v
 }
 
+/// Frames strait's client-side port received (`strait_port_rx_packets_total{port="front"}`).
+fn front_rx(ns: &Netns) -> f64 {
+    let out = ns.exec("curl", &["-sS", "--max-time", "2", &format!("http://{METRICS}/metrics")]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .filter(|l| l.starts_with("strait_port_rx_packets_total") && l.contains("\"front\""))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
@@ -90,15 +102,25 @@ fn strait_lossy_download_goodput() {
         return;
     }
     let (permille, bytes, runs) = (env_u64("LOSS_PERMILLE", 50), env_u64("LOSS_BYTES", 30_000_000), env_u64("LOSS_RUNS", 3));
-    let s = setup(
-        Net { front: "198.18.86", back: "198.18.87", backend_port: 8080 },
-        &Options { front_port_extra: "", metrics: Some(METRICS), big_bytes: bytes },
+    let net = Net { front: "198.18.86", back: "198.18.87", backend_port: 8080 };
+    let opts = Options { front_port_extra: "", metrics: Some(METRICS), big_bytes: bytes };
+    // LOSS_TCP_EXTRA: TOML appended to strait's configuration (e.g. "[tcp]\nmin_rto_ms = 20").
+    let extra = std::env::var("LOSS_TCP_EXTRA").unwrap_or_default().replace("\\n", "\n");
+    let listen = format!("{}.1:8080", net.back);
+    let mut s = Setup::with(
+        net,
+        &[listen],
+        |ns, l| Nginx::start(ns, l, bytes),
+        |tap, veth| format!("{}\n{extra}\n", config(&net, tap, veth, &opts)),
+        &[],
     );
+    s.strait.wait_for_log(&["proxy listening"], std::time::Duration::from_secs(1));
     nft_loss(&s.client, permille);
     let url = s.net.url("shm/big.bin");
     let mut rates = Vec::new();
     let before = strait_tcp(&s.client);
     let kbefore = nstat(&s.client);
+    let rx_before = front_rx(&s.client);
     // LOSS_PCAP=FILE: the client side of the first run, headers only.
     let pcap = std::env::var("LOSS_PCAP").ok().map(|f| {
         let c = s.client.spawn("dumpcap", &["-q", "-i", &s.tap, "-s", "96", "-f", "tcp", "-P", "-w", &f]);
@@ -120,6 +142,7 @@ fn strait_lossy_download_goodput() {
     }
     let after = strait_tcp(&s.client);
     let kafter = nstat(&s.client);
+    let rx_after = front_rx(&s.client);
     nft_loss(&s.client, 0);
     let receiver = [
         "TcpInSegs",
@@ -131,7 +154,9 @@ fn strait_lossy_download_goodput() {
         "TcpExtTCPHPHits",
         "TcpExtTCPPureAcks",
     ];
-    let receiver: Vec<String> = receiver.iter().map(|n| format!("{n}={}", nstat_delta(&kbefore, &kafter, n))).collect();
+    let mut receiver: Vec<String> = receiver.iter().map(|n| format!("{n}={}", nstat_delta(&kbefore, &kafter, n))).collect();
+    // What the client sent against what strait's port received: the loss applied to ACKs.
+    receiver.push(format!("strait_front_rx_frames={}", rx_after - rx_before));
     let interesting = [
         "timeouts",
         "spurious_rtos",
