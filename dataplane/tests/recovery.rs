@@ -485,6 +485,34 @@ fn tlp_probe_after_tail_loss() {
     assert_eq!(info(&s, id).ca_state, CaState::Open);
 }
 
+/// RFC 8985 §7.4.2 as Linux `tcp_process_tlp_ack` does it: only a D-SACK of the probe
+/// itself shows that the original arrived too. Here the probe repaired a lost last segment,
+/// and the ACK that moves past it happens to carry a D-SACK of other data (segment 3, which
+/// the network duplicated): the repair still gets its congestion response.
+#[test]
+fn tlp_repair_counts_despite_a_dsack_of_other_data() {
+    let cfg = TcpConfig { tlp: true, ..script_config() };
+    let (mut s, id) = open(cfg);
+    s.advance_to(30);
+    write_segments(&mut s, id, 5);
+    assert_eq!(sent_count(&mut s), 5);
+    // Segment 4 is lost, and so is the ACK of segment 3.
+    ack(&mut s, 50, seg(3), 30, "");
+    s.expect_nothing();
+    // PTO (2 * SRTT) later the probe resends segment 4; its ACK covers everything.
+    s.expect_at(90, &format!("P. {}:{}({MSS}) ack 1", seg(4), seg(5)));
+    ack(&mut s, 110, seg(5), 90, "");
+    let before = info(&s, id).cwnd;
+    // New data; the ACK beyond the probe also D-SACKs segment 3.
+    s.advance_to(115);
+    write_segments(&mut s, id, 1);
+    expect_seg(&mut s, 5, true);
+    ack(&mut s, 135, seg(6), 115, &format!("{}:{}", seg(3), seg(4)));
+    let c = s.engine.counters();
+    assert_eq!((c.loss_probes, c.dsack_recv, c.loss_probe_recovery), (1, 1, 1));
+    assert!(info(&s, id).cwnd < before, "the repaired tail loss reduces the window: {:?}", info(&s, id));
+}
+
 /// F-RTO without timestamps (so Eifel cannot judge): ten 1460-byte segments out of 14
 /// written, the RTO retransmits the first, and its ACK lets two NEW segments out instead of
 /// retransmitting the rest (RFC 5682 §3 step 2b). Returns at that point.
