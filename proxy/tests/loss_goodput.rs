@@ -16,7 +16,8 @@
 //! Environment: `LOSS_PERMILLE` (default 50), `LOSS_BYTES` (default 30 MB), `LOSS_RUNS`
 //! (default 3), `KERNEL_CC` (kernel test only), `LOSS_TCP_EXTRA` (strait test only: TOML
 //! appended to its configuration, `\n` for newlines, e.g. `[tcp]\nmin_rto_ms = 20`),
-//! `LOSS_PCAP` (strait test only: capture the client side of the first run to this file).
+//! `LOSS_PCAP` (strait test only: capture the client side of the first run to this file),
+//! `LOSS_IMPAIR` (strait test only: strait's impairment layer as in proxy_bulk instead of nftables).
 //!
 //! ```text
 //! CARGO_TARGET_DIR=... cargo test --profile ci -p strait --test loss_goodput -- --ignored --nocapture --test-threads 1
@@ -30,6 +31,15 @@ use common::backend::{config, nstat, nstat_delta, Net, Nginx, Options, Setup};
 use common::{require_root, unique, Netns};
 
 const METRICS: &str = "127.0.0.1:9100";
+
+/// proxy_bulk's lossy client-side port.
+const IMPAIRED_PORT: &str = "
+[port.impair]
+seed = 7
+rx_drop = 0.05
+tx_drop = 0.05
+reorder = 0.01
+";
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -103,7 +113,12 @@ fn strait_lossy_download_goodput() {
     }
     let (permille, bytes, runs) = (env_u64("LOSS_PERMILLE", 50), env_u64("LOSS_BYTES", 30_000_000), env_u64("LOSS_RUNS", 3));
     let net = Net { front: "198.18.86", back: "198.18.87", backend_port: 8080 };
-    let opts = Options { front_port_extra: "", metrics: Some(METRICS), big_bytes: bytes };
+    // LOSS_IMPAIR=1: strait's own impairment layer instead (proxy_bulk's lossy port: 5 % drop
+    // each way, 1 % reordering), with no nftables loss.
+    let impair = std::env::var_os("LOSS_IMPAIR").is_some();
+    let front_port_extra = if impair { IMPAIRED_PORT } else { "" };
+    let permille = if impair { 0 } else { permille };
+    let opts = Options { front_port_extra, metrics: Some(METRICS), big_bytes: bytes };
     // LOSS_TCP_EXTRA: TOML appended to strait's configuration (e.g. "[tcp]\nmin_rto_ms = 20").
     let extra = std::env::var("LOSS_TCP_EXTRA").unwrap_or_default().replace("\\n", "\n");
     let listen = format!("{}.1:8080", net.back);
@@ -180,7 +195,7 @@ fn strait_lossy_download_goodput() {
         })
         .collect();
     eprintln!(
-        "RESULT strait loss={permille}/1000 bytes={bytes} runs={runs} median={:.2} MB/s all={rates:.2?}\n  strait tcp: {}\n  client kernel: {}",
+        "RESULT strait loss={permille}/1000 impair={impair} bytes={bytes} runs={runs} median={:.2} MB/s all={rates:.2?}\n  strait tcp: {}\n  client kernel: {}",
         median(rates.clone()),
         deltas.join(" "),
         receiver.join(" ")
