@@ -190,7 +190,7 @@ fn download(net: Net, bytes: u64, front_port_extra: &'static str, limit: Duratio
             .map(|r| r.chars().take_while(char::is_ascii_digit).collect::<String>())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
-        eprintln!("strait retransmitted {retrans} segments");
+        eprintln!("strait retransmitted {retrans} segments; strait {}", tcp.split("\"counters\":\"").nth(1).unwrap_or(tcp));
         assert!(retrans > 1000, "5% loss must cost strait retransmissions: {tcp}");
     }
     assert_eq!(counter(&line, "proxy_listener_resets"), None, "the session was reset: {line}");

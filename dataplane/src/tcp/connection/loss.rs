@@ -163,7 +163,8 @@ impl<P: Payload> Connection<P> {
             shared.counters.loss_undo += 1;
             self.undo_reduction();
         }
-        self.tlp_ack(shared, ack, advanced, newly_sacked > 0, sack.dsack.is_some(), mss, now);
+        let dsack_tlp = sack.dsack.is_some_and(|(l, r)| self.dsack_is_for_probe(l, r, mss));
+        self.tlp_ack(shared, ack, advanced, newly_sacked > 0, dsack_tlp, mss, now);
         if self.snd.ca == CaState::Loss && self.snd.frto {
             self.frto_ack(shared, ack, advanced, orig_acked, newly_sacked > 0 || (classic_dup && !advanced), mss);
         }
@@ -392,12 +393,22 @@ impl<P: Payload> Connection<P> {
     }
 
     /// A D-SACK (RFC 2883): counted; it widens RACK's reordering window (RFC 8985 §6.2
-    /// step 4), and once every retransmission of the current episode was reported
-    /// duplicate the reduction is undone (RFC 3708, Linux `tcp_try_undo_dsack`).
+    /// step 4) when it may show that reordering fooled RACK, and once every retransmission
+    /// of the current episode was reported duplicate the reduction is undone (RFC 3708,
+    /// Linux `tcp_try_undo_dsack`).
     fn on_dsack(&mut self, shared: &mut Shared, l: SeqNum, r: SeqNum) {
         shared.counters.dsack_recv += 1;
-        self.snd.rack.on_dsack(self.snd.una, self.snd.nxt);
         let mss = self.effective_mss().max(1);
+        // Linux `tcp_dsack_seen`: the window grows only in rounds where a D-SACK may come
+        // from reordering having triggered a spurious fast recovery: reordering was seen on
+        // the connection, and the D-SACK is not for a tail loss probe (`FLAG_DSACK_TLP`:
+        // probes are timer-driven, not RACK's doing). Otherwise every needless
+        // retransmission (a loss probe or RTO whose original arrived, a retransmission cut
+        // differently from the original) would slow RACK's loss detection on a path that
+        // never reorders.
+        if self.snd.rack.reordering_seen && !self.dsack_is_for_probe(l, r, mss) {
+            self.snd.rack.on_dsack(self.snd.una, self.snd.nxt);
+        }
         let Some(u) = self.snd.undo.as_mut() else { return };
         if l.lt(u.marker) || u.retrans == 0 {
             return;
@@ -408,6 +419,13 @@ impl<P: Payload> Connection<P> {
             shared.counters.dsack_undo += 1;
             self.undo_reduction();
         }
+    }
+
+    /// Whether the D-SACK `[l, r)` reports the outstanding tail loss probe (Linux
+    /// `tcp_dsack_seen` setting `FLAG_DSACK_TLP`: at most one MSS, ending where the probe
+    /// ended).
+    fn dsack_is_for_probe(&self, l: SeqNum, r: SeqNum, mss: u32) -> bool {
+        seq_dist(l, r) <= mss && self.snd.tlp.is_some_and(|(high, _)| high == r)
     }
 
     /// RFC 2018 §8: the receiver may discard SACKed data. A cumulative ACK that stops at
@@ -934,15 +952,16 @@ impl<P: Payload> Connection<P> {
     }
 
     /// RFC 8985 §7.4 (Linux `tcp_process_tlp_ack`): did the probe repair a loss? A D-SACK
-    /// for it means the original arrived too (no loss); an ACK beyond it without one means
-    /// the probe repaired a tail loss, which gets a congestion response.
+    /// for it (`dsack_tlp`: for the probe itself, not any D-SACK on the ACK, Linux
+    /// `FLAG_DSACK_TLP`) means the original arrived too (no loss); an ACK beyond it without
+    /// one means the probe repaired a tail loss, which gets a congestion response.
     #[allow(clippy::too_many_arguments)]
-    fn tlp_ack(&mut self, shared: &mut Shared, ack: SeqNum, advanced: bool, sacked: bool, dsack: bool, mss: u32, now: Instant) {
+    fn tlp_ack(&mut self, shared: &mut Shared, ack: SeqNum, advanced: bool, sacked: bool, dsack_tlp: bool, mss: u32, now: Instant) {
         let Some((high, retrans)) = self.snd.tlp else { return };
         if ack.lt(high) {
             return;
         }
-        if !retrans || dsack {
+        if !retrans || dsack_tlp {
             self.snd.tlp = None;
         } else if ack.gt(high) {
             self.snd.tlp = None;
