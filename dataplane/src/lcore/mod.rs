@@ -31,7 +31,6 @@ use crate::dpdk::{copy_stats, tsc, CopyStats, Mbuf, MbufPayload, Mempool};
 use crate::net::NetCounters;
 use crate::tcp::{Counters, Engine, StackError, TcpConfig};
 use crate::time::{Duration, Instant};
-use crate::wire::{ipv4, tcp as wire_tcp};
 
 mod egress;
 mod idle;
@@ -150,9 +149,10 @@ impl Worker {
         tcp: TcpSetup,
     ) -> Result<Self, StackError> {
         let mut cfg = tcp.config;
-        // RFC 9293 §3.7.1: the MSS is the MTU minus the fixed IPv4 and TCP headers.
-        if let Some(mtu) = ports.iter().map(|p| p.iface.mtu()).min() {
-            let fit = mtu.saturating_sub((ipv4::HEADER_LEN + wire_tcp::HEADER_LEN) as u16);
+        // RFC 9293 §3.7.1: the MSS is the MTU minus the fixed IPv4 and TCP headers, less
+        // what a port's device needs so that it cuts TSO frames where the engine cuts
+        // segments (`TxCaps::max_mss`).
+        if let Some(fit) = ports.iter().map(|p| p.caps.max_mss(p.iface.mtu())).min() {
             cfg.mss = cfg.mss.min(fit);
         }
         cfg.tso = true;

@@ -81,6 +81,18 @@ impl TxCaps {
         }
     }
 
+    /// The largest MSS (RFC 9293 §3.7.1: without options) whose segments this port sends
+    /// as whole frames of at most `mtu` (IP MTU): the MTU less the IPv4 and TCP headers,
+    /// and where the driver counts the Ethernet header in its TSO size check
+    /// ([`Quirks::tso_frame_within_mtu`]) that too, so that the device cuts frames at the
+    /// engine's segment boundaries (a retransmission of a 1448-byte segment over frames of
+    /// 1434 bytes would overlap what the receiver SACKed, and each overlap comes back as a
+    /// tiny D-SACK that undoes a window reduction).
+    pub fn max_mss(&self, mtu: u16) -> u16 {
+        let l2 = if self.tso && self.tso_frame_within_mtu { 14 } else { 0 };
+        mtu.saturating_sub(20 + 20 + l2)
+    }
+
     /// Every combination of the capability bits (for table tests of the planner).
     pub fn all() -> impl Iterator<Item = TxCaps> {
         (0u32..128).map(|b| {
@@ -121,6 +133,19 @@ mod tests {
         assert!(t.tso && t.multi_seg && t.attached_mbufs && t.odd_piece_cksum_broken && t.tso_frame_within_mtu);
         // TSO needs a chain: without scatter-gather it is not usable.
         assert!(!TxCaps::new(true, true, true, false, Quirks::default()).tso);
+    }
+
+    #[test]
+    fn the_mss_fits_the_frames_the_device_cuts() {
+        let tap = TxCaps::new(true, true, true, true, quirks("net_tap"));
+        assert_eq!(tap.max_mss(1500), 1446, "net_tap counts the Ethernet header in its TSO check");
+        // With timestamps (12 bytes of options) a full segment is 1434 bytes: exactly the
+        // frame net_tap cuts at 1500 - (14 + 20 + 32).
+        assert_eq!(usize::from(tap.max_mss(1500)) - 12, 1500 - (14 + 20 + 32));
+        let no_tso = TxCaps::new(false, true, true, true, quirks("net_tap"));
+        assert_eq!(no_tso.max_mss(1500), 1460);
+        assert_eq!(TxCaps::new(true, true, true, true, Quirks::default()).max_mss(1500), 1460);
+        assert_eq!(TxCaps::default().max_mss(9000), 8960);
     }
 
     #[test]
