@@ -123,6 +123,12 @@ pub struct Engine<P: Payload> {
     pub(crate) cookies: SynCookies,
     events: VecDeque<StackEvent>,
     dirty: Vec<ConnId>,
+    /// Scratch lists kept between calls so that the per-segment and per-pass paths reuse
+    /// their capacity instead of allocating (`poll_transmit`, `handle_timeouts`,
+    /// `after_op`).
+    dirty_scratch: Vec<ConnId>,
+    due_scratch: Vec<ConnId>,
+    event_scratch: Vec<Event>,
     /// Segments not owned by a live connection: RSTs for closed ports, TIME-WAIT ACKs,
     /// SYN-cookie SYN-ACKs, last words of reaped connections.
     pub(crate) outbox: VecDeque<(Ipv4Addr, Ipv4Addr, Segment<P>)>,
@@ -160,6 +166,9 @@ impl<P: Payload> Engine<P> {
             cookies: SynCookies::new(secret),
             events: VecDeque::new(),
             dirty: Vec::new(),
+            dirty_scratch: Vec::new(),
+            due_scratch: Vec::new(),
+            event_scratch: Vec::new(),
             outbox: VecDeque::new(),
             port_cursor: 0,
             steering: None,
@@ -631,14 +640,18 @@ impl<P: Payload> Engine<P> {
         while let Some((s, d, seg)) = self.outbox.pop_front() {
             out(s, d, seg);
         }
-        let dirty = core::mem::take(&mut self.dirty);
-        for id in dirty {
+        // Swap in the empty scratch list: connections made dirty while transmitting go to
+        // it, and the drained one becomes the next scratch.
+        let mut dirty = core::mem::take(&mut self.dirty_scratch);
+        core::mem::swap(&mut dirty, &mut self.dirty);
+        for id in dirty.drain(..) {
             let Some((e, shared)) = self.split(id) else { continue };
             e.dirty = false;
             let (src, dst) = (*e.tuple.local.ip(), *e.tuple.remote.ip());
             e.conn.poll_transmit(shared, now, &mut |seg| out(src, dst, seg));
             self.reschedule(id);
         }
+        self.dirty_scratch = dirty;
     }
 
     /// The earliest time [`handle_timeouts`](Self::handle_timeouts) must run.
@@ -648,15 +661,16 @@ impl<P: Payload> Engine<P> {
 
     /// Runs every timer due at `now`.
     pub fn handle_timeouts(&mut self, now: Instant) {
-        let mut due = Vec::new();
+        let mut due = core::mem::take(&mut self.due_scratch);
         self.wheel.expire(now, &mut due);
-        for id in due {
+        for id in due.drain(..) {
             let Some((e, shared)) = self.split(id) else { continue };
             e.scheduled = None;
             e.timer = None;
             e.conn.handle_timeout(shared, now);
             self.after_op(id, now);
         }
+        self.due_scratch = due;
         self.time_wait.expire(now);
     }
 
@@ -742,15 +756,18 @@ impl<P: Payload> Engine<P> {
     /// After any input to a connection: route its events, reap it when it is finished or
     /// move it to TIME-WAIT, mark it for transmission and refile its timer.
     pub(crate) fn after_op(&mut self, id: ConnId, now: Instant) {
-        let Some(e) = self.entry_mut(id) else { return };
-        let mut evs = Vec::new();
+        let mut evs = core::mem::take(&mut self.event_scratch);
+        let Some(e) = self.entry_mut(id) else {
+            self.event_scratch = evs;
+            return;
+        };
         while let Some(ev) = e.conn.poll_event() {
             evs.push(ev);
         }
         let accepted = e.accepted;
         let listener = e.listener;
         let state = e.conn.state();
-        for ev in evs {
+        for ev in evs.drain(..) {
             if accepted {
                 self.events.push_back(StackEvent::Conn(id, ev));
             } else if ev == Event::Connected {
@@ -764,6 +781,7 @@ impl<P: Payload> Engine<P> {
                 }
             }
         }
+        self.event_scratch = evs;
         let reapable = match self.entry(id) {
             Some(e) => {
                 matches!(state, State::Closed | State::TimeWait)
