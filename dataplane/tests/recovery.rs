@@ -467,14 +467,15 @@ fn tlp_probe_after_tail_loss() {
     // The last two segments are lost: no SACK can ever trigger recovery.
     ack(&mut s, 50, seg(3), 30, "");
     s.expect_nothing();
-    // PTO = 2 * SRTT = 40 ms after the ACK (RFC 8985 §7.2), long before the RTO (250):
-    // the last segment is sent again as the probe.
-    s.advance_to(89);
+    // PTO = 2 * SRTT + 2 ms = 42 ms after the ACK (RFC 8985 §7.2; Linux
+    // `tcp_schedule_loss_probe` adds `TCP_TIMEOUT_MIN` with more than one segment out), long
+    // before the RTO (250): the last segment is sent again as the probe.
+    s.advance_to(91);
     s.expect_nothing();
-    s.expect_at(90, &format!("P. {}:{}({MSS}) ack 1", seg(4), seg(5)));
+    s.expect_at(92, &format!("P. {}:{}({MSS}) ack 1", seg(4), seg(5)));
     assert_eq!(s.engine.counters().loss_probes, 1);
     // Its SACK makes RACK find segment 3 lost: fast recovery, no timeout.
-    ack(&mut s, 110, seg(3), 90, &format!("{}:{}", seg(4), seg(5)));
+    ack(&mut s, 112, seg(3), 92, &format!("{}:{}", seg(4), seg(5)));
     expect_seg(&mut s, 3, false);
     s.expect_nothing();
     ack(&mut s, 130, seg(5), 110, "");
@@ -499,9 +500,9 @@ fn tlp_repair_counts_despite_a_dsack_of_other_data() {
     // Segment 4 is lost, and so is the ACK of segment 3.
     ack(&mut s, 50, seg(3), 30, "");
     s.expect_nothing();
-    // PTO (2 * SRTT) later the probe resends segment 4; its ACK covers everything.
-    s.expect_at(90, &format!("P. {}:{}({MSS}) ack 1", seg(4), seg(5)));
-    ack(&mut s, 110, seg(5), 90, "");
+    // PTO (2 * SRTT + 2 ms) later the probe resends segment 4; its ACK covers everything.
+    s.expect_at(92, &format!("P. {}:{}({MSS}) ack 1", seg(4), seg(5)));
+    ack(&mut s, 110, seg(5), 92, "");
     let before = info(&s, id).cwnd;
     // New data; the ACK beyond the probe also D-SACKs segment 3.
     s.advance_to(115);

@@ -26,6 +26,12 @@ use crate::wire::tcp::{Flags, TcpRepr};
 /// RFC 8985 §7.2 `WCDelAckT`: the worst-case delayed-ACK time added to the probe timeout
 /// when a single segment is in flight.
 const WC_DEL_ACK: Duration = Duration::from_millis(200);
+/// What Linux adds to `2*SRTT` when more than one segment is in flight
+/// (`tcp_schedule_loss_probe`: `TCP_TIMEOUT_MIN`, 2 jiffies = 2 ms at HZ 1000). At sub-ms
+/// RTTs a bare `2*SRTT` is shorter than a receiver's ACK batching and the lcore's own
+/// polling gaps, and probes go out for tails that were delivered: thousands per minute on
+/// a lossless AF_XDP path before this floor.
+const TLP_TIMEOUT_MIN: Duration = Duration::from_millis(2);
 
 /// The recovery state of a connection (Linux `icsk_ca_state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -866,7 +872,8 @@ impl<P: Payload> Connection<P> {
     }
 
     /// RFC 8985 §7.2: arms the probe timeout (PTO) in the open state with SACK: `2*SRTT`,
-    /// plus `WCDelAckT` with a single segment in flight, never later than the RTO.
+    /// plus `WCDelAckT` with a single segment in flight, else Linux's `TCP_TIMEOUT_MIN`
+    /// (`tcp_schedule_loss_probe`), never later than the RTO.
     /// `restart`: re-arm even if armed (an ACK); else only arm an idle timer (new data).
     pub(super) fn schedule_tlp(&mut self, now: Instant, restart: bool) {
         if !restart && self.timers.tlp.is_some() {
@@ -884,10 +891,7 @@ impl<P: Payload> Connection<P> {
             return;
         }
         let Some(srtt) = self.rtt.srtt() else { return };
-        let mut pto = srtt * 2;
-        if self.snd.packets_out == 1 {
-            pto += WC_DEL_ACK;
-        }
+        let pto = srtt * 2 + if self.snd.packets_out == 1 { WC_DEL_ACK } else { TLP_TIMEOUT_MIN };
         let at = now + pto;
         match self.timers.rtx {
             Some(rto) if at >= rto => {}
