@@ -25,7 +25,6 @@ use crate::wire::tcp::{Flags, TcpRepr};
 
 /// RFC 8985 §7.2 `WCDelAckT`: the worst-case delayed-ACK time added to the probe timeout
 /// when a single segment is in flight.
-const WC_DEL_ACK: Duration = Duration::from_millis(200);
 /// What Linux adds to `2*SRTT` when more than one segment is in flight
 /// (`tcp_schedule_loss_probe`: `TCP_TIMEOUT_MIN`, 2 jiffies = 2 ms at HZ 1000). At sub-ms
 /// RTTs a bare `2*SRTT` is shorter than a receiver's ACK batching and the lcore's own
@@ -891,7 +890,9 @@ impl<P: Payload> Connection<P> {
             return;
         }
         let Some(srtt) = self.rtt.srtt() else { return };
-        let pto = srtt * 2 + if self.snd.packets_out == 1 { WC_DEL_ACK } else { TLP_TIMEOUT_MIN };
+        // One segment out: the receiver may hold its ACK for a delayed-ACK timeout (RFC 8985
+        // `WCDelAckT`; Linux adds `tcp_rto_min`, the same 200 ms unless configured lower).
+        let pto = srtt * 2 + if self.snd.packets_out == 1 { self.cfg.min_rto } else { TLP_TIMEOUT_MIN };
         let at = now + pto;
         match self.timers.rtx {
             Some(rto) if at >= rto => {}
