@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include "shim.h"
 
@@ -252,6 +253,33 @@ int strait_epoll_add_wake_fd(int fd)
 	memset(&strait_wake_event, 0, sizeof(strait_wake_event));
 	strait_wake_event.epdata.event = EPOLLIN;
 	return rte_epoll_ctl(RTE_EPOLL_PER_THREAD, EPOLL_CTL_ADD, fd, &strait_wake_event);
+}
+
+int strait_fd_is_xsk(int fd)
+{
+	int domain = 0;
+	socklen_t len = sizeof(domain);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0)
+		return 0;
+	return domain == AF_XDP;
+}
+
+#define STRAIT_MAX_WAIT_FDS 32
+/* Registered with epoll by address: they must outlive the registrations (the thread). */
+static __thread struct rte_epoll_event strait_fd_events[STRAIT_MAX_WAIT_FDS];
+static __thread int strait_fd_events_used;
+
+int strait_epoll_add_fd(int fd)
+{
+	struct rte_epoll_event *ev;
+
+	if (strait_fd_events_used >= STRAIT_MAX_WAIT_FDS)
+		return -ENOSPC;
+	ev = &strait_fd_events[strait_fd_events_used++];
+	memset(ev, 0, sizeof(*ev));
+	ev->epdata.event = EPOLLIN;
+	return rte_epoll_ctl(RTE_EPOLL_PER_THREAD, EPOLL_CTL_ADD, fd, ev);
 }
 
 int strait_epoll_wait(int timeout_ms)

@@ -144,6 +144,11 @@ int strait_rx_intr_register(uint16_t port_id, uint16_t queue_id);
 /* Adds `fd` (readable = wake up) to the calling thread's epoll instance, level
  * triggered; the event record is thread-local, so one fd per thread. 0 or -1. */
 int strait_epoll_add_wake_fd(int fd);
+/* 1 if `fd` is an AF_XDP socket (SO_DOMAIN), else 0. */
+int strait_fd_is_xsk(int fd);
+/* Adds `fd` (readable = work to do, e.g. an AF_XDP socket with frames in its RX ring) to
+ * the calling thread's epoll instance; up to 32 per thread. 0 or a negative errno. */
+int strait_epoll_add_fd(int fd);
 /* Waits up to `timeout_ms` on the calling thread's epoll instance; the number of
  * events (0 on timeout), or -1 on error. */
 int strait_epoll_wait(int timeout_ms);

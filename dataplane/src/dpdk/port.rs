@@ -136,6 +136,10 @@ pub struct Port {
     rss_programmed: bool,
     /// Whether the device was configured with RX queue interrupts.
     rx_intr: bool,
+    /// Per RX queue, a file descriptor that is readable when the queue has frames, where
+    /// the PMD has no RX interrupts but its queue is a socket: `net_af_xdp` (the AF_XDP
+    /// socket's RX ring; DPDK 22.11 offers no `rx_intr` for it).
+    rx_fds: Vec<i32>,
 }
 
 impl Port {
@@ -198,7 +202,7 @@ impl Port {
         };
         acquire_object().map_err(unclaim)?;
         match configure_device(id, settings, pool) {
-            Ok(Configured { granted, mtu, driver, reta_size, rx_intr }) => {
+            Ok(Configured { granted, mtu, driver, reta_size, rx_intr, rx_fds }) => {
                 let mut mac = sys::rte_ether_addr::default();
                 // SAFETY: valid port, valid out-pointer.
                 let rc = unsafe { sys::rte_eth_macaddr_get(id, &mut mac) };
@@ -224,6 +228,7 @@ impl Port {
                     reta_size,
                     rss_programmed: false,
                     rx_intr,
+                    rx_fds,
                 })
             }
             Err(e) => {
@@ -346,9 +351,10 @@ impl Port {
     }
 
     /// Whether the device was configured with RX queue interrupts
-    /// ([`PortSettings::rx_interrupts`] and the device accepted them).
+    /// ([`PortSettings::rx_interrupts`] and the device accepted them), or its queues are
+    /// sockets that signal frames (AF_XDP).
     pub fn rx_intr_configured(&self) -> bool {
-        self.rx_intr
+        self.rx_intr || !self.rx_fds.is_empty()
     }
 
     /// Adds RX queue `queue`'s interrupt to the *calling thread's* epoll instance
@@ -356,6 +362,16 @@ impl Port {
     /// that polls the queue, after [`Port::start`]. Fails where the device was configured
     /// without RX interrupts or the PMD has none for this queue.
     pub fn rx_intr_register(&self, queue: u16) -> Result<(), DpdkError> {
+        if let Some(&fd) = self.rx_fds.get(usize::from(queue)) {
+            // SAFETY: the descriptor is the queue's AF_XDP socket, open as long as the
+            // port (the PMD closes it when the device closes); the shim keeps the epoll
+            // record in thread-local storage that outlives the registration.
+            let rc = unsafe { sys::strait_epoll_add_fd(fd) };
+            if rc < 0 {
+                return Err(DpdkError::from_errno("rte_epoll_ctl", rc));
+            }
+            return Ok(());
+        }
         if !self.rx_intr || !self.started || queue >= self.rx_queues() {
             return Err(DpdkError::InvalidArgument(format!("port {}: no RX interrupt for queue {queue}", self.id)));
         }
@@ -372,6 +388,10 @@ impl Port {
     /// whenever a frame arrives without arming (`net_tap`: the queue's file descriptor)
     /// has no such operation; that counts as success.
     pub fn rx_intr_arm(&self, queue: u16, on: bool) -> Result<(), DpdkError> {
+        if !self.rx_fds.is_empty() {
+            // A socket is readable while its RX ring holds frames: nothing to arm.
+            return Ok(());
+        }
         // SAFETY: the port is configured; enable/disable validate the queue number and
         // only touch the device's interrupt registers or report ENOTSUP.
         let rc = unsafe {
@@ -652,6 +672,18 @@ struct Configured {
     reta_size: u16,
     /// RX queue interrupts configured.
     rx_intr: bool,
+    /// Readable-when-RX-has-frames descriptors, one per queue, or empty.
+    rx_fds: Vec<i32>,
+}
+
+/// The AF_XDP sockets this process has open (from `/proc/self/fd`).
+fn xsk_fds() -> std::collections::BTreeSet<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return Default::default() };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        // SAFETY: getsockopt on a descriptor number only reads its socket domain; a
+        // closed or non-socket descriptor makes it fail, which counts as "not AF_XDP".
+        .filter(|&fd| unsafe { sys::strait_fd_is_xsk(fd) } == 1)
+        .collect()
 }
 
 /// Device configuration proper.
@@ -798,7 +830,13 @@ fn configure_device(
 
     let mut rxconf = info.default_rxconf;
     rxconf.offloads = rx_offloads;
+    // net_af_xdp opens each queue's AF_XDP socket in rx_queue_setup: the new one is that
+    // queue's wait descriptor (where RX interrupts are wanted: the PMD accepts
+    // `intr_conf.rxq` but has no interrupt to register).
+    let watch_sockets = s.rx_interrupts && driver == "net_af_xdp";
+    let mut rx_fds = Vec::new();
     for q in 0..s.rx_queues {
+        let before = if watch_sockets { xsk_fds() } else { Default::default() };
         // SAFETY: configured port, q < configured RX queues, rxconf initialised, pool
         // alive (and kept alive by the Port that will own this queue).
         let rc =
@@ -806,6 +844,17 @@ fn configure_device(
         if rc < 0 {
             return Err(DpdkError::from_errno("rte_eth_rx_queue_setup", rc));
         }
+        if watch_sockets {
+            let new: Vec<i32> = xsk_fds().difference(&before).copied().collect();
+            if let [fd] = new[..] {
+                rx_fds.push(fd);
+            }
+        }
+    }
+    if rx_fds.len() == usize::from(s.rx_queues) && !rx_fds.is_empty() {
+        rx_intr = false;
+    } else {
+        rx_fds.clear();
     }
     let mut txconf = info.default_txconf;
     txconf.offloads = tx_offloads;
@@ -816,7 +865,7 @@ fn configure_device(
             return Err(DpdkError::from_errno("rte_eth_tx_queue_setup", rc));
         }
     }
-    Ok(Configured { granted, mtu, driver, reta_size: info.reta_size, rx_intr })
+    Ok(Configured { granted, mtu, driver, reta_size: info.reta_size, rx_intr, rx_fds })
 }
 
 #[cfg(test)]
