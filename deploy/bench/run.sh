@@ -70,6 +70,8 @@
 #   BENCH_LOSS_RUNS=5     rounds of the lossy workload
 #   BENCH_LOSS_MB=40      size of the lossy download, MiB
 #   BENCH_LOSS_TIMEOUT=180  curl --max-time of one lossy download, seconds
+#   BENCH_LOSS_PCAP=1     also capture the headers of each lossy download on the client's
+#                         link (dumpcap, from tshark), copied beside BENCH_OUT
 #   BENCH_CEILING=1       0 skips the reflector ceilings (tap: with strait; AF_XDP: with strait-xdp)
 #   BENCH_KERNEL_OFFLOADS=0  1 leaves the veths' default offloads on (TSO/GSO/checksum),
 #                         except `tx off` on the kernel side of the AF_XDP veths (see above)
@@ -130,6 +132,9 @@ for tool in ip wrk nginx haproxy cc python3 taskset curl ethtool cargo sha256sum
 done
 if has_workload lossy; then
   command -v nft >/dev/null || die "nft not found (the lossy workload needs it): apt-get install nftables"
+  if [[ ${BENCH_LOSS_PCAP:-0} == 1 ]]; then
+    command -v dumpcap >/dev/null || die "dumpcap not found (BENCH_LOSS_PCAP=1 needs it): apt-get install tshark"
+  fi
 fi
 (( $(nproc) >= 2 )) || die "needs 2 CPUs (proxy on CPU $PROXY_CPU, peers on CPU $PEER_CPU)"
 
@@ -542,6 +547,11 @@ run_one() {
 }
 
 # ---------------------------------------------------------------- lossy downloads
+client_link() { # the client namespace's interface towards TARGET
+  case $1 in
+    direct) echo "${TAG}cd" ;; haproxy) echo "${TAG}ch" ;; strait) echo "$TAP_C" ;; strait-xdp) echo "${TAG}cx" ;;
+  esac
+}
 LOSSY="$WORK/lossy.tsv"
 : >"$LOSSY"
 # set_loss PERCENT: (re)creates the client namespace's loss table, counters at zero.
@@ -567,10 +577,24 @@ lossy_one() {
   url=$(url_of "$target" lossy.bin)
   rm -f "$WORK/dl.bin"
   set_loss "$pct"
+  if [[ ${BENCH_LOSS_PCAP:-0} == 1 ]]; then
+    # Headers of every frame on the client's link to the target (before nftables' input
+    # hook, after its output hook), for a look at the timing of losses and retransmissions.
+    ip netns exec "$NS_C" dumpcap -q -i "$(client_link "$target")" -s 96 -w "$WORK/pcap-$target-$pct-$round.pcapng" \
+      >/dev/null 2>&1 &
+    PCAP_PID=$!
+    PIDS+=("$PCAP_PID")
+    sleep 1
+  fi
   k0=$(tcp_counters "$target")
   out=$(ip netns exec "$NS_C" taskset -c "$PEER_CPU" curl -s -o "$WORK/dl.bin" --max-time "$LOSS_TIMEOUT" \
         -w '%{speed_download} %{size_download} %{time_total} %{http_code}' "$url") || rc=$?
+  sleep 0.3   # Strait publishes its TCP counters every 100 ms
   k1=$(tcp_counters "$target")
+  if [[ ${BENCH_LOSS_PCAP:-0} == 1 ]]; then
+    kill -INT "$PCAP_PID" 2>/dev/null || true
+    wait "$PCAP_PID" 2>/dev/null || true
+  fi
   drops=$(loss_drops)
   read -r speed size took code <<<"$out"
   size=${size:-0}
@@ -734,7 +758,7 @@ if [[ -n ${BENCH_OUT:-} ]]; then
   cp "$RAW" "$BENCH_OUT.raw.tsv"
   cp "$CEIL" "$BENCH_OUT.ceiling.tsv"
   cp "$LOSSY" "$BENCH_OUT.lossy.tsv"
-  for f in "$WORK"/diag-*.txt; do [[ -f $f ]] && cp "$f" "$BENCH_OUT.${f##*/}"; done
+  for f in "$WORK"/diag-*.txt "$WORK"/pcap-*.pcapng; do [[ -f $f ]] && cp "$f" "$BENCH_OUT.${f##*/}"; done
   log "table written to $BENCH_OUT (raw runs and any diagnostics beside it)"
 fi
 if (( DIAG_N > 0 )); then
