@@ -41,6 +41,9 @@
 # on those two veths is what makes the veth behave like a wire, not a tuning choice.
 # Attaching XDP to a veth also takes GSO from its peer and caps the peer's MTU (~3.5 KB),
 # whatever the mode.
+# With BENCH_KERNEL_OFFLOADS=1 the lossy workload's nftables rules see GRO/TSO super-packets
+# on the kernel veths, so its loss rate is per super-packet there: compare lossy figures
+# within one mode only.
 #
 # CPU (2 cores): the proxy under test runs alone on CPU 1 (HAProxy with taskset, each Strait
 # with its one lcore `lcores = [1]`; an idle Strait naps or waits for RX interrupts); wrk
