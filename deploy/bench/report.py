@@ -240,7 +240,7 @@ def main():
     p(f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.  ")
     p(f"Machine: {a.machine}; load average at the end {a.load}.  ")
     p(f"Versions: {a.versions}.  ")
-    p(f"Command: `{a.command}`; medians of {rounds} rounds, targets interleaved.")
+    p(f"Command: `{a.command}`" + (f"; medians of {rounds} rounds, targets interleaved." if runs else "."))
     p("")
     heads = [LABELS[t] for t in targets] + [f"{LABELS[s]} / HAProxy" for s, _ in pairs]
     if runs:
