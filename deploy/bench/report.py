@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """report.py: the Markdown result table of deploy/bench/run.sh.
 
-Input: the raw runs (one line of key=value fields per wrk run, written by run.sh) and the
-L2 reflector runs. Every figure is the median over the rounds of one (workload, target).
+Input: the raw runs (one line of key=value fields per wrk run, written by run.sh), the
+L2 reflector runs (tap and AF_XDP ports) and the lossy downloads. Every figure is the median
+over the rounds of one (workload, target); the lossy downloads also show min-max.
 
 Per run:
   * rate: wrk's requests (or bytes x 8) / wrk's own duration;
@@ -26,7 +27,11 @@ WORKLOADS = {
     "big": "1 MiB responses, keep-alive",
     "paced": "fixed offered load, 128 B responses",
 }
-TARGETS = ["direct", "haproxy", "strait"]
+TARGETS = ["direct", "haproxy", "strait", "strait-xdp"]
+LABELS = {"direct": "direct", "haproxy": "HAProxy", "strait": "Strait (tap)", "strait-xdp": "Strait (AF_XDP)"}
+STRAITS = ("strait", "strait-xdp")
+# Which Strait target a reflector ceiling is compared with.
+CEILING_TARGET = {"tap": "strait", "af_xdp": "strait-xdp"}
 
 
 def parse(line):
@@ -69,7 +74,7 @@ def derive(r, clk_tck):
         f["proxy_us"] = cpu / reqs * 1e6
         f["proxy_load"] = cpu / wall
         f["kernel_share"] = st / cpu if cpu > 0 else None
-    elif t == "strait":
+    elif t in STRAITS:
         b0, a0, rx0, tx0, ns0, wait0, ut0, st0 = (float(x) for x in r["strait0"].split(","))
         b1, a1, rx1, tx1, ns1, wait1, ut1, st1 = (float(x) for x in r["strait1"].split(","))
         if a1 > a0:
@@ -116,6 +121,78 @@ def ratio(s, h, higher_is_better=True):
     return f"{s / h:.2f}×"
 
 
+TCP_KEYS = ("rto", "spurious", "tlp", "tlp_rec", "retrans")
+
+
+def lossy_report(p, path, targets, pairs, size_mb):
+    """The lossy downloads: goodput per (loss, target), the senders' loss-recovery counters."""
+    rows = []
+    for line in open(path):
+        if line.strip():
+            r = parse(line)
+            k0 = [float(x) for x in r["tcp0"].split(",")]
+            k1 = [float(x) for x in r["tcp1"].split(",")]
+            d_in, d_out = (int(x) for x in r["drops"].split(","))
+            row = {"target": r["target"], "loss": r["loss"], "round": int(r["round"]), "status": r["status"],
+                   "mbs": float(r["speed"]) / 1e6, "secs": float(r["time"]), "drop_in": d_in, "drop_out": d_out}
+            row.update({k: b - a for k, a, b in zip(TCP_KEYS, k0, k1)})
+            rows.append(row)
+    if not rows:
+        return
+    losses = []
+    for r in rows:
+        if r["loss"] not in losses:
+            losses.append(r["loss"])
+    ts = [t for t in targets if any(r["target"] == t for r in rows)]
+    prs = [(s, h) for s, h in pairs if s in ts and h in ts]
+    rounds = max(r["round"] for r in rows)
+    p("")
+    size = f"{size_mb:g} MiB" if size_mb else "the"
+    p(f"Lossy downloads: one {size} file (random bytes) with curl in the client namespace, "
+      f"nftables dropping TCP at random in both directions of the client namespace; goodput in MB/s "
+      f"(10^6 bytes/s, curl's `speed_download`), median (min–max) of {rounds} rounds, targets interleaved; "
+      "every download's sha256 checked.")
+    p("")
+    p("| loss each way | " + " | ".join(LABELS[t] for t in ts) + "".join(f" | {LABELS[s]} / HAProxy" for s, _ in prs) + " |")
+    p("|---|" + "---:|" * (len(ts) + len(prs)))
+    for loss in losses:
+        meds = {}
+        cells = []
+        for t in ts:
+            rs = [r for r in rows if r["target"] == t and r["loss"] == loss]
+            ok = [r["mbs"] for r in rs if r["status"] == "ok"]
+            bad = len(rs) - len(ok)
+            meds[t] = statistics.median(ok) if ok else None
+            c = f"{meds[t]:.2f} ({min(ok):.2f}–{max(ok):.2f})" if ok else "–"
+            if bad:
+                c += f", **{bad}/{len(rs)} failed** ({', '.join(sorted(set(r['status'] for r in rs if r['status'] != 'ok')))})"
+            cells.append(c)
+        cells += [ratio(meds[s], meds[h]) for s, h in prs]
+        p(f"| {loss} % | " + " | ".join(cells) + " |")
+    p("")
+    p("Loss recovery of the sender towards the client, median per download (Strait: its counters; direct and "
+      "HAProxy: the kernel's `TcpExt` counters of nginx's and HAProxy's namespace), and the segments nftables dropped:")
+    p("")
+    p("| loss each way | sender | RTOs | spurious RTOs | tail loss probes | TLP recoveries | retransmitted segments | dropped in / out |")
+    p("|---|---|---:|---:|---:|---:|---:|---:|")
+    for loss in losses:
+        for t in ts:
+            rs = [r for r in rows if r["target"] == t and r["loss"] == loss]
+            m = {k: statistics.median(r[k] for r in rs) for k in TCP_KEYS + ("drop_in", "drop_out")}
+            p(f"| {loss} % | {LABELS[t]} | {m['rto']:.0f} | {m['spurious']:.0f} | {m['tlp']:.0f} | {m['tlp_rec']:.0f} | "
+              f"{m['retrans']:.0f} | {m['drop_in']:.0f} / {m['drop_out']:.0f} |")
+    strait_rows = [r for r in rows if r["target"] in STRAITS]
+    if strait_rows:
+        p("")
+        p("Strait, every download:")
+        p("")
+        p("| target | loss each way | round | MB/s | result | RTOs | spurious RTOs | tail loss probes | TLP recoveries | retransmitted segments | dropped in / out |")
+        p("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+        for r in sorted(strait_rows, key=lambda r: (STRAITS.index(r["target"]), losses.index(r["loss"]), r["round"])):
+            p(f"| {LABELS[r['target']]} | {r['loss']} % | {r['round']} | {r['mbs']:.2f} | {r['status']} | {r['rto']:.0f} | "
+              f"{r['spurious']:.0f} | {r['tlp']:.0f} | {r['tlp_rec']:.0f} | {r['retrans']:.0f} | {r['drop_in']} / {r['drop_out']} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("raw")
@@ -126,7 +203,13 @@ def main():
     ap.add_argument("--load", default="?")
     ap.add_argument("--strait-counters", default=None)
     ap.add_argument("--clk-tck", type=float, default=100.0)
+    ap.add_argument("--targets", default=" ".join(TARGETS))
+    ap.add_argument("--lossy", default=None)
+    ap.add_argument("--lossy-mb", type=float, default=None)
     a = ap.parse_args()
+    targets = [t for t in a.targets.split() if t in TARGETS]
+    # Ratio columns: each Strait against HAProxy.
+    pairs = [(t, "haproxy") for t in STRAITS if t in targets and "haproxy" in targets]
 
     runs = {}
     for line in open(a.raw):
@@ -142,7 +225,7 @@ def main():
             oncpu = (c1[0] - c0[0]) / 1e9
             waited = (c1[1] - c0[1]) / 1e9
             frames = 2 * num(r, "reflected")
-            ceil.setdefault(int(r["size"]), []).append({
+            ceil.setdefault((r.get("port", "tap"), int(r["size"])), []).append({
                 "offered": num(r, "offered") / wall,
                 "reflected": num(r, "reflected") / wall,
                 "dropped": num(r, "tap_dropped") / wall,
@@ -157,10 +240,12 @@ def main():
     p(f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.  ")
     p(f"Machine: {a.machine}; load average at the end {a.load}.  ")
     p(f"Versions: {a.versions}.  ")
-    p(f"Command: `{a.command}`; medians of {rounds} rounds, targets interleaved.")
+    p(f"Command: `{a.command}`" + (f"; medians of {rounds} rounds, targets interleaved." if runs else "."))
     p("")
-    p("| workload | metric | direct | HAProxy | Strait | Strait / HAProxy |")
-    p("|---|---|---:|---:|---:|---:|")
+    heads = [LABELS[t] for t in targets] + [f"{LABELS[s]} / HAProxy" for s, _ in pairs]
+    if runs:
+        p("| workload | metric | " + " | ".join(heads) + " |")
+        p("|---|---|" + "---:|" * len(heads))
     cpu_rows = [("proxy CPU per request, µs", "proxy_us", 2),
                 ("Strait: the same from wall-clock busy cycles ÷ TSC, µs", "proxy_us_tsc", 2),
                 ("proxy CPU load (Strait: busy ratio)", "proxy_load", 2),
@@ -178,44 +263,52 @@ def main():
                  + [("backend CPU per request, µs", "nginx_us", 2)],
     }
     for w, metrics in rows.items():
-        if not any((w, t) in runs for t in TARGETS):
+        if not any((w, t) in runs for t in targets):
             continue
         for label, key, digits in metrics:
-            vals = [med(runs.get((w, t), []), key) for t in TARGETS]
-            cells = [fmt(v, digits) for v in vals]
-            p(f"| {WORKLOADS[w]} | {label} | {' | '.join(cells)} | {ratio(vals[2], vals[1])} |")
-        errs = {t: sum(r["errors"] for r in runs.get((w, t), [])) for t in TARGETS}
+            vals = {t: med(runs.get((w, t), []), key) for t in targets}
+            cells = [fmt(vals[t], digits) for t in targets] + [ratio(vals[s], vals[h]) for s, h in pairs]
+            p(f"| {WORKLOADS[w]} | {label} | {' | '.join(cells)} |")
+        errs = {t: sum(r["errors"] for r in runs.get((w, t), [])) for t in targets}
         if any(errs.values()):
-            p(f"| {WORKLOADS[w]} | wrk errors (all rounds) | {' | '.join(fmt(errs[t], 0) for t in TARGETS)} | |")
-    p("")
-    p("Proxy CPU: HAProxy utime+stime of its one thread; Strait: busy cycles of `strait_lcore_cycles_total` ÷ TSC "
-      "rate × the share of its runnable time the lcore thread actually ran (schedstat), which takes out the time it "
-      "sat preempted by other load; the raw busy cycles ÷ TSC rate are shown beside it. For rates higher is "
-      "better, for latency and CPU lower is better.")
-    ka = runs.get(("keepalive", "strait"), [])
-    big = runs.get(("big", "strait"), [])
-    tsc = med(ka, "tsc_ghz")
+            cells = [fmt(errs[t], 0) for t in targets] + [""] * len(pairs)
+            p(f"| {WORKLOADS[w]} | wrk errors (all rounds) | {' | '.join(cells)} |")
+    if runs:
+        p("")
+        p("Proxy CPU: HAProxy utime+stime of its one thread; Strait: busy cycles of `strait_lcore_cycles_total` ÷ TSC "
+          "rate × the share of its runnable time the lcore thread actually ran (schedstat), which takes out the time it "
+          "sat preempted by other load; the raw busy cycles ÷ TSC rate are shown beside it. For rates higher is "
+          "better, for latency and CPU lower is better.")
+    tsc = None
+    for t in STRAITS:
+        tsc = tsc or med(runs.get(("keepalive", t), []), "tsc_ghz")
     if tsc:
         p(f"TSC rate measured from the lcore's cycle counter: {tsc:.3f} GHz.")
     p("")
     if ceil:
-        p("| raw ceiling: L2 reflector, one lcore, net_tap | offered frames/s | reflected frames/s | "
+        p("| raw ceiling: L2 reflector, one lcore | offered frames/s | reflected frames/s | "
           "port frames/s (RX+TX) | per CPU-second | reflector running ÷ runnable | Strait frames per CPU-second (workload) | Strait / ceiling |")
         p("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for size, strait_runs, wl in ((60, ka, "keep-alive"), (1514, big, "1 MiB")):
-            c = ceil.get(size)
-            if not c:
-                continue
-            port = med(c, "frames_cpu_s")
-            sf = med(strait_runs, "frames_cpu_s")
-            frac = f"{sf / port:.2f}" if sf and port else "–"
-            p(f"| {size}-byte frames | {fmt(med(c, 'offered'), 0)} | {fmt(med(c, 'reflected'), 0)} | "
-              f"{fmt(med(c, 'frames_s'), 0)} | {fmt(port, 0)} | {fmt(med(c, 'oncpu_share'), 2)} | "
-              f"{fmt(sf, 0)} ({wl}) | {frac} |")
-        fr = med(ka, "frames_req")
+        for port_kind in ("tap", "af_xdp"):
+            t = CEILING_TARGET[port_kind]
+            for size, w, wl in ((60, "keepalive", "keep-alive"), (1514, "big", "1 MiB")):
+                c = ceil.get((port_kind, size))
+                if not c:
+                    continue
+                port = med(c, "frames_cpu_s")
+                sf = med(runs.get((w, t), []), "frames_cpu_s")
+                frac = f"{sf / port:.2f}" if sf and port else "–"
+                name = "net_tap" if port_kind == "tap" else "net_af_xdp (veth)"
+                p(f"| {name}, {size}-byte frames | {fmt(med(c, 'offered'), 0)} | {fmt(med(c, 'reflected'), 0)} | "
+                  f"{fmt(med(c, 'frames_s'), 0)} | {fmt(port, 0)} | {fmt(med(c, 'oncpu_share'), 2)} | "
+                  f"{fmt(sf, 0)} ({LABELS[t]}, {wl}) | {frac} |")
+    for t in STRAITS:
+        fr = med(runs.get(("keepalive", t), []), "frames_req")
         if fr:
             p("")
-            p(f"Strait moves {fr:.1f} frames per keep-alive request (both ports, RX+TX, as the ports count them).")
+            p(f"{LABELS[t]} moves {fr:.1f} frames per keep-alive request (both ports, RX+TX, as the ports count them).")
+    if a.lossy:
+        lossy_report(p, a.lossy, targets, pairs, a.lossy_mb)
     if a.strait_counters:
         try:
             lines = [l.strip() for l in open(a.strait_counters) if l.strip()]

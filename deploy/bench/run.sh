@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# deploy/bench/run.sh: Strait side by side with HAProxy and with no proxy at all (issue 9).
+# deploy/bench/run.sh: Strait side by side with HAProxy and with no proxy at all (issue 9),
+# on DPDK net_tap ports and on net_af_xdp ports over veths; plus lossy downloads (issue 13).
 #
 # One command, as root, on a machine prepared by deploy/install-deps.sh. It builds strait
 # and the L2 reflector in release mode (a no-op when up to date), builds this topology of
-# network namespaces, runs the same wrk workloads against the three targets interleaved
-# (direct, haproxy, strait, direct, haproxy, strait, ...), measures the raw ceiling of the
-# tap port with the L2 reflector, and prints a Markdown table of medians.
+# network namespaces, runs the same wrk workloads against the targets interleaved
+# (direct, haproxy, strait, strait-xdp, direct, haproxy, ...), measures the raw ceiling of
+# the tap port and of the AF_XDP port with the L2 reflector, and prints a Markdown table of
+# medians.
 #
 #   client ns (wrk) ── veth ────────────────────────────── backend ns (nginx :8080)   direct
 #   client ns       ── veth ── haproxy ns (HAProxy) ── veth ── backend ns              haproxy
 #   client ns       ── tap ─── strait ns  (Strait)  ── tap ─── backend ns              strait
-#   reflector ns (pktgen) ── tap ── l2_reflector                                      ceiling
+#   client ns       ── veth ── strait-xdp ns (Strait, net_af_xdp) ── veth ── backend   strait-xdp
+#   reflector ns (pktgen) ── tap ── l2_reflector                                      ceiling, tap
+#   generator ns (pktgen) ── veth ── reflector ns (l2_reflector, net_af_xdp)          ceiling, AF_XDP
 #
 # Both proxies are two link hops from each peer. Strait's hops are DPDK net_tap ports: the
 # PMD creates the taps in the strait namespace and the script then moves their kernel
@@ -19,28 +23,72 @@
 # see the same wire: MTU-sized frames with real checksums. The tap PMD offers no TSO, so
 # the kernel peers of Strait segment and checksum in software too.
 #
-# CPU (2 cores): the proxy under test runs alone on CPU 1 (HAProxy with taskset, Strait
-# with its one lcore `lcores = [1]`); wrk (-t1) and nginx (one process) share CPU 0. The
-# reflector runs on CPU 1, its generator on CPU 0.
+# strait-xdp: the same Strait, its two ports `net_af_xdp0,iface=<veth>` and
+# `net_af_xdp1,iface=<veth>` on veths whose other ends are in the client and backend
+# namespaces, like HAProxy's. The PMD attaches an XDP program to the Strait-side veth and
+# opens an AF_XDP socket on its queue 0. AF_XDP has no offloads (no TSO, no checksum
+# offload, one segment per frame): Strait segments and checksums in software.
+#
+# Offloads, both proxies alike. Default: `tx off tso off gso off gro off` on both ends of
+# every veth (HAProxy's, the direct one, and the AF_XDP ones). BENCH_KERNEL_OFFLOADS=1
+# ("as deployed"): every veth keeps the kernel's default offloads, with ONE exception that
+# the mode cannot lift: the kernel-side veths facing Strait's AF_XDP ports always get
+# `tx off`. With tx checksum offload on, the kernel hands a veth frames in CHECKSUM_PARTIAL
+# state (the TCP checksum field holds only the pseudo-header sum, to be finished by
+# "hardware"); over a veth the receiving kernel trusts that state, but XDP/AF_XDP hands
+# the raw bytes to user space, where Strait sees a wrong checksum and drops every segment
+# of the kernel peer. A real NIC would have finished the checksum on the wire, so `tx off`
+# on those two veths is what makes the veth behave like a wire, not a tuning choice.
+# Attaching XDP to a veth also takes GSO from its peer and caps the peer's MTU (~3.5 KB),
+# whatever the mode.
+# With BENCH_KERNEL_OFFLOADS=1 the lossy workload's nftables rules see GRO/TSO super-packets
+# on the kernel veths, so its loss rate is per super-packet there: compare lossy figures
+# within one mode only.
+#
+# CPU (2 cores): the proxy under test runs alone on CPU 1 (HAProxy with taskset, each Strait
+# with its one lcore `lcores = [1]`; an idle Strait naps or waits for RX interrupts); wrk
+# (-t1), curl and nginx (one process) share CPU 0. The reflector runs on CPU 1, its
+# generator on CPU 0.
+#
+# Lossy downloads (workload `lossy`, issue 13): nginx serves a BENCH_LOSS_MB file of random
+# bytes; a kernel curl client in the client namespace downloads it through each target while
+# nftables in the client namespace drops TCP at random in both directions (input and output
+# hooks, `numgen random mod 1000 < N`, N = 10 x the percentage), BENCH_LOSS rates,
+# BENCH_LOSS_RUNS interleaved rounds. Every download's sha256 is checked (a corrupt one
+# stops the script); curl --max-time bounds each download (a timeout is recorded, with
+# Strait's counters, log tail and the veths' `ip -s link` saved beside the report). Strait's
+# RTO, spurious-RTO and TLP counters are read from its Prometheus endpoint before and after
+# each download; the kernel senders' (nginx for direct, HAProxy) from /proc/net/netstat of
+# their namespace.
 #
 # Knobs (environment, all optional):
+#   BENCH_TARGETS="direct haproxy strait strait-xdp"   subset of targets (order kept)
 #   BENCH_RUNS=3          rounds; each round runs every target once per workload
 #   BENCH_SECONDS=10      length of each wrk run
 #   BENCH_CONNS=50        wrk connections for the unpaced small-response workloads
 #   BENCH_BIG_CONNS=4     wrk connections for the 1 MiB workload
 #   BENCH_RATE=5000       offered load (requests/s) of the paced workload
-#   BENCH_WORKLOADS="keepalive close big paced"   subset/order of workloads
-#   BENCH_CEILING=1       0 skips the reflector ceiling
-#   BENCH_KERNEL_OFFLOADS=0  1 leaves the veths' default offloads on (TSO/GSO/checksum)
+#   BENCH_WORKLOADS="keepalive close big paced lossy"   subset/order of workloads
+#   BENCH_LOSS="1 2 5"    loss rates of the lossy workload, percent per direction (0.1 steps)
+#   BENCH_LOSS_RUNS=5     rounds of the lossy workload
+#   BENCH_LOSS_MB=40      size of the lossy download, MiB
+#   BENCH_LOSS_TIMEOUT=180  curl --max-time of one lossy download, seconds
+#   BENCH_LOSS_PCAP=1     also capture the headers of each lossy download on the client's
+#                         link (dumpcap, from tshark), copied beside BENCH_OUT
+#   BENCH_CEILING=1       0 skips the reflector ceilings (tap: with strait; AF_XDP: with strait-xdp)
+#   BENCH_KERNEL_OFFLOADS=0  1 leaves the veths' default offloads on (TSO/GSO/checksum),
+#                         except `tx off` on the kernel side of the AF_XDP veths (see above)
 #   BENCH_OUT=FILE        also write the result table to FILE
 #   BENCH_NO_BUILD=1      use the release binaries already built (no cargo build)
-#   BENCH_STRAIT_OFFLOADS="multi_seg = false"  [port.offloads] keys for both Strait ports
-#                         (';' separates several), e.g. to compare offload settings
+#   BENCH_STRAIT_OFFLOADS="multi_seg = false"  [port.offloads] keys for both ports of the
+#                         tap Strait (';' separates several), e.g. to compare offload settings
 #   BENCH_PROFILE=1       also profile HAProxy's and Strait's thread with perf (keep-alive, 1 MiB)
 #   CARGO_TARGET_DIR      where cargo builds (default: target/ in the repository)
 #
-# Everything it creates (namespaces, taps, processes, the work directory) is removed on
-# exit, also on failure or Ctrl-C. Addresses: 198.18.100.0/24 .. 198.18.105.0/24 (RFC 2544).
+# Everything it creates (namespaces, taps, veths, nftables tables, processes, the work
+# directory) is removed on exit, also on failure or Ctrl-C: the veths and the tables live in
+# the script's namespaces and go with them. Addresses: 198.18.100.0/24 .. 198.18.107.0/24
+# (RFC 2544).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -50,7 +98,12 @@ SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNS:-50}
 BIG_CONNS=${BENCH_BIG_CONNS:-4}
 RATE=${BENCH_RATE:-5000}
-WORKLOADS=${BENCH_WORKLOADS:-keepalive close big paced}
+WORKLOADS=${BENCH_WORKLOADS:-keepalive close big paced lossy}
+TARGETS=${BENCH_TARGETS:-direct haproxy strait strait-xdp}
+LOSS_RATES=${BENCH_LOSS:-1 2 5}
+LOSS_RUNS=${BENCH_LOSS_RUNS:-5}
+LOSS_MB=${BENCH_LOSS_MB:-40}
+LOSS_TIMEOUT=${BENCH_LOSS_TIMEOUT:-180}
 CEILING=${BENCH_CEILING:-1}
 KERNEL_OFFLOADS=${BENCH_KERNEL_OFFLOADS:-0}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -63,17 +116,37 @@ PEER_CPU=0
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
+has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
+has_workload() { [[ " $WORKLOADS " == *" $1 "* ]]; }
+for t in $TARGETS; do
+  case $t in direct | haproxy | strait | strait-xdp) ;; *) die "unknown target $t (BENCH_TARGETS)" ;; esac
+done
+for w in $WORKLOADS; do
+  case $w in keepalive | close | big | paced | lossy) ;; *) die "unknown workload $w (BENCH_WORKLOADS)" ;; esac
+done
+for p in $LOSS_RATES; do
+  [[ $p =~ ^[0-9]+(\.[0-9])?$ ]] && (( $(awk -v p="$p" 'BEGIN { print (p * 10 <= 1000) }') )) \
+    || die "BENCH_LOSS: $p is not a percentage with at most one decimal"
+done
 
 [[ $(id -u) == 0 ]] || die "must run as root (namespaces, taps, DPDK)"
-for tool in ip wrk nginx haproxy cc python3 taskset curl ethtool cargo; do
+for tool in ip wrk nginx haproxy cc python3 taskset curl ethtool cargo sha256sum; do
   command -v "$tool" >/dev/null || die "$tool not found: run deploy/install-deps.sh first"
 done
+if has_workload lossy; then
+  command -v nft >/dev/null || die "nft not found (the lossy workload needs it): apt-get install nftables"
+  if [[ ${BENCH_LOSS_PCAP:-0} == 1 ]]; then
+    command -v dumpcap >/dev/null || die "dumpcap not found (BENCH_LOSS_PCAP=1 needs it): apt-get install tshark"
+  fi
+fi
 (( $(nproc) >= 2 )) || die "needs 2 CPUs (proxy on CPU $PROXY_CPU, peers on CPU $PEER_CPU)"
 
 # ---------------------------------------------------------------- clean-up (always)
 TAG="b$$"
 TAG=${TAG:0:7}
 NS_C="${TAG}c" NS_N="${TAG}n" NS_H="${TAG}h" NS_S="${TAG}s" NS_R="${TAG}r"
+NS_X="${TAG}x" NS_G="${TAG}g"   # strait-xdp; the AF_XDP ceiling's generator
+ALL_NS=("$NS_C" "$NS_N" "$NS_H" "$NS_S" "$NS_R" "$NS_X" "$NS_G")
 WORK=$(mktemp -d /tmp/strait-bench.XXXXXX)
 PIDS=()
 
@@ -87,7 +160,7 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null
   done
-  for ns in "$NS_C" "$NS_N" "$NS_H" "$NS_S" "$NS_R"; do
+  for ns in "${ALL_NS[@]}"; do
     if ip netns list | grep -qw "$ns"; then
       for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
       ip netns del "$ns" 2>/dev/null
@@ -95,7 +168,8 @@ cleanup() {
   done
   # DPDK's (empty) runtime directories of the two DPDK processes.
   [[ -n ${STRAIT_PID:-} ]] && rm -rf "/var/run/dpdk/strait-$STRAIT_PID"
-  rm -rf "/var/run/dpdk/refl$$"
+  [[ -n ${XDP_PID:-} ]] && rm -rf "/var/run/dpdk/strait-$XDP_PID"
+  rm -rf "/var/run/dpdk/refl$$" "/var/run/dpdk/reflx$$"
   if (( rc != 0 )); then
     log "failed (exit $rc); logs:"
     for f in "$WORK"/*.log; do [[ -f $f ]] && { echo "== $f" >&2; tail -n 30 "$f" >&2; }; done
@@ -119,7 +193,7 @@ fi
 cc -O2 -o "$WORK/pktgen" "$HERE/pktgen.c"
 
 # ---------------------------------------------------------------- topology
-for ns in "$NS_C" "$NS_N" "$NS_H" "$NS_S" "$NS_R"; do
+for ns in "${ALL_NS[@]}"; do
   ip netns add "$ns"
   ip -n "$ns" link set lo up
   # Connection: close at tens of thousands per second: wide port range, reuse TIME-WAIT.
@@ -140,9 +214,32 @@ veth() {
   ip -n "$ns1" link set "$a" up
   ip -n "$ns2" link set "$b" up
 }
+# xdp_veth D DNS K KNS KADDR: a veth for a DPDK net_af_xdp port. D (no kernel address: the
+# DPDK process owns it) in DNS, K with KADDR in KNS. K always gets `tx off` (see the header:
+# checksums left to "hardware" reach AF_XDP unfinished); by default both ends get the
+# same `tx off tso off gso off gro off` as every other veth.
+xdp_veth() {
+  local d=$1 dns=$2 k=$3 kns=$4 kaddr=$5
+  ip link add "$d" netns "$dns" type veth peer name "$k" netns "$kns"
+  [[ -n $kaddr ]] && ip -n "$kns" addr add "$kaddr" dev "$k"
+  if [[ $KERNEL_OFFLOADS != 1 ]]; then
+    ip netns exec "$dns" ethtool -K "$d" tx off tso off gso off gro off >/dev/null 2>&1
+    ip netns exec "$kns" ethtool -K "$k" tx off tso off gso off gro off >/dev/null 2>&1
+  fi
+  ip netns exec "$kns" ethtool -K "$k" tx off >/dev/null
+  [[ $(ip netns exec "$kns" ethtool -k "$k" | awk '/^tx-checksumming:/ {print $2}') == off ]] \
+    || die "$k: tx checksum offload is still on"
+  ip -n "$dns" link set "$d" up
+  ip -n "$kns" link set "$k" up
+}
 veth "${TAG}cd" "$NS_C" 198.18.100.1/24 "${TAG}nd" "$NS_N" 198.18.100.2/24   # direct
 veth "${TAG}ch" "$NS_C" 198.18.101.1/24 "${TAG}hc" "$NS_H" 198.18.101.2/24   # client-haproxy
 veth "${TAG}hn" "$NS_H" 198.18.102.1/24 "${TAG}nh" "$NS_N" 198.18.102.2/24   # haproxy-backend
+XDP_C="${TAG}xc" XDP_N="${TAG}xn"   # Strait's ends of its AF_XDP veths (in NS_X)
+if has_target strait-xdp; then
+  xdp_veth "$XDP_C" "$NS_X" "${TAG}cx" "$NS_C" 198.18.105.1/24   # client-strait-xdp
+  xdp_veth "$XDP_N" "$NS_X" "${TAG}nx" "$NS_N" 198.18.106.2/24   # strait-xdp-backend
+fi
 
 # ---------------------------------------------------------------- backend: nginx
 mkdir -p "$WORK/www"
@@ -152,6 +249,11 @@ d = sys.argv[1]
 open(d + "/small.bin", "wb").write(bytes(b"a"[0] + i % 26 for i in range(128)))
 open(d + "/big.bin", "wb").write(bytes(b"a"[0] + i % 26 for i in range(1 << 20)))
 EOF
+if has_workload lossy; then
+  # Random bytes: a corrupted or misplaced segment cannot go unnoticed by the sha256.
+  head -c $(( LOSS_MB << 20 )) /dev/urandom >"$WORK/www/lossy.bin"
+  LOSS_SHA=$(sha256sum "$WORK/www/lossy.bin" | cut -d' ' -f1)
+fi
 cat > "$WORK/nginx.conf" <<EOF
 daemon off;
 master_process off;
@@ -182,6 +284,8 @@ NGINX_PID=$!
 PIDS+=("$NGINX_PID")
 
 # ---------------------------------------------------------------- HAProxy
+HAPROXY_PID=""
+if has_target haproxy; then
 cat > "$WORK/haproxy.cfg" <<EOF
 # One thread, TCP mode, no logging; splice(2) lets large responses skip user space.
 global
@@ -204,12 +308,15 @@ EOF
 ip netns exec "$NS_H" taskset -c "$PROXY_CPU" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 HAPROXY_PID=$!
 PIDS+=("$HAPROXY_PID")
+fi
 
-# ---------------------------------------------------------------- Strait
-TAP_C="${TAG}tc" TAP_N="${TAG}tn"
-OFFLOADS=""
-[[ -n ${BENCH_STRAIT_OFFLOADS:-} ]] && OFFLOADS=$(printf '[port.offloads]\n%s' "${BENCH_STRAIT_OFFLOADS//;/$'\n'}")
-cat > "$WORK/strait.toml" <<EOF
+# ---------------------------------------------------------------- Strait (tap) and Strait (AF_XDP)
+# strait_config FRONT_DEVICE FRONT_IP BACK_DEVICE BACK_IP BACKEND_ADDR PORT_EXTRA: the proxy
+# configuration of the end-to-end tests, one lcore on CPU 1, metrics on 127.0.0.1:9100 of
+# its own namespace.
+strait_config() {
+  local fdev=$1 fip=$2 bdev=$3 bip=$4 backend=$5 extra=$6
+  cat <<EOF
 [log]
 format = "human"
 level = "info"
@@ -223,21 +330,21 @@ mbuf_cache = 512
 
 [[port]]
 name = "front"
-device = "net_tap0,iface=$TAP_C"
-ipv4 = "198.18.103.2/24"
+device = "$fdev"
+ipv4 = "$fip/24"
 mtu = 1500
-$OFFLOADS
+$extra
 
 [[port]]
 name = "back"
-device = "net_tap1,iface=$TAP_N"
-ipv4 = "198.18.104.1/24"
+device = "$bdev"
+ipv4 = "$bip/24"
 mtu = 1500
-$OFFLOADS
+$extra
 
 [[listener]]
 name = "web"
-listen = "198.18.103.2:80"
+listen = "$fip:80"
 pool = "web"
 max_connections = 100000
 connect_timeout_ms = 5000
@@ -246,56 +353,77 @@ idle_timeout_ms = 120000
 [[pool]]
 name = "web"
 algorithm = "round_robin"
-servers = [{ addr = "198.18.104.2:8080", weight = 1 }]
+servers = [{ addr = "$backend", weight = 1 }]
 
 [metrics]
 listen = "127.0.0.1:9100"
 EOF
-"$STRAIT" check-config "$WORK/strait.toml" >/dev/null || die "strait config rejected"
-ip netns exec "$NS_S" "$STRAIT" run --config "$WORK/strait.toml" >"$WORK/strait.log" 2>&1 &
-STRAIT_PID=$!
-PIDS+=("$STRAIT_PID")
+}
 
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   local t=$1 what=$2; shift 2
   for _ in $(seq $(( t * 10 ))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
   die "timed out waiting for $what"
 }
-wait_for 30 "strait ready" grep -q "strait ready" "$WORK/strait.log"
-# The taps' kernel ends go to the peers' namespaces (the PMD keeps its file descriptors).
-ip -n "$NS_S" link set "$TAP_C" netns "$NS_C"
-ip -n "$NS_S" link set "$TAP_N" netns "$NS_N"
-ip -n "$NS_C" addr add 198.18.103.1/24 dev "$TAP_C"
-ip -n "$NS_C" link set "$TAP_C" up
-ip -n "$NS_N" addr add 198.18.104.2/24 dev "$TAP_N"
-ip -n "$NS_N" link set "$TAP_N" up
+
+TAP_C="${TAG}tc" TAP_N="${TAG}tn"
+STRAIT_PID="" XDP_PID=""
+if has_target strait; then
+  OFFLOADS=""
+  [[ -n ${BENCH_STRAIT_OFFLOADS:-} ]] && OFFLOADS=$(printf '[port.offloads]\n%s' "${BENCH_STRAIT_OFFLOADS//;/$'\n'}")
+  strait_config "net_tap0,iface=$TAP_C" 198.18.103.2 "net_tap1,iface=$TAP_N" 198.18.104.1 198.18.104.2:8080 \
+    "$OFFLOADS" >"$WORK/strait.toml"
+  "$STRAIT" check-config "$WORK/strait.toml" >/dev/null || die "strait config rejected"
+  ip netns exec "$NS_S" "$STRAIT" run --config "$WORK/strait.toml" >"$WORK/strait.log" 2>&1 &
+  STRAIT_PID=$!
+  PIDS+=("$STRAIT_PID")
+fi
+if has_target strait-xdp; then
+  strait_config "net_af_xdp0,iface=$XDP_C" 198.18.105.2 "net_af_xdp1,iface=$XDP_N" 198.18.106.1 198.18.106.2:8080 \
+    "" >"$WORK/strait-xdp.toml"
+  "$STRAIT" check-config "$WORK/strait-xdp.toml" >/dev/null || die "strait-xdp config rejected"
+  ip netns exec "$NS_X" "$STRAIT" run --config "$WORK/strait-xdp.toml" >"$WORK/strait-xdp.log" 2>&1 &
+  XDP_PID=$!
+  PIDS+=("$XDP_PID")
+fi
+if has_target strait; then
+  wait_for 30 "strait ready" grep -q "strait ready" "$WORK/strait.log"
+  # The taps' kernel ends go to the peers' namespaces (the PMD keeps its file descriptors).
+  ip -n "$NS_S" link set "$TAP_C" netns "$NS_C"
+  ip -n "$NS_S" link set "$TAP_N" netns "$NS_N"
+  ip -n "$NS_C" addr add 198.18.103.1/24 dev "$TAP_C"
+  ip -n "$NS_C" link set "$TAP_C" up
+  ip -n "$NS_N" addr add 198.18.104.2/24 dev "$TAP_N"
+  ip -n "$NS_N" link set "$TAP_N" up
+fi
+if has_target strait-xdp; then
+  wait_for 30 "strait-xdp ready" grep -q "strait ready" "$WORK/strait-xdp.log"
+fi
+
+url_of() {
+  local target=$1 path=$2
+  case $target in
+    direct) echo "http://198.18.100.2:8080/$path" ;;
+    haproxy) echo "http://198.18.101.2/$path" ;;
+    strait) echo "http://198.18.103.2/$path" ;;
+    strait-xdp) echo "http://198.18.105.2/$path" ;;
+  esac
+}
+# The namespace and process of a Strait target.
+strait_ns() { case $1 in strait) echo "$NS_S" ;; strait-xdp) echo "$NS_X" ;; esac; }
+strait_pid() { case $1 in strait) echo "$STRAIT_PID" ;; strait-xdp) echo "$XDP_PID" ;; esac; }
+is_strait() { [[ $1 == strait || $1 == strait-xdp ]]; }
 
 wait_for 10 "nginx" ip netns exec "$NS_N" curl -sf -o /dev/null http://198.18.100.2:8080/small.bin
-wait_for 10 "haproxy" ip netns exec "$NS_C" curl -sf -o /dev/null http://198.18.101.2/small.bin
-wait_for 30 "strait" ip netns exec "$NS_C" curl -sf -o /dev/null --max-time 2 http://198.18.103.2/small.bin
-for url in http://198.18.100.2:8080 http://198.18.101.2 http://198.18.103.2; do
-  got=$(ip netns exec "$NS_C" curl -sf "$url/big.bin" | cmp - "$WORK/www/big.bin" && echo same)
-  [[ $got == same ]] || die "$url/big.bin: the body differs from the file"
+for target in $TARGETS; do
+  wait_for 30 "$target" ip netns exec "$NS_C" curl -sf -o /dev/null --max-time 2 "$(url_of "$target" small.bin)"
+  got=$(ip netns exec "$NS_C" curl -sf --max-time 30 "$(url_of "$target" big.bin)" | cmp - "$WORK/www/big.bin" && echo same)
+  [[ $got == same ]] || die "$(url_of "$target" big.bin): the body differs from the file"
 done
-log "topology up: direct, haproxy (pid $HAPROXY_PID), strait (pid $STRAIT_PID), nginx (pid $NGINX_PID)"
+log "topology up: $TARGETS; haproxy pid ${HAPROXY_PID:--}, strait pid ${STRAIT_PID:--}, strait-xdp pid ${XDP_PID:--}, nginx pid $NGINX_PID"
 
 # ---------------------------------------------------------------- measurement helpers
 CLK_TCK=$(getconf CLK_TCK)
-# Strait's counters, comma-separated: lcore busy cycles, all cycles (summed over lcores),
-# port RX packets, port TX packets (summed over ports), and thread_cpu of the lcore thread
-# (the main thread: there is one lcore).
-strait_counters() {
-  local m
-  m=$(ip netns exec "$NS_S" curl -sf --max-time 2 http://127.0.0.1:9100/metrics) || die "strait metrics unavailable"
-  local lcore
-  lcore=$(thread_cpu "$STRAIT_PID")
-  awk -v lcore="$lcore" '
-    /^strait_lcore_cycles_total\{.*kind="busy"/ { busy += $NF }
-    /^strait_lcore_cycles_total\{.*kind="all"/  { all += $NF }
-    /^strait_port_rx_packets_total/ { rx += $NF }
-    /^strait_port_tx_packets_total/ { tx += $NF }
-    END { printf "%.0f,%.0f,%.0f,%.0f,%s\n", busy, all, rx, tx, lcore }' <<<"$m"
-}
 # A thread's (PID = the main thread) CPU accounting: "on-CPU ns,runqueue-wait ns,utime
 # ticks,stime ticks" (schedstat's first two fields: time running, and time runnable but
 # waiting for the CPU, i.e. preempted by other load).
@@ -306,14 +434,79 @@ thread_cpu() {
   echo "$ns,$ut"
 }
 now() { date +%s.%N; }
-
-url_of() {
-  local target=$1 path=$2
-  case $target in
-    direct) echo "http://198.18.100.2:8080/$path" ;;
-    haproxy) echo "http://198.18.101.2/$path" ;;
-    strait) echo "http://198.18.103.2/$path" ;;
-  esac
+strait_metrics() { # strait_metrics TARGET: its Prometheus page
+  ip netns exec "$(strait_ns "$1")" curl -sf --max-time 2 http://127.0.0.1:9100/metrics
+}
+# strait_counters TARGET: comma-separated: lcore busy cycles, all cycles (summed over
+# lcores), port RX packets, port TX packets (summed over ports), and thread_cpu of the lcore
+# thread (the main thread: there is one lcore).
+strait_counters() {
+  local m lcore
+  m=$(strait_metrics "$1") || die "$1 metrics unavailable"
+  lcore=$(thread_cpu "$(strait_pid "$1")")
+  awk -v lcore="$lcore" '
+    /^strait_lcore_cycles_total\{.*kind="busy"/ { busy += $NF }
+    /^strait_lcore_cycles_total\{.*kind="all"/  { all += $NF }
+    /^strait_port_rx_packets_total/ { rx += $NF }
+    /^strait_port_tx_packets_total/ { tx += $NF }
+    END { printf "%.0f,%.0f,%.0f,%.0f,%s\n", busy, all, rx, tx, lcore }' <<<"$m"
+}
+# Loss-recovery counters of a sender, comma-separated: RTOs, spurious RTOs, tail loss
+# probes, losses repaired by a probe, retransmitted segments. tcp_counters TARGET: Strait's
+# from its metrics; the kernel's (Linux names: TCPTimeouts, TCPSpuriousRTOs, TCPLossProbes,
+# TCPLossProbeRecovery, RetransSegs) from the namespace of the target's sender towards the
+# client (nginx's for direct, HAProxy's).
+tcp_counters() {
+  local target=$1 ns
+  if is_strait "$target"; then
+    strait_metrics "$target" | awk '
+      $1 == "strait_tcp_timeouts_total" { a = $NF }
+      $1 == "strait_tcp_spurious_rtos_total" { b = $NF }
+      $1 == "strait_tcp_loss_probes_total" { c = $NF }
+      $1 == "strait_tcp_loss_probe_recovery_total" { d = $NF }
+      $1 == "strait_tcp_retrans_segs_total" { e = $NF }
+      END { printf "%.0f,%.0f,%.0f,%.0f,%.0f\n", a, b, c, d, e }' || die "$target metrics unavailable"
+    return
+  fi
+  ns=$NS_N; [[ $target == haproxy ]] && ns=$NS_H
+  ip netns exec "$ns" cat /proc/net/netstat /proc/net/snmp | awk '
+    /^(TcpExt|Tcp):/ { if (!($1 in hdr)) { hdr[$1] = 1; for (i = 2; i <= NF; i++) k[$1, i] = $i }
+                       else for (i = 2; i <= NF; i++) v[k[$1, i]] = $i }
+    END { printf "%.0f,%.0f,%.0f,%.0f,%.0f\n", v["TCPTimeouts"], v["TCPSpuriousRTOs"], v["TCPLossProbes"],
+          v["TCPLossProbeRecovery"], v["RetransSegs"] }'
+}
+# diagnose TARGET WHAT: what a stalled or failed run leaves to look at, saved beside the
+# report (BENCH_OUT) and printed: the Strait log tail, its non-zero counters, the link
+# counters of every namespace on the target's path, and the client's sockets.
+DIAG_N=0
+diagnose() {
+  local target=$1 what=$2 f
+  DIAG_N=$((DIAG_N + 1))
+  f="$WORK/diag-$DIAG_N-$target.txt"
+  (
+    set +e
+    echo "== $target: $what ($(date -u +%H:%M:%S) UTC)"
+    if is_strait "$target"; then
+      echo "-- strait log (last 40 lines)"
+      tail -n 40 "$WORK/$target.log"
+      echo "-- strait metrics (non-zero port, net, lcore and tcp counters)"
+      strait_metrics "$target" | grep -E '^strait_(port|net|lcore|tcp)_' | awk '$NF != 0' || echo "(metrics unavailable)"
+    fi
+    for ns in "$NS_C" "$(is_strait "$target" && strait_ns "$target")" "$NS_N"; do
+      [[ -n $ns ]] || continue
+      echo "-- ip -s link, namespace $ns"
+      ip -n "$ns" -s link
+    done
+    if [[ $target == strait-xdp ]]; then
+      echo "-- ethtool -S of Strait's AF_XDP veths (XDP counters)"
+      ip netns exec "$NS_X" ethtool -S "$XDP_C" 2>&1 | grep -vE ': 0$' || true
+      ip netns exec "$NS_X" ethtool -S "$XDP_N" 2>&1 | grep -vE ': 0$' || true
+    fi
+    echo "-- client sockets (ss -tin)"
+    ip netns exec "$NS_C" ss -tin 2>&1 | head -40
+  ) >"$f" 2>&1
+  log "$target: $what; diagnostics in $f:"
+  cat "$f" >&2
 }
 
 RAW="$WORK/raw.tsv"
@@ -334,7 +527,7 @@ run_one() {
   local t0 n0 p0="0,0,0,0" s0="0,0,0,0,0,0,0,0"
   n0=$(thread_cpu "$NGINX_PID")
   [[ $target == haproxy ]] && p0=$(thread_cpu "$HAPROXY_PID")
-  [[ $target == strait ]] && s0=$(strait_counters)
+  is_strait "$target" && s0=$(strait_counters "$target")
   t0=$(now)
   local out
   out=$(WRK_DELAY_MS=$delay ip netns exec "$NS_C" taskset -c "$PEER_CPU" \
@@ -344,34 +537,126 @@ run_one() {
   t1=$(now)
   n1=$(thread_cpu "$NGINX_PID")
   [[ $target == haproxy ]] && p1=$(thread_cpu "$HAPROXY_PID")
-  [[ $target == strait ]] && s1=$(strait_counters)
+  is_strait "$target" && s1=$(strait_counters "$target")
   local result
   result=$(grep '^RESULT' <<<"$out") || die "no RESULT from wrk on $target: $out"
   echo "workload=$w target=$target round=$round conns=$conns ${result#RESULT } t0=$t0 t1=$t1 nginx0=$n0 nginx1=$n1 haproxy0=$p0 haproxy1=$p1 strait0=$s0 strait1=$s1" >>"$RAW"
   tail -n 1 "$RAW" >&2
+  # A run that served nothing, or with socket errors, on Strait: keep what there is to see.
+  if is_strait "$target" && [[ $result =~ requests=0\  || ! $result =~ \ errors=0\  ]]; then
+    diagnose "$target" "wrk $w round $round: ${result#RESULT }"
+  fi
+  return 0
+}
+
+# ---------------------------------------------------------------- lossy downloads
+client_link() { # the client namespace's interface towards TARGET
+  case $1 in
+    direct) echo "${TAG}cd" ;; haproxy) echo "${TAG}ch" ;; strait) echo "$TAP_C" ;; strait-xdp) echo "${TAG}cx" ;;
+  esac
+}
+LOSSY="$WORK/lossy.tsv"
+: >"$LOSSY"
+# set_loss PERCENT: (re)creates the client namespace's loss table, counters at zero.
+set_loss() {
+  local n
+  n=$(awk -v p="$1" 'BEGIN { printf "%d", p * 10 + 0.5 }')
+  ip netns exec "$NS_C" nft flush ruleset
+  ip netns exec "$NS_C" nft -f - <<EOF
+table inet bench_loss {
+  chain in { type filter hook input priority 0; policy accept; meta l4proto tcp numgen random mod 1000 < $n counter drop; }
+  chain out { type filter hook output priority 0; policy accept; meta l4proto tcp numgen random mod 1000 < $n counter drop; }
+}
+EOF
+}
+loss_drops() { # "dropped in,dropped out" packets since set_loss
+  ip netns exec "$NS_C" nft list table inet bench_loss \
+    | awk '/chain in/ { c = "in" } /chain out/ { c = "out" } /counter packets/ { for (i = 1; i < NF; i++) if ($i == "packets") d[c] = $(i + 1) }
+           END { printf "%d,%d\n", d["in"], d["out"] }'
+}
+# lossy_one TARGET PERCENT ROUND: one download; appends one line of key=value fields to LOSSY.
+lossy_one() {
+  local target=$1 pct=$2 round=$3 url out rc=0 k0 k1 drops status=ok sha speed size took code
+  url=$(url_of "$target" lossy.bin)
+  rm -f "$WORK/dl.bin"
+  set_loss "$pct"
+  if [[ ${BENCH_LOSS_PCAP:-0} == 1 ]]; then
+    # Headers of every frame on the client's link to the target (before nftables' input
+    # hook, after its output hook), for a look at the timing of losses and retransmissions.
+    ip netns exec "$NS_C" dumpcap -q -i "$(client_link "$target")" -s 96 -w "$WORK/pcap-$target-$pct-$round.pcapng" \
+      >/dev/null 2>&1 &
+    PCAP_PID=$!
+    PIDS+=("$PCAP_PID")
+    sleep 1
+  fi
+  k0=$(tcp_counters "$target")
+  out=$(ip netns exec "$NS_C" taskset -c "$PEER_CPU" curl -s -o "$WORK/dl.bin" --max-time "$LOSS_TIMEOUT" \
+        -w '%{speed_download} %{size_download} %{time_total} %{http_code}' "$url") || rc=$?
+  sleep 0.3   # Strait publishes its TCP counters every 100 ms
+  k1=$(tcp_counters "$target")
+  if [[ ${BENCH_LOSS_PCAP:-0} == 1 ]]; then
+    kill -INT "$PCAP_PID" 2>/dev/null || true
+    wait "$PCAP_PID" 2>/dev/null || true
+  fi
+  drops=$(loss_drops)
+  read -r speed size took code <<<"$out"
+  size=${size:-0}
+  if (( rc == 0 )) && [[ $code == 200 ]]; then
+    sha=$(sha256sum "$WORK/dl.bin" | cut -d' ' -f1)
+    if [[ $sha != "$LOSS_SHA" ]]; then
+      cmp "$WORK/dl.bin" "$WORK/www/lossy.bin" >&2 || true
+      diagnose "$target" "CORRUPT download at $pct % loss, round $round: sha256 $sha, expected $LOSS_SHA, $size bytes"
+      die "$target: the download at $pct % loss (round $round) is corrupt (sha256 $sha != $LOSS_SHA)"
+    fi
+  else
+    status="curl_rc_$rc"; (( rc == 28 )) && status=timeout
+    # What did arrive must still be right.
+    if (( size > 0 )) && ! cmp -s -n "$size" "$WORK/dl.bin" "$WORK/www/lossy.bin"; then
+      diagnose "$target" "CORRUPT partial download at $pct % loss, round $round ($status, $size bytes)"
+      die "$target: the partial download at $pct % loss (round $round) is corrupt"
+    fi
+    diagnose "$target" "download at $pct % loss, round $round: $status after ${took:-?} s, $size of $((LOSS_MB << 20)) bytes, http ${code:-?}"
+  fi
+  echo "target=$target loss=$pct round=$round status=$status speed=${speed:-0} size=$size time=${took:-0} code=${code:-0} drops=$drops tcp0=$k0 tcp1=$k1" >>"$LOSSY"
+  tail -n 1 "$LOSSY" >&2
+  rm -f "$WORK/dl.bin"
 }
 
 # ---------------------------------------------------------------- workloads
 log "warm-up"
-for target in direct haproxy strait; do
-  ip netns exec "$NS_C" taskset -c "$PEER_CPU" wrk -t1 -c10 -d2s "$(url_of $target small.bin)" >/dev/null
+for target in $TARGETS; do
+  ip netns exec "$NS_C" taskset -c "$PEER_CPU" wrk -t1 -c10 -d2s "$(url_of "$target" small.bin)" >/dev/null
 done
-log "workloads: $WORKLOADS; $RUNS rounds x ${SECONDS_PER_RUN}s per target; paced: $PACE_CONNS conns x ${PACE_MS} ms think time"
+log "workloads: $WORKLOADS; targets: $TARGETS; $RUNS rounds x ${SECONDS_PER_RUN}s per target; paced: $PACE_CONNS conns x ${PACE_MS} ms think time"
 for w in $WORKLOADS; do
+  [[ $w == lossy ]] && continue
   for round in $(seq "$RUNS"); do
-    for target in direct haproxy strait; do
+    for target in $TARGETS; do
       run_one "$w" "$target" "$round"
       sleep 1   # let TIME-WAIT and queues settle between runs
     done
   done
 done
+if has_workload lossy; then
+  log "lossy: ${LOSS_MB} MiB download, loss ${LOSS_RATES// /, } % each way, $LOSS_RUNS rounds, ${LOSS_TIMEOUT}s timeout"
+  for round in $(seq "$LOSS_RUNS"); do
+    for pct in $LOSS_RATES; do
+      for target in $TARGETS; do
+        lossy_one "$target" "$pct" "$round"
+        sleep 1
+      done
+    done
+  done
+  ip netns exec "$NS_C" nft flush ruleset
+fi
 
 # Optional profiles (BENCH_PROFILE=1, needs `perf`): each proxy's thread under the
 # keep-alive and the 1 MiB workload, as flat profiles by DSO and symbol.
 if [[ ${BENCH_PROFILE:-0} == 1 ]] && command -v perf >/dev/null; then
   for w in keepalive big; do
-    for target in haproxy strait; do
-      pid=$HAPROXY_PID; [[ $target == strait ]] && pid=$STRAIT_PID
+    for target in $TARGETS; do
+      [[ $target == direct ]] && continue
+      pid=$HAPROXY_PID; is_strait "$target" && pid=$(strait_pid "$target")
       path=small.bin conns=$CONNS; [[ $w == big ]] && path=big.bin conns=$BIG_CONNS
       ip netns exec "$NS_C" taskset -c "$PEER_CPU" wrk -t1 -c"$conns" -d"$((SECONDS_PER_RUN + 2))s" \
         "$(url_of "$target" "$path")" >/dev/null &
@@ -391,49 +676,94 @@ if [[ ${BENCH_PROFILE:-0} == 1 ]] && command -v perf >/dev/null; then
   done
 fi
 
-# Strait's own view of the runs: counters at the end (drops, retransmissions, resets).
-ip netns exec "$NS_S" curl -sf --max-time 2 http://127.0.0.1:9100/metrics \
-  | grep -E '^strait_(net_dropped_frames_total|lcore_tx_dropped_frames_total|tcp_(retrans_segs|out_rsts|attempt_fails|estab_resets)_total|port_rx_(missed|nombuf)_total)' \
-  | awk '$NF != 0' >"$WORK/strait-final-counters.txt" || true
+# Strait's own view of the runs: counters at the end (drops, retransmissions, resets),
+# one line each, prefixed with the target.
+: >"$WORK/strait-final-counters.txt"
+for target in $TARGETS; do
+  is_strait "$target" || continue
+  strait_metrics "$target" \
+    | grep -E '^strait_(net_dropped_frames_total|lcore_tx_dropped_frames_total|tcp_(retrans_segs|out_rsts|attempt_fails|estab_resets|timeouts|spurious_rtos|loss_probes)_total|port_rx_(missed|nombuf)_total)' \
+    | awk -v t="$target" '$NF != 0 { print t ": " $0 }' >>"$WORK/strait-final-counters.txt" || true
+done
 
-# ---------------------------------------------------------------- ceiling: L2 reflector
+# ---------------------------------------------------------------- ceilings: L2 reflector
 CEIL="$WORK/ceiling.tsv"
 : >"$CEIL"
-if [[ $CEILING == 1 ]]; then
-  # Strait is stopped first: the reflector gets CPU 1 to itself.
-  kill -TERM "$STRAIT_PID"; wait "$STRAIT_PID" 2>/dev/null || true
-  TAP_R="${TAG}tr"
-  ip netns exec "$NS_R" "$REFLECTOR" -l "$PROXY_CPU" --no-huge -m 256 --no-shconf --no-telemetry \
-    --file-prefix "refl$$" --no-pci "--vdev=net_tap0,iface=$TAP_R" -- --seconds 0 >"$WORK/reflector.log" 2>&1 &
-  REFL_PID=$!
-  PIDS+=("$REFL_PID")
-  wait_for 30 "l2_reflector ready" grep -q "l2_reflector ready" "$WORK/reflector.log"
-  ip -n "$NS_R" link set "$TAP_R" up
-  stat_of() { ip netns exec "$NS_R" cat "/sys/class/net/$TAP_R/statistics/$1"; }
+# ceiling PORT NS IFNAME GEN_NS: the reflector already runs on the DPDK end of IFNAME; pktgen
+# sends from the kernel end (IFNAME itself for a tap, in NS; the veth peer in GEN_NS).
+ceiling() {
+  local port=$1 gns=$2 gif=$3 size round rx0 tx0 d0 c0 t0 rx1 tx1 d1 c1 t1 gen
+  stat_of() { ip netns exec "$gns" cat "/sys/class/net/$gif/statistics/$1"; }
   for size in 60 1514; do
     for round in $(seq "$RUNS"); do
       rx0=$(stat_of rx_packets) tx0=$(stat_of tx_packets) d0=$(stat_of tx_dropped) c0=$(thread_cpu "$REFL_PID") t0=$(now)
-      gen=$(ip netns exec "$NS_R" taskset -c "$PEER_CPU" "$WORK/pktgen" "$TAP_R" 5 "$size")
+      gen=$(ip netns exec "$gns" taskset -c "$PEER_CPU" "$WORK/pktgen" "$gif" 5 "$size")
       t1=$(now)
       rx1=$(stat_of rx_packets) tx1=$(stat_of tx_packets) d1=$(stat_of tx_dropped) c1=$(thread_cpu "$REFL_PID")
-      echo "size=$size round=$round t0=$t0 t1=$t1 reflected=$((rx1 - rx0)) offered=$((tx1 - tx0)) tap_dropped=$((d1 - d0)) cpu0=$c0 cpu1=$c1 gen=\"${gen// /_}\"" >>"$CEIL"
+      echo "port=$port size=$size round=$round t0=$t0 t1=$t1 reflected=$((rx1 - rx0)) offered=$((tx1 - tx0)) tap_dropped=$((d1 - d0)) cpu0=$c0 cpu1=$c1 gen=\"${gen// /_}\"" >>"$CEIL"
       tail -n 1 "$CEIL" >&2
     done
   done
+}
+stop_pid() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+if [[ $CEILING == 1 ]] && { has_target strait || has_target strait-xdp; }; then
+  # Strait is stopped first: the reflector gets CPU 1 to itself.
+  [[ -n $STRAIT_PID ]] && stop_pid "$STRAIT_PID"
+  [[ -n $XDP_PID ]] && stop_pid "$XDP_PID"
+  if has_target strait; then
+    TAP_R="${TAG}tr"
+    ip netns exec "$NS_R" "$REFLECTOR" -l "$PROXY_CPU" --no-huge -m 256 --no-shconf --no-telemetry \
+      --file-prefix "refl$$" --no-pci "--vdev=net_tap0,iface=$TAP_R" -- --seconds 0 >"$WORK/reflector.log" 2>&1 &
+    REFL_PID=$!
+    PIDS+=("$REFL_PID")
+    wait_for 30 "l2_reflector ready (tap)" grep -q "l2_reflector ready" "$WORK/reflector.log"
+    ip -n "$NS_R" link set "$TAP_R" up
+    ceiling tap "$NS_R" "$TAP_R"
+    stop_pid "$REFL_PID"
+  fi
+  if has_target strait-xdp; then
+    # The reflector's veth end in NS_R, pktgen on its peer in NS_G (offloads as for Strait's).
+    VX_R="${TAG}xr" VX_G="${TAG}xg"
+    xdp_veth "$VX_R" "$NS_R" "$VX_G" "$NS_G" ""
+    ip netns exec "$NS_R" "$REFLECTOR" -l "$PROXY_CPU" --no-huge -m 256 --no-shconf --no-telemetry \
+      --file-prefix "reflx$$" --no-pci "--vdev=net_af_xdp0,iface=$VX_R" -- --seconds 0 >"$WORK/reflector-xdp.log" 2>&1 &
+    REFL_PID=$!
+    PIDS+=("$REFL_PID")
+    wait_for 30 "l2_reflector ready (af_xdp)" grep -q "l2_reflector ready" "$WORK/reflector-xdp.log"
+    ceiling af_xdp "$NS_G" "$VX_G"
+    if ! kill -0 "$REFL_PID" 2>/dev/null; then
+      log "the AF_XDP reflector exited during the ceiling runs:"; cat "$WORK/reflector-xdp.log" >&2
+    fi
+    stop_pid "$REFL_PID"
+    # What the reflector said at the end (its totals and port counters), for the record.
+    grep -E '^(total|port)' "$WORK/reflector-xdp.log" >"$WORK/reflector-xdp-totals.txt" || true
+  fi
 fi
 
 # ---------------------------------------------------------------- report
 MACHINE="$(nproc) vCPU $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(free -g | awk '/Mem:/ {print $2}') GiB, kernel $(uname -r)"
-VERSIONS="strait $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty'), $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), DPDK $(pkg-config --modversion libdpdk 2>/dev/null || echo '?')"
+VERSIONS="strait $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty'), $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), curl $(curl -V | head -1 | awk '{print $2}'), DPDK $(pkg-config --modversion libdpdk 2>/dev/null || echo '?')"
+COMMAND="BENCH_TARGETS=\"$TARGETS\" BENCH_WORKLOADS=\"$WORKLOADS\" ${BENCH_STRAIT_OFFLOADS:+BENCH_STRAIT_OFFLOADS=\"$BENCH_STRAIT_OFFLOADS\" }BENCH_RUNS=$RUNS BENCH_SECONDS=$SECONDS_PER_RUN BENCH_CONNS=$CONNS BENCH_BIG_CONNS=$BIG_CONNS BENCH_RATE=$RATE"
+has_workload lossy && COMMAND+=" BENCH_LOSS=\"$LOSS_RATES\" BENCH_LOSS_RUNS=$LOSS_RUNS BENCH_LOSS_MB=$LOSS_MB BENCH_LOSS_TIMEOUT=$LOSS_TIMEOUT"
+COMMAND+=" BENCH_KERNEL_OFFLOADS=$KERNEL_OFFLOADS deploy/bench/run.sh"
 python3 "$HERE/report.py" "$RAW" "$CEIL" --clk-tck "$CLK_TCK" \
-  --machine "$MACHINE" --versions "$VERSIONS" \
-  --command "${BENCH_STRAIT_OFFLOADS:+BENCH_STRAIT_OFFLOADS=\"$BENCH_STRAIT_OFFLOADS\" }BENCH_RUNS=$RUNS BENCH_SECONDS=$SECONDS_PER_RUN BENCH_CONNS=$CONNS BENCH_BIG_CONNS=$BIG_CONNS BENCH_RATE=$RATE BENCH_KERNEL_OFFLOADS=$KERNEL_OFFLOADS deploy/bench/run.sh" \
+  --machine "$MACHINE" --versions "$VERSIONS" --targets "$TARGETS" \
+  --command "$COMMAND" \
   --load "$(cut -d' ' -f1-3 /proc/loadavg)" \
+  --lossy "$LOSSY" --lossy-mb "$LOSS_MB" \
   --strait-counters "$WORK/strait-final-counters.txt" | tee "$WORK/table.md"
+if [[ -s $WORK/reflector-xdp-totals.txt ]]; then
+  { echo; echo "AF_XDP reflector at exit: $(paste -sd ';' "$WORK/reflector-xdp-totals.txt")."; } | tee -a "$WORK/table.md"
+fi
 [[ -f $WORK/profiles.md ]] && cat "$WORK/profiles.md" | tee -a "$WORK/table.md"
 if [[ -n ${BENCH_OUT:-} ]]; then
   cp "$WORK/table.md" "$BENCH_OUT"
   cp "$RAW" "$BENCH_OUT.raw.tsv"
   cp "$CEIL" "$BENCH_OUT.ceiling.tsv"
-  log "table written to $BENCH_OUT (raw runs beside it)"
+  cp "$LOSSY" "$BENCH_OUT.lossy.tsv"
+  for f in "$WORK"/diag-*.txt "$WORK"/pcap-*.pcapng; do [[ -f $f ]] && cp "$f" "$BENCH_OUT.${f##*/}"; done
+  log "table written to $BENCH_OUT (raw runs and any diagnostics beside it)"
+fi
+if (( DIAG_N > 0 )); then
+  log "$DIAG_N run(s) left diagnostics (printed above${BENCH_OUT:+, copied beside $BENCH_OUT})"
 fi
