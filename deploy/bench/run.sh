@@ -76,6 +76,14 @@
 #   BENCH_LOSS_PCAP=1     also capture the headers of each lossy download on the client's
 #                         link (dumpcap, from tshark), copied beside BENCH_OUT
 #   BENCH_CEILING=1       0 skips the reflector ceilings (tap: with strait; AF_XDP: with strait-xdp)
+#   BENCH_KERNEL_CC=cubic congestion control of the kernel TCP senders and receivers in the
+#                         script's namespaces (direct's nginx, HAProxy, the clients), as
+#                         Strait's `[tcp] congestion` ("cubic" by default): like for like.
+#                         A new namespace otherwise inherits the host's default, which may
+#                         be BBR (then a lossy comparison measures BBR against CUBIC).
+#                         "host" keeps the host's default. A namespace may only pick an
+#                         algorithm the host allows (net.ipv4.tcp_allowed_congestion_control);
+#                         the script adds it for the run and restores the list on exit.
 #   BENCH_KERNEL_OFFLOADS=0  1 leaves the veths' default offloads on (TSO/GSO/checksum),
 #                         except `tx off` on the kernel side of the AF_XDP veths (see above)
 #   BENCH_OUT=FILE        also write the result table to FILE
@@ -106,6 +114,8 @@ LOSS_MB=${BENCH_LOSS_MB:-40}
 LOSS_TIMEOUT=${BENCH_LOSS_TIMEOUT:-180}
 CEILING=${BENCH_CEILING:-1}
 KERNEL_OFFLOADS=${BENCH_KERNEL_OFFLOADS:-0}
+KERNEL_CC=${BENCH_KERNEL_CC:-cubic}
+ALLOWED_CC_BEFORE=""
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 # Paced workload: each connection waits PACE_MS after each response.
 PACE_MS=2
@@ -170,6 +180,7 @@ cleanup() {
   [[ -n ${STRAIT_PID:-} ]] && rm -rf "/var/run/dpdk/strait-$STRAIT_PID"
   [[ -n ${XDP_PID:-} ]] && rm -rf "/var/run/dpdk/strait-$XDP_PID"
   rm -rf "/var/run/dpdk/refl$$" "/var/run/dpdk/reflx$$"
+  [[ -n $ALLOWED_CC_BEFORE ]] && sysctl -q -w net.ipv4.tcp_allowed_congestion_control="$ALLOWED_CC_BEFORE"
   if (( rc != 0 )); then
     log "failed (exit $rc); logs:"
     for f in "$WORK"/*.log; do [[ -f $f ]] && { echo "== $f" >&2; tail -n 30 "$f" >&2; }; done
@@ -193,12 +204,25 @@ fi
 cc -O2 -o "$WORK/pktgen" "$HERE/pktgen.c"
 
 # ---------------------------------------------------------------- topology
+if [[ $KERNEL_CC != host ]]; then
+  grep -qw "$KERNEL_CC" /proc/sys/net/ipv4/tcp_available_congestion_control \
+    || modprobe "tcp_$KERNEL_CC" 2>/dev/null || die "congestion control $KERNEL_CC not available"
+  allowed=$(sysctl -n net.ipv4.tcp_allowed_congestion_control)
+  if ! grep -qw "$KERNEL_CC" <<<"$allowed"; then
+    ALLOWED_CC_BEFORE=$allowed
+    sysctl -q -w net.ipv4.tcp_allowed_congestion_control="$allowed $KERNEL_CC"
+  fi
+fi
+log "kernel congestion control in the benchmark namespaces: $KERNEL_CC (host default $(sysctl -n net.ipv4.tcp_congestion_control))"
 for ns in "${ALL_NS[@]}"; do
   ip netns add "$ns"
   ip -n "$ns" link set lo up
   # Connection: close at tens of thousands per second: wide port range, reuse TIME-WAIT.
   ip netns exec "$ns" sysctl -q -w net.ipv4.ip_local_port_range="10000 65000" net.ipv4.tcp_tw_reuse=1 \
     net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096
+  if [[ $KERNEL_CC != host ]]; then
+    ip netns exec "$ns" sysctl -q -w net.ipv4.tcp_congestion_control="$KERNEL_CC"
+  fi
 done
 
 # veth A B: A in ns1 with addr1, B in ns2 with addr2.
@@ -745,7 +769,7 @@ MACHINE="$(nproc) vCPU $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinf
 VERSIONS="strait $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty'), $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), curl $(curl -V | head -1 | awk '{print $2}'), DPDK $(pkg-config --modversion libdpdk 2>/dev/null || echo '?')"
 COMMAND="BENCH_TARGETS=\"$TARGETS\" BENCH_WORKLOADS=\"$WORKLOADS\" ${BENCH_STRAIT_OFFLOADS:+BENCH_STRAIT_OFFLOADS=\"$BENCH_STRAIT_OFFLOADS\" }BENCH_RUNS=$RUNS BENCH_SECONDS=$SECONDS_PER_RUN BENCH_CONNS=$CONNS BENCH_BIG_CONNS=$BIG_CONNS BENCH_RATE=$RATE"
 has_workload lossy && COMMAND+=" BENCH_LOSS=\"$LOSS_RATES\" BENCH_LOSS_RUNS=$LOSS_RUNS BENCH_LOSS_MB=$LOSS_MB BENCH_LOSS_TIMEOUT=$LOSS_TIMEOUT"
-COMMAND+=" BENCH_KERNEL_OFFLOADS=$KERNEL_OFFLOADS deploy/bench/run.sh"
+COMMAND+=" BENCH_KERNEL_OFFLOADS=$KERNEL_OFFLOADS BENCH_KERNEL_CC=$KERNEL_CC deploy/bench/run.sh"
 python3 "$HERE/report.py" "$RAW" "$CEIL" --clk-tck "$CLK_TCK" \
   --machine "$MACHINE" --versions "$VERSIONS" --targets "$TARGETS" \
   --command "$COMMAND" \
