@@ -10,7 +10,8 @@ use std::net::Ipv4Addr;
 use crate::dpdk::{count_copy, Mbuf, MbufPayload, Mempool, TxOffload};
 use crate::net::egress::TcpHeaders;
 use crate::net::LinkResult;
-use crate::offload::{gso_segment, plan, Body, Cksum, Shape, TxPlan};
+use crate::offload::gso::{gso_segment_into, FillFrame};
+use crate::offload::{plan, Body, Cksum, Shape, TxPlan};
 use crate::tcp::{Payload, Segment};
 use crate::time::Instant;
 use crate::wire::{ethernet, ipv4, tcp as wire_tcp};
@@ -139,14 +140,41 @@ fn build(
             }
         }
         TxPlan::Gso => {
-            // Software GSO (Linux `tcp_gso_segment`): copies into MTU-sized frames,
-            // checksums computed in software.
-            let chunks: Vec<&[u8]> = seg.payload.chunks().collect();
+            // Software GSO (Linux `tcp_gso_segment`): each frame is built once, in the
+            // mbuf it is sent from (headers, the payload copied, both checksums).
+            let mut stack: [&[u8]; 16] = [&[]; 16];
+            let mut n = 0;
+            let mut heap: Vec<&[u8]> = Vec::new();
+            for c in seg.payload.chunks() {
+                if n < stack.len() {
+                    stack[n] = c;
+                    n += 1;
+                } else {
+                    if heap.is_empty() {
+                        heap.extend_from_slice(&stack);
+                    }
+                    heap.push(c);
+                }
+            }
+            let chunks: &[&[u8]] = if heap.is_empty() { &stack[..n] } else { &heap };
             let tx = &mut p.tx;
             let mut failed = false;
-            let frames = gso_segment(hdr.bytes(), &chunks, seg.mss, &mut |frame: &[u8]| match Mbuf::from_slice(pool, frame) {
-                Ok(m) => tx.push(m),
-                Err(_) => failed = true,
+            let frames = gso_segment_into(hdr.bytes(), chunks, seg.mss, &mut |len, fill: &mut FillFrame<'_>| {
+                let Ok(mut m) = Mbuf::alloc(pool) else {
+                    failed = true;
+                    return false;
+                };
+                match m.append(len) {
+                    Some(room) => {
+                        fill(room);
+                        tx.push(m);
+                        true
+                    }
+                    None => {
+                        failed = true;
+                        false
+                    }
+                }
             })
             .map_err(|_| BuildError)?;
             count_copy(plen);

@@ -21,11 +21,15 @@ fn put16(buf: &mut [u8], off: usize, v: u16) {
 }
 
 fn get16(buf: &[u8], off: usize) -> u16 {
-    buf.get(off..off + 2).map(|b| u16::from_be_bytes([b[0], b[1]])).unwrap_or(0)
+    buf.get(off..off + 2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .unwrap_or(0)
 }
 
 fn get32(buf: &[u8], off: usize) -> u32 {
-    buf.get(off..off + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])).unwrap_or(0)
+    buf.get(off..off + 4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .unwrap_or(0)
 }
 
 /// Segments the super-frame whose headers are `headers` (Ethernet + IPv4 + TCP, exactly)
@@ -33,7 +37,38 @@ fn get32(buf: &[u8], off: usize) -> u32 {
 /// bytes, handing each finished frame to `out`. Returns the number of frames. A payload of
 /// at most `mss` bytes (or none) gives one frame. The headers' own length and checksum
 /// fields are ignored and rewritten.
-pub fn gso_segment(headers: &[u8], payload: &[&[u8]], mss: u16, out: &mut impl FnMut(&[u8])) -> Result<usize, OffloadError> {
+pub fn gso_segment(
+    headers: &[u8],
+    payload: &[&[u8]],
+    mss: u16,
+    out: &mut impl FnMut(&[u8]),
+) -> Result<usize, OffloadError> {
+    let mut frame = Vec::new();
+    gso_segment_into(headers, payload, mss, &mut |len, fill: &mut FillFrame<'_>| {
+        frame.clear();
+        frame.resize(len, 0);
+        fill(&mut frame);
+        out(&frame);
+        true
+    })
+}
+
+/// Fills one frame in the buffer it is given.
+pub type FillFrame<'a> = dyn FnMut(&mut [u8]) + 'a;
+/// Provides a buffer of the given length and fills it with [`FillFrame`]; false: no buffer.
+pub type FrameSink<'a> = dyn FnMut(usize, &mut FillFrame<'_>) -> bool + 'a;
+
+/// As [`gso_segment`], building each frame in place: `out(len, fill)` provides a buffer of
+/// `len` bytes (an mbuf's data room) and calls `fill` on it, which writes the frame's
+/// headers and payload and both checksums, so that a frame is copied once, straight into
+/// the buffer it is sent from. `out` returns false when it has no buffer (the frame is
+/// lost; the count still includes it).
+pub fn gso_segment_into(
+    headers: &[u8],
+    payload: &[&[u8]],
+    mss: u16,
+    out: &mut FrameSink<'_>,
+) -> Result<usize, OffloadError> {
     let l = HeaderLayout::parse(headers)?;
     if headers.len() != l.total() {
         return Err(OffloadError::HeaderLength);
@@ -53,40 +88,15 @@ pub fn gso_segment(headers: &[u8], payload: &[&[u8]], mss: u16, out: &mut impl F
     let base_seq = get32(headers, tcp + 4);
     let flags = headers.get(tcp + 13).copied().unwrap_or(0);
 
-    let mut frame = Vec::with_capacity(l.total() + mss);
     // Cursor in the gather list: chunk index and offset in it.
     let (mut ci, mut co) = (0usize, 0usize);
     for i in 0..frames {
         let offset = i * mss;
         let len = mss.min(total_payload - offset);
-        frame.clear();
-        frame.extend_from_slice(headers);
-        let mut need = len;
-        while need > 0 {
-            let Some(chunk) = payload.get(ci) else { break };
-            let rest = chunk.get(co..).unwrap_or(&[]);
-            let take = rest.len().min(need);
-            frame.extend_from_slice(&rest[..take]);
-            need -= take;
-            co += take;
-            if co >= chunk.len() {
-                ci += 1;
-                co = 0;
-            }
-        }
-        // IPv4: total length, incrementing id, header checksum.
-        let ip_total = u16::try_from(l.l3_len + l.l4_len + len).map_err(|_| OffloadError::TooLarge)?;
-        put16(&mut frame, ip + 2, ip_total);
-        // IP ids wrap modulo 2^16 (RFC 6864 §4.1: only meaningful for fragmentation).
-        put16(&mut frame, ip + 4, base_id.wrapping_add((i & 0xffff) as u16));
-        put16(&mut frame, ip + 10, 0);
-        let ip_csum = checksum::checksum(frame.get(ip..ip + l.l3_len).ok_or(OffloadError::Truncated)?);
-        put16(&mut frame, ip + 10, ip_csum);
-        // TCP: sequence number, flags, checksum.
+        let ip_total =
+            u16::try_from(l.l3_len + l.l4_len + len).map_err(|_| OffloadError::TooLarge)?;
+        let tcp_len = u16::try_from(l.l4_len + len).map_err(|_| OffloadError::TooLarge)?;
         let seq = base_seq.wrapping_add(u32::try_from(offset).map_err(|_| OffloadError::TooLarge)?);
-        if let Some(b) = frame.get_mut(tcp + 4..tcp + 8) {
-            b.copy_from_slice(&seq.to_be_bytes());
-        }
         let mut f = flags;
         if i > 0 {
             f &= !CWR;
@@ -94,15 +104,63 @@ pub fn gso_segment(headers: &[u8], payload: &[&[u8]], mss: u16, out: &mut impl F
         if i + 1 < frames {
             f &= !(FIN | PSH);
         }
-        if let Some(b) = frame.get_mut(tcp + 13) {
-            *b = f;
+        let hlen = headers.len();
+        let filled = {
+            let mut fill = |frame: &mut [u8]| {
+                let (head, body) = frame.split_at_mut(hlen.min(frame.len()));
+                head.copy_from_slice(&headers[..head.len()]);
+                let mut at = 0;
+                let mut need = len.min(body.len());
+                while need > 0 {
+                    let Some(chunk) = payload.get(ci) else { break };
+                    let rest = chunk.get(co..).unwrap_or(&[]);
+                    let take = rest.len().min(need);
+                    body[at..at + take].copy_from_slice(&rest[..take]);
+                    at += take;
+                    need -= take;
+                    co += take;
+                    if co >= chunk.len() {
+                        ci += 1;
+                        co = 0;
+                    }
+                }
+                // IPv4: total length, incrementing id (RFC 6864 §4.1: wraps), header checksum.
+                put16(frame, ip + 2, ip_total);
+                put16(frame, ip + 4, base_id.wrapping_add((i & 0xffff) as u16));
+                put16(frame, ip + 10, 0);
+                let ip_csum = frame
+                    .get(ip..ip + l.l3_len)
+                    .map(checksum::checksum)
+                    .unwrap_or(0);
+                put16(frame, ip + 10, ip_csum);
+                // TCP: sequence number, flags, checksum.
+                if let Some(b) = frame.get_mut(tcp + 4..tcp + 8) {
+                    b.copy_from_slice(&seq.to_be_bytes());
+                }
+                if let Some(b) = frame.get_mut(tcp + 13) {
+                    *b = f;
+                }
+                put16(frame, tcp + 16, 0);
+                let pseudo = pseudo_sum(frame, &l, tcp_len);
+                let csum = !checksum::fold(checksum::sum(frame.get(tcp..).unwrap_or(&[]), pseudo));
+                put16(frame, tcp + 16, csum);
+            };
+            out(hlen + len, &mut fill)
+        };
+        if !filled {
+            // No buffer: skip this frame's payload so that the next frame starts right.
+            let mut need = len;
+            while need > 0 {
+                let Some(chunk) = payload.get(ci) else { break };
+                let take = chunk.len().saturating_sub(co).min(need);
+                need -= take;
+                co += take;
+                if co >= chunk.len() {
+                    ci += 1;
+                    co = 0;
+                }
+            }
         }
-        put16(&mut frame, tcp + 16, 0);
-        let tcp_len = u16::try_from(l.l4_len + len).map_err(|_| OffloadError::TooLarge)?;
-        let pseudo = pseudo_sum(&frame, &l, tcp_len);
-        let csum = !checksum::fold(checksum::sum(frame.get(tcp..).unwrap_or(&[]), pseudo));
-        put16(&mut frame, tcp + 16, csum);
-        out(&frame);
     }
     Ok(frames)
 }
@@ -129,7 +187,13 @@ mod tests {
     #[test]
     fn cuts_a_super_segment_like_a_nic() {
         let payload: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
-        let f = build(false, 0, 100, &repr(1000, Flags::ACK | Flags::PSH | Flags::FIN | Flags::CWR), &payload);
+        let f = build(
+            false,
+            0,
+            100,
+            &repr(1000, Flags::ACK | Flags::PSH | Flags::FIN | Flags::CWR),
+            &payload,
+        );
         let frames = run_gso(&f, 777, 1448).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(frames.len(), 3);
         let mut data = Vec::new();
@@ -140,7 +204,11 @@ mod tests {
             let p = Packet::new_checked(&fr[34..]).unwrap_or_else(|e| panic!("{e}"));
             let r = TcpRepr::parse(&p).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(r.seq.0, 1000 + 1448 * i as u32);
-            assert_eq!(r.flags.contains(Flags::CWR), i == 0, "CWR only on the first");
+            assert_eq!(
+                r.flags.contains(Flags::CWR),
+                i == 0,
+                "CWR only on the first"
+            );
             assert_eq!(r.flags.contains(Flags::FIN), i == 2, "FIN only on the last");
             assert_eq!(r.flags.contains(Flags::PSH), i == 2, "PSH only on the last");
             data.extend_from_slice(p.payload());
@@ -153,12 +221,28 @@ mod tests {
     fn rejects_bad_input_without_panicking() {
         let f = build(false, 0, 1, &repr(1, Flags::ACK), b"abcdef");
         let mut sink = |_: &[u8]| {};
-        assert_eq!(gso_segment(&f[..20], &[], 100, &mut sink), Err(OffloadError::Truncated));
-        assert_eq!(gso_segment(&f, &[], 100, &mut sink), Err(OffloadError::HeaderLength));
-        assert_eq!(gso_segment(&f[..66], &[b"x"], 0, &mut sink), Err(OffloadError::ZeroMss));
-        assert_eq!(gso_segment(&f[..66], &[b"x"], 65500, &mut sink), Err(OffloadError::TooLarge));
+        assert_eq!(
+            gso_segment(&f[..20], &[], 100, &mut sink),
+            Err(OffloadError::Truncated)
+        );
+        assert_eq!(
+            gso_segment(&f, &[], 100, &mut sink),
+            Err(OffloadError::HeaderLength)
+        );
+        assert_eq!(
+            gso_segment(&f[..66], &[b"x"], 0, &mut sink),
+            Err(OffloadError::ZeroMss)
+        );
+        assert_eq!(
+            gso_segment(&f[..66], &[b"x"], 65500, &mut sink),
+            Err(OffloadError::TooLarge)
+        );
         let mut n = 0;
-        assert_eq!(gso_segment(&f[..66], &[], 100, &mut |_| n += 1), Ok(1), "empty payload: one frame");
+        assert_eq!(
+            gso_segment(&f[..66], &[], 100, &mut |_| n += 1),
+            Ok(1),
+            "empty payload: one frame"
+        );
         assert_eq!(n, 1);
     }
 
