@@ -41,5 +41,11 @@ fi
 if ! cargo clippy --version >/dev/null 2>&1; then
   rustup component add clippy
 fi
+# The test command ends with a short fuzz run (fuzz/run-short.sh), which needs cargo-fuzz
+# (from crates.io; it runs on the stable toolchain with RUSTC_BOOTSTRAP=1).
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "installing cargo-fuzz"
+  cargo install --locked cargo-fuzz
+fi
 pkg-config --atleast-version=22.11 libdpdk || { echo "error: libdpdk >= 22.11 not found" >&2; exit 1; }
 echo "dependencies OK: DPDK $(pkg-config --modversion libdpdk), $(cargo --version)"
