@@ -62,6 +62,10 @@ pub struct TimerWheel<K: Copy> {
     next_seq: u64,
     len: usize,
     scratch: Vec<(Instant, u64, K)>,
+    /// [`next_deadline`](Self::next_deadline)'s answer until the wheel changes: the lcore
+    /// asks every loop pass, and the level-0 answer walks a slot's list, which many
+    /// connections may share.
+    next_cache: core::cell::Cell<Option<Option<Instant>>>,
 }
 
 fn tick_of(t: Instant) -> u64 {
@@ -108,6 +112,7 @@ impl<K: Copy> TimerWheel<K> {
             next_seq: 0,
             len: 0,
             scratch: Vec::new(),
+            next_cache: core::cell::Cell::new(None),
         }
     }
 
@@ -124,6 +129,7 @@ impl<K: Copy> TimerWheel<K> {
     /// File `key` to fire at `deadline`. A deadline in the past fires on the next
     /// [`expire`](Self::expire).
     pub fn insert(&mut self, deadline: Instant, key: K) -> TimerHandle {
+        *self.next_cache.get_mut() = None;
         let seq = self.next_seq;
         self.next_seq += 1;
         let node = Node { deadline, seq, key, list: OVERFLOW, prev: NIL, next: NIL };
@@ -164,6 +170,7 @@ impl<K: Copy> TimerWheel<K> {
 
     /// Remove a pending timer, returning its key; `None` if it already fired or was cancelled.
     pub fn cancel(&mut self, handle: TimerHandle) -> Option<K> {
+        *self.next_cache.get_mut() = None;
         self.node(handle)?;
         self.unlink(handle.index);
         let e = self.entries.get_mut(handle.index as usize)?;
@@ -177,6 +184,7 @@ impl<K: Copy> TimerWheel<K> {
     /// Move a pending timer to `deadline`, keeping its handle. It is ordered as if freshly
     /// inserted. Returns `false` (and does nothing) for a stale handle.
     pub fn reschedule(&mut self, handle: TimerHandle, deadline: Instant) -> bool {
+        *self.next_cache.get_mut() = None;
         if self.node(handle).is_none() {
             return false;
         }
@@ -195,6 +203,15 @@ impl<K: Copy> TimerWheel<K> {
     /// that deadline falls in the current 4.096 s block, and otherwise never later than it, so
     /// calling [`expire`](Self::expire) at the returned time always makes progress.
     pub fn next_deadline(&self) -> Option<Instant> {
+        if let Some(cached) = self.next_cache.get() {
+            return cached;
+        }
+        let next = self.compute_next_deadline();
+        self.next_cache.set(Some(next));
+        next
+    }
+
+    fn compute_next_deadline(&self) -> Option<Instant> {
         if self.len == 0 {
             return None;
         }
@@ -222,6 +239,7 @@ impl<K: Copy> TimerWheel<K> {
     /// Append to `out` the key of every timer with `deadline <= now`, in deadline order (ties in
     /// insertion order), removing them from the wheel.
     pub fn expire(&mut self, now: Instant, out: &mut Vec<K>) {
+        *self.next_cache.get_mut() = None;
         let now_tick = tick_of(now);
         if now_tick < self.cur {
             // Time went backwards: nothing can be due that was not due before.
