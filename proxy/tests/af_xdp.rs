@@ -135,7 +135,7 @@ impl XdpSetup {
 
     /// `n` concurrent connections, each echoing a different message.
     fn many(&self, n: usize) {
-        let out = self.client.exec("python3", &["-c", MANY, &format!("{FRONT}.2"), "7", &n.to_string()]);
+        let out = self.client.exec("python3", &["-c", common::MANY_ECHO_CLIENT, &format!("{FRONT}.2"), "7", &n.to_string()]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "client failed: {text} {}", String::from_utf8_lossy(&out.stderr));
         assert!(text.contains(&format!("ok={n} errors=0")), "not every connection was echoed: {text}\n{}", self.strait.log_text());
@@ -224,44 +224,7 @@ fn field(line: &str, key: &str) -> Option<u64> {
     rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
 }
 
-/// Opens `n` connections at once, then each sends a different message, half-closes and
-/// reads the echo back.
-const MANY: &str = r#"
-import os, resource, socket, sys, threading
-addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-resource.setrlimit(resource.RLIMIT_NOFILE, (n + 256, n + 256))
-ok, errs, lock = [0], [], threading.Lock()
-barrier = threading.Barrier(n)
-def one(i):
-    try:
-        s = socket.create_connection((addr, port), timeout=60)
-        data = os.urandom(1000 + (i * 37) % 9000)
-        barrier.wait(timeout=120)
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
-        got = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
-        s.close()
-        with lock:
-            if got == data:
-                ok[0] += 1
-            else:
-                errs.append("%d: %d bytes back of %d" % (i, len(got), len(data)))
-    except Exception as e:
-        with lock:
-            errs.append("%d: %r" % (i, e))
-        barrier.abort()
-threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-print("ok=%d errors=%d first=%s" % (ok[0], len(errs), errs[:3]))
-"#;
+
 
 fn nginx_sha(bytes: u64, s: &XdpSetup) -> String {
     let path = s._nginx.big_path();

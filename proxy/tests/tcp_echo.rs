@@ -47,44 +47,7 @@ listen = "{listen}"
     )
 }
 
-/// Opens `n` connections at once (a barrier holds every one until all are open), then each
-/// sends a different random message, half-closes, reads the echo to EOF and compares.
-const MANY: &str = r#"
-import os, resource, socket, sys, threading
-addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-resource.setrlimit(resource.RLIMIT_NOFILE, (n + 256, n + 256))
-ok, errs, lock = [0], [], threading.Lock()
-barrier = threading.Barrier(n)
-def one(i):
-    try:
-        s = socket.create_connection((addr, port), timeout=60)
-        data = os.urandom(1000 + (i * 37) % 9000)
-        barrier.wait(timeout=120)
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
-        got = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
-        s.close()
-        with lock:
-            if got == data:
-                ok[0] += 1
-            else:
-                errs.append("%d: %d bytes back of %d" % (i, len(got), len(data)))
-    except Exception as e:
-        with lock:
-            errs.append("%d: %r" % (i, e))
-        barrier.abort()
-threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-print("ok=%d errors=%d first=%s" % (ok[0], len(errs), errs[:3]))
-"#;
+
 
 /// A bounded packet capture (`tshark -c N`) in a namespace; killed on drop.
 struct Capture {
@@ -384,7 +347,7 @@ fn thousand_concurrent_connections_are_echoed_and_released() {
     ns.ip(&["addr", "add", "198.18.4.1/24", "dev", &ifname]);
     ns.ip(&["link", "set", &ifname, "up"]);
     assert!(ping_until_reply(&ns, "198.18.4.2", Duration::from_secs(20)), "no ping reply:\n{}", strait.log_text());
-    let out = ns.exec("python3", &["-c", MANY, "198.18.4.2", "7", "1000"]);
+    let out = ns.exec("python3", &["-c", common::MANY_ECHO_CLIENT, "198.18.4.2", "7", "1000"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "client failed: {text} {}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("ok=1000 errors=0"), "not every connection was echoed: {text}\n{}", strait.log_text());

@@ -358,6 +358,46 @@ impl Drop for NotifySocket {
 /// megabytes are equal) while a thread reads the echo until EOF; prints both digests.
 /// Arguments: address, port, total, and optionally a write size: writes of that many bytes
 /// with Nagle off (so most of them leave as segments of their own).
+/// Opens `n` connections at once (a barrier holds every one until all are open), then each
+/// sends a different random message, half-closes, reads the echo to EOF and compares;
+/// prints `ok=N errors=M first=[...]`. Arguments: address, port, n.
+pub const MANY_ECHO_CLIENT: &str = r#"
+import os, resource, socket, sys, threading
+addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+resource.setrlimit(resource.RLIMIT_NOFILE, (n + 256, n + 256))
+ok, errs, lock = [0], [], threading.Lock()
+barrier = threading.Barrier(n)
+def one(i):
+    try:
+        s = socket.create_connection((addr, port), timeout=60)
+        data = os.urandom(1000 + (i * 37) % 9000)
+        barrier.wait(timeout=120)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        s.close()
+        with lock:
+            if got == data:
+                ok[0] += 1
+            else:
+                errs.append("%d: %d bytes back of %d" % (i, len(got), len(data)))
+    except Exception as e:
+        with lock:
+            errs.append("%d: %r" % (i, e))
+        barrier.abort()
+threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("ok=%d errors=%d first=%s" % (ok[0], len(errs), errs[:3]))
+"#;
+
 pub const ECHO_CLIENT: &str = r#"
 import hashlib, os, socket, sys, threading
 addr, port, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
