@@ -84,6 +84,8 @@
 #                         "host" keeps the host's default. A namespace may only pick an
 #                         algorithm the host allows (net.ipv4.tcp_allowed_congestion_control);
 #                         the script adds it for the run and restores the list on exit.
+#   BENCH_XDP_DEVARGS="busy_budget=0"  extra net_af_xdp device arguments for both ports of
+#                         the AF_XDP Strait (comma-separated), e.g. to compare busy polling
 #   BENCH_KERNEL_OFFLOADS=0  1 leaves the veths' default offloads on (TSO/GSO/checksum),
 #                         except `tx off` on the kernel side of the AF_XDP veths (see above)
 #   BENCH_OUT=FILE        also write the result table to FILE
@@ -115,6 +117,7 @@ LOSS_TIMEOUT=${BENCH_LOSS_TIMEOUT:-180}
 CEILING=${BENCH_CEILING:-1}
 KERNEL_OFFLOADS=${BENCH_KERNEL_OFFLOADS:-0}
 KERNEL_CC=${BENCH_KERNEL_CC:-cubic}
+XDP_DEVARGS=${BENCH_XDP_DEVARGS:-}
 ALLOWED_CC_BEFORE=""
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 # Paced workload: each connection waits PACE_MS after each response.
@@ -403,7 +406,7 @@ if has_target strait; then
   PIDS+=("$STRAIT_PID")
 fi
 if has_target strait-xdp; then
-  strait_config "net_af_xdp0,iface=$XDP_C" 198.18.105.2 "net_af_xdp1,iface=$XDP_N" 198.18.106.1 198.18.106.2:8080 \
+  strait_config "net_af_xdp0,iface=$XDP_C${XDP_DEVARGS:+,$XDP_DEVARGS}" 198.18.105.2 "net_af_xdp1,iface=$XDP_N${XDP_DEVARGS:+,$XDP_DEVARGS}" 198.18.106.1 198.18.106.2:8080 \
     "" >"$WORK/strait-xdp.toml"
   "$STRAIT" check-config "$WORK/strait-xdp.toml" >/dev/null || die "strait-xdp config rejected"
   ip netns exec "$NS_X" "$STRAIT" run --config "$WORK/strait-xdp.toml" >"$WORK/strait-xdp.log" 2>&1 &
@@ -769,7 +772,7 @@ MACHINE="$(nproc) vCPU $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinf
 VERSIONS="strait $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty'), $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), curl $(curl -V | head -1 | awk '{print $2}'), DPDK $(pkg-config --modversion libdpdk 2>/dev/null || echo '?')"
 COMMAND="BENCH_TARGETS=\"$TARGETS\" BENCH_WORKLOADS=\"$WORKLOADS\" ${BENCH_STRAIT_OFFLOADS:+BENCH_STRAIT_OFFLOADS=\"$BENCH_STRAIT_OFFLOADS\" }BENCH_RUNS=$RUNS BENCH_SECONDS=$SECONDS_PER_RUN BENCH_CONNS=$CONNS BENCH_BIG_CONNS=$BIG_CONNS BENCH_RATE=$RATE"
 has_workload lossy && COMMAND+=" BENCH_LOSS=\"$LOSS_RATES\" BENCH_LOSS_RUNS=$LOSS_RUNS BENCH_LOSS_MB=$LOSS_MB BENCH_LOSS_TIMEOUT=$LOSS_TIMEOUT"
-COMMAND+=" BENCH_KERNEL_OFFLOADS=$KERNEL_OFFLOADS BENCH_KERNEL_CC=$KERNEL_CC deploy/bench/run.sh"
+COMMAND+="${XDP_DEVARGS:+ BENCH_XDP_DEVARGS=\"$XDP_DEVARGS\"} BENCH_KERNEL_OFFLOADS=$KERNEL_OFFLOADS BENCH_KERNEL_CC=$KERNEL_CC deploy/bench/run.sh"
 python3 "$HERE/report.py" "$RAW" "$CEIL" --clk-tck "$CLK_TCK" \
   --machine "$MACHINE" --versions "$VERSIONS" --targets "$TARGETS" \
   --command "$COMMAND" \
