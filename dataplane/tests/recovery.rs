@@ -262,41 +262,6 @@ fn dsack() {
     assert_eq!(i.ssthresh, u32::MAX);
 }
 
-/// Linux `tcp_dsack_seen`: a D-SACK widens RACK's reordering window (RFC 8985 §6.2 step 4)
-/// only once reordering was seen on the connection. Here the D-SACK reports a needless
-/// fast retransmission on a path that never reordered (the original was late, not lost);
-/// the window stays at `min_RTT / 4` and the next hole is judged as quickly as before.
-#[test]
-fn dsack_without_reordering_keeps_rack_window() {
-    let (mut s, id) = open(script_config());
-    s.advance_to(30);
-    write_segments(&mut s, id, 10);
-    assert_eq!(sent_count(&mut s), 10);
-    // Segment 0 is late; three SACKed above it: retransmitted, then D-SACKed.
-    ack(&mut s, 50, 1, 30, &format!("{}:{}", seg(1), seg(4)));
-    expect_seg(&mut s, 0, false);
-    ack(&mut s, 51, seg(4), 30, "");
-    ack(&mut s, 52, seg(4), 50, &format!("1:{}", seg(1)));
-    let c = s.engine.counters();
-    assert_eq!((c.dsack_recv, c.dsack_undo), (1, 1));
-    assert!(!info(&s, id).reordering_seen);
-    ack(&mut s, 60, seg(10), 30, "");
-    s.expect_nothing();
-    // Four more segments at 100 ms; segment 11 is SACKed 20 ms later, segment 10 is
-    // missing. RACK: RACK.rtt (20 ms) + reo_wnd (min_RTT / 4 = 5 ms, not doubled by the
-    // D-SACK) from its transmission: lost at 125 ms.
-    s.advance_to(100);
-    write_segments(&mut s, id, 4);
-    assert_eq!(sent_count(&mut s), 4);
-    ack(&mut s, 120, seg(10), 100, &format!("{}:{}", seg(11), seg(12)));
-    s.expect_nothing();
-    s.advance_to(124);
-    s.expect_nothing();
-    s.expect_at(125, &format!(". {}:{}({MSS}) ack 1", seg(10), seg(11)));
-    assert_eq!(s.now, Instant::from_millis(125));
-    assert_eq!(info(&s, id).ca_state, CaState::Recovery);
-}
-
 /// No SACK, NewReno: ten segments out, segment 1 lost, 15 written in all. Returns after
 /// the third duplicate ACK.
 fn reno_into_recovery() -> (Script, ConnId) {
