@@ -125,30 +125,31 @@ fn rto_backoff_and_reset() {
     s.advance_to(30);
     s.write(id, &[1u8; 100]);
     s.expect("P. 1:101(100) ack 1");
-    // RFC 6298 §5.5: 200, 400, 800 ms.
-    s.expect_at(230, "P. 1:101(100) ack 1");
-    s.expect_at(630, "P. 1:101(100) ack 1");
-    s.expect_at(1430, "P. 1:101(100) ack 1");
-    assert_eq!(info(&s, id).rto, Duration::from_millis(1600));
+    // RTO = SRTT + max(4 RTTVAR, min RTO) = 20 + 200 ms (Linux `__tcp_set_rto`), doubled
+    // by each timeout (RFC 6298 §5.5): 220, 440, 880 ms.
+    s.expect_at(250, "P. 1:101(100) ack 1");
+    s.expect_at(690, "P. 1:101(100) ack 1");
+    s.expect_at(1570, "P. 1:101(100) ack 1");
+    assert_eq!(info(&s, id).rto, Duration::from_millis(1760));
     assert_eq!(s.engine.counters().timeouts, 3);
-    // New data acknowledged: the backoff is gone.
-    ack(&mut s, 1500, 101, 1430, "");
-    assert_eq!(info(&s, id).rto, Duration::from_millis(200));
+    // New data acknowledged (a 20 ms sample: SRTT 20, RTTVAR 7.5): the backoff is gone.
+    ack(&mut s, 1590, 101, 1570, "");
+    assert_eq!(info(&s, id).rto, Duration::from_millis(220));
     s.advance_to(1600);
     s.write(id, &[2u8; 100]);
     s.expect("P. 101:201(100) ack 1");
-    s.expect_at(1800, "P. 101:201(100) ack 1");
+    s.expect_at(1820, "P. 101:201(100) ack 1");
 
-    // Bounds are configurable: min 300 ms, max 1 s.
+    // Bounds are configurable: min 300 ms (RTO 20 + 300), max 1 s.
     let cfg = TcpConfig { min_rto: Duration::from_millis(300), max_rto: Duration::from_secs(1), ..script_config() };
     let (mut s, id) = open(cfg);
     s.advance_to(30);
     s.write(id, &[1u8; 100]);
     s.expect("P. 1:101(100) ack 1");
-    s.expect_at(330, "P. 1:101(100) ack 1");
-    s.expect_at(930, "P. 1:101(100) ack 1");
-    s.expect_at(1930, "P. 1:101(100) ack 1");
-    s.expect_at(2930, "P. 1:101(100) ack 1");
+    s.expect_at(350, "P. 1:101(100) ack 1");
+    s.expect_at(990, "P. 1:101(100) ack 1");
+    s.expect_at(1990, "P. 1:101(100) ack 1");
+    s.expect_at(2990, "P. 1:101(100) ack 1");
     assert_eq!(info(&s, id).rto, Duration::from_secs(1));
 }
 
@@ -160,7 +161,7 @@ fn karn_ignores_retransmitted_samples() {
     s.advance_to(30);
     s.write(id, &[1u8; 100]);
     s.expect("P. 1:101(100) ack 1");
-    s.expect_at(230, "P. 1:101(100) ack 1");
+    s.expect_at(250, "P. 1:101(100) ack 1");
     // The ACK cannot tell which transmission it answers: no sample (Karn's rule).
     s.inject(600, ". 1 ack 101 win 512");
     assert_eq!(info(&s, id).srtt, Some(Duration::from_millis(20)));
@@ -179,13 +180,13 @@ fn spurious_rto_undo() {
         s.advance_to(30);
         write_segments(&mut s, id, 5);
         assert_eq!(sent_count(&mut s), 5);
-        s.expect_at(230, ". 1:1449(1448) ack 1 <TS val 230 ecr 120>");
+        s.expect_at(250, ". 1:1449(1448) ack 1 <TS val 250 ecr 120>");
         assert_eq!(info(&s, id).cwnd, MSS);
         assert_eq!(info(&s, id).ca_state, CaState::Loss);
-        ack(&mut s, 240, seg(5), ecr, "");
+        ack(&mut s, 260, seg(5), ecr, "");
         (s, id)
     };
-    // The ACK echoes the original transmission's timestamp (30 < 230): the originals
+    // The ACK echoes the original transmission's timestamp (30 < 250): the originals
     // were only delayed (RFC 3522). The window before the timeout comes back.
     let (mut s, id) = spurious(30);
     let c = s.engine.counters();
@@ -198,8 +199,8 @@ fn spurious_rto_undo() {
     write_segments(&mut s, id, 10);
     assert_eq!(sent_count(&mut s), 10);
 
-    // Echoing the retransmission (230): a real loss; no undo.
-    let (s, id) = spurious(230);
+    // Echoing the retransmission (250): a real loss; no undo.
+    let (s, id) = spurious(250);
     assert_eq!(s.engine.counters().spurious_rtos, 0);
     let i = info(&s, id);
     assert!(i.cwnd < 10 * 1460 && i.ssthresh < u32::MAX, "reduction kept: {i:?}");
@@ -489,12 +490,12 @@ fn frto_after_first_ack() -> (Script, ConnId) {
     s.advance_to(30);
     assert_eq!(s.write(id, &[5u8; 14 * 1460]), 14 * 1460);
     assert_eq!(sent_count(&mut s), 10);
-    s.expect_at(230, &format!(". 1:{}({M}) ack 1", 1 + M));
+    s.expect_at(250, &format!(". 1:{}({M}) ack 1", 1 + M));
     assert_eq!(info(&s, id).ca_state, CaState::Loss);
     assert_eq!(info(&s, id).cwnd, M);
     // The ACK of the retransmitted segment (slow start: cwnd 2): segments 10 and 11 go,
     // not the retransmissions of 1 and 2.
-    s.inject(240, &format!(". 1 ack {} win 512", 1 + M));
+    s.inject(260, &format!(". 1 ack {} win 512", 1 + M));
     s.expect(&format!(". {}:{}({M}) ack 1", 1 + 10 * M, 1 + 11 * M));
     s.expect(&format!(". {}:{}({M}) ack 1", 1 + 11 * M, 1 + 12 * M));
     s.expect_nothing();
@@ -508,7 +509,7 @@ fn frto_spurious_rto_undo_without_timestamps() {
     // The second ACK acknowledges segments 1-4, which were never retransmitted: their
     // originals arrived, the timeout was spurious (step 3b). The window comes back and the
     // rest of the data follows at once; segments 1-9 were never sent twice.
-    s.inject(245, &format!(". 1 ack {} win 512", 1 + 5 * M));
+    s.inject(265, &format!(". 1 ack {} win 512", 1 + 5 * M));
     let c = s.engine.counters();
     assert_eq!((c.spurious_rtos, c.loss_undo, c.timeouts, c.rto_retrans, c.retrans_segs), (1, 1, 1, 1, 1));
     let i = info(&s, id);
@@ -517,7 +518,7 @@ fn frto_spurious_rto_undo_without_timestamps() {
     s.expect(&format!(". {}:{}({M}) ack 1", 1 + 12 * M, 1 + 13 * M));
     s.expect(&format!("P. {}:{}({M}) ack 1", 1 + 13 * M, 1 + 14 * M));
     s.expect_nothing();
-    s.inject(280, &format!(". 1 ack {} win 512", 1 + 14 * M));
+    s.inject(300, &format!(". 1 ack {} win 512", 1 + 14 * M));
     s.advance_to(2000);
     s.expect_nothing();
     assert_eq!(s.engine.counters().retrans_segs, 1);
@@ -529,7 +530,7 @@ fn frto_real_loss_falls_back_to_conventional_recovery() {
     let (mut s, id) = frto_after_first_ack();
     // The receiver SACKs new segment 10 but still misses segment 1: the loss was real
     // (step 3a). Retransmission of what the timeout marked lost resumes.
-    s.inject(260, &format!(". 1 ack {} win 512 <sack {}:{}>", 1 + M, 1 + 10 * M, 1 + 11 * M));
+    s.inject(280, &format!(". 1 ack {} win 512 <sack {}:{}>", 1 + M, 1 + 10 * M, 1 + 11 * M));
     s.expect(&format!(". {}:{}({M}) ack 1", 1 + M, 1 + 2 * M));
     let c = s.engine.counters();
     assert_eq!((c.spurious_rtos, c.loss_undo, c.rto_retrans), (0, 0, 2));
@@ -543,8 +544,8 @@ fn frto_real_loss_falls_back_to_conventional_recovery() {
     s.advance_to(30);
     assert_eq!(s.write(id, &[5u8; 14 * 1460]), 14 * 1460);
     assert_eq!(sent_count(&mut s), 10);
-    s.expect_at(230, &format!(". 1:{}({M}) ack 1", 1 + M));
-    s.inject(240, &format!(". 1 ack {} win 512", 1 + M));
+    s.expect_at(250, &format!(". 1:{}({M}) ack 1", 1 + M));
+    s.inject(260, &format!(". 1 ack {} win 512", 1 + M));
     s.expect(&format!(". {}:{}({M}) ack 1", 1 + M, 1 + 2 * M));
 }
 
@@ -559,7 +560,7 @@ fn retransmits_by_cause_and_connection_info() {
     ack(&mut s, 50, seg(1), 30, &format!("{}:{}", seg(2), seg(3)));
     s.expect_at(55, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
     // Nothing more arrives: the RTO cuts the recovery short (TCPSackFailures), then backs
-    // off once more while recovering from it (TCPLossFailures): at 250 and 650 ms.
+    // off once more while recovering from it (TCPLossFailures): at 275 and 715 ms.
     s.advance_to(1000);
     let c = s.engine.counters().clone();
     assert_eq!((c.sack_recovery, c.fast_retrans), (1, 1));
@@ -573,7 +574,7 @@ fn retransmits_by_cause_and_connection_info() {
     assert_eq!(i.retrans, c.retrans_segs);
     assert_eq!((i.ca_state, i.cwnd), (CaState::Loss, MSS));
     assert_eq!(i.srtt, Some(Duration::from_millis(20)));
-    assert_eq!(i.rto, Duration::from_millis(800), "backed off twice from 200 ms");
+    assert_eq!(i.rto, Duration::from_millis(880), "backed off twice from 220 ms (SRTT 20 + min RTO 200)");
     assert_eq!((i.bytes_acked, i.bytes_received), (u64::from(MSS), 0));
     // The iterator lists it with its addresses.
     let all: Vec<_> = s.engine.connections().collect();

@@ -286,18 +286,18 @@ fn receive_window_gate_and_persist_timer() {
     s.advance_to(30);
     write(&mut s, id, 3000, WriteFlags::NONE);
     s.expect_nothing();
-    // Nothing in flight and data blocked: the persist timer runs (RTO 200 ms) and its
-    // probe sends what the window takes.
-    s.expect_at(230, "P. 1:1025(1024) ack 1");
+    // Nothing in flight and data blocked: the persist timer runs (RTO: SRTT 10 + min RTO
+    // 200 ms) and its probe sends what the window takes.
+    s.expect_at(240, "P. 1:1025(1024) ack 1");
     s.expect_nothing();
     assert_eq!(s.engine.counters().window_probes, 1);
     // The probe cut the queued segment (`tcp_write_wakeup` fragments at the window); its
     // small rest counts for Minshall, so the small tail waits for its ACK.
-    s.inject(240, ". 1 ack 1025 win 512");
+    s.inject(250, ". 1 ack 1025 win 512");
     s.expect(". 1025:1449(424) ack 1");
     s.expect(". 1449:2897(1448) ack 1");
     s.expect_nothing();
-    s.inject(250, ". 1 ack 1449 win 512");
+    s.inject(260, ". 1 ack 1449 win 512");
     s.expect("P. 2897:3001(104) ack 1");
 }
 
@@ -434,13 +434,13 @@ fn mtu_probe_failure() {
     s.expect(". 1:1231(1230) ack 1");
     while s.out.pop_front().is_some() {}
     // Nothing is acknowledged: the RTO fires; the lost probe is a failed probe, and the
-    // retransmission uses the old MSS.
-    s.expect_at(220, ". 1:1013(1012) ack 1");
+    // retransmission uses the old MSS (RTO: SRTT 10 + min RTO 200 ms).
+    s.expect_at(230, ". 1:1013(1012) ack 1");
     s.expect_nothing();
     assert_eq!(s.engine.counters().mtu_probe_failures, 1);
     let i = info(&s, id);
     assert_eq!((i.path_mtu, i.mss_now), (1064, 1012));
-    s.inject(230, ". 1 ack 20241 win 512");
+    s.inject(240, ". 1 ack 20241 win 512");
     assert_eq!(info(&s, id).path_mtu, 1064);
     assert_eq!(s.engine.counters().mtu_probe_successes, 0);
 }

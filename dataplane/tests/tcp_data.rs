@@ -79,10 +79,11 @@ fn rto_retransmits_with_backoff() {
     s.advance_to(20);
     s.write(id, &[1u8; 100]);
     s.expect("P. 1:101(100) ack 1 <TS val 20 ecr 110>");
-    // SRTT 10 ms from the handshake: RTO is the 200 ms floor.
-    s.expect_at(220, "P. 1:101(100) ack 1 <TS val 220 ecr 110>");
-    s.expect_at(620, "P. 1:101(100) ack 1 <TS val 620 ecr 110>");
-    s.inject(700, ". 1 ack 101 win 512 <TS val 700 ecr 620>");
+    // SRTT 10 ms from the handshake: RTO = SRTT + the 200 ms floor of the variance term
+    // (Linux `__tcp_set_rto`), doubled by the first timeout.
+    s.expect_at(230, "P. 1:101(100) ack 1 <TS val 230 ecr 110>");
+    s.expect_at(650, "P. 1:101(100) ack 1 <TS val 650 ecr 110>");
+    s.inject(700, ". 1 ack 101 win 512 <TS val 700 ecr 650>");
     s.advance_to(5000);
     s.expect_nothing();
     assert_eq!(s.engine.counters().retrans_segs, 2);
@@ -123,10 +124,10 @@ fn zero_window_is_probed_until_it_opens() {
     s.advance_to(30);
     assert_eq!(s.write(id, &[5u8; 100]), 100);
     s.expect_nothing();
-    s.expect_at(230, ". 0:0(0) ack 1 <TS val 230 ecr 120>");
-    s.inject(231, ". 1 ack 1 win 0 <TS val 131 ecr 230>");
-    s.expect_at(631, ". 0:0(0) ack 1 <TS val 631 ecr 131>");
-    s.inject(700, ". 1 ack 1 win 512 <TS val 200 ecr 631>");
+    s.expect_at(240, ". 0:0(0) ack 1 <TS val 240 ecr 120>");
+    s.inject(241, ". 1 ack 1 win 0 <TS val 131 ecr 240>");
+    s.expect_at(661, ". 0:0(0) ack 1 <TS val 661 ecr 131>");
+    s.inject(700, ". 1 ack 1 win 512 <TS val 200 ecr 661>");
     s.expect("P. 1:101(100) ack 1 <TS val 700 ecr 200>");
     assert_eq!(s.engine.counters().window_probes, 2);
 }
@@ -196,10 +197,11 @@ fn unanswered_zero_window_probes_end_in_a_reset() {
     s.inject(20, ". 1 ack 1 win 0 <TS val 120 ecr 0>");
     s.advance_to(30);
     assert_eq!(s.write(id, &[5u8; 100]), 100);
-    s.expect_at(230, ". 0:0(0) ack 1 <TS val 230 ecr 120>");
-    s.expect_at(630, ". 0:0(0) ack 1 <TS val 630 ecr 120>");
-    s.expect_at(1430, ". 0:0(0) ack 1 <TS val 1430 ecr 120>");
-    s.expect_at(3030, "R. 1 ack 1");
+    // RTO 210 ms (SRTT 10 + 200), doubled per unanswered probe.
+    s.expect_at(240, ". 0:0(0) ack 1 <TS val 240 ecr 120>");
+    s.expect_at(660, ". 0:0(0) ack 1 <TS val 660 ecr 120>");
+    s.expect_at(1500, ". 0:0(0) ack 1 <TS val 1500 ecr 120>");
+    s.expect_at(3180, "R. 1 ack 1");
     assert_eq!(s.state(id), None);
     assert!(s.saw_event(StackEvent::Conn(id, Event::Closed { reason: CloseReason::Timeout })));
     assert_eq!(s.engine.counters().window_probes, 3);
@@ -217,8 +219,8 @@ fn answered_zero_window_probes_keep_the_connection_open() {
     s.advance_to(30);
     assert_eq!(s.write(id, &[5u8; 100]), 100);
     // Each answer re-arms the timer with the doubled interval (`tcp_ack_probe`).
-    let mut at = 230;
-    let mut interval = 200;
+    let mut at = 240;
+    let mut interval = 210;
     let mut ecr = 120;
     for i in 0..5u64 {
         s.expect_at(at, &format!(". 0:0(0) ack 1 <TS val {at} ecr {ecr}>"));
@@ -244,9 +246,9 @@ fn an_orphan_behind_a_closed_window_gives_up_sooner() {
     assert_eq!(s.engine.close(id, s.now), Ok(()));
     s.pump();
     assert_eq!(s.engine.counters().orphans, 1);
-    s.expect_at(230, ". 0:0(0) ack 1 <TS val 230 ecr 120>");
-    s.expect_at(630, ". 0:0(0) ack 1 <TS val 630 ecr 120>");
-    s.expect_at(1430, "R. 1 ack 1");
+    s.expect_at(240, ". 0:0(0) ack 1 <TS val 240 ecr 120>");
+    s.expect_at(660, ". 0:0(0) ack 1 <TS val 660 ecr 120>");
+    s.expect_at(1500, "R. 1 ack 1");
     assert_eq!(s.state(id), None);
     assert_eq!(s.engine.counters().orphans, 0);
     assert_eq!(s.engine.counters().abort_on_timeout, 1);
@@ -263,7 +265,7 @@ fn too_many_orphans_are_reset_at_their_next_probe() {
     assert_eq!(s.write(id, &[5u8; 100]), 100);
     assert_eq!(s.engine.close(id, s.now), Ok(()));
     s.pump();
-    s.expect_at(230, "R. 1 ack 1");
+    s.expect_at(240, "R. 1 ack 1");
     assert_eq!(s.state(id), None);
     assert_eq!(s.engine.counters().abort_on_memory, 1);
     assert_eq!(s.engine.counters().orphans, 0);

@@ -30,6 +30,7 @@ WORKLOADS = {
 TARGETS = ["direct", "haproxy", "strait", "strait-xdp"]
 LABELS = {"direct": "direct", "haproxy": "HAProxy", "strait": "Strait (tap)", "strait-xdp": "Strait (AF_XDP)"}
 STRAITS = ("strait", "strait-xdp")
+CONNS_BASE = 50
 # Which Strait target a reflector ceiling is compared with.
 CEILING_TARGET = {"tap": "strait", "af_xdp": "strait-xdp"}
 
@@ -64,8 +65,19 @@ def derive(r, clk_tck):
         "p50": num(r, "p50_us") / 1000,
         "p99": num(r, "p99_us") / 1000,
         "errors": num(r, "errors"),
+        "timeouts": num(r, "timeouts") if "timeouts" in r else 0.0,
         "nginx_us": (n1[2] + n1[3] - n0[2] - n0[3]) / clk_tck / reqs * 1e6,
     }
+    if "mem_mid" in r:
+        # Memory half-way through a concurrency run, against the start of the run:
+        # VmRSS growth per connection, and (Strait) mbufs in use and TCP connections.
+        (rss0, mb0, c0), (rss1, mb1, c1) = ([float(x) for x in r[k].split(",")] for k in ("mem0", "mem_mid"))
+        conns = max(num(r, "conns"), 1)
+        f["rss_mb"] = rss1 / 1024
+        f["rss_kb_conn"] = (rss1 - rss0) / conns
+        if r["target"] in STRAITS:
+            f["mbufs_conn"] = (mb1 - mb0) / conns
+            f["tcp_conns"] = c1
     t = r["target"]
     if t == "haproxy":
         h0, h1 = triple(r, "haproxy0"), triple(r, "haproxy1")
@@ -206,7 +218,10 @@ def main():
     ap.add_argument("--targets", default=" ".join(TARGETS))
     ap.add_argument("--lossy", default=None)
     ap.add_argument("--lossy-mb", type=float, default=None)
+    ap.add_argument("--conns", type=int, default=50)
     a = ap.parse_args()
+    global CONNS_BASE
+    CONNS_BASE = a.conns
     targets = [t for t in a.targets.split() if t in TARGETS]
     # Ratio columns: each Strait against HAProxy.
     pairs = [(t, "haproxy") for t in STRAITS if t in targets and "haproxy" in targets]
@@ -262,6 +277,15 @@ def main():
                  + [(("**" + l + "**") if k == "proxy_us" else l, k, d) for l, k, d in cpu_rows]
                  + [("backend CPU per request, µs", "nginx_us", 2)],
     }
+    conc_rows = [("req/s", "rate", 0), ("p50 latency, ms", "p50", 2), ("p99 latency, ms", "p99", 2)] + cpu_rows[:1] + [
+        ("proxy RSS half-way, MB", "rss_mb", 0),
+        ("proxy RSS growth per connection, kB", "rss_kb_conn", 1),
+        ("Strait: mbufs in use per connection (half-way)", "mbufs_conn", 2),
+        ("Strait: TCP connections half-way (both sides)", "tcp_conns", 0)]
+    for w, _ in sorted({k for k in runs if k[0].startswith("conc")}, key=lambda k: int(k[0][4:])):
+        if w not in rows:
+            rows[w] = conc_rows
+            WORKLOADS[w] = f"{int(w[4:]):,} keep-alive connections".replace(",", " ")
     for w, metrics in rows.items():
         if not any((w, t) in runs for t in targets):
             continue
@@ -270,7 +294,7 @@ def main():
             cells = [fmt(vals[t], digits) for t in targets] + [ratio(vals[s], vals[h]) for s, h in pairs]
             p(f"| {WORKLOADS[w]} | {label} | {' | '.join(cells)} |")
         errs = {t: sum(r["errors"] for r in runs.get((w, t), [])) for t in targets}
-        if any(errs.values()):
+        if any(errs.values()) or w.startswith("conc"):
             cells = [fmt(errs[t], 0) for t in targets] + [""] * len(pairs)
             p(f"| {WORKLOADS[w]} | wrk errors (all rounds) | {' | '.join(cells)} |")
     if runs:
@@ -279,6 +303,16 @@ def main():
           "rate × the share of its runnable time the lcore thread actually ran (schedstat), which takes out the time it "
           "sat preempted by other load; the raw busy cycles ÷ TSC rate are shown beside it. For rates higher is "
           "better, for latency and CPU lower is better.")
+    # Concurrency: each Strait's CPU per request at N connections against its own at 50
+    # (the keep-alive workload), the flatness the issue-19 acceptance asks for.
+    concs = sorted({k[0] for k in runs if k[0].startswith("conc")}, key=lambda w: int(w[4:]))
+    for t in STRAITS:
+        base = med(runs.get(("keepalive", t), []), "proxy_us")
+        if concs and base:
+            cells = ", ".join(f"{int(w[4:])}: {med(runs.get((w, t), []), 'proxy_us') / base:.2f}×"
+                              for w in concs if med(runs.get((w, t), []), "proxy_us"))
+            p(f"{LABELS[t]}: CPU per request at N connections ÷ at {CONNS_BASE} (keep-alive workload): {cells}.")
+            p("")
     tsc = None
     for t in STRAITS:
         tsc = tsc or med(runs.get(("keepalive", t), []), "tsc_ghz")

@@ -68,7 +68,10 @@
 #   BENCH_CONNS=50        wrk connections for the unpaced small-response workloads
 #   BENCH_BIG_CONNS=4     wrk connections for the 1 MiB workload
 #   BENCH_RATE=5000       offered load (requests/s) of the paced workload
-#   BENCH_WORKLOADS="keepalive close big paced lossy"   subset/order of workloads
+#   BENCH_WORKLOADS="keepalive close big paced lossy"   subset/order of workloads; also
+#                         concN (e.g. conc1000 conc5000 conc10000): the keep-alive workload
+#                         with N connections (issue 19), each target's memory sampled
+#                         mid-run (see "Concurrency" below)
 #   BENCH_LOSS="1 2 5"    loss rates of the lossy workload, percent per direction (0.1 steps)
 #   BENCH_LOSS_RUNS=5     rounds of the lossy workload
 #   BENCH_LOSS_MB=40      size of the lossy download, MiB
@@ -94,6 +97,13 @@
 #                         tap Strait (';' separates several), e.g. to compare offload settings
 #   BENCH_PROFILE=1       also profile HAProxy's and Strait's thread with perf (keep-alive, 1 MiB)
 #   CARGO_TARGET_DIR      where cargo builds (default: target/ in the repository)
+#
+# Concurrency (workloads concN, issue 19): wrk opens N keep-alive connections at once (a
+# burst of N SYNs) and keeps them busy. The file-descriptor limit here is 20 000 (hard):
+# wrk and nginx get up to 19 500; HAProxy needs two descriptors per session, so its
+# maxconn is 9 890 (maxpipes 50) and at N = 10 000 the rest wait in its listen queue (it says so in
+# its log). Half-way through each run the proxy's memory is sampled: VmRSS of the
+# process and, for Strait, mbufs in use and its connection gauge.
 #
 # Everything it creates (namespaces, taps, veths, nftables tables, processes, the work
 # directory) is removed on exit, also on failure or Ctrl-C: the veths and the tables live in
@@ -135,7 +145,8 @@ for t in $TARGETS; do
   case $t in direct | haproxy | strait | strait-xdp) ;; *) die "unknown target $t (BENCH_TARGETS)" ;; esac
 done
 for w in $WORKLOADS; do
-  case $w in keepalive | close | big | paced | lossy) ;; *) die "unknown workload $w (BENCH_WORKLOADS)" ;; esac
+  case $w in keepalive | close | big | paced | lossy) ;; conc[0-9]*) (( ${w#conc} <= 19000 )) || die "$w: at most 19000 connections (fd limit)" ;;
+    *) die "unknown workload $w (BENCH_WORKLOADS)" ;; esac
 done
 for p in $LOSS_RATES; do
   [[ $p =~ ^[0-9]+(\.[0-9])?$ ]] && (( $(awk -v p="$p" 'BEGIN { print (p * 10 <= 1000) }') )) \
@@ -287,7 +298,8 @@ master_process off;
 worker_processes 1;
 pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log warn;
-events { worker_connections 16384; }
+worker_rlimit_nofile 19500;
+events { worker_connections 19000; }
 http {
     access_log off;
     sendfile on;
@@ -317,7 +329,9 @@ cat > "$WORK/haproxy.cfg" <<EOF
 # One thread, TCP mode, no logging; splice(2) lets large responses skip user space.
 global
     nbthread 1
-    maxconn 4096
+    # fd limit 20 000 (hard): HAProxy needs 2 x maxconn + 2 x maxpipes + 14 descriptors.
+    maxconn 9890
+    maxpipes 50
     tune.bufsize 16384
     tune.maxaccept 64
 defaults
@@ -461,6 +475,22 @@ thread_cpu() {
   echo "$ns,$ut"
 }
 now() { date +%s.%N; }
+# proxy_memory TARGET: "VmRSS kB,mbufs in use,TCP connections" of the proxy process (nginx's
+# for direct; the mbuf and connection fields are 0 but for Strait).
+proxy_memory() {
+  local pid=$NGINX_PID rss m
+  [[ $1 == haproxy ]] && pid=$HAPROXY_PID
+  is_strait "$1" && pid=$(strait_pid "$1")
+  rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
+  if is_strait "$1" && m=$(strait_metrics "$1"); then
+    awk -v rss="$rss" '
+      $1 == "strait_mempool_mbufs{state=\"in_use\"}" { mb = $NF }
+      /^strait_tcp_connections/ { c += $NF }
+      END { printf "%s,%.0f,%.0f\n", rss, mb, c }' <<<"$m"
+  else
+    echo "$rss,0,0"
+  fi
+}
 strait_metrics() { # strait_metrics TARGET: its Prometheus page
   ip netns exec "$(strait_ns "$1")" curl -sf --max-time 2 http://127.0.0.1:9100/metrics
 }
@@ -531,7 +561,7 @@ diagnose() {
     fi
     echo "-- client sockets (ss -tin)"
     ip netns exec "$NS_C" ss -tin 2>&1 | head -40
-  ) >"$f" 2>&1
+  ) >"$f" 2>&1 || true
   log "$target: $what; diagnostics in $f:"
   cat "$f" >&2
 }
@@ -547,6 +577,7 @@ run_one() {
     close) extra=(-H "Connection: close") ;;
     big) conns=$BIG_CONNS path=big.bin ;;
     paced) conns=$PACE_CONNS delay=$PACE_MS ;;
+    conc*) conns=${w#conc} ;;
     *) die "unknown workload $w" ;;
   esac
   local url
@@ -555,11 +586,22 @@ run_one() {
   n0=$(thread_cpu "$NGINX_PID")
   [[ $target == haproxy ]] && p0=$(thread_cpu "$HAPROXY_PID")
   is_strait "$target" && s0=$(strait_counters "$target")
+  local mem0 mem_mid="" sampler=""
+  mem0=$(proxy_memory "$target")
+  if [[ $w == conc* ]]; then
+    # Half-way through, the connections are open and busy: sample the proxy's memory.
+    ( sleep "$(awk -v s="$SECONDS_PER_RUN" 'BEGIN { print s / 2 }')"; proxy_memory "$target" >"$WORK/mem-mid" ) &
+    sampler=$!
+  fi
   t0=$(now)
   local out
   out=$(WRK_DELAY_MS=$delay ip netns exec "$NS_C" taskset -c "$PEER_CPU" \
         wrk -t1 -c"$conns" -d"${SECONDS_PER_RUN}s" --latency -s "$HERE/report.lua" "${extra[@]}" "$url" 2>&1) \
     || die "wrk failed on $target: $out"
+  if [[ -n $sampler ]]; then
+    wait "$sampler" || true
+    mem_mid=$(cat "$WORK/mem-mid" 2>/dev/null || true)
+  fi
   local t1 n1 p1="0,0,0,0" s1="0,0,0,0,0,0,0,0"
   t1=$(now)
   n1=$(thread_cpu "$NGINX_PID")
@@ -567,7 +609,7 @@ run_one() {
   is_strait "$target" && s1=$(strait_counters "$target")
   local result
   result=$(grep '^RESULT' <<<"$out") || die "no RESULT from wrk on $target: $out"
-  echo "workload=$w target=$target round=$round conns=$conns ${result#RESULT } t0=$t0 t1=$t1 nginx0=$n0 nginx1=$n1 haproxy0=$p0 haproxy1=$p1 strait0=$s0 strait1=$s1" >>"$RAW"
+  echo "workload=$w target=$target round=$round conns=$conns ${result#RESULT } t0=$t0 t1=$t1 nginx0=$n0 nginx1=$n1 haproxy0=$p0 haproxy1=$p1 strait0=$s0 strait1=$s1 mem0=$mem0 mem_mid=${mem_mid:-$mem0}" >>"$RAW"
   tail -n 1 "$RAW" >&2
   # A run that served nothing, or with socket errors, on Strait: keep what there is to see.
   if is_strait "$target" && [[ $result =~ requests=0\  || ! $result =~ \ errors=0\  ]]; then
@@ -709,7 +751,7 @@ fi
 for target in $TARGETS; do
   is_strait "$target" || continue
   strait_metrics "$target" \
-    | grep -E '^strait_(net_dropped_frames_total|lcore_tx_dropped_frames_total|tcp_(retrans_segs|out_rsts|attempt_fails|estab_resets|timeouts|spurious_rtos|loss_probes)_total|port_rx_(missed|nombuf)_total)' \
+    | grep -E '^strait_(net_dropped_frames_total|lcore_tx_dropped_frames_total|tcp_[a-z_]+_total|proxy_(listener|server)_[a-z_]+_total|port_rx_(missed|nombuf)_total)' \
     | awk -v t="$target" '$NF != 0 { print t ": " $0 }' >>"$WORK/strait-final-counters.txt" || true
 done
 
@@ -773,7 +815,7 @@ VERSIONS="strait $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'
 COMMAND="BENCH_TARGETS=\"$TARGETS\" BENCH_WORKLOADS=\"$WORKLOADS\" ${BENCH_STRAIT_OFFLOADS:+BENCH_STRAIT_OFFLOADS=\"$BENCH_STRAIT_OFFLOADS\" }BENCH_RUNS=$RUNS BENCH_SECONDS=$SECONDS_PER_RUN BENCH_CONNS=$CONNS BENCH_BIG_CONNS=$BIG_CONNS BENCH_RATE=$RATE"
 has_workload lossy && COMMAND+=" BENCH_LOSS=\"$LOSS_RATES\" BENCH_LOSS_RUNS=$LOSS_RUNS BENCH_LOSS_MB=$LOSS_MB BENCH_LOSS_TIMEOUT=$LOSS_TIMEOUT"
 COMMAND+="${XDP_DEVARGS:+ BENCH_XDP_DEVARGS=\"$XDP_DEVARGS\"} BENCH_KERNEL_OFFLOADS=$KERNEL_OFFLOADS BENCH_KERNEL_CC=$KERNEL_CC deploy/bench/run.sh"
-python3 "$HERE/report.py" "$RAW" "$CEIL" --clk-tck "$CLK_TCK" \
+python3 "$HERE/report.py" "$RAW" "$CEIL" --clk-tck "$CLK_TCK" --conns "$CONNS" \
   --machine "$MACHINE" --versions "$VERSIONS" --targets "$TARGETS" \
   --command "$COMMAND" \
   --load "$(cut -d' ' -f1-3 /proc/loadavg)" \

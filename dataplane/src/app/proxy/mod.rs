@@ -22,8 +22,12 @@
 //!   flowing. When both directions are finished both connections are closed.
 //! * **Reset.** A connection that ends abnormally (RST received, retransmission timeout,
 //!   abort) aborts the other one (RFC 9293 §3.10.5: the peer learns with an RST).
-//! * **Timeouts.** The connect timeout and idle timeout of the listener are checked every
-//!   [`TIMER_SCAN_INTERVAL`]; an idle session is aborted on both sides.
+//! * **Timeouts.** Each session has one timer in a timing wheel ([`TimerWheel`]), at its
+//!   connect deadline while connecting and at `last activity + idle timeout` once
+//!   established; an idle session is aborted on both sides. Moving bytes only notes the
+//!   time: a timer that fires early (activity since it was set) is re-armed at the real
+//!   deadline, as Linux's keepalive timer does (`tcp_keepalive_timer`). The cost is one
+//!   wheel operation per deadline that passes, not a walk over every session.
 //! * **Limits.** A listener holds at most `max_connections` sessions; a connection accepted
 //!   beyond that is reset and counted.
 //!
@@ -50,6 +54,7 @@ pub use health::{BackendHealth, CheckSpec, OpsSpec, PoolHealth};
 pub use proxy_protocol::ProxyProtocol;
 
 use crate::lb::{Backend, Balancer, LbError};
+use crate::tcp::timer_wheel::{TimerHandle, TimerWheel};
 use crate::tcp::{CloseReason, ConnId, Engine, Event, ListenerId, Payload, StackError, StackEvent, WriteError, WriteFlags};
 use crate::time::{Duration, Instant};
 
@@ -57,8 +62,6 @@ use crate::time::{Duration, Instant};
 pub const READ_CHUNK: usize = 64 * 1024;
 /// Connection attempts per session, over distinct servers where the pool has several.
 pub const MAX_CONNECT_ATTEMPTS: usize = 3;
-/// How often connect and idle deadlines are checked.
-pub const TIMER_SCAN_INTERVAL: Duration = Duration::from_millis(20);
 
 /// How a pool chooses a server: the balancers of [`crate::lb`].
 pub use crate::lb::Algorithm;
@@ -351,6 +354,8 @@ struct Session<P> {
     backend_connected_at: Option<Instant>,
     /// Both connections were closed (or aborted) by us: nothing more moves.
     finished: bool,
+    /// The session's connect or idle timer in [`Proxy::timers`].
+    timer: Option<TimerHandle>,
     /// Bytes and end reason for the access log (`drain.rs`).
     log: drain::SessionLog,
 }
@@ -368,7 +373,10 @@ pub struct Proxy<P: Payload> {
     sessions: HashMap<u64, Session<P>>,
     by_conn: HashMap<ConnId, (u64, Side)>,
     next_session: u64,
-    next_scan: Instant,
+    /// One timer per session (connect or idle deadline), created at the first use.
+    timers: Option<TimerWheel<u64>>,
+    /// Sessions whose timer fired, reused across passes.
+    due: Vec<u64>,
     stats: ProxyStats,
     /// Admin state, health and access log (`reload.rs`, `health.rs`, `drain.rs`).
     ops: reload::Ops,
@@ -434,7 +442,8 @@ impl<P: Payload> Proxy<P> {
             sessions: HashMap::new(),
             by_conn: HashMap::new(),
             next_session: 0,
-            next_scan: Instant::ZERO,
+            timers: None,
+            due: Vec::new(),
             stats: ProxyStats::default(),
             ops: reload::Ops::default(),
             payload_factory: None,
@@ -544,44 +553,80 @@ impl<P: Payload> Proxy<P> {
         }
     }
 
-    /// Runs the connect and idle timeouts when their scan is due; returns the sessions
-    /// acted on.
+    /// Runs the connect and idle timeouts that are due; returns the sessions acted on.
+    /// Work is proportional to the timers that fire, not to the number of sessions.
     pub fn poll_timers(&mut self, engine: &mut Engine<P>, now: Instant) -> usize {
-        if now < self.next_scan || self.sessions.is_empty() {
+        let Some(timers) = self.timers.as_mut() else { return 0 };
+        if timers.next_deadline().is_none_or(|d| d > now) {
             return 0;
         }
-        self.next_scan = now + TIMER_SCAN_INTERVAL;
-        let mut connect_expired = Vec::new();
-        let mut idle_expired = Vec::new();
-        for (&sid, s) in &self.sessions {
-            if s.finished {
+        let mut due = core::mem::take(&mut self.due);
+        due.clear();
+        timers.expire(now, &mut due);
+        let mut acted = 0;
+        for &sid in &due {
+            let Some(deadline) = self.session_deadline(sid, true) else { continue };
+            if now < deadline {
+                // Activity since the timer was set (or a reload moved the deadline).
+                self.arm(sid, deadline, now);
                 continue;
             }
-            if let Some(d) = s.connect_deadline {
-                if now >= d {
-                    connect_expired.push(sid);
-                }
-            } else if s.established {
-                let idle = self.listeners.get(s.listener).map(|l| l.spec.idle_timeout).unwrap_or(Duration::MAX);
-                if now.saturating_duration_since(s.last_activity) >= idle {
-                    idle_expired.push(sid);
-                }
+            acted += 1;
+            let Some(s) = self.sessions.get(&sid) else { continue };
+            if s.connect_deadline.is_some() {
+                self.connect_timed_out(engine, sid, now);
+                continue;
             }
-        }
-        let n = connect_expired.len() + idle_expired.len();
-        for sid in connect_expired {
-            self.connect_timed_out(engine, sid, now);
-        }
-        for sid in idle_expired {
-            if let Some(s) = self.sessions.get(&sid) {
-                if let Some(l) = self.stats.listeners.get_mut(s.listener) {
-                    l.idle_timeouts += 1;
-                }
+            if let Some(l) = self.stats.listeners.get_mut(s.listener) {
+                l.idle_timeouts += 1;
             }
             self.note_end(sid, EndReason::Idle);
             self.abort_session(engine, sid, now);
         }
-        n
+        self.due = due;
+        acted
+    }
+
+    /// When session `sid` times out: its connect deadline while connecting, `last activity +
+    /// idle timeout` once established; `None` for a finished (or unknown) session.
+    /// `fired`: its timer just fired (the handle is gone).
+    fn session_deadline(&mut self, sid: u64, fired: bool) -> Option<Instant> {
+        let s = self.sessions.get_mut(&sid)?;
+        if fired {
+            s.timer = None;
+        }
+        if s.finished {
+            return None;
+        }
+        match s.connect_deadline {
+            Some(d) => Some(d),
+            None if s.established => {
+                let idle = self.listeners.get(s.listener).map_or(Duration::MAX, |l| l.spec.idle_timeout);
+                Some(s.last_activity + idle)
+            }
+            None => None,
+        }
+    }
+
+    /// Sets session `sid`'s timer to `deadline` (one timer per session).
+    fn arm(&mut self, sid: u64, deadline: Instant, now: Instant) {
+        let Some(s) = self.sessions.get_mut(&sid) else { return };
+        let timers = self.timers.get_or_insert_with(|| TimerWheel::new(now));
+        match s.timer {
+            Some(h) if timers.reschedule(h, deadline) => {}
+            _ => s.timer = Some(timers.insert(deadline, sid)),
+        }
+    }
+
+    /// Re-arms every session's timer from the current listener settings (after a reload
+    /// changed a timeout; a reload is rare, so one walk is fine there).
+    fn rearm_all(&mut self, now: Instant) {
+        let sids: Vec<u64> = self.sessions.keys().copied().collect();
+        for sid in sids {
+            if let Some(deadline) = self.session_deadline(sid, false) {
+                self.arm(sid, deadline, now);
+            }
+        }
     }
 
     // ----- session life cycle -----
@@ -626,6 +671,7 @@ impl<P: Payload> Proxy<P> {
                 attempt_started: now,
                 backend_connected_at: None,
                 finished: false,
+                timer: None,
                 log: drain::SessionLog::default(),
             },
         );
@@ -673,6 +719,7 @@ impl<P: Payload> Proxy<P> {
                         st.active += 1;
                     }
                     self.by_conn.insert(bid, (sid, Side::Backend));
+                    self.arm(sid, now + timeout, now);
                     return true;
                 }
                 Err(_) => {
@@ -695,6 +742,8 @@ impl<P: Payload> Proxy<P> {
             st.connected += 1;
             st.connect_duration.observe(now.saturating_duration_since(s.attempt_started));
         }
+        let idle = self.listeners.get(s.listener).map_or(Duration::MAX, |l| l.spec.idle_timeout);
+        self.arm(sid, now + idle, now);
     }
 
     /// Writes the pool's PROXY protocol header (if it has one) to the just-established
@@ -841,7 +890,11 @@ impl<P: Payload> Proxy<P> {
         let lived = now.saturating_duration_since(s.started);
         self.log_session_end(sid, now);
         self.by_conn.remove(&s.client);
+        let timer = s.timer;
         self.drop_backend(sid, now);
+        if let (Some(h), Some(timers)) = (timer, self.timers.as_mut()) {
+            timers.cancel(h);
+        }
         self.sessions.remove(&sid);
         if let Some(ls) = self.stats.listeners.get_mut(li) {
             ls.active = ls.active.saturating_sub(1);

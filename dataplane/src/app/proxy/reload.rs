@@ -479,6 +479,8 @@ impl<P: Payload> Proxy<P> {
             // Pool-local indices of servers already tried mean nothing in the new pools.
             s.tried.clear();
         }
+        // A listener's timeouts may have changed: every session's timer follows.
+        self.rearm_all(now);
         self.ops.access_log = ops.access_log;
         // A pool whose checks were switched off forgets their verdicts.
         for (pi, pool) in self.pools.iter().enumerate() {

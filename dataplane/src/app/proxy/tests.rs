@@ -438,6 +438,33 @@ fn an_idle_session_is_aborted() {
 }
 
 #[test]
+fn activity_postpones_the_idle_abort_to_idle_timeout_after_the_last_byte() {
+    // Idle timeout 200 ms; the client sends a byte every 100 ms for 600 ms through an echo
+    // backend: the session's timer fires early each time and is re-armed from the last
+    // activity, so the session lives; once the client goes quiet it is aborted 200 ms later.
+    let mut net = Net::new(&spec(vec![server(BACKEND, ECHO_PORT)], 100, 200), TcpConfig::default());
+    let id = net.connect();
+    let mut got = Vec::new();
+    for round in 0..6 {
+        net.steps(100);
+        assert!(net.client_closed(id).is_none(), "aborted while active (round {round})");
+        assert_eq!(net.client.write(id, HeapPayload::from_slice(b"x"), WriteFlags::NONE, net.now), Ok(1));
+        let now = net.now;
+        Net::read_all(&mut net.client, id, now, &mut got);
+    }
+    net.steps(20);
+    let now = net.now;
+    Net::read_all(&mut net.client, id, now, &mut got);
+    assert_eq!(got, b"xxxxxx", "every byte echoed");
+    net.steps(150);
+    assert!(net.client_closed(id).is_none(), "aborted before 200 ms of silence");
+    net.steps(60);
+    assert_eq!(net.client_closed(id), Some(CloseReason::Reset));
+    assert_eq!(net.stats().listeners[0].idle_timeouts, 1);
+    assert_eq!(net.apps.proxy().session_count(), 0);
+}
+
+#[test]
 fn connections_beyond_the_limit_are_reset_and_counted() {
     let mut net = Net::new(&spec(vec![server(BACKEND, MANUAL_PORT)], 1, 60_000), TcpConfig::default());
     let first = net.connect();
