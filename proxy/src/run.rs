@@ -88,16 +88,21 @@ pub enum RunError {
 
 /// Mbuf data room: DPDK's default (2048 bytes of data + 128 of headroom).
 const MBUF_DATA_ROOM: u16 = 2048 + 128;
-/// Descriptors per RX/TX ring (the adapter clamps to what the device allows).
+/// Descriptors per TX ring (the adapter clamps to what the device allows).
 const RING_DESCRIPTORS: u16 = 1024;
+/// Descriptors per RX ring at most. An RX ring absorbs the bursts that arrive while the
+/// lcore is busy (or preempted); with thousands of connections a 1024-entry AF_XDP ring
+/// overflowed: the veth dropped 17 % of the frames for the socket (`rx_queue_0_drops`,
+/// 10 000 keep-alive clients, deploy/bench/run.sh conc10000), each a retransmission.
+const RX_RING_DESCRIPTORS: u16 = 4096;
 
-/// RX descriptors per ring: [`RING_DESCRIPTORS`], fewer for a small pool so that the RX
-/// rings (which some PMDs, like `net_tap`, fill with mbufs up front) take at most a
-/// quarter of it; a power of two, at least 64.
+/// RX descriptors per ring: [`RX_RING_DESCRIPTORS`], fewer for a small pool so that the
+/// RX rings (which PMDs like `net_tap` and `net_af_xdp` fill with mbufs up front) take at
+/// most a quarter of it; a power of two, at least 64.
 fn ring_descriptors(mbufs: u32, rx_rings: u16) -> u16 {
     let share = mbufs / 4 / u32::from(rx_rings.max(1));
     let pow2 = if share == 0 { 0 } else { 1u32 << (31 - share.leading_zeros()) };
-    u16::try_from(pow2.clamp(64, u32::from(RING_DESCRIPTORS))).unwrap_or(RING_DESCRIPTORS)
+    u16::try_from(pow2.clamp(64, u32::from(RX_RING_DESCRIPTORS))).unwrap_or(RX_RING_DESCRIPTORS)
 }
 
 /// The DPDK device name of a configured device: the vdev's driver instance name (the
@@ -651,7 +656,8 @@ mod tests {
 
     #[test]
     fn rx_rings_take_at_most_a_quarter_of_a_small_pool() {
-        assert_eq!(ring_descriptors(32767, 1), RING_DESCRIPTORS);
+        assert_eq!(ring_descriptors(32767, 1), RX_RING_DESCRIPTORS);
+        assert_eq!(ring_descriptors(65535, 2), RX_RING_DESCRIPTORS);
         assert_eq!(ring_descriptors(1023, 1), 128);
         assert_eq!(ring_descriptors(1023, 2), 64);
         assert_eq!(ring_descriptors(100, 4), 64, "never below 64");

@@ -103,7 +103,8 @@ daemon off;
 worker_processes 1;
 pid {d}/nginx.pid;
 error_log {d}/error.log info;
-events {{ worker_connections 4096; }}
+worker_rlimit_nofile 19000;
+events {{ worker_connections 16384; }}
 http {{
     {pp_log}
     client_body_temp_path {d}/body;
