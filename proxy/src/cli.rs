@@ -83,6 +83,9 @@ pub fn main<E: std::fmt::Display>(run: impl FnOnce(Config, RunOptions) -> Result
         },
         Command::CheckConfig { file } => match load(&file) {
             Ok(cfg) => {
+                if let Some(w) = strait::config::pool::pool_warning(&cfg) {
+                    eprintln!("warning: {w}");
+                }
                 println!("config OK: {}", cfg.summary());
                 ExitCode::SUCCESS
             }
@@ -106,6 +109,9 @@ pub fn main<E: std::fmt::Display>(run: impl FnOnce(Config, RunOptions) -> Result
                 return ExitCode::from(EXIT_CONFIG);
             }
             tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %config.display(), summary = %cfg.summary(), "strait starting");
+            if let Some(w) = strait::config::pool::pool_warning(&cfg) {
+                tracing::warn!("{w}");
+            }
             match run(cfg, RunOptions { config_path: config, debug_stall_lcore_after: stall }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

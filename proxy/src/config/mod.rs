@@ -13,7 +13,7 @@
 //! memory_mode = "hugepages" # "no-huge" | "hugepages"
 //! memory_mb = 256
 //! hugepage_dir = "/dev/hugepages"   # only with hugepages
-//! mbufs = 8191
+//! mbufs = 8191             # default: sized from the listeners' max_connections (see `pool`)
 //! mbuf_cache = 256
 //! extra_eal_args = []
 //! rx_interrupts = true      # idle lcores block on RX interrupts where the PMD has them
@@ -59,6 +59,7 @@
 pub mod af_xdp;
 mod ops;
 mod parse;
+pub mod pool;
 mod proxy;
 mod raw;
 mod spec;
@@ -148,7 +149,9 @@ pub struct DpdkConfig {
     pub lcores: Vec<u32>,
     /// How DPDK gets its memory.
     pub memory: Memory,
-    /// Mbufs in the packet pool (>= 1023).
+    /// Mbufs in the packet pool (>= 1023). Unset: sized from the sessions the listeners
+    /// admit, within the memory ([`pool::default_mbufs`]); `check-config` warns when a pool
+    /// cannot hold them all busy ([`pool::pool_warning`]).
     pub mbufs: u32,
     /// Per-lcore mbuf cache size (<= 512 and <= mbufs / 1.5).
     pub mbuf_cache: u32,

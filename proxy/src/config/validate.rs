@@ -70,7 +70,10 @@ fn walk(root: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<Config> {
     let shutdown = super::ops::shutdown(top.get("shutdown").unwrap_or(&empty), errs);
     let pools = super::proxy::pools(top.get("pool"), ports.as_deref(), errs);
     let listeners = super::proxy::listeners(top.get("listener"), ports.as_deref(), pools.as_deref(), apps.as_deref(), errs);
-    Some(Config {
+    // Without an explicit `[dpdk] mbufs`, the pool is sized from the sessions the
+    // listeners admit (`pool::default_mbufs`).
+    let mbufs_given = top.get("dpdk").is_some_and(|v| matches!(&v.kind, ValueKind::Table(m) if m.contains_key("mbufs")));
+    let mut cfg = Config {
         log: log?,
         dpdk: dpdk?,
         tcp: tcp?,
@@ -81,7 +84,14 @@ fn walk(root: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<Config> {
         pools: pools?,
         admin: admin?,
         shutdown: shutdown?,
-    })
+    };
+    if !mbufs_given {
+        let memory_mb = match cfg.dpdk.memory {
+            Memory::NoHuge { size_mb } | Memory::Hugepages { size_mb, .. } => size_mb,
+        };
+        cfg.dpdk.mbufs = super::pool::default_mbufs(&cfg, memory_mb);
+    }
+    Some(cfg)
 }
 
 /// Reports `reason` at `key` and yields `None`.
