@@ -95,7 +95,8 @@
 #   BENCH_NO_BUILD=1      use the release binaries already built (no cargo build)
 #   BENCH_STRAIT_OFFLOADS="multi_seg = false"  [port.offloads] keys for both ports of the
 #                         tap Strait (';' separates several), e.g. to compare offload settings
-#   BENCH_PROFILE=1       also profile HAProxy's and Strait's thread with perf (keep-alive, 1 MiB)
+#   BENCH_PROFILE=1       also profile HAProxy's and Strait's thread with perf (keep-alive, 1 MiB,
+#                         and each concN workload that runs)
 #   CARGO_TARGET_DIR      where cargo builds (default: target/ in the repository)
 #
 # Concurrency (workloads concN, issue 19): wrk opens N keep-alive connections at once (a
@@ -722,11 +723,12 @@ fi
 # Optional profiles (BENCH_PROFILE=1, needs `perf`): each proxy's thread under the
 # keep-alive and the 1 MiB workload, as flat profiles by DSO and symbol.
 if [[ ${BENCH_PROFILE:-0} == 1 ]] && command -v perf >/dev/null; then
-  for w in keepalive big; do
+  for w in keepalive big $(for x in $WORKLOADS; do [[ $x == conc* ]] && echo "$x"; done); do
     for target in $TARGETS; do
       [[ $target == direct ]] && continue
       pid=$HAPROXY_PID; is_strait "$target" && pid=$(strait_pid "$target")
       path=small.bin conns=$CONNS; [[ $w == big ]] && path=big.bin conns=$BIG_CONNS
+      [[ $w == conc* ]] && conns=${w#conc}
       ip netns exec "$NS_C" taskset -c "$PEER_CPU" wrk -t1 -c"$conns" -d"$((SECONDS_PER_RUN + 2))s" \
         "$(url_of "$target" "$path")" >/dev/null &
       wrk_pid=$!
