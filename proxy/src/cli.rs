@@ -49,6 +49,33 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// PACKAGING: write the man page (`strait.1`) and shell completions (`strait.bash`,
+    /// `_strait`, `strait.fish`) into DIR (used by deploy/package.sh).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Where to write them (created if missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+/// Writes the man page and the bash, zsh and fish completions of the CLI into `dir`.
+fn generate_assets(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    use clap::CommandFactory;
+    use clap_complete::{generate_to, Shell};
+    std::fs::create_dir_all(dir)?;
+    let mut cmd = Cli::command();
+    // strait.1 and one page per sub-command (strait-run.1, strait-ctl.1, ...).
+    clap_mangen::generate_to(cmd.clone(), dir)?;
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "1"))
+        .collect();
+    out.sort();
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        out.push(generate_to(shell, &mut cmd, "strait", dir)?);
+    }
+    Ok(out)
 }
 
 /// Exit status for an invalid configuration.
@@ -78,6 +105,18 @@ pub fn main<E: std::fmt::Display>(run: impl FnOnce(Config, RunOptions) -> Result
             }
             Err(e) => {
                 eprintln!("error: {e}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        },
+        Command::GenerateAssets { dir } => match generate_assets(&dir) {
+            Ok(files) => {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: writing to {}: {e}", dir.display());
                 ExitCode::from(EXIT_FAILURE)
             }
         },

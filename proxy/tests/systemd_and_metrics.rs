@@ -127,7 +127,7 @@ listen = "127.0.0.1:{metrics_port}"
 }
 
 /// `systemd-analyze verify` accepts the shipped units. They name the installed paths
-/// (`/usr/local/bin/strait`, `/usr/local/lib/strait/setup-hugepages.sh`), which verify
+/// (`/usr/bin/strait`, `/usr/lib/strait/setup-hugepages.sh`), which verify
 /// requires to be executable, so the check runs on copies pointing at this build's binary
 /// and the repository's script; nothing else in the units changes.
 #[test]
@@ -139,10 +139,10 @@ fn systemd_analyze_verify_accepts_the_units() {
     let mut paths = Vec::new();
     for unit in ["strait.service", "strait-hugepages.service"] {
         let text = std::fs::read_to_string(repo.join("deploy/systemd").join(unit)).expect("read unit");
-        assert!(text.contains("/usr/local/"), "{unit} names its installed paths");
+        assert!(text.contains("/usr/bin/strait") || text.contains("/usr/lib/strait/"), "{unit} names its installed paths");
         let text = text
-            .replace("/usr/local/bin/strait", env!("CARGO_BIN_EXE_strait"))
-            .replace("/usr/local/lib/strait/setup-hugepages.sh", &script.display().to_string());
+            .replace("/usr/bin/strait", env!("CARGO_BIN_EXE_strait"))
+            .replace("/usr/lib/strait/setup-hugepages.sh", &script.display().to_string());
         let p = dir.join(unit);
         std::fs::write(&p, text).expect("write unit");
         paths.push(p.display().to_string());
@@ -156,7 +156,15 @@ fn systemd_analyze_verify_accepts_the_units() {
         String::from_utf8_lossy(&out.stderr)
     );
     let unit = std::fs::read_to_string(repo.join("deploy/systemd/strait.service")).expect("read unit");
-    for needle in ["Type=notify", "WatchdogSec=", "ExecReload=", "ExecStartPre=/usr/local/bin/strait check-config", "RuntimeDirectory=strait", "LimitMEMLOCK=infinity"] {
+    for needle in [
+        "Type=notify",
+        "WatchdogSec=",
+        "ExecReload=/usr/bin/strait ctl reload",
+        "RestartPreventExitStatus=2",
+        "ExecStartPre=/usr/bin/strait check-config",
+        "RuntimeDirectory=strait",
+        "LimitMEMLOCK=infinity",
+    ] {
         assert!(unit.contains(needle), "strait.service lacks {needle}");
     }
 }

@@ -1,0 +1,78 @@
+//! The Debian package (deploy/package.sh, issue 16): built from this build's binary, it
+//! holds the binary, the units, the hugepage script, the example configuration as a
+//! conffile, man pages generated from the CLI, shell completions and the documentation,
+//! and depends on the packages of the DPDK libraries the binary links. The extracted man
+//! page renders with `man`, the completions parse, the binary runs, and the units are
+//! those `systemd_and_metrics` verifies with `systemd-analyze`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::unique;
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_debian_package_holds_everything_an_operator_needs() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = std::env::temp_dir().join(unique("strait-pkg-"));
+    let out = dir.join("out");
+    let deb = run(
+        repo.join("deploy/package.sh").to_str().expect("path"),
+        &["--bin", env!("CARGO_BIN_EXE_strait"), "--out", out.to_str().expect("path")],
+    );
+    let deb = deb.trim();
+    assert!(deb.ends_with(".deb") && Path::new(deb).exists(), "package.sh printed {deb:?}");
+
+    let listing = run("dpkg-deb", &["-c", deb]);
+    for path in [
+        "./usr/bin/strait",
+        "./lib/systemd/system/strait.service",
+        "./lib/systemd/system/strait-hugepages.service",
+        "./usr/lib/strait/setup-hugepages.sh",
+        "./etc/strait/strait.toml",
+        "./etc/default/strait",
+        "./usr/share/man/man1/strait.1.gz",
+        "./usr/share/man/man1/strait-run.1.gz",
+        "./usr/share/man/man1/strait-ctl.1.gz",
+        "./usr/share/man/man1/strait-check-config.1.gz",
+        "./usr/share/bash-completion/completions/strait",
+        "./usr/share/zsh/vendor-completions/_strait",
+        "./usr/share/fish/vendor_completions.d/strait.fish",
+        "./usr/share/doc/strait/README.md",
+        "./usr/share/doc/strait/copyright",
+    ] {
+        assert!(listing.lines().any(|l| l.ends_with(path)), "{path} missing from the package:\n{listing}");
+    }
+    assert!(listing.lines().any(|l| l.starts_with("-rwxr-xr-x root/root") && l.ends_with("./usr/bin/strait")), "{listing}");
+    let depends = run("dpkg-deb", &["-f", deb, "Depends"]);
+    assert!(depends.contains("librte-eal") && depends.contains("librte-ethdev") && depends.contains("libc6"), "Depends: {depends}");
+    let conffiles = run("sh", &["-c", &format!("dpkg-deb --ctrl-tarfile {deb} | tar -xO ./conffiles")]);
+    assert_eq!(conffiles, "/etc/strait/strait.toml\n/etc/default/strait\n");
+
+    let root = dir.join("root");
+    run("dpkg-deb", &["-x", deb, root.to_str().expect("path")]);
+    let man = run("man", &["-l", "-P", "cat", root.join("usr/share/man/man1/strait.1.gz").to_str().expect("path")]);
+    assert!(man.contains("strait-run") && man.contains("strait-check-config"), "man page:\n{man}");
+    let man_run = run("man", &["-l", "-P", "cat", root.join("usr/share/man/man1/strait-run.1.gz").to_str().expect("path")]);
+    assert!(man_run.contains("--config"), "strait-run(1):\n{man_run}");
+    run("bash", &["-n", root.join("usr/share/bash-completion/completions/strait").to_str().expect("path")]);
+    let version = run(root.join("usr/bin/strait").to_str().expect("path"), &["--version"]);
+    assert!(version.starts_with("strait "), "{version}");
+    for unit in ["strait.service", "strait-hugepages.service"] {
+        let shipped = std::fs::read(root.join("lib/systemd/system").join(unit)).expect("unit");
+        assert_eq!(shipped, std::fs::read(repo.join("deploy/systemd").join(unit)).expect("unit"), "{unit}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
