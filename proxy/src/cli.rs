@@ -120,8 +120,20 @@ pub fn main<E: std::fmt::Display>(run: impl FnOnce(Config, RunOptions) -> Result
                 ExitCode::from(EXIT_FAILURE)
             }
         },
-        Command::CheckConfig { file } => match load(&file) {
+        Command::CheckConfig { file } => match Config::load_for_any_machine(&file).map_err(|errs| {
+            eprintln!("{errs}");
+            ExitCode::from(EXIT_CONFIG)
+        }) {
             Ok(cfg) => {
+                let missing = cfg.missing_lcores();
+                if !missing.is_empty() {
+                    let ids: Vec<String> = missing.iter().map(u32::to_string).collect();
+                    eprintln!(
+                        "warning: dpdk.lcores: lcore {} not online on this machine ({}); `strait run` refuses the configuration here",
+                        ids.join(", "),
+                        strait::config::CpuSet::online()
+                    );
+                }
                 if let Some(w) = strait::config::pool::pool_warning(&cfg) {
                     eprintln!("warning: {w}");
                 }

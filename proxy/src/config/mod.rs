@@ -311,6 +311,23 @@ impl Config {
         Self::build(file, EnvSource::Process, &CpuSet::online())
     }
 
+    /// Like [`Config::load`], for `check-config`: lcores are validated as DPDK lcore ids
+    /// but not against this machine's CPUs, so a configuration for a bigger machine can be
+    /// checked on a smaller one; [`Config::missing_lcores`] tells which are absent here
+    /// (`run` refuses them).
+    pub fn load_for_any_machine(path: &Path) -> Result<Config, ConfigErrors> {
+        let file = config::File::from(path)
+            .format(config::FileFormat::Toml)
+            .required(true);
+        Self::build(file, EnvSource::Process, &CpuSet::from_ids(0..validate::MAX_LCORE))
+    }
+
+    /// The configured lcores this machine does not have online.
+    pub fn missing_lcores(&self) -> Vec<u32> {
+        let online = CpuSet::online();
+        self.dpdk.lcores.iter().copied().filter(|&c| !online.contains(c)).collect()
+    }
+
     /// Parses and validates TOML text, without environment overrides.
     pub fn from_toml_str(s: &str) -> Result<Config, ConfigErrors> {
         Self::from_toml_str_for(s, &CpuSet::online())

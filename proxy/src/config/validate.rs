@@ -15,7 +15,7 @@ use super::{
 use dataplane::impair::{DirectionParams, ImpairConfig, Probability};
 
 /// DPDK's compile-time lcore limit (RTE_MAX_LCORE in Debian's build).
-const MAX_LCORE: u32 = 128;
+pub(crate) const MAX_LCORE: u32 = 128;
 
 /// EAL options strait derives from the config itself; passing them again via
 /// `extra_eal_args` would conflict.
