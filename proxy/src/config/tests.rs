@@ -604,6 +604,21 @@ fn environment_overrides_file_values() {
 }
 
 #[test]
+fn other_strait_variables_are_not_overrides_and_array_entries_are_refused_by_name() {
+    // The hugepage unit's knob is not a key path: ignored.
+    let cfg = with_env(PORT, &[("STRAIT_HUGEPAGES", "1024"), ("STRAIT_LOG__LEVEL", "debug")]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.log.level, "debug");
+    // A key inside [[port]]: a clear error naming the variable, not "write [[port]]".
+    let Err(ConfigErrors(e)) = with_env(PORT, &[("STRAIT_PORT__MTU", "1400"), ("STRAIT_LISTENER__MAX_CONNECTIONS", "5")]) else {
+        panic!("expected errors")
+    };
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!(e[0].key, "port.mtu");
+    assert!(e[0].reason.contains("STRAIT_PORT__MTU cannot set a key inside [[port]]"), "{e:?}");
+    assert_eq!(e[1].key, "listener.max_connections");
+}
+
+#[test]
 fn bad_environment_overrides_name_the_variable() {
     let Err(ConfigErrors(e)) = with_env(
         PORT,
