@@ -239,6 +239,14 @@ fn server(value: &Value, path: &str, ports: Option<&[PortConfig]>, errs: &mut Er
             if ports.iter().any(|p| p.ipv4 == ip) {
                 return t.fail(errs, "addr", format!("{ip} is strait's own port address"));
             }
+            // The network or broadcast address of a port's subnet is no host.
+            if let Some(Err(why)) = ports
+                .iter()
+                .find(|p| parse::same_subnet(p.ipv4, p.prefix_len, ip))
+                .map(|p| parse::host_address(ip, p.prefix_len))
+            {
+                return t.fail(errs, "addr", why);
+            }
             match source_for(ports, ip) {
                 Some(local) => local,
                 None => {
@@ -275,6 +283,18 @@ pub(crate) fn listeners(
             }
             if o.listen == l.listen {
                 errs.push(format!("listener[{i}].listen"), format!("{} is already used by listener[{j}]", l.listen));
+            } else if o.listen.port() == l.listen.port() && (o.listen.ip().is_unspecified() != l.listen.ip().is_unspecified()) {
+                // An exact address takes its connections from the wildcard on the same port:
+                // the wildcard's pool never sees that address's clients.
+                let (wild, exact) = if l.listen.ip().is_unspecified() { (i, j) } else { (j, i) };
+                errs.push(
+                    format!("listener[{i}].listen"),
+                    format!(
+                        "listener[{wild}] on 0.0.0.0:{port} is shadowed by listener[{exact}] on {} for that address; use one or the other per port",
+                        if wild == i { o.listen } else { l.listen },
+                        port = l.listen.port()
+                    ),
+                );
             }
         }
         if let Some(k) = apps.and_then(|a| a.iter().position(|a| a.listen == l.listen)) {

@@ -974,3 +974,33 @@ fn proxy_protocol_other_values_are_errors_naming_the_key() {
     one_error(&pool_with_pp("\"V1\""), "pool[0].proxy_protocol", "is not a PROXY protocol version");
     one_error(&pool_with_pp("2"), "pool[0].proxy_protocol", "expected a string");
 }
+
+/// Configurations that used to pass `check-config` and then misbehaved (issue 16): each is
+/// an error naming its key.
+#[test]
+fn dangerous_combinations_are_refused_by_key() {
+    // A short EAL option with its value glued on is still the option strait sets.
+    one_error(&with_dpdk("extra_eal_args = [\"-l1\"]"), "dpdk.extra_eal_args[0]", "-l is set by strait");
+    one_error(&with_dpdk("extra_eal_args = [\"-m512\"]"), "dpdk.extra_eal_args[0]", "-m is set by strait");
+    assert_eq!(ok(&with_dpdk("extra_eal_args = [\"-v\"]")).dpdk.extra_eal_args, vec!["-v".to_string()]);
+    // More mbufs than the memory holds.
+    one_error(&with_dpdk("memory_mb = 64\nmbufs = 65535"), "dpdk.mbufs", "more than memory_mb = 64");
+    // TSO without TCP checksum offload; jumbo frames without chained mbufs.
+    one_error(&with_port("[port.offloads]\ntcp_checksum = false"), "port[0].offloads.tso", "TSO needs tcp_checksum");
+    assert!(!ok(&with_port("[port.offloads]\ntso = false\ntcp_checksum = false")).ports[0].offloads.tso);
+    let jumbo = "[[port]]\nname = \"j\"\ndevice = \"net_tap0\"\nipv4 = \"198.18.0.2/24\"\nmtu = 9000\n";
+    one_error(&format!("{jumbo}[port.offloads]\nmulti_seg = false\n"), "port[0].mtu", "needs multi_seg = true");
+    assert_eq!(ok(jumbo).ports[0].mtu, 9000);
+    // Overlapping port subnets.
+    let overlap = "[[port]]\nname = \"a\"\ndevice = \"net_tap0\"\nipv4 = \"198.18.0.2/16\"\n\
+                   [[port]]\nname = \"b\"\ndevice = \"net_tap1\"\nipv4 = \"198.18.1.2/24\"\n";
+    one_error(overlap, "port[1].ipv4", "overlaps port[0]'s subnet 198.18.0.2/16");
+    // A server at its subnet's broadcast or network address.
+    let pool = |addr: &str| format!("{TWO_PORTS}[[pool]]\nname = \"web\"\nservers = [{{ addr = \"{addr}\" }}]\n");
+    one_error(&pool("198.18.1.255:80"), "pool[0].servers[0].addr", "broadcast");
+    one_error(&pool("198.18.1.0:80"), "pool[0].servers[0].addr", "network address");
+    // A wildcard listener shadowed by an exact one on the same port.
+    let l = "[[listener]]\nname = \"any\"\nlisten = \"0.0.0.0:80\"\npool = \"web\"\n\
+             [[listener]]\nname = \"one\"\nlisten = \"198.18.0.2:80\"\npool = \"web\"\n";
+    one_error(&with_proxy(l), "listener[1].listen", "listener[0] on 0.0.0.0:80 is shadowed by listener[1]");
+}

@@ -14,6 +14,10 @@ use super::{
 };
 use dataplane::impair::{DirectionParams, ImpairConfig, Probability};
 
+/// The largest IP MTU whose frames (plus the 14-byte Ethernet header) fit one mbuf's
+/// 2048-byte data room; above it frames take chained mbufs (`multi_seg`).
+const MAX_SINGLE_MBUF_MTU: u32 = 2048 - 14;
+
 /// DPDK's compile-time lcore limit (RTE_MAX_LCORE in Debian's build).
 pub(crate) const MAX_LCORE: u32 = 128;
 
@@ -207,6 +211,19 @@ fn dpdk(value: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<DpdkConfig> {
     let extra = extra_eal_args(&t, errs);
     let rx_interrupts = t.bool_or("rx_interrupts", true, errs);
 
+    if let (Some(mbufs), Some(size_mb)) = (mbufs, size_mb) {
+        let need_mb = u64::from(mbufs) * super::pool::MBUF_OBJECT_BYTES / (1 << 20) + 1;
+        if need_mb > u64::from(size_mb) {
+            t.fail::<()>(
+                errs,
+                "mbufs",
+                format!(
+                    "{mbufs} mbufs take about {need_mb} MiB ({} bytes each), more than memory_mb = {size_mb}",
+                    super::pool::MBUF_OBJECT_BYTES
+                ),
+            );
+        }
+    }
     let memory = match (hugepages?, size_mb?, dir?) {
         (false, size_mb, _) => Memory::NoHuge { size_mb },
         (true, size_mb, dir) => Memory::Hugepages { size_mb, dir },
@@ -273,7 +290,14 @@ fn extra_eal_args(t: &Table<'_>, errs: &mut Errors) -> Option<Vec<String>> {
         let Some(arg) = as_string(item, &key, errs) else {
             continue;
         };
-        let name = arg.split_once('=').map_or(arg.as_str(), |(n, _)| n);
+        // `--opt=value`, or a short option with its value glued on (`-l1`, `-m512`).
+        let name = if arg.starts_with("--") {
+            arg.split_once('=').map_or(arg.as_str(), |(n, _)| n)
+        } else if arg.starts_with('-') && arg.len() > 2 && arg.is_char_boundary(2) {
+            &arg[..2]
+        } else {
+            arg.as_str()
+        };
         if arg.is_empty() {
             errs.push_for(item, &key, "must not be empty");
         } else if arg.contains('\0') {
@@ -347,7 +371,36 @@ fn ports(value: Option<&Value>, errs: &mut Errors) -> Option<Vec<PortConfig>> {
                     format!("port[{i}].ipv4"),
                     format!("{} is already used by port[{j}]", p.ipv4),
                 );
+            } else {
+                // Overlapping subnets: which port an address is reached through would
+                // depend on the order of the ports.
+                let shorter = p.prefix_len.min(q.prefix_len);
+                if parse::same_subnet(p.ipv4, shorter, q.ipv4) {
+                    errs.push(
+                        format!("port[{i}].ipv4"),
+                        format!("{}/{} overlaps port[{j}]'s subnet {}/{}", p.ipv4, p.prefix_len, q.ipv4, q.prefix_len),
+                    );
+                }
             }
+        }
+    }
+    // Offload and MTU combinations a device cannot honour.
+    for (i, p) in parsed.iter().enumerate() {
+        let Some(p) = p else { continue };
+        if p.offloads.tso && !p.offloads.tcp_checksum {
+            errs.push(
+                format!("port[{i}].offloads.tso"),
+                "TSO needs tcp_checksum = true (the device writes each segment's TCP checksum); set both or neither",
+            );
+        }
+        if u32::from(p.mtu) > MAX_SINGLE_MBUF_MTU && !p.offloads.multi_seg {
+            errs.push(
+                format!("port[{i}].mtu"),
+                format!(
+                    "{} needs multi_seg = true in [port.offloads]: a frame above {MAX_SINGLE_MBUF_MTU} + 14 bytes does not fit one 2048-byte mbuf",
+                    p.mtu
+                ),
+            );
         }
     }
     // The mbuf pool is packed for AF_XDP (dataplane::dpdk::MemoryLayout): a buffer may
