@@ -33,7 +33,15 @@ impl AdminServer {
     /// Listens on `path` (a stale socket file left by a previous run is replaced; its
     /// directory must exist) and answers with `handler`.
     pub fn start(path: &Path, handler: Handler) -> std::io::Result<AdminServer> {
-        if path.exists() {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            // Only a socket file is ever replaced, never a file the operator put there.
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!("{}: exists and is not a socket; strait does not replace it (admin.socket)", path.display()),
+                ));
+            }
             // Only a socket nobody answers on is replaced: never another running strait's.
             if UnixStream::connect(path).is_ok() {
                 return Err(std::io::Error::new(

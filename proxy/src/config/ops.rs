@@ -112,8 +112,25 @@ pub(crate) fn admin(value: &Value, errs: &mut Errors) -> Option<AdminConfig> {
             format!("{} bytes long; a unix socket path has at most {MAX_SOCKET_PATH}", s.len()),
         );
     }
-    Some(AdminConfig { socket: Some(PathBuf::from(s)) })
+    let path = PathBuf::from(&s);
+    // Found here rather than after DPDK is up: the directory must exist (strait.service
+    // creates /run/strait itself, RuntimeDirectory=strait), and a file that is not a
+    // socket is never replaced.
+    let dir = path.parent().unwrap_or(std::path::Path::new("/"));
+    if dir != std::path::Path::new(RUNTIME_DIR) && !dir.is_dir() {
+        return t.fail(errs, "socket", format!("{s:?}: the directory {} does not exist", dir.display()));
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(&path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return t.fail(errs, "socket", format!("{s:?} exists and is not a socket (strait will not replace it)"));
+        }
+    }
+    Some(AdminConfig { socket: Some(path) })
 }
+
+/// The directory strait.service creates for the admin socket (`RuntimeDirectory=strait`).
+const RUNTIME_DIR: &str = "/run/strait";
 
 /// `[shutdown]`.
 pub(crate) fn shutdown(value: &Value, errs: &mut Errors) -> Option<ShutdownConfig> {
@@ -213,6 +230,22 @@ servers = [{ addr = "198.18.80.1:8080" }]
         assert_eq!(cfg.admin.socket, None);
         assert_eq!(cfg.shutdown.drain_timeout, Duration::from_secs(30));
         assert!(!cfg.log.access);
+    }
+
+    #[test]
+    fn admin_socket_directory_must_exist_and_a_non_socket_file_is_never_replaced() {
+        let dir = std::env::temp_dir().join(format!("strait-admin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let missing = format!("[admin]\nsocket = \"{}/nope/admin.sock\"\n", dir.display());
+        let e = parse(&missing).err().unwrap_or_default();
+        assert!(e.iter().any(|(k, r)| k == "admin.socket" && r.contains("does not exist")), "{e:?}");
+        let file = dir.join("notes.txt");
+        std::fs::write(&file, "keep me").unwrap_or_else(|e| panic!("{e}"));
+        let e = parse(&format!("[admin]\nsocket = \"{}\"\n", file.display())).err().unwrap_or_default();
+        assert!(e.iter().any(|(k, r)| k == "admin.socket" && r.contains("is not a socket")), "{e:?}");
+        // The unit's runtime directory need not exist yet.
+        assert!(parse("[admin]\nsocket = \"/run/strait/admin.sock\"\n").is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
