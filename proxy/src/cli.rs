@@ -163,14 +163,18 @@ pub fn main<E: std::fmt::Display>(run: impl FnOnce(Config, RunOptions) -> Result
             if let Some(w) = strait::config::pool::pool_warning(&cfg) {
                 tracing::warn!("{w}");
             }
-            match run(cfg, RunOptions { config_path: config, debug_stall_lcore_after: stall }) {
+            let code = match run(cfg, RunOptions { config_path: config, debug_stall_lcore_after: stall }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "strait failed");
+                    strait::logging::flush();
                     eprintln!("error: {e}");
                     ExitCode::from(EXIT_FAILURE)
                 }
-            }
+            };
+            // The log writer thread empties its queue before the process ends.
+            strait::logging::flush();
+            code
         }
     }
 }

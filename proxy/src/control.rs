@@ -35,7 +35,11 @@ pub struct Sources {
 
 /// Builds a metrics snapshot from what the lcores published.
 fn snapshot(src: &Sources, start_time: f64) -> Snapshot {
-    let mut snap = Snapshot { start_time_seconds: start_time, ..Snapshot::default() };
+    let mut snap = Snapshot {
+        start_time_seconds: start_time,
+        log_dropped_lines: strait::logging::dropped_lines(),
+        ..Snapshot::default()
+    };
     for (lcore, stats) in &src.lcores {
         snap.lcores.push(LcoreSnapshot::from_stats(*lcore, stats));
         snap.lcore_counters.push(LcoreCounters::from_stats(*lcore, stats));

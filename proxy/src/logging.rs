@@ -1,6 +1,16 @@
 //! Logging set-up: a `tracing-subscriber` fmt subscriber writing to stderr, human-readable
 //! or JSON, filtered by the configured `EnvFilter` directive (`RUST_LOG` wins when set).
+//!
+//! Lines are formatted by the thread that logs (an lcore, for the access log) and handed to
+//! a writer thread (`strait-log`) through a bounded queue of [`BUFFERED_LINES`]: when stderr
+//! is slow (journald back-pressure, a full pipe) the queue fills and further lines are
+//! dropped and counted ([`dropped_lines`], `strait_log_dropped_lines_total`) instead of
+//! blocking the data plane until the watchdog restarts the service. [`flush`] writes what
+//! is queued at exit.
 
+use std::sync::{Mutex, OnceLock};
+
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
@@ -24,6 +34,13 @@ pub fn filter(level: &str, rust_log: Option<&str>) -> Result<EnvFilter, String> 
     Ok(f.add_directive(access))
 }
 
+/// Lines the writer thread's queue holds before new ones are dropped.
+pub const BUFFERED_LINES: usize = 65_536;
+
+/// The writer thread's guard (dropping it writes what is queued) and its drop counter.
+static WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
+static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
 /// Installs the global subscriber for `cfg`. Fails if the filter is invalid or a
 /// subscriber is already installed.
 pub fn init(cfg: &LogConfig) -> Result<(), String> {
@@ -31,15 +48,39 @@ pub fn init(cfg: &LogConfig) -> Result<(), String> {
     let filter = filter(&cfg.level, rust_log.as_deref())?;
     // Colours only for a terminal: journald and log files get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+    let (writer, guard) = lossy_writer(std::io::stderr(), BUFFERED_LINES);
+    let dropped = writer.error_counter();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer);
     let result = match cfg.format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
-    result.map_err(|e| format!("installing the log subscriber: {e}"))
+    result.map_err(|e| format!("installing the log subscriber: {e}"))?;
+    let _ = DROPPED.set(dropped);
+    if let Ok(mut w) = WRITER.lock() {
+        *w = Some(guard);
+    }
+    Ok(())
+}
+
+/// A writer that queues up to `lines` lines for a `strait-log` thread writing to `out`,
+/// and drops (and counts) what does not fit instead of waiting.
+fn lossy_writer<W: std::io::Write + Send + 'static>(
+    out: W,
+    lines: usize,
+) -> (tracing_appender::non_blocking::NonBlocking, WorkerGuard) {
+    NonBlockingBuilder::default().lossy(true).buffered_lines_limit(lines).thread_name("strait-log").finish(out)
+}
+
+/// Log lines dropped because the writer thread's queue was full.
+pub fn dropped_lines() -> u64 {
+    DROPPED.get().map_or(0, |c| c.dropped_lines() as u64)
+}
+
+/// Writes every queued line and stops the writer thread (at exit; later lines are lost).
+pub fn flush() {
+    let guard = WRITER.lock().ok().and_then(|mut w| w.take());
+    drop(guard);
 }
 
 #[cfg(test)]
@@ -81,6 +122,43 @@ mod tests {
         assert!(e.starts_with("RUST_LOG="), "{e}");
         let e = filter("foo=bogus", None).unwrap_err();
         assert!(e.starts_with("log.level="), "{e}");
+    }
+
+    /// A sink that blocks every write until released: stderr with journald stalled.
+    struct Stalled(std::sync::Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+    impl std::io::Write for Stalled {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let (lock, cv) = &*self.0;
+            let mut released = lock.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+            while !*released {
+                released = cv.wait(released).map_err(|_| std::io::Error::other("poisoned"))?;
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_stderr_drops_and_counts_lines_instead_of_blocking_the_logger() {
+        use std::io::Write;
+        let gate = std::sync::Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let (mut writer, guard) = lossy_writer(Stalled(std::sync::Arc::clone(&gate)), 16);
+        let dropped = writer.error_counter();
+        let start = std::time::Instant::now();
+        for i in 0..10_000 {
+            writer.write_all(format!("access line {i}\n").as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        }
+        // 10 000 lines against a sink that takes none: the caller never waited for it ...
+        assert!(start.elapsed() < std::time::Duration::from_secs(2), "the logging thread was blocked");
+        // ... and all but the queue (16) and the one line the writer thread holds were dropped.
+        assert!(dropped.dropped_lines() >= 10_000 - 17, "dropped {}", dropped.dropped_lines());
+        let (lock, cv) = &*gate;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
+        drop(guard);
     }
 
     #[test]

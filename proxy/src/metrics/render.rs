@@ -27,6 +27,7 @@
 //! | `strait_mempool_mbufs` | gauge | `state="in_use"\|"available"` |
 //! | `strait_mempool_capacity_mbufs` | gauge | |
 //! | `strait_metrics_http_connections_total`, `strait_metrics_scrapes_total` | counter | |
+//! | `strait_log_dropped_lines_total` | counter | |
 //! | `strait_metrics_http_rejected_total` | counter | `reason` |
 //! | `strait_proxy_listener_*`, `strait_proxy_server_*` (see [`proxy`]) | gauge, counter, histogram | `listener`, `pool`, `server`, ... |
 //!
@@ -415,6 +416,11 @@ fn mempool(out: &mut Families, snap: &Snapshot) {
 }
 
 fn http(out: &mut Families, snap: &Snapshot) {
+    out.counter1(
+        "strait_log_dropped_lines_total",
+        "Log lines (access log included) dropped because stderr was too slow and the log writer's queue was full.",
+        snap.log_dropped_lines,
+    );
     let h = &snap.http;
     out.counter1(
         "strait_metrics_http_connections_total",

@@ -42,6 +42,8 @@ pub struct Snapshot {
     pub lcore_counters: Vec<LcoreCounters>,
     /// Each port's extended device counters (`rte_eth_xstats`), read at scrape time.
     pub port_xstats: Vec<PortXstats>,
+    /// Log lines dropped because the log writer's queue was full (`crate::logging`).
+    pub log_dropped_lines: u64,
 }
 
 /// All named counters of one lcore ([`LcoreStats::iter`]), rendered as

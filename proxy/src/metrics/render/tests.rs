@@ -176,6 +176,7 @@ fn full() -> Snapshot {
             LcoreCounters::from_stats(2, &dataplane::lcore::LcoreStats::default()),
         ],
         port_xstats: vec![PortXstats { port: "wan".into(), xstats: vec![("rx_good_packets".into(), 1)] }],
+        log_dropped_lines: 7,
     }
 }
 
@@ -390,6 +391,7 @@ fn mempool_and_http_families() {
     assert_eq!(p.samples["strait_mempool_capacity_mbufs"], 1000.0);
     assert_eq!(p.samples["strait_metrics_http_connections_total"], 4.0);
     assert_eq!(p.samples["strait_metrics_scrapes_total"], 3.0);
+    assert_eq!(p.samples["strait_log_dropped_lines_total"], 7.0);
     assert_eq!(
         p.samples["strait_metrics_http_rejected_total{reason=\"not_found\"}"],
         1.0
