@@ -4,7 +4,7 @@
 //! `try_lock`), so they can never stall a loop.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -31,6 +31,63 @@ pub struct Sources {
     pub pool_size: u32,
     /// Each lcore's command queue, whose status carries the servers' health.
     pub commands: Vec<dataplane::control::Handle>,
+    /// Each port's link as the link monitor sees it (same order as `ports`).
+    pub links: Arc<Vec<LinkState>>,
+}
+
+/// One port's link as the monitor thread last saw it.
+#[derive(Debug, Default)]
+pub struct LinkState {
+    /// 0 not looked at yet, 1 down, 2 up.
+    state: AtomicU8,
+    /// Transitions seen.
+    changes: AtomicU64,
+}
+
+impl LinkState {
+    fn up(&self) -> Option<bool> {
+        match self.state.load(Ordering::Relaxed) {
+            1 => Some(false),
+            2 => Some(true),
+            _ => None,
+        }
+    }
+}
+
+/// How often the link monitor looks at the ports (`rte_eth_link_get_nowait`, a read).
+const LINK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Looks at every port's link each [`LINK_CHECK_INTERVAL`]; logs each transition (down as
+/// a warning) and records it for the metrics.
+fn link_loop(ports: &[(String, Arc<Port>)], links: &[LinkState], stop: &AtomicBool) {
+    let step = Duration::from_millis(50);
+    loop {
+        for ((name, port), link) in ports.iter().zip(links) {
+            let up = port.link_up();
+            let before = link.state.swap(if up { 2 } else { 1 }, Ordering::Relaxed);
+            match (before, up) {
+                (0, true) => tracing::info!(port = %name, "link up"),
+                (0, false) => tracing::warn!(port = %name, "link down at start"),
+                (1, true) => {
+                    link.changes.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(port = %name, "link up again");
+                }
+                (2, false) => {
+                    link.changes.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(port = %name, "link down");
+                }
+                _ => {}
+            }
+        }
+        let mut waited = Duration::ZERO;
+        while waited < LINK_CHECK_INTERVAL {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(step);
+            waited += step;
+        }
+    }
 }
 
 /// Builds a metrics snapshot from what the lcores published.
@@ -58,12 +115,15 @@ fn snapshot(src: &Sources, start_time: f64) -> Snapshot {
         });
         snap.proxy.push(published.proxy);
     }
-    for (name, port) in &src.ports {
+    for (i, (name, port)) in src.ports.iter().enumerate() {
         if let Ok(stats) = port.stats() {
+            let link = src.links.get(i);
             snap.ports.push(PortSnapshot {
                 name: name.clone(),
                 stats,
                 granted_offloads: granted_offload_names(&port.granted()),
+                link_up: link.and_then(LinkState::up),
+                link_changes: link.map_or(0, |l| l.changes.load(Ordering::Relaxed)),
             });
         }
         // Read here, on the metrics thread: rte_eth_xstats_get only reads the counters.
@@ -89,6 +149,7 @@ pub struct ControlPlane {
     notifier: Arc<Notifier>,
     server: Option<Server>,
     watchdog: Option<JoinHandle<()>>,
+    links: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -124,7 +185,11 @@ impl ControlPlane {
             }
             _ => None,
         };
-        Ok(ControlPlane { notifier, server, watchdog, stop })
+        let links = {
+            let (ports, links, stop) = (sources.ports.clone(), Arc::clone(&sources.links), Arc::clone(&stop));
+            Some(std::thread::Builder::new().name("strait-link".into()).spawn(move || link_loop(&ports, &links, &stop))?)
+        };
+        Ok(ControlPlane { notifier, server, watchdog, links, stop })
     }
 
     /// Tells systemd the service is ready.
@@ -149,6 +214,9 @@ impl ControlPlane {
         }
         if let Some(w) = self.watchdog.take() {
             let _ = w.join();
+        }
+        if let Some(l) = self.links.take() {
+            let _ = l.join();
         }
     }
 }

@@ -509,12 +509,15 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
         )?;
         remote.push(lcore);
     }
+    let named_ports: Vec<(String, Arc<Port>)> = ports.iter().flat_map(UpPort::named_devices).collect();
+    let links = Arc::new(named_ports.iter().map(|_| crate::control::LinkState::default()).collect());
     let sources = Sources {
         lcores: all_stats.clone(),
-        ports: ports.iter().flat_map(UpPort::named_devices).collect(),
+        ports: named_ports,
         pool: pool.clone(),
         pool_size: cfg.dpdk.mbufs,
         commands: handles.clone(),
+        links,
     };
     let control = match ControlPlane::start(cfg.metrics.listen, sources) {
         Ok(c) => c,

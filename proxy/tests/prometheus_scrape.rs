@@ -95,6 +95,8 @@ fn synthetic() -> Snapshot {
                 rx_cksum: true,
                 ..Offloads::NONE
             }),
+            link_up: Some(true),
+            link_changes: 1,
         }],
         net: vec![
             NetSnapshot {

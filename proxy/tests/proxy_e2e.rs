@@ -138,3 +138,37 @@ fn half_closed_client_still_receives_the_whole_response() {
     assert_eq!(counter(&line, "proxy_listener_total"), Some(3), "{line}");
     assert_eq!(counter(&line, "proxy_listener_resets"), None, "sessions were reset: {line}");
 }
+
+/// The link of each port is watched (issue 16): taking the tap's kernel end down shows as
+/// `strait_port_link_up{port="front"} 0` and a "link down" warning, bringing it back as 1,
+/// and both transitions are counted.
+#[test]
+fn link_state_is_logged_and_exported() {
+    if !require_root("link_state_is_logged_and_exported") {
+        return;
+    }
+    const METRICS: &str = "127.0.0.1:9100";
+    let mut s = setup(Net { front: "198.18.142", back: "198.18.143", backend_port: 8080 }, &Options { metrics: Some(METRICS), ..Options::default() });
+    let sample = |s: &Setup, name: &str| -> Option<f64> {
+        let out = s.client.exec("curl", &["-sS", "--max-time", "2", &format!("http://{METRICS}/metrics")]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok()))
+    };
+    let wait = |s: &Setup, name: &str, want: f64| {
+        let start = std::time::Instant::now();
+        while sample(s, name) != Some(want) {
+            assert!(start.elapsed() < std::time::Duration::from_secs(10), "{name} never became {want}: {:?}", sample(s, name));
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    wait(&s, "strait_port_link_up{port=\"front\"}", 1.0);
+    s.client.ip(&["link", "set", &s.tap, "down"]);
+    wait(&s, "strait_port_link_up{port=\"front\"}", 0.0);
+    s.strait.wait_for_log(&["link down", "front"], std::time::Duration::from_secs(5));
+    s.client.ip(&["link", "set", &s.tap, "up"]);
+    wait(&s, "strait_port_link_up{port=\"front\"}", 1.0);
+    assert_eq!(sample(&s, "strait_port_link_changes_total{port=\"front\"}"), Some(2.0));
+    assert_eq!(sample(&s, "strait_port_link_up{port=\"back\"}"), Some(1.0));
+    assert!(s.strait.terminate(std::time::Duration::from_secs(30)).success(), "{}", s.diagnostics());
+}

@@ -17,6 +17,7 @@
 //! | `strait_lcore_tx_dropped_frames_total` | counter | `lcore`, `reason="ring_full"\|"no_mbuf"` |
 //! | `strait_port_{rx,tx}_{packets,bytes,errors}_total`, `strait_port_rx_{missed,nombuf}_total` | counter | `port` |
 //! | `strait_port_offload_granted` | gauge 0/1 | `port`, `offload` |
+//! | `strait_port_link_up`, `strait_port_link_changes_total` | gauge 0/1, counter | `port` |
 //! | `strait_lcore_<name>_total` (other `LcoreStats` counters), `strait_port_xstats_total` (see [`lcore_port`]) | counter | `lcore`; `port`, `name` |
 //! | `strait_net_dropped_frames_total` | counter | `port`, `reason` (a `DropReason` name) |
 //! | `strait_net_<event>_total` (e.g. `strait_net_rx_arp_total`) | counter | `port` |
@@ -283,6 +284,14 @@ fn ports(out: &mut Families, snap: &Snapshot) {
             .collect();
         out.counter(name, help, &["port"], samples);
     }
+    let link: Vec<Sample<f64>> = snap
+        .ports
+        .iter()
+        .filter_map(|p| p.link_up.map(|up| (vec![p.name.clone()], if up { 1.0 } else { 0.0 })))
+        .collect();
+    out.gauge("strait_port_link_up", "1 while the port's link is up, 0 while down (checked every second).", &["port"], link);
+    let changes: Vec<Sample<u64>> = snap.ports.iter().map(|p| (vec![p.name.clone()], p.link_changes)).collect();
+    out.counter("strait_port_link_changes_total", "Link up/down transitions seen since start.", &["port"], changes);
     let mut offloads = Vec::new();
     for p in &snap.ports {
         for &o in KNOWN_OFFLOADS {

@@ -128,6 +128,10 @@ pub struct PortSnapshot {
     /// Names of the offloads the device granted, from [`KNOWN_OFFLOADS`]
     /// (see [`granted_offload_names`]).
     pub granted_offloads: Vec<&'static str>,
+    /// The link as the link monitor last saw it (`None` before its first look).
+    pub link_up: Option<bool>,
+    /// Link up/down transitions the monitor saw since start.
+    pub link_changes: u64,
 }
 
 /// Offload names, as the configuration and the start-up log spell them. Rendered as

@@ -122,11 +122,15 @@ fn full() -> Snapshot {
                 name: "wan".into(),
                 stats,
                 granted_offloads: vec!["tso", "rx-cksum"],
+                link_up: Some(true),
+                link_changes: 2,
             },
             PortSnapshot {
                 name: "lan".into(),
                 stats: PortStats::default(),
                 granted_offloads: vec![],
+                link_up: Some(false),
+                link_changes: 0,
             },
         ],
         net: vec![
@@ -392,6 +396,9 @@ fn mempool_and_http_families() {
     assert_eq!(p.samples["strait_metrics_http_connections_total"], 4.0);
     assert_eq!(p.samples["strait_metrics_scrapes_total"], 3.0);
     assert_eq!(p.samples["strait_log_dropped_lines_total"], 7.0);
+    assert_eq!(p.samples["strait_port_link_up{port=\"wan\"}"], 1.0);
+    assert_eq!(p.samples["strait_port_link_up{port=\"lan\"}"], 0.0);
+    assert_eq!(p.samples["strait_port_link_changes_total{port=\"wan\"}"], 2.0);
     assert_eq!(
         p.samples["strait_metrics_http_rejected_total{reason=\"not_found\"}"],
         1.0
