@@ -14,6 +14,8 @@
 #   /usr/share/bash-completion/completions/strait      shell completions
 #   /usr/share/zsh/vendor-completions/_strait
 #   /usr/share/fish/vendor_completions.d/strait.fish
+#   /usr/share/strait/prometheus/strait-alerts.yml     Prometheus alerting rules
+#   /usr/share/strait/grafana/strait-dashboard.json    Grafana dashboard
 #   /usr/share/doc/strait/                             README, docs/, copyright
 # Depends: the packages that provide the shared libraries the binary links (DPDK's
 # librte-*, libc, ...), found with ldd + dpkg -S, as dpkg-shlibdeps would.
@@ -66,6 +68,8 @@ install -D -m 0644 "$ASSETS/strait.bash" "$PKG/usr/share/bash-completion/complet
 install -D -m 0644 "$ASSETS/_strait" "$PKG/usr/share/zsh/vendor-completions/_strait"
 install -D -m 0644 "$ASSETS/strait.fish" "$PKG/usr/share/fish/vendor_completions.d/strait.fish"
 
+install -D -m 0644 "$ROOT/deploy/prometheus/strait-alerts.yml" "$PKG/usr/share/strait/prometheus/strait-alerts.yml"
+install -D -m 0644 "$ROOT/deploy/grafana/strait-dashboard.json" "$PKG/usr/share/strait/grafana/strait-dashboard.json"
 DOC="$PKG/usr/share/doc/strait"
 install -D -m 0644 "$ROOT/README.md" "$DOC/README.md"
 install -d "$DOC/docs" "$DOC/examples"

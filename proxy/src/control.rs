@@ -95,6 +95,7 @@ fn snapshot(src: &Sources, start_time: f64) -> Snapshot {
     let mut snap = Snapshot {
         start_time_seconds: start_time,
         log_dropped_lines: strait::logging::dropped_lines(),
+        reloads: strait::admin::reload_counts(),
         ..Snapshot::default()
     };
     for (lcore, stats) in &src.lcores {

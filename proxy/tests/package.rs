@@ -50,6 +50,8 @@ fn the_debian_package_holds_everything_an_operator_needs() {
         "./usr/share/bash-completion/completions/strait",
         "./usr/share/zsh/vendor-completions/_strait",
         "./usr/share/fish/vendor_completions.d/strait.fish",
+        "./usr/share/strait/prometheus/strait-alerts.yml",
+        "./usr/share/strait/grafana/strait-dashboard.json",
         "./usr/share/doc/strait/README.md",
         "./usr/share/doc/strait/copyright",
     ] {

@@ -136,6 +136,15 @@ fn synthetic() -> Snapshot {
             port: "wan".into(),
             xstats: vec![("rx_good_packets".into(), 1000), ("rx_q0_bytes".into(), 64_000)],
         }],
+        backends: vec![dataplane::app::proxy::BackendHealth {
+            pool: "app".into(),
+            addr: Some("198.18.70.1:8080".parse().expect("addr")),
+            up: true,
+            checks_passed: 10,
+            checks_failed: 1,
+            went_down: 0,
+            ejections: 0,
+        }],
         ..Snapshot::default()
     }
 }
@@ -182,6 +191,49 @@ fn promtool_check_metrics_reports_no_problem() {
         report.trim().is_empty(),
         "promtool reported problems:\n{report}"
     );
+}
+
+/// The alerting rules and the Grafana dashboard in deploy/ (issue 16): `promtool check
+/// rules` accepts the rules, and every `strait_*` metric either names is one Strait
+/// renders (histogram series by their family), so neither can silently watch nothing.
+#[test]
+fn alert_rules_and_dashboard_use_only_exported_metrics() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let rules = repo.join("deploy/prometheus/strait-alerts.yml");
+    let out = Command::new(tool("promtool")).args(["check", "rules"]).arg(&rules).output().expect("run promtool");
+    assert!(
+        out.status.success(),
+        "promtool check rules:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Families in the exposition of a snapshot with every family populated.
+    let text = render(&synthetic());
+    let families: std::collections::BTreeSet<String> =
+        text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).map(str::to_string).collect();
+    let exported = |name: &str| {
+        families.contains(name)
+            || ["_bucket", "_sum", "_count"].iter().any(|s| name.strip_suffix(s).is_some_and(|b| families.contains(b)))
+    };
+    let dashboard = std::fs::read_to_string(repo.join("deploy/grafana/strait-dashboard.json")).expect("dashboard");
+    let alerts = std::fs::read_to_string(&rules).expect("rules");
+    let mut named = 0;
+    for (file, body) in [("strait-alerts.yml", &alerts), ("strait-dashboard.json", &dashboard)] {
+        let mut rest = body.as_str();
+        while let Some(i) = rest.find("strait_") {
+            let tail = &rest[i..];
+            let end = tail.find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')).unwrap_or(tail.len());
+            let name = &tail[..end];
+            rest = &tail[end..];
+            // Not a metric: the dashboard's uid/tag "strait", the job label value.
+            if name.len() <= "strait_".len() {
+                continue;
+            }
+            named += 1;
+            assert!(exported(name), "{file} uses {name}, which Strait does not export (families: {families:?})");
+        }
+    }
+    assert!(named >= 20, "only {named} metric references found");
 }
 
 /// A temporary directory and a `prometheus` process: killed and removed on drop, also

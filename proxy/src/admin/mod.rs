@@ -43,6 +43,19 @@ const DRAIN_LINGER: Duration = Duration::from_millis(200);
 /// The requests, for `help` and errors.
 pub const HELP: &str = "show | show connections | server drain POOL ADDR | server enable POOL ADDR | reload | help";
 
+/// Reloads (SIGHUP or `strait ctl reload`) applied on every lcore.
+static RELOADS_OK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Reloads refused before anything changed (invalid file, or a change needing a restart).
+static RELOADS_REJECTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Reloads an lcore could not apply (or did not answer in time).
+static RELOADS_FAILED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Reloads since start: (applied, rejected, failed).
+pub fn reload_counts() -> (u64, u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    (RELOADS_OK.load(Relaxed), RELOADS_REJECTED.load(Relaxed), RELOADS_FAILED.load(Relaxed))
+}
+
 /// Reload, drain, admin state and queries of a running data plane. See the module docs.
 pub struct Ops {
     config_path: PathBuf,
@@ -73,9 +86,21 @@ impl Ops {
     }
 
     /// Re-reads the configuration file and applies it to new connections on every lcore.
+    /// Counted by outcome ([`reload_counts`], `strait_reloads_total{result}`).
     /// An invalid file, or a change that needs a restart, is refused with every reason
     /// (each naming its key) and the running configuration stays.
     pub fn reload(&self) -> Result<String, String> {
+        let result = self.reload_config();
+        let outcome = match &result {
+            Ok(_) => &RELOADS_OK,
+            Err(e) if e.starts_with("reload rejected") => &RELOADS_REJECTED,
+            Err(_) => &RELOADS_FAILED,
+        };
+        outcome.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        result
+    }
+
+    fn reload_config(&self) -> Result<String, String> {
         let mut current = self.current();
         tracing::info!(config = %self.config_path.display(), "reloading the configuration");
         let new = match Config::load(&self.config_path) {

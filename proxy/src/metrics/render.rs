@@ -29,6 +29,7 @@
 //! | `strait_mempool_capacity_mbufs` | gauge | |
 //! | `strait_metrics_http_connections_total`, `strait_metrics_scrapes_total` | counter | |
 //! | `strait_log_dropped_lines_total` | counter | |
+//! | `strait_reloads_total` | counter | `result="ok"\|"rejected"\|"failed"` |
 //! | `strait_metrics_http_rejected_total` | counter | `reason` |
 //! | `strait_proxy_listener_*`, `strait_proxy_server_*` (see [`proxy`]) | gauge, counter, histogram | `listener`, `pool`, `server`, ... |
 //!
@@ -429,6 +430,13 @@ fn http(out: &mut Families, snap: &Snapshot) {
         "strait_log_dropped_lines_total",
         "Log lines (access log included) dropped because stderr was too slow and the log writer's queue was full.",
         snap.log_dropped_lines,
+    );
+    let (ok, rejected, failed) = snap.reloads;
+    out.counter(
+        "strait_reloads_total",
+        "Configuration reloads (SIGHUP, strait ctl reload) by result: ok applied on every lcore, rejected refused before anything changed, failed not applied by an lcore.",
+        &["result"],
+        vec![(vec!["ok".into()], ok), (vec!["rejected".into()], rejected), (vec!["failed".into()], failed)],
     );
     let h = &snap.http;
     out.counter1(

@@ -44,6 +44,8 @@ pub struct Snapshot {
     pub port_xstats: Vec<PortXstats>,
     /// Log lines dropped because the log writer's queue was full (`crate::logging`).
     pub log_dropped_lines: u64,
+    /// Configuration reloads by outcome: applied, rejected, failed (`crate::admin`).
+    pub reloads: (u64, u64, u64),
 }
 
 /// All named counters of one lcore ([`LcoreStats::iter`]), rendered as

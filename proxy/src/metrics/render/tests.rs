@@ -181,6 +181,7 @@ fn full() -> Snapshot {
         ],
         port_xstats: vec![PortXstats { port: "wan".into(), xstats: vec![("rx_good_packets".into(), 1)] }],
         log_dropped_lines: 7,
+        reloads: (3, 1, 0),
     }
 }
 
@@ -235,7 +236,7 @@ fn labels_are_only_port_lcore_reason_and_closed_sets() {
     let p = rendered(&full());
     let allowed = [
         "port", "lcore", "reason", "kind", "state", "offload", "version", "dpdk", "listener",
-        "pool", "server", "direction", "le", "name",
+        "pool", "server", "direction", "le", "name", "result",
     ];
     for series in p.samples.keys() {
         for (k, _) in labels_of(series) {
@@ -396,6 +397,8 @@ fn mempool_and_http_families() {
     assert_eq!(p.samples["strait_metrics_http_connections_total"], 4.0);
     assert_eq!(p.samples["strait_metrics_scrapes_total"], 3.0);
     assert_eq!(p.samples["strait_log_dropped_lines_total"], 7.0);
+    assert_eq!(p.samples["strait_reloads_total{result=\"ok\"}"], 3.0);
+    assert_eq!(p.samples["strait_reloads_total{result=\"rejected\"}"], 1.0);
     assert_eq!(p.samples["strait_port_link_up{port=\"wan\"}"], 1.0);
     assert_eq!(p.samples["strait_port_link_up{port=\"lan\"}"], 0.0);
     assert_eq!(p.samples["strait_port_link_changes_total{port=\"wan\"}"], 2.0);
