@@ -107,6 +107,14 @@ fn sigterm_with_a_30s_deadline_lets_a_200mb_download_finish() {
         .and_then(|v| v.parse::<u64>().ok());
     assert!(bytes_out.is_some_and(|b| b > BIG && b < BIG + 1000), "access log: {access:?}");
     assert!(big.is_some_and(|l| l.contains(&format!("\"client\":\"{}.1:", net.front)) && l.contains("\"listener\":\"web\"")), "{access:?}");
+    // Who ended it and where, the connect time and retries (HAProxy tcplog's facts).
+    assert!(
+        big.is_some_and(|l| l.contains("\"phase\":\"data\"")
+            && l.contains("\"retries\":0")
+            && l.contains("\"connect_ms\":\"0.")
+            && (l.contains("\"ended_by\":\"client\"") || l.contains("\"ended_by\":\"server\""))),
+        "{access:?}"
+    );
     eprintln!(
         "drain with 30 s deadline: download finished {:?} after SIGTERM; test took {:?}",
         term.elapsed(),
@@ -141,7 +149,9 @@ fn sigterm_with_a_1s_deadline_resets_the_download() {
     let log = s.strait.log_text();
     assert!(log.contains("drain deadline passed: sessions reset") && log.contains("\"sessions_reset\":1"), "{log}");
     assert!(
-        log.lines().any(|l| l.contains("\"target\":\"strait::access\"") && l.contains("\"reason\":\"drain_deadline\"")),
+        log.lines().any(|l| l.contains("\"target\":\"strait::access\"")
+            && l.contains("\"reason\":\"drain_deadline\"")
+            && l.contains("\"ended_by\":\"proxy\"")),
         "no access log line for the reset session:\n{log}"
     );
     eprintln!("drain with 1 s deadline: reset {after:?} after SIGTERM; test took {:?}", t0.elapsed());

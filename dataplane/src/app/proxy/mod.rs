@@ -544,6 +544,9 @@ impl<P: Payload> Proxy<P> {
                                 Side::Client => s.up.eof = true,
                                 Side::Backend => s.down.eof = true,
                             }
+                            if s.established {
+                                s.log.peer_closed(side == Side::Client);
+                            }
                         }
                         self.pump(engine, sid, now);
                     }
@@ -637,6 +640,9 @@ impl<P: Payload> Proxy<P> {
         let Some(ls) = self.stats.listeners.get_mut(li) else { return };
         if ls.active >= max {
             ls.refused_max_connections += 1;
+            if let Ok((_, peer)) = engine.addresses(client) {
+                drain::log_refusal(self.ops.access_log, &l.spec.name, peer, EndReason::RefusedMaxConnections);
+            }
             let _ = engine.abort(client, now);
             return;
         }
@@ -679,6 +685,7 @@ impl<P: Payload> Proxy<P> {
             if let Some(ls) = self.stats.listeners.get_mut(li) {
                 ls.refused_no_server += 1;
             }
+            self.note_end(sid, EndReason::NoServer);
             self.abort_session(engine, sid, now);
         }
     }
@@ -835,6 +842,9 @@ impl<P: Payload> Proxy<P> {
         match side {
             Side::Client => s.client_open = false,
             Side::Backend => s.backend_open = false,
+        }
+        if reason != CloseReason::Normal && (side == Side::Client || s.established) {
+            s.log.peer_closed(side == Side::Client);
         }
         if side == Side::Backend && !s.established && !s.finished {
             // A failed attempt.
