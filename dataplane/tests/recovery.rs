@@ -587,3 +587,64 @@ fn retransmits_by_cause_and_connection_info() {
     assert_eq!(s.engine.connection_info(id), None);
     assert_eq!(s.engine.connections().count(), 0);
 }
+
+/// The ACK-stall probe in fast recovery (Strait's deviation from RFC 8985 §7.2, which sends
+/// no probe there; `connection/probe.rs`). Segment 1 is lost; the SACKs of 2-4 start
+/// recovery and its retransmission goes out, but no ACK follows (lost, or held back by a
+/// receiver compressing SACKs). 2 * SRTT + 2 ms after the last ACK the first unacknowledged
+/// segment goes out again instead of waiting for the 200 ms RTO; the duplicate's ACK
+/// (with a D-SACK) ends the recovery.
+#[test]
+fn stall_probe_in_fast_recovery_instead_of_rto() {
+    let cfg = TcpConfig { tlp: true, ..script_config() };
+    let (mut s, id) = open(cfg);
+    s.advance_to(30);
+    write_segments(&mut s, id, 10);
+    assert_eq!(sent_count(&mut s), 10);
+    ack(&mut s, 50, seg(1), 30, &format!("{}:{}", seg(2), seg(5)));
+    expect_seg(&mut s, 1, false);
+    s.expect_nothing();
+    assert_eq!(info(&s, id).ca_state, CaState::Recovery);
+    s.advance_to(91);
+    s.expect_nothing();
+    s.expect_at(92, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
+    s.expect_nothing();
+    let c = s.engine.counters();
+    assert_eq!((c.stall_probes, c.timeouts), (1, 0));
+    // One probe per stall: the RTO stays the backstop.
+    ack(&mut s, 112, seg(10), 50, &format!("{}:{}", seg(1), seg(2)));
+    s.advance_to(1000);
+    s.expect_nothing();
+    let c = s.engine.counters();
+    assert_eq!((c.timeouts, c.stall_probes, c.fast_retrans, c.dsack_recv), (0, 1, 1, 1));
+    assert_eq!(info(&s, id).ca_state, CaState::Open);
+}
+
+/// The ACK-stall probe after an unanswered tail loss probe: with the probe out RFC 8985
+/// allows no second one and Linux waits for the RTO. 2 * SRTT + 2 ms after the probe the
+/// first unacknowledged segment is marked lost and fast recovery retransmits it; here it
+/// had arrived (only the ACKs were lost), and its D-SACK undoes the reduction (RFC 3708).
+#[test]
+fn stall_probe_after_an_unanswered_tlp() {
+    let cfg = TcpConfig { tlp: true, ..script_config() };
+    let (mut s, id) = open(cfg);
+    s.advance_to(30);
+    write_segments(&mut s, id, 5);
+    assert_eq!(sent_count(&mut s), 5);
+    ack(&mut s, 50, seg(3), 30, "");
+    s.expect_nothing();
+    let cwnd = info(&s, id).cwnd;
+    s.expect_at(92, &format!("P. {}:{}({MSS}) ack 1", seg(4), seg(5)));
+    s.advance_to(133);
+    s.expect_nothing();
+    s.expect_at(134, &format!(". {}:{}({MSS}) ack 1", seg(3), seg(4)));
+    s.expect_nothing();
+    assert_eq!(info(&s, id).ca_state, CaState::Recovery);
+    ack(&mut s, 154, seg(5), 30, &format!("{}:{}", seg(3), seg(4)));
+    s.advance_to(1000);
+    s.expect_nothing();
+    let c = s.engine.counters();
+    assert_eq!((c.timeouts, c.loss_probes, c.stall_probes, c.dsack_undo), (0, 1, 1, 1));
+    assert_eq!(info(&s, id).ca_state, CaState::Open);
+    assert_eq!(info(&s, id).cwnd, cwnd, "the D-SACK undid the reduction");
+}

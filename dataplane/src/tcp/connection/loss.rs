@@ -66,6 +66,8 @@ pub(crate) struct Undo {
 pub(super) enum Cause {
     Lost,
     Probe,
+    /// An ACK-stall probe (`probe`): the head sent again where RFC 8985 sends no TLP.
+    Stall,
 }
 
 /// `a` is before `b` in timestamp space (RFC 7323 §5.2: modulo 2^32).
@@ -158,6 +160,10 @@ impl<P: Payload> Connection<P> {
             shared.counters.spurious_rtos += 1;
             shared.counters.loss_undo += 1;
             self.undo_reduction();
+        }
+        if advanced || newly_sacked > 0 {
+            // The ACK clock runs again: a later stall may be probed once more.
+            self.snd.stall_probed = false;
         }
         let dsack_tlp = sack.dsack.is_some_and(|(l, r)| self.dsack_is_for_probe(l, r, mss));
         self.tlp_ack(shared, ack, advanced, newly_sacked > 0, dsack_tlp, mss, now);
@@ -449,7 +455,7 @@ impl<P: Payload> Connection<P> {
 
     /// Marks the first outstanding frame lost (RFC 5681 §3.2 step 2 / RFC 6582 §3.2
     /// step 4 for peers without SACK: the segment at SND.UNA is retransmitted).
-    fn mark_head_lost(&mut self) {
+    pub(super) fn mark_head_lost(&mut self) {
         let Some(e) = self.snd.queue.front() else {
             if self.snd.fin_counted && !self.snd.fin_lost {
                 self.snd.fin_lost = true;
@@ -548,7 +554,7 @@ impl<P: Payload> Connection<P> {
 
     /// Enters fast recovery (RFC 6675 §5 / RFC 6582 §3.2 step 2; Linux
     /// `tcp_enter_recovery`): `ssthresh` from the algorithm, PRR from the current pipe.
-    fn enter_recovery(&mut self, shared: &mut Shared, now: Instant) {
+    pub(super) fn enter_recovery(&mut self, shared: &mut Shared, now: Instant) {
         let mss = self.effective_mss();
         if self.sack_ok {
             shared.counters.sack_recovery += 1;
@@ -576,7 +582,7 @@ impl<P: Payload> Connection<P> {
 
     /// RFC 6937 §3.1: `cwnd = pipe + sndcnt`. `partial_ack`: RFC 6582 §3.2 step 4 sends
     /// the retransmission of the next hole at once, so at least one segment may go.
-    fn prr_update(&mut self, delivered: u32, mss: u32, partial_ack: bool) {
+    pub(super) fn prr_update(&mut self, delivered: u32, mss: u32, partial_ack: bool) {
         let pipe = self.in_flight(mss);
         let ssthresh = (self.cc.ssthresh() / mss.max(1)).max(1);
         let mut sndcnt = self.snd.prr.on_ack(delivered, pipe, ssthresh);
@@ -708,6 +714,7 @@ impl<P: Payload> Connection<P> {
         self.snd.retrans_out = self.snd.retrans_out.saturating_add(1);
         match (cause, self.snd.ca) {
             (Cause::Probe, _) => shared.counters.loss_probe_retrans += 1,
+            (Cause::Stall, _) => {}
             (_, CaState::Loss) => {
                 shared.counters.rto_retrans += 1;
                 self.stats.rto_retrans += 1;
@@ -729,6 +736,9 @@ impl<P: Payload> Connection<P> {
         if self.timers.rtx.is_none() {
             self.timers.rtx = Some(now + self.rtt.rto());
         }
+        // A retransmission arms the probe timer like new data does: after an RTO it is
+        // what goes out, and its ACK may be lost too (`probe`, the ACK-stall probe).
+        self.schedule_tlp(now, false);
     }
 
 }

@@ -1,5 +1,6 @@
 //! Loss probes (split from `loss`): RFC 8985 §7 tail loss probes (Linux
-//! `tcp_schedule_loss_probe`, `tcp_send_loss_probe`, `tcp_process_tlp_ack`).
+//! `tcp_schedule_loss_probe`, `tcp_send_loss_probe`, `tcp_process_tlp_ack`), and the
+//! ACK-stall probe, a deviation from them (see `probe_kind`).
 
 use super::loss::{CaState, Cause};
 use super::send::seq_dist;
@@ -18,6 +19,15 @@ use crate::time::{Duration, Instant};
 /// a lossless AF_XDP path before this floor.
 const TLP_TIMEOUT_MIN: Duration = Duration::from_millis(2);
 
+/// The two probes the probe timer sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProbeKind {
+    /// RFC 8985 §7 tail loss probe.
+    Tail,
+    /// Strait's ACK-stall probe (see [`Connection::probe_kind`]).
+    Stall,
+}
+
 impl<P: Payload> Connection<P> {
     /// Whether the D-SACK `[l, r)` reports the outstanding tail loss probe (Linux
     /// `tcp_dsack_seen` setting `FLAG_DSACK_TLP`: at most one MSS, ending where the probe
@@ -26,29 +36,55 @@ impl<P: Payload> Connection<P> {
         seq_dist(l, r) <= mss && self.snd.tlp.is_some_and(|(high, _)| high == r)
     }
 
-    /// RFC 8985 §7.2: arms the probe timeout (PTO) in the open state with SACK: `2*SRTT`,
-    /// plus `WCDelAckT` with a single segment in flight, else Linux's `TCP_TIMEOUT_MIN`
-    /// (`tcp_schedule_loss_probe`), never later than the RTO.
+    /// Which probe the probe timer would send now, if any.
+    ///
+    /// - [`ProbeKind::Tail`], RFC 8985 §7.2 (Linux `tcp_schedule_loss_probe`): in the open
+    ///   state with SACK and no probe outstanding.
+    /// - [`ProbeKind::Stall`], Strait's deviation: where RFC 8985 and Linux send no probe
+    ///   (fast recovery, after an RTO, or with a tail probe already out), one probe per
+    ///   stall of the ACK clock. Measured (issue 13, `proxy/tests/loss_goodput.rs`, 5 %
+    ///   loss both ways, sub-ms RTT, kernel curl receiver): 57 of 66 RTOs fired in fast
+    ///   recovery and 5 with a tail probe out, every one with a flight sent less than 0.3 ms
+    ///   before and no ACK for 200 ms; 54 of the 66 were spurious (the data had arrived).
+    ///   The receiver had stopped ACKing: after three duplicate ACKs Linux compresses SACKs
+    ///   (`__tcp_ack_snd_check`, `tcp_comp_sack_nr`; with it set to 0 on the receiver the
+    ///   RTOs fall to 14), and a lost last ACK does the same. What made it answer was the
+    ///   RTO's retransmission of the first unacknowledged segment: a duplicate that Linux
+    ///   acknowledges at once (`tcp_send_dupack`, with a D-SACK), or the repair of a real
+    ///   loss. At sub-ms RTTs the 200 ms RTO floor is hundreds of round trips, so the
+    ///   stall probe sends that segment after `2*SRTT + TCP_TIMEOUT_MIN` instead.
+    fn probe_kind(&self) -> Option<ProbeKind> {
+        let base = self.cfg.tlp && self.sack_ok && self.snd.packets_out > 0 && self.state.is_synchronized() && self.state != State::TimeWait;
+        if !base {
+            None
+        } else if self.snd.ca == CaState::Open && self.snd.tlp.is_none() {
+            Some(ProbeKind::Tail)
+        } else if self.snd.ca != CaState::Disorder && !self.snd.stall_probed {
+            // Not in disorder: there RACK's reordering timer marks the head lost (RFC 8985
+            // §6.3) if the SACKs that put the connection there show it is.
+            Some(ProbeKind::Stall)
+        } else {
+            None
+        }
+    }
+
+    /// RFC 8985 §7.2: arms the probe timeout (PTO): `2*SRTT`, plus `WCDelAckT` with a
+    /// single segment in flight, else Linux's `TCP_TIMEOUT_MIN` (`tcp_schedule_loss_probe`),
+    /// never later than the RTO. An ACK-stall probe ([`ProbeKind::Stall`]) always adds
+    /// `TCP_TIMEOUT_MIN`: where it applies the receiver holds out-of-order data or a
+    /// duplicate, which Linux acknowledges without delay.
     /// `restart`: re-arm even if armed (an ACK); else only arm an idle timer (new data).
     pub(super) fn schedule_tlp(&mut self, now: Instant, restart: bool) {
         if !restart && self.timers.tlp.is_some() {
             return;
         }
         self.timers.tlp = None;
-        let eligible = self.cfg.tlp
-            && self.sack_ok
-            && self.snd.ca == CaState::Open
-            && self.snd.tlp.is_none()
-            && self.snd.packets_out > 0
-            && self.state.is_synchronized()
-            && self.state != State::TimeWait;
-        if !eligible {
-            return;
-        }
+        let Some(kind) = self.probe_kind() else { return };
         let Some(srtt) = self.rtt.srtt() else { return };
         // One segment out: the receiver may hold its ACK for a delayed-ACK timeout (RFC 8985
         // `WCDelAckT`; Linux adds `tcp_rto_min`, the same 200 ms unless configured lower).
-        let pto = srtt * 2 + if self.snd.packets_out == 1 { self.cfg.min_rto } else { TLP_TIMEOUT_MIN };
+        let single = kind == ProbeKind::Tail && self.snd.packets_out == 1;
+        let pto = srtt * 2 + if single { self.cfg.min_rto } else { TLP_TIMEOUT_MIN };
         let at = now + pto;
         match self.timers.rtx {
             Some(rto) if at >= rto => {}
@@ -60,17 +96,48 @@ impl<P: Payload> Connection<P> {
     /// [`poll_transmit`](Connection::poll_transmit).
     pub(super) fn on_tlp_timeout(&mut self) {
         self.timers.tlp = None;
-        if self.snd.ca == CaState::Open && self.snd.tlp.is_none() && self.snd.packets_out > 0 && self.state.is_synchronized() {
+        if self.probe_kind().is_some() {
             self.pending.tlp = true;
         }
+    }
+
+    /// The ACK-stall probe ([`ProbeKind::Stall`]): the first unacknowledged segment again,
+    /// as an RTO would send it but without the RTO's window collapse and go-back-N. In the
+    /// open state (a tail probe went unanswered) the head is marked lost and
+    /// fast recovery begins (Linux `tcp_enter_recovery`, PRR lets the retransmission go):
+    /// the congestion response to a loss the probe repairs; when the head had arrived, its
+    /// D-SACK undoes it (RFC 3708). In recovery or loss the head goes out at once, outside
+    /// the window like a tail probe. The RTO is re-armed.
+    fn send_stall_probe(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>)) {
+        let mss = self.effective_mss();
+        self.snd.stall_probed = true;
+        shared.counters.stall_probes += 1;
+        let head_sent = self.snd.queue.front().is_some_and(|e| e.is_sent());
+        if head_sent && self.snd.ca == CaState::Open {
+            self.mark_head_lost();
+            self.recount();
+            self.enter_recovery(shared, now);
+            self.prr_update(0, mss, false);
+        } else if head_sent {
+            if self.snd.queue.front().is_some_and(|e| e.len() > mss) {
+                self.snd.fragment_sent(0, mss);
+            }
+            self.retransmit_entry(shared, now, out, 0, mss, Cause::Stall);
+            self.recount();
+        } else if self.snd.fin_counted {
+            self.retransmit_fin(shared, now, out, Cause::Stall);
+        }
+        self.timers.rtx = Some(now + self.rtt.rto());
     }
 
     /// RFC 8985 §7.3: the loss probe: one new MSS of data if the peer's window allows,
     /// else the last segment sent again. The RTO is re-armed.
     pub(super) fn send_loss_probe(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>)) {
         self.pending.tlp = false;
-        if self.snd.ca != CaState::Open || self.snd.packets_out == 0 {
-            return;
+        match self.probe_kind() {
+            Some(ProbeKind::Tail) => {}
+            Some(ProbeKind::Stall) => return self.send_stall_probe(shared, now, out),
+            None => return,
         }
         let mss = self.effective_mss();
         let nxt = self.snd.nxt;
@@ -110,6 +177,8 @@ impl<P: Payload> Connection<P> {
         shared.counters.loss_probes += 1;
         self.stats.loss_probes += 1;
         self.timers.rtx = Some(now + self.rtt.rto());
+        // An ACK-stall probe follows if this one goes unanswered too.
+        self.schedule_tlp(now, true);
     }
 
     /// RFC 8985 §7.4 (Linux `tcp_process_tlp_ack`): did the probe repair a loss? A D-SACK
