@@ -592,8 +592,9 @@ fn retransmits_by_cause_and_connection_info() {
 /// no probe there; `connection/probe.rs`). Segment 1 is lost; the SACKs of 2-4 start
 /// recovery and its retransmission goes out, but no ACK follows (lost, or held back by a
 /// receiver compressing SACKs). 2 * SRTT + 2 ms after the last ACK the first unacknowledged
-/// segment goes out again instead of waiting for the 200 ms RTO; the duplicate's ACK
-/// (with a D-SACK) ends the recovery.
+/// segment goes out again instead of waiting for the 200 ms RTO, and once more twice as
+/// long after if that too goes unanswered; the duplicate's ACK (with a D-SACK) ends the
+/// recovery.
 #[test]
 fn stall_probe_in_fast_recovery_instead_of_rto() {
     let cfg = TcpConfig { tlp: true, ..script_config() };
@@ -611,12 +612,14 @@ fn stall_probe_in_fast_recovery_instead_of_rto() {
     s.expect_nothing();
     let c = s.engine.counters();
     assert_eq!((c.stall_probes, c.timeouts), (1, 0));
-    // One probe per stall: the RTO stays the backstop.
-    ack(&mut s, 112, seg(10), 50, &format!("{}:{}", seg(1), seg(2)));
+    s.advance_to(175);
+    s.expect_nothing();
+    s.expect_at(176, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
+    ack(&mut s, 196, seg(10), 50, &format!("{}:{}", seg(1), seg(2)));
     s.advance_to(1000);
     s.expect_nothing();
     let c = s.engine.counters();
-    assert_eq!((c.timeouts, c.stall_probes, c.fast_retrans, c.dsack_recv), (0, 1, 1, 1));
+    assert_eq!((c.timeouts, c.stall_probes, c.fast_retrans, c.dsack_recv), (0, 2, 1, 1));
     assert_eq!(info(&s, id).ca_state, CaState::Open);
 }
 
@@ -647,4 +650,25 @@ fn stall_probe_after_an_unanswered_tlp() {
     assert_eq!((c.timeouts, c.loss_probes, c.stall_probes, c.dsack_undo), (0, 1, 1, 1));
     assert_eq!(info(&s, id).ca_state, CaState::Open);
     assert_eq!(info(&s, id).cwnd, cwnd, "the D-SACK undid the reduction");
+}
+
+/// ACK-stall probes are bounded: two per stall, then the RTO (re-armed by each probe) is the
+/// backstop, as for a dead path.
+#[test]
+fn stall_probes_then_rto_when_nothing_answers() {
+    let cfg = TcpConfig { tlp: true, ..script_config() };
+    let (mut s, id) = open(cfg);
+    s.advance_to(30);
+    write_segments(&mut s, id, 10);
+    assert_eq!(sent_count(&mut s), 10);
+    ack(&mut s, 50, seg(1), 30, &format!("{}:{}", seg(2), seg(5)));
+    expect_seg(&mut s, 1, false);
+    s.expect_at(92, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
+    s.expect_at(176, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
+    s.advance_to(375);
+    s.expect_nothing();
+    s.expect_at(376, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
+    let c = s.engine.counters();
+    assert_eq!((c.stall_probes, c.timeouts), (2, 1));
+    assert_eq!(info(&s, id).ca_state, CaState::Loss);
 }

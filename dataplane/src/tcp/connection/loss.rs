@@ -163,7 +163,7 @@ impl<P: Payload> Connection<P> {
         }
         if advanced || newly_sacked > 0 {
             // The ACK clock runs again: a later stall may be probed once more.
-            self.snd.stall_probed = false;
+            self.snd.stall_probes = 0;
         }
         let dsack_tlp = sack.dsack.is_some_and(|(l, r)| self.dsack_is_for_probe(l, r, mss));
         self.tlp_ack(shared, ack, advanced, newly_sacked > 0, dsack_tlp, mss, now);

@@ -92,7 +92,7 @@ impl<P: Payload> Connection<P> {
                 self.snd.dupacks = 0;
                 self.snd.rtt_probe = None;
                 self.snd.tlp = None;
-                self.snd.stall_probed = false;
+                self.snd.stall_probes = 0;
                 self.timers.tlp = None;
                 self.timers.reo = None;
                 // `tcp_enter_loss`: everything outstanding and not SACKed is lost.
