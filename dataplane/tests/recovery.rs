@@ -672,3 +672,29 @@ fn stall_probes_then_rto_when_nothing_answers() {
     assert_eq!((c.stall_probes, c.timeouts), (2, 1));
     assert_eq!(info(&s, id).ca_state, CaState::Loss);
 }
+
+/// Linux `tcp_schedule_loss_probe` caps the probe timeout at the RTO and the probe then
+/// fires in its place: with a single segment out the PTO (2 * SRTT + 200 ms) is later than
+/// the RTO (200 ms), so the first timeout is a tail loss probe, without the RTO's window
+/// collapse (here the segment's ACK was lost).
+#[test]
+fn tlp_in_place_of_the_rto_with_one_segment_out() {
+    let cfg = TcpConfig { tlp: true, ..script_config() };
+    let (mut s, id) = open(cfg);
+    s.advance_to(30);
+    write_segments(&mut s, id, 1);
+    expect_seg(&mut s, 0, true);
+    let cwnd = info(&s, id).cwnd;
+    s.advance_to(229);
+    s.expect_nothing();
+    s.expect_at(230, &format!("P. {}:{}({MSS}) ack 1", seg(0), seg(1)));
+    let c = s.engine.counters();
+    assert_eq!((c.timeouts, c.loss_probes), (0, 1));
+    assert_eq!(info(&s, id).ca_state, CaState::Open);
+    ack(&mut s, 250, seg(1), 30, &format!("{}:{}", seg(0), seg(1)));
+    s.advance_to(2000);
+    s.expect_nothing();
+    let c = s.engine.counters();
+    assert_eq!((c.timeouts, c.loss_probes, c.loss_probe_recovery), (0, 1, 0));
+    assert_eq!(info(&s, id).cwnd, cwnd);
+}

@@ -77,8 +77,8 @@ impl<P: Payload> Connection<P> {
     }
 
     /// RFC 8985 §7.2: arms the probe timeout (PTO): `2*SRTT`, plus `WCDelAckT` with a
-    /// single segment in flight, else Linux's `TCP_TIMEOUT_MIN` (`tcp_schedule_loss_probe`),
-    /// never later than the RTO. An ACK-stall probe ([`ProbeKind::Stall`]) always adds
+    /// single segment in flight, else Linux's `TCP_TIMEOUT_MIN` (`tcp_schedule_loss_probe`);
+    /// a tail probe no later than the RTO (then in its place), a stall probe only before it. An ACK-stall probe ([`ProbeKind::Stall`]) always adds
     /// `TCP_TIMEOUT_MIN`: where it applies the receiver holds out-of-order data or a
     /// duplicate, which Linux acknowledges without delay.
     /// `restart`: re-arm even if armed (an ACK); else only arm an idle timer (new data).
@@ -98,8 +98,13 @@ impl<P: Payload> Connection<P> {
             pto = pto.saturating_mul(1 << self.snd.stall_probes.min(4));
         }
         let at = now + pto;
-        match self.timers.rtx {
-            Some(rto) if at >= rto => {}
+        match (kind, self.timers.rtx) {
+            // Linux `tcp_schedule_loss_probe`: "If the RTO formula yields an earlier time,
+            // then use that time": a tail probe due after the RTO goes at the RTO's time
+            // instead, and replaces that timeout (see `handle_timeout`). With one segment
+            // out (PTO = 2*SRTT + 200 ms at sub-ms RTTs) the first RTO becomes a probe.
+            (ProbeKind::Tail, Some(rto)) => self.timers.tlp = Some(at.min(rto)),
+            (ProbeKind::Stall, Some(rto)) if at >= rto => {}
             _ => self.timers.tlp = Some(at),
         }
     }
