@@ -698,3 +698,26 @@ fn tlp_in_place_of_the_rto_with_one_segment_out() {
     assert_eq!((c.timeouts, c.loss_probes, c.loss_probe_recovery), (0, 1, 0));
     assert_eq!(info(&s, id).cwnd, cwnd);
 }
+
+/// RFC 8985 §7.2 / Linux `tcp_write_xmit` -> `tcp_schedule_loss_probe`: new data restarts
+/// the probe timeout. An ACK leaves one segment out (PTO 2 * SRTT + 200 ms, capped at the
+/// RTO); four more go out 10 ms later, and the probe follows them after 2 * SRTT + 2 ms,
+/// not at the RTO's time.
+#[test]
+fn new_data_restarts_the_probe_timeout() {
+    let cfg = TcpConfig { tlp: true, ..script_config() };
+    let (mut s, id) = open(cfg);
+    s.advance_to(30);
+    write_segments(&mut s, id, 2);
+    assert_eq!(sent_count(&mut s), 2);
+    ack(&mut s, 50, seg(1), 30, "");
+    s.expect_nothing();
+    s.advance_to(60);
+    write_segments(&mut s, id, 3);
+    assert_eq!(sent_count(&mut s), 3);
+    s.advance_to(101);
+    s.expect_nothing();
+    s.expect_at(102, &format!("P. {}:{}({MSS}) ack 1", seg(4), seg(5)));
+    let c = s.engine.counters();
+    assert_eq!((c.timeouts, c.loss_probes), (0, 1));
+}

@@ -81,7 +81,8 @@ impl<P: Payload> Connection<P> {
     /// a tail probe no later than the RTO (then in its place), a stall probe only before it. An ACK-stall probe ([`ProbeKind::Stall`]) always adds
     /// `TCP_TIMEOUT_MIN`: where it applies the receiver holds out-of-order data or a
     /// duplicate, which Linux acknowledges without delay.
-    /// `restart`: re-arm even if armed (an ACK); else only arm an idle timer (new data).
+    /// `restart`: re-arm even if armed (an ACK, new data); else only arm an idle timer (a
+    /// retransmission, for the stall probe).
     pub(super) fn schedule_tlp(&mut self, now: Instant, restart: bool) {
         if !restart && self.timers.tlp.is_some() {
             return;
