@@ -652,8 +652,10 @@ fn stall_probe_after_an_unanswered_tlp() {
     assert_eq!(info(&s, id).cwnd, cwnd, "the D-SACK undid the reduction");
 }
 
-/// ACK-stall probes are bounded: two per stall, then the RTO (re-armed by each probe) is the
-/// backstop, as for a dead path.
+/// ACK-stall probes are bounded: each waits twice as long as the one before and goes only
+/// if due before the RTO (re-armed by each probe), at most four per stall; the RTO is the
+/// backstop, as for a dead path. PTO 42 ms: probes at 92, 176 (+84) and 344 (+168); the
+/// next would be at 680, after the RTO at 544.
 #[test]
 fn stall_probes_then_rto_when_nothing_answers() {
     let cfg = TcpConfig { tlp: true, ..script_config() };
@@ -665,11 +667,12 @@ fn stall_probes_then_rto_when_nothing_answers() {
     expect_seg(&mut s, 1, false);
     s.expect_at(92, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
     s.expect_at(176, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
-    s.advance_to(375);
+    s.expect_at(344, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
+    s.advance_to(543);
     s.expect_nothing();
-    s.expect_at(376, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
+    s.expect_at(544, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
     let c = s.engine.counters();
-    assert_eq!((c.stall_probes, c.timeouts), (2, 1));
+    assert_eq!((c.stall_probes, c.timeouts), (3, 1));
     assert_eq!(info(&s, id).ca_state, CaState::Loss);
 }
 

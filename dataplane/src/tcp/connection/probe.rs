@@ -23,8 +23,11 @@ const TLP_TIMEOUT_MIN: Duration = Duration::from_millis(2);
 /// Measured with one (issue 13, 5 % loss both ways, 3 x 30 MB): 99 probes, 10 RTOs after
 /// an unanswered probe, 9 of them spurious: the probe had filled the hole, and the
 /// receiver, compressing SACKs, had not acknowledged it; the RTO's retransmission, a
-/// duplicate, got the ACK at once. A second probe is that duplicate, sooner.
-const MAX_STALL_PROBES: u8 = 2;
+/// duplicate, got the ACK at once. A second probe is that duplicate, sooner. With two
+/// (8 x 30 MB): 5 RTOs, all spurious, each after both probes went unanswered; with four
+/// (at 1, 3, 7 and 15 PTOs, ~4 to ~64 ms at sub-ms RTTs, each only if due before the RTO):
+/// 1 RTO, not spurious, in 8 x 30 MB.
+const MAX_STALL_PROBES: u8 = 4;
 
 /// The two probes the probe timer sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +62,8 @@ impl<P: Payload> Connection<P> {
     ///   RTO's retransmission of the first unacknowledged segment: a duplicate that Linux
     ///   acknowledges at once (`tcp_send_dupack`, with a D-SACK), or the repair of a real
     ///   loss. At sub-ms RTTs the 200 ms RTO floor is hundreds of round trips, so the
-    ///   stall probe sends that segment after `2*SRTT + TCP_TIMEOUT_MIN` instead, and a
-    ///   second one after twice that if the first goes unanswered ([`MAX_STALL_PROBES`]).
+    ///   stall probe sends that segment after `2*SRTT + TCP_TIMEOUT_MIN` instead, and again
+    ///   after twice the previous wait while unanswered, up to [`MAX_STALL_PROBES`].
     fn probe_kind(&self) -> Option<ProbeKind> {
         let base = self.cfg.tlp && self.sack_ok && self.snd.packets_out > 0 && self.state.is_synchronized() && self.state != State::TimeWait;
         if !base {
