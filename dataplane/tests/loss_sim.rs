@@ -4,11 +4,14 @@
 //! in the client's namespace.
 //!
 //! What costs time there is the retransmission timeout: its 200 ms floor is hundreds of
-//! round trips. SACK, RACK and tail loss probes repair almost every loss without it (the
-//! bound below); the RTOs left come from the end of a flight whose last ACKs are lost
-//! while RFC 8985 §7.2 allows no probe (in recovery), and most of them are spurious (the
-//! data had arrived). Where they happen, the RTO floor decides the goodput: the second
-//! test lowers `min_rto` (Linux: `ip route ... rto_min`, strait: `[tcp] min_rto_ms`).
+//! round trips. SACK, RACK and tail loss probes repair almost every loss without it; the
+//! RTOs that were left came from the end of a flight whose last ACKs are lost while RFC
+//! 8985 §7.2 allows no probe (in recovery), and most of them were spurious (the data had
+//! arrived): 10 RTOs (6 spurious) and 8.1 s for the downloads below. Strait's ACK-stall
+//! probe (`connection/probe.rs`) resends the first unacknowledged segment there after a
+//! PTO instead: 1 RTO (not spurious), 5.2 s. The bound of the first test fails without
+//! it. The second test lowers `min_rto` (Linux: `ip route ... rto_min`, strait:
+//! `[tcp] min_rto_ms`), which matters only where RTOs are left.
 
 use dataplane::tcp::sim::LinkParams;
 use dataplane::tcp::simulator::{run, SimParams, SimReport};
@@ -69,24 +72,25 @@ fn downloads(min_rto: Duration) -> (u64, u64, u64, f64) {
     (rtos, spurious, lost, secs)
 }
 
-/// 160 MiB in all, ~6 000 data segments and ~3 800 ACKs lost. Measured: 10 RTOs (6
-/// spurious), 8.1 s of virtual time (20 MB/s; 0.54 s for a run without RTO, 2.3 s for the
-/// one with four).
+/// 160 MiB in all, ~6 000 data segments and ~3 800 ACKs lost. Measured: 1 RTO (not
+/// spurious), 5.2 s of virtual time (32 MB/s); without the ACK-stall probe 10 RTOs (6
+/// spurious), 8.1 s.
 #[test]
 fn download_at_5_percent_loss_both_ways_sub_ms() {
     let (rtos, _, lost, secs) = downloads(Duration::from_millis(200));
     assert!(lost > 5_000, "the link lost only {lost} data segments");
-    // At most one RTO per 300 lost data segments.
-    assert!(rtos * 300 <= lost, "{rtos} RTOs for {lost} lost segments");
-    assert!(secs < 12.0, "{secs:.2} s for {SEEDS} downloads of {BYTES} B");
+    // At most one RTO per 2 000 lost data segments.
+    assert!(rtos * 2_000 <= lost, "{rtos} RTOs for {lost} lost segments");
+    assert!(secs < 7.0, "{secs:.2} s for {SEEDS} downloads of {BYTES} B");
 }
 
-/// The same downloads with a 20 ms RTO floor: each timeout costs a tenth. Measured: 17 RTOs
-/// (13 spurious), 5.5 s in all instead of 8.1 s.
+/// The same downloads with a 20 ms RTO floor: each timeout costs a tenth. Measured before
+/// the ACK-stall probe: 17 RTOs (13 spurious), 5.5 s in all instead of 8.1 s; with it, 1
+/// RTO and 5.2 s with either floor.
 #[test]
 fn lower_rto_floor_shortens_the_stalls() {
     let (_, _, _, floor_200) = downloads(Duration::from_millis(200));
     let (rtos, _, lost, floor_20) = downloads(Duration::from_millis(20));
     assert!(rtos * 100 <= lost, "{rtos} RTOs for {lost} lost segments");
-    assert!(floor_20 < floor_200, "{floor_20:.2} s with a 20 ms floor, {floor_200:.2} s with 200 ms");
+    assert!(floor_20 <= floor_200, "{floor_20:.2} s with a 20 ms floor, {floor_200:.2} s with 200 ms");
 }

@@ -588,3 +588,140 @@ fn retransmits_by_cause_and_connection_info() {
     assert_eq!(s.engine.connection_info(id), None);
     assert_eq!(s.engine.connections().count(), 0);
 }
+
+/// The ACK-stall probe in fast recovery (Strait's deviation from RFC 8985 §7.2, which sends
+/// no probe there; `connection/probe.rs`). Segment 1 is lost; the SACKs of 2-4 start
+/// recovery and its retransmission goes out, but no ACK follows (lost, or held back by a
+/// receiver compressing SACKs). 2 * SRTT + 2 ms after the last ACK the first unacknowledged
+/// segment goes out again instead of waiting for the 200 ms RTO, and once more twice as
+/// long after if that too goes unanswered; the duplicate's ACK (with a D-SACK) ends the
+/// recovery.
+#[test]
+fn stall_probe_in_fast_recovery_instead_of_rto() {
+    let cfg = TcpConfig { tlp: true, ..script_config() };
+    let (mut s, id) = open(cfg);
+    s.advance_to(30);
+    write_segments(&mut s, id, 10);
+    assert_eq!(sent_count(&mut s), 10);
+    ack(&mut s, 50, seg(1), 30, &format!("{}:{}", seg(2), seg(5)));
+    expect_seg(&mut s, 1, false);
+    s.expect_nothing();
+    assert_eq!(info(&s, id).ca_state, CaState::Recovery);
+    s.advance_to(91);
+    s.expect_nothing();
+    s.expect_at(92, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
+    s.expect_nothing();
+    let c = s.engine.counters();
+    assert_eq!((c.stall_probes, c.timeouts), (1, 0));
+    s.advance_to(175);
+    s.expect_nothing();
+    s.expect_at(176, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
+    ack(&mut s, 196, seg(10), 50, &format!("{}:{}", seg(1), seg(2)));
+    s.advance_to(1000);
+    s.expect_nothing();
+    let c = s.engine.counters();
+    assert_eq!((c.timeouts, c.stall_probes, c.fast_retrans, c.dsack_recv), (0, 2, 1, 1));
+    assert_eq!(info(&s, id).ca_state, CaState::Open);
+}
+
+/// The ACK-stall probe after an unanswered tail loss probe: with the probe out RFC 8985
+/// allows no second one and Linux waits for the RTO. 2 * SRTT + 2 ms after the probe the
+/// first unacknowledged segment is marked lost and fast recovery retransmits it; here it
+/// had arrived (only the ACKs were lost), and its D-SACK undoes the reduction (RFC 3708).
+#[test]
+fn stall_probe_after_an_unanswered_tlp() {
+    let cfg = TcpConfig { tlp: true, ..script_config() };
+    let (mut s, id) = open(cfg);
+    s.advance_to(30);
+    write_segments(&mut s, id, 5);
+    assert_eq!(sent_count(&mut s), 5);
+    ack(&mut s, 50, seg(3), 30, "");
+    s.expect_nothing();
+    let cwnd = info(&s, id).cwnd;
+    s.expect_at(92, &format!("P. {}:{}({MSS}) ack 1", seg(4), seg(5)));
+    s.advance_to(133);
+    s.expect_nothing();
+    s.expect_at(134, &format!(". {}:{}({MSS}) ack 1", seg(3), seg(4)));
+    s.expect_nothing();
+    assert_eq!(info(&s, id).ca_state, CaState::Recovery);
+    ack(&mut s, 154, seg(5), 30, &format!("{}:{}", seg(3), seg(4)));
+    s.advance_to(1000);
+    s.expect_nothing();
+    let c = s.engine.counters();
+    assert_eq!((c.timeouts, c.loss_probes, c.stall_probes, c.dsack_undo), (0, 1, 1, 1));
+    assert_eq!(info(&s, id).ca_state, CaState::Open);
+    assert_eq!(info(&s, id).cwnd, cwnd, "the D-SACK undid the reduction");
+}
+
+/// ACK-stall probes are bounded: each waits twice as long as the one before and goes only
+/// if due before the RTO (re-armed by each probe), at most four per stall; the RTO is the
+/// backstop, as for a dead path. PTO 42 ms: probes at 92, 176 (+84) and 344 (+168); the
+/// next would be at 680, after the RTO at 544.
+#[test]
+fn stall_probes_then_rto_when_nothing_answers() {
+    let cfg = TcpConfig { tlp: true, ..script_config() };
+    let (mut s, id) = open(cfg);
+    s.advance_to(30);
+    write_segments(&mut s, id, 10);
+    assert_eq!(sent_count(&mut s), 10);
+    ack(&mut s, 50, seg(1), 30, &format!("{}:{}", seg(2), seg(5)));
+    expect_seg(&mut s, 1, false);
+    s.expect_at(92, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
+    s.expect_at(176, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
+    s.expect_at(344, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
+    s.advance_to(543);
+    s.expect_nothing();
+    s.expect_at(544, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
+    let c = s.engine.counters();
+    assert_eq!((c.stall_probes, c.timeouts), (3, 1));
+    assert_eq!(info(&s, id).ca_state, CaState::Loss);
+}
+
+/// Linux `tcp_schedule_loss_probe` caps the probe timeout at the RTO and the probe then
+/// fires in its place: with a single segment out the PTO (2 * SRTT + 200 ms) is later than
+/// the RTO (200 ms), so the first timeout is a tail loss probe, without the RTO's window
+/// collapse (here the segment's ACK was lost).
+#[test]
+fn tlp_in_place_of_the_rto_with_one_segment_out() {
+    let cfg = TcpConfig { tlp: true, ..script_config() };
+    let (mut s, id) = open(cfg);
+    s.advance_to(30);
+    write_segments(&mut s, id, 1);
+    expect_seg(&mut s, 0, true);
+    let cwnd = info(&s, id).cwnd;
+    s.advance_to(229);
+    s.expect_nothing();
+    s.expect_at(230, &format!("P. {}:{}({MSS}) ack 1", seg(0), seg(1)));
+    let c = s.engine.counters();
+    assert_eq!((c.timeouts, c.loss_probes), (0, 1));
+    assert_eq!(info(&s, id).ca_state, CaState::Open);
+    ack(&mut s, 250, seg(1), 30, &format!("{}:{}", seg(0), seg(1)));
+    s.advance_to(2000);
+    s.expect_nothing();
+    let c = s.engine.counters();
+    assert_eq!((c.timeouts, c.loss_probes, c.loss_probe_recovery), (0, 1, 0));
+    assert_eq!(info(&s, id).cwnd, cwnd);
+}
+
+/// RFC 8985 §7.2 / Linux `tcp_write_xmit` -> `tcp_schedule_loss_probe`: new data restarts
+/// the probe timeout. An ACK leaves one segment out (PTO 2 * SRTT + 200 ms, capped at the
+/// RTO); four more go out 10 ms later, and the probe follows them after 2 * SRTT + 2 ms,
+/// not at the RTO's time.
+#[test]
+fn new_data_restarts_the_probe_timeout() {
+    let cfg = TcpConfig { tlp: true, ..script_config() };
+    let (mut s, id) = open(cfg);
+    s.advance_to(30);
+    write_segments(&mut s, id, 2);
+    assert_eq!(sent_count(&mut s), 2);
+    ack(&mut s, 50, seg(1), 30, "");
+    s.expect_nothing();
+    s.advance_to(60);
+    write_segments(&mut s, id, 3);
+    assert_eq!(sent_count(&mut s), 3);
+    s.advance_to(101);
+    s.expect_nothing();
+    s.expect_at(102, &format!("P. {}:{}({MSS}) ack 1", seg(4), seg(5)));
+    let c = s.engine.counters();
+    assert_eq!((c.timeouts, c.loss_probes), (0, 1));
+}

@@ -133,7 +133,7 @@ def ratio(s, h, higher_is_better=True):
     return f"{s / h:.2f}×"
 
 
-TCP_KEYS = ("rto", "spurious", "tlp", "tlp_rec", "retrans")
+TCP_KEYS = ("rto", "spurious", "tlp", "tlp_rec", "retrans", "loss_undo", "stall")
 
 
 def lossy_report(p, path, targets, pairs, size_mb):
@@ -147,6 +147,7 @@ def lossy_report(p, path, targets, pairs, size_mb):
             d_in, d_out = (int(x) for x in r["drops"].split(","))
             row = {"target": r["target"], "loss": r["loss"], "round": int(r["round"]), "status": r["status"],
                    "mbs": float(r["speed"]) / 1e6, "secs": float(r["time"]), "drop_in": d_in, "drop_out": d_out}
+            row.update({k: 0.0 for k in TCP_KEYS})  # older reports have fewer fields
             row.update({k: b - a for k, a, b in zip(TCP_KEYS, k0, k1)})
             rows.append(row)
     if not rows:
@@ -183,26 +184,29 @@ def lossy_report(p, path, targets, pairs, size_mb):
         p(f"| {loss} % | " + " | ".join(cells) + " |")
     p("")
     p("Loss recovery of the sender towards the client, median per download (Strait: its counters; direct and "
-      "HAProxy: the kernel's `TcpExt` counters of nginx's and HAProxy's namespace), and the segments nftables dropped:")
+      "HAProxy: the kernel's `TcpExt` counters of nginx's and HAProxy's namespace), and the segments nftables dropped. "
+      "\"spurious RTOs\" is `TCPSpuriousRTOs`: Linux counts F-RTO undos only, Strait timestamp (Eifel) and F-RTO "
+      "undos; \"RTO undos\" is `TCPLossUndo` (Linux: every undo of an RTO, timestamps included), the like-for-like "
+      "figure. Stall probes: Strait's ACK-stall probes (none in Linux):")
     p("")
-    p("| loss each way | sender | RTOs | spurious RTOs | tail loss probes | TLP recoveries | retransmitted segments | dropped in / out |")
-    p("|---|---|---:|---:|---:|---:|---:|---:|")
+    p("| loss each way | sender | RTOs | spurious RTOs | RTO undos | tail loss probes | TLP recoveries | stall probes | retransmitted segments | dropped in / out |")
+    p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for loss in losses:
         for t in ts:
             rs = [r for r in rows if r["target"] == t and r["loss"] == loss]
             m = {k: statistics.median(r[k] for r in rs) for k in TCP_KEYS + ("drop_in", "drop_out")}
-            p(f"| {loss} % | {LABELS[t]} | {m['rto']:.0f} | {m['spurious']:.0f} | {m['tlp']:.0f} | {m['tlp_rec']:.0f} | "
-              f"{m['retrans']:.0f} | {m['drop_in']:.0f} / {m['drop_out']:.0f} |")
+            p(f"| {loss} % | {LABELS[t]} | {m['rto']:.0f} | {m['spurious']:.0f} | {m['loss_undo']:.0f} | {m['tlp']:.0f} | "
+              f"{m['tlp_rec']:.0f} | {m['stall']:.0f} | {m['retrans']:.0f} | {m['drop_in']:.0f} / {m['drop_out']:.0f} |")
     strait_rows = [r for r in rows if r["target"] in STRAITS]
     if strait_rows:
         p("")
         p("Strait, every download:")
         p("")
-        p("| target | loss each way | round | MB/s | result | RTOs | spurious RTOs | tail loss probes | TLP recoveries | retransmitted segments | dropped in / out |")
-        p("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+        p("| target | loss each way | round | MB/s | result | RTOs | spurious RTOs | tail loss probes | TLP recoveries | stall probes | retransmitted segments | dropped in / out |")
+        p("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in sorted(strait_rows, key=lambda r: (STRAITS.index(r["target"]), losses.index(r["loss"]), r["round"])):
             p(f"| {LABELS[r['target']]} | {r['loss']} % | {r['round']} | {r['mbs']:.2f} | {r['status']} | {r['rto']:.0f} | "
-              f"{r['spurious']:.0f} | {r['tlp']:.0f} | {r['tlp_rec']:.0f} | {r['retrans']:.0f} | {r['drop_in']} / {r['drop_out']} |")
+              f"{r['spurious']:.0f} | {r['tlp']:.0f} | {r['tlp_rec']:.0f} | {r['stall']:.0f} | {r['retrans']:.0f} | {r['drop_in']} / {r['drop_out']} |")
 
 
 def main():

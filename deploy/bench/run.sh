@@ -510,10 +510,13 @@ strait_counters() {
     END { printf "%.0f,%.0f,%.0f,%.0f,%s\n", busy, all, rx, tx, lcore }' <<<"$m"
 }
 # Loss-recovery counters of a sender, comma-separated: RTOs, spurious RTOs, tail loss
-# probes, losses repaired by a probe, retransmitted segments. tcp_counters TARGET: Strait's
-# from its metrics; the kernel's (Linux names: TCPTimeouts, TCPSpuriousRTOs, TCPLossProbes,
-# TCPLossProbeRecovery, RetransSegs) from the namespace of the target's sender towards the
-# client (nginx's for direct, HAProxy's).
+# probes, losses repaired by a probe, retransmitted segments, RTO reductions undone, ACK-stall
+# probes. tcp_counters TARGET: Strait's from its metrics; the kernel's (Linux names:
+# TCPTimeouts, TCPSpuriousRTOs, TCPLossProbes, TCPLossProbeRecovery, RetransSegs,
+# TCPLossUndo; no stall probes) from the namespace of the target's sender towards the client
+# (nginx's for direct, HAProxy's). Definitions differ: Linux's TCPSpuriousRTOs counts F-RTO
+# undos only (`tcp_try_undo_loss` with `frto_undo`), its TCPLossUndo every undo of an RTO
+# (F-RTO, timestamps, D-SACKs); Strait counts Eifel (timestamp) and F-RTO undos in both.
 tcp_counters() {
   local target=$1 ns
   if is_strait "$target"; then
@@ -523,15 +526,17 @@ tcp_counters() {
       $1 == "strait_tcp_loss_probes_total" { c = $NF }
       $1 == "strait_tcp_loss_probe_recovery_total" { d = $NF }
       $1 == "strait_tcp_retrans_segs_total" { e = $NF }
-      END { printf "%.0f,%.0f,%.0f,%.0f,%.0f\n", a, b, c, d, e }' || die "$target metrics unavailable"
+      $1 == "strait_tcp_loss_undo_total" { f = $NF }
+      $1 == "strait_tcp_stall_probes_total" { g = $NF }
+      END { printf "%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f\n", a, b, c, d, e, f, g }' || die "$target metrics unavailable"
     return
   fi
   ns=$NS_N; [[ $target == haproxy ]] && ns=$NS_H
   ip netns exec "$ns" cat /proc/net/netstat /proc/net/snmp | awk '
     /^(TcpExt|Tcp):/ { if (!($1 in hdr)) { hdr[$1] = 1; for (i = 2; i <= NF; i++) k[$1, i] = $i }
                        else for (i = 2; i <= NF; i++) v[k[$1, i]] = $i }
-    END { printf "%.0f,%.0f,%.0f,%.0f,%.0f\n", v["TCPTimeouts"], v["TCPSpuriousRTOs"], v["TCPLossProbes"],
-          v["TCPLossProbeRecovery"], v["RetransSegs"] }'
+    END { printf "%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,0\n", v["TCPTimeouts"], v["TCPSpuriousRTOs"], v["TCPLossProbes"],
+          v["TCPLossProbeRecovery"], v["RetransSegs"], v["TCPLossUndo"] }'
 }
 # diagnose TARGET WHAT: what a stalled or failed run leaves to look at, saved beside the
 # report (BENCH_OUT) and printed: the Strait log tail, its non-zero counters, the link

@@ -14,7 +14,8 @@
 //!   BBR). Prints MB/s per run and the sender's `nstat` counters.
 //!
 //! Environment: `LOSS_PERMILLE` (default 50), `LOSS_BYTES` (default 30 MB), `LOSS_RUNS`
-//! (default 3), `KERNEL_CC` (kernel test only), `LOSS_TCP_EXTRA` (strait test only: TOML
+//! (default 3), `KERNEL_CC` (kernel test only), `LOSS_CLIENT_SYSCTL` (sysctls for the client's
+//! namespace, e.g. `net.ipv4.tcp_comp_sack_nr=0`), `LOSS_TCP_EXTRA` (strait test only: TOML
 //! appended to its configuration, `\n` for newlines, e.g. `[tcp]\nmin_rto_ms = 20`),
 //! `LOSS_PCAP` (strait test only: capture the client side of the first run to this file),
 //! `LOSS_IMPAIR` (strait test only: strait's impairment layer as in proxy_bulk instead of nftables).
@@ -43,6 +44,17 @@ reorder = 0.01
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// `LOSS_CLIENT_SYSCTL` (comma-separated `key=value`): sysctls for the client's namespace,
+/// e.g. `net.ipv4.tcp_comp_sack_nr=0` to turn off the receiver's SACK compression.
+fn client_sysctls(ns: &Netns) {
+    let Ok(v) = std::env::var("LOSS_CLIENT_SYSCTL") else { return };
+    for kv in v.split(',').filter(|kv| !kv.is_empty()) {
+        let o = ns.exec("sysctl", &["-w", kv]);
+        assert!(o.status.success(), "sysctl -w {kv}: {}", String::from_utf8_lossy(&o.stderr));
+        eprintln!("client: {}", String::from_utf8_lossy(&o.stdout).trim());
+    }
 }
 
 /// Drops `permille`/1000 of TCP packets in and out of `ns` (nothing when 0).
@@ -131,6 +143,7 @@ fn strait_lossy_download_goodput() {
     );
     s.strait.wait_for_log(&["proxy listening"], std::time::Duration::from_secs(1));
     nft_loss(&s.client, permille);
+    client_sysctls(&s.client);
     let url = s.net.url("shm/big.bin");
     let mut rates = Vec::new();
     let before = strait_tcp(&s.client);
@@ -185,6 +198,7 @@ fn strait_lossy_download_goodput() {
         "dsack",
         "recover",
         "frto",
+        "stall_probes",
     ];
     let deltas: Vec<String> = after
         .iter()
@@ -229,6 +243,7 @@ fn kernel_lossy_download_goodput() {
     );
     let _nginx = Nginx::start(&server, "198.18.88.2:8080", bytes);
     nft_loss(&client, permille);
+    client_sysctls(&client);
     let url = "http://198.18.88.2:8080/shm/big.bin";
     let before = nstat(&server);
     let mut rates = Vec::new();

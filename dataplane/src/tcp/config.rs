@@ -108,7 +108,9 @@ pub struct TcpConfig {
     /// Tail loss probes (RFC 8985 §7, Linux `tcp_early_retrans`): a probe `2*SRTT` after
     /// the last transmission or ACK when nothing else would trigger recovery before the
     /// RTO. Off by default here: it changes the timing of every tail, and the scripted
-    /// send-path tests expect a silent tail until the RTO.
+    /// send-path tests expect a silent tail until the RTO. Also switches Strait's ACK-stall
+    /// probes (`connection/probe.rs`: where RFC 8985 sends no probe, the first
+    /// unacknowledged segment again after a PTO without an ACK).
     pub tlp: bool,
     /// F-RTO (RFC 5682, SACK-enhanced as in §3; Linux `tcp_frto`): after a retransmission
     /// timeout, the first advancing ACK lets new data go out instead of retransmitting

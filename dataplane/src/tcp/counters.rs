@@ -78,6 +78,10 @@ counters! {
     loss_probes => "TCPLossProbes",
     /// Tail losses repaired by a loss probe (RFC 8985 §7.4).
     loss_probe_recovery => "TCPLossProbeRecovery",
+    /// ACK-stall probes: the first unacknowledged segment sent again after `2*SRTT` + 2 ms
+    /// without an ACK where RFC 8985 §7 sends no tail loss probe (fast recovery, after a
+    /// timeout, or with a probe already out). Strait's, not Linux's (`probe`).
+    stall_probes => "TCPStallProbes",
     /// Fast-recovery episodes with SACK (RFC 6675).
     sack_recovery => "TCPSackRecovery",
     /// Fast-recovery episodes without SACK (RFC 6582 NewReno).

@@ -26,7 +26,8 @@ pub struct TcpSettings {
     pub rcvbuf: u32,
     /// Initial congestion window in segments (`initial_cwnd`, RFC 6928: 10).
     pub initial_cwnd: u32,
-    /// Tail loss probes (`tail_loss_probes`, RFC 8985 §7).
+    /// Tail loss probes (`tail_loss_probes`, RFC 8985 §7), and with them Strait's ACK-stall
+    /// probes in fast recovery and after an unanswered probe or an RTO.
     pub tail_loss_probes: bool,
     /// Unanswered retransmissions or zero-window probes of a connection the proxy has
     /// closed before it is reset (`orphan_retries`, Linux `tcp_orphan_retries`: 8).

@@ -9,12 +9,12 @@
 //!   third duplicate ACK and RFC 6582 partial ACKs mark the head lost;
 //! - fast recovery with Proportional Rate Reduction (RFC 6937) setting the window,
 //!   retransmissions of lost entries through the same congestion-window gate as new data;
-//! - the retransmission timeout (RFC 6298 §5, RFC 5681 §3.1) marking everything lost;
-//! - tail loss probes (RFC 8985 §7) and undo of spurious reductions: Eifel with timestamps
+//! - the retransmission timeout (RFC 6298 §5, RFC 5681 §3.1; in `rto`) marking everything lost;
+//! - tail loss probes (RFC 8985 §7; in `probe`) and undo of spurious reductions: Eifel with timestamps
 //!   (RFC 3522) after an RTO, D-SACK (RFC 2883 §5, RFC 3708) after fast recovery.
 
 use super::send::seq_dist;
-use super::{CloseReason, Connection, Segment, State};
+use super::{Connection, Segment};
 use crate::tcp::congestion::AckSample;
 use crate::tcp::payload::Payload;
 use crate::tcp::recovery::{classify, Prr, SackInput};
@@ -22,15 +22,6 @@ use crate::tcp::seq::SeqNum;
 use crate::tcp::shared::Shared;
 use crate::time::{Duration, Instant};
 use crate::wire::tcp::{Flags, TcpRepr};
-
-/// RFC 8985 §7.2 `WCDelAckT`: the worst-case delayed-ACK time added to the probe timeout
-/// when a single segment is in flight.
-/// What Linux adds to `2*SRTT` when more than one segment is in flight
-/// (`tcp_schedule_loss_probe`: `TCP_TIMEOUT_MIN`, 2 jiffies = 2 ms at HZ 1000). At sub-ms
-/// RTTs a bare `2*SRTT` is shorter than a receiver's ACK batching and the lcore's own
-/// polling gaps, and probes go out for tails that were delivered: thousands per minute on
-/// a lossless AF_XDP path before this floor.
-const TLP_TIMEOUT_MIN: Duration = Duration::from_millis(2);
 
 /// The recovery state of a connection (Linux `icsk_ca_state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,9 +63,11 @@ pub(crate) struct Undo {
 
 /// Why a segment is retransmitted (for the counters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cause {
+pub(super) enum Cause {
     Lost,
     Probe,
+    /// An ACK-stall probe (`probe`): the head sent again where RFC 8985 sends no TLP.
+    Stall,
 }
 
 /// `a` is before `b` in timestamp space (RFC 7323 §5.2: modulo 2^32).
@@ -167,6 +160,10 @@ impl<P: Payload> Connection<P> {
             shared.counters.spurious_rtos += 1;
             shared.counters.loss_undo += 1;
             self.undo_reduction();
+        }
+        if advanced || newly_sacked > 0 {
+            // The ACK clock runs again: a later stall may be probed once more.
+            self.snd.stall_probes = 0;
         }
         let dsack_tlp = sack.dsack.is_some_and(|(l, r)| self.dsack_is_for_probe(l, r, mss));
         self.tlp_ack(shared, ack, advanced, newly_sacked > 0, dsack_tlp, mss, now);
@@ -422,13 +419,6 @@ impl<P: Payload> Connection<P> {
         }
     }
 
-    /// Whether the D-SACK `[l, r)` reports the outstanding tail loss probe (Linux
-    /// `tcp_dsack_seen` setting `FLAG_DSACK_TLP`: at most one MSS, ending where the probe
-    /// ended).
-    fn dsack_is_for_probe(&self, l: SeqNum, r: SeqNum, mss: u32) -> bool {
-        seq_dist(l, r) <= mss && self.snd.tlp.is_some_and(|(high, _)| high == r)
-    }
-
     /// RFC 2018 §8: the receiver may discard SACKed data. A cumulative ACK that stops at
     /// an entry we hold as SACKed shows it did: forget every SACK mark (Linux
     /// `tcp_check_sack_reneging`); retransmission then follows RACK or the RTO.
@@ -449,7 +439,7 @@ impl<P: Payload> Connection<P> {
     }
 
     /// Marks one entry lost (clearing its retransmission mark: it is to be sent again).
-    fn mark_lost(&mut self, idx: usize) {
+    pub(super) fn mark_lost(&mut self, idx: usize) {
         let Some(e) = self.snd.queue.get_mut(idx) else { return };
         if e.sacked {
             return;
@@ -465,7 +455,7 @@ impl<P: Payload> Connection<P> {
 
     /// Marks the first outstanding frame lost (RFC 5681 §3.2 step 2 / RFC 6582 §3.2
     /// step 4 for peers without SACK: the segment at SND.UNA is retransmitted).
-    fn mark_head_lost(&mut self) {
+    pub(super) fn mark_head_lost(&mut self) {
         let Some(e) = self.snd.queue.front() else {
             if self.snd.fin_counted && !self.snd.fin_lost {
                 self.snd.fin_lost = true;
@@ -564,7 +554,7 @@ impl<P: Payload> Connection<P> {
 
     /// Enters fast recovery (RFC 6675 §5 / RFC 6582 §3.2 step 2; Linux
     /// `tcp_enter_recovery`): `ssthresh` from the algorithm, PRR from the current pipe.
-    fn enter_recovery(&mut self, shared: &mut Shared, now: Instant) {
+    pub(super) fn enter_recovery(&mut self, shared: &mut Shared, now: Instant) {
         let mss = self.effective_mss();
         if self.sack_ok {
             shared.counters.sack_recovery += 1;
@@ -592,7 +582,7 @@ impl<P: Payload> Connection<P> {
 
     /// RFC 6937 §3.1: `cwnd = pipe + sndcnt`. `partial_ack`: RFC 6582 §3.2 step 4 sends
     /// the retransmission of the next hole at once, so at least one segment may go.
-    fn prr_update(&mut self, delivered: u32, mss: u32, partial_ack: bool) {
+    pub(super) fn prr_update(&mut self, delivered: u32, mss: u32, partial_ack: bool) {
         let pipe = self.in_flight(mss);
         let ssthresh = (self.cc.ssthresh() / mss.max(1)).max(1);
         let mut sndcnt = self.snd.prr.on_ack(delivered, pipe, ssthresh);
@@ -632,125 +622,6 @@ impl<P: Payload> Connection<P> {
             self.enter_recovery(shared, now);
             let mss = self.effective_mss();
             self.prr_update(0, mss, false);
-        }
-    }
-
-    /// The retransmission timer fired (RFC 6298 §5.4–5.6, RFC 5681 §3.1; Linux
-    /// `tcp_retransmit_timer` + `tcp_enter_loss`).
-    pub(super) fn on_rto(&mut self, shared: &mut Shared, now: Instant) {
-        // A lost PLPMTUD probe is a failed probe, not a black hole (RFC 4821 §7.5).
-        if self.state.is_synchronized() && self.snd.outstanding() > 0 {
-            self.mtu_probe_lost(shared, now);
-        }
-        self.timers.rtx = None;
-        match self.state {
-            State::SynSent | State::SynReceived => {
-                if self.syn_sends > self.cfg.syn_retries {
-                    self.close_now(shared, CloseReason::Timeout);
-                    return;
-                }
-                self.rtt.back_off();
-                self.pending.syn = true;
-                shared.counters.timeouts += 1;
-            }
-            State::Closed | State::TimeWait => {}
-            _ => {
-                if self.snd.outstanding() == 0 {
-                    return;
-                }
-                self.snd.retries += 1;
-                shared.counters.timeouts += 1;
-                self.stats.timeouts += 1;
-                // Linux `tcp_retransmit_timer`: which recovery the timeout cut short.
-                match self.snd.ca {
-                    CaState::Loss => shared.counters.loss_failures += 1,
-                    CaState::Recovery | CaState::Disorder if self.sack_ok => shared.counters.sack_failures += 1,
-                    CaState::Recovery | CaState::Disorder => shared.counters.reno_failures += 1,
-                    CaState::Open if self.snd.sacked_out > 0 => shared.counters.sack_failures += 1,
-                    CaState::Open => {}
-                }
-                // Linux `tcp_write_timeout` for an orphan: `tcp_orphan_retries`, and reset
-                // at once when orphans are too many or buffers low.
-                let mut max_retries = self.cfg.max_retries;
-                if self.orphaned {
-                    if shared.orphans_out_of_resources(self.cfg.max_orphans, 0) {
-                        shared.counters.abort_on_memory += 1;
-                        self.reset_and_close(shared, CloseReason::Timeout);
-                        return;
-                    }
-                    max_retries = self.cfg.orphan_retries;
-                }
-                if self.snd.retries > max_retries {
-                    shared.counters.abort_on_timeout += 1;
-                    if self.state.counts_as_established() {
-                        shared.counters.estab_resets += 1;
-                    }
-                    self.close_now(shared, CloseReason::Timeout);
-                    return;
-                }
-                let mss = self.effective_mss();
-                // F-RTO judges the first timeout of an episode only (RFC 5682 §2.1 step
-                // 1; Linux: not when fast recovery was under way).
-                self.snd.frto = self.cfg.frto && matches!(self.snd.ca, CaState::Open | CaState::Disorder);
-                self.snd.frto_new_data = false;
-                if self.snd.ca == CaState::Loss {
-                    // RFC 5681 §3.1: a repeated timeout keeps ssthresh; the window is one
-                    // segment again.
-                    self.cc.set_cwnd(mss);
-                } else {
-                    match self.snd.undo.as_mut() {
-                        // Timeout during fast recovery: undo would restore the window from
-                        // before that recovery; Eifel now judges this retransmission.
-                        Some(u) => u.retrans_ts = None,
-                        None => {
-                            self.snd.undo = Some(Undo {
-                                prior_cwnd: self.cc.cwnd(),
-                                prior_ssthresh: self.cc.ssthresh(),
-                                retrans_ts: None,
-                                retrans: 0,
-                                marker: self.snd.una,
-                            });
-                        }
-                    }
-                    self.cc.on_timeout(self.snd.outstanding(), mss, now);
-                }
-                self.snd.ca = CaState::Loss;
-                self.snd.high_seq = self.snd.nxt;
-                self.snd.dupacks = 0;
-                self.snd.rtt_probe = None;
-                self.snd.tlp = None;
-                self.timers.tlp = None;
-                self.timers.reo = None;
-                // `tcp_enter_loss`: everything outstanding and not SACKed is lost.
-                let sent = self.snd.queue.iter().take_while(|e| e.is_sent()).count();
-                for idx in 0..sent {
-                    self.mark_lost(idx);
-                }
-                if self.snd.fin_counted {
-                    self.snd.fin_lost = true;
-                    self.snd.fin_retrans = false;
-                }
-                self.recount();
-                self.rtt.back_off();
-                // Re-armed when the retransmission goes out.
-                self.timers.rtx = Some(now + self.rtt.rto());
-            }
-        }
-    }
-
-    /// `tcp_simple_retransmit` (RFC 1191 path-MTU drop): resend everything outstanding at
-    /// the new size at once, with no congestion response and nothing to undo.
-    pub(super) fn simple_retransmit(&mut self) {
-        let sent = self.snd.queue.iter().take_while(|e| e.is_sent()).count();
-        for idx in 0..sent {
-            self.mark_lost(idx);
-        }
-        self.recount();
-        self.snd.rtt_probe = None;
-        if self.snd.lost_out > 0 && self.snd.ca != CaState::Loss {
-            self.snd.undo = None;
-            self.snd.ca = CaState::Loss;
-            self.snd.high_seq = self.snd.nxt;
         }
     }
 
@@ -800,7 +671,7 @@ impl<P: Payload> Connection<P> {
     }
 
     /// Sends queue entry `idx` again (it is at most one MSS long).
-    fn retransmit_entry(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>), idx: usize, mss: u32, cause: Cause) {
+    pub(super) fn retransmit_entry(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>), idx: usize, mss: u32, cause: Cause) {
         let Some(e) = self.snd.queue.get(idx) else { return };
         let (seq, payload, psh, len, old_pcount) = (e.seq, e.data.clone(), e.psh, e.len(), e.pcount);
         let end = seq.wrapping_add(len);
@@ -829,7 +700,7 @@ impl<P: Payload> Connection<P> {
     }
 
     /// Sends the lone FIN again.
-    fn retransmit_fin(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>), cause: Cause) {
+    pub(super) fn retransmit_fin(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>), cause: Cause) {
         let seq = self.snd.write_seq;
         self.snd.rtt_probe = None;
         self.emit(shared, now, out, seq, Flags::ACK | Flags::FIN, P::empty(), true);
@@ -843,6 +714,7 @@ impl<P: Payload> Connection<P> {
         self.snd.retrans_out = self.snd.retrans_out.saturating_add(1);
         match (cause, self.snd.ca) {
             (Cause::Probe, _) => shared.counters.loss_probe_retrans += 1,
+            (Cause::Stall, _) => {}
             (_, CaState::Loss) => {
                 shared.counters.rto_retrans += 1;
                 self.stats.rto_retrans += 1;
@@ -864,114 +736,9 @@ impl<P: Payload> Connection<P> {
         if self.timers.rtx.is_none() {
             self.timers.rtx = Some(now + self.rtt.rto());
         }
+        // A retransmission arms the probe timer like new data does: after an RTO it is
+        // what goes out, and its ACK may be lost too (`probe`, the ACK-stall probe).
+        self.schedule_tlp(now, false);
     }
 
-    /// RFC 8985 §7.2: arms the probe timeout (PTO) in the open state with SACK: `2*SRTT`,
-    /// plus `WCDelAckT` with a single segment in flight, else Linux's `TCP_TIMEOUT_MIN`
-    /// (`tcp_schedule_loss_probe`), never later than the RTO.
-    /// `restart`: re-arm even if armed (an ACK); else only arm an idle timer (new data).
-    pub(super) fn schedule_tlp(&mut self, now: Instant, restart: bool) {
-        if !restart && self.timers.tlp.is_some() {
-            return;
-        }
-        self.timers.tlp = None;
-        let eligible = self.cfg.tlp
-            && self.sack_ok
-            && self.snd.ca == CaState::Open
-            && self.snd.tlp.is_none()
-            && self.snd.packets_out > 0
-            && self.state.is_synchronized()
-            && self.state != State::TimeWait;
-        if !eligible {
-            return;
-        }
-        let Some(srtt) = self.rtt.srtt() else { return };
-        // One segment out: the receiver may hold its ACK for a delayed-ACK timeout (RFC 8985
-        // `WCDelAckT`; Linux adds `tcp_rto_min`, the same 200 ms unless configured lower).
-        let pto = srtt * 2 + if self.snd.packets_out == 1 { self.cfg.min_rto } else { TLP_TIMEOUT_MIN };
-        let at = now + pto;
-        match self.timers.rtx {
-            Some(rto) if at >= rto => {}
-            _ => self.timers.tlp = Some(at),
-        }
-    }
-
-    /// The probe timeout fired (RFC 8985 §7.3): the probe goes out with the next
-    /// [`poll_transmit`](Connection::poll_transmit).
-    pub(super) fn on_tlp_timeout(&mut self) {
-        self.timers.tlp = None;
-        if self.snd.ca == CaState::Open && self.snd.tlp.is_none() && self.snd.packets_out > 0 && self.state.is_synchronized() {
-            self.pending.tlp = true;
-        }
-    }
-
-    /// RFC 8985 §7.3: the loss probe: one new MSS of data if the peer's window allows,
-    /// else the last segment sent again. The RTO is re-armed.
-    pub(super) fn send_loss_probe(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>)) {
-        self.pending.tlp = false;
-        if self.snd.ca != CaState::Open || self.snd.packets_out == 0 {
-            return;
-        }
-        let mss = self.effective_mss();
-        let nxt = self.snd.nxt;
-        let unsent = self.snd.unsent_data();
-        let wnd_end = self.snd.una.wrapping_add(self.snd.wnd);
-        let mut sent = false;
-        if unsent > 0 && nxt.wrapping_add(unsent.min(mss)).le(wnd_end) {
-            if let Some(idx) = self.snd.split_at_seq(nxt) {
-                self.snd.fragment(idx, mss);
-                self.transmit_entry(shared, now, out, idx, mss, true);
-                self.snd.tlp = Some((self.snd.nxt, false));
-                sent = true;
-            }
-        }
-        if !sent {
-            let last = self.snd.queue.iter().rposition(|e| e.is_sent());
-            match last {
-                Some(idx) => {
-                    if let Some(e) = self.snd.queue.get(idx) {
-                        let len = e.len();
-                        if len > mss {
-                            // Only the last MSS goes out (`tcp_send_loss_probe`).
-                            let cut = len - ((len - 1) % mss + 1);
-                            if self.snd.fragment_sent(idx, cut) {
-                                self.retransmit_entry(shared, now, out, idx + 1, mss, Cause::Probe);
-                            }
-                        } else {
-                            self.retransmit_entry(shared, now, out, idx, mss, Cause::Probe);
-                        }
-                    }
-                }
-                None if self.snd.fin_counted => self.retransmit_fin(shared, now, out, Cause::Probe),
-                None => return,
-            }
-            self.snd.tlp = Some((self.snd.nxt, true));
-        }
-        shared.counters.loss_probes += 1;
-        self.stats.loss_probes += 1;
-        self.timers.rtx = Some(now + self.rtt.rto());
-    }
-
-    /// RFC 8985 §7.4 (Linux `tcp_process_tlp_ack`): did the probe repair a loss? A D-SACK
-    /// for it (`dsack_tlp`: for the probe itself, not any D-SACK on the ACK, Linux
-    /// `FLAG_DSACK_TLP`) means the original arrived too (no loss); an ACK beyond it without
-    /// one means the probe repaired a tail loss, which gets a congestion response.
-    #[allow(clippy::too_many_arguments)]
-    fn tlp_ack(&mut self, shared: &mut Shared, ack: SeqNum, advanced: bool, sacked: bool, dsack_tlp: bool, mss: u32, now: Instant) {
-        let Some((high, retrans)) = self.snd.tlp else { return };
-        if ack.lt(high) {
-            return;
-        }
-        if !retrans || dsack_tlp {
-            self.snd.tlp = None;
-        } else if ack.gt(high) {
-            self.snd.tlp = None;
-            shared.counters.loss_probe_recovery += 1;
-            self.cc.on_congestion_event(self.snd.outstanding(), mss, now);
-            self.cc.on_recovery_exit(mss, now);
-        } else if !advanced && !sacked {
-            // A pure duplicate ACK of the probe: nothing was lost.
-            self.snd.tlp = None;
-        }
-    }
 }

@@ -152,6 +152,9 @@ pub(crate) struct SendState<P> {
     /// The outstanding tail loss probe (RFC 8985 §7): SND.NXT after it and whether it was
     /// a retransmission.
     pub tlp: Option<(SeqNum, bool)>,
+    /// ACK-stall probes sent since an ACK last advanced SND.UNA or SACKed new data
+    /// (`probe`).
+    pub stall_probes: u8,
     /// Lowest sequence number that may hold a lost, not yet retransmitted entry
     /// (Linux `retransmit_skb_hint`).
     pub rtx_hint: Option<SeqNum>,
@@ -211,6 +214,7 @@ impl<P: Payload> SendState<P> {
             undo: None,
             rack: Rack::new(iss),
             tlp: None,
+            stall_probes: 0,
             rtx_hint: None,
             retries: 0,
             probes: 0,

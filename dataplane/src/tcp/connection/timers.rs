@@ -167,6 +167,16 @@ impl<P: Payload> Connection<P> {
                 return;
             }
         }
+        // Linux keeps the loss probe and the RTO in one timer (`icsk_retransmit_timer`): a
+        // tail probe capped at the RTO's time (`tcp_schedule_loss_probe`) fires instead of
+        // it, and the RTO is re-armed behind the probe (`tcp_send_loss_probe` ->
+        // `tcp_rearm_rto`).
+        if self.timers.tlp.is_some_and(|t| t <= now && self.timers.rtx.is_none_or(|r| t <= r)) {
+            self.on_tlp_timeout();
+            if self.pending.tlp {
+                self.timers.rtx = Some(now + self.rtt.rto());
+            }
+        }
         if due(self.timers.rtx, now) {
             self.on_rto(shared, now);
         }

@@ -122,8 +122,10 @@ impl<P: Payload> Connection<P> {
         }
         self.snd.force_push = None;
         if sent_any {
-            // RFC 8985 §7.2: new data arms the probe timeout if it is not running.
-            self.schedule_tlp(now, false);
+            // RFC 8985 §7.2: "start or restart" the probe timeout after new data (Linux
+            // `tcp_write_xmit` -> `tcp_schedule_loss_probe`, which resets the timer): the PTO
+            // then counts from this flight and its size, not from an earlier, smaller one.
+            self.schedule_tlp(now, true);
         }
         // Gate 10: RFC 7661 cwnd-limited tracking (`tcp_cwnd_validate`): limited when the
         // window stopped us, or in slow start when more than half of it is in use.

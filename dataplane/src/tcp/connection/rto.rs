@@ -1,0 +1,130 @@
+//! The retransmission timeout (split from `loss`): RFC 6298 §5.4-5.6 and RFC 5681 §3.1
+//! (Linux `tcp_retransmit_timer`, `tcp_enter_loss`), and `tcp_simple_retransmit`.
+
+use super::loss::{CaState, Undo};
+use super::{CloseReason, Connection, State};
+use crate::tcp::payload::Payload;
+use crate::tcp::shared::Shared;
+use crate::time::Instant;
+
+impl<P: Payload> Connection<P> {
+    /// The retransmission timer fired (RFC 6298 §5.4–5.6, RFC 5681 §3.1; Linux
+    /// `tcp_retransmit_timer` + `tcp_enter_loss`).
+    pub(super) fn on_rto(&mut self, shared: &mut Shared, now: Instant) {
+        // A lost PLPMTUD probe is a failed probe, not a black hole (RFC 4821 §7.5).
+        if self.state.is_synchronized() && self.snd.outstanding() > 0 {
+            self.mtu_probe_lost(shared, now);
+        }
+        self.timers.rtx = None;
+        match self.state {
+            State::SynSent | State::SynReceived => {
+                if self.syn_sends > self.cfg.syn_retries {
+                    self.close_now(shared, CloseReason::Timeout);
+                    return;
+                }
+                self.rtt.back_off();
+                self.pending.syn = true;
+                shared.counters.timeouts += 1;
+            }
+            State::Closed | State::TimeWait => {}
+            _ => {
+                if self.snd.outstanding() == 0 {
+                    return;
+                }
+                self.snd.retries += 1;
+                shared.counters.timeouts += 1;
+                self.stats.timeouts += 1;
+                // Linux `tcp_retransmit_timer`: which recovery the timeout cut short.
+                match self.snd.ca {
+                    CaState::Loss => shared.counters.loss_failures += 1,
+                    CaState::Recovery | CaState::Disorder if self.sack_ok => shared.counters.sack_failures += 1,
+                    CaState::Recovery | CaState::Disorder => shared.counters.reno_failures += 1,
+                    CaState::Open if self.snd.sacked_out > 0 => shared.counters.sack_failures += 1,
+                    CaState::Open => {}
+                }
+                // Linux `tcp_write_timeout` for an orphan: `tcp_orphan_retries`, and reset
+                // at once when orphans are too many or buffers low.
+                let mut max_retries = self.cfg.max_retries;
+                if self.orphaned {
+                    if shared.orphans_out_of_resources(self.cfg.max_orphans, 0) {
+                        shared.counters.abort_on_memory += 1;
+                        self.reset_and_close(shared, CloseReason::Timeout);
+                        return;
+                    }
+                    max_retries = self.cfg.orphan_retries;
+                }
+                if self.snd.retries > max_retries {
+                    shared.counters.abort_on_timeout += 1;
+                    if self.state.counts_as_established() {
+                        shared.counters.estab_resets += 1;
+                    }
+                    self.close_now(shared, CloseReason::Timeout);
+                    return;
+                }
+                let mss = self.effective_mss();
+                // F-RTO judges the first timeout of an episode only (RFC 5682 §2.1 step
+                // 1; Linux: not when fast recovery was under way).
+                self.snd.frto = self.cfg.frto && matches!(self.snd.ca, CaState::Open | CaState::Disorder);
+                self.snd.frto_new_data = false;
+                if self.snd.ca == CaState::Loss {
+                    // RFC 5681 §3.1: a repeated timeout keeps ssthresh; the window is one
+                    // segment again.
+                    self.cc.set_cwnd(mss);
+                } else {
+                    match self.snd.undo.as_mut() {
+                        // Timeout during fast recovery: undo would restore the window from
+                        // before that recovery; Eifel now judges this retransmission.
+                        Some(u) => u.retrans_ts = None,
+                        None => {
+                            self.snd.undo = Some(Undo {
+                                prior_cwnd: self.cc.cwnd(),
+                                prior_ssthresh: self.cc.ssthresh(),
+                                retrans_ts: None,
+                                retrans: 0,
+                                marker: self.snd.una,
+                            });
+                        }
+                    }
+                    self.cc.on_timeout(self.snd.outstanding(), mss, now);
+                }
+                self.snd.ca = CaState::Loss;
+                self.snd.high_seq = self.snd.nxt;
+                self.snd.dupacks = 0;
+                self.snd.rtt_probe = None;
+                self.snd.tlp = None;
+                self.snd.stall_probes = 0;
+                self.timers.tlp = None;
+                self.timers.reo = None;
+                // `tcp_enter_loss`: everything outstanding and not SACKed is lost.
+                let sent = self.snd.queue.iter().take_while(|e| e.is_sent()).count();
+                for idx in 0..sent {
+                    self.mark_lost(idx);
+                }
+                if self.snd.fin_counted {
+                    self.snd.fin_lost = true;
+                    self.snd.fin_retrans = false;
+                }
+                self.recount();
+                self.rtt.back_off();
+                // Re-armed when the retransmission goes out.
+                self.timers.rtx = Some(now + self.rtt.rto());
+            }
+        }
+    }
+
+    /// `tcp_simple_retransmit` (RFC 1191 path-MTU drop): resend everything outstanding at
+    /// the new size at once, with no congestion response and nothing to undo.
+    pub(super) fn simple_retransmit(&mut self) {
+        let sent = self.snd.queue.iter().take_while(|e| e.is_sent()).count();
+        for idx in 0..sent {
+            self.mark_lost(idx);
+        }
+        self.recount();
+        self.snd.rtt_probe = None;
+        if self.snd.lost_out > 0 && self.snd.ca != CaState::Loss {
+            self.snd.undo = None;
+            self.snd.ca = CaState::Loss;
+            self.snd.high_seq = self.snd.nxt;
+        }
+    }
+}
