@@ -656,7 +656,7 @@ fn stall_probe_after_an_unanswered_tlp() {
 /// ACK-stall probes are bounded: each waits twice as long as the one before and goes only
 /// if due before the RTO (re-armed by each probe), at most four per stall; the RTO is the
 /// backstop, as for a dead path. PTO 42 ms: probes at 92, 176 (+84) and 344 (+168); the
-/// next would be at 680, after the RTO at 544.
+/// next would be at 680, after the RTO at 564 (SRTT 20 + 200 ms after the last probe).
 #[test]
 fn stall_probes_then_rto_when_nothing_answers() {
     let cfg = TcpConfig { tlp: true, ..script_config() };
@@ -669,9 +669,9 @@ fn stall_probes_then_rto_when_nothing_answers() {
     s.expect_at(92, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
     s.expect_at(176, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
     s.expect_at(344, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
-    s.advance_to(543);
+    s.advance_to(563);
     s.expect_nothing();
-    s.expect_at(544, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
+    s.expect_at(564, &format!(". {}:{}({MSS}) ack 1", seg(1), seg(2)));
     let c = s.engine.counters();
     assert_eq!((c.stall_probes, c.timeouts), (3, 1));
     assert_eq!(info(&s, id).ca_state, CaState::Loss);
@@ -679,8 +679,8 @@ fn stall_probes_then_rto_when_nothing_answers() {
 
 /// Linux `tcp_schedule_loss_probe` caps the probe timeout at the RTO and the probe then
 /// fires in its place: with a single segment out the PTO (2 * SRTT + 200 ms) is later than
-/// the RTO (200 ms), so the first timeout is a tail loss probe, without the RTO's window
-/// collapse (here the segment's ACK was lost).
+/// the RTO (SRTT + 200 ms), so the first timeout is a tail loss probe, without the RTO's
+/// window collapse (here the segment's ACK was lost).
 #[test]
 fn tlp_in_place_of_the_rto_with_one_segment_out() {
     let cfg = TcpConfig { tlp: true, ..script_config() };
@@ -689,13 +689,13 @@ fn tlp_in_place_of_the_rto_with_one_segment_out() {
     write_segments(&mut s, id, 1);
     expect_seg(&mut s, 0, true);
     let cwnd = info(&s, id).cwnd;
-    s.advance_to(229);
+    s.advance_to(249);
     s.expect_nothing();
-    s.expect_at(230, &format!("P. {}:{}({MSS}) ack 1", seg(0), seg(1)));
+    s.expect_at(250, &format!("P. {}:{}({MSS}) ack 1", seg(0), seg(1)));
     let c = s.engine.counters();
     assert_eq!((c.timeouts, c.loss_probes), (0, 1));
     assert_eq!(info(&s, id).ca_state, CaState::Open);
-    ack(&mut s, 250, seg(1), 30, &format!("{}:{}", seg(0), seg(1)));
+    ack(&mut s, 270, seg(1), 30, &format!("{}:{}", seg(0), seg(1)));
     s.advance_to(2000);
     s.expect_nothing();
     let c = s.engine.counters();
