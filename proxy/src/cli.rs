@@ -39,6 +39,9 @@ pub enum Command {
         /// The admin socket (`[admin] socket`).
         #[arg(long, value_name = "PATH", default_value = strait::admin::ctl::DEFAULT_SOCKET)]
         socket: PathBuf,
+        /// Print the answer as JSON (sections as lists of objects) for scripts.
+        #[arg(long)]
+        json: bool,
         /// The request, e.g. `show connections`.
         #[arg(required = true, trailing_var_arg = true, value_name = "REQUEST")]
         request: Vec<String>,
@@ -98,7 +101,11 @@ const CTL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 pub fn main<E: std::fmt::Display>(run: impl FnOnce(Config, RunOptions) -> Result<(), E>) -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Ctl { socket, request } => match strait::admin::ctl::request(&socket, &request, CTL_TIMEOUT) {
+        Command::Ctl { socket, json, request } => match strait::admin::ctl::request(&socket, &request, CTL_TIMEOUT) {
+            Ok(out) if json => {
+                println!("{}", strait::admin::ctl::to_json(&out));
+                ExitCode::SUCCESS
+            }
             Ok(out) => {
                 print!("{out}");
                 ExitCode::SUCCESS

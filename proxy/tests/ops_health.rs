@@ -71,6 +71,12 @@ fn a_killed_backend_is_marked_down_and_avoided() {
     std::thread::sleep(Duration::from_millis(2 * INTERVAL_MS));
     let show = ctl(&sock, "show");
     assert_eq!(field(&show, &b0, "health").as_deref(), Some("up"), "{show}");
+    // The same answer as JSON for scripts (`strait ctl --json`), parsed.
+    let json: serde_json::Value = serde_json::from_str(&ctl(&sock, "--json show")).expect("ctl --json show is JSON");
+    let servers = json["servers"].as_array().expect("servers list");
+    assert_eq!(servers.len(), 2, "{json}");
+    assert!(servers.iter().all(|s| s["health"] == "up" && s["pool"] == "web"), "{json}");
+    assert_eq!(json["listeners"][0]["listener"], "web", "{json}");
 
     let wrk = s.client.spawn("wrk", &["-t1", "-c8", "-d8s", "-H", "Connection: close", &s.net.url("index.html")]);
     std::thread::sleep(Duration::from_secs(2));

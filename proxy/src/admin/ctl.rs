@@ -42,9 +42,74 @@ pub fn parse_answer(answer: &str) -> Result<String, String> {
     }
 }
 
+/// An admin answer as JSON (`strait ctl --json`): `key=value` pairs on a line before any
+/// section become top-level fields; a line `name:` starts a section, a list whose entries
+/// are the objects of the `key=value` lines under it; other lines are collected in
+/// `"message"`. Integers become numbers, `yes`/`no` booleans, the rest strings.
+pub fn to_json(answer: &str) -> serde_json::Value {
+    use serde_json::{Map, Value};
+    fn value(v: &str) -> Value {
+        match v {
+            "yes" => Value::Bool(true),
+            "no" => Value::Bool(false),
+            _ => v.parse::<i64>().map_or_else(|_| Value::String(v.to_string()), Value::from),
+        }
+    }
+    fn pairs(line: &str) -> Option<Map<String, Value>> {
+        let mut m = Map::new();
+        for w in line.split_whitespace() {
+            let (k, v) = w.split_once('=')?;
+            m.insert(k.to_string(), value(v));
+        }
+        Some(m)
+    }
+    let mut root = Map::new();
+    let mut section: Option<String> = None;
+    let mut message = Vec::new();
+    for line in answer.lines() {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        if let Some(name) = t.strip_suffix(':').filter(|n| !n.contains(' ') && !n.contains('=')) {
+            root.insert(name.to_string(), Value::Array(Vec::new()));
+            section = Some(name.to_string());
+            continue;
+        }
+        match (pairs(t), &section) {
+            (Some(obj), Some(name)) => {
+                if let Some(Value::Array(list)) = root.get_mut(name) {
+                    list.push(Value::Object(obj));
+                }
+            }
+            (Some(obj), None) => root.extend(obj),
+            (None, _) => message.push(t.to_string()),
+        }
+    }
+    if !message.is_empty() {
+        root.insert("message".to_string(), Value::String(message.join("\n")));
+    }
+    Value::Object(root)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_become_json_sections_of_objects() {
+        let text = "lcores=2 sessions=3 draining=no\nlisteners:\n  listener=web listen=198.18.0.2:80 pool=web state=open active=3 total=10\n\
+                    servers:\n  pool=web server=198.18.1.1:8080 weight=1 admin=enabled health=up configured=yes active=3 attempts=10 failed=0\n";
+        let j = to_json(text);
+        assert_eq!(j["lcores"], 2);
+        assert_eq!(j["draining"], false);
+        assert_eq!(j["listeners"][0]["listen"], "198.18.0.2:80");
+        assert_eq!(j["listeners"][0]["total"], 10);
+        assert_eq!(j["servers"][0]["health"], "up");
+        assert_eq!(j["servers"][0]["configured"], true);
+        let j = to_json("reloaded: 1 listener(s), 1 pool(s), 2 server(s)\n");
+        assert_eq!(j["message"], "reloaded: 1 listener(s), 1 pool(s), 2 server(s)");
+    }
 
     #[test]
     fn answers_split_into_output_and_verdict() {
