@@ -214,8 +214,10 @@ mod tests {
     fn parses_ctl_requests_with_a_default_socket() {
         let cli = Cli::try_parse_from(["strait", "ctl", "server", "drain", "web", "1.2.3.4:80"])
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(&cli.command, Command::Ctl { socket, request }
+        assert!(matches!(&cli.command, Command::Ctl { socket, request, json: false }
             if socket == std::path::Path::new("/run/strait/admin.sock") && request.join(" ") == "server drain web 1.2.3.4:80"));
+        let cli = Cli::try_parse_from(["strait", "ctl", "--json", "show"]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(&cli.command, Command::Ctl { json: true, .. }));
         let cli = Cli::try_parse_from(["strait", "ctl", "--socket", "/tmp/a.sock", "show"]).unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(&cli.command, Command::Ctl { socket, .. } if socket == std::path::Path::new("/tmp/a.sock")));
         assert!(Cli::try_parse_from(["strait", "ctl"]).is_err(), "a request is required");
