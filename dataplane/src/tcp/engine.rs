@@ -202,6 +202,17 @@ impl<P: Payload> Engine<P> {
         self.shared.memory_pressure
     }
 
+    /// Sets whether buffers are nearly gone (below the lcore's reserve). While on,
+    /// received text that does not advance a connection's RCV.NXT is dropped
+    /// (`TCPOFODrop`) and that connection's out-of-order queue pruned (`OfoPruned`), and
+    /// in-order text behind unread data too (`TCPRcvQDrop`), as Linux does when
+    /// `sk_rmem_schedule` fails under `tcp_mem` pressure; in-order text of a connection
+    /// whose reader keeps up, and hole-filling text, is still taken, so connections that
+    /// are not pinning buffers keep going and the ones that are give them back.
+    pub fn set_rx_shedding(&mut self, on: bool) {
+        self.shared.rx_shed = on;
+    }
+
     /// The configuration.
     pub fn config(&self) -> &TcpConfig {
         &self.cfg

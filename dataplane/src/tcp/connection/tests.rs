@@ -463,3 +463,22 @@ fn frames_carrying_sack_blocks_still_fit_the_mss() {
     assert_eq!(Pair::read_all(&mut p.b), data_a);
     assert_eq!(Pair::read_all(&mut p.a), data_b);
 }
+
+/// While buffers are nearly gone engine-wide (`rx_shed`), a connection may queue only
+/// `tcp_wmem[0]` worth for sending: a relay then stops reading, so its peer's text is
+/// shed rather than the pool's last mbufs queued (Linux `sk_wmem_schedule` under
+/// `tcp_mem[2]`).
+#[test]
+fn writes_beyond_the_minimum_are_refused_while_shedding() {
+    let mut p = Pair::connect(&cfg(), &cfg());
+    p.sa.rx_shed = true;
+    assert_eq!(
+        p.a.write(&mut p.sa, HeapPayload::from_slice(&[1; 5000]), WriteFlags::NONE),
+        Ok(5000),
+        "under the minimum"
+    );
+    assert_eq!(p.a.write(&mut p.sa, HeapPayload::from_slice(&[2; 10]), WriteFlags::NONE), Err(WriteError::NoSpace));
+    assert_eq!(p.sa.counters.sndbuf_full, 1);
+    p.sa.rx_shed = false;
+    assert_eq!(p.a.write(&mut p.sa, HeapPayload::from_slice(&[2; 10]), WriteFlags::NONE), Ok(10));
+}
