@@ -27,6 +27,7 @@
 //! tail_loss_probes = true
 //! orphan_retries = 8        # 1..=15: unanswered retransmissions/probes of a closed connection
 //! max_orphans = 4096        # 0..=1000000 per lcore: closed connections still sending
+//! max_tw_buckets = 65536    # 0..=1000000 per lcore: TIME-WAIT entries (then skipped)
 //!
 //! [[port]]                  # at least one
 //! name = "tap0"

@@ -326,6 +326,9 @@ fn tcp_section_defaults_values_and_errors() {
     assert_eq!((d.orphan_retries, d.max_orphans), (8, 4096), "Linux's orphan retries; 4096 orphans per lcore");
     one_error(&with_tcp("orphan_retries = 0"), "tcp.orphan_retries", "out of range");
     one_error(&with_tcp("max_orphans = -1"), "tcp.max_orphans", "");
+    let t = ok(&with_tcp("max_tw_buckets = 10")).tcp.engine_config();
+    assert_eq!((t.max_time_wait, d.max_tw_buckets), (10, 65536), "tcp_max_tw_buckets per lcore");
+    one_error(&with_tcp("max_tw_buckets = 1000001"), "tcp.max_tw_buckets", "out of range");
 }
 
 #[test]
