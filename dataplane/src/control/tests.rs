@@ -35,13 +35,21 @@ fn listener(name: &str, port: u16, pool: usize) -> ListenerSpec {
         connect_timeout: Duration::from_millis(200),
         idle_timeout: Duration::from_secs(60),
         nodelay: true,
+        keepalive: None,
     }
 }
 
 fn spec(servers: Vec<ServerSpec>) -> ProxySpec {
     ProxySpec {
         listeners: vec![listener("front", PORT, 0)],
-        pools: vec![PoolSpec { name: "web".into(), algorithm: Algorithm::RoundRobin, servers, proxy_protocol: None, nodelay: true }],
+        pools: vec![PoolSpec {
+            name: "web".into(),
+            algorithm: Algorithm::RoundRobin,
+            servers,
+            proxy_protocol: None,
+            nodelay: true,
+            keepalive: None,
+        }],
     }
 }
 

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use super::config::TcpConfig;
+use super::config::{KeepaliveConfig, TcpConfig};
 use super::connection::{ConnInfo, Connection, Event, PmtuError, Segment, State, WriteError, WriteFlags};
 use super::counters::Counters;
 use super::isn::IsnGenerator;
@@ -558,6 +558,18 @@ impl<P: Payload> Engine<P> {
     /// See [`Connection::set_nodelay`].
     pub fn set_nodelay(&mut self, id: ConnId, nodelay: bool, now: Instant) -> Result<(), StackError> {
         self.entry_mut(id).ok_or(StackError::InvalidConn)?.conn.set_nodelay(nodelay);
+        self.after_op(id, now);
+        Ok(())
+    }
+
+    /// See [`Connection::set_keepalive`].
+    pub fn set_keepalive(
+        &mut self,
+        id: ConnId,
+        keepalive: Option<KeepaliveConfig>,
+        now: Instant,
+    ) -> Result<(), StackError> {
+        self.entry_mut(id).ok_or(StackError::InvalidConn)?.conn.set_keepalive(keepalive, now);
         self.after_op(id, now);
         Ok(())
     }

@@ -787,6 +787,38 @@ fn listener_and_pool_are_parsed_with_defaults_and_source_addresses() {
 }
 
 #[test]
+fn keepalive_is_read_and_checked() {
+    const L: &str = "[[listener]]\nname = \"a\"\nlisten = \"0.0.0.0:81\"\npool = \"web\"\n";
+    let off = ok(&with_proxy(L));
+    assert_eq!((off.listeners[0].keepalive, off.pools[0].keepalive), (None, None), "off by default, as SO_KEEPALIVE");
+    let on = ok(&with_proxy(&format!("{L}keepalive = true\nkeepalive_idle_ms = 30000\nkeepalive_probes = 3\n")));
+    let ka = on.proxy_spec().listeners[0].keepalive.expect("keepalive on");
+    assert_eq!(
+        (ka.idle.as_millis(), ka.interval.as_millis(), ka.probes),
+        (30_000, 75_000, 3),
+        "Linux's interval default"
+    );
+    let pool = format!("{TWO_PORTS}{}keepalive = true\n{L}", POOL.trim_end().to_string() + "\n");
+    let ka = ok(&pool).proxy_spec().pools[0].keepalive.expect("pool keepalive on");
+    assert_eq!((ka.idle.as_secs(), ka.interval.as_secs(), ka.probes), (7200, 75, 9), "Linux's defaults");
+    one_error(
+        &with_proxy(&format!("{L}keepalive_idle_ms = 30000\n")),
+        "listener[0].keepalive_idle_ms",
+        "keepalive = true",
+    );
+    one_error(
+        &with_proxy(&format!("{L}keepalive = true\nkeepalive_probes = 0\n")),
+        "listener[0].keepalive_probes",
+        "out of range",
+    );
+    one_error(
+        &with_proxy(&format!("{L}keepalive = true\nkeepalive_interval_ms = 999\n")),
+        "listener[0].keepalive_interval_ms",
+        "out of range",
+    );
+}
+
+#[test]
 fn nodelay_is_read_and_checked() {
     let cfg = ok(&with_proxy("[[listener]]\nname = \"a\"\nlisten = \"0.0.0.0:81\"\npool = \"web\"\nnodelay = false\n"));
     assert!(!cfg.listeners[0].nodelay);

@@ -37,8 +37,16 @@ fn spec(servers: Vec<ServerSpec>, max_connections: u32, idle_ms: u64) -> ProxySp
             connect_timeout: Duration::from_millis(100),
             idle_timeout: Duration::from_millis(idle_ms),
             nodelay: true,
+            keepalive: None,
         }],
-        pools: vec![PoolSpec { name: "web".into(), algorithm: Algorithm::RoundRobin, servers, proxy_protocol: None, nodelay: true }],
+        pools: vec![PoolSpec {
+            name: "web".into(),
+            algorithm: Algorithm::RoundRobin,
+            servers,
+            proxy_protocol: None,
+            nodelay: true,
+            keepalive: None,
+        }],
     }
 }
 
@@ -464,7 +472,7 @@ fn pool(algorithm: Algorithm, weights: &[u32]) -> PoolState {
         .enumerate()
         .map(|(id, &weight)| Backend { id, addr: SocketAddrV4::new(BACKEND, 8000 + id as u16), weight })
         .collect();
-    PoolState { first: 0, balancer: Balancer::new(algorithm, &backends).expect("valid pool"), proxy_protocol: None, nodelay: true }
+    PoolState { first: 0, balancer: Balancer::new(algorithm, &backends).expect("valid pool"), proxy_protocol: None, nodelay: true, keepalive: None }
 }
 
 #[test]

@@ -37,7 +37,7 @@ use self::recv::RecvState;
 use self::send::SendState;
 pub use self::state::State;
 use self::timers::{RttEstimator, Timers};
-use super::config::TcpConfig;
+use super::config::{KeepaliveConfig, TcpConfig};
 use super::congestion::{initial_window, Algorithm, CongestionControl};
 use super::payload::Payload;
 use super::seq::SeqNum;
@@ -535,6 +535,15 @@ impl<P: Payload> Connection<P> {
             self.snd.push_pending();
         }
         self.snd.nodelay = nodelay;
+    }
+
+    /// `SO_KEEPALIVE` with `TCP_KEEPIDLE`, `TCP_KEEPINTVL` and `TCP_KEEPCNT` for this
+    /// connection (Linux `tcp_set_keepalive`, `keepalive_time_when`): `None` turns it off.
+    /// The idle time runs from now (or from the next segment received).
+    pub fn set_keepalive(&mut self, keepalive: Option<KeepaliveConfig>, now: Instant) {
+        self.cfg.keepalive = keepalive;
+        self.keepalive_sent = 0;
+        self.rearm_keepalive(now);
     }
 
     /// Takes up to `max` bytes of in-order data (zero copy). `None` when nothing is queued.
