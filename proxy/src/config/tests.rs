@@ -694,14 +694,34 @@ fn summary_mentions_the_essentials() {
 fn apps_are_optional_and_parsed() {
     assert!(ok(PORT).apps.is_empty());
     let cfg = ok(&with_port(
-        "[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2:7\"\n[[app]]\nkind = \"sink\"\nlisten = \"0.0.0.0:9\"",
+        "[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2:7\"\n[[app]]\nkind = \"sink\"\nlisten = \"0.0.0.0:9\"\nmax_connections = 5\nidle_timeout_ms = 1500",
     ));
     assert_eq!(
         cfg.apps,
         vec![
-            AppConfig { kind: AppKind::Echo, listen: "198.18.0.2:7".parse().unwrap_or_else(|e| panic!("{e}")) },
-            AppConfig { kind: AppKind::Sink, listen: "0.0.0.0:9".parse().unwrap_or_else(|e| panic!("{e}")) },
+            AppConfig {
+                kind: AppKind::Echo,
+                listen: "198.18.0.2:7".parse().unwrap_or_else(|e| panic!("{e}")),
+                max_connections: 10_000,
+                idle_timeout: std::time::Duration::from_secs(60),
+            },
+            AppConfig {
+                kind: AppKind::Sink,
+                listen: "0.0.0.0:9".parse().unwrap_or_else(|e| panic!("{e}")),
+                max_connections: 5,
+                idle_timeout: std::time::Duration::from_millis(1500),
+            },
         ]
+    );
+    one_error(
+        &with_port("[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2:7\"\nmax_connections = 0"),
+        "app[0].max_connections",
+        "out of range",
+    );
+    one_error(
+        &with_port("[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2:7\"\nidle_timeout_ms = 0"),
+        "app[0].idle_timeout_ms",
+        "out of range",
     );
     assert!(cfg.summary().contains("apps [echo 198.18.0.2:7, sink 0.0.0.0:9]"), "{}", cfg.summary());
 }

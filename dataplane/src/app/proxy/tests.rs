@@ -76,7 +76,7 @@ impl Net {
         assert_eq!(apps.start_proxy(&mut proxy, proxy_spec), Ok(()));
         let mut backend = Engine::new(TcpConfig::default(), [3; 16], now);
         let mut backend_apps = Apps::new();
-        let echo = AppSpec { kind: AppKind::Echo, listen: SocketAddrV4::new(BACKEND, ECHO_PORT) };
+        let echo = AppSpec::new(AppKind::Echo, SocketAddrV4::new(BACKEND, ECHO_PORT));
         assert!(backend_apps.listen(&mut backend, &echo).is_ok());
         let manual_listener = backend.listen(SocketAddrV4::new(BACKEND, MANUAL_PORT)).unwrap_or_else(|e| panic!("{e}"));
         Net {
