@@ -25,8 +25,13 @@ pub(crate) struct RcvLimits {
     /// Out-of-order segments held at most.
     pub max_ofo: usize,
     /// The receive buffer in payload bytes (the window's ceiling; clamped under memory
-    /// pressure); the buffer budget is [`rmem_budget`] of it.
+    /// pressure); the window is clamped by [`rmem_budget`] of it.
     pub rcvbuf: u32,
+    /// What the buffer budget ([`rmem_budget`] of this) is derived from: `rcvbuf` once the
+    /// connection has delivered half of it in order, [`RMEM_INITIAL`] before, growing
+    /// with what it delivers, as Linux starts `sk_rcvbuf` at `tcp_rmem[1]` and grows it
+    /// only with what the application reads (`tcp_rcv_space_adjust`).
+    pub budget_rcvbuf: u32,
     /// The mbuf pool is nearly empty (the lcore's reserve): only segments that advance
     /// RCV.NXT are taken, and out-of-order data is pruned.
     pub shed: bool,
@@ -38,6 +43,17 @@ pub(crate) struct RcvLimits {
 /// of it (`tcp_win_from_space`); here the window is configured, and the budget is twice
 /// it. Full-size segments in 2 KiB mbufs cost 1.5 times their payload and fit; 1-byte
 /// segments cost 2 000 times theirs and do not.
+/// The budget's base before a connection has delivered anything: 64 KiB, so a budget of
+/// 128 KiB of buffers (Linux `tcp_rmem[1]`): 60 mbufs. A peer that never fills its hole
+/// pins no more than that, however large the configured window.
+pub(crate) const RMEM_INITIAL: u32 = 64 * 1024;
+
+/// The budget base for a connection that has delivered `delivered` bytes in order.
+pub(crate) fn budget_base(rcvbuf: u32, delivered: u64) -> u32 {
+    let grown = u32::try_from(delivered.saturating_mul(2)).unwrap_or(u32::MAX).max(RMEM_INITIAL);
+    rcvbuf.min(grown)
+}
+
 pub(crate) fn rmem_budget(rcvbuf: u32) -> usize {
     usize::try_from(rcvbuf).unwrap_or(usize::MAX).saturating_mul(2)
 }
@@ -80,6 +96,8 @@ pub(crate) struct RecvState<P> {
     /// Buffer bytes the ready and out-of-order queues pin (Linux `sk_rmem_alloc`, charged
     /// with `truesize`): what the budget bounds, not the payload bytes.
     pub rmem: usize,
+    /// The part of `rmem` the out-of-order queue pins.
+    pub ofo_rmem: usize,
     /// The peer's FIN seen out of order, at this sequence number.
     pub ofo_fin: Option<SeqNum>,
     /// Start of the out-of-order segment received last (first SACK block).
@@ -113,6 +131,7 @@ impl<P: Payload> RecvState<P> {
             ofo: Vec::new(),
             ofo_bytes: 0,
             rmem: 0,
+            ofo_rmem: 0,
             ofo_fin: None,
             last_ofo: None,
             dsack: None,
@@ -242,13 +261,17 @@ impl<P: Payload> RecvState<P> {
             data = data.slice(0..room);
             fin = false;
         }
+        // The whole budget bounds both queues; the out-of-order queue, which only a peer
+        // holding a hole open can fill, is also bounded by the one grown from what was
+        // delivered (`budget_rcvbuf`).
         let budget = rmem_budget(lim.rcvbuf);
+        let ofo_budget = rmem_budget(lim.budget_rcvbuf);
         if seq == self.nxt {
             let truesize = data.truesize();
             if !data.is_empty() && self.rmem.saturating_add(truesize) > budget {
                 // Room is made above it (tcp_prune_ofo_queue stops at the incoming
                 // segment, which here lies below every queued one).
-                self.prune(None, budget.saturating_sub(truesize), false, counters);
+                self.prune(None, budget.saturating_sub(truesize), usize::MAX, false, counters);
             }
             let no_room = lim.shed || self.rmem.saturating_add(truesize) > budget;
             if !data.is_empty() && no_room && self.ready_bytes > 0 {
@@ -281,12 +304,12 @@ impl<P: Payload> RecvState<P> {
                 // Buffers are nearly gone: what does not advance RCV.NXT is not taken, and
                 // this connection's out-of-order data goes too (`tcp_prune_ofo_queue`
                 // prunes everything while `tcp_under_memory_pressure`).
-                self.prune(None, 0, true, counters);
+                self.prune(None, 0, 0, true, counters);
                 counters.ofo_drop += 1;
                 out.dropped = true;
                 return out;
             }
-            out.dropped = self.insert_ofo(seq, data, lim.max_ofo, budget, counters);
+            out.dropped = self.insert_ofo(seq, data, lim.max_ofo, (budget, ofo_budget), counters);
         }
         out
     }
@@ -299,12 +322,13 @@ impl<P: Payload> RecvState<P> {
     /// what lies below it is nearer to being delivered), or entirely when `all` (global
     /// memory pressure). Data we SACKed may so be dropped: RFC 2018 §8 allows it, the
     /// sender keeps it until cumulatively acknowledged.
-    fn prune(&mut self, keep_below: Option<SeqNum>, goal: usize, all: bool, counters: &mut Counters) {
-        if self.rmem > goal || all {
+    /// `goal` bounds both queues' buffers, `ofo_goal` the out-of-order queue's.
+    fn prune(&mut self, keep_below: Option<SeqNum>, goal: usize, ofo_goal: usize, all: bool, counters: &mut Counters) {
+        if self.rmem > goal || self.ofo_rmem > ofo_goal || all {
             self.collapse(counters);
         }
         let mut pruned = false;
-        while self.rmem > goal || (all && !self.ofo.is_empty()) {
+        while self.rmem > goal || self.ofo_rmem > ofo_goal || (all && !self.ofo.is_empty()) {
             let Some(last) = self.ofo.last() else { break };
             if keep_below.is_some_and(|s| s.gt(last.seq)) && !all {
                 break;
@@ -312,6 +336,7 @@ impl<P: Payload> RecvState<P> {
             if let Some(seg) = self.ofo.pop() {
                 self.ofo_bytes = self.ofo_bytes.saturating_sub(seg.data.len());
                 self.rmem = self.rmem.saturating_sub(seg.data.truesize());
+                self.ofo_rmem = self.ofo_rmem.saturating_sub(seg.data.truesize());
                 pruned = true;
             }
         }
@@ -344,6 +369,7 @@ impl<P: Payload> RecvState<P> {
                 false
             }
         });
+        self.ofo_rmem = self.ofo_rmem.saturating_sub(freed);
         // The in-order queue: processed segments move to the back, one pass.
         let n = self.ready.len();
         let mut kept = 0usize;
@@ -402,6 +428,7 @@ impl<P: Payload> RecvState<P> {
             let seg = self.ofo.remove(0);
             self.ofo_bytes = self.ofo_bytes.saturating_sub(seg.data.len());
             self.rmem = self.rmem.saturating_sub(seg.data.truesize());
+            self.ofo_rmem = self.ofo_rmem.saturating_sub(seg.data.truesize());
             let skip = seq_dist(seg.seq, self.nxt) as usize;
             if skip < seg.data.len() {
                 moved += self.push_ready(seg.data.slice(skip..seg.data.len()));
@@ -417,7 +444,14 @@ impl<P: Payload> RecvState<P> {
     /// new segment against its neighbours; bounded by `max_ofo` segments and by the
     /// buffer `budget` (pruning above the new segment first, `tcp_try_rmem_schedule`).
     /// Returns whether the segment was dropped for lack of buffers.
-    fn insert_ofo(&mut self, seq: SeqNum, data: P, max_ofo: usize, budget: usize, counters: &mut Counters) -> bool {
+    fn insert_ofo(
+        &mut self,
+        seq: SeqNum,
+        data: P,
+        max_ofo: usize,
+        (budget, ofo_budget): (usize, usize),
+        counters: &mut Counters,
+    ) -> bool {
         let base = self.nxt;
         let off = |s: SeqNum| seq_dist(base, s);
         let arrived = seq;
@@ -450,6 +484,7 @@ impl<P: Payload> RecvState<P> {
         });
         self.ofo_bytes = self.ofo_bytes.saturating_sub(freed);
         self.rmem = self.rmem.saturating_sub(freed_mem);
+        self.ofo_rmem = self.ofo_rmem.saturating_sub(freed_mem);
         if self.ofo.len() != before {
             counters.ofo_merge += 1;
         }
@@ -482,8 +517,12 @@ impl<P: Payload> RecvState<P> {
         let seq = base.wrapping_add(start);
         // `tcp_ooo_try_coalesce`: a segment continuing the one before it is copied into
         // that buffer's spare room when it fits, so a run of small segments above a hole
-        // pins one buffer, not one each.
-        if let Some(prev) = idx.checked_sub(1).and_then(|i| self.ofo.get_mut(i)) {
+        // pins one buffer, not one each. Linux always tries; here only once the queue
+        // holds half its budget, since it copies and the echo and proxy paths otherwise
+        // copy no payload (a lossy transfer's queue rarely gets there, a peer holding a
+        // hole open to pin buffers soon does).
+        let coalesce = self.ofo_rmem > ofo_budget / 2;
+        if let Some(prev) = idx.checked_sub(1).and_then(|i| self.ofo.get_mut(i)).filter(|_| coalesce) {
             let pe = prev.seq.wrapping_add(u32::try_from(prev.data.len()).unwrap_or(0));
             if pe == seq && prev.data.try_copy_append(&data) {
                 counters.ofo_queue += 1;
@@ -494,10 +533,13 @@ impl<P: Payload> RecvState<P> {
             }
         }
         let truesize = data.truesize();
-        if self.rmem.saturating_add(truesize) > budget {
-            self.prune(Some(seq), budget.saturating_sub(truesize), false, counters);
+        let over =
+            |r: &Self| r.rmem.saturating_add(truesize) > budget || r.ofo_rmem.saturating_add(truesize) > ofo_budget;
+        if over(self) {
+            let (goal, ofo_goal) = (budget.saturating_sub(truesize), ofo_budget.saturating_sub(truesize));
+            self.prune(Some(seq), goal, ofo_goal, false, counters);
             idx = self.ofo.partition_point(|e| off(e.seq) < start);
-            if self.rmem.saturating_add(truesize) > budget {
+            if over(self) {
                 counters.ofo_drop += 1;
                 return true;
             }
@@ -511,6 +553,7 @@ impl<P: Payload> RecvState<P> {
         counters.ofo_queue += 1;
         self.ofo_bytes += data.len();
         self.rmem = self.rmem.saturating_add(truesize);
+        self.ofo_rmem = self.ofo_rmem.saturating_add(truesize);
         self.ofo.insert(idx, OfoSegment { seq, data });
         self.last_ofo = Some(seq);
         false
@@ -627,7 +670,7 @@ mod tests {
     }
 
     fn lim(max_ofo: usize) -> RcvLimits {
-        RcvLimits { max_ofo, rcvbuf: 1 << 20, shed: false }
+        RcvLimits { max_ofo, rcvbuf: 1 << 20, budget_rcvbuf: 1 << 20, shed: false }
     }
 
     fn rs() -> RecvState<HeapPayload> {

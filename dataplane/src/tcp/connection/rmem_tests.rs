@@ -21,7 +21,7 @@ fn byte(b: u8) -> HeapPayload {
 }
 
 fn lim(rcvbuf: u32, shed: bool) -> RcvLimits {
-    RcvLimits { max_ofo: 768, rcvbuf, shed }
+    RcvLimits { max_ofo: 768, rcvbuf, budget_rcvbuf: rcvbuf, shed }
 }
 
 /// A receiver expecting sequence 1000 with a window of `rcvbuf`.
@@ -63,8 +63,9 @@ fn sparse_tiny_segments_above_a_hole_are_bounded_by_the_buffer_budget() {
     assert_eq!(o.in_order, 2, "the hole and the byte above it");
 }
 
-/// 800 contiguous one-byte segments above a hole are copied into the first one's
-/// buffer as they arrive (`tcp_ooo_try_coalesce`): one buffer, all the data.
+/// 800 contiguous one-byte segments above a hole: once the queue holds half its budget
+/// (31 buffers), the rest are copied into the last one's buffer as they arrive
+/// (`tcp_ooo_try_coalesce`): 31 buffers, not 800 (or 768), and all the data.
 #[test]
 fn contiguous_tiny_segments_above_a_hole_share_one_buffer() {
     let rcvbuf = 65_536;
@@ -73,8 +74,8 @@ fn contiguous_tiny_segments_above_a_hole_share_one_buffer() {
     for i in 0..800u32 {
         r.queue(SeqNum(1001 + i), byte((i % 251) as u8), false, lim(rcvbuf, false), &mut c);
     }
-    assert_eq!((r.ofo.len(), r.rmem, r.ofo_bytes), (1, MBUF, 800));
-    assert_eq!(c.rcv_coalesce, 799);
+    assert_eq!((r.ofo.len(), r.rmem, r.ofo_bytes), (31, 31 * MBUF, 800));
+    assert_eq!(c.rcv_coalesce, 769);
     assert_eq!(c.ofo_drop, 0);
     let o = r.queue(SeqNum(1000), byte(0), false, lim(rcvbuf, false), &mut c);
     assert_eq!(o.in_order, 801);
@@ -153,4 +154,23 @@ fn send_queue_charges_buffers_not_bytes() {
     s.remove_acked(SeqNum(1 + u32::try_from(accepted).unwrap_or(0)));
     assert_eq!(s.queued_truesize, 0);
     assert!(s.wmem_free(sndbuf));
+}
+
+/// The budget starts at `tcp_rmem[1]` (128 KiB of buffers) and grows with the bytes
+/// delivered in order, up to twice the configured buffer: a peer that never fills its
+/// hole pins 60 mbufs even behind a 1 MiB window.
+#[test]
+fn the_budget_grows_with_what_was_delivered() {
+    use super::recv::{budget_base, RMEM_INITIAL};
+    let rcvbuf = 1 << 20;
+    assert_eq!(budget_base(rcvbuf, 0), RMEM_INITIAL);
+    assert_eq!(budget_base(rcvbuf, 100_000), 200_000);
+    assert_eq!(budget_base(rcvbuf, 10_000_000), rcvbuf);
+    let mut c = Counters::default();
+    let mut r = receiver(rcvbuf);
+    let lim = RcvLimits { max_ofo: 768, rcvbuf, budget_rcvbuf: budget_base(rcvbuf, 0), shed: false };
+    for i in 0..800u32 {
+        r.queue(SeqNum(1001 + 2 * i), byte(7), false, lim, &mut c);
+    }
+    assert_eq!(r.ofo.len(), rmem_budget(RMEM_INITIAL) / MBUF, "60 buffers, not 768");
 }
