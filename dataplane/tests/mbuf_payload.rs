@@ -58,6 +58,7 @@ fn mbuf_payload() {
 
     scattered_frames_are_copied_and_counted(&pool);
     bad_ranges_are_errors(&pool);
+    copy_append_fills_spare_room(&pool);
 
     assert_eq!(pool.in_use(), start_in_use, "every mbuf went back to the pool");
     drop(pool);
@@ -177,4 +178,32 @@ fn bad_ranges_are_errors(pool: &Mempool) {
     assert!(m.clone_range(pool, 50, 11).is_err(), "clone_range outside the data");
     let ok = m.clone_range(pool, 10, 20).expect("clone_range");
     assert_eq!(ok.data(), &frame(60, 12)[10..30]);
+}
+
+/// `truesize` is the whole mbuf; `try_copy_append` copies into an exclusively owned
+/// mbuf's spare room (over frame padding, then tailroom) and refuses a shared one.
+fn copy_append_fills_spare_room(pool: &Mempool) {
+    let room = usize::from(pool.data_room());
+    // A 60-byte frame (padded) carrying 1 byte of TCP payload at offset 54.
+    let mut f = vec![0u8; 60];
+    f[54] = b'a';
+    let m = Mbuf::from_slice(pool, &f).expect("mbuf");
+    let mut p = MbufPayload::from_rx(m, 54, 1, pool).expect("payload");
+    assert_eq!(p.truesize(), room, "the whole buffer counts");
+    let before = copy_stats();
+    for b in [b'b', b'c'] {
+        let mut g = vec![0u8; 60];
+        g[54] = b;
+        let q = MbufPayload::from_rx(Mbuf::from_slice(pool, &g).expect("mbuf"), 54, 1, pool).expect("payload");
+        assert!(p.try_copy_append(&q));
+    }
+    assert_eq!(p.to_vec(), b"abc");
+    let big = MbufPayload::from_slice(pool, &[7u8; 100]).expect("payload");
+    assert!(p.try_copy_append(&big), "past the padding into the tailroom");
+    assert_eq!(p.len(), 103);
+    assert_eq!(p.chunk_count(), 1);
+    let shared = p.clone();
+    assert!(!p.try_copy_append(&big), "a shared mbuf is not written");
+    drop(shared);
+    assert!(copy_stats().bytes > before.bytes, "copies are counted");
 }

@@ -433,7 +433,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
         // `[tcp]`; tail loss probes on by default, as Linux runs.
         config: cfg.tcp.engine_config(),
         secret: random_key()?,
-        apps: cfg.apps.iter().map(|a| AppSpec { kind: a.kind, listen: a.listen }).collect(),
+        apps: cfg.apps.iter().map(|a| AppSpec { kind: a.kind, listen: a.listen, max_connections: a.max_connections, idle_timeout: a.idle_timeout }).collect(),
     };
     for a in &cfg.apps {
         tracing::info!(kind = a.kind.name(), listen = %a.listen, "service listening");

@@ -7,8 +7,15 @@
 //! it holds some it reads nothing more, so the receive window closes towards the peer
 //! until [`Event::Writable`] lets it flush (the kernel's `splice` loop behaves the same).
 //! Both close their side once the peer has closed and everything read was written back.
+//!
+//! Limits (issue 14, hostile peers): each service accepts at most `max_connections` at once
+//! (more are reset, as the proxy's listeners do) and resets a connection that moved nothing
+//! for `idle_timeout`, so idle peers cannot hold connections, and the buffers behind them,
+//! for ever. The idle check keeps one deadline per connection in a heap, moved forward
+//! when it comes up and the connection was active meanwhile.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddrV4;
 
 pub mod proxy;
@@ -16,7 +23,7 @@ pub mod proxy;
 use proxy::{Proxy, ProxyError, ProxySpec, ProxyStats};
 
 use crate::tcp::{ConnId, Engine, Event, ListenerId, Payload, StackError, StackEvent, WriteError, WriteFlags};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 
 /// Bytes taken per read (one pass may read several times).
 const READ_CHUNK: usize = 64 * 1024;
@@ -47,6 +54,27 @@ pub struct AppSpec {
     pub kind: AppKind,
     /// Listening address (`0.0.0.0` for every local address).
     pub listen: SocketAddrV4,
+    /// Connections at most at once; more are reset on accept.
+    pub max_connections: u32,
+    /// A connection that moves no byte for this long is reset.
+    pub idle_timeout: Duration,
+}
+
+impl AppSpec {
+    /// Connections at most by default (as a proxy listener's).
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
+    /// Idle timeout by default (as a proxy listener's).
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+    /// A service with the default limits.
+    pub fn new(kind: AppKind, listen: SocketAddrV4) -> Self {
+        AppSpec {
+            kind,
+            listen,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+        }
+    }
 }
 
 /// Counters of all services of one engine.
@@ -64,6 +92,10 @@ pub struct AppCounters {
     pub write_stalls: u64,
     /// Connections whose write side failed while data was pending (peer reset).
     pub write_errors: u64,
+    /// Connections reset on accept because the service had `max_connections`.
+    pub refused_max_connections: u64,
+    /// Connections reset after moving nothing for `idle_timeout`.
+    pub idle_timeouts: u64,
 }
 
 impl AppCounters {
@@ -76,6 +108,8 @@ impl AppCounters {
             ("app_bytes_written", self.bytes_written),
             ("app_write_stalls", self.write_stalls),
             ("app_write_errors", self.write_errors),
+            ("app_refused_max_connections", self.refused_max_connections),
+            ("app_idle_timeouts", self.idle_timeouts),
         ]
         .into_iter()
     }
@@ -83,6 +117,9 @@ impl AppCounters {
 
 struct ConnApp<P> {
     kind: AppKind,
+    listener: ListenerId,
+    /// Last time the connection had an event (data, window, close).
+    last_active: Instant,
     /// Read but not yet accepted by `write` (echo only).
     pending: P,
     peer_closed: bool,
@@ -91,8 +128,10 @@ struct ConnApp<P> {
 
 /// The services of one engine and the connections they own.
 pub struct Apps<P: Payload> {
-    listeners: HashMap<ListenerId, AppKind>,
+    listeners: HashMap<ListenerId, Service>,
     conns: HashMap<ConnId, ConnApp<P>>,
+    /// One idle deadline per connection (stale ones, of closed connections, are skipped).
+    idle: BinaryHeap<Reverse<(Instant, ConnId)>>,
     counters: AppCounters,
     /// The proxy service ([`proxy`]): client connections spliced to backend servers.
     proxy: Proxy<P>,
@@ -117,13 +156,19 @@ impl<P: Payload> core::fmt::Debug for Apps<P> {
 impl<P: Payload> Apps<P> {
     /// No services.
     pub fn new() -> Self {
-        Apps { listeners: HashMap::new(), conns: HashMap::new(), counters: AppCounters::default(), proxy: Proxy::new() }
+        Apps {
+            listeners: HashMap::new(),
+            conns: HashMap::new(),
+            idle: BinaryHeap::new(),
+            counters: AppCounters::default(),
+            proxy: Proxy::new(),
+        }
     }
 
     /// Starts `spec`'s service: listens on its address in `engine`.
     pub fn listen(&mut self, engine: &mut Engine<P>, spec: &AppSpec) -> Result<ListenerId, StackError> {
         let lid = engine.listen(spec.listen)?;
-        self.listeners.insert(lid, spec.kind);
+        self.listeners.insert(lid, Service { spec: *spec, active: 0 });
         Ok(lid)
     }
 
@@ -164,7 +209,35 @@ impl<P: Payload> Apps<P> {
             self.handle_event(engine, ev, now);
             n += 1;
         }
-        n + self.proxy.poll_timers(engine, now)
+        n + self.expire_idle(engine, now) + self.proxy.poll_timers(engine, now)
+    }
+
+    /// Resets the connections idle for their service's `idle_timeout`; a deadline that
+    /// comes up for a connection active meanwhile moves to its new deadline.
+    fn expire_idle(&mut self, engine: &mut Engine<P>, now: Instant) -> usize {
+        let mut n = 0;
+        while let Some(&Reverse((at, id))) = self.idle.peek() {
+            if at > now {
+                break;
+            }
+            self.idle.pop();
+            let Some(c) = self.conns.get_mut(&id) else { continue };
+            if c.closing {
+                continue;
+            }
+            let idle = self.listeners.get(&c.listener).map_or(AppSpec::DEFAULT_IDLE_TIMEOUT, |s| s.spec.idle_timeout);
+            let due = c.last_active + idle;
+            if due > now {
+                self.idle.push(Reverse((due, id)));
+                continue;
+            }
+            self.counters.idle_timeouts += 1;
+            c.closing = true;
+            c.pending = P::empty();
+            let _ = engine.abort(id, now);
+            n += 1;
+        }
+        n
     }
 
     /// Acts on one engine event; events of connections no service owns are ignored.
@@ -175,10 +248,26 @@ impl<P: Payload> Apps<P> {
         }
         match ev {
             StackEvent::Acceptable(lid) => {
-                let Some(&kind) = self.listeners.get(&lid) else { return };
+                let Some(service) = self.listeners.get_mut(&lid) else { return };
                 while let Some(id) = engine.accept(lid) {
+                    if service.active >= service.spec.max_connections {
+                        self.counters.refused_max_connections += 1;
+                        let _ = engine.abort(id, now);
+                        continue;
+                    }
+                    service.active += 1;
                     self.counters.accepted += 1;
-                    self.conns.insert(id, ConnApp { kind, pending: P::empty(), peer_closed: false, closing: false });
+                    let kind = service.spec.kind;
+                    self.idle.push(Reverse((now + service.spec.idle_timeout, id)));
+                    let c = ConnApp {
+                        kind,
+                        listener: lid,
+                        last_active: now,
+                        pending: P::empty(),
+                        peer_closed: false,
+                        closing: false,
+                    };
+                    self.conns.insert(id, c);
                 }
             }
             StackEvent::Conn(_, Event::Connected) => {}
@@ -190,8 +279,11 @@ impl<P: Payload> Apps<P> {
                 self.service(engine, id, now);
             }
             StackEvent::Conn(id, Event::Closed { .. }) => {
-                if self.conns.remove(&id).is_some() {
+                if let Some(c) = self.conns.remove(&id) {
                     self.counters.closed += 1;
+                    if let Some(s) = self.listeners.get_mut(&c.listener) {
+                        s.active = s.active.saturating_sub(1);
+                    }
                 }
             }
         }
@@ -200,6 +292,7 @@ impl<P: Payload> Apps<P> {
     /// Moves data for one connection until it blocks, then closes it if it is done.
     fn service(&mut self, engine: &mut Engine<P>, id: ConnId, now: Instant) {
         let Some(c) = self.conns.get_mut(&id) else { return };
+        c.last_active = now;
         if c.closing {
             // Closed by us: nothing more is read or written; wait for `Closed`.
             return;
@@ -249,6 +342,13 @@ impl<P: Payload> Apps<P> {
             let _ = engine.close(id, now);
         }
     }
+}
+
+/// A service's spec and how many connections it holds.
+#[derive(Debug, Clone, Copy)]
+struct Service {
+    spec: AppSpec,
+    active: u32,
 }
 
 #[cfg(test)]

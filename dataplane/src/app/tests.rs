@@ -20,10 +20,13 @@ struct Pair {
 
 impl Pair {
     fn new(kind: AppKind, cfg: TcpConfig) -> Pair {
+        Pair::with_spec(AppSpec::new(kind, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT)), cfg)
+    }
+
+    fn with_spec(spec: AppSpec, cfg: TcpConfig) -> Pair {
         let now = Instant::from_nanos(1_000_000);
         let mut server = Engine::new(cfg.clone(), [1; 16], now);
         let mut apps = Apps::new();
-        let spec = AppSpec { kind, listen: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT) };
         assert!(apps.listen(&mut server, &spec).is_ok());
         assert_eq!(apps.listen(&mut server, &spec).err(), Some(StackError::AddrInUse), "second listen on one address");
         let client = Engine::new(cfg, [2; 16], now);
@@ -169,4 +172,41 @@ fn events_of_unknown_connections_are_ignored() {
     pair.apps.handle_event(&mut pair.server, StackEvent::Acceptable(ListenerId(99)), now);
     assert_eq!(pair.apps.connection_count(), 0);
     assert_eq!(pair.apps.counters(), &AppCounters::default());
+}
+
+/// `max_connections` and `idle_timeout`: before them, any number of peers could open
+/// connections to echo or sink and hold them, and their buffers, for ever. A third
+/// connection to a 2-connection service is reset at once; of the two, the one that stays
+/// silent is reset after the 5 s idle timeout while the one sending a byte a second lives.
+#[test]
+fn connection_limit_and_idle_timeout() {
+    for kind in [AppKind::Echo, AppKind::Sink] {
+        let spec = AppSpec {
+            max_connections: 2,
+            idle_timeout: Duration::from_secs(5),
+            ..AppSpec::new(kind, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT))
+        };
+        let mut p = Pair::with_spec(spec, TcpConfig::default());
+        let dst = SocketAddrV4::new(SERVER, PORT);
+        let ids: Vec<ConnId> =
+            (0..3).map(|_| p.client.connect(CLIENT, dst, p.now).unwrap_or_else(|e| panic!("{e}"))).collect();
+        let mut closed = Vec::new();
+        for step in 0..8_000u32 {
+            if step % 1000 == 500 {
+                let _ = p.client.write(ids[0], HeapPayload::from_slice(b"x"), WriteFlags::NONE, p.now);
+            }
+            for ev in p.step() {
+                if let StackEvent::Conn(id, Event::Closed { reason }) = ev {
+                    closed.push((id, reason, step));
+                }
+            }
+        }
+        assert_eq!(p.apps.counters().refused_max_connections, 1, "{kind:?}");
+        assert_eq!(p.apps.counters().idle_timeouts, 1, "{kind:?}");
+        assert_eq!(p.apps.connection_count(), 1, "{kind:?}: the active one remains");
+        assert_eq!(closed.len(), 2, "{kind:?}: {closed:?}");
+        assert!(closed.iter().all(|&(id, r, _)| id != ids[0] && r == crate::tcp::CloseReason::Reset), "{kind:?}: {closed:?}");
+        let idle_reset = closed.iter().map(|&(_, _, step)| step).max().unwrap_or(0);
+        assert!((5_000..5_100).contains(&idle_reset), "{kind:?}: reset at {idle_reset} ms");
+    }
 }

@@ -35,13 +35,21 @@ fn listener(name: &str, port: u16, pool: usize) -> ListenerSpec {
         connect_timeout: Duration::from_millis(200),
         idle_timeout: Duration::from_secs(60),
         nodelay: true,
+        keepalive: None,
     }
 }
 
 fn spec(servers: Vec<ServerSpec>) -> ProxySpec {
     ProxySpec {
         listeners: vec![listener("front", PORT, 0)],
-        pools: vec![PoolSpec { name: "web".into(), algorithm: Algorithm::RoundRobin, servers, proxy_protocol: None, nodelay: true }],
+        pools: vec![PoolSpec {
+            name: "web".into(),
+            algorithm: Algorithm::RoundRobin,
+            servers,
+            proxy_protocol: None,
+            nodelay: true,
+            keepalive: None,
+        }],
     }
 }
 
@@ -66,7 +74,7 @@ impl Net {
         let mut backend = Engine::new(TcpConfig::default(), [3; 16], now);
         let mut backend_apps = Apps::new();
         for ip in [A, B] {
-            let echo = AppSpec { kind: AppKind::Echo, listen: SocketAddrV4::new(ip, ECHO) };
+            let echo = AppSpec::new(AppKind::Echo, SocketAddrV4::new(ip, ECHO));
             assert!(backend_apps.listen(&mut backend, &echo).is_ok());
         }
         let (handle, inbox) = channel(3);
@@ -368,7 +376,7 @@ fn active_checks_take_a_refusing_server_down_and_bring_it_back() {
     }
     assert_eq!(net.apps.proxy_stats().servers[0].attempts, 0);
     // A starts listening: two passing checks bring it back.
-    let echo = AppSpec { kind: AppKind::Echo, listen: SocketAddrV4::new(A, CLOSED) };
+    let echo = AppSpec::new(AppKind::Echo, SocketAddrV4::new(A, CLOSED));
     assert!(net.backend_apps.listen(&mut net.backend, &echo).is_ok());
     net.steps(45);
     assert_eq!(net.show(false).servers[0].health, HealthState::Up);

@@ -363,4 +363,50 @@ impl Payload for MbufPayload {
         count_copy(v.len());
         v
     }
+
+    /// The whole buffer of every chunk's mbuf (headroom, data and tailroom: `buf_len`).
+    fn truesize(&self) -> usize {
+        self.chunk_slice().iter().map(|c| c.m.headroom() + c.m.data_len() + c.m.tailroom()).sum()
+    }
+
+    /// Copies `other` into the last chunk's mbuf after the bytes in view (over frame
+    /// padding, then into the tailroom), when that mbuf is referenced by this chunk alone
+    /// (refcount 1, so no other view or transmission can see the bytes change). Counted
+    /// in [`copy_stats`].
+    fn try_copy_append(&mut self, other: &Self) -> bool {
+        let n = other.len();
+        if n == 0 {
+            return true;
+        }
+        let last = match &mut self.parts {
+            Parts::Empty => return false,
+            Parts::One(c) => c,
+            Parts::Many(cs, _) => match cs.last_mut() {
+                Some(c) => c,
+                None => return false,
+            },
+        };
+        if last.m.nb_segs() != 1 || last.m.is_shared() {
+            return false;
+        }
+        let end = last.off + last.len;
+        let grow = (end + n).saturating_sub(last.m.data_len());
+        if grow > last.m.tailroom() || (grow > 0 && last.m.append(grow).is_none()) {
+            return false;
+        }
+        let Some(dst) = last.m.data_mut().and_then(|d| d.get_mut(end..end + n)) else { return false };
+        let mut at = 0;
+        for c in other.chunks() {
+            if let Some(d) = dst.get_mut(at..at + c.len()) {
+                d.copy_from_slice(c);
+            }
+            at += c.len();
+        }
+        last.len += n;
+        if let Parts::Many(_, len) = &mut self.parts {
+            *len += n;
+        }
+        count_copy(n);
+        true
+    }
 }

@@ -5,32 +5,20 @@ use crate::dpdk::{CksumStatus, Mbuf, MbufPayload, Mempool};
 use crate::net::{Input, RxChecksum};
 use crate::tcp::Engine;
 use crate::time::Instant;
-use crate::wire::tcp as wire_tcp;
 
 use super::port::PortQueue;
 use super::stats::LcoreStats;
 
-/// Whether the TCP segment at `frame[l4_offset..l4_offset + l4_len]` carries data (more
-/// than its header); `true` when the header cannot be read, so that it is shed rather than
-/// kept.
-pub(super) fn carries_data(frame: &[u8], l4_offset: usize, l4_len: usize) -> bool {
-    let Some(segment) = frame.get(l4_offset..l4_offset.saturating_add(l4_len)) else { return true };
-    match wire_tcp::Packet::new_checked(segment) {
-        Ok(p) => !p.payload().is_empty(),
-        Err(_) => true,
-    }
-}
-
 /// Passes one received frame of port `p` through the network layer and, for TCP, into
 /// the engine (the frame becomes the payload: no copy). `corrupted`: the impairment
-/// layer changed it, so the NIC's checksum verdict no longer holds; `shed`: the pool is
-/// below its reserve, data segments are dropped.
+/// layer changed it, so the NIC's checksum verdict no longer holds. Below the pool's
+/// reserve the engine itself sheds what does not advance a connection
+/// ([`Engine::set_rx_shedding`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn receive_frame(
     p: &mut PortQueue,
     m: Mbuf,
     corrupted: bool,
-    shed: bool,
     now: Instant,
     pool: &Mempool,
     stats: &LcoreStats,
@@ -55,10 +43,6 @@ pub(super) fn receive_frame(
         p.iface.handle_frame(m.data(), now, csum)
     };
     if let Input::Tcp { src, dst, l4_offset, l4_len, l4_checksum_verified } = input {
-        if shed && carries_data(m.data(), l4_offset, l4_len) {
-            LcoreStats::add(&stats.tcp_rx_shed, 1);
-            return;
-        }
         // The frame becomes the payload: no copy (RFC 9293 §3.10.7 from here on).
         match MbufPayload::from_rx(m, l4_offset, l4_len, pool) {
             Ok(segment) => {
@@ -84,18 +68,6 @@ fn rx_checksum(ip: CksumStatus, l4: CksumStatus) -> RxChecksum {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_segments_with_data_are_shed() {
-        // 14 + 20 bytes of headers, then a TCP header with data offset 5 (20 bytes).
-        let mut f = vec![0u8; 34 + 32 + 10];
-        f[34 + 12] = 5 << 4;
-        assert!(!carries_data(&f, 34, 20), "a pure ACK is kept");
-        assert!(carries_data(&f, 34, 30), "10 bytes of data");
-        f[34 + 12] = 8 << 4;
-        assert!(!carries_data(&f, 34, 32), "options are not data");
-        assert!(carries_data(&f, 100, 20), "unreadable header: shed");
-    }
 
     #[test]
     fn nic_verdicts_map_to_the_interface_s() {

@@ -393,6 +393,8 @@ impl Worker {
             // application and the peer release them, so what is not acknowledged yet is
             // dropped (and retransmitted by the peer) before the reserve is gone.
             let shed = n > 0 && pool.available() < *shed_below;
+            engine.set_rx_shedding(shed);
+            let shed_before = engine.counters().ofo_drop + engine.counters().rcvq_drop;
             rx_due.clear();
             match p.impair.as_mut() {
                 // Impairment sits between the ring and the network layer.
@@ -424,7 +426,11 @@ impl Worker {
                         }
                     }
                 }
-                ingress::receive_frame(p, m, corrupted, shed, now, pool, stats, scratch, engine);
+                ingress::receive_frame(p, m, corrupted, now, pool, stats, scratch, engine);
+            }
+            if shed {
+                let shed_after = engine.counters().ofo_drop + engine.counters().rcvq_drop;
+                LcoreStats::add(&stats.tcp_rx_shed, shed_after.saturating_sub(shed_before));
             }
             p.iface.poll(now);
         }
@@ -435,9 +441,10 @@ impl Worker {
                 LcoreStats::add(&stats.redirect_received_frames, 1);
                 work += 1;
                 let shed = *shed.get_or_insert_with(|| pool.available() < *shed_below);
+                engine.set_rx_shedding(shed);
                 // A port index out of range cannot come from a peer; dropping is safe.
                 if let Some(p) = ports.get_mut(h.port) {
-                    ingress::receive_frame(p, h.frame, h.corrupted, shed, now, pool, stats, scratch, engine);
+                    ingress::receive_frame(p, h.frame, h.corrupted, now, pool, stats, scratch, engine);
                 }
             }
         }

@@ -75,9 +75,12 @@ pub struct LcoreStats {
     pub memory_pressure_changes: AtomicU64,
     /// 1 while the engine is under memory pressure, else 0.
     pub memory_pressure: AtomicU64,
-    /// Received TCP segments carrying data dropped before the engine because fewer than
-    /// 1/[`RESERVE_DIVISOR`] of the pool's mbufs were free (the sender retransmits; the
-    /// reserve keeps ARP, ICMP and ACKs flowing).
+    /// Received TCP segments whose data the engine dropped because fewer than
+    /// 1/[`RESERVE_DIVISOR`] of the pool's mbufs were free (see
+    /// `Engine::set_rx_shedding`): out-of-order text (`TCPOFODrop`) and text queuing
+    /// behind unread data (`TCPRcvQDrop`). Text that advances a connection whose reader
+    /// keeps up, hole-filling text included, is still taken; the reserve keeps ARP,
+    /// ICMP and ACKs flowing.
     pub tcp_rx_shed: AtomicU64,
     /// Received TCP frames of a flow another lcore owns, handed to it ([`super::steer`]).
     pub redirected_frames: AtomicU64,

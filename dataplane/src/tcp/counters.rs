@@ -65,6 +65,19 @@ counters! {
     ofo_drop => "TCPOFODrop",
     /// Out-of-order segments merged with or covered by queued ones.
     ofo_merge => "TCPOFOMerge",
+    /// Times a connection's out-of-order queue was pruned from its highest sequence to
+    /// free buffers (`tcp_prune_ofo_queue`): over its buffer budget, or engine-wide
+    /// buffers nearly gone.
+    ofo_pruned => "OfoPruned",
+    /// In-order segments dropped for lack of buffers while unread data was queued before
+    /// them (`tcp_data_queue`, `TCPRcvQDrop`).
+    rcvq_drop => "TCPRcvQDrop",
+    /// Received segments copied into the spare room of a neighbour's buffer when
+    /// buffers were over budget (`tcp_collapse`, `tcp_collapse_ofo_queue`).
+    rcv_collapsed => "TCPRcvCollapsed",
+    /// Out-of-order segments copied into the spare room of the queued segment they
+    /// continue on arrival (`tcp_ooo_try_coalesce`, `skb_try_coalesce`).
+    rcv_coalesce => "TCPRcvCoalesce",
     /// Delayed ACKs sent by the delayed-ACK timer.
     delayed_acks => "DelayedACKs",
     /// Resets received in synchronized states that ended a connection.

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use super::config::TcpConfig;
+use super::config::{KeepaliveConfig, TcpConfig};
 use super::connection::{ConnInfo, Connection, Event, PmtuError, Segment, State, WriteError, WriteFlags};
 use super::counters::Counters;
 use super::isn::IsnGenerator;
@@ -200,6 +200,17 @@ impl<P: Payload> Engine<P> {
     /// Whether the engine is under memory pressure.
     pub fn memory_pressure(&self) -> bool {
         self.shared.memory_pressure
+    }
+
+    /// Sets whether buffers are nearly gone (below the lcore's reserve). While on,
+    /// received text that does not advance a connection's RCV.NXT is dropped
+    /// (`TCPOFODrop`) and that connection's out-of-order queue pruned (`OfoPruned`), and
+    /// in-order text behind unread data too (`TCPRcvQDrop`), as Linux does when
+    /// `sk_rmem_schedule` fails under `tcp_mem` pressure; in-order text of a connection
+    /// whose reader keeps up, and hole-filling text, is still taken, so connections that
+    /// are not pinning buffers keep going and the ones that are give them back.
+    pub fn set_rx_shedding(&mut self, on: bool) {
+        self.shared.rx_shed = on;
     }
 
     /// The configuration.
@@ -547,6 +558,18 @@ impl<P: Payload> Engine<P> {
     /// See [`Connection::set_nodelay`].
     pub fn set_nodelay(&mut self, id: ConnId, nodelay: bool, now: Instant) -> Result<(), StackError> {
         self.entry_mut(id).ok_or(StackError::InvalidConn)?.conn.set_nodelay(nodelay);
+        self.after_op(id, now);
+        Ok(())
+    }
+
+    /// See [`Connection::set_keepalive`].
+    pub fn set_keepalive(
+        &mut self,
+        id: ConnId,
+        keepalive: Option<KeepaliveConfig>,
+        now: Instant,
+    ) -> Result<(), StackError> {
+        self.entry_mut(id).ok_or(StackError::InvalidConn)?.conn.set_keepalive(keepalive, now);
         self.after_op(id, now);
         Ok(())
     }

@@ -56,6 +56,25 @@ pub trait Payload: Clone + fmt::Debug {
     /// The contiguous chunks, in order; empty chunks may be skipped.
     fn chunks(&self) -> impl Iterator<Item = &[u8]> + '_;
 
+    /// Bytes of buffer this payload pins (Linux `skb->truesize`): every buffer it views
+    /// counts whole, however few of its bytes are in view, so a 1-byte segment received
+    /// in a 2 KiB mbuf costs 2 KiB. Connections charge their queues with it
+    /// (`sk_rmem_alloc`, `sk_wmem_queued`). Defaults to the length (no overhead known).
+    fn truesize(&self) -> usize {
+        self.len()
+    }
+
+    /// Appends a copy of `other` into the spare room after the last byte of `self`'s
+    /// last buffer, when that buffer is referenced by `self` alone and the bytes fit:
+    /// the copy branch of Linux `skb_try_coalesce` (used by `tcp_try_coalesce`,
+    /// `tcp_ooo_try_coalesce` and `tcp_collapse`). Small segments then share one buffer
+    /// instead of pinning one each. Returns whether it copied; `false` leaves both as
+    /// they were (the default for payload types that cannot write into their buffers).
+    fn try_copy_append(&mut self, other: &Self) -> bool {
+        let _ = other;
+        false
+    }
+
     /// Copies the bytes into a new vector (tests and diagnostics only: the data path never
     /// copies).
     fn to_vec(&self) -> Vec<u8> {
@@ -73,6 +92,10 @@ struct Chunk {
     buf: Arc<[u8]>,
     start: usize,
     end: usize,
+    /// The whole buffer is charged ([`HeapPayload::in_buffer`], a model of an mbuf);
+    /// otherwise only the bytes in view, since tests slice one large write into many
+    /// segments that share its buffer.
+    whole: bool,
 }
 
 impl Chunk {
@@ -100,6 +123,21 @@ pub struct HeapPayload {
 }
 
 impl HeapPayload {
+    /// A payload viewing a copy of `data` at the start of a buffer of `buf_size` bytes
+    /// (at least `data.len()`): models a received frame in an mbuf, whose
+    /// [`Payload::truesize`] is the whole buffer and whose spare room
+    /// [`Payload::try_copy_append`] can fill.
+    pub fn in_buffer(data: &[u8], buf_size: usize) -> Self {
+        if data.is_empty() {
+            return Self::empty();
+        }
+        let mut buf = vec![0u8; buf_size.max(data.len())];
+        if let Some(dst) = buf.get_mut(..data.len()) {
+            dst.copy_from_slice(data);
+        }
+        HeapPayload { parts: Parts::One(Chunk { buf: Arc::from(buf), start: 0, end: data.len(), whole: true }) }
+    }
+
     /// A payload viewing a copy of `data` (the one copy made when data enters the engine
     /// from a test or simulator).
     pub fn from_slice(data: &[u8]) -> Self {
@@ -112,7 +150,7 @@ impl HeapPayload {
             return Self::empty();
         }
         let end = data.len();
-        HeapPayload { parts: Parts::One(Chunk { buf: Arc::from(data), start: 0, end }) }
+        HeapPayload { parts: Parts::One(Chunk { buf: Arc::from(data), start: 0, end, whole: false }) }
     }
 
     fn chunk_slice(&self) -> &[Chunk] {
@@ -189,7 +227,7 @@ impl Payload for HeapPayload {
             return self.clone();
         }
         if let Parts::One(c) = &self.parts {
-            let c = Chunk { buf: c.buf.clone(), start: c.start + start, end: c.start + end };
+            let c = Chunk { buf: c.buf.clone(), start: c.start + start, end: c.start + end, whole: c.whole };
             return HeapPayload { parts: Parts::One(c) };
         }
         let mut out = Vec::new();
@@ -206,7 +244,7 @@ impl Payload for HeapPayload {
             }
             let s = start.max(c_start) - c_start;
             let e = end.min(c_end) - c_start;
-            out.push(Chunk { buf: c.buf.clone(), start: c.start + s, end: c.start + e });
+            out.push(Chunk { buf: c.buf.clone(), start: c.start + s, end: c.start + e, whole: c.whole });
         }
         Self::from_chunks(out)
     }
@@ -237,6 +275,41 @@ impl Payload for HeapPayload {
 
     fn chunks(&self) -> impl Iterator<Item = &[u8]> + '_ {
         self.chunk_slice().iter().map(Chunk::bytes)
+    }
+
+    fn truesize(&self) -> usize {
+        self.chunk_slice().iter().map(|c| if c.whole { c.buf.len() } else { c.len() }).sum()
+    }
+
+    fn try_copy_append(&mut self, other: &Self) -> bool {
+        let n = other.len();
+        if n == 0 {
+            return true;
+        }
+        let last = match &mut self.parts {
+            Parts::Empty => return false,
+            Parts::One(c) => c,
+            Parts::Many(cs, _) => match Arc::get_mut(cs).and_then(|cs| cs.last_mut()) {
+                Some(c) => c,
+                None => return false,
+            },
+        };
+        let end = last.end;
+        // Only a buffer nobody else views may be written (`skb_cloned` refuses it too).
+        let Some(buf) = Arc::get_mut(&mut last.buf) else { return false };
+        let Some(dst) = buf.get_mut(end..end.saturating_add(n)) else { return false };
+        let mut at = 0;
+        for c in other.chunks() {
+            if let Some(d) = dst.get_mut(at..at + c.len()) {
+                d.copy_from_slice(c);
+            }
+            at += c.len();
+        }
+        last.end = end + n;
+        if let Parts::Many(_, len) = &mut self.parts {
+            *len += n;
+        }
+        true
     }
 }
 
@@ -281,5 +354,26 @@ mod tests {
         assert_eq!(t.to_vec(), b"56789");
         c.append(HeapPayload::empty());
         assert_eq!(c.len(), 9);
+    }
+
+    #[test]
+    fn truesize_counts_whole_buffers_and_copy_append_fills_spare_room() {
+        let mut a = HeapPayload::in_buffer(b"a", 2048);
+        assert_eq!((a.len(), a.truesize()), (1, 2048));
+        assert!(a.try_copy_append(&HeapPayload::in_buffer(b"bc", 2048)));
+        assert_eq!((a.to_vec(), a.truesize()), (b"abc".to_vec(), 2048));
+        let shared = a.clone();
+        assert!(!a.try_copy_append(&HeapPayload::from_slice(b"d")), "a shared buffer is not written");
+        drop(shared);
+        assert!(!a.try_copy_append(&HeapPayload::from_slice(&[0u8; 2046])), "does not fit");
+        assert_eq!(a.to_vec(), b"abc");
+        let mut b = HeapPayload::from_slice(b"xy");
+        assert!(!b.try_copy_append(&HeapPayload::from_slice(b"z")), "no spare room");
+        let mut chain = HeapPayload::from_slice(b"12");
+        chain.append(HeapPayload::in_buffer(b"3", 64));
+        assert!(chain.try_copy_append(&HeapPayload::from_slice(b"45")));
+        assert_eq!((chain.to_vec(), chain.len(), chain.truesize()), (b"12345".to_vec(), 5, 66));
+        let big = HeapPayload::from_slice(&[0u8; 1000]);
+        assert_eq!(big.slice(0..10).truesize(), 10, "slices of a write charge their bytes");
     }
 }

@@ -11,6 +11,10 @@ pub struct Shared {
     /// Buffers are low (see `Engine::set_memory_pressure`): listeners refuse new
     /// connections and receive windows stop opening beyond [`PRESSURE_RCVBUF_MSS`] segments.
     pub memory_pressure: bool,
+    /// Buffers are nearly gone (the lcore's reserve, see `Engine::set_rx_shedding`):
+    /// connections take only received text that advances RCV.NXT, and drop their
+    /// out-of-order data.
+    pub rx_shed: bool,
     challenge: ChallengeAckLimiter,
 }
 
@@ -32,6 +36,7 @@ impl Shared {
         Shared {
             counters: Counters::default(),
             memory_pressure: false,
+            rx_shed: false,
             challenge: ChallengeAckLimiter::new(challenge_ack_limit),
         }
     }

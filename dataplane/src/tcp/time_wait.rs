@@ -47,19 +47,25 @@ pub enum TimeWaitAction {
     },
 }
 
-/// The table: a map plus an expiry queue (entries expire in insertion order unless a
-/// retransmitted FIN restarts them; stale queue items are skipped).
+/// The table: a map plus an expiry queue holding one item per entry, as Linux keeps one
+/// timer per `inet_timewait_sock` (`inet_twsk_reschedule` moves it). Entries expire in
+/// insertion order; one that a retransmitted FIN restarted is queued again, once, when
+/// its old item comes up, so a peer repeating its FIN cannot grow the queue (it used to
+/// add an item per FIN). Such an entry may so outlive its 2*MSL by as long as the
+/// entries queued ahead of it take, at most another 2*MSL: TIME-WAIT held longer is
+/// safe. Items of removed entries are recognised by a generation and skipped.
 #[derive(Debug)]
 pub struct TimeWaitTable {
-    map: HashMap<FourTuple, TimeWaitEntry>,
-    expiry: VecDeque<(Instant, FourTuple)>,
+    map: HashMap<FourTuple, (TimeWaitEntry, u64)>,
+    expiry: VecDeque<(Instant, FourTuple, u64)>,
     capacity: usize,
+    generation: u64,
 }
 
 impl TimeWaitTable {
     /// An empty table holding at most `capacity` entries.
     pub fn new(capacity: usize) -> Self {
-        TimeWaitTable { map: HashMap::new(), expiry: VecDeque::new(), capacity }
+        TimeWaitTable { map: HashMap::new(), expiry: VecDeque::new(), capacity, generation: 0 }
     }
 
     /// Number of entries.
@@ -72,44 +78,75 @@ impl TimeWaitTable {
         self.map.is_empty()
     }
 
-    /// Adds an entry; returns false (and keeps nothing) when the table is full
-    /// (`TCPTimeWaitOverflow`).
+    /// Adds an entry; returns false (and keeps nothing) when the table is full: Linux
+    /// `tcp_max_tw_buckets` (`[tcp] max_time_wait`), counted `TCPTimeWaitOverflow` by the
+    /// caller; the connection then closes without TIME-WAIT, as Linux's does.
     pub fn insert(&mut self, tuple: FourTuple, entry: TimeWaitEntry) -> bool {
-        if self.map.len() >= self.capacity && !self.map.contains_key(&tuple) {
+        if let Some((e, _)) = self.map.get_mut(&tuple) {
+            // Its queue item stays; it is requeued at the new expiry when it comes up.
+            *e = entry;
+            return true;
+        }
+        if self.map.len() >= self.capacity {
             return false;
         }
-        self.map.insert(tuple, entry);
-        self.expiry.push_back((entry.expires, tuple));
+        self.generation = self.generation.wrapping_add(1);
+        self.map.insert(tuple, (entry, self.generation));
+        self.expiry.push_back((entry.expires, tuple, self.generation));
+        self.compact();
         true
+    }
+
+    /// Drops the queue items of removed entries once they outnumber the live ones, so the
+    /// queue stays within twice the table's size.
+    fn compact(&mut self) {
+        if self.expiry.len() > 2 * self.capacity.max(self.map.len()).max(1) {
+            let map = &self.map;
+            self.expiry.retain(|(_, t, g)| map.get(t).is_some_and(|(_, live)| live == g));
+        }
+    }
+
+    /// Items in the expiry queue (one per entry, plus items of removed entries not yet
+    /// skipped).
+    pub fn queued(&self) -> usize {
+        self.expiry.len()
     }
 
     /// The entry for `tuple`.
     pub fn get(&self, tuple: &FourTuple) -> Option<&TimeWaitEntry> {
-        self.map.get(tuple)
+        self.map.get(tuple).map(|(e, _)| e)
     }
 
     /// Removes the entry for `tuple`.
     pub fn remove(&mut self, tuple: &FourTuple) -> Option<TimeWaitEntry> {
-        self.map.remove(tuple)
+        self.map.remove(tuple).map(|(e, _)| e)
     }
 
     /// Drops expired entries.
     pub fn expire(&mut self, now: Instant) {
-        while let Some(&(at, tuple)) = self.expiry.front() {
+        while let Some(&(at, tuple, generation)) = self.expiry.front() {
             if at > now {
                 break;
             }
             self.expiry.pop_front();
-            // An entry restarted by a retransmitted FIN is queued again at its new expiry.
-            if self.map.get(&tuple).is_some_and(|e| e.expires <= now) {
-                self.map.remove(&tuple);
+            match self.map.get(&tuple) {
+                Some(&(e, g)) if g == generation => {
+                    if e.expires <= now {
+                        self.map.remove(&tuple);
+                    } else {
+                        // Restarted by a retransmitted FIN: its one item moves.
+                        self.expiry.push_back((e.expires, tuple, generation));
+                    }
+                }
+                // The entry was removed (and maybe replaced): a stale item.
+                _ => {}
             }
         }
     }
 
     /// The earliest expiry.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.expiry.front().map(|&(t, _)| t)
+        self.expiry.front().map(|&(t, _, _)| t)
     }
 
     /// `tcp_timewait_state_process`: classifies a segment for `tuple`.
@@ -128,7 +165,7 @@ impl TimeWaitTable {
         now: Instant,
         msl2: Duration,
     ) -> TimeWaitAction {
-        let Some(entry) = self.map.get_mut(tuple) else { return TimeWaitAction::Drop };
+        let Some((entry, _)) = self.map.get_mut(tuple) else { return TimeWaitAction::Drop };
         // RFC 1337: ignore RST in TIME-WAIT (no assassination).
         if rst {
             return TimeWaitAction::Drop;
@@ -156,14 +193,13 @@ impl TimeWaitTable {
             return TimeWaitAction::Ack;
         }
         if fin && seq.wrapping_add(data_len).wrapping_add(1) == entry.rcv_nxt {
-            // A retransmitted FIN: ACK again and restart 2*MSL (RFC 9293 §3.10.7.4).
+            // A retransmitted FIN: ACK again and restart 2*MSL (RFC 9293 §3.10.7.4). The
+            // entry's queue item is moved when it comes up (see the type's docs).
             entry.expires = now + msl2;
             if let Some(v) = tsval {
                 entry.ts_recent = Some(v);
                 entry.ts_recent_stamp = now;
             }
-            let expires = entry.expires;
-            self.expiry.push_back((expires, *tuple));
             return TimeWaitAction::Ack;
         }
         if seq != entry.rcv_nxt || data_len > 0 || syn {
@@ -177,7 +213,7 @@ impl TimeWaitTable {
     /// last peer timestamp, so PAWS protects the new connection. Removes the entry and
     /// returns the ISN to use.
     pub fn reuse_for_connect(&mut self, tuple: &FourTuple, now: Instant) -> Option<SeqNum> {
-        let e = self.map.get(tuple)?;
+        let (e, _) = self.map.get(tuple)?;
         if e.ts_recent.is_some() && now.saturating_duration_since(e.ts_recent_stamp) >= Duration::from_secs(1) {
             let isn = e.snd_nxt.wrapping_add(65535 + 2);
             self.map.remove(tuple);
@@ -236,6 +272,47 @@ mod tests {
         // Old queue item at 60 s no longer expires the restarted entry.
         t.expire(Instant::from_millis(60_000));
         assert_eq!(t.len(), 1);
+    }
+
+    /// A peer retransmitting its FIN 10 000 times: the expiry queue used to gain an item
+    /// per FIN (10 001 here); now the entry keeps its one item, moved when it comes up,
+    /// and the entry still expires 2*MSL after the last FIN.
+    #[test]
+    fn retransmitted_fins_keep_one_queue_item_per_entry() {
+        let mut t = TimeWaitTable::new(4);
+        t.insert(tuple(), entry(None));
+        let msl2 = Duration::from_secs(60);
+        let mut now = Instant::ZERO;
+        for i in 0..10_000u64 {
+            now = Instant::from_millis(1000 + i);
+            assert_eq!(
+                t.process(&tuple(), false, true, false, true, SeqNum(499), 0, None, now, msl2),
+                TimeWaitAction::Ack
+            );
+            t.expire(now);
+        }
+        assert_eq!(t.queued(), 1);
+        t.expire(Instant::from_millis(60_000));
+        assert_eq!((t.len(), t.queued()), (1, 1), "requeued at the restarted expiry");
+        t.expire(now + msl2 - Duration::from_millis(1));
+        assert_eq!(t.len(), 1);
+        t.expire(now + msl2);
+        assert_eq!((t.len(), t.queued()), (0, 0));
+    }
+
+    /// Removed and re-added entries leave stale items that are skipped, and the queue is
+    /// compacted so it stays within twice the table's size.
+    #[test]
+    fn stale_items_are_bounded() {
+        let mut t = TimeWaitTable::new(2);
+        for _ in 0..100 {
+            assert!(t.insert(tuple(), entry(None)));
+            t.remove(&tuple());
+        }
+        assert!(t.queued() <= 4, "{} items", t.queued());
+        assert!(t.insert(tuple(), entry(None)));
+        t.expire(Instant::from_millis(60_000));
+        assert_eq!((t.len(), t.queued()), (0, 0));
     }
 
     #[test]

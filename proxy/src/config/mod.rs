@@ -27,6 +27,7 @@
 //! tail_loss_probes = true
 //! orphan_retries = 8        # 1..=15: unanswered retransmissions/probes of a closed connection
 //! max_orphans = 4096        # 0..=1000000 per lcore: closed connections still sending
+//! max_tw_buckets = 65536    # 0..=1000000 per lcore: TIME-WAIT entries (then skipped)
 //!
 //! [[port]]                  # at least one
 //! name = "tap0"
@@ -49,6 +50,8 @@
 //! [[app]]                   # optional, any number: services on the TCP stack
 //! kind = "echo"             # "echo" (write back what is read) | "sink" (discard)
 //! listen = "198.18.0.2:7"   # a port's address or 0.0.0.0, and a TCP port
+//! max_connections = 10000   # 1..=1000000: connections at once, more are reset
+//! idle_timeout_ms = 60000   # 1..=86400000: a connection moving no byte this long is reset
 //! ```
 //!
 //! Environment variables override file values: `STRAIT_` + the key path with `__`
@@ -122,6 +125,10 @@ pub struct AppConfig {
     pub kind: AppKind,
     /// Where it listens: a port's address (or `0.0.0.0` for all) and a non-zero TCP port.
     pub listen: SocketAddrV4,
+    /// Connections at most at once, more are reset (`max_connections`, default 10000).
+    pub max_connections: u32,
+    /// A connection moving no byte this long is reset (`idle_timeout_ms`, default 60 s).
+    pub idle_timeout: std::time::Duration,
 }
 
 /// `[log]`.

@@ -11,6 +11,10 @@
 //! connect_timeout_ms = 3000     # per backend connection attempt
 //! idle_timeout_ms = 60000       # a session moving no byte this long is aborted
 //! nodelay = true                # client connections without Nagle (TCP_NODELAY)
+//! keepalive = false             # TCP keepalive on client connections (SO_KEEPALIVE)
+//! keepalive_idle_ms = 7200000   # 1000..=32767000: silence before the first probe
+//! keepalive_interval_ms = 75000 # 1000..=32767000: between unanswered probes
+//! keepalive_probes = 9          # 1..=127: unanswered probes before the reset
 //!
 //! [[pool]]
 //! name = "web"
@@ -18,7 +22,15 @@
 //! servers = [{ addr = "198.18.1.1:8080", weight = 1 }]
 //! proxy_protocol = "v1"         # optional: "v1" | "v2" header to each backend connection
 //! nodelay = true                # backend connections without Nagle (TCP_NODELAY)
+//! keepalive = false             # and keepalive_idle_ms/_interval_ms/_probes, as above
 //! ```
+//!
+//! `keepalive` (default off, as Linux's `SO_KEEPALIVE` and HAProxy's `option tcpka`):
+//! probes a connection that has been silent for `keepalive_idle_ms`, every
+//! `keepalive_interval_ms`, and resets it after `keepalive_probes` unanswered ones (Linux
+//! `tcp_keepalive_time`, `_intvl`, `_probes`, whose defaults these are; RFC 1122
+//! §4.2.3.6). A peer that vanished without a FIN or RST then frees its session even
+//! while the other side waits. The `keepalive_*` keys need `keepalive = true`.
 //!
 //! `nodelay` (default true on both sides, as HAProxy and nginx do): a proxy relays what it
 //! got when it got it, and Nagle's algorithm would hold the tail of a response until the
@@ -33,6 +45,7 @@ use std::time::Duration;
 
 use config::{Value, ValueKind};
 use dataplane::app::proxy::{Algorithm, ProxyProtocol};
+use dataplane::tcp::KeepaliveConfig;
 
 use super::parse;
 use super::raw::{describe, Errors, Table};
@@ -55,6 +68,8 @@ pub struct ListenerConfig {
     pub idle_timeout: Duration,
     /// Client connections send without Nagle's delay (`nodelay`, default true).
     pub nodelay: bool,
+    /// TCP keepalive on client connections (`keepalive`, default off).
+    pub keepalive: Option<KeepaliveConfig>,
 }
 
 /// One `[[pool]]`.
@@ -75,6 +90,8 @@ pub struct PoolConfig {
     pub proxy_protocol: Option<ProxyProtocol>,
     /// Backend connections send without Nagle's delay (`nodelay`, default true).
     pub nodelay: bool,
+    /// TCP keepalive on backend connections (`keepalive`, default off).
+    pub keepalive: Option<KeepaliveConfig>,
 }
 
 /// One server of a pool.
@@ -148,7 +165,20 @@ fn pool(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Er
     let path = format!("pool[{index}]");
     let t = Table::new(value, &path, errs)?;
     t.deny_unknown(
-        &["name", "algorithm", "servers", "health_check", "passive_failures", "passive_recovery_ms", "proxy_protocol", "nodelay"],
+        &[
+            "name",
+            "algorithm",
+            "servers",
+            "health_check",
+            "passive_failures",
+            "passive_recovery_ms",
+            "proxy_protocol",
+            "nodelay",
+            KEEPALIVE,
+            KEEPALIVE_IDLE,
+            KEEPALIVE_INTERVAL,
+            KEEPALIVE_PROBES,
+        ],
         errs,
     );
     let before = errs.0.len();
@@ -201,6 +231,7 @@ fn pool(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Er
         },
     };
     let nodelay = t.bool_or("nodelay", true, errs);
+    let keepalive = keepalive(&t, errs);
     if errs.0.len() != before {
         return None;
     }
@@ -212,7 +243,38 @@ fn pool(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Er
         passive: passive?,
         proxy_protocol: proxy_protocol?,
         nodelay: nodelay?,
+        keepalive: keepalive?,
     })
+}
+
+const KEEPALIVE: &str = "keepalive";
+const KEEPALIVE_IDLE: &str = "keepalive_idle_ms";
+const KEEPALIVE_INTERVAL: &str = "keepalive_interval_ms";
+const KEEPALIVE_PROBES: &str = "keepalive_probes";
+
+/// `keepalive` and its three settings, on a listener or a pool (see the module docs).
+/// Limits are Linux's `TCP_KEEPIDLE`/`TCP_KEEPINTVL` (1..=32767 s) and `TCP_KEEPCNT`
+/// (1..=127). `Some(None)`: off.
+fn keepalive(t: &Table<'_>, errs: &mut Errors) -> Option<Option<KeepaliveConfig>> {
+    let d = KeepaliveConfig::default();
+    let ms = |v: dataplane::time::Duration| u32::try_from(v.as_millis()).unwrap_or(u32::MAX);
+    let on = t.bool_or(KEEPALIVE, false, errs)?;
+    let idle = t.uint_or(KEEPALIVE_IDLE, ms(d.idle), 1_000, 32_767_000, errs);
+    let interval = t.uint_or(KEEPALIVE_INTERVAL, ms(d.interval), 1_000, 32_767_000, errs);
+    let probes = t.uint_or(KEEPALIVE_PROBES, d.probes, 1, 127, errs);
+    if !on {
+        for key in [KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES] {
+            if t.get(key).is_some() {
+                let _: Option<()> = t.fail(errs, key, "has no effect without keepalive = true".to_string());
+            }
+        }
+        return Some(None);
+    }
+    Some(Some(KeepaliveConfig {
+        idle: dataplane::time::Duration::from_millis(u64::from(idle?)),
+        interval: dataplane::time::Duration::from_millis(u64::from(interval?)),
+        probes: probes?,
+    }))
 }
 
 fn server(value: &Value, path: &str, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<ServerConfig> {
@@ -316,7 +378,22 @@ fn listener(
 ) -> Option<ListenerConfig> {
     let path = format!("listener[{index}]");
     let t = Table::new(value, &path, errs)?;
-    t.deny_unknown(&["name", "listen", "pool", "max_connections", "connect_timeout_ms", "idle_timeout_ms", "nodelay"], errs);
+    t.deny_unknown(
+        &[
+            "name",
+            "listen",
+            "pool",
+            "max_connections",
+            "connect_timeout_ms",
+            "idle_timeout_ms",
+            "nodelay",
+            KEEPALIVE,
+            KEEPALIVE_IDLE,
+            KEEPALIVE_INTERVAL,
+            KEEPALIVE_PROBES,
+        ],
+        errs,
+    );
     let name = name(&t, errs);
     let listen = t.required_string("listen", errs).and_then(|l| {
         let Ok(addr) = l.trim().parse::<SocketAddrV4>() else {
@@ -350,6 +427,7 @@ fn listener(
     let connect = t.uint_or("connect_timeout_ms", 3_000, 1, 600_000, errs);
     let idle = t.uint_or("idle_timeout_ms", 60_000, 1, 86_400_000, errs);
     let nodelay = t.bool_or("nodelay", true, errs);
+    let keepalive = keepalive(&t, errs);
     Some(ListenerConfig {
         name: name?,
         listen: listen?,
@@ -358,5 +436,6 @@ fn listener(
         connect_timeout: Duration::from_millis(u64::from(connect?)),
         idle_timeout: Duration::from_millis(u64::from(idle?)),
         nodelay: nodelay?,
+        keepalive: keepalive?,
     })
 }

@@ -22,6 +22,7 @@ impl Config {
                     .collect(),
                 proxy_protocol: p.proxy_protocol,
                 nodelay: p.nodelay,
+                keepalive: p.keepalive,
             })
             .collect();
         let listeners = self
@@ -36,6 +37,7 @@ impl Config {
                 connect_timeout: l.connect_timeout,
                 idle_timeout: l.idle_timeout,
                 nodelay: l.nodelay,
+                keepalive: l.keepalive,
             })
             .collect();
         ProxySpec { listeners, pools }

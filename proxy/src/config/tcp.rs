@@ -35,6 +35,9 @@ pub struct TcpSettings {
     /// Closed connections still sending or closing, per lcore, beyond which they are reset
     /// at their next retransmission or probe (`max_orphans`, Linux `tcp_max_orphans`).
     pub max_orphans: u32,
+    /// TIME-WAIT entries per lcore; beyond it a closing connection skips TIME-WAIT,
+    /// counted `TCPTimeWaitOverflow` (`max_tw_buckets`, Linux `tcp_max_tw_buckets`).
+    pub max_tw_buckets: u32,
 }
 
 impl Default for TcpSettings {
@@ -51,6 +54,7 @@ impl Default for TcpSettings {
             tail_loss_probes: true,
             orphan_retries: d.orphan_retries,
             max_orphans: d.max_orphans,
+            max_tw_buckets: u32::try_from(d.max_time_wait).unwrap_or(u32::MAX),
         }
     }
 }
@@ -67,6 +71,7 @@ impl TcpSettings {
             tlp: self.tail_loss_probes,
             orphan_retries: self.orphan_retries,
             max_orphans: self.max_orphans,
+            max_time_wait: usize::try_from(self.max_tw_buckets).unwrap_or(usize::MAX),
             ..TcpConfig::default()
         }
     }
@@ -82,7 +87,17 @@ const MAX_SNDBUF: u32 = 1 << 30;
 pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
     let t = Table::new(value, "tcp", errs)?;
     t.deny_unknown(
-        &["congestion", "min_rto_ms", "sndbuf", "rcvbuf", "initial_cwnd", "tail_loss_probes", "orphan_retries", "max_orphans"],
+        &[
+            "congestion",
+            "min_rto_ms",
+            "sndbuf",
+            "rcvbuf",
+            "initial_cwnd",
+            "tail_loss_probes",
+            "orphan_retries",
+            "max_orphans",
+            "max_tw_buckets",
+        ],
         errs,
     );
     let d = TcpSettings::default();
@@ -103,6 +118,7 @@ pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
     let tail_loss_probes = t.bool_or("tail_loss_probes", d.tail_loss_probes, errs);
     let orphan_retries = t.uint_or("orphan_retries", d.orphan_retries, 1, 15, errs);
     let max_orphans = t.uint_or("max_orphans", d.max_orphans, 0, 1_000_000, errs);
+    let max_tw_buckets = t.uint_or("max_tw_buckets", d.max_tw_buckets, 0, 1_000_000, errs);
     Some(TcpSettings {
         congestion: congestion?,
         min_rto: Duration::from_millis(u64::from(min_rto?)),
@@ -112,5 +128,6 @@ pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
         tail_loss_probes: tail_loss_probes?,
         orphan_retries: orphan_retries?,
         max_orphans: max_orphans?,
+        max_tw_buckets: max_tw_buckets?,
     })
 }

@@ -326,6 +326,9 @@ fn tcp_section_defaults_values_and_errors() {
     assert_eq!((d.orphan_retries, d.max_orphans), (8, 4096), "Linux's orphan retries; 4096 orphans per lcore");
     one_error(&with_tcp("orphan_retries = 0"), "tcp.orphan_retries", "out of range");
     one_error(&with_tcp("max_orphans = -1"), "tcp.max_orphans", "");
+    let t = ok(&with_tcp("max_tw_buckets = 10")).tcp.engine_config();
+    assert_eq!((t.max_time_wait, d.max_tw_buckets), (10, 65536), "tcp_max_tw_buckets per lcore");
+    one_error(&with_tcp("max_tw_buckets = 1000001"), "tcp.max_tw_buckets", "out of range");
 }
 
 #[test]
@@ -706,14 +709,34 @@ fn summary_mentions_the_essentials() {
 fn apps_are_optional_and_parsed() {
     assert!(ok(PORT).apps.is_empty());
     let cfg = ok(&with_port(
-        "[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2:7\"\n[[app]]\nkind = \"sink\"\nlisten = \"0.0.0.0:9\"",
+        "[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2:7\"\n[[app]]\nkind = \"sink\"\nlisten = \"0.0.0.0:9\"\nmax_connections = 5\nidle_timeout_ms = 1500",
     ));
     assert_eq!(
         cfg.apps,
         vec![
-            AppConfig { kind: AppKind::Echo, listen: "198.18.0.2:7".parse().unwrap_or_else(|e| panic!("{e}")) },
-            AppConfig { kind: AppKind::Sink, listen: "0.0.0.0:9".parse().unwrap_or_else(|e| panic!("{e}")) },
+            AppConfig {
+                kind: AppKind::Echo,
+                listen: "198.18.0.2:7".parse().unwrap_or_else(|e| panic!("{e}")),
+                max_connections: 10_000,
+                idle_timeout: std::time::Duration::from_secs(60),
+            },
+            AppConfig {
+                kind: AppKind::Sink,
+                listen: "0.0.0.0:9".parse().unwrap_or_else(|e| panic!("{e}")),
+                max_connections: 5,
+                idle_timeout: std::time::Duration::from_millis(1500),
+            },
         ]
+    );
+    one_error(
+        &with_port("[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2:7\"\nmax_connections = 0"),
+        "app[0].max_connections",
+        "out of range",
+    );
+    one_error(
+        &with_port("[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2:7\"\nidle_timeout_ms = 0"),
+        "app[0].idle_timeout_ms",
+        "out of range",
     );
     assert!(cfg.summary().contains("apps [echo 198.18.0.2:7, sink 0.0.0.0:9]"), "{}", cfg.summary());
 }
@@ -796,6 +819,38 @@ fn listener_and_pool_are_parsed_with_defaults_and_source_addresses() {
     assert_eq!((l.connect_timeout.as_millis(), l.idle_timeout.as_millis()), (3000, 60_000));
     assert!(l.nodelay && p.nodelay, "no Nagle on proxied connections by default");
     assert!(cfg.proxy_spec().listeners[0].nodelay && cfg.proxy_spec().pools[0].nodelay);
+}
+
+#[test]
+fn keepalive_is_read_and_checked() {
+    const L: &str = "[[listener]]\nname = \"a\"\nlisten = \"0.0.0.0:81\"\npool = \"web\"\n";
+    let off = ok(&with_proxy(L));
+    assert_eq!((off.listeners[0].keepalive, off.pools[0].keepalive), (None, None), "off by default, as SO_KEEPALIVE");
+    let on = ok(&with_proxy(&format!("{L}keepalive = true\nkeepalive_idle_ms = 30000\nkeepalive_probes = 3\n")));
+    let ka = on.proxy_spec().listeners[0].keepalive.expect("keepalive on");
+    assert_eq!(
+        (ka.idle.as_millis(), ka.interval.as_millis(), ka.probes),
+        (30_000, 75_000, 3),
+        "Linux's interval default"
+    );
+    let pool = format!("{TWO_PORTS}{}keepalive = true\n{L}", POOL.trim_end().to_string() + "\n");
+    let ka = ok(&pool).proxy_spec().pools[0].keepalive.expect("pool keepalive on");
+    assert_eq!((ka.idle.as_secs(), ka.interval.as_secs(), ka.probes), (7200, 75, 9), "Linux's defaults");
+    one_error(
+        &with_proxy(&format!("{L}keepalive_idle_ms = 30000\n")),
+        "listener[0].keepalive_idle_ms",
+        "keepalive = true",
+    );
+    one_error(
+        &with_proxy(&format!("{L}keepalive = true\nkeepalive_probes = 0\n")),
+        "listener[0].keepalive_probes",
+        "out of range",
+    );
+    one_error(
+        &with_proxy(&format!("{L}keepalive = true\nkeepalive_interval_ms = 999\n")),
+        "listener[0].keepalive_interval_ms",
+        "out of range",
+    );
 }
 
 #[test]

@@ -686,7 +686,7 @@ fn metrics(value: &Value, errs: &mut Errors) -> Option<MetricsConfig> {
 fn app(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<AppConfig> {
     let path = format!("app[{index}]");
     let t = Table::new(value, &path, errs)?;
-    t.deny_unknown(&["kind", "listen"], errs);
+    t.deny_unknown(&["kind", "listen", "max_connections", "idle_timeout_ms"], errs);
     let kind = t.required_string("kind", errs).and_then(|k| match k.as_str() {
         "echo" => Some(AppKind::Echo),
         "sink" => Some(AppKind::Sink),
@@ -712,5 +712,15 @@ fn app(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Err
         }
         Some(addr)
     });
-    Some(AppConfig { kind: kind?, listen: listen? })
+    // Hostile peers (issue 14): connections, and the buffers behind them, are bounded.
+    let max_connections =
+        t.uint_or("max_connections", dataplane::app::AppSpec::DEFAULT_MAX_CONNECTIONS, 1, 1_000_000, errs);
+    let default_idle = u32::try_from(dataplane::app::AppSpec::DEFAULT_IDLE_TIMEOUT.as_millis()).unwrap_or(60_000);
+    let idle = t.uint_or("idle_timeout_ms", default_idle, 1, 86_400_000, errs);
+    Some(AppConfig {
+        kind: kind?,
+        listen: listen?,
+        max_connections: max_connections?,
+        idle_timeout: std::time::Duration::from_millis(u64::from(idle?)),
+    })
 }

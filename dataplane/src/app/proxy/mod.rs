@@ -55,7 +55,7 @@ pub use proxy_protocol::ProxyProtocol;
 
 use crate::lb::{Backend, Balancer, LbError};
 use crate::tcp::timer_wheel::{TimerHandle, TimerWheel};
-use crate::tcp::{CloseReason, ConnId, Engine, Event, ListenerId, Payload, StackError, StackEvent, WriteError, WriteFlags};
+use crate::tcp::{CloseReason, ConnId, Engine, KeepaliveConfig, Event, ListenerId, Payload, StackError, StackEvent, WriteError, WriteFlags};
 use crate::time::{Duration, Instant};
 
 /// Bytes taken per read (one pass may read several times).
@@ -91,6 +91,8 @@ pub struct PoolSpec {
     pub proxy_protocol: Option<ProxyProtocol>,
     /// Backend connections send without Nagle's delay (`TCP_NODELAY`).
     pub nodelay: bool,
+    /// TCP keepalive on backend connections (`SO_KEEPALIVE`; `None`: off).
+    pub keepalive: Option<KeepaliveConfig>,
 }
 
 /// Where clients connect and what they are spliced to.
@@ -111,6 +113,10 @@ pub struct ListenerSpec {
     /// Client connections send without Nagle's delay (`TCP_NODELAY`): a proxy relays
     /// what it got at once, and Nagle would hold a response's tail for a round trip.
     pub nodelay: bool,
+    /// TCP keepalive on client connections (`SO_KEEPALIVE`, HAProxy `option clitcpka`;
+    /// `None`: off): a client that vanished without a FIN or RST is found and reset
+    /// even while its session waits on the backend (Linux `tcp_keepalive_timer`).
+    pub keepalive: Option<KeepaliveConfig>,
 }
 
 /// The whole proxy configuration of one engine.
@@ -279,6 +285,8 @@ struct PoolState {
     proxy_protocol: Option<ProxyProtocol>,
     /// Backend connections without Nagle's delay.
     nodelay: bool,
+    /// Keepalive of the pool's backend connections.
+    keepalive: Option<KeepaliveConfig>,
 }
 
 impl PoolState {
@@ -475,7 +483,13 @@ impl<P: Payload> Proxy<P> {
                 .collect();
             let balancer = Balancer::new(pool.algorithm, &backends)
                 .map_err(|source| ProxyError::Pool { name: pool.name.clone(), source })?;
-            pools.push(PoolState { first, balancer, proxy_protocol: pool.proxy_protocol, nodelay: pool.nodelay });
+            pools.push(PoolState {
+                first,
+                balancer,
+                proxy_protocol: pool.proxy_protocol,
+                nodelay: pool.nodelay,
+                keepalive: pool.keepalive,
+            });
             first += backends.len();
         }
         for (pool, state) in spec.pools.iter().zip(pools) {
@@ -649,6 +663,9 @@ impl<P: Payload> Proxy<P> {
         if l.spec.nodelay {
             let _ = engine.set_nodelay(client, true, now);
         }
+        if l.spec.keepalive.is_some() {
+            let _ = engine.set_keepalive(client, l.spec.keepalive, now);
+        }
         let unspecified = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
         let (front_addr, client_addr) = engine.addresses(client).unwrap_or((unspecified, unspecified));
         ls.active += 1;
@@ -715,6 +732,9 @@ impl<P: Payload> Proxy<P> {
                 Ok(bid) => {
                     if pool.nodelay {
                         let _ = engine.set_nodelay(bid, true, now);
+                    }
+                    if pool.keepalive.is_some() {
+                        let _ = engine.set_keepalive(bid, pool.keepalive, now);
                     }
                     s.backend = Some(bid);
                     s.backend_open = true;

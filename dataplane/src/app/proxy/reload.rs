@@ -379,7 +379,13 @@ impl<P: Payload> Proxy<P> {
         let mut remap: Vec<Option<usize>> = vec![None; old_servers.len()];
         let mut pools = Vec::with_capacity(spec.pools.len());
         for (pool, balancer) in spec.pools.iter().zip(balancers) {
-            pools.push(PoolState { first: self.servers.len(), balancer, proxy_protocol: pool.proxy_protocol, nodelay: pool.nodelay });
+            pools.push(PoolState {
+                first: self.servers.len(),
+                balancer,
+                proxy_protocol: pool.proxy_protocol,
+                nodelay: pool.nodelay,
+                keepalive: pool.keepalive,
+            });
             for s in &pool.servers {
                 let flat = self.servers.len();
                 let old = old_keys.iter().position(|(p, a)| *p == pool.name && *a == s.addr);

@@ -37,8 +37,16 @@ fn spec(servers: Vec<ServerSpec>, max_connections: u32, idle_ms: u64) -> ProxySp
             connect_timeout: Duration::from_millis(100),
             idle_timeout: Duration::from_millis(idle_ms),
             nodelay: true,
+            keepalive: None,
         }],
-        pools: vec![PoolSpec { name: "web".into(), algorithm: Algorithm::RoundRobin, servers, proxy_protocol: None, nodelay: true }],
+        pools: vec![PoolSpec {
+            name: "web".into(),
+            algorithm: Algorithm::RoundRobin,
+            servers,
+            proxy_protocol: None,
+            nodelay: true,
+            keepalive: None,
+        }],
     }
 }
 
@@ -68,7 +76,7 @@ impl Net {
         assert_eq!(apps.start_proxy(&mut proxy, proxy_spec), Ok(()));
         let mut backend = Engine::new(TcpConfig::default(), [3; 16], now);
         let mut backend_apps = Apps::new();
-        let echo = AppSpec { kind: AppKind::Echo, listen: SocketAddrV4::new(BACKEND, ECHO_PORT) };
+        let echo = AppSpec::new(AppKind::Echo, SocketAddrV4::new(BACKEND, ECHO_PORT));
         assert!(backend_apps.listen(&mut backend, &echo).is_ok());
         let manual_listener = backend.listen(SocketAddrV4::new(BACKEND, MANUAL_PORT)).unwrap_or_else(|e| panic!("{e}"));
         Net {
@@ -491,7 +499,7 @@ fn pool(algorithm: Algorithm, weights: &[u32]) -> PoolState {
         .enumerate()
         .map(|(id, &weight)| Backend { id, addr: SocketAddrV4::new(BACKEND, 8000 + id as u16), weight })
         .collect();
-    PoolState { first: 0, balancer: Balancer::new(algorithm, &backends).expect("valid pool"), proxy_protocol: None, nodelay: true }
+    PoolState { first: 0, balancer: Balancer::new(algorithm, &backends).expect("valid pool"), proxy_protocol: None, nodelay: true, keepalive: None }
 }
 
 #[test]

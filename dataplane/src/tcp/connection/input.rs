@@ -1,6 +1,7 @@
 //! Segment arrival (RFC 9293 §3.10.7; Linux `tcp_rcv_state_process`,
 //! `tcp_rcv_synsent_state_process`, `tcp_validate_incoming`, `tcp_data_queue`, `tcp_fin`).
 
+use super::recv::{budget_base, RcvLimits};
 use super::send::AckCheck;
 use super::{CloseReason, Connection, Event, RstSpec, State};
 use crate::tcp::payload::Payload;
@@ -312,8 +313,19 @@ impl<P: Payload> Connection<P> {
             // CLOSE-WAIT, CLOSING, LAST-ACK: the peer already sent FIN; ignore the text.
             _ => return,
         }
-        let max_ofo = self.cfg.ofo_max_segments;
-        let outcome = self.rcv.queue(seq, payload, fin, max_ofo, &mut shared.counters);
+        let rcvbuf = self.rcvbuf_now(shared);
+        let budget_rcvbuf = budget_base(rcvbuf, self.stats.bytes_received);
+        let lim = RcvLimits { max_ofo: self.cfg.ofo_max_segments, rcvbuf, budget_rcvbuf, shed: shared.rx_shed };
+        let outcome = self.rcv.queue(seq, payload, fin, lim, &mut shared.counters);
+        if outcome.dropped {
+            // No room. Out of order: dropped without an ACK, as `tcp_data_queue_ofo` does
+            // on `TCPOFODrop` (the sender retransmits). In order: an ACK at once
+            // (`ICSK_ACK_NOMEM`), RCV.NXT unchanged.
+            if outcome.nomem {
+                self.owe_ack();
+            }
+            return;
+        }
         if outcome.in_order > 0 {
             self.stats.bytes_received += outcome.in_order as u64;
             if !self.rcv.readable_signaled {

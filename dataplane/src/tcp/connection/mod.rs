@@ -18,6 +18,8 @@ mod output;
 mod pmtu;
 mod probe;
 mod recv;
+#[cfg(test)]
+mod rmem_tests;
 mod rto;
 mod send;
 pub mod state;
@@ -37,7 +39,7 @@ use self::recv::RecvState;
 use self::send::SendState;
 pub use self::state::State;
 use self::timers::{RttEstimator, Timers};
-use super::config::TcpConfig;
+use super::config::{KeepaliveConfig, TcpConfig};
 use super::congestion::{initial_window, Algorithm, CongestionControl};
 use super::payload::Payload;
 use super::seq::SeqNum;
@@ -123,6 +125,11 @@ impl WriteFlags {
     /// `MSG_MORE`.
     pub const MORE: WriteFlags = WriteFlags { more: true };
 }
+
+/// Buffer bytes a connection may keep queueing for sending while buffers are nearly gone
+/// engine-wide (Linux `tcp_wmem[0]`, the send memory every socket is granted under
+/// pressure).
+const SHED_MIN_WMEM: usize = 4096;
 
 /// Why a write accepted nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -482,6 +489,15 @@ impl<P: Payload> Connection<P> {
             s if s.can_send() && !self.snd.fin_queued => self.sndbuf(),
             _ => return Err(WriteError::Closed),
         };
+        if shared.rx_shed && self.snd.queued_truesize >= SHED_MIN_WMEM {
+            // Buffers nearly gone engine-wide: like `sk_wmem_schedule` over `tcp_mem[2]`,
+            // a write is refused beyond the minimum every connection keeps
+            // (`tcp_wmem[0]`), so an application relaying what it reads stops reading and
+            // its peer's text is shed instead of the pool's last mbufs being queued.
+            shared.counters.sndbuf_full += 1;
+            self.snd.writable_wanted = true;
+            return Err(WriteError::NoSpace);
+        }
         let size_goal = self.size_goal();
         let max_chain = self.cfg.max_chain_segments.max(1);
         let max_window = self.snd.max_window;
@@ -500,6 +516,9 @@ impl<P: Payload> Connection<P> {
         } else {
             self.cfg.max_pending_connect_bytes.min(self.sndbuf())
         };
+        if !self.snd.wmem_free(limit) {
+            return 0;
+        }
         usize::try_from(limit.saturating_sub(self.snd.queued_bytes)).unwrap_or(0)
     }
 
@@ -518,6 +537,15 @@ impl<P: Payload> Connection<P> {
             self.snd.push_pending();
         }
         self.snd.nodelay = nodelay;
+    }
+
+    /// `SO_KEEPALIVE` with `TCP_KEEPIDLE`, `TCP_KEEPINTVL` and `TCP_KEEPCNT` for this
+    /// connection (Linux `tcp_set_keepalive`, `keepalive_time_when`): `None` turns it off.
+    /// The idle time runs from now (or from the next segment received).
+    pub fn set_keepalive(&mut self, keepalive: Option<KeepaliveConfig>, now: Instant) {
+        self.cfg.keepalive = keepalive;
+        self.keepalive_sent = 0;
+        self.rearm_keepalive(now);
     }
 
     /// Takes up to `max` bytes of in-order data (zero copy). `None` when nothing is queued.

@@ -110,6 +110,17 @@ impl<P: Payload> Connection<P> {
         self.emit_segment(shared, now, out, seq, flags, payload, retransmit, 0);
     }
 
+    /// The receive buffer in force: under memory pressure the window stops opening (it
+    /// never shrinks: RFC 9293 §3.8.6.2.2), as Linux's `tcp_select_window` clamps to what
+    /// memory allows, and the buffer budget shrinks with it (`tcp_adjust_rcv_ssthresh`).
+    pub(super) fn rcvbuf_now(&self, shared: &Shared) -> u32 {
+        if shared.memory_pressure {
+            self.cfg.rcvbuf.min(self.rcv.rcv_mss.saturating_mul(crate::tcp::shared::PRESSURE_RCVBUF_MSS).max(1))
+        } else {
+            self.cfg.rcvbuf
+        }
+    }
+
     /// [`emit`](Self::emit) for a segment that may be a super-segment: `gso_mss` is the
     /// segmentation size (0: one frame). Counters count frames, as Linux counts
     /// `tcp_skb_pcount`.
@@ -127,13 +138,7 @@ impl<P: Payload> Connection<P> {
     ) {
         let syn = flags.contains(Flags::SYN);
         let has_ack = flags.contains(Flags::ACK);
-        // Under memory pressure the window stops opening (it never shrinks: RFC 9293
-        // §3.8.6.2.2), as Linux's `tcp_select_window` clamps to what memory allows.
-        let rcvbuf = if shared.memory_pressure {
-            self.cfg.rcvbuf.min(self.rcv.rcv_mss.saturating_mul(crate::tcp::shared::PRESSURE_RCVBUF_MSS).max(1))
-        } else {
-            self.cfg.rcvbuf
-        };
+        let rcvbuf = self.rcvbuf_now(shared);
         let window = if syn {
             self.rcv.syn_window(rcvbuf)
         } else {

@@ -19,6 +19,45 @@ pub(crate) struct OfoSegment<P> {
     pub data: P,
 }
 
+/// What bounds one connection's receive queues (`tcp_try_rmem_schedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RcvLimits {
+    /// Out-of-order segments held at most.
+    pub max_ofo: usize,
+    /// The receive buffer in payload bytes (the window's ceiling; clamped under memory
+    /// pressure); the window is clamped by [`rmem_budget`] of it.
+    pub rcvbuf: u32,
+    /// What the buffer budget ([`rmem_budget`] of this) is derived from: `rcvbuf` once the
+    /// connection has delivered half of it in order, [`RMEM_INITIAL`] before, growing
+    /// with what it delivers, as Linux starts `sk_rcvbuf` at `tcp_rmem[1]` and grows it
+    /// only with what the application reads (`tcp_rcv_space_adjust`).
+    pub budget_rcvbuf: u32,
+    /// The mbuf pool is nearly empty (the lcore's reserve): only segments that advance
+    /// RCV.NXT are taken, and out-of-order data is pruned.
+    pub shed: bool,
+}
+
+/// The buffer budget (bytes of `truesize`, Linux `sk_rcvbuf`) of a connection whose
+/// window ceiling is `rcvbuf` payload bytes. Linux's `tcp_adv_win_scale` = 1 gives half
+/// of the buffer to payload and half to overhead, so the window a budget allows is half
+/// of it (`tcp_win_from_space`); here the window is configured, and the budget is twice
+/// it. Full-size segments in 2 KiB mbufs cost 1.5 times their payload and fit; 1-byte
+/// segments cost 2 000 times theirs and do not.
+/// The budget's base before a connection has delivered anything: 64 KiB, so a budget of
+/// 128 KiB of buffers (Linux `tcp_rmem[1]`): 60 mbufs. A peer that never fills its hole
+/// pins no more than that, however large the configured window.
+pub(crate) const RMEM_INITIAL: u32 = 64 * 1024;
+
+/// The budget base for a connection that has delivered `delivered` bytes in order.
+pub(crate) fn budget_base(rcvbuf: u32, delivered: u64) -> u32 {
+    let grown = u32::try_from(delivered.saturating_mul(2)).unwrap_or(u32::MAX).max(RMEM_INITIAL);
+    rcvbuf.min(grown)
+}
+
+pub(crate) fn rmem_budget(rcvbuf: u32) -> usize {
+    usize::try_from(rcvbuf).unwrap_or(usize::MAX).saturating_mul(2)
+}
+
 /// What queuing one segment's text did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct DataOutcome {
@@ -32,6 +71,12 @@ pub(crate) struct DataOutcome {
     pub filled_hole: bool,
     /// Nothing new: the text was already received.
     pub duplicate: bool,
+    /// The segment was dropped for lack of buffers: out of order (`TCPOFODrop`), no ACK
+    /// is owed for it; in order (`TCPRcvQDrop`), see `nomem`.
+    pub dropped: bool,
+    /// In-order text was dropped for lack of buffers: an ACK goes at once, so the peer
+    /// learns RCV.NXT did not move (Linux `ICSK_ACK_NOMEM`).
+    pub nomem: bool,
 }
 
 /// Receive sequence variables and queues.
@@ -48,6 +93,11 @@ pub(crate) struct RecvState<P> {
     pub ready_bytes: usize,
     pub ofo: Vec<OfoSegment<P>>,
     pub ofo_bytes: usize,
+    /// Buffer bytes the ready and out-of-order queues pin (Linux `sk_rmem_alloc`, charged
+    /// with `truesize`): what the budget bounds, not the payload bytes.
+    pub rmem: usize,
+    /// The part of `rmem` the out-of-order queue pins.
+    pub ofo_rmem: usize,
     /// The peer's FIN seen out of order, at this sequence number.
     pub ofo_fin: Option<SeqNum>,
     /// Start of the out-of-order segment received last (first SACK block).
@@ -80,6 +130,8 @@ impl<P: Payload> RecvState<P> {
             ready_bytes: 0,
             ofo: Vec::new(),
             ofo_bytes: 0,
+            rmem: 0,
+            ofo_rmem: 0,
             ofo_fin: None,
             last_ofo: None,
             dsack: None,
@@ -164,7 +216,17 @@ impl<P: Payload> RecvState<P> {
 
     /// `tcp_data_queue`: queues the text (and FIN) of an acceptable segment. Text before
     /// RCV.NXT and beyond the advertised window is trimmed (RFC 9293 §3.10.7.4 seventh step).
-    pub fn queue(&mut self, seq: SeqNum, data: P, fin: bool, max_ofo: usize, counters: &mut Counters) -> DataOutcome {
+    ///
+    /// Buffers are charged whole (`truesize`): over the budget, or while the pool is
+    /// nearly empty, the queues are compacted and pruned first (`tcp_try_rmem_schedule`,
+    /// `tcp_prune_queue`), and an out-of-order segment that still does not fit is
+    /// dropped (`TCPOFODrop`). Text at RCV.NXT is taken whenever the application has read
+    /// everything before it, as Linux's `tcp_data_queue` does (`sk_forced_mem_schedule`
+    /// when the receive queue is empty): a connection whose reader keeps up, or whose
+    /// segment fills the hole in front of out-of-order data, keeps going even when
+    /// buffers are gone engine-wide; only text queuing behind unread text is dropped then
+    /// (`TCPRcvQDrop`).
+    pub fn queue(&mut self, seq: SeqNum, data: P, fin: bool, lim: RcvLimits, counters: &mut Counters) -> DataOutcome {
         let mut out = DataOutcome::default();
         let mut seq = seq;
         let mut data = data;
@@ -199,7 +261,25 @@ impl<P: Payload> RecvState<P> {
             data = data.slice(0..room);
             fin = false;
         }
+        // The whole budget bounds both queues; the out-of-order queue, which only a peer
+        // holding a hole open can fill, is also bounded by the one grown from what was
+        // delivered (`budget_rcvbuf`).
+        let budget = rmem_budget(lim.rcvbuf);
+        let ofo_budget = rmem_budget(lim.budget_rcvbuf);
         if seq == self.nxt {
+            let truesize = data.truesize();
+            if !data.is_empty() && self.rmem.saturating_add(truesize) > budget {
+                // Room is made above it (tcp_prune_ofo_queue stops at the incoming
+                // segment, which here lies below every queued one).
+                self.prune(None, budget.saturating_sub(truesize), usize::MAX, false, counters);
+            }
+            let no_room = lim.shed || self.rmem.saturating_add(truesize) > budget;
+            if !data.is_empty() && no_room && self.ready_bytes > 0 {
+                counters.rcvq_drop += 1;
+                out.dropped = true;
+                out.nomem = true;
+                return out;
+            }
             let had_ofo = !self.ofo.is_empty();
             out.in_order += self.push_ready(data);
             if fin {
@@ -220,9 +300,95 @@ impl<P: Payload> RecvState<P> {
             self.ofo_fin = Some(seq.wrapping_add(u32::try_from(data.len()).unwrap_or(0)));
         }
         if !data.is_empty() {
-            self.insert_ofo(seq, data, max_ofo, counters);
+            if lim.shed {
+                // Buffers are nearly gone: what does not advance RCV.NXT is not taken, and
+                // this connection's out-of-order data goes too (`tcp_prune_ofo_queue`
+                // prunes everything while `tcp_under_memory_pressure`).
+                self.prune(None, 0, 0, true, counters);
+                counters.ofo_drop += 1;
+                out.dropped = true;
+                return out;
+            }
+            out.dropped = self.insert_ofo(seq, data, lim.max_ofo, (budget, ofo_budget), counters);
         }
         out
+    }
+
+    /// `tcp_prune_queue`: brings the buffers under `goal` bytes. First without loss: small
+    /// segments are copied together into the spare room of their neighbours' buffers
+    /// (`tcp_collapse_ofo_queue`, then `tcp_collapse` on the in-order queue). Then the
+    /// out-of-order queue is pruned from its highest sequence (`tcp_prune_ofo_queue`),
+    /// down to the segment starting at `keep_below` (the incoming one lands there, and
+    /// what lies below it is nearer to being delivered), or entirely when `all` (global
+    /// memory pressure). Data we SACKed may so be dropped: RFC 2018 §8 allows it, the
+    /// sender keeps it until cumulatively acknowledged.
+    /// `goal` bounds both queues' buffers, `ofo_goal` the out-of-order queue's.
+    fn prune(&mut self, keep_below: Option<SeqNum>, goal: usize, ofo_goal: usize, all: bool, counters: &mut Counters) {
+        if self.rmem > goal || self.ofo_rmem > ofo_goal || all {
+            self.collapse(counters);
+        }
+        let mut pruned = false;
+        while self.rmem > goal || self.ofo_rmem > ofo_goal || (all && !self.ofo.is_empty()) {
+            let Some(last) = self.ofo.last() else { break };
+            if keep_below.is_some_and(|s| s.gt(last.seq)) && !all {
+                break;
+            }
+            if let Some(seg) = self.ofo.pop() {
+                self.ofo_bytes = self.ofo_bytes.saturating_sub(seg.data.len());
+                self.rmem = self.rmem.saturating_sub(seg.data.truesize());
+                self.ofo_rmem = self.ofo_rmem.saturating_sub(seg.data.truesize());
+                pruned = true;
+            }
+        }
+        if pruned {
+            counters.ofo_pruned += 1;
+            // The peer retransmits its FIN with the data before it.
+            self.ofo_fin = None;
+            if self.ofo.is_empty() {
+                self.last_ofo = None;
+            } else if self.last_ofo.is_some_and(|s| !self.ofo.iter().any(|e| e.seq == s)) {
+                self.last_ofo = self.ofo.last().map(|e| e.seq);
+            }
+        }
+    }
+
+    /// `tcp_collapse_ofo_queue` and `tcp_collapse`: copies each segment into the spare
+    /// room of the buffer before it when the two are contiguous (out of order) or
+    /// consecutive (in order) and the payload type can write there. Counts the segments
+    /// whose buffer was freed (`TCPRcvCollapsed`). In place, no allocation.
+    fn collapse(&mut self, counters: &mut Counters) {
+        let mut freed = 0usize;
+        let mut collapsed = 0u64;
+        self.ofo.dedup_by(|next, prev| {
+            let prev_end = prev.seq.wrapping_add(u32::try_from(prev.data.len()).unwrap_or(0));
+            if prev_end == next.seq && prev.data.try_copy_append(&next.data) {
+                freed += next.data.truesize();
+                collapsed += 1;
+                true
+            } else {
+                false
+            }
+        });
+        self.ofo_rmem = self.ofo_rmem.saturating_sub(freed);
+        // The in-order queue: processed segments move to the back, one pass.
+        let n = self.ready.len();
+        let mut kept = 0usize;
+        for _ in 0..n {
+            let Some(seg) = self.ready.pop_front() else { break };
+            if kept > 0 {
+                if let Some(back) = self.ready.back_mut() {
+                    if back.try_copy_append(&seg) {
+                        freed += seg.truesize();
+                        collapsed += 1;
+                        continue;
+                    }
+                }
+            }
+            self.ready.push_back(seg);
+            kept += 1;
+        }
+        self.rmem = self.rmem.saturating_sub(freed);
+        counters.rcv_collapsed += collapsed;
     }
 
     /// Records `[start, end)` as received twice, for the next ACK's D-SACK block.
@@ -246,6 +412,7 @@ impl<P: Payload> RecvState<P> {
         if n > 0 {
             self.nxt = self.nxt.wrapping_add(u32::try_from(n).unwrap_or(0));
             self.ready_bytes += n;
+            self.rmem = self.rmem.saturating_add(data.truesize());
             self.ready.push_back(data);
         }
         n
@@ -260,6 +427,8 @@ impl<P: Payload> RecvState<P> {
             }
             let seg = self.ofo.remove(0);
             self.ofo_bytes = self.ofo_bytes.saturating_sub(seg.data.len());
+            self.rmem = self.rmem.saturating_sub(seg.data.truesize());
+            self.ofo_rmem = self.ofo_rmem.saturating_sub(seg.data.truesize());
             let skip = seq_dist(seg.seq, self.nxt) as usize;
             if skip < seg.data.len() {
                 moved += self.push_ready(seg.data.slice(skip..seg.data.len()));
@@ -272,8 +441,17 @@ impl<P: Payload> RecvState<P> {
     }
 
     /// `tcp_data_queue_ofo`: inserts into the sorted, non-overlapping queue, trimming the
-    /// new segment against its neighbours; bounded by `max_ofo` segments.
-    fn insert_ofo(&mut self, seq: SeqNum, data: P, max_ofo: usize, counters: &mut Counters) {
+    /// new segment against its neighbours; bounded by `max_ofo` segments and by the
+    /// buffer `budget` (pruning above the new segment first, `tcp_try_rmem_schedule`).
+    /// Returns whether the segment was dropped for lack of buffers.
+    fn insert_ofo(
+        &mut self,
+        seq: SeqNum,
+        data: P,
+        max_ofo: usize,
+        (budget, ofo_budget): (usize, usize),
+        counters: &mut Counters,
+    ) -> bool {
         let base = self.nxt;
         let off = |s: SeqNum| seq_dist(base, s);
         let arrived = seq;
@@ -288,31 +466,35 @@ impl<P: Payload> RecvState<P> {
         if held {
             counters.ofo_merge += 1;
             self.last_ofo = Some(arrived);
-            return;
+            return false;
         }
         // Drop queued segments entirely covered by the new one.
         let before = self.ofo.len();
         let mut freed = 0;
+        let mut freed_mem = 0;
         self.ofo.retain(|e| {
             let es = off(e.seq);
             let ee = es.saturating_add(u32::try_from(e.data.len()).unwrap_or(0));
             let covered = es >= start && ee <= end;
             if covered {
                 freed += e.data.len();
+                freed_mem += e.data.truesize();
             }
             !covered
         });
         self.ofo_bytes = self.ofo_bytes.saturating_sub(freed);
+        self.rmem = self.rmem.saturating_sub(freed_mem);
+        self.ofo_rmem = self.ofo_rmem.saturating_sub(freed_mem);
         if self.ofo.len() != before {
             counters.ofo_merge += 1;
         }
-        let idx = self.ofo.partition_point(|e| off(e.seq) < start);
+        let mut idx = self.ofo.partition_point(|e| off(e.seq) < start);
         if let Some(prev) = idx.checked_sub(1).and_then(|i| self.ofo.get(i)) {
             let pe = off(prev.seq).saturating_add(u32::try_from(prev.data.len()).unwrap_or(0));
             if pe >= end {
                 counters.ofo_merge += 1;
                 self.last_ofo = Some(arrived);
-                return;
+                return false;
             }
             if pe > start {
                 data = data.slice((pe - start) as usize..data.len());
@@ -330,17 +512,51 @@ impl<P: Payload> RecvState<P> {
             // Already held: still the most recent arrival for SACK purposes.
             counters.ofo_merge += 1;
             self.last_ofo = Some(arrived);
-            return;
+            return false;
+        }
+        let seq = base.wrapping_add(start);
+        // `tcp_ooo_try_coalesce`: a segment continuing the one before it is copied into
+        // that buffer's spare room when it fits, so a run of small segments above a hole
+        // pins one buffer, not one each. Linux always tries; here only once the queue
+        // holds half its budget, since it copies and the echo and proxy paths otherwise
+        // copy no payload (a lossy transfer's queue rarely gets there, a peer holding a
+        // hole open to pin buffers soon does).
+        let coalesce = self.ofo_rmem > ofo_budget / 2;
+        if let Some(prev) = idx.checked_sub(1).and_then(|i| self.ofo.get_mut(i)).filter(|_| coalesce) {
+            let pe = prev.seq.wrapping_add(u32::try_from(prev.data.len()).unwrap_or(0));
+            if pe == seq && prev.data.try_copy_append(&data) {
+                counters.ofo_queue += 1;
+                counters.rcv_coalesce += 1;
+                self.ofo_bytes += data.len();
+                self.last_ofo = Some(prev.seq);
+                return false;
+            }
+        }
+        let truesize = data.truesize();
+        let over =
+            |r: &Self| r.rmem.saturating_add(truesize) > budget || r.ofo_rmem.saturating_add(truesize) > ofo_budget;
+        if over(self) {
+            let (goal, ofo_goal) = (budget.saturating_sub(truesize), ofo_budget.saturating_sub(truesize));
+            self.prune(Some(seq), goal, ofo_goal, false, counters);
+            idx = self.ofo.partition_point(|e| off(e.seq) < start);
+            if over(self) {
+                counters.ofo_drop += 1;
+                return true;
+            }
         }
         if self.ofo.len() >= max_ofo {
+            // The segment bound (not a buffer shortage): dropped, still answered with a
+            // duplicate ACK.
             counters.ofo_drop += 1;
-            return;
+            return false;
         }
         counters.ofo_queue += 1;
-        let seq = base.wrapping_add(start);
         self.ofo_bytes += data.len();
+        self.rmem = self.rmem.saturating_add(truesize);
+        self.ofo_rmem = self.ofo_rmem.saturating_add(truesize);
         self.ofo.insert(idx, OfoSegment { seq, data });
         self.last_ofo = Some(seq);
+        false
     }
 
     /// Up to `max` SACK blocks (RFC 2018 §4): the block holding the most recent
@@ -375,9 +591,11 @@ impl<P: Payload> RecvState<P> {
         let mut out = P::empty();
         while out.len() < max {
             let Some(mut front) = self.ready.pop_front() else { break };
+            self.rmem = self.rmem.saturating_sub(front.truesize());
             let want = max - out.len();
             if front.len() > want {
                 let rest = front.split_off(want);
+                self.rmem = self.rmem.saturating_add(rest.truesize());
                 self.ready.push_front(rest);
             }
             out.append(front);
@@ -389,9 +607,15 @@ impl<P: Payload> RecvState<P> {
         Some(out)
     }
 
+    /// Room for more payload: what the configured buffer leaves, clamped by what the
+    /// buffer budget leaves (`tcp_space` = `tcp_win_from_space(sk_rcvbuf -
+    /// sk_rmem_alloc)`, half the free budget): a peer whose segments cost far more
+    /// buffer than payload sees its window close.
     fn free_space(&self, rcvbuf: u32) -> u32 {
         let used = u32::try_from(self.ready_bytes + self.ofo_bytes).unwrap_or(u32::MAX);
-        rcvbuf.saturating_sub(used)
+        let by_bytes = rcvbuf.saturating_sub(used);
+        let by_mem = rmem_budget(rcvbuf).saturating_sub(self.rmem) / 2;
+        by_bytes.min(u32::try_from(by_mem).unwrap_or(u32::MAX))
     }
 
     /// `__tcp_select_window`: the window field for a non-SYN segment. The right edge only
@@ -445,6 +669,10 @@ mod tests {
         HeapPayload::from_vec(vec![fill; n])
     }
 
+    fn lim(max_ofo: usize) -> RcvLimits {
+        RcvLimits { max_ofo, rcvbuf: 1 << 20, budget_rcvbuf: 1 << 20, shed: false }
+    }
+
     fn rs() -> RecvState<HeapPayload> {
         let mut r = RecvState::new(1000, 0, Instant::ZERO);
         r.init(SeqNum(999));
@@ -456,13 +684,13 @@ mod tests {
     fn reassembles_out_of_order_and_duplicate_segments() {
         let mut c = Counters::default();
         let mut r = rs();
-        let o = r.queue(SeqNum(1200), p(100, 3), false, 8, &mut c);
+        let o = r.queue(SeqNum(1200), p(100, 3), false, lim(8), &mut c);
         assert!(o.out_of_order);
-        let o = r.queue(SeqNum(1100), p(150, 2), false, 8, &mut c);
+        let o = r.queue(SeqNum(1100), p(150, 2), false, lim(8), &mut c);
         assert!(o.out_of_order, "overlaps the queued segment and is trimmed");
         assert_eq!(r.ofo_bytes, 200);
         assert_eq!(r.sack_blocks(4), vec![(SeqNum(1100), SeqNum(1300))]);
-        let o = r.queue(SeqNum(1000), p(100, 1), false, 8, &mut c);
+        let o = r.queue(SeqNum(1000), p(100, 1), false, lim(8), &mut c);
         assert_eq!(o.in_order, 300);
         assert!(o.filled_hole);
         assert_eq!(r.nxt, SeqNum(1300));
@@ -470,7 +698,7 @@ mod tests {
         assert_eq!(&v[..100], &[1u8; 100][..]);
         assert_eq!(&v[100..200], &[2u8; 100][..]);
         assert_eq!(&v[200..], &[3u8; 100][..]);
-        let o = r.queue(SeqNum(1000), p(100, 1), false, 8, &mut c);
+        let o = r.queue(SeqNum(1000), p(100, 1), false, lim(8), &mut c);
         assert!(o.duplicate);
         assert_eq!(c.ofo_queue, 2);
     }
@@ -480,15 +708,15 @@ mod tests {
         let mut c = Counters::default();
         let mut r = rs();
         for i in 0..4u32 {
-            r.queue(SeqNum(1100 + i * 200), p(100, 0), false, 3, &mut c);
+            r.queue(SeqNum(1100 + i * 200), p(100, 0), false, lim(3), &mut c);
         }
         assert_eq!(r.ofo.len(), 3);
         assert_eq!(c.ofo_drop, 1);
-        let o = r.queue(SeqNum(2000), p(0, 0), true, 3, &mut c);
+        let o = r.queue(SeqNum(2000), p(0, 0), true, lim(3), &mut c);
         assert!(!o.fin);
         assert_eq!(r.ofo_fin, Some(SeqNum(2000)));
         // Most recent block first in SACK.
-        r.queue(SeqNum(1300), p(50, 0), false, 3, &mut c);
+        r.queue(SeqNum(1300), p(50, 0), false, lim(3), &mut c);
         assert_eq!(r.sack_blocks(3)[0], (SeqNum(1300), SeqNum(1400)));
     }
 
@@ -499,7 +727,7 @@ mod tests {
         let rcvbuf = 8000;
         assert_eq!(r.select_window(rcvbuf, 0, 1000), 8000);
         let mut c = Counters::default();
-        r.queue(SeqNum(1), p(7500, 0), false, 8, &mut c);
+        r.queue(SeqNum(1), p(7500, 0), false, lim(8), &mut c);
         assert_eq!(r.select_window(rcvbuf, 0, 1000), 500, "remaining window kept");
         r.read(100);
         assert_eq!(r.select_window(rcvbuf, 0, 1000), 500, "100 bytes freed is below the SWS threshold");

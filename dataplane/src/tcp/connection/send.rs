@@ -97,8 +97,14 @@ pub(crate) struct SendState<P> {
     /// Largest window the peer ever offered.
     pub max_window: u32,
     pub queue: VecDeque<QueuedSegment<P>>,
-    /// Bytes queued and not yet acknowledged (`sk_wmem_queued`).
+    /// Bytes queued and not yet acknowledged.
     pub queued_bytes: u32,
+    /// Buffer bytes the queue pins (Linux `sk_wmem_queued`, charged with `truesize`),
+    /// bounded by twice the send buffer ([`super::recv::rmem_budget`]'s rule): a relay of
+    /// 1-byte segments, each in its own mbuf, fills it long before `queued_bytes` does.
+    /// Charged per write and uncharged per acknowledged entry, so splits made for
+    /// retransmission can leave it a little low; it is reset when the queue empties.
+    pub queued_truesize: usize,
     pub fin_queued: bool,
     /// The last write had `MSG_MORE` (`TCP_NAGLE_CORK` for that write).
     pub corked: bool,
@@ -190,6 +196,7 @@ impl<P: Payload> SendState<P> {
             max_window: 0,
             queue: VecDeque::new(),
             queued_bytes: 0,
+            queued_truesize: 0,
             fin_queued: false,
             corked: false,
             cork: false,
@@ -284,7 +291,11 @@ impl<P: Payload> SendState<P> {
         max_window: u32,
     ) -> usize {
         let offered = data.len();
-        let space = usize::try_from(limit.saturating_sub(self.queued_bytes)).unwrap_or(0);
+        let mut space = usize::try_from(limit.saturating_sub(self.queued_bytes)).unwrap_or(0);
+        if !self.wmem_free(limit) {
+            // `sk_stream_memory_free`: the buffers, not the bytes, are used up.
+            space = 0;
+        }
         if space == 0 {
             self.writable_wanted = true;
             return 0;
@@ -318,6 +329,7 @@ impl<P: Payload> SendState<P> {
                         let n = piece.len();
                         tail.data = merged;
                         filled = Some(self.queue.len() - 1);
+                        self.queued_truesize = self.queued_truesize.saturating_add(piece.truesize());
                         self.account(n);
                     }
                 }
@@ -369,9 +381,16 @@ impl<P: Payload> SendState<P> {
     fn push_new(&mut self, piece: P) -> usize {
         let n = piece.len();
         let seq = self.write_seq;
+        self.queued_truesize = self.queued_truesize.saturating_add(piece.truesize());
         self.queue.push_back(QueuedSegment::unsent(seq, piece, self.last_send));
         self.account(n);
         self.queue.len() - 1
+    }
+
+    /// Whether the queue's buffers leave room under a send buffer of `limit` bytes
+    /// (`sk_stream_memory_free`: `sk_wmem_queued < sk_sndbuf`, in buffer bytes).
+    pub fn wmem_free(&self, limit: u32) -> bool {
+        self.queued_truesize < super::recv::rmem_budget(limit)
     }
 
     fn account(&mut self, n: usize) {
@@ -536,12 +555,16 @@ impl<P: Payload> SendState<P> {
             if end.le(ack) {
                 freed = freed.saturating_add(len);
                 freed_pkts = freed_pkts.saturating_add(front.pcount);
+                self.queued_truesize = self.queued_truesize.saturating_sub(front.data.truesize());
                 self.queue.pop_front();
             } else {
                 if front.seq.lt(ack) {
                     // tcp_trim_head: the entry is partly acknowledged.
                     let cut = seq_dist(front.seq, ack);
+                    let before = front.data.truesize();
                     front.data = front.data.slice(cut as usize..front.data.len());
+                    let after = front.data.truesize();
+                    self.queued_truesize = self.queued_truesize.saturating_sub(before.saturating_sub(after));
                     front.seq = ack;
                     freed = freed.saturating_add(cut);
                     if front.is_sent() {
@@ -559,6 +582,9 @@ impl<P: Payload> SendState<P> {
         }
         self.packets_out = self.packets_out.saturating_sub(freed_pkts);
         self.queued_bytes = self.queued_bytes.saturating_sub(freed);
+        if self.queue.is_empty() {
+            self.queued_truesize = 0;
+        }
         freed
     }
 }
@@ -626,8 +652,11 @@ impl<P: Payload> Connection<P> {
         if advanced && self.snd.writable_wanted && self.state.can_send() {
             let sndbuf = self.sndbuf();
             let free = sndbuf.saturating_sub(self.snd.queued_bytes);
-            // sk_stream_write_space: wake when at least a third of the buffer is free.
-            if free >= sndbuf / 3 {
+            let budget = super::recv::rmem_budget(sndbuf);
+            let free_mem = budget.saturating_sub(self.snd.queued_truesize);
+            // sk_stream_write_space: wake when at least a third of the buffer is free
+            // (bytes and buffer bytes both).
+            if free >= sndbuf / 3 && free_mem >= budget / 3 {
                 self.snd.writable_wanted = false;
                 self.push_event(Event::Writable);
             }

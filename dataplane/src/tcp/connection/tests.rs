@@ -429,6 +429,42 @@ fn keepalive_probes_then_resets() {
     assert!(Pair::events(&mut p.a).contains(&Event::Closed { reason: CloseReason::Timeout }));
 }
 
+/// Keepalive set on one connection (`SO_KEEPALIVE` + `TCP_KEEPIDLE`/`INTVL`/`CNT`, as the
+/// proxy does per listener and pool), the engine-wide setting off: a silent peer is reset
+/// after idle + probes * interval (Linux `tcp_keepalive_timer`); without it, no timer.
+#[test]
+fn keepalive_set_per_connection_probes_a_silent_peer_then_resets() {
+    let mut p = Pair::connect(&cfg(), &cfg());
+    assert_eq!(p.a.next_deadline(), None, "no keepalive by default");
+    let t0 = p.now;
+    let ka = crate::tcp::config::KeepaliveConfig {
+        idle: Duration::from_secs(30),
+        interval: Duration::from_secs(5),
+        probes: 3,
+    };
+    p.a.set_keepalive(Some(ka), t0);
+    assert_eq!(p.a.next_deadline(), Some(t0 + Duration::from_secs(30)));
+    let mut probes = 0;
+    while let Some(t) = p.a.next_deadline() {
+        p.now = t;
+        p.a.handle_timeout(&mut p.sa, p.now);
+        probes += drain(&mut p.a, &mut p.sa, p.now).len();
+        if p.a.state() == State::Closed {
+            break;
+        }
+    }
+    assert_eq!(p.a.state(), State::Closed);
+    assert_eq!(p.now, t0 + Duration::from_secs(30 + 3 * 5), "idle + probes * interval");
+    assert_eq!(p.sa.counters.keepalive_probes, 3);
+    assert!(probes >= 3);
+    assert!(Pair::events(&mut p.a).contains(&Event::Closed { reason: CloseReason::Timeout }));
+    // Turning it off clears the timer.
+    let mut q = Pair::connect(&cfg(), &cfg());
+    q.a.set_keepalive(Some(ka), q.now);
+    q.a.set_keepalive(None, q.now);
+    assert_eq!(q.a.next_deadline(), None);
+}
+
 #[test]
 fn frames_carrying_sack_blocks_still_fit_the_mss() {
     // Both sides send; some of B's segments are lost, so A's data segments carry SACK
@@ -462,4 +498,23 @@ fn frames_carrying_sack_blocks_still_fit_the_mss() {
     assert!(oversize.is_empty(), "frames above the MSS (header, payload, mss): {:?}", &oversize[..oversize.len().min(5)]);
     assert_eq!(Pair::read_all(&mut p.b), data_a);
     assert_eq!(Pair::read_all(&mut p.a), data_b);
+}
+
+/// While buffers are nearly gone engine-wide (`rx_shed`), a connection may queue only
+/// `tcp_wmem[0]` worth for sending: a relay then stops reading, so its peer's text is
+/// shed rather than the pool's last mbufs queued (Linux `sk_wmem_schedule` under
+/// `tcp_mem[2]`).
+#[test]
+fn writes_beyond_the_minimum_are_refused_while_shedding() {
+    let mut p = Pair::connect(&cfg(), &cfg());
+    p.sa.rx_shed = true;
+    assert_eq!(
+        p.a.write(&mut p.sa, HeapPayload::from_slice(&[1; 5000]), WriteFlags::NONE),
+        Ok(5000),
+        "under the minimum"
+    );
+    assert_eq!(p.a.write(&mut p.sa, HeapPayload::from_slice(&[2; 10]), WriteFlags::NONE), Err(WriteError::NoSpace));
+    assert_eq!(p.sa.counters.sndbuf_full, 1);
+    p.sa.rx_shed = false;
+    assert_eq!(p.a.write(&mut p.sa, HeapPayload::from_slice(&[2; 10]), WriteFlags::NONE), Ok(10));
 }
