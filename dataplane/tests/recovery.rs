@@ -653,6 +653,31 @@ fn stall_probe_after_an_unanswered_tlp() {
     assert_eq!(info(&s, id).cwnd, cwnd, "the D-SACK undid the reduction");
 }
 
+/// No ACK-stall probe after the tail probe or the RTO of a single segment (a
+/// request/response whose receiver is slow or delays its ACK): the RTO follows, as in
+/// Linux. Fails without the rule: a stall probe went 2 * SRTT + 2 ms after the tail probe.
+#[test]
+fn no_stall_probe_after_the_tail_probe_of_a_single_segment() {
+    let cfg = TcpConfig { tlp: true, ..script_config() };
+    let (mut s, id) = open(cfg);
+    s.advance_to(30);
+    write_segments(&mut s, id, 1);
+    expect_seg(&mut s, 0, true);
+    // The tail probe, in place of the first RTO (SRTT 20 + 200 ms).
+    s.expect_at(250, &format!("P. {}:{}({MSS}) ack 1", seg(0), seg(1)));
+    s.advance_to(400);
+    s.expect_nothing();
+    let c = s.engine.counters();
+    assert_eq!((c.loss_probes, c.stall_probes, c.timeouts), (1, 0, 0));
+    // Then the RTO (220 ms after the probe), one retransmission, and no stall probe
+    // after it either: the next one is the backed-off RTO.
+    s.advance_to(800);
+    assert_eq!(sent_count(&mut s), 1);
+    let c = s.engine.counters();
+    assert_eq!((c.loss_probes, c.stall_probes, c.timeouts), (1, 0, 1));
+    assert_eq!(info(&s, id).ca_state, CaState::Loss);
+}
+
 /// ACK-stall probes are bounded: each waits twice as long as the one before and goes only
 /// if due before the RTO (re-armed by each probe), at most four per stall; the RTO is the
 /// backstop, as for a dead path. PTO 42 ms: probes at 92, 176 (+84) and 344 (+168); the

@@ -70,6 +70,15 @@ impl<P: Payload> Connection<P> {
             None
         } else if self.snd.ca == CaState::Open && self.snd.tlp.is_none() {
             Some(ProbeKind::Tail)
+        } else if self.snd.packets_out == 1 {
+            // One segment out, its tail probe (or the RTO's retransmission) unanswered: a
+            // request/response exchange whose receiver is busy or holds its ACK, far more
+            // often than a loss the RTO would not repair as well. Linux waits for the
+            // (next) RTO, and so does Strait here:
+            // with 10 000 keep-alive clients (deploy/bench/run.sh conc10000, AF_XDP) the
+            // probes after the probe came to 94 k stall probes beside 63 k TLPs, extra
+            // frames for receivers that were only slow.
+            None
         } else if self.snd.ca != CaState::Disorder && self.snd.stall_probes < MAX_STALL_PROBES {
             // Not in disorder: there RACK's reordering timer marks the head lost (RFC 8985
             // §6.3) if the SACKs that put the connection there show it is.
