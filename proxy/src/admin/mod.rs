@@ -328,6 +328,23 @@ pub fn render(views: &[LcoreView], connections: bool) -> String {
                 );
             }
         }
+        // Each lcore lists at most MAX_CONNECTIONS_SHOWN connections: say where the list
+        // was cut rather than let it look complete.
+        let cut: Vec<&LcoreView> =
+            views.iter().filter(|v| v.connections.len() >= dataplane::control::MAX_CONNECTIONS_SHOWN).collect();
+        if !cut.is_empty() {
+            out.push_str("truncated:\n");
+            for v in cut {
+                let _ = writeln!(
+                    out,
+                    "  lcore={} shown={} sessions={} limit={}",
+                    v.lcore,
+                    v.connections.len(),
+                    v.sessions,
+                    dataplane::control::MAX_CONNECTIONS_SHOWN
+                );
+            }
+        }
     }
     out
 }
