@@ -74,8 +74,15 @@ listen = "127.0.0.1:{metrics_port}"
     let mut strait =
         Strait::start_with_env(&ns, &toml, &[("NOTIFY_SOCKET", &sock_str), ("WATCHDOG_USEC", "400000")]);
     let ready = recv_until(&sock, "READY=1", Duration::from_secs(30));
-    // READY comes only after the port is up.
-    assert!(strait.log_text().contains("port up"), "READY before the port was up: {ready:?}");
+    // READY comes only after the port is up. Log lines reach the file through the log
+    // writer thread, in the order they were emitted: "strait ready" is logged just before
+    // READY is sent, so once it is in the file "port up" must be before it.
+    let text = {
+        strait.wait_for_log(&["strait ready"], Duration::from_secs(5));
+        strait.log_text()
+    };
+    let (up, ready_line) = (text.find("port up"), text.find("strait ready"));
+    assert!(up.is_some() && up < ready_line, "READY before the port was up: {ready:?}\n{text}");
     recv_until(&sock, "WATCHDOG=1", Duration::from_secs(5));
     recv_until(&sock, "WATCHDOG=1", Duration::from_secs(5));
 
