@@ -155,9 +155,19 @@ fn ten_thousand_concurrent_clients_through_the_proxy() {
     }
     assert!(lines[1].starts_with(&format!("ok={CLIENTS} ")), "{lines:?}");
 
-    // Every client still holds its connection: strait has all the sessions at once.
-    let sessions = metric(&s.client, "strait_proxy_listener_connections").unwrap_or(0);
-    let tcp = metric(&s.client, "strait_tcp_connections").unwrap_or(0);
+    // Every client still holds its connection: strait has all the sessions at once. The
+    // gauges are copies the lcore publishes now and then (and skips while a scrape holds
+    // them), so they may lag the last sessions by a moment: wait for them to settle.
+    let settle = Instant::now();
+    let (mut sessions, mut tcp);
+    loop {
+        sessions = metric(&s.client, "strait_proxy_listener_connections").unwrap_or(0);
+        tcp = metric(&s.client, "strait_tcp_connections").unwrap_or(0);
+        if (sessions == CLIENTS as u64 && tcp == 2 * CLIENTS as u64) || settle.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        sleep(Duration::from_millis(200));
+    }
     eprintln!("sessions open: {sessions}, TCP connections: {tcp}, mbufs in use: {:?} (start {mbufs_start})", in_use(&s.client));
     assert_eq!(sessions, CLIENTS as u64, "sessions open at once");
     assert_eq!(tcp, 2 * CLIENTS as u64, "client and backend connections at once");
