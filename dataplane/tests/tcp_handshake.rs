@@ -44,6 +44,9 @@ fn synack_is_retransmitted_and_retransmitted_syn_is_answered() {
     s.inject(1500, "S 0:0(0) win 65535 <mss 1460,TS val 1500 ecr 0>");
     s.expect("S. 0:0(0) ack 1 <mss 1460,TS val 1500 ecr 1500>");
     s.expect_at(3000, "S. 0:0(0) ack 1 <mss 1460,TS val 3000 ecr 1500>");
+    // The one after the timeout, the answer to the retransmitted SYN, the one after the
+    // next timeout (Linux `TCPSynRetrans`).
+    assert_eq!(s.engine.counters().syn_retrans, 3);
 }
 
 #[test]
@@ -86,6 +89,7 @@ fn syn_retransmission_backs_off_then_times_out() {
     s.expect_nothing();
     assert!(s.saw_event(StackEvent::Conn(id, Event::Closed { reason: CloseReason::Timeout })));
     assert_eq!(s.engine.counters().attempt_fails, 1);
+    assert_eq!(s.engine.counters().syn_retrans, 2, "two SYNs sent again, counted");
     assert_eq!(s.engine.connection_count(), 0);
 }
 

@@ -56,6 +56,14 @@ use stats::PRESSURE_CHECK_INTERVAL;
 /// Frames taken from a queue per RX burst.
 pub const BURST: usize = 32;
 
+/// RX bursts taken from one queue per pass while they come back full (at most
+/// `BURST * RX_BURSTS_PER_PASS` frames), like the per-device budget of Linux's NAPI
+/// (`napi_poll`, 64 frames; `netdev_budget`, 300 per softirq). One burst per pass let
+/// the AF_XDP rings overflow under a burst of thousands of connections (issue 19): the
+/// fill ring holds 2048 frames, and the rest of a pass (timers, the proxy, transmit)
+/// took long enough for more than that to arrive.
+pub const RX_BURSTS_PER_PASS: usize = 8;
+
 /// Converts TSC cycles to the stack's [`Instant`].
 #[derive(Debug, Clone, Copy)]
 pub struct TscClock {
@@ -385,52 +393,59 @@ impl Worker {
         let Worker { ports, pool, stats, rx, rx_due, scratch, engine, apps, shed_below, steer, .. } = self;
         let ephemeral = engine.config().ephemeral_ports;
         for (port_index, p) in ports.iter_mut().enumerate() {
-            rx.clear();
-            let n = p.port.rx_burst(p.queue, rx, BURST);
-            LcoreStats::add(&stats.rx_frames, n as u64);
-            work += n;
-            // Checked per burst: data already acknowledged holds its mbufs until the
-            // application and the peer release them, so what is not acknowledged yet is
-            // dropped (and retransmitted by the peer) before the reserve is gone.
-            let shed = n > 0 && pool.available() < *shed_below;
-            engine.set_rx_shedding(shed);
-            let shed_before = engine.counters().ofo_drop + engine.counters().rcvq_drop;
-            rx_due.clear();
-            match p.impair.as_mut() {
-                // Impairment sits between the ring and the network layer.
-                Some(imp) => imp.receive(now, rx, rx_due),
-                None => rx_due.extend(rx.drain(..).map(|m| (m, false))),
-            }
-            for (m, corrupted) in rx_due.drain(..) {
-                if let Some(links) = steer.as_ref() {
-                    match links.route(m.data(), p.iface.ipv4()) {
-                        Route::Here => {}
-                        Route::Owner { lcore, dst_port } => {
-                            let to_ephemeral = (ephemeral.0..=ephemeral.1).contains(&dst_port);
-                            match links.send(lcore, Handoff { port: port_index, frame: m, corrupted }) {
-                                Ok(()) => {
-                                    LcoreStats::add(&stats.redirected_frames, 1);
-                                    if to_ephemeral {
-                                        LcoreStats::add(&stats.redirected_active_open_frames, 1);
+            // A full burst means more frames wait: take up to RX_BURSTS_PER_PASS bursts
+            // before the timers and the transmit side run (Linux's NAPI budget per device).
+            for _ in 0..RX_BURSTS_PER_PASS {
+                rx.clear();
+                let n = p.port.rx_burst(p.queue, rx, BURST);
+                LcoreStats::add(&stats.rx_frames, n as u64);
+                work += n;
+                // Checked per burst: data already acknowledged holds its mbufs until the
+                // application and the peer release them, so what is not acknowledged yet is
+                // dropped (and retransmitted by the peer) before the reserve is gone.
+                let shed = n > 0 && pool.available() < *shed_below;
+                engine.set_rx_shedding(shed);
+                let shed_before = engine.counters().ofo_drop + engine.counters().rcvq_drop;
+                rx_due.clear();
+                match p.impair.as_mut() {
+                    // Impairment sits between the ring and the network layer.
+                    Some(imp) => imp.receive(now, rx, rx_due),
+                    None => rx_due.extend(rx.drain(..).map(|m| (m, false))),
+                }
+                for (m, corrupted) in rx_due.drain(..) {
+                    if let Some(links) = steer.as_ref() {
+                        match links.route(m.data(), p.iface.ipv4()) {
+                            Route::Here => {}
+                            Route::Owner { lcore, dst_port } => {
+                                let to_ephemeral = (ephemeral.0..=ephemeral.1).contains(&dst_port);
+                                match links.send(lcore, Handoff { port: port_index, frame: m, corrupted }) {
+                                    Ok(()) => {
+                                        LcoreStats::add(&stats.redirected_frames, 1);
+                                        if to_ephemeral {
+                                            LcoreStats::add(&stats.redirected_active_open_frames, 1);
+                                        }
                                     }
+                                    // Dropped (the frame with it): TCP retransmits.
+                                    Err(_) => LcoreStats::add(&stats.redirect_dropped_frames, 1),
                                 }
-                                // Dropped (the frame with it): TCP retransmits.
-                                Err(_) => LcoreStats::add(&stats.redirect_dropped_frames, 1),
+                                continue;
                             }
-                            continue;
-                        }
-                        Route::Share => {
-                            let (shared, dropped) = links.share_arp(port_index, m.data(), pool);
-                            LcoreStats::add(&stats.arp_shared_frames, shared);
-                            LcoreStats::add(&stats.redirect_dropped_frames, dropped);
+                            Route::Share => {
+                                let (shared, dropped) = links.share_arp(port_index, m.data(), pool);
+                                LcoreStats::add(&stats.arp_shared_frames, shared);
+                                LcoreStats::add(&stats.redirect_dropped_frames, dropped);
+                            }
                         }
                     }
+                    ingress::receive_frame(p, m, corrupted, now, pool, stats, scratch, engine);
                 }
-                ingress::receive_frame(p, m, corrupted, now, pool, stats, scratch, engine);
-            }
-            if shed {
-                let shed_after = engine.counters().ofo_drop + engine.counters().rcvq_drop;
-                LcoreStats::add(&stats.tcp_rx_shed, shed_after.saturating_sub(shed_before));
+                if shed {
+                    let shed_after = engine.counters().ofo_drop + engine.counters().rcvq_drop;
+                    LcoreStats::add(&stats.tcp_rx_shed, shed_after.saturating_sub(shed_before));
+                }
+                if n < BURST {
+                    break;
+                }
             }
             p.iface.poll(now);
         }

@@ -123,9 +123,10 @@ pub struct TcpConfig {
     /// Challenge ACKs per second for the whole engine (RFC 5961 §7; Linux
     /// `tcp_challenge_ack_limit`).
     pub challenge_ack_limit: u32,
-    /// Half-open connections per listener (SYN queue).
+    /// Half-open connections per listener (SYN queue; Linux `tcp_max_syn_backlog`).
     pub syn_backlog: usize,
-    /// Established connections waiting for `accept` per listener.
+    /// Established connections waiting for `accept` per listener (Linux's listen backlog,
+    /// capped by `somaxconn`).
     pub accept_backlog: usize,
     /// Answer SYNs with SYN cookies when the SYN queue is full.
     pub syncookies: bool,
@@ -179,8 +180,11 @@ impl Default for TcpConfig {
             frto: true,
             dupthresh: 3,
             challenge_ack_limit: 1000,
-            syn_backlog: 1024,
-            accept_backlog: 1024,
+            // Linux's `somaxconn` (4096 since 5.4); a burst of thousands of clients
+            // connecting at once is held rather than answered with cookies (which lose
+            // the window scale without timestamps) or dropped.
+            syn_backlog: 4096,
+            accept_backlog: 4096,
             syncookies: true,
             max_time_wait: 65536,
             ephemeral_ports: (32768, 60999),

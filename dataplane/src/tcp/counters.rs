@@ -119,6 +119,10 @@ counters! {
     sack_reneging => "TCPSACKReneging",
     /// Reordering detected (RFC 8985 §6.2 step 3).
     sack_reorder => "TCPSACKReorder",
+    /// SYNs and SYN-ACKs sent again: after a timeout, or answering a retransmitted SYN
+    /// (Linux `tcp_retransmit_skb` and `tcp_rtx_synack`). Under a burst of connections
+    /// this says how many handshakes waited a second or more for a lost or refused SYN.
+    syn_retrans => "TCPSynRetrans",
     /// Retransmission timeouts (all of them; Linux counts those in the open state here
     /// and the others under the three `...Failures` counters below).
     timeouts => "TCPTimeouts",

@@ -28,6 +28,9 @@
 //! orphan_retries = 8        # 1..=15: unanswered retransmissions/probes of a closed connection
 //! max_orphans = 4096        # 0..=1000000 per lcore: closed connections still sending
 //! max_tw_buckets = 65536    # 0..=1000000 per lcore: TIME-WAIT entries (then skipped)
+//! syn_backlog = 4096        # 1..=1000000 per listener and lcore: half-open connections
+//! accept_backlog = 4096     # 1..=1000000 per listener and lcore: established, not yet taken
+//! syncookies = true         # SYN cookies once the SYN queue is full
 //!
 //! [[port]]                  # at least one
 //! name = "tap0"

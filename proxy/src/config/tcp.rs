@@ -38,6 +38,18 @@ pub struct TcpSettings {
     /// TIME-WAIT entries per lcore; beyond it a closing connection skips TIME-WAIT,
     /// counted `TCPTimeWaitOverflow` (`max_tw_buckets`, Linux `tcp_max_tw_buckets`).
     pub max_tw_buckets: u32,
+    /// Half-open connections per listener and lcore (`syn_backlog`, Linux
+    /// `tcp_max_syn_backlog`); beyond it a SYN is answered with a cookie
+    /// (`syncookies`) or dropped, counted.
+    pub syn_backlog: u32,
+    /// Established connections waiting for the proxy per listener and lcore
+    /// (`accept_backlog`, Linux's listen backlog capped by `somaxconn`); beyond it a SYN
+    /// or cookie ACK is dropped and counted (`ListenOverflows`, `ListenDrops`), and the
+    /// peer retransmits.
+    pub accept_backlog: u32,
+    /// SYN cookies once the SYN queue is full (`syncookies`, RFC 4987 §3.6, Linux
+    /// `tcp_syncookies = 1`).
+    pub syncookies: bool,
 }
 
 impl Default for TcpSettings {
@@ -55,6 +67,9 @@ impl Default for TcpSettings {
             orphan_retries: d.orphan_retries,
             max_orphans: d.max_orphans,
             max_tw_buckets: u32::try_from(d.max_time_wait).unwrap_or(u32::MAX),
+            syn_backlog: u32::try_from(d.syn_backlog).unwrap_or(u32::MAX),
+            accept_backlog: u32::try_from(d.accept_backlog).unwrap_or(u32::MAX),
+            syncookies: d.syncookies,
         }
     }
 }
@@ -72,6 +87,9 @@ impl TcpSettings {
             orphan_retries: self.orphan_retries,
             max_orphans: self.max_orphans,
             max_time_wait: usize::try_from(self.max_tw_buckets).unwrap_or(usize::MAX),
+            syn_backlog: usize::try_from(self.syn_backlog).unwrap_or(usize::MAX),
+            accept_backlog: usize::try_from(self.accept_backlog).unwrap_or(usize::MAX),
+            syncookies: self.syncookies,
             ..TcpConfig::default()
         }
     }
@@ -97,6 +115,9 @@ pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
             "orphan_retries",
             "max_orphans",
             "max_tw_buckets",
+            "syn_backlog",
+            "accept_backlog",
+            "syncookies",
         ],
         errs,
     );
@@ -119,6 +140,11 @@ pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
     let orphan_retries = t.uint_or("orphan_retries", d.orphan_retries, 1, 15, errs);
     let max_orphans = t.uint_or("max_orphans", d.max_orphans, 0, 1_000_000, errs);
     let max_tw_buckets = t.uint_or("max_tw_buckets", d.max_tw_buckets, 0, 1_000_000, errs);
+    // A backlog of 0 would refuse every connection (or, for the SYN queue, answer every
+    // SYN with a cookie); 1 is the operator's call.
+    let syn_backlog = t.uint_or("syn_backlog", d.syn_backlog, 1, 1_000_000, errs);
+    let accept_backlog = t.uint_or("accept_backlog", d.accept_backlog, 1, 1_000_000, errs);
+    let syncookies = t.bool_or("syncookies", d.syncookies, errs);
     Some(TcpSettings {
         congestion: congestion?,
         min_rto: Duration::from_millis(u64::from(min_rto?)),
@@ -129,5 +155,8 @@ pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
         orphan_retries: orphan_retries?,
         max_orphans: max_orphans?,
         max_tw_buckets: max_tw_buckets?,
+        syn_backlog: syn_backlog?,
+        accept_backlog: accept_backlog?,
+        syncookies: syncookies?,
     })
 }

@@ -329,6 +329,12 @@ fn tcp_section_defaults_values_and_errors() {
     let t = ok(&with_tcp("max_tw_buckets = 10")).tcp.engine_config();
     assert_eq!((t.max_time_wait, d.max_tw_buckets), (10, 65536), "tcp_max_tw_buckets per lcore");
     one_error(&with_tcp("max_tw_buckets = 1000001"), "tcp.max_tw_buckets", "out of range");
+    let b = ok(&with_tcp("syn_backlog = 128\naccept_backlog = 64\nsyncookies = false")).tcp.engine_config();
+    assert_eq!((b.syn_backlog, b.accept_backlog, b.syncookies), (128, 64, false));
+    assert_eq!((d.syn_backlog, d.accept_backlog, d.syncookies), (4096, 4096, true), "Linux's somaxconn, cookies on overflow");
+    one_error(&with_tcp("syn_backlog = 0"), "tcp.syn_backlog", "out of range");
+    one_error(&with_tcp("accept_backlog = 1000001"), "tcp.accept_backlog", "out of range");
+    one_error(&with_tcp("syncookies = \"yes\""), "tcp.syncookies", "expected true or false");
 }
 
 #[test]

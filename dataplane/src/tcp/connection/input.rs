@@ -122,6 +122,7 @@ impl<P: Payload> Connection<P> {
                 self.rcv.set_ts_recent(tsval, now);
             }
             self.pending.syn = true;
+            shared.counters.syn_retrans += 1;
             return;
         }
 

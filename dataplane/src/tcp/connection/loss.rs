@@ -61,6 +61,21 @@ pub(crate) struct Undo {
     pub marker: SeqNum,
 }
 
+impl<P: Payload> Connection<P> {
+    /// What a loss episode starting now may have to undo (Linux `tcp_init_undo`): the
+    /// window before the reduction, and SND.UNA as the episode's marker. Taken on entry
+    /// to fast recovery and to Loss (`rto`).
+    pub(super) fn undo_snapshot(&self) -> Undo {
+        Undo {
+            prior_cwnd: self.cc.cwnd(),
+            prior_ssthresh: self.cc.ssthresh(),
+            retrans_ts: None,
+            retrans: 0,
+            marker: self.snd.una,
+        }
+    }
+}
+
 /// Why a segment is retransmitted (for the counters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Cause {
@@ -564,13 +579,7 @@ impl<P: Payload> Connection<P> {
         self.stats.recoveries += 1;
         self.mtu_probe_lost(shared, now);
         if self.snd.undo.is_none() {
-            self.snd.undo = Some(Undo {
-                prior_cwnd: self.cc.cwnd(),
-                prior_ssthresh: self.cc.ssthresh(),
-                retrans_ts: None,
-                retrans: 0,
-                marker: self.snd.una,
-            });
+            self.snd.undo = Some(self.undo_snapshot());
         }
         self.cc.on_congestion_event(self.snd.outstanding(), mss, now);
         self.snd.ca = CaState::Recovery;

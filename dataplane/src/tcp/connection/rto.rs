@@ -1,7 +1,7 @@
 //! The retransmission timeout (split from `loss`): RFC 6298 §5.4-5.6 and RFC 5681 §3.1
 //! (Linux `tcp_retransmit_timer`, `tcp_enter_loss`), and `tcp_simple_retransmit`.
 
-use super::loss::{CaState, Undo};
+use super::loss::CaState;
 use super::{CloseReason, Connection, State};
 use crate::tcp::payload::Payload;
 use crate::tcp::shared::Shared;
@@ -25,6 +25,7 @@ impl<P: Payload> Connection<P> {
                 self.rtt.back_off();
                 self.pending.syn = true;
                 shared.counters.timeouts += 1;
+                shared.counters.syn_retrans += 1;
             }
             State::Closed | State::TimeWait => {}
             _ => {
@@ -76,13 +77,7 @@ impl<P: Payload> Connection<P> {
                         // before that recovery; Eifel now judges this retransmission.
                         Some(u) => u.retrans_ts = None,
                         None => {
-                            self.snd.undo = Some(Undo {
-                                prior_cwnd: self.cc.cwnd(),
-                                prior_ssthresh: self.cc.ssthresh(),
-                                retrans_ts: None,
-                                retrans: 0,
-                                marker: self.snd.una,
-                            });
+                            self.snd.undo = Some(self.undo_snapshot());
                         }
                     }
                     self.cc.on_timeout(self.snd.outstanding(), mss, now);
