@@ -1,5 +1,5 @@
 //! Commands from the control plane to an lcore: drain, reload, server admin state, state
-//! queries for the admin API.
+//! queries for the admin API, packet capture.
 //!
 //! Each lcore has one bounded queue ([`channel`]: `std::sync::mpsc::sync_channel`, whose
 //! `try_recv` takes no lock). The control plane sends with `try_send` (a full queue is an
@@ -88,6 +88,8 @@ pub enum Command {
         /// Where the view goes.
         reply: SyncSender<LcoreView>,
     },
+    /// Start (`Some`) or stop (`None`) capturing this lcore's frames ([`crate::capture`]).
+    Capture(Option<crate::capture::Tap>),
     /// Test-only: the lcore sleeps this long in one iteration (a stuck loop for watchdog
     /// tests; reachable only through `strait run --debug-stall-lcore-after`).
     DebugStall {
@@ -260,6 +262,15 @@ pub struct Inbox {
     drain_deadline: Option<Instant>,
     drain_reset_done: bool,
     next_publish: Instant,
+    /// The capture session this lcore feeds, if any.
+    capture: Option<crate::capture::Tap>,
+}
+
+impl Inbox {
+    /// The capture session this lcore feeds (`None`: capture off).
+    pub fn capture_mut(&mut self) -> Option<&mut crate::capture::Tap> {
+        self.capture.as_mut()
+    }
 }
 
 /// A queue for `lcore`.
@@ -268,7 +279,15 @@ pub fn channel(lcore: u32) -> (Handle, Inbox) {
     let status = Arc::new(LcoreStatus::default());
     (
         Handle { lcore, tx, status: Arc::clone(&status) },
-        Inbox { lcore, rx, status, drain_deadline: None, drain_reset_done: false, next_publish: Instant::ZERO },
+        Inbox {
+            lcore,
+            rx,
+            status,
+            drain_deadline: None,
+            drain_reset_done: false,
+            next_publish: Instant::ZERO,
+            capture: None,
+        },
     )
 }
 
@@ -350,6 +369,10 @@ fn execute<P: Payload>(inbox: &mut Inbox, cmd: Command, engine: &mut Engine<P>, 
             view.lcore = lcore;
             view.draining = inbox.drain_deadline.is_some();
             let _ = reply.try_send(view);
+        }
+        Command::Capture(tap) => {
+            tracing::info!(lcore, on = tap.is_some(), "packet capture");
+            inbox.capture = tap;
         }
         Command::DebugStall { duration } => {
             tracing::warn!(lcore, ms = duration.as_millis() as u64, "debug: stalling this lcore on request");

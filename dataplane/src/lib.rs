@@ -6,6 +6,7 @@
 //! * [`tcp`]: the sans-IO TCP engine.
 //! * [`app`]: the built-in echo and sink services on top of it.
 //! * [`control`]: commands from the control plane to the lcores (drain, reload, admin).
+//! * [`capture`]: packet capture on a live lcore (copies to the control plane, bounded).
 //! * [`impair`]: seeded drop/reorder/duplicate/corrupt/delay of a port's frames (testing).
 //! * [`lb`]: backend load balancing (smooth weighted round robin, least connections, Maglev).
 //! * [`rss`]: flow steering (software Toeplitz hash, RETA: which lcore owns a flow).
@@ -15,6 +16,7 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod capture;
 pub mod control;
 pub mod impair;
 pub mod lb;

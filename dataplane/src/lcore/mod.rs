@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use crate::app::proxy::{ProxyError, ProxySpec, ProxyStats};
 use crate::app::{AppCounters, AppSpec, Apps};
+use crate::capture;
 use crate::dpdk::{copy_stats, tsc, CopyStats, Mbuf, MbufPayload, Mempool};
 use crate::net::NetCounters;
 use crate::tcp::{Counters, Engine, StackError, TcpConfig};
@@ -390,7 +391,9 @@ impl Worker {
     /// number of frames received plus sent (0 means the pass was idle).
     pub fn poll_once(&mut self, now: Instant) -> usize {
         let mut work = 0;
-        let Worker { ports, pool, stats, rx, rx_due, scratch, engine, apps, shed_below, steer, .. } = self;
+        let Worker { ports, pool, stats, rx, rx_due, scratch, engine, apps, shed_below, steer, control, .. } = self;
+        // Off (no session), capture costs this test per burst and per flush.
+        let mut tap = control.as_mut().and_then(crate::control::Inbox::capture_mut);
         let ephemeral = engine.config().ephemeral_ports;
         for (port_index, p) in ports.iter_mut().enumerate() {
             // A full burst means more frames wait: take up to RX_BURSTS_PER_PASS bursts
@@ -400,6 +403,13 @@ impl Worker {
                 let n = p.port.rx_burst(p.queue, rx, BURST);
                 LcoreStats::add(&stats.rx_frames, n as u64);
                 work += n;
+                if let Some(t) = tap.as_deref_mut().filter(|t| n > 0 && t.wants(port_index, p.queue)) {
+                    let wall = capture::unix_nanos();
+                    let origin = capture::Origin { port: port_index, queue: p.queue, direction: capture::Direction::Rx };
+                    for m in rx.iter() {
+                        t.offer(origin, now, wall, m.len(), m.segments());
+                    }
+                }
                 // Checked per burst: data already acknowledged holds its mbufs until the
                 // application and the peer release them, so what is not acknowledged yet is
                 // dropped (and retransmitted by the peer) before the reserve is gone.
@@ -475,8 +485,8 @@ impl Worker {
         });
         LcoreStats::add(&stats.tcp_tx_segments, tx_out as u64);
         work += tx_out;
-        for p in ports.iter_mut() {
-            work += p.flush(pool, stats, now);
+        for (port_index, p) in ports.iter_mut().enumerate() {
+            work += p.flush(pool, stats, now, port_index, tap.as_deref_mut());
         }
         work
     }

@@ -64,9 +64,17 @@ impl PortQueue {
     }
 
     /// Sends what was queued this pass (the interface's own frames too: ARP, ICMP) after
-    /// what waited from earlier passes; counts what was sent, held and dropped. Returns
+    /// what waited from earlier passes; counts what was sent, held and dropped. Frames of
+    /// this pass are offered to `tap` (capture, when on) as they go to the ring. Returns
     /// the frames sent.
-    pub(super) fn flush(&mut self, pool: &crate::dpdk::Mempool, stats: &LcoreStats, now: Instant) -> usize {
+    pub(super) fn flush(
+        &mut self,
+        pool: &crate::dpdk::Mempool,
+        stats: &LcoreStats,
+        now: Instant,
+        port_index: usize,
+        tap: Option<&mut crate::capture::Tap>,
+    ) -> usize {
         let pending = self.tx.pending_mut();
         self.iface.poll_transmit(now, &mut |frame: &[u8]| match Mbuf::from_slice(pool, frame) {
             Ok(m) => pending.push(m),
@@ -75,6 +83,14 @@ impl PortQueue {
         if let Some(imp) = self.impair.as_mut() {
             // Impairment sits between the stack and the ring.
             imp.transmit(now, self.tx.pending_mut());
+        }
+        if let Some(t) = tap.filter(|t| t.wants(port_index, self.queue)) {
+            let wall = crate::capture::unix_nanos();
+            let origin =
+                crate::capture::Origin { port: port_index, queue: self.queue, direction: crate::capture::Direction::Tx };
+            for m in self.tx.pending_mut().iter() {
+                t.offer(origin, now, wall, m.len(), m.segments());
+            }
         }
         let held_before = self.tx.held();
         let mut ring = PortRing { port: &self.port, queue: self.queue };

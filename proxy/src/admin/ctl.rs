@@ -15,7 +15,7 @@ const MAX_ANSWER: u64 = 64 << 20;
 /// Sends `words` as one request to `socket`: `Ok(output)` when the server answered `ok`,
 /// `Err(reason)` when it answered `error: ...` or could not be reached.
 pub fn request(socket: &Path, words: &[String], timeout: Duration) -> Result<String, String> {
-    let line = words.join(" ");
+    let line = absolute_capture_file(words).join(" ");
     if line.contains('\n') {
         return Err("a request is one line".to_string());
     }
@@ -26,6 +26,20 @@ pub fn request(socket: &Path, words: &[String], timeout: Duration) -> Result<Str
     let mut answer = String::new();
     s.take(MAX_ANSWER).read_to_string(&mut answer).map_err(|e| format!("reading the answer: {e}"))?;
     parse_answer(&answer)
+}
+
+/// `capture start FILE ...` with FILE made absolute from this process's directory
+/// (the server runs elsewhere); other requests unchanged.
+pub fn absolute_capture_file(words: &[String]) -> Vec<String> {
+    let mut words = words.to_vec();
+    if let [verb, start, file, ..] = words.as_mut_slice() {
+        if verb == "capture" && start == "start" && !Path::new(file.as_str()).is_absolute() {
+            if let Ok(dir) = std::env::current_dir() {
+                *file = dir.join(file.as_str()).display().to_string();
+            }
+        }
+    }
+    words
 }
 
 /// Splits an answer into its output and verdict (the last line).
@@ -95,6 +109,16 @@ pub fn to_json(answer: &str) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relative_capture_file_is_made_absolute() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let out = absolute_capture_file(&w(&["capture", "start", "x.pcapng", "frames", "5"]));
+        assert!(Path::new(&out[2]).is_absolute() && out[2].ends_with("/x.pcapng"), "{out:?}");
+        assert_eq!(out[3..], w(&["frames", "5"]));
+        assert_eq!(absolute_capture_file(&w(&["capture", "start", "/tmp/y"])), w(&["capture", "start", "/tmp/y"]));
+        assert_eq!(absolute_capture_file(&w(&["show"])), w(&["show"]));
+    }
 
     #[test]
     fn answers_become_json_sections_of_objects() {

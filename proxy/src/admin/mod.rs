@@ -17,8 +17,10 @@
 //! | `show connections` | every proxy connection: lcore, 4-tuple, TCP state, cwnd, srtt, bytes |
 //! | `server drain POOL ADDR` / `server enable POOL ADDR` | no new sessions to a server / again |
 //! | `reload` | re-read the configuration file (as SIGHUP) |
+//! | `capture start FILE [port NAME] ...` / `capture stop` / `capture status` | packet capture to pcapng ([`capture`]) |
 //! | `help` | this list |
 
+pub mod capture;
 pub mod ctl;
 pub mod server;
 
@@ -41,7 +43,8 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 const DRAIN_LINGER: Duration = Duration::from_millis(200);
 
 /// The requests, for `help` and errors.
-pub const HELP: &str = "show | show connections | server drain POOL ADDR | server enable POOL ADDR | reload | help";
+pub const HELP: &str = "show | show connections | server drain POOL ADDR | server enable POOL ADDR | reload | \
+capture start FILE [port NAME] [queue N] [frames N] [seconds N] [snaplen N] [rate N] [max-mb N] | capture stop | capture status | help";
 
 /// Reloads (SIGHUP or `strait ctl reload`) applied on every lcore.
 static RELOADS_OK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -64,6 +67,20 @@ pub struct Ops {
     notifier: Notifier,
     stop: Arc<AtomicBool>,
     draining: AtomicBool,
+    /// The packet capture running, or the last one's result.
+    capture: Mutex<CaptureState>,
+}
+
+/// Packet capture: at most one session at a time.
+#[derive(Default)]
+enum CaptureState {
+    /// None since start.
+    #[default]
+    Never,
+    /// Writing.
+    Running(capture::Session),
+    /// The last session's result.
+    Done(capture::Summary),
 }
 
 impl Ops {
@@ -77,6 +94,7 @@ impl Ops {
             notifier: Notifier::from_env(),
             stop,
             draining: AtomicBool::new(false),
+            capture: Mutex::new(CaptureState::Never),
         }
     }
 
@@ -245,6 +263,61 @@ impl Ops {
         Ok(format!("server {addr} in pool {pool}: {}", state.name()))
     }
 
+    fn capture_state(&self) -> std::sync::MutexGuard<'_, CaptureState> {
+        self.capture.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts a packet capture ([`capture`]); one at a time.
+    pub fn capture_start(&self, words: &[&str]) -> Result<String, String> {
+        let ports: Vec<String> = self.current().ports.iter().map(|p| p.name.clone()).collect();
+        let req = capture::parse(words, &ports)?;
+        let mut state = self.capture_state();
+        if let CaptureState::Running(s) = &*state {
+            if !s.finished() {
+                return Err(format!("a capture is running ({}): capture stop first", s.status().path.display()));
+            }
+        }
+        if let CaptureState::Running(s) = std::mem::take(&mut *state) {
+            *state = CaptureState::Done(s.stop());
+        }
+        let path = req.path.display().to_string();
+        let session = capture::Session::start(req, &ports, &self.lcores)?;
+        *state = CaptureState::Running(session);
+        Ok(format!("capture started: {path}"))
+    }
+
+    /// Ends the running capture and says what it wrote.
+    pub fn capture_stop(&self) -> Result<String, String> {
+        let mut state = self.capture_state();
+        match std::mem::take(&mut *state) {
+            CaptureState::Running(s) => {
+                let summary = s.stop();
+                let text = summary.render(false);
+                *state = CaptureState::Done(summary);
+                Ok(text)
+            }
+            other => {
+                *state = other;
+                Err("no capture is running".to_string())
+            }
+        }
+    }
+
+    /// The running capture's progress, or the last one's result.
+    pub fn capture_status(&self) -> String {
+        let mut state = self.capture_state();
+        if matches!(&*state, CaptureState::Running(s) if s.finished()) {
+            if let CaptureState::Running(s) = std::mem::take(&mut *state) {
+                *state = CaptureState::Done(s.stop());
+            }
+        }
+        match &*state {
+            CaptureState::Never => "capture=off".to_string(),
+            CaptureState::Running(s) => s.status().render(true),
+            CaptureState::Done(summary) => summary.render(false),
+        }
+    }
+
     /// Answers one admin request line: the output, or the reason it failed.
     pub fn handle(&self, line: &str) -> Result<String, String> {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -258,6 +331,9 @@ impl Ops {
                 self.set_server(pool, addr, state)
             }
             ["reload"] => self.reload(),
+            ["capture", "start", rest @ ..] => self.capture_start(rest),
+            ["capture", "stop"] => self.capture_stop(),
+            ["capture"] | ["capture", "status"] => Ok(self.capture_status()),
             ["help"] => Ok(HELP.to_string()),
             [] => Err(format!("empty request (try: {HELP})")),
             _ => Err(format!("unknown request {line:?} (try: {HELP})")),
