@@ -34,7 +34,8 @@ pub fn filter(level: &str, rust_log: Option<&str>) -> Result<EnvFilter, String> 
     Ok(f.add_directive(access))
 }
 
-/// Lines the writer thread's queue holds before new ones are dropped.
+/// Lines the writer thread's queue holds before new ones are dropped, by default
+/// (`[log] queue_lines`).
 pub const BUFFERED_LINES: usize = 65_536;
 
 /// The writer thread's guard (dropping it writes what is queued) and its drop counter.
@@ -48,7 +49,7 @@ pub fn init(cfg: &LogConfig) -> Result<(), String> {
     let filter = filter(&cfg.level, rust_log.as_deref())?;
     // Colours only for a terminal: journald and log files get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (writer, guard) = lossy_writer(std::io::stderr(), BUFFERED_LINES);
+    let (writer, guard) = lossy_writer(std::io::stderr(), cfg.queue_lines as usize);
     let dropped = writer.error_counter();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer);
     let result = match cfg.format {
@@ -167,6 +168,7 @@ mod tests {
             format: LogFormat::Json,
             level: "info".to_string(),
             access: false,
+            queue_lines: 1024,
         };
         // Whether or not RUST_LOG is set in the test environment, a second install fails.
         let first = init(&cfg);

@@ -7,6 +7,7 @@
 //! level = "info"            # tracing EnvFilter directive(s)
 //!
 //! access = false            # one line per closed proxy session (target strait::access, at info whatever `level` says)
+//! queue_lines = 65536       # lines held while stderr is slow (64..=4194304); beyond, dropped and counted
 //!
 //! [dpdk]                    # optional, all keys have defaults
 //! lcores = [0]
@@ -145,6 +146,9 @@ pub struct LogConfig {
     /// One access-log line per closed proxy session (target `strait::access`), in
     /// `format` (`access = true`; default off).
     pub access: bool,
+    /// Lines held for the writer thread while stderr is slow; beyond, lines are dropped
+    /// and counted (`queue_lines`, default [`crate::logging::BUFFERED_LINES`]).
+    pub queue_lines: u32,
 }
 
 /// Log output format.

@@ -84,6 +84,7 @@ impl Config {
         check("admin", self.admin == new.admin);
         check("log.format", self.log.format == new.log.format);
         check("log.level", self.log.level == new.log.level);
+        check("log.queue_lines", self.log.queue_lines == new.log.queue_lines);
         out
     }
 }

@@ -55,6 +55,7 @@ fn minimal_config_gets_the_defaults() {
             format: LogFormat::Human,
             level: "info".into(),
             access: false,
+            queue_lines: 65_536,
         }
     );
     assert_eq!(cfg.dpdk.lcores, vec![0]);
@@ -1065,3 +1066,11 @@ fn dangerous_combinations_are_refused_by_key() {
              [[listener]]\nname = \"one\"\nlisten = \"198.18.0.2:80\"\npool = \"web\"\n";
     one_error(&with_proxy(l), "listener[1].listen", "listener[0] on 0.0.0.0:80 is shadowed by listener[1]");
 }
+
+#[test]
+fn log_queue_lines_is_validated() {
+    let cfg = ok(&format!("[log]\nqueue_lines = 1024\n{PORT}"));
+    assert_eq!(cfg.log.queue_lines, 1024);
+    one_error(&format!("[log]\nqueue_lines = 10\n{PORT}"), "log.queue_lines", "out of range");
+}
+

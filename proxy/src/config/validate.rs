@@ -106,8 +106,10 @@ fn fail<T>(errs: &mut Errors, key: String, reason: impl Into<String>) -> Option<
 
 fn log(value: &Value, errs: &mut Errors) -> Option<LogConfig> {
     let t = Table::new(value, "log", errs)?;
-    t.deny_unknown(&["format", "level", "access"], errs);
+    t.deny_unknown(&["format", "level", "access", "queue_lines"], errs);
     let access = t.bool_or("access", false, errs);
+    let default_lines = u32::try_from(crate::logging::BUFFERED_LINES).unwrap_or(u32::MAX);
+    let queue_lines = t.uint_or("queue_lines", default_lines, 64, 4 << 20, errs);
     let format = match t.string("format", errs).as_deref() {
         None if t.get("format").is_none() => Some(LogFormat::Human),
         None => None,
@@ -139,6 +141,7 @@ fn log(value: &Value, errs: &mut Errors) -> Option<LogConfig> {
         format: format?,
         level: level?,
         access: access?,
+        queue_lines: queue_lines?,
     })
 }
 

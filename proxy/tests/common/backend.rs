@@ -369,6 +369,17 @@ impl Setup {
         toml: impl FnOnce(&str, &str) -> String,
         env: &[(&str, &str)],
     ) -> Setup {
+        Setup::with_strait(net, listens, nginx, toml, |ns, toml| Strait::start_with_env(ns, toml, env))
+    }
+
+    /// As [`Setup::with`], strait started by `start(client namespace, config)`.
+    pub fn with_strait(
+        net: Net,
+        listens: &[String],
+        nginx: impl Fn(&Netns, &str) -> Nginx,
+        toml: impl FnOnce(&str, &str) -> String,
+        start: impl FnOnce(&Netns, &str) -> Strait,
+    ) -> Setup {
         let client = Netns::new("spxa");
         let backend = Netns::new("spxb");
         let (va, vb, tap) = (unique("spa"), unique("spb"), unique("spt"));
@@ -386,7 +397,7 @@ impl Setup {
         }
         backend.ip(&["link", "set", &vb, "up"]);
         let nginx: Vec<Nginx> = listens.iter().map(|l| nginx(&backend, l)).collect();
-        let mut strait = Strait::start_with_env(&client, &toml(&tap, &va), env);
+        let mut strait = start(&client, &toml(&tap, &va));
         strait.wait_for_log(&["strait ready"], Duration::from_secs(30));
         client.ip(&["addr", "add", &format!("{}.1/24", net.front), "dev", &tap]);
         client.ip(&["link", "set", &tap, "up"]);

@@ -9,7 +9,7 @@ pub mod backend;
 
 use std::fs;
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::sleep;
@@ -155,11 +155,34 @@ impl Strait {
     /// As [`Strait::start`], with extra environment variables.
     pub fn start_with_env(ns: &Netns, toml: &str, env: &[(&str, &str)]) -> Strait {
         let base = std::env::temp_dir().join(unique("strait-test-"));
+        let log = base.with_extension("log");
+        let out = fs::File::create(&log).expect("create log");
+        let err = out.try_clone().expect("dup log");
+        Strait::spawn(ns, toml, env, &base, out.into(), err.into())
+    }
+
+    /// As [`Strait::start`], with stdout and stderr going through a `tee` process (the
+    /// second value) that writes the log file: stopping it (SIGSTOP) makes strait's
+    /// stderr a full pipe, as journald back-pressure does.
+    pub fn start_through_tee(ns: &Netns, toml: &str) -> (Strait, Killed) {
+        let base = std::env::temp_dir().join(unique("strait-test-"));
+        let mut tee = Command::new("tee")
+            .arg(base.with_extension("log"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn tee");
+        let pipe = tee.stdin.take().expect("tee stdin");
+        let fd = std::os::fd::OwnedFd::from(pipe);
+        let err = fd.try_clone().expect("dup pipe");
+        (Strait::spawn(ns, toml, &[], &base, Stdio::from(fd), Stdio::from(err)), Killed(tee))
+    }
+
+    /// `strait run` in `ns` with the config `toml` at `base.toml`, its log at `base.log`.
+    fn spawn(ns: &Netns, toml: &str, env: &[(&str, &str)], base: &Path, out: Stdio, err: Stdio) -> Strait {
         let config = base.with_extension("toml");
         let log = base.with_extension("log");
         fs::write(&config, toml).expect("write test config");
-        let out = fs::File::create(&log).expect("create log");
-        let err = out.try_clone().expect("dup log");
         let child = Command::new("ip")
             .args([
                 "netns",
