@@ -15,6 +15,7 @@
 //! | --- | --- |
 //! | `show` | listeners and servers with their state and counts |
 //! | `show connections` | every proxy connection: lcore, 4-tuple, TCP state, cwnd, srtt, bytes |
+//! | `show info` | the process: version, pid, uptime, configuration file, lcores, sessions, reloads, memory, dropped log lines |
 //! | `server drain POOL ADDR` / `server enable POOL ADDR` | no new sessions to a server / again |
 //! | `reload` | re-read the configuration file (as SIGHUP) |
 //! | `capture start FILE [port NAME] ...` / `capture stop` / `capture status` | packet capture to pcapng ([`capture`]) |
@@ -43,7 +44,7 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 const DRAIN_LINGER: Duration = Duration::from_millis(200);
 
 /// The requests, for `help` and errors.
-pub const HELP: &str = "show | show connections | server drain POOL ADDR | server enable POOL ADDR | reload | \
+pub const HELP: &str = "show | show connections | show info | server drain POOL ADDR | server enable POOL ADDR | reload | \
 capture start FILE [port NAME] [queue N] [frames N] [seconds N] [snaplen N] [rate N] [max-mb N] | capture stop | capture status | help";
 
 /// Reloads (SIGHUP or `strait ctl reload`) applied on every lcore.
@@ -67,6 +68,7 @@ pub struct Ops {
     notifier: Notifier,
     stop: Arc<AtomicBool>,
     draining: AtomicBool,
+    started: Instant,
     /// The packet capture running, or the last one's result.
     capture: Mutex<CaptureState>,
 }
@@ -94,6 +96,7 @@ impl Ops {
             notifier: Notifier::from_env(),
             stop,
             draining: AtomicBool::new(false),
+            started: Instant::now(),
             capture: Mutex::new(CaptureState::Never),
         }
     }
@@ -263,6 +266,31 @@ impl Ops {
         Ok(format!("server {addr} in pool {pool}: {}", state.name()))
     }
 
+    /// `show info`: the process at a glance (key=value, one line).
+    pub fn info(&self) -> Result<String, String> {
+        let views = self.views(false)?;
+        let sessions: u64 = views.iter().map(|v| v.sessions).sum();
+        let lcores: Vec<String> = self.lcores.iter().map(|h| h.lcore().to_string()).collect();
+        let (ok, rejected, failed) = reload_counts();
+        // The resident set from the kernel's view of this process (0 where /proc lacks it).
+        let rss_kb = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").to_string())))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        Ok(format!(
+            "version={} pid={} uptime_s={} config={} lcores={} sessions={sessions} draining={} reloads_ok={ok} \
+             reloads_rejected={rejected} reloads_failed={failed} rss_kb={rss_kb} log_dropped_lines={}\n",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id(),
+            self.started.elapsed().as_secs(),
+            self.config_path.display(),
+            lcores.join(","),
+            yes(self.draining.load(Ordering::Relaxed)),
+            crate::logging::dropped_lines(),
+        ))
+    }
+
     fn capture_state(&self) -> std::sync::MutexGuard<'_, CaptureState> {
         self.capture.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -324,6 +352,7 @@ impl Ops {
         match words.as_slice() {
             ["show"] | ["show", "servers"] | ["show", "listeners"] => Ok(render(&self.views(false)?, false)),
             ["show", "connections"] => Ok(render(&self.views(true)?, true)),
+            ["show", "info"] => self.info(),
             ["server", verb @ ("drain" | "enable"), pool, addr] => {
                 let addr: SocketAddrV4 =
                     addr.parse().map_err(|_| format!("{addr:?} is not an IPv4 address and port"))?;

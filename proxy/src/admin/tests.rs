@@ -77,6 +77,11 @@ fn temp_dir(tag: &str) -> PathBuf {
 fn show_and_server_admin_state_through_the_queue() {
     let dir = temp_dir("show");
     let (ops, _lcore, _) = setup(&dir, CONFIG);
+    let info = ops.handle("show info").unwrap_or_else(|e| panic!("{e}"));
+    for key in ["version=", "pid=", "uptime_s=", "lcores=0 ", "sessions=0 ", "draining=no ", "reloads_ok=", "rss_kb="] {
+        assert!(info.contains(key), "show info has {key}: {info}");
+    }
+    assert!(info.contains(&format!("pid={} ", std::process::id())), "{info}");
     let out = ops.handle("show").unwrap_or_else(|e| panic!("{e}"));
     assert!(out.contains("listener=web listen=198.18.80.2:80 pool=web state=open active=0 total=0"), "{out}");
     assert!(out.contains("pool=web server=198.18.80.10:8080 weight=1 admin=enabled health=up configured=yes"), "{out}");
