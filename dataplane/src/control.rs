@@ -36,6 +36,8 @@ pub enum AdminState {
     Enabled,
     /// Receives no new sessions; its established sessions continue.
     Drain,
+    /// Maintenance: as `Drain`, and its health checks pause (HAProxy `MAINT`).
+    Maint,
 }
 
 impl AdminState {
@@ -44,6 +46,7 @@ impl AdminState {
         match self {
             AdminState::Enabled => "enabled",
             AdminState::Drain => "drain",
+            AdminState::Maint => "maint",
         }
     }
 }
@@ -81,6 +84,25 @@ pub enum Command {
         /// Where the result goes.
         reply: SyncSender<Result<(), String>>,
     },
+    /// Set a server's weight until the next reload (0: no new sessions). `Err` names what
+    /// was not found.
+    SetWeight {
+        /// The pool's name.
+        pool: String,
+        /// The server.
+        addr: SocketAddrV4,
+        /// The new weight.
+        weight: u32,
+        /// Where the result goes.
+        reply: SyncSender<Result<(), String>>,
+    },
+    /// Reset sessions now (the access log says `killed`); the reply is how many.
+    Kill {
+        /// Which.
+        target: KillTarget,
+        /// Where the count goes.
+        reply: SyncSender<usize>,
+    },
     /// Report listeners, servers and (when `connections`) sessions.
     Show {
         /// Include per-connection detail.
@@ -96,6 +118,21 @@ pub enum Command {
         /// How long.
         duration: std::time::Duration,
     },
+}
+
+/// Sessions an operator resets ([`Command::Kill`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KillTarget {
+    /// Every session connected or connecting to this server (HAProxy `shutdown sessions
+    /// server`).
+    Server {
+        /// The pool's name.
+        pool: String,
+        /// The server.
+        addr: SocketAddrV4,
+    },
+    /// One session of this lcore (the id `show connections` prints).
+    Session(u64),
 }
 
 /// One listener as the admin API shows it.
@@ -363,6 +400,17 @@ fn execute<P: Payload>(inbox: &mut Inbox, cmd: Command, engine: &mut Engine<P>, 
         Command::SetServer { pool, addr, state, reply } => {
             let result = apps.proxy_mut().set_admin_state(&pool, addr, state, now);
             let _ = reply.try_send(result);
+        }
+        Command::SetWeight { pool, addr, weight, reply } => {
+            let result = apps.proxy_mut().set_weight(&pool, addr, weight);
+            let _ = reply.try_send(result);
+        }
+        Command::Kill { target, reply } => {
+            let n = apps.proxy_mut().kill(engine, &target, now);
+            if n > 0 {
+                tracing::warn!(lcore, sessions = n, target = ?target, "sessions killed by the operator");
+            }
+            let _ = reply.try_send(n);
         }
         Command::Show { connections, reply } => {
             let mut view = apps.proxy().view(engine, connections, now);

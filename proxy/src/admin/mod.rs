@@ -17,6 +17,10 @@
 //! | `show connections` | every proxy connection: lcore, 4-tuple, TCP state, cwnd, srtt, bytes |
 //! | `show info` | the process: version, pid, uptime, configuration file, lcores, sessions, reloads, memory, dropped log lines |
 //! | `server drain POOL ADDR` / `server enable POOL ADDR` | no new sessions to a server / again |
+//! | `server maint POOL ADDR` | maintenance: no new sessions and no health checks (`server enable` ends it) |
+//! | `server weight POOL ADDR N` | the server's weight until the next reload (0..=1000; 0: no new sessions) |
+//! | `server kill POOL ADDR` | reset every session of the server now |
+//! | `session kill LCORE ID` | reset one session (`show connections` prints lcore and id) |
 //! | `reload` | re-read the configuration file (as SIGHUP) |
 //! | `capture start FILE [port NAME] ...` / `capture stop` / `capture status` | packet capture to pcapng ([`capture`]) |
 //! | `help` | this list |
@@ -33,7 +37,7 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dataplane::control::{AdminState, Command, Handle, HealthState, LcoreView};
+use dataplane::control::{AdminState, Command, Handle, HealthState, KillTarget, LcoreView};
 
 use crate::config::Config;
 use crate::systemd::Notifier;
@@ -44,7 +48,8 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 const DRAIN_LINGER: Duration = Duration::from_millis(200);
 
 /// The requests, for `help` and errors.
-pub const HELP: &str = "show | show connections | show info | server drain POOL ADDR | server enable POOL ADDR | reload | \
+pub const HELP: &str = "show | show connections | show info | server drain|enable|maint POOL ADDR | server weight POOL ADDR N | \
+server kill POOL ADDR | session kill LCORE ID | reload | \
 capture start FILE [port NAME] [queue N] [frames N] [seconds N] [snaplen N] [rate N] [max-mb N] | capture stop | capture status | help";
 
 /// Reloads (SIGHUP or `strait ctl reload`) applied on every lcore.
@@ -346,6 +351,40 @@ impl Ops {
         }
     }
 
+    /// Sets a server's weight on every lcore (until the next reload).
+    pub fn set_weight(&self, pool: &str, addr: SocketAddrV4, weight: u32) -> Result<String, String> {
+        let mut pending = Vec::new();
+        for h in &self.lcores {
+            let (tx, rx) = sync_channel(1);
+            h.send(Command::SetWeight { pool: pool.to_string(), addr, weight, reply: tx }).map_err(|e| e.to_string())?;
+            pending.push((h.lcore(), rx));
+        }
+        for (lcore, rx) in pending {
+            rx.recv_timeout(REPLY_TIMEOUT).map_err(|_| format!("lcore {lcore}: no answer"))??;
+        }
+        tracing::info!(pool, server = %addr, weight, "server weight set by the operator");
+        Ok(format!("server {addr} in pool {pool}: weight {weight}"))
+    }
+
+    /// Resets the sessions `target` names on `lcore` (every lcore: `None`); how many.
+    pub fn kill(&self, lcore: Option<u32>, target: &KillTarget) -> Result<usize, String> {
+        let handles: Vec<&Handle> = self.lcores.iter().filter(|h| lcore.is_none_or(|l| h.lcore() == l)).collect();
+        if handles.is_empty() {
+            return Err(format!("no lcore {}", lcore.unwrap_or_default()));
+        }
+        let mut pending = Vec::new();
+        for h in handles {
+            let (tx, rx) = sync_channel(1);
+            h.send(Command::Kill { target: target.clone(), reply: tx }).map_err(|e| e.to_string())?;
+            pending.push((h.lcore(), rx));
+        }
+        let mut n = 0;
+        for (lcore, rx) in pending {
+            n += rx.recv_timeout(REPLY_TIMEOUT).map_err(|_| format!("lcore {lcore}: no answer"))?;
+        }
+        Ok(n)
+    }
+
     /// Answers one admin request line: the output, or the reason it failed.
     pub fn handle(&self, line: &str) -> Result<String, String> {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -353,11 +392,34 @@ impl Ops {
             ["show"] | ["show", "servers"] | ["show", "listeners"] => Ok(render(&self.views(false)?, false)),
             ["show", "connections"] => Ok(render(&self.views(true)?, true)),
             ["show", "info"] => self.info(),
-            ["server", verb @ ("drain" | "enable"), pool, addr] => {
-                let addr: SocketAddrV4 =
-                    addr.parse().map_err(|_| format!("{addr:?} is not an IPv4 address and port"))?;
-                let state = if *verb == "drain" { AdminState::Drain } else { AdminState::Enabled };
-                self.set_server(pool, addr, state)
+            ["server", verb @ ("drain" | "enable" | "maint"), pool, addr] => {
+                let state = match *verb {
+                    "drain" => AdminState::Drain,
+                    "maint" => AdminState::Maint,
+                    _ => AdminState::Enabled,
+                };
+                self.set_server(pool, server_addr(addr)?, state)
+            }
+            ["server", "weight", pool, addr, weight] => {
+                let weight = weight
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|w| *w <= MAX_WEIGHT)
+                    .ok_or_else(|| format!("{weight:?} is not a weight (0..={MAX_WEIGHT})"))?;
+                self.set_weight(pool, server_addr(addr)?, weight)
+            }
+            ["server", "kill", pool, addr] => {
+                let target = KillTarget::Server { pool: pool.to_string(), addr: server_addr(addr)? };
+                let n = self.kill(None, &target)?;
+                Ok(format!("sessions of server {addr} in pool {pool} reset: {n}"))
+            }
+            ["session", "kill", lcore, id] => {
+                let lcore: u32 = lcore.parse().map_err(|_| format!("{lcore:?} is not an lcore id"))?;
+                let id: u64 = id.parse().map_err(|_| format!("{id:?} is not a session id"))?;
+                match self.kill(Some(lcore), &KillTarget::Session(id))? {
+                    0 => Err(format!("no session {id} on lcore {lcore}")),
+                    _ => Ok(format!("session {id} on lcore {lcore} reset")),
+                }
             }
             ["reload"] => self.reload(),
             ["capture", "start", rest @ ..] => self.capture_start(rest),
@@ -368,6 +430,14 @@ impl Ops {
             _ => Err(format!("unknown request {line:?} (try: {HELP})")),
         }
     }
+}
+
+/// Weights `server weight` accepts (the configuration's `weight` is 1..=1000).
+const MAX_WEIGHT: u32 = 1000;
+
+/// A server's `ADDR` in a request.
+fn server_addr(addr: &str) -> Result<SocketAddrV4, String> {
+    addr.parse().map_err(|_| format!("{addr:?} is not an IPv4 address and port"))
 }
 
 /// The text of `show` (every lcore summed: sessions per listener and server; health

@@ -92,6 +92,17 @@ fn show_and_server_admin_state_through_the_queue() {
     assert!(ops.handle("server drain web nonsense").is_err_and(|e| e.contains("not an IPv4 address and port")));
     assert!(ops.handle("frobnicate").is_err_and(|e| e.contains("unknown request")));
     assert!(ops.handle("show connections").is_ok_and(|o| o.contains("connections:\n")));
+    // Maintenance, weight, kill.
+    assert_eq!(ops.handle("server maint web 198.18.80.10:8080"), Ok("server 198.18.80.10:8080 in pool web: maint".into()));
+    assert!(ops.handle("show").is_ok_and(|o| o.contains("server=198.18.80.10:8080 weight=1 admin=maint")));
+    assert_eq!(ops.handle("server weight web 198.18.80.10:8080 7"), Ok("server 198.18.80.10:8080 in pool web: weight 7".into()));
+    assert!(ops.handle("show").is_ok_and(|o| o.contains("server=198.18.80.10:8080 weight=7 admin=maint")));
+    assert!(ops.handle("server weight web 198.18.80.10:8080 1001").is_err_and(|e| e.contains("not a weight (0..=1000)")));
+    assert!(ops.handle("server weight web 198.18.80.99:8080 2").is_err_and(|e| e.contains("no server 198.18.80.99:8080")));
+    assert_eq!(ops.handle("server kill web 198.18.80.10:8080"), Ok("sessions of server 198.18.80.10:8080 in pool web reset: 0".into()));
+    assert!(ops.handle("session kill 0 99").is_err_and(|e| e.contains("no session 99 on lcore 0")));
+    assert!(ops.handle("session kill 7 1").is_err_and(|e| e.contains("no lcore 7")));
+    assert!(ops.handle("session kill x 1").is_err_and(|e| e.contains("not an lcore id")));
     let _ = std::fs::remove_dir_all(dir);
 }
 

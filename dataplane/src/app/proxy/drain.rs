@@ -8,9 +8,12 @@
 //! [`Proxy::reset_all`] aborts both connections of every remaining session (the peers get
 //! an RST, RFC 9293 §3.10.5).
 //!
-//! Also here: the access log, one line per session as it ends (target `strait::access`).
+//! Also here: sessions an operator kills ([`Proxy::kill`], the same abort), and the access
+//! log, one line per session as it ends (target `strait::access`).
 
 use std::net::SocketAddrV4;
+
+use crate::control::KillTarget;
 
 use crate::tcp::{Engine, Payload};
 use crate::time::{Duration, Instant};
@@ -38,8 +41,27 @@ impl<P: Payload> Proxy<P> {
     /// Aborts every session (both connections); returns how many there were.
     pub fn reset_all(&mut self, engine: &mut Engine<P>, now: Instant) -> usize {
         let ids: Vec<u64> = self.sessions.iter().filter(|(_, s)| !s.finished).map(|(&id, _)| id).collect();
-        for &sid in &ids {
-            self.note_end(sid, EndReason::DrainDeadline);
+        self.reset_sessions(engine, &ids, EndReason::DrainDeadline, now)
+    }
+
+    /// Resets what an operator names: every session of a server, or one session. Returns
+    /// how many were reset (0: none matched).
+    pub fn kill(&mut self, engine: &mut Engine<P>, target: &KillTarget, now: Instant) -> usize {
+        let ids: Vec<u64> = match target {
+            KillTarget::Session(sid) => {
+                self.sessions.get(sid).filter(|s| !s.finished).map(|_| *sid).into_iter().collect()
+            }
+            KillTarget::Server { pool, addr } => {
+                let Some(flat) = self.server_index(pool, *addr) else { return 0 };
+                self.sessions.iter().filter(|(_, s)| !s.finished && s.server == Some(flat)).map(|(&id, _)| id).collect()
+            }
+        };
+        self.reset_sessions(engine, &ids, EndReason::Killed, now)
+    }
+
+    fn reset_sessions(&mut self, engine: &mut Engine<P>, ids: &[u64], reason: EndReason, now: Instant) -> usize {
+        for &sid in ids {
+            self.note_end(sid, reason);
             if let Some(l) = self.sessions.get(&sid).and_then(|s| self.stats.listeners.get_mut(s.listener)) {
                 l.resets += 1;
             }
@@ -66,6 +88,8 @@ pub enum EndReason {
     RefusedMaxConnections,
     /// Refused at accept: no server of the pool was available.
     NoServer,
+    /// Reset by the operator (`strait ctl server kill` / `session kill`).
+    Killed,
 }
 
 impl EndReason {
@@ -79,6 +103,7 @@ impl EndReason {
             EndReason::DrainDeadline => "drain_deadline",
             EndReason::RefusedMaxConnections => "refused_max_connections",
             EndReason::NoServer => "no_server",
+            EndReason::Killed => "killed",
         }
     }
 }
@@ -152,7 +177,10 @@ impl<P: Payload> Proxy<P> {
         }
         let Some(s) = self.sessions.get(&sid) else { return };
         let reason = s.log.end.unwrap_or(if s.up.shut && s.down.shut { EndReason::Closed } else { EndReason::Reset });
-        let by_proxy = matches!(reason, EndReason::Idle | EndReason::DrainDeadline | EndReason::ConnectFailed | EndReason::NoServer);
+        let by_proxy = matches!(
+            reason,
+            EndReason::Idle | EndReason::DrainDeadline | EndReason::ConnectFailed | EndReason::NoServer | EndReason::Killed
+        );
         log_access(&AccessRecord {
             listener: self.listeners.get(s.listener).map(|l| l.spec.name.as_str()).unwrap_or("-"),
             client: s.client_addr,

@@ -108,6 +108,33 @@ impl<P: Payload> Proxy<P> {
         self.ops.available(flat, now)
     }
 
+    /// The flat index of a configured server.
+    pub(super) fn server_index(&self, pool: &str, addr: SocketAddrV4) -> Option<usize> {
+        let configured = self.ops.configured.unwrap_or(self.servers.len());
+        self.stats.servers.iter().take(configured).position(|s| s.pool == pool && s.addr == Some(addr))
+    }
+
+    /// Sets a server's weight until the next reload (HAProxy `set weight`; 0: no new
+    /// sessions, as a drained server). `Err` when the pool or server is unknown.
+    pub fn set_weight(&mut self, pool: &str, addr: SocketAddrV4, weight: u32) -> Result<(), String> {
+        let flat = self.server_index(pool, addr).ok_or_else(|| format!("no server {addr} in pool {pool:?}"))?;
+        let Some(p) = self.pools.iter_mut().find(|p| (p.first..p.first + p.balancer.backends().len()).contains(&flat)) else {
+            return Err(format!("no server {addr} in pool {pool:?}"));
+        };
+        let mut backends = p.balancer.backends().to_vec();
+        if let Some(b) = backends.get_mut(flat - p.first) {
+            b.weight = weight;
+        }
+        p.balancer.set_backends(&backends).map_err(|e| e.to_string())?;
+        if let Some(s) = self.servers.get_mut(flat) {
+            if s.weight != weight {
+                tracing::info!(pool, server = %addr, weight, "server weight set");
+            }
+            s.weight = weight;
+        }
+        Ok(())
+    }
+
     /// Sets a server's admin state (`Drain`: no new sessions). `Err` when the pool or
     /// server does not exist.
     pub fn set_admin_state(
@@ -118,10 +145,7 @@ impl<P: Payload> Proxy<P> {
         _now: Instant,
     ) -> Result<(), String> {
         self.ops_sync();
-        let configured = self.ops.configured.unwrap_or(self.servers.len());
-        let Some(flat) =
-            self.stats.servers.iter().take(configured).position(|s| s.pool == pool && s.addr == Some(addr))
-        else {
+        let Some(flat) = self.server_index(pool, addr) else {
             return Err(format!("no server {addr} in pool {pool:?}"));
         };
         if let Some(s) = self.ops.servers.get_mut(flat) {
@@ -161,6 +185,10 @@ impl<P: Payload> Proxy<P> {
                     continue;
                 };
                 let Some(spec) = spec else { continue };
+                if ops.admin == AdminState::Maint {
+                    // Maintenance: no checks until the operator enables it again.
+                    continue;
+                }
                 if ops.health.passive(spec, stats, server, now) {
                     work += 1;
                 }

@@ -6,6 +6,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::*;
+use crate::control::KillTarget;
 use crate::app::{AppKind, AppSpec, Apps};
 use crate::tcp::{HeapPayload, Segment, TcpConfig};
 
@@ -383,6 +384,45 @@ fn a_backend_reset_resets_the_client() {
     assert_eq!(net.stats().listeners[0].active, 0);
     assert_eq!(net.apps.proxy().session_count(), 0);
     assert_eq!(net.proxy.connection_count(), 0);
+}
+
+#[test]
+fn the_operator_kills_a_servers_sessions_and_one_session() {
+    let mut net = Net::new(&spec(vec![server(BACKEND, MANUAL_PORT)], 100, 60_000), TcpConfig::default());
+    let (a, b) = (net.connect(), net.connect());
+    net.steps(10);
+    assert!(net.accept_manual().is_some() && net.accept_manual().is_some(), "both sessions connected");
+    assert_eq!(net.apps.proxy().session_count(), 2);
+    let other = SocketAddrV4::new(BACKEND, MANUAL_PORT + 1);
+    let kill_other = KillTarget::Server { pool: "web".into(), addr: other };
+    assert_eq!(net.apps.proxy_mut().kill(&mut net.proxy, &kill_other, net.now), 0, "no such server: nothing reset");
+    assert_eq!(net.apps.proxy_mut().kill(&mut net.proxy, &KillTarget::Session(99), net.now), 0);
+    // Session ids count from 0 in accept order.
+    assert_eq!(net.apps.proxy_mut().kill(&mut net.proxy, &KillTarget::Session(0), net.now), 1);
+    net.steps(10);
+    assert_eq!(net.client_closed(a), Some(CloseReason::Reset));
+    assert_eq!(net.client_closed(b), None, "the other session goes on");
+    let all = KillTarget::Server { pool: "web".into(), addr: SocketAddrV4::new(BACKEND, MANUAL_PORT) };
+    assert_eq!(net.apps.proxy_mut().kill(&mut net.proxy, &all, net.now), 1);
+    net.steps(10);
+    assert_eq!(net.client_closed(b), Some(CloseReason::Reset));
+    assert_eq!(net.apps.proxy().session_count(), 0);
+    assert_eq!(net.proxy.connection_count(), 0);
+}
+
+#[test]
+fn a_weight_set_by_the_operator_steers_new_sessions() {
+    let servers = vec![server(BACKEND, MANUAL_PORT), server(BACKEND, ECHO_PORT)];
+    let mut net = Net::new(&spec(servers, 100, 60_000), TcpConfig::default());
+    let echo = SocketAddrV4::new(BACKEND, ECHO_PORT);
+    assert_eq!(net.apps.proxy_mut().set_weight("web", echo, 0), Ok(()));
+    assert!(net.apps.proxy_mut().set_weight("web", SocketAddrV4::new(BACKEND, 1), 1).is_err_and(|e| e.contains("no server")));
+    for _ in 0..4 {
+        net.connect();
+    }
+    net.steps(20);
+    let s = &net.stats().servers;
+    assert_eq!((s[0].attempts, s[1].attempts), (4, 0), "weight 0: no new sessions");
 }
 
 #[test]
