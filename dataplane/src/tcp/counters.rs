@@ -173,6 +173,9 @@ counters! {
     time_wait_recycled => "TCPTimeWaitRecycled",
     /// Writes refused because the send buffer was full.
     sndbuf_full => "TCPSndBufFull",
+    /// ICMP "fragmentation needed" quoting a segment of no connection (Linux `tcp_v4_err`
+    /// counts `ICMP_MIB_INERRORS` when no socket matches the quote).
+    icmp_in_errors => "IcmpInErrors",
     /// ICMP errors quoting a sequence number outside the send window (RFC 5927 §4.1).
     out_of_window_icmps => "OutOfWindowIcmps",
     /// ICMP "fragmentation needed" messages with a next-hop MTU below 68.
