@@ -188,6 +188,9 @@ counters! {
     mtu_probe_successes => "TCPMTUPSuccess",
     /// PLPMTUD probes lost.
     mtu_probe_failures => "TCPMTUPFail",
+    /// Path MTU lowered because repeated timeouts suggested an ICMP black hole (Linux
+    /// `tcp_mtu_probing`; Linux counts nothing there, the name is Strait's).
+    mtu_black_holes => "TCPMTUPBlackHole",
     /// Times the engine entered memory pressure (buffers low; `tcp_enter_memory_pressure`).
     memory_pressures => "TCPMemoryPressures",
     /// SYNs refused with a RST because the engine was under memory pressure.
