@@ -165,7 +165,6 @@ impl<P: Payload> Connection<P> {
         // the search; what was larger is sent again at the new size once the RTO's
         // retransmission goes (`tcp_enter_loss` marked it lost).
         let new_mtu = p.mtu.min(p.search_low);
-        p.search_high = p.search_high.max(p.search_low);
         p.probe = None;
         if new_mtu >= p.mtu {
             return false;

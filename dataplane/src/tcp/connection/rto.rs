@@ -68,8 +68,9 @@ impl<P: Payload> Connection<P> {
                 }
                 // Linux `tcp_write_timeout`: once `retransmits_timed_out(.., tcp_retries1)`,
                 // suspect a black hole (`tcp_mtu_probing`). Linux measures the three
-                // retransmissions in time (3 s from a 200 ms RTO); counted here, the 4th
-                // timeout in a row, which is sooner on short paths and the same on long ones.
+                // retransmissions in time (`tcp_model_timeout`: 3 s from the 200 ms minimum
+                // RTO, so the 5th timeout on a short path, the 3rd once the RTO is 1 s);
+                // counted here: the 4th timeout in a row.
                 if self.snd.retries > TCP_RETRIES1 {
                     self.mtu_black_hole(shared, now);
                 }
