@@ -230,21 +230,38 @@ impl LcoreSteering {
 
 /// Where a received Ethernet frame carrying TCP over IPv4 should go: the 4-tuple
 /// (src, dst, src port, dst port) read straight from the frame, or `None` for anything
-/// else (ARP, ICMP, fragments, malformed frames: the receiving lcore handles and counts
-/// those itself).
+/// else (ARP, ICMP other than below, fragments, malformed frames: the receiving lcore
+/// handles and counts those itself). An ICMP "fragmentation needed" quoting a TCP segment
+/// goes where that segment's connection lives: the quoted tuple, turned round to read as
+/// the peer's segments do (the quote is one *we* sent), so that the owner's engine finds
+/// the connection (RFC 1191; Linux `tcp_v4_err` looks the quote up the same way).
 pub fn frame_tcp_tuple(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u16, u16)> {
-    use crate::wire::{ethernet, ipv4, tcp};
+    use crate::wire::{ethernet, icmpv4, ipv4, tcp};
     let eth = ethernet::Frame::new_checked(frame).ok()?;
     if eth.ethertype() != ethernet::EtherType::Ipv4 {
         return None;
     }
     let ip = ipv4::Packet::new_checked(eth.payload()).ok()?;
     // Only an unfragmented datagram carries ports (fragments are dropped anyway).
-    if ip.protocol() != ipv4::protocol::TCP || ip.is_fragment() {
+    if ip.is_fragment() {
         return None;
     }
-    let segment = tcp::Packet::new_checked(ip.payload()).ok()?;
-    Some((ip.src_addr(), ip.dst_addr(), segment.src_port(), segment.dst_port()))
+    match ip.protocol() {
+        ipv4::protocol::TCP => {
+            let segment = tcp::Packet::new_checked(ip.payload()).ok()?;
+            Some((ip.src_addr(), ip.dst_addr(), segment.src_port(), segment.dst_port()))
+        }
+        ipv4::protocol::ICMP => {
+            let packet = icmpv4::Packet::new_checked(ip.payload()).ok()?;
+            let repr = icmpv4::Repr::parse(&packet, false).ok()?;
+            let icmpv4::Repr::DstUnreachable { reason: icmpv4::DstUnreachable::FragRequired, .. } = repr else {
+                return None;
+            };
+            let q = icmpv4::QuotedTcp::of(&repr)?;
+            Some((*q.remote.ip(), *q.local.ip(), q.remote.port(), q.local.port()))
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -517,6 +534,32 @@ mod tests {
         let mut bad_ihl = f.clone();
         bad_ihl[14] = 0x44;
         assert_eq!(frame_tcp_tuple(&bad_ihl), None);
+        // Fragmentation needed quoting a segment we sent to 198.18.93.1:40000 from port 7:
+        // steered as that peer's segments are.
+        let mut icmp = f[..34].to_vec();
+        icmp[14 + 9] = 1;
+        icmp[14 + 12..14 + 16].copy_from_slice(&[198, 18, 93, 254]);
+        let mut msg = vec![3, 4, 0, 0, 0, 0, 0x05, 0x00];
+        let mut quote = f[14..34].to_vec();
+        quote[12..16].copy_from_slice(&[198, 18, 93, 2]);
+        quote[16..20].copy_from_slice(&[198, 18, 93, 1]);
+        msg.extend_from_slice(&quote);
+        msg.extend_from_slice(&[0, 7, 0x9c, 0x40, 0, 0, 0, 1]);
+        crate::wire::icmpv4::Packet::new_unchecked(&mut msg[..]).fill_checksum();
+        icmp.extend_from_slice(&msg);
+        let total = u16::try_from(icmp.len() - 14).expect("small");
+        icmp[14 + 2..14 + 4].copy_from_slice(&total.to_be_bytes());
+        assert_eq!(
+            frame_tcp_tuple(&icmp),
+            Some((Ipv4Addr::new(198, 18, 93, 1), Ipv4Addr::new(198, 18, 93, 2), 40000, 7)),
+            "frag-needed follows its connection"
+        );
+        let mut port_unreach = icmp.clone();
+        port_unreach[34 + 1] = 3;
+        assert_eq!(frame_tcp_tuple(&port_unreach), None, "other ICMP stays");
+        for cut in 34..icmp.len() {
+            assert_eq!(frame_tcp_tuple(&icmp[..cut]), None, "ICMP truncated at {cut}");
+        }
         let mut v6 = f;
         v6[14] = 0x65;
         assert_eq!(frame_tcp_tuple(&v6), None);

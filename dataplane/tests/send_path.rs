@@ -401,7 +401,7 @@ fn write_after_shutdown() {
 
 /// Probing from `base_mss` 1024 (MTU 1064, 1012-byte segments) towards 1500.
 fn probing_config() -> TcpConfig {
-    TcpConfig { mtu_probing: true, initial_cwnd_segments: 20, ..script_config() }
+    TcpConfig { mtu_probing: dataplane::tcp::MtuProbing::Always, initial_cwnd_segments: 20, ..script_config() }
 }
 
 #[test]
@@ -479,4 +479,101 @@ fn icmp_frag_needed() {
     assert_eq!((i.path_mtu, i.mss_now, i.cwnd), (1200, 1148, cwnd));
     assert_eq!(s.engine.counters().retrans_segs, 3);
     assert_eq!(s.engine.counters().pmtu_reductions, 1);
+    // Linux `tcp_v4_err`: a quote of no connection counts `IcmpInErrors`.
+    assert_eq!(s.engine.counters().icmp_in_errors, 1);
+}
+
+/// Every frame a segment becomes: one per `mss` when it is a super-segment.
+fn frame_sizes(seg: &dataplane::tcp::Segment<HeapPayload>) -> Vec<usize> {
+    let len = seg.payload.len();
+    if seg.mss == 0 {
+        return vec![len];
+    }
+    let m = usize::from(seg.mss);
+    (0..len.div_ceil(m)).map(|i| m.min(len - i * m)).collect()
+}
+
+#[test]
+fn icmp_frag_needed_shrinks_tso_segments() {
+    // With TSO, super-segments are cut at the new MSS: the retransmissions and every later
+    // burst (`tso_segs`, `size_goal` from `tcp_current_mss`).
+    let cfg = TcpConfig { tso: true, initial_cwnd_segments: 100, ..script_config() };
+    let (mut s, id) = open(cfg);
+    assert_eq!(write(&mut s, id, 40000, WriteFlags::NONE), 40000);
+    let a = s.expect(". 1:31857(31856) ack 1");
+    assert_eq!(a.mss, 1448);
+    s.expect("P. 31857:40001(8144) ack 1");
+    let isn = s.our_isn.unwrap_or(0);
+    let (local, remote) = (SocketAddrV4::new(LOCAL, LPORT), SocketAddrV4::new(REMOTE, RPORT));
+    let seq = dataplane::tcp::seq::SeqNum(isn.wrapping_add(1449));
+    assert_eq!(s.engine.handle_icmp_frag_needed(local, remote, seq, 1280, s.now), Ok(1280));
+    s.pump();
+    let mut resent = 0;
+    while let Some((_, seg)) = s.out.pop_front() {
+        assert!(frame_sizes(&seg).iter().all(|&f| f <= 1228), "frames over MSS 1228: {:?}", frame_sizes(&seg));
+        resent += seg.payload.len();
+    }
+    assert_eq!(resent, 40000, "all in flight resent at the new size");
+    s.inject(40, ". 1 ack 40001 win 512");
+    while s.out.pop_front().is_some() {}
+    assert_eq!(write(&mut s, id, 40000, WriteFlags::NONE), 40000);
+    let mut sent = 0;
+    while let Some((_, seg)) = s.out.pop_front() {
+        assert!(seg.mss == 0 || seg.mss == 1228, "GSO size {} after the ICMP", seg.mss);
+        assert!(frame_sizes(&seg).iter().all(|&f| f <= 1228), "{:?}", frame_sizes(&seg));
+        sent += seg.payload.len();
+    }
+    assert!(sent > 0);
+    assert_eq!(info(&s, id).mss_now, 1228);
+}
+
+/// Writes 3000 bytes, then lets the RTO fire `n` times without an ACK; returns the
+/// payload sizes of the retransmissions, one per timeout.
+fn unanswered_timeouts(s: &mut Script, id: ConnId, n: usize) -> Vec<usize> {
+    write(s, id, 3000, WriteFlags::NONE);
+    while s.out.pop_front().is_some() {}
+    let mut t = s.now.as_millis();
+    let mut sizes = Vec::new();
+    while sizes.len() < n {
+        t += 10;
+        s.advance_to(t);
+        if let Some((_, seg)) = s.out.pop_front() {
+            sizes.push(seg.payload.len());
+            while s.out.pop_front().is_some() {}
+        }
+    }
+    sizes
+}
+
+#[test]
+fn mtu_black_hole_detection() {
+    use dataplane::tcp::MtuProbing;
+    // Off (Linux `tcp_mtu_probing` = 0): full-sized retransmissions whatever happens.
+    let (mut s, id) = open(TcpConfig { mtu_probing: MtuProbing::Off, ..script_config() });
+    assert_eq!(unanswered_timeouts(&mut s, id, 6), vec![1448; 6]);
+    assert_eq!(s.engine.counters().mtu_black_holes, 0);
+
+    // 1: at full size until three retransmissions went unanswered (`tcp_retries1`); the
+    // 4th timeout suspects a black hole and falls back to `base_mss` (1024: MTU 1064,
+    // 1012 bytes with timestamps), then a further one halves it (MSS 512: 500 bytes).
+    let (mut s, id) = open(TcpConfig { mtu_probing: MtuProbing::BlackHole, ..script_config() });
+    assert_eq!(info(&s, id).mss_now, 1448);
+    assert_eq!(unanswered_timeouts(&mut s, id, 5), vec![1448, 1448, 1448, 1012, 500]);
+    assert_eq!(s.engine.counters().mtu_black_holes, 2);
+    let i = info(&s, id);
+    assert_eq!((i.path_mtu, i.mss_now), (552, 500));
+
+    // Answered: the connection goes on at the small size, and probing (now on) may raise it.
+    let (mut s, id) = open(TcpConfig { mtu_probing: MtuProbing::BlackHole, ..script_config() });
+    assert_eq!(unanswered_timeouts(&mut s, id, 4), vec![1448, 1448, 1448, 1012]);
+    let t = s.now.as_millis() + 5;
+    s.inject(t, ". 1 ack 1013 win 512");
+    let seg = s.expect(". 1013:2025(1012) ack 1");
+    assert_eq!(seg.payload.len(), 1012);
+    assert_eq!(s.engine.counters().mtu_black_holes, 1);
+
+    // 2: probing from the start (segments of 1012); a black hole halves the bottom at once.
+    let (mut s, id) = open(TcpConfig { mtu_probing: MtuProbing::Always, ..script_config() });
+    assert_eq!(unanswered_timeouts(&mut s, id, 4), vec![1012, 1012, 1012, 500]);
+    assert_eq!(s.engine.counters().mtu_black_holes, 1);
 }

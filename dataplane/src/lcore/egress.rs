@@ -11,7 +11,7 @@ use crate::dpdk::{count_copy, Mbuf, MbufPayload, Mempool, TxOffload};
 use crate::net::egress::TcpHeaders;
 use crate::net::LinkResult;
 use crate::offload::gso::{gso_segment_into, FillFrame};
-use crate::offload::{plan, Body, Cksum, Shape, TxPlan};
+use crate::offload::{odd_piece_in_frames, plan, tso_segsz, Body, Cksum, Shape, TxPlan};
 use crate::tcp::{Payload, Segment};
 use crate::time::Instant;
 use crate::wire::{ethernet, ipv4, tcp as wire_tcp};
@@ -95,6 +95,15 @@ fn build(
         header_len: hdr.len(),
         // Only a port whose driver sums chains wrongly needs to know (a walk of the chain).
         odd_inner_piece: p.caps.odd_piece_cksum_broken && has_odd_inner_piece(&seg.payload),
+        // The same for the frames the device would cut, at the segment size it would use.
+        odd_piece_in_tso_frames: p.caps.odd_piece_cksum_broken
+            && p.caps.tso
+            && seg.mss != 0
+            && plen > usize::from(seg.mss)
+            && odd_piece_in_frames(
+                seg.payload.chunks().map(<[u8]>::len),
+                usize::from(tso_segsz(&p.caps, seg.mss, hdr.len(), p.port.mtu())),
+            ),
         wire_frames: p.impair.is_some(),
     };
     let base = TxOffload {

@@ -42,16 +42,26 @@ pub(super) fn receive_frame(
     } else {
         p.iface.handle_frame(m.data(), now, csum)
     };
-    if let Input::Tcp { src, dst, l4_offset, l4_len, l4_checksum_verified } = input {
-        // The frame becomes the payload: no copy (RFC 9293 §3.10.7 from here on).
-        match MbufPayload::from_rx(m, l4_offset, l4_len, pool) {
-            Ok(segment) => {
-                LcoreStats::add(&stats.tcp_rx_segments, 1);
-                // Malformed segments and bad checksums are counted by the engine.
-                let _ = engine.handle_datagram(src, dst, segment, l4_checksum_verified, now);
+    match input {
+        Input::Tcp { src, dst, l4_offset, l4_len, l4_checksum_verified } => {
+            // The frame becomes the payload: no copy (RFC 9293 §3.10.7 from here on).
+            match MbufPayload::from_rx(m, l4_offset, l4_len, pool) {
+                Ok(segment) => {
+                    LcoreStats::add(&stats.tcp_rx_segments, 1);
+                    // Malformed segments and bad checksums are counted by the engine.
+                    let _ = engine.handle_datagram(src, dst, segment, l4_checksum_verified, now);
+                }
+                Err(_) => LcoreStats::add(&stats.tcp_rx_dropped, 1),
             }
-            Err(_) => LcoreStats::add(&stats.tcp_rx_dropped, 1),
         }
+        // Linux `tcp_v4_err`: the engine finds the connection by the quoted 4-tuple and
+        // checks the quoted sequence number; each outcome is counted there
+        // (`TCPPMTUReductions`, `OutOfWindowIcmps`, `IcmpInErrors`, `TCPICMPBadMTU`).
+        Input::IcmpFragNeeded { quoted, next_hop_mtu } => {
+            let seq = crate::tcp::seq::SeqNum(quoted.seq);
+            let _ = engine.handle_icmp_frag_needed(quoted.local, quoted.remote, seq, next_hop_mtu, now);
+        }
+        Input::Consumed | Input::Dropped(_) => {}
     }
 }
 /// The interface's `Good` means "IP header and L4 checksum both verified by the NIC";

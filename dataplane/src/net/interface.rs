@@ -77,6 +77,16 @@ pub enum Input {
         /// Whether the NIC verified the TCP checksum; if not, the TCP layer must.
         l4_checksum_verified: bool,
     },
+    /// ICMP "fragmentation needed and DF set" (type 3 code 4, RFC 1191) quoting a TCP
+    /// segment sent from our address: for the TCP layer, which validates it against a
+    /// connection and its send window (RFC 5927 §4.1; Linux `icmp_unreach` ->
+    /// `tcp_v4_err`).
+    IcmpFragNeeded {
+        /// The quoted segment (our side is `local`).
+        quoted: icmpv4::QuotedTcp,
+        /// The next-hop MTU the router reported (0 from pre-RFC 1191 routers).
+        next_hop_mtu: u16,
+    },
 }
 
 /// Result of [`Interface::link_header_for`].
@@ -308,6 +318,16 @@ impl Interface {
             icmpv4::Repr::EchoRequest { ident, seq_no, data } => {
                 self.reply_echo(src, eth_src, ident, seq_no, data);
                 Ok(Input::Consumed)
+            }
+            icmpv4::Repr::DstUnreachable { reason: icmpv4::DstUnreachable::FragRequired, next_hop_mtu, header, data } => {
+                // Linux `icmp_unreach` hands the quote to the protocol (`tcp_v4_err`); only a
+                // TCP segment we sent can concern us (RFC 5927 §4: the quote is checked).
+                let quoted = icmpv4::QuotedTcp::parse(&header, data).map_err(|_| DropReason::IcmpFragNeededForeign)?;
+                if *quoted.local.ip() != self.cfg.ipv4 {
+                    return Err(DropReason::IcmpFragNeededForeign);
+                }
+                self.counters.rx_icmp_frag_needed += 1;
+                Ok(Input::IcmpFragNeeded { quoted, next_hop_mtu })
             }
             _ => Err(DropReason::IcmpOther),
         }

@@ -261,12 +261,49 @@ fn non_echo_icmp_is_counted_and_dropped() {
     for m in [
         icmp_message(0, 0, [0, 1, 0, 1], b"reply"),           // echo reply
         icmp_message(3, 3, [0; 4], &quote[..28]),             // port unreachable
-        icmp_message(3, 4, [0, 0, 0x05, 0x78], &quote[..28]), // fragmentation needed
         icmp_message(11, 0, [0; 4], &quote[..28]),            // time exceeded
         icmp_message(13, 0, [0; 4], &[0; 12]),                // timestamp request
         icmp_message(8, 1, [0; 4], b""),                      // echo request, bad code
     ] {
         assert_dropped(&icmp_frame(&m), RxChecksum::Unknown, DropReason::IcmpOther);
+    }
+}
+
+#[test]
+fn frag_needed_quoting_our_tcp_segment_goes_up() {
+    // The quote of a segment we sent from port 12345 to the peer's port 80, sequence 1.
+    let quote = ipv4_packet(OUR_IP, PEER_IP, 6, &tcp_segment(&[0xaa; 1400]));
+    let mut i = iface();
+    let m = icmp_message(3, 4, [0, 0, 0x05, 0x00], &quote[..28]);
+    let input = i.handle_frame(&icmp_frame(&m), t(0), RxChecksum::Unknown);
+    let want = icmpv4::QuotedTcp {
+        local: std::net::SocketAddrV4::new(OUR_IP, 12345),
+        remote: std::net::SocketAddrV4::new(PEER_IP, 80),
+        seq: 1,
+    };
+    assert_eq!(input, Input::IcmpFragNeeded { quoted: want, next_hop_mtu: 1280 });
+    assert_eq!((i.counters().rx_icmp, i.counters().rx_icmp_frag_needed, i.counters().total_drops()), (1, 1, 0));
+    assert!(drain(&mut i).is_empty(), "nothing is answered");
+    // A router quoting more of the datagram (RFC 1812 §4.3.2.3) reads the same.
+    let long = icmp_message(3, 4, [0, 0, 0x05, 0x00], &quote[..576 - 28]);
+    assert_eq!(iface().handle_frame(&icmp_frame(&long), t(0), RxChecksum::Unknown), input);
+}
+
+#[test]
+fn frag_needed_quoting_anything_else_is_foreign() {
+    let tcp = ipv4_packet(OUR_IP, PEER_IP, 6, &tcp_segment(b""));
+    let udp = ipv4_packet(OUR_IP, PEER_IP, 17, &tcp_segment(b""));
+    let not_ours = ipv4_packet(OTHER_IP, PEER_IP, 6, &tcp_segment(b""));
+    for (m, what) in [
+        (icmp_message(3, 4, [0, 0, 0x05, 0x00], &udp[..28]), "UDP"),
+        (icmp_message(3, 4, [0, 0, 0x05, 0x00], &not_ours[..28]), "another source"),
+        (icmp_message(3, 4, [0, 0, 0x05, 0x00], &tcp[..27]), "7 bytes of TCP"),
+        (icmp_message(3, 4, [0, 0, 0x05, 0x00], &tcp[..20]), "no TCP at all"),
+    ] {
+        let mut i = iface();
+        let got = i.handle_frame(&icmp_frame(&m), t(0), RxChecksum::Unknown);
+        assert_eq!(got, Input::Dropped(DropReason::IcmpFragNeededForeign), "{what}");
+        assert_eq!(i.counters().icmp_frag_needed_foreign, 1, "{what}");
     }
 }
 
@@ -731,6 +768,7 @@ proptest! {
                     dropped += 1;
                     prop_assert!(i.counters().drops(r) >= 1);
                 }
+                Input::IcmpFragNeeded { quoted, .. } => prop_assert_eq!(*quoted.local.ip(), OUR_IP),
                 Input::Consumed => {}
             }
             i.poll(t(n as u64 * 1000));

@@ -23,4 +23,4 @@ pub mod reference;
 pub use frame::{fill_checksums, prepare_hw_offload, verify_checksums, HeaderLayout, HwOffload, OffloadError};
 pub use caps::{quirks, Quirks, TxCaps, DRIVER_QUIRKS};
 pub use gso::gso_segment;
-pub use plan::{plan, Body, Cksum, Shape, TxPlan};
+pub use plan::{odd_piece_in_frames, plan, tso_segsz, Body, Cksum, Shape, TxPlan};

@@ -25,6 +25,12 @@ pub struct Shape {
     pub header_len: usize,
     /// The payload is held in pieces and one other than the last has an odd length.
     pub odd_inner_piece: bool,
+    /// Cut by the device at its TSO segment size ([`tso_segsz`]), some frame would hold a
+    /// piece other than its last of odd length ([`odd_piece_in_frames`]): with an odd
+    /// segment size (a path MTU found by probing, an odd MSS option) frames start at odd
+    /// offsets, so even pieces straddling them split oddly. Only asked of ports whose
+    /// driver sums such chains wrongly.
+    pub odd_piece_in_tso_frames: bool,
     /// Every wire frame must exist here (the impairment layer acts on frames: dropping a
     /// TSO super-frame would lose up to 44 frames at once).
     pub wire_frames: bool,
@@ -82,14 +88,10 @@ pub fn plan(caps: &TxCaps, shape: &Shape, mtu: u16) -> TxPlan {
     let odd_piece_fallback = caps.odd_piece_cksum_broken && shape.odd_inner_piece;
     if needs_segmentation {
         // The device may segment unless frames must exist here or it would checksum the
-        // chain wrongly.
-        if caps.tso && caps.attached_mbufs && !shape.wire_frames && !odd_piece_fallback {
-            let mut segsz = shape.mss;
-            if caps.tso_frame_within_mtu {
-                let room = usize::from(mtu).saturating_sub(shape.header_len).max(1);
-                segsz = segsz.min(u16::try_from(room).unwrap_or(u16::MAX));
-            }
-            return TxPlan::Tso { segsz };
+        // chain, or the frames it cuts from it, wrongly.
+        let odd_frames = caps.odd_piece_cksum_broken && shape.odd_piece_in_tso_frames;
+        if caps.tso && caps.attached_mbufs && !shape.wire_frames && !odd_piece_fallback && !odd_frames {
+            return TxPlan::Tso { segsz: tso_segsz(caps, shape.mss, shape.header_len, mtu) };
         }
         return if caps.attached_mbufs { TxPlan::Cut } else { TxPlan::Gso };
     }
@@ -97,6 +99,37 @@ pub fn plan(caps: &TxCaps, shape: &Shape, mtu: u16) -> TxPlan {
     let ip = if caps.ipv4_cksum { Cksum::Device } else { Cksum::Software };
     let tcp = if caps.tcp_cksum && !odd_piece_fallback { Cksum::Device } else { Cksum::Software };
     TxPlan::Frame { body, ip, tcp, odd_piece_fallback: odd_piece_fallback && caps.tcp_cksum }
+}
+
+/// The segment size handed to the device for a super-segment of `mss` with `header_len`
+/// bytes of headers: `mss`, cut to fit the MTU with the headers where the driver counts
+/// them ([`TxCaps::tso_frame_within_mtu`]).
+pub fn tso_segsz(caps: &TxCaps, mss: u16, header_len: usize, mtu: u16) -> u16 {
+    if !caps.tso_frame_within_mtu {
+        return mss;
+    }
+    let room = usize::from(mtu).saturating_sub(header_len).max(1);
+    mss.min(u16::try_from(room).unwrap_or(u16::MAX))
+}
+
+/// Whether cutting a payload held in pieces of `piece_lens` bytes into frames of `segsz`
+/// bytes of payload gives some frame a piece other than its last of odd length: exactly
+/// when a piece boundary falls at an odd distance from the start of the frame it lies in
+/// (the pieces inside a frame are the differences of those distances).
+pub fn odd_piece_in_frames(piece_lens: impl IntoIterator<Item = usize>, segsz: usize) -> bool {
+    let segsz = segsz.max(1);
+    let mut lens = piece_lens.into_iter().peekable();
+    let mut boundary = 0usize;
+    while let Some(len) = lens.next() {
+        if lens.peek().is_none() {
+            break;
+        }
+        boundary = boundary.saturating_add(len);
+        if (boundary % segsz) % 2 == 1 {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -113,12 +146,15 @@ mod tests {
         lens.into_iter().flat_map(move |payload_len| {
             msss.into_iter().flat_map(move |mss| {
                 [false, true].into_iter().flat_map(move |odd_inner_piece| {
-                    [false, true].into_iter().map(move |wire_frames| Shape {
-                        payload_len,
-                        mss,
-                        header_len: HDR,
-                        odd_inner_piece,
-                        wire_frames,
+                    [false, true].into_iter().flat_map(move |wire_frames| {
+                        [false, true].into_iter().map(move |odd_piece_in_tso_frames| Shape {
+                            payload_len,
+                            mss,
+                            header_len: HDR,
+                            odd_inner_piece,
+                            odd_piece_in_tso_frames,
+                            wire_frames,
+                        })
                     })
                 })
             })
@@ -141,6 +177,7 @@ mod tests {
                         assert!(caps.tso && caps.attached_mbufs, "TSO only where granted, over a chain: {ctx}");
                         assert!(!shape.wire_frames, "impaired frames are cut here: {ctx}");
                         assert!(!(caps.odd_piece_cksum_broken && shape.odd_inner_piece), "{ctx}");
+                        assert!(!(caps.odd_piece_cksum_broken && shape.odd_piece_in_tso_frames), "{ctx}");
                         assert!(segsz >= 1 && segsz <= shape.mss, "{ctx}");
                         if caps.tso_frame_within_mtu {
                             assert!(usize::from(segsz) + shape.header_len <= usize::from(MTU), "{ctx}");
@@ -189,7 +226,14 @@ mod tests {
         let af_xdp = TxCaps::new(false, false, false, false, quirks("net_af_xdp"));
         let af_packet = TxCaps::new(false, false, false, false, Quirks::default());
         let nic = TxCaps::new(true, true, true, true, Quirks::default());
-        let sup = Shape { payload_len: 20_000, mss: 1448, header_len: HDR, odd_inner_piece: false, wire_frames: false };
+        let sup = Shape {
+            payload_len: 20_000,
+            mss: 1448,
+            header_len: HDR,
+            odd_inner_piece: false,
+            odd_piece_in_tso_frames: false,
+            wire_frames: false,
+        };
         let one = Shape { payload_len: 1000, mss: 0, ..sup };
         // net_tap: TSO with the segment size cut to fit the MTU with the headers.
         assert_eq!(plan(&tap, &sup, MTU), TxPlan::Tso { segsz: 1500 - 66 });
@@ -197,6 +241,11 @@ mod tests {
         // Odd pieces on net_tap: cut here, and each frame checksummed in software.
         let odd = Shape { odd_inner_piece: true, ..sup };
         assert_eq!(plan(&tap, &odd, MTU), TxPlan::Cut);
+        // Even pieces that net_tap would cut at an odd segment size: cut here too; a
+        // driver that sums right keeps TSO.
+        let odd_frames = Shape { odd_piece_in_tso_frames: true, ..sup };
+        assert_eq!(plan(&tap, &odd_frames, MTU), TxPlan::Cut);
+        assert_eq!(plan(&nic, &odd_frames, MTU), TxPlan::Tso { segsz: 1448 });
         assert_eq!(
             plan(&tap, &Shape { odd_inner_piece: true, ..one }, MTU),
             TxPlan::Frame { body: Body::Chained, ip: Cksum::Device, tcp: Cksum::Software, odd_piece_fallback: true }
@@ -218,5 +267,22 @@ mod tests {
         // A pure ACK is a header alone: chained (nothing to chain) on every port.
         let ack = Shape { payload_len: 0, ..one };
         assert!(matches!(plan(&af_xdp, &ack, MTU), TxPlan::Frame { body: Body::Chained, .. }));
+    }
+
+    #[test]
+    fn odd_pieces_in_the_frames_a_device_cuts() {
+        // One piece: never an inner piece.
+        assert!(!odd_piece_in_frames([20_001], 1223));
+        // Even pieces, even segment size: every boundary at an even distance.
+        assert!(!odd_piece_in_frames([2048, 2048, 2048, 100], 1434));
+        // The same pieces cut at an odd size (a probed path MTU of 1275, 1223 bytes): the
+        // boundary at 2048 lies 825 bytes into the second frame (starting at 1223).
+        assert!(odd_piece_in_frames([2048, 2048, 2048, 100], 1223));
+        // A boundary on a frame boundary is no inner piece, whatever the parity.
+        assert!(!odd_piece_in_frames([1223, 1223, 5], 1223));
+        // An odd inner piece inside a frame shows as an odd boundary distance.
+        assert!(odd_piece_in_frames([100, 301, 600], 1448));
+        assert!(!odd_piece_in_frames([], 1448));
+        assert!(!odd_piece_in_frames([7, 9], 0), "a size of 0 is taken as 1, no panic");
     }
 }

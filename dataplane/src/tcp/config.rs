@@ -20,6 +20,43 @@ impl Default for KeepaliveConfig {
     }
 }
 
+/// Packetization-layer path-MTU discovery (RFC 4821 / RFC 8899), as Linux's
+/// `net.ipv4.tcp_mtu_probing` sysctl: the same three values, the same meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MtuProbing {
+    /// 0: never probe; the path MTU changes only on ICMP "fragmentation needed".
+    #[default]
+    Off,
+    /// 1: start at the interface MSS; once repeated timeouts suggest an ICMP black hole
+    /// (Linux `tcp_mtu_probing` from `tcp_write_timeout`), fall back to `base_mss` and
+    /// probe upwards from there.
+    BlackHole,
+    /// 2: start at `base_mss` and probe upwards from the first segment on (Linux
+    /// `tcp_mtup_init` with `icsk_mtup.enabled` set at once).
+    Always,
+}
+
+impl MtuProbing {
+    /// The sysctl value: 0, 1 or 2.
+    pub fn value(self) -> u8 {
+        match self {
+            MtuProbing::Off => 0,
+            MtuProbing::BlackHole => 1,
+            MtuProbing::Always => 2,
+        }
+    }
+
+    /// From the sysctl value; `None` above 2.
+    pub fn from_value(v: u8) -> Option<MtuProbing> {
+        match v {
+            0 => Some(MtuProbing::Off),
+            1 => Some(MtuProbing::BlackHole),
+            2 => Some(MtuProbing::Always),
+            _ => None,
+        }
+    }
+}
+
 /// Engine-wide and per-connection TCP settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpConfig {
@@ -88,8 +125,9 @@ pub struct TcpConfig {
     /// Clamp of the MSS we announce and send with (iptables `TCPMSS --set-mss`, `TCP_MAXSEG`).
     pub mss_clamp: Option<u16>,
     /// Packetization-layer path-MTU discovery (RFC 4821 / RFC 8899, Linux `tcp_mtu_probing`):
-    /// start at `base_mss` and probe upwards.
-    pub mtu_probing: bool,
+    /// off, on after a black hole is detected, or always (start at `base_mss` and probe
+    /// upwards).
+    pub mtu_probing: MtuProbing,
     /// MSS PLPMTUD starts from (Linux `tcp_base_mss`).
     pub base_mss: u16,
     /// Re-probe a settled path MTU after this long (Linux `tcp_probe_interval`).
@@ -169,7 +207,8 @@ impl Default for TcpConfig {
             tso: false,
             gso_max_size: 65536,
             mss_clamp: None,
-            mtu_probing: false,
+            // Linux's default (0); the proxy's `[tcp]` default differs (see its settings).
+            mtu_probing: MtuProbing::Off,
             base_mss: 1024,
             mtu_probe_interval: Duration::from_secs(600),
             sndbuf_max: None,

@@ -173,6 +173,9 @@ counters! {
     time_wait_recycled => "TCPTimeWaitRecycled",
     /// Writes refused because the send buffer was full.
     sndbuf_full => "TCPSndBufFull",
+    /// ICMP "fragmentation needed" quoting a segment of no connection (Linux `tcp_v4_err`
+    /// counts `ICMP_MIB_INERRORS` when no socket matches the quote).
+    icmp_in_errors => "IcmpInErrors",
     /// ICMP errors quoting a sequence number outside the send window (RFC 5927 §4.1).
     out_of_window_icmps => "OutOfWindowIcmps",
     /// ICMP "fragmentation needed" messages with a next-hop MTU below 68.
@@ -185,6 +188,9 @@ counters! {
     mtu_probe_successes => "TCPMTUPSuccess",
     /// PLPMTUD probes lost.
     mtu_probe_failures => "TCPMTUPFail",
+    /// Path MTU lowered because repeated timeouts suggested an ICMP black hole (Linux
+    /// `tcp_mtu_probing`; Linux counts nothing there, the name is Strait's).
+    mtu_black_holes => "TCPMTUPBlackHole",
     /// Times the engine entered memory pressure (buffers low; `tcp_enter_memory_pressure`).
     memory_pressures => "TCPMemoryPressures",
     /// SYNs refused with a RST because the engine was under memory pressure.

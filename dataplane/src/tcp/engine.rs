@@ -586,10 +586,14 @@ impl<P: Payload> Engine<P> {
         now: Instant,
     ) -> Result<u32, PmtuError> {
         let Some(&id) = self.table.get(&FourTuple { local, remote }) else {
+            self.shared.counters.icmp_in_errors += 1;
             return Err(PmtuError::UnknownConnection);
         };
         let (e, shared) = self.split(id).ok_or(PmtuError::UnknownConnection)?;
         let r = e.conn.handle_icmp_frag_needed(shared, seq, next_hop_mtu);
+        if r == Err(PmtuError::UnknownConnection) {
+            shared.counters.icmp_in_errors += 1;
+        }
         self.after_op(id, now);
         r
     }

@@ -18,7 +18,7 @@ pub mod syncookie;
 pub mod time_wait;
 pub mod timer_wheel;
 
-pub use config::{KeepaliveConfig, TcpConfig};
+pub use config::{KeepaliveConfig, MtuProbing, TcpConfig};
 pub use connection::{CloseReason, ConnInfo, Connection, Event, PmtuError, Segment, State, WriteError, WriteFlags};
 pub use counters::Counters;
 pub use engine::{ConnId, ConnSnapshot, Engine, InputError, ListenerId, StackError, StackEvent};

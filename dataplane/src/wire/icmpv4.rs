@@ -3,6 +3,8 @@
 //! "fragmentation needed" with the next-hop MTU of RFC 1191 §4) and time exceeded. Other
 //! messages parse as [`Repr::Other`] so that callers can count them.
 
+use std::net::SocketAddrV4;
+
 use crate::wire::checksum;
 use crate::wire::ipv4;
 
@@ -369,6 +371,59 @@ impl<'a> Repr<'a> {
     }
 }
 
+/// The TCP segment quoted in an ICMP error: the addresses and ports of a segment *we*
+/// sent (so its source is our side) and its sequence number, from the first 8 quoted
+/// payload bytes RFC 792 guarantees (source port, destination port, sequence number; RFC
+/// 9293 §3.1). What Linux `tcp_v4_err` reads from the quote before looking up the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotedTcp {
+    /// Our address and port (the quoted segment's source).
+    pub local: SocketAddrV4,
+    /// The peer's address and port (the quoted segment's destination).
+    pub remote: SocketAddrV4,
+    /// The quoted sequence number.
+    pub seq: u32,
+}
+
+mod quoted_field {
+    use core::ops::Range;
+    pub const SRC_PORT: Range<usize> = 0..2;
+    pub const DST_PORT: Range<usize> = 2..4;
+    pub const SEQ_NUM: Range<usize> = 4..8;
+}
+
+impl QuotedTcp {
+    /// The quoted segment of an ICMP error whose quoted IPv4 header is `header` and whose
+    /// quoted payload is `data`: [`Error::Malformed`] unless it quotes TCP and holds the 8
+    /// bytes of ports and sequence number. (We never fragment, DF is always set: a quote
+    /// of a non-initial fragment is forged, and fails the connection and window checks.)
+    pub fn parse(header: &ipv4::Repr, data: &[u8]) -> Result<QuotedTcp, Error> {
+        if header.protocol != ipv4::protocol::TCP {
+            return Err(Error::Malformed);
+        }
+        let q = data.get(..QUOTED_PAYLOAD_LEN).ok_or(Error::Malformed)?;
+        let be16 = |r: core::ops::Range<usize>| u16::from_be_bytes([q[r.start], q[r.start + 1]]);
+        let s = quoted_field::SEQ_NUM.start;
+        let seq = u32::from_be_bytes([q[s], q[s + 1], q[s + 2], q[s + 3]]);
+        Ok(QuotedTcp {
+            local: SocketAddrV4::new(header.src_addr, be16(quoted_field::SRC_PORT)),
+            remote: SocketAddrV4::new(header.dst_addr, be16(quoted_field::DST_PORT)),
+            seq,
+        })
+    }
+
+    /// The quote of a `DstUnreachable` / `TimeExceeded` message, `None` for other
+    /// messages or when it does not quote a TCP segment ([`QuotedTcp::parse`]).
+    pub fn of(repr: &Repr<'_>) -> Option<QuotedTcp> {
+        match repr {
+            Repr::DstUnreachable { header, data, .. } | Repr::TimeExceeded { header, data, .. } => {
+                QuotedTcp::parse(header, data).ok()
+            }
+            _ => None,
+        }
+    }
+}
+
 fn emit_quote(p: &mut Packet<&mut [u8]>, header: &ipv4::Repr, data: &[u8]) -> Result<(), Error> {
     let payload = p.payload_mut();
     let (hdr, rest) = payload.split_at_mut(ipv4::HEADER_LEN);
@@ -500,11 +555,51 @@ mod tests {
         assert_eq!(buf, [0xa5; 10]);
     }
 
+    #[test]
+    fn quoted_tcp_reads_ports_and_sequence_number() {
+        // Source port 443, destination port 50000, sequence number 0x01020304.
+        let quote = [0x01, 0xbb, 0xc3, 0x50, 1, 2, 3, 4];
+        let q = QuotedTcp::parse(&quoted_header(), &quote).expect("TCP quote");
+        assert_eq!(q.local, SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 443));
+        assert_eq!(q.remote, SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 7), 50000));
+        assert_eq!(q.seq, 0x0102_0304);
+        // A longer quote (RFC 1812 routers quote as much as fits) reads the same.
+        let mut long = quote.to_vec();
+        long.extend_from_slice(&[0xee; 40]);
+        assert_eq!(QuotedTcp::parse(&quoted_header(), &long), Ok(q));
+        // Through a whole message.
+        let repr = Repr::DstUnreachable {
+            reason: DstUnreachable::FragRequired,
+            next_hop_mtu: 1280,
+            header: quoted_header(),
+            data: &quote,
+        };
+        let mut buf = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut Packet::new_unchecked(&mut buf[..])).expect("fits");
+        let p = Packet::new_checked(&buf[..]).expect("long enough");
+        let parsed = Repr::parse(&p, true).expect("valid");
+        assert_eq!(QuotedTcp::of(&parsed), Some(q));
+        assert_eq!(QuotedTcp::of(&Repr::Other { msg_type: 13, code: 0 }), None);
+    }
+
+    #[test]
+    fn quoted_tcp_rejects_short_quotes_and_other_protocols() {
+        let quote = [0x01, 0xbb, 0xc3, 0x50, 1, 2, 3, 4];
+        for n in 0..QUOTED_PAYLOAD_LEN {
+            assert_eq!(QuotedTcp::parse(&quoted_header(), &quote[..n]), Err(Error::Malformed), "{n} bytes");
+        }
+        let udp = ipv4::Repr { protocol: 17, ..quoted_header() };
+        assert_eq!(QuotedTcp::parse(&udp, &quote), Err(Error::Malformed));
+        let icmp = ipv4::Repr { protocol: ipv4::protocol::ICMP, ..quoted_header() };
+        assert_eq!(QuotedTcp::parse(&icmp, &quote), Err(Error::Malformed));
+    }
+
     proptest! {
         #[test]
         fn parse_never_panics(data in proptest::collection::vec(any::<u8>(), 0..80), verify in any::<bool>()) {
             if let Ok(p) = Packet::new_checked(&data[..]) {
                 if let Ok(r) = Repr::parse(&p, verify) {
+                    let _ = QuotedTcp::of(&r);
                     let mut out = vec![0u8; r.buffer_len()];
                     prop_assert!(r.emit(&mut Packet::new_unchecked(&mut out[..])).is_ok());
                 }

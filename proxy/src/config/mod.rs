@@ -32,6 +32,8 @@
 //! syn_backlog = 4096        # 1..=1000000 per listener and lcore: half-open connections
 //! accept_backlog = 4096     # 1..=1000000 per listener and lcore: established, not yet taken
 //! syncookies = true         # SYN cookies once the SYN queue is full
+//! mtu_probing = 1           # 0 | 1 | 2: PLPMTUD off, after a black hole (4 RTOs in a row), always
+//! base_mss = 1024           # 48..=65495: MSS probing starts from / a black hole falls back to
 //!
 //! [[port]]                  # at least one
 //! name = "tap0"

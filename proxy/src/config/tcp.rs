@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use dataplane::tcp::congestion::Algorithm as Congestion;
-use dataplane::tcp::TcpConfig;
+use dataplane::tcp::{MtuProbing, TcpConfig};
 
 use config::Value;
 
@@ -50,6 +50,12 @@ pub struct TcpSettings {
     /// SYN cookies once the SYN queue is full (`syncookies`, RFC 4987 §3.6, Linux
     /// `tcp_syncookies = 1`).
     pub syncookies: bool,
+    /// Packetization-layer path-MTU discovery (`mtu_probing = 0 | 1 | 2`, Linux
+    /// `tcp_mtu_probing`: off, on once a black hole is detected, always).
+    pub mtu_probing: MtuProbing,
+    /// The MSS probing starts from and a black hole falls back to (`base_mss`, Linux
+    /// `tcp_base_mss`: 1024).
+    pub base_mss: u16,
 }
 
 impl Default for TcpSettings {
@@ -70,6 +76,15 @@ impl Default for TcpSettings {
             syn_backlog: u32::try_from(d.syn_backlog).unwrap_or(u32::MAX),
             accept_backlog: u32::try_from(d.accept_backlog).unwrap_or(u32::MAX),
             syncookies: d.syncookies,
+            // 1, where Linux defaults to 0: a proxy faces clients behind tunnels, VPNs and
+            // PPPoE links whose routers often drop ICMP "fragmentation needed" (RFC 2923
+            // §2.1, RFC 4821 §1). With 0 such a client's connection stalls for good once
+            // a full-sized segment is sent; with 1 it costs nothing until 4 timeouts in a
+            // row, then falls back to `base_mss` and probes back up (RFC 4821 §3). 2
+            // would start every connection at `base_mss` and probe, costing throughput on
+            // healthy paths until the probes succeed.
+            mtu_probing: MtuProbing::BlackHole,
+            base_mss: d.base_mss,
         }
     }
 }
@@ -90,6 +105,8 @@ impl TcpSettings {
             syn_backlog: usize::try_from(self.syn_backlog).unwrap_or(usize::MAX),
             accept_backlog: usize::try_from(self.accept_backlog).unwrap_or(usize::MAX),
             syncookies: self.syncookies,
+            mtu_probing: self.mtu_probing,
+            base_mss: self.base_mss,
             ..TcpConfig::default()
         }
     }
@@ -101,6 +118,10 @@ const MIN_BUFFER: u32 = 16 * 1024;
 const MAX_RCVBUF: u32 = 1 << 30;
 /// Largest send buffer.
 const MAX_SNDBUF: u32 = 1 << 30;
+/// Smallest `base_mss`: Linux `tcp_min_snd_mss`.
+const MIN_BASE_MSS: u16 = 48;
+/// Largest `base_mss`: an IPv4 packet of 65 535 bytes less 40 bytes of headers.
+const MAX_BASE_MSS: u16 = 65495;
 
 pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
     let t = Table::new(value, "tcp", errs)?;
@@ -118,6 +139,8 @@ pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
             "syn_backlog",
             "accept_backlog",
             "syncookies",
+            "mtu_probing",
+            "base_mss",
         ],
         errs,
     );
@@ -145,6 +168,11 @@ pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
     let syn_backlog = t.uint_or("syn_backlog", d.syn_backlog, 1, 1_000_000, errs);
     let accept_backlog = t.uint_or("accept_backlog", d.accept_backlog, 1, 1_000_000, errs);
     let syncookies = t.bool_or("syncookies", d.syncookies, errs);
+    // Linux's values: 0 off, 1 after a black hole, 2 always.
+    let mtu_probing = t.uint_or("mtu_probing", u32::from(d.mtu_probing.value()), 0, 2, errs);
+    // From Linux `tcp_min_snd_mss` (48) to the largest IPv4 MSS; above the port's own MSS
+    // it is cut to that.
+    let base_mss = t.uint_or("base_mss", u32::from(d.base_mss), u32::from(MIN_BASE_MSS), u32::from(MAX_BASE_MSS), errs);
     Some(TcpSettings {
         congestion: congestion?,
         min_rto: Duration::from_millis(u64::from(min_rto?)),
@@ -158,5 +186,7 @@ pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
         syn_backlog: syn_backlog?,
         accept_backlog: accept_backlog?,
         syncookies: syncookies?,
+        mtu_probing: mtu_probing.and_then(|v| MtuProbing::from_value(u8::try_from(v).ok()?))?,
+        base_mss: u16::try_from(base_mss?).ok()?,
     })
 }

@@ -339,6 +339,24 @@ fn tcp_section_defaults_values_and_errors() {
 }
 
 #[test]
+fn tcp_path_mtu_keys() {
+    use dataplane::tcp::MtuProbing;
+    let with_tcp = |body: &str| format!("[tcp]\n{body}\n{PORT}");
+    let d = ok(PORT).tcp.engine_config();
+    assert_eq!((d.mtu_probing, d.base_mss), (MtuProbing::BlackHole, 1024), "black-hole detection on, Linux's base MSS");
+    for (v, want) in [(0, MtuProbing::Off), (1, MtuProbing::BlackHole), (2, MtuProbing::Always)] {
+        let t = ok(&with_tcp(&format!("mtu_probing = {v}\nbase_mss = 536"))).tcp.engine_config();
+        assert_eq!((t.mtu_probing, t.base_mss), (want, 536), "mtu_probing = {v}");
+    }
+    one_error(&with_tcp("mtu_probing = 3"), "tcp.mtu_probing", "out of range");
+    one_error(&with_tcp("mtu_probing = -1"), "tcp.mtu_probing", "");
+    one_error(&with_tcp("mtu_probing = true"), "tcp.mtu_probing", "");
+    one_error(&with_tcp("base_mss = 47"), "tcp.base_mss", "out of range");
+    one_error(&with_tcp("base_mss = 65496"), "tcp.base_mss", "out of range");
+    one_error(&with_tcp("mtu_probe = 1"), "tcp.mtu_probe", "");
+}
+
+#[test]
 fn mbuf_rules() {
     let cfg = ok(&with_dpdk("mbufs = 1023\nmbuf_cache = 512"));
     assert_eq!((cfg.dpdk.mbufs, cfg.dpdk.mbuf_cache), (1023, 512));

@@ -5,7 +5,7 @@
 //! without options; the options every segment carries come off in `effective_mss`).
 
 use super::{Connection, Segment, State};
-use crate::tcp::config::TcpConfig;
+use crate::tcp::config::{MtuProbing, TcpConfig};
 use crate::tcp::payload::Payload;
 use crate::tcp::seq::SeqNum;
 use crate::tcp::shared::Shared;
@@ -75,11 +75,15 @@ pub(super) struct PathMtu {
 }
 
 impl PathMtu {
+    /// Linux `tcp_mtup_init`: the search runs from `base_mss` to the interface MTU; with
+    /// `mtu_probing = 2` it is on from the start and segments begin at `base_mss`, with
+    /// `1` it waits for a black hole ([`Connection::mtu_black_hole`]).
     pub fn new(cfg: &TcpConfig, now: Instant) -> Self {
         let max_mtu = u32::from(cfg.effective_mss()) + HEADERS;
         let base = (u32::from(cfg.base_mss).max(MIN_SND_MSS) + HEADERS).min(max_mtu);
-        let mtu = if cfg.mtu_probing { base } else { max_mtu };
-        PathMtu { mtu, max_mtu, probing: cfg.mtu_probing, search_low: base, search_high: max_mtu, probe: None, settled_at: now }
+        let probing = cfg.mtu_probing == MtuProbing::Always;
+        let mtu = if probing { base } else { max_mtu };
+        PathMtu { mtu, max_mtu, probing, search_low: base, search_high: max_mtu, probe: None, settled_at: now }
     }
 
     /// The MSS the current MTU allows (no options).
@@ -136,6 +140,38 @@ impl<P: Payload> Connection<P> {
             self.simple_retransmit();
         }
         Ok(new_mtu)
+    }
+
+    /// Repeated timeouts: perhaps an ICMP black hole (RFC 4821 §3, RFC 8899 §4.4; Linux
+    /// `tcp_mtu_probing`, called from `tcp_write_timeout` once `tcp_retries1` = 3
+    /// retransmissions went unanswered). With `mtu_probing` 1 the first time turns probing
+    /// on, which sizes segments for the bottom of the search (`base_mss`); each further
+    /// time (and with `mtu_probing` 2 already the first) halves the bottom, not below
+    /// `base_mss` / `tcp_mtu_probe_floor` (48), then `tcp_sync_mss` applies it. Off (0):
+    /// nothing. Returns whether the MTU came down.
+    pub(super) fn mtu_black_hole(&mut self, shared: &mut Shared, now: Instant) -> bool {
+        if self.cfg.mtu_probing == MtuProbing::Off {
+            return false;
+        }
+        let p = &mut self.pmtu;
+        if !p.probing {
+            p.probing = true;
+            p.settled_at = now;
+        } else {
+            let mss = (p.search_low.saturating_sub(HEADERS) >> 1).min(u32::from(self.cfg.base_mss)).max(MIN_SND_MSS);
+            p.search_low = mss + HEADERS;
+        }
+        // `tcp_sync_mss` with `icsk_mtup.enabled`: segments no larger than the bottom of
+        // the search; what was larger is sent again at the new size once the RTO's
+        // retransmission goes (`tcp_enter_loss` marked it lost).
+        let new_mtu = p.mtu.min(p.search_low);
+        p.probe = None;
+        if new_mtu >= p.mtu {
+            return false;
+        }
+        p.mtu = new_mtu;
+        shared.counters.mtu_black_holes += 1;
+        true
     }
 
     /// Gate 2 of the transmit loop (`tcp_mtu_probe`): with PLPMTUD on, no probe out, no

@@ -7,6 +7,10 @@ use crate::tcp::payload::Payload;
 use crate::tcp::shared::Shared;
 use crate::time::Instant;
 
+/// Linux `tcp_retries1`: unanswered retransmissions after which the path is suspected
+/// (black-hole detection, `tcp_mtu_probing`).
+const TCP_RETRIES1: u32 = 3;
+
 impl<P: Payload> Connection<P> {
     /// The retransmission timer fired (RFC 6298 §5.4–5.6, RFC 5681 §3.1; Linux
     /// `tcp_retransmit_timer` + `tcp_enter_loss`).
@@ -61,6 +65,14 @@ impl<P: Payload> Connection<P> {
                     }
                     self.close_now(shared, CloseReason::Timeout);
                     return;
+                }
+                // Linux `tcp_write_timeout`: once `retransmits_timed_out(.., tcp_retries1)`,
+                // suspect a black hole (`tcp_mtu_probing`). Linux measures the three
+                // retransmissions in time (`tcp_model_timeout`: 3 s from the 200 ms minimum
+                // RTO, so the 5th timeout on a short path, the 3rd once the RTO is 1 s);
+                // counted here: the 4th timeout in a row.
+                if self.snd.retries > TCP_RETRIES1 {
+                    self.mtu_black_hole(shared, now);
                 }
                 let mss = self.effective_mss();
                 // F-RTO judges the first timeout of an episode only (RFC 5682 §2.1 step

@@ -472,6 +472,8 @@ fn snake_case_of_linux_names() {
         ("TCPICMPBadMTU", "strait_tcp_icmp_bad_mtu_total"),
         ("InCsumErrors", "strait_tcp_in_csum_errors_total"),
         ("OutOfWindowIcmps", "strait_tcp_out_of_window_icmps_total"),
+        ("IcmpInErrors", "strait_tcp_icmp_in_errors_total"),
+        ("TCPMTUPBlackHole", "strait_tcp_mtup_black_hole_total"),
         ("TCPDSACKRecv", "strait_tcp_dsack_recv_total"),
         ("TCPTimeouts", "strait_tcp_timeouts_total"),
         ("TCP", "strait_tcp_tcp_total"),
