@@ -7,7 +7,7 @@
 //! name = "web"                  # unique, [a-z0-9_-]
 //! listen = "198.18.0.2:80"      # a port's address (or 0.0.0.0) and a TCP port
 //! pool = "web"                  # a [[pool]] name
-//! max_connections = 10000       # sessions at most; more are reset
+//! max_connections = 10000       # sessions at most over all lcores; more are reset
 //! connect_timeout_ms = 3000     # per backend connection attempt
 //! idle_timeout_ms = 60000       # a session moving no byte this long is aborted
 //! nodelay = true                # client connections without Nagle (TCP_NODELAY)
@@ -18,7 +18,8 @@
 //!
 //! [[pool]]
 //! name = "web"
-//! algorithm = "round_robin"     # "round_robin" | "least_connections" | "maglev"
+//! algorithm = "round_robin"     # "round_robin" | "least_connections" | "maglev" (global:
+//!                               # round robin and connection counts span every lcore)
 //! servers = [{ addr = "198.18.1.1:8080", weight = 1 }]
 //! proxy_protocol = "v1"         # optional: "v1" | "v2" header to each backend connection
 //! nodelay = true                # backend connections without Nagle (TCP_NODELAY)

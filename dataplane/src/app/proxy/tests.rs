@@ -9,6 +9,8 @@ use super::*;
 use crate::app::{AppKind, AppSpec, Apps};
 use crate::tcp::{HeapPayload, Segment, TcpConfig};
 
+mod lcores;
+
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const FRONT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const BACK: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
@@ -70,9 +72,16 @@ struct Net {
 
 impl Net {
     fn new(proxy_spec: &ProxySpec, proxy_cfg: TcpConfig) -> Net {
+        Net::with_shared(proxy_spec, proxy_cfg, ProxyShared::new())
+    }
+
+    /// A net whose proxy shares its counters through `shared` (another lcore's, in
+    /// `tests/lcores.rs`).
+    fn with_shared(proxy_spec: &ProxySpec, proxy_cfg: TcpConfig, shared: ProxyShared) -> Net {
         let now = Instant::from_nanos(1_000_000);
         let mut proxy = Engine::new(proxy_cfg, [1; 16], now);
         let mut apps = Apps::new();
+        apps.proxy_mut().set_shared(shared);
         assert_eq!(apps.start_proxy(&mut proxy, proxy_spec), Ok(()));
         let mut backend = Engine::new(TcpConfig::default(), [3; 16], now);
         let mut backend_apps = Apps::new();
@@ -499,7 +508,8 @@ fn pool(algorithm: Algorithm, weights: &[u32]) -> PoolState {
         .enumerate()
         .map(|(id, &weight)| Backend { id, addr: SocketAddrV4::new(BACKEND, 8000 + id as u16), weight })
         .collect();
-    PoolState { first: 0, balancer: Balancer::new(algorithm, &backends).expect("valid pool"), proxy_protocol: None, nodelay: true, keepalive: None }
+    let shared = shared::PoolShared::lookup(&ProxyShared::new(), "p", backends.iter().map(|b| b.addr));
+    PoolState { first: 0, balancer: Balancer::new(algorithm, &backends).expect("valid pool"), proxy_protocol: None, nodelay: true, keepalive: None, shared }
 }
 
 #[test]
