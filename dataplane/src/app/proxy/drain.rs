@@ -66,6 +66,10 @@ pub enum EndReason {
     RefusedMaxConnections,
     /// Refused at accept: no server of the pool was available.
     NoServer,
+    /// Every server was at its `max_connections` and the queue was full.
+    QueueFull,
+    /// Waited `queue_timeout` for a server with room.
+    QueueTimeout,
 }
 
 impl EndReason {
@@ -79,6 +83,8 @@ impl EndReason {
             EndReason::DrainDeadline => "drain_deadline",
             EndReason::RefusedMaxConnections => "refused_max_connections",
             EndReason::NoServer => "no_server",
+            EndReason::QueueFull => "queue_full",
+            EndReason::QueueTimeout => "queue_timeout",
         }
     }
 }
@@ -152,7 +158,15 @@ impl<P: Payload> Proxy<P> {
         }
         let Some(s) = self.sessions.get(&sid) else { return };
         let reason = s.log.end.unwrap_or(if s.up.shut && s.down.shut { EndReason::Closed } else { EndReason::Reset });
-        let by_proxy = matches!(reason, EndReason::Idle | EndReason::DrainDeadline | EndReason::ConnectFailed | EndReason::NoServer);
+        let by_proxy = matches!(
+            reason,
+            EndReason::Idle
+                | EndReason::DrainDeadline
+                | EndReason::ConnectFailed
+                | EndReason::NoServer
+                | EndReason::QueueFull
+                | EndReason::QueueTimeout
+        );
         log_access(&AccessRecord {
             listener: self.listeners.get(s.listener).map(|l| l.spec.name.as_str()).unwrap_or("-"),
             client: s.client_addr,

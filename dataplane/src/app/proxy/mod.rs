@@ -50,6 +50,7 @@ mod health;
 pub mod histogram;
 pub mod proxy_protocol;
 mod pump;
+mod queue;
 mod reload;
 mod shared;
 mod stats;
@@ -84,6 +85,9 @@ pub struct ServerSpec {
     pub local_ip: Ipv4Addr,
     /// Relative share of sessions (> 0).
     pub weight: u32,
+    /// Connections to it at most, over all lcores (HAProxy's server `maxconn`); a session
+    /// finding every server full waits in the pool's queue. `None`: no limit.
+    pub max_connections: Option<u32>,
 }
 
 /// A named set of servers.
@@ -101,6 +105,11 @@ pub struct PoolSpec {
     pub nodelay: bool,
     /// TCP keepalive on backend connections (`SO_KEEPALIVE`; `None`: off).
     pub keepalive: Option<KeepaliveConfig>,
+    /// Sessions at most waiting, over all lcores, for a server below its
+    /// `max_connections` (HAProxy `maxqueue`); one more is reset. 0: none wait.
+    pub max_queue: u32,
+    /// How long a session waits in the queue before it is reset (HAProxy `timeout queue`).
+    pub queue_timeout: Duration,
 }
 
 /// Where clients connect and what they are spliced to.
@@ -151,6 +160,8 @@ struct PoolState {
     keepalive: Option<KeepaliveConfig>,
     /// The counters every lcore shares: tickets and global connections per server.
     shared: shared::PoolShared,
+    /// Server limits and the sessions of this lcore waiting for a server (`queue.rs`).
+    queue: queue::PoolQueue,
 }
 
 impl PoolState {
@@ -163,12 +174,14 @@ impl PoolState {
 
     /// [`PoolState::pick`] among the servers for which `up` holds (health, admin state).
     fn pick_where(&mut self, client: SocketAddrV4, tried: &[usize], up: impl Fn(usize) -> bool) -> Option<usize> {
-        let PoolState { balancer, shared, .. } = self;
+        let PoolState { balancer, shared, queue, .. } = self;
+        // A server at its `max_connections` is not eligible (`queue.rs`).
+        let up = |i: usize| up(i) && queue.has_room(shared, i);
         balancer.pick_shared(client, |i| up(i) && !tried.contains(&i), &*shared).or_else(|| {
             if tried.is_empty() {
                 None
             } else {
-                balancer.pick_shared(client, &up, &*shared)
+                balancer.pick_shared(client, up, &*shared)
             }
         })
     }
@@ -201,6 +214,10 @@ struct Session<P> {
     /// The session's unit of its listener's global session count (given back when the
     /// session is removed, whatever ended it).
     _admission: shared::Held,
+    /// While it waits for a server with room: its unit of the pool's global queue length
+    /// and when it stops waiting (`queue.rs`).
+    queued: Option<shared::Held>,
+    queue_deadline: Option<Instant>,
     tried: Vec<usize>,
     /// Deadline of the current attempt while connecting.
     connect_deadline: Option<Instant>,
@@ -363,6 +380,7 @@ impl<P: Payload> Proxy<P> {
                 nodelay: pool.nodelay,
                 keepalive: pool.keepalive,
                 shared: shared::PoolShared::lookup(&self.shared, &pool.name, pool.servers.iter().map(|s| s.addr)),
+                queue: queue::PoolQueue::new(pool),
             });
             first += backends.len();
         }
@@ -464,6 +482,10 @@ impl<P: Payload> Proxy<P> {
             }
             acted += 1;
             let Some(s) = self.sessions.get(&sid) else { continue };
+            if s.queue_deadline.is_some() {
+                self.queue_timed_out(engine, sid, now);
+                continue;
+            }
             if s.connect_deadline.is_some() {
                 self.connect_timed_out(engine, sid, now);
                 continue;
@@ -489,7 +511,7 @@ impl<P: Payload> Proxy<P> {
         if s.finished {
             return None;
         }
-        match s.connect_deadline {
+        match s.queue_deadline.or(s.connect_deadline) {
             Some(d) => Some(d),
             None if s.established => {
                 let idle = self.listeners.get(s.listener).map_or(Duration::MAX, |l| l.spec.idle_timeout);
@@ -561,6 +583,8 @@ impl<P: Payload> Proxy<P> {
                 server: None,
                 server_slot: None,
                 _admission: admission,
+                queued: None,
+                queue_deadline: None,
                 tried: Vec::new(),
                 connect_deadline: None,
                 established: false,
@@ -575,33 +599,48 @@ impl<P: Payload> Proxy<P> {
                 log: drain::SessionLog::default(),
             },
         );
-        if !self.connect_next(engine, sid, now) {
-            if let Some(ls) = self.stats.listeners.get_mut(li) {
-                ls.refused_no_server += 1;
-            }
-            self.note_end(sid, EndReason::NoServer);
-            self.abort_session(engine, sid, now);
-        }
+        let next = self.connect_next(engine, sid, now);
+        self.refuse_unless_started(engine, sid, next, EndReason::NoServer, now);
     }
 
-    /// Starts a connection attempt to the next server; false when none is left (all
-    /// tried, attempts used up, or no source port).
-    fn connect_next(&mut self, engine: &mut Engine<P>, sid: u64, now: Instant) -> bool {
+    /// Starts a connection attempt to the next server, or queues the session when every
+    /// available server is at its `max_connections` (`queue.rs`). `Failed` when no server
+    /// is left (all tried, attempts used up, or no source port).
+    fn connect_next(&mut self, engine: &mut Engine<P>, sid: u64, now: Instant) -> queue::Next {
+        use queue::Next;
+        // Each failed slot reservation (another lcore took the last place first) makes
+        // that server ineligible: bounded by the pool's size.
+        let mut races = 0usize;
         loop {
-            let Some(s) = self.sessions.get_mut(&sid) else { return false };
+            let Some(s) = self.sessions.get_mut(&sid) else { return Next::Failed };
             if s.tried.len() >= MAX_CONNECT_ATTEMPTS {
-                return false;
+                return Next::Failed;
             }
-            let Some(l) = self.listeners.get(s.listener) else { return false };
+            let Some(l) = self.listeners.get(s.listener) else { return Next::Failed };
             let (pool_ix, timeout) = (l.spec.pool, l.spec.connect_timeout);
-            let Some(pool) = self.pools.get_mut(pool_ix) else { return false };
+            let Some(pool) = self.pools.get_mut(pool_ix) else { return Next::Failed };
             // Another server than those tried; once every one was, any (`PoolState::pick`).
             // Down, ejected and drained servers (`reload.rs`) get no new session.
             let (first, ops) = (pool.first, &self.ops);
-            let Some(local) = pool.pick_where(s.client_addr, &s.tried, |i| ops.available(first + i, now)) else { return false };
+            let Some(local) = pool.pick_where(s.client_addr, &s.tried, |i| ops.available(first + i, now)) else {
+                if pool.queue.should_wait(&pool.shared, |i| ops.available(first + i, now)) {
+                    return self.enqueue(sid, pool_ix, now);
+                }
+                return Next::Failed;
+            };
+            let Some(slot) = pool.queue.reserve(&pool.shared, local) else {
+                races += 1;
+                if races > pool.balancer.backends().len() {
+                    return Next::Failed;
+                }
+                continue;
+            };
+            // Out of the queue (if it was in it): its place there is given back.
+            s.queued = None;
+            s.queue_deadline = None;
             let flat = pool.first + local;
             s.tried.push(local);
-            let Some(server) = self.servers.get(flat).copied() else { return false };
+            let Some(server) = self.servers.get(flat).copied() else { return Next::Failed };
             if let Some(st) = self.stats.servers.get_mut(flat) {
                 st.attempts += 1;
             }
@@ -618,13 +657,13 @@ impl<P: Payload> Proxy<P> {
                     s.server = Some(flat);
                     s.connect_deadline = Some(now + timeout);
                     s.attempt_started = now;
-                    s.server_slot = pool.shared.hold(local);
+                    s.server_slot = Some(slot);
                     if let Some(st) = self.stats.servers.get_mut(flat) {
                         st.active += 1;
                     }
                     self.by_conn.insert(bid, (sid, Side::Backend));
                     self.arm(sid, now + timeout, now);
-                    return true;
+                    return Next::Started;
                 }
                 Err(_) => {
                     // No free source port towards this server: try another one.
@@ -709,13 +748,8 @@ impl<P: Payload> Proxy<P> {
     /// The current attempt failed (counted by the caller): retry or give up.
     fn retry_connect(&mut self, engine: &mut Engine<P>, sid: u64, now: Instant) {
         self.drop_backend(sid, now);
-        if !self.connect_next(engine, sid, now) {
-            if let Some(ls) = self.sessions.get(&sid).and_then(|s| self.stats.listeners.get_mut(s.listener)) {
-                ls.refused_connect_failed += 1;
-            }
-            self.note_end(sid, EndReason::ConnectFailed);
-            self.abort_session(engine, sid, now);
-        }
+        let next = self.connect_next(engine, sid, now);
+        self.refuse_unless_started(engine, sid, next, EndReason::ConnectFailed, now);
     }
 
     fn connect_timed_out(&mut self, engine: &mut Engine<P>, sid: u64, now: Instant) {
@@ -776,6 +810,8 @@ impl<P: Payload> Proxy<P> {
         s.up.pending = P::empty();
         s.down.pending = P::empty();
         s.connect_deadline = None;
+        s.queued = None;
+        s.queue_deadline = None;
         if s.client_open {
             let _ = engine.abort(s.client, now);
         }

@@ -393,6 +393,7 @@ impl<P: Payload> Proxy<P> {
                 nodelay: pool.nodelay,
                 keepalive: pool.keepalive,
                 shared: PoolShared::lookup(&self.shared, &pool.name, pool.servers.iter().map(|s| s.addr)),
+                queue: super::queue::PoolQueue::new(pool),
             });
             for s in &pool.servers {
                 let flat = self.servers.len();
@@ -494,7 +495,8 @@ impl<P: Payload> Proxy<P> {
             // Pool-local indices of servers already tried mean nothing in the new pools.
             s.tried.clear();
         }
-        // A listener's timeouts may have changed: every session's timer follows.
+        // Waiting sessions join their (new) pool's queue; timers follow the new timeouts.
+        self.requeue_all();
         self.rearm_all(now);
         self.ops.access_log = ops.access_log;
         // A pool whose checks were switched off forgets their verdicts.

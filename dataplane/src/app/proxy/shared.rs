@@ -90,6 +90,8 @@ struct Registry {
     listeners: Mutex<HashMap<String, Arc<Counter>>>,
     servers: Mutex<HashMap<(String, SocketAddrV4), Arc<Counter>>>,
     pools: Mutex<HashMap<String, Arc<Counter>>>,
+    /// Sessions waiting for a server with room, per pool (`queue.rs`).
+    queues: Mutex<HashMap<String, Arc<Counter>>>,
 }
 
 /// The map behind `m`, also when another thread panicked holding it (the maps hold only
@@ -129,12 +131,24 @@ impl ProxyShared {
         Arc::clone(m.entry(name.to_string()).or_default())
     }
 
+    /// The queue length of pool `name`.
+    pub(crate) fn queue(&self, name: &str) -> Arc<Counter> {
+        let mut m = lock(&self.inner.queues);
+        Arc::clone(m.entry(name.to_string()).or_default())
+    }
+
+    /// Sessions waiting in pool `name`'s queue on every lcore (0 for an unknown pool).
+    pub fn queue_length(&self, name: &str) -> u64 {
+        lock(&self.inner.queues).get(name).map_or(0, |c| c.get())
+    }
+
     /// Forgets counters no lcore holds any more (after a reload removed their listener,
     /// server or pool everywhere and their last session ended).
     pub(crate) fn prune(&self) {
         prune(&mut lock(&self.inner.listeners));
         prune(&mut lock(&self.inner.servers));
         prune(&mut lock(&self.inner.pools));
+        prune(&mut lock(&self.inner.queues));
     }
 
     /// Sessions of listener `name` on every lcore (0 for an unknown name).
@@ -160,17 +174,32 @@ impl ProxyShared {
 pub(crate) struct PoolShared {
     tickets: Arc<Counter>,
     servers: Vec<Arc<Counter>>,
+    queued: Arc<Counter>,
 }
 
 impl PoolShared {
     /// The counters of pool `name` with servers `addrs` (in pool order).
     pub(crate) fn lookup(shared: &ProxyShared, name: &str, addrs: impl Iterator<Item = SocketAddrV4>) -> Self {
-        PoolShared { tickets: shared.pool(name), servers: addrs.map(|a| shared.server(name, a)).collect() }
+        PoolShared {
+            tickets: shared.pool(name),
+            servers: addrs.map(|a| shared.server(name, a)).collect(),
+            queued: shared.queue(name),
+        }
     }
 
     /// Counts a connection to the pool's server `idx` (pool order); `None` outside the pool.
     pub(crate) fn hold(&self, idx: usize) -> Option<Held> {
         self.servers.get(idx).map(Counter::hold)
+    }
+
+    /// Counts a connection to server `idx` if fewer than `max` are counted (all lcores).
+    pub(crate) fn try_hold(&self, idx: usize, max: u64) -> Option<Held> {
+        self.servers.get(idx).and_then(|c| c.try_hold(max))
+    }
+
+    /// One place in the pool's queue if fewer than `max` sessions wait (all lcores).
+    pub(crate) fn queue_place(&self, max: u64) -> Option<Held> {
+        self.queued.try_hold(max)
     }
 }
 

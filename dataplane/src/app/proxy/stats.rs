@@ -34,6 +34,12 @@ pub struct ListenerStats {
     /// Sessions reset because their PROXY protocol header could not be built (no mbuf,
     /// no payload factory set) or written.
     pub refused_proxy_header: u64,
+    /// Sessions that waited in the pool's queue for a server below its `max_connections`.
+    pub queued: u64,
+    /// Sessions reset because every server was full and so was the queue (`max_queue`).
+    pub refused_queue_full: u64,
+    /// Sessions reset after waiting `queue_timeout` in the queue.
+    pub refused_queue_timeout: u64,
     /// The listener's pool (label only).
     pub pool: String,
     /// Session durations, accept to the last close.
@@ -55,6 +61,9 @@ impl ListenerStats {
             ("resets", self.resets),
             ("write_stalls", self.write_stalls),
             ("refused_proxy_header", self.refused_proxy_header),
+            ("queued", self.queued),
+            ("refused_queue_full", self.refused_queue_full),
+            ("refused_queue_timeout", self.refused_queue_timeout),
         ]
         .into_iter()
     }

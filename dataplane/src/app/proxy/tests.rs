@@ -10,6 +10,7 @@ use crate::app::{AppKind, AppSpec, Apps};
 use crate::tcp::{HeapPayload, Segment, TcpConfig};
 
 mod lcores;
+mod queue;
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const FRONT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -26,7 +27,7 @@ const MANUAL_PORT: u16 = 8081;
 const CLOSED_PORT: u16 = 8082;
 
 fn server(ip: Ipv4Addr, port: u16) -> ServerSpec {
-    ServerSpec { addr: SocketAddrV4::new(ip, port), local_ip: BACK, weight: 1 }
+    ServerSpec { addr: SocketAddrV4::new(ip, port), local_ip: BACK, weight: 1, max_connections: None }
 }
 
 fn spec(servers: Vec<ServerSpec>, max_connections: u32, idle_ms: u64) -> ProxySpec {
@@ -48,6 +49,8 @@ fn spec(servers: Vec<ServerSpec>, max_connections: u32, idle_ms: u64) -> ProxySp
             proxy_protocol: None,
             nodelay: true,
             keepalive: None,
+            max_queue: 0,
+            queue_timeout: Duration::from_secs(1),
         }],
     }
 }
@@ -509,7 +512,17 @@ fn pool(algorithm: Algorithm, weights: &[u32]) -> PoolState {
         .map(|(id, &weight)| Backend { id, addr: SocketAddrV4::new(BACKEND, 8000 + id as u16), weight })
         .collect();
     let shared = shared::PoolShared::lookup(&ProxyShared::new(), "p", backends.iter().map(|b| b.addr));
-    PoolState { first: 0, balancer: Balancer::new(algorithm, &backends).expect("valid pool"), proxy_protocol: None, nodelay: true, keepalive: None, shared }
+    let queue = super::queue::PoolQueue::new(&PoolSpec {
+        name: "p".into(),
+        algorithm,
+        servers: Vec::new(),
+        proxy_protocol: None,
+        nodelay: true,
+        keepalive: None,
+        max_queue: 0,
+        queue_timeout: Duration::from_secs(1),
+    });
+    PoolState { first: 0, balancer: Balancer::new(algorithm, &backends).expect("valid pool"), proxy_protocol: None, nodelay: true, keepalive: None, shared, queue }
 }
 
 #[test]
