@@ -9,7 +9,11 @@
 //!   while long-lived sessions arrive one at a time on both lcores, sends new sessions to the
 //!   server whose sessions ended, and stays within 2 when 20 arrive at once.
 //!
-//! Subnets 198.18.150-153.
+//! * A server with `max_connections = 2` never sees a third connection from both lcores;
+//!   sessions beyond wait in the queue and are served when a place frees, or reset when the
+//!   queue is full or at the queue timeout.
+//!
+//! Subnets 198.18.150-155.
 
 mod common;
 
@@ -75,6 +79,30 @@ def open_one():
     return s, fetch(s)
 
 held = []
+if mode == "queue":
+    import time
+    n, hold = int(sys.argv[3]), float(sys.argv[4])
+    lock, served, refused = threading.Lock(), [], []
+    t0 = time.time()
+    def one():
+        try:
+            s, _ = open_one()
+            with lock:
+                served.append(time.time() - t0)
+            time.sleep(hold)
+            s.close()
+        except Exception:
+            with lock:
+                refused.append(time.time() - t0)
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("served=%d refused_at_once=%d refused_late=%d served_at=%s refused_at=%s" % (
+        len(served), sum(1 for t in refused if t < 0.5), sum(1 for t in refused if t >= 0.5),
+        ["%.2f" % t for t in sorted(served)], ["%.2f" % t for t in sorted(refused)]), flush=True)
+    sys.exit(0)
 if mode == "limit":
     n = int(sys.argv[3])
     served, refused, lock = [0], [0], threading.Lock()
@@ -219,6 +247,63 @@ fn max_connections_is_global_over_two_lcores() {
         (0..2).all(|l| total[l] + refused[l] > 0),
         "clients reached both lcores: sessions {total:?}, refused {refused:?}"
     );
+}
+
+#[test]
+fn a_server_max_connections_is_global_and_the_queue_serves_or_times_out() {
+    if !require_root("a_server_max_connections_is_global_and_the_queue_serves_or_times_out") {
+        return;
+    }
+    // One server taking 2 connections, 4 places in the queue for 1.5 s. 8 clients at once,
+    // each holding its connection 1 s after its response: 2 served at once, 4 wait, 2 find
+    // the queue full; after 1 s two places free and two waiting clients are served, the
+    // other two are reset at the queue timeout (1.5 s), before the next places free (2 s).
+    let net = Net { front: "198.18.154", back: "198.18.155", backend_port: 8080 };
+    let pool = "max_queue = 4\nqueue_timeout_ms = 1500\n";
+    let mut s = Setup::start(
+        net,
+        1,
+        0,
+        |tap, veth| {
+            two_lcore_config(net, tap, veth, &[0], "", pool).replace(
+                &format!("{{ addr = \"{}\" }}", net.backend(0)),
+                &format!("{{ addr = \"{}\", max_connections = 2 }}", net.backend(0)),
+            )
+        },
+        &[],
+    );
+    s.strait.wait_for_log(&["flow steering", "lcores\":2"], Duration::from_secs(1));
+    let front = format!("{}.2", net.front);
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &s.client.name, "python3", "-c", CLIENTS, "queue", &front, "8", "1.0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the clients");
+    // The backend's view while the clients run: never more than 2 connections.
+    let mut most = 0;
+    let started = std::time::Instant::now();
+    while matches!(child.try_wait(), Ok(None)) && started.elapsed() < Duration::from_secs(30) {
+        most = most.max(backend_connections(&s, &net.backend(0)));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    let _ = child.wait();
+    eprintln!("{line}; at most {most} backend connections");
+    s.stop();
+    let log = s.strait.log_text();
+    let sum = |name: &str| per_lcore(&log, name).iter().sum::<u64>();
+    let (queued, full, timeout) =
+        (sum("proxy_listener_queued"), sum("proxy_listener_refused_queue_full"), sum("proxy_listener_refused_queue_timeout"));
+    eprintln!("queued {queued}, refused: queue full {full}, queue timeout {timeout}");
+    assert!(most <= 2, "the backend saw {most} connections at once");
+    assert!(line.starts_with("served=4 refused_at_once=2 refused_late=2 "), "{line}\n{log}");
+    assert_eq!((queued, full, timeout), (4, 2, 2), "{log}");
+    assert_eq!(sum("proxy_listener_total"), 8);
 }
 
 #[test]
