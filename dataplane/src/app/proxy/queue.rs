@@ -14,7 +14,10 @@
 //!
 //! Each lcore serves its own queue in order; across lcores the order is not global (a
 //! place that frees goes to whichever lcore looks first), which HAProxy's single queue per
-//! process does not need to say. Sessions that waited are counted (`queued`).
+//! process does not need to say. Nor do waiting sessions strictly come first: queues are
+//! served once per pass, after the pass's events, so a place freed during a pass can go
+//! to a session accepted in the same pass (HAProxy hands a freed place to its queue
+//! first). Sessions that waited are counted (`queued`).
 
 use std::collections::VecDeque;
 
