@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
-use dataplane::app::proxy::ProxyError;
+use dataplane::app::proxy::{ProxyError, ProxyShared};
 use dataplane::control;
 use dataplane::app::AppSpec;
 use dataplane::dpdk::{tsc_hz, DpdkError, Eal, Mempool, Offloads, Port, PortSettings};
@@ -462,6 +462,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
             "impairment enabled: frames are dropped, reordered, duplicated, corrupted and delayed on purpose"
         );
     }
+    // Listener session counts, server connection counts and round-robin tickets, shared
+    // by every lcore's proxy (`dataplane::app::proxy::ProxyShared`).
+    let proxy_shared = ProxyShared::new();
     let in_use_at_start = pool.in_use();
     let mut workers = Vec::with_capacity(lcores.len());
     let mut all_stats = Vec::with_capacity(lcores.len());
@@ -479,7 +482,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
         all_stats.push((lcore, Arc::clone(&stats)));
         let mut w = Worker::new(lcore, pqs, pool.clone(), clock, Arc::clone(&stop), stats, tcp.clone())
             .map_err(|source| RunError::Apps { lcore, source })?;
-        w.start_proxy(&proxy).map_err(|source| RunError::Proxy { lcore, source })?;
+        w.start_proxy(&proxy, &proxy_shared).map_err(|source| RunError::Proxy { lcore, source })?;
         let (handle, inbox) = control::channel(lcore);
         // The queue is empty: this cannot fail. The lcore takes it on its first iteration.
         let _ = handle.send(control::Command::Configure(cfg.ops_spec()));

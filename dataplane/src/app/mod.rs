@@ -209,7 +209,7 @@ impl<P: Payload> Apps<P> {
             self.handle_event(engine, ev, now);
             n += 1;
         }
-        n + self.expire_idle(engine, now) + self.proxy.poll_timers(engine, now)
+        n + self.expire_idle(engine, now) + self.proxy.poll_timers(engine, now) + self.proxy.serve_queues(engine, now)
     }
 
     /// Resets the connections idle for their service's `idle_timeout`; a deadline that

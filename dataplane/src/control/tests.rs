@@ -23,7 +23,7 @@ const CLOSED: u16 = 8081;
 type Seg = (Ipv4Addr, Ipv4Addr, Segment<HeapPayload>);
 
 fn server(ip: Ipv4Addr, port: u16) -> ServerSpec {
-    ServerSpec { addr: SocketAddrV4::new(ip, port), local_ip: BACK, weight: 1 }
+    ServerSpec { addr: SocketAddrV4::new(ip, port), local_ip: BACK, weight: 1, max_connections: None }
 }
 
 fn listener(name: &str, port: u16, pool: usize) -> ListenerSpec {
@@ -49,6 +49,8 @@ fn spec(servers: Vec<ServerSpec>) -> ProxySpec {
             proxy_protocol: None,
             nodelay: true,
             keepalive: None,
+            max_queue: 0,
+            queue_timeout: Duration::from_secs(1),
         }],
     }
 }

@@ -8,11 +8,12 @@
 
 use super::rr::SmoothWrr;
 
-/// Picks the eligible backend with the least `active[idx] / weights[idx]`, breaking ties with
-/// `wrr`. Weight-0 backends are never picked. `None` when nothing is eligible.
+/// Picks the eligible backend with the least `active(idx) / weights[idx]`, breaking ties with
+/// `wrr`. `active(idx)` is the backend's count (this lcore's, or every lcore's: `SharedPool`).
+/// Weight-0 backends are never picked. `None` when nothing is eligible.
 pub(crate) fn pick(
     weights: &[u32],
-    active: &[u64],
+    active: impl Fn(usize) -> u64,
     wrr: &mut SmoothWrr,
     eligible: impl Fn(usize) -> bool,
 ) -> Option<usize> {
@@ -23,7 +24,7 @@ pub(crate) fn pick(
             return None;
         }
         Some((
-            u128::from(active.get(idx).copied().unwrap_or(0)),
+            u128::from(active(idx)),
             u128::from(w),
         ))
     };
@@ -50,10 +51,10 @@ mod tests {
         let weights = [2, 1, 1];
         let mut wrr = SmoothWrr::new(3);
         // 3/2 = 1.5, 2/1 = 2, 1/1 = 1: backend 2.
-        assert_eq!(pick(&weights, &[3, 2, 1], &mut wrr, |_| true), Some(2));
+        assert_eq!(pick(&weights, |i| [3, 2, 1][i], &mut wrr, |_| true), Some(2));
         // 2/2 = 1 ties 1/1 = 1 on backend 2 -> smooth WRR between 0 (w2) and 2 (w1).
         let picks: Vec<_> = (0..3)
-            .filter_map(|_| pick(&weights, &[2, 2, 1], &mut wrr, |_| true))
+            .filter_map(|_| pick(&weights, |i| [2, 2, 1][i], &mut wrr, |_| true))
             .collect();
         assert_eq!(picks.iter().filter(|&&i| i == 0).count(), 2);
         assert_eq!(picks.iter().filter(|&&i| i == 2).count(), 1);
@@ -63,7 +64,7 @@ mod tests {
     fn down_and_zero_weight_backends_are_skipped() {
         let weights = [1, 0, 1];
         let mut wrr = SmoothWrr::new(3);
-        assert_eq!(pick(&weights, &[9, 0, 5], &mut wrr, |i| i != 2), Some(0));
-        assert_eq!(pick(&weights, &[9, 0, 5], &mut wrr, |i| i == 1), None);
+        assert_eq!(pick(&weights, |i| [9, 0, 5][i], &mut wrr, |i| i != 2), Some(0));
+        assert_eq!(pick(&weights, |i| [9, 0, 5][i], &mut wrr, |i| i == 1), None);
     }
 }

@@ -14,6 +14,16 @@
 //! Health is the caller's: every pick takes an `is_up(idx)` predicate and never returns a
 //! backend for which it is false. Backends with weight 0 are drained: never picked.
 //! A balancer is plain single-threaded state; each lcore owns its own.
+//!
+//! **Across lcores** ([`Balancer::pick_shared`]): the lcores' balancers of one pool share a
+//! [`SharedPool`], the global active count of every backend and one round-robin ticket
+//! counter. Least connections then compares the global counts; round robin takes position
+//! `ticket mod len` of one cycle of the smooth weighted round robin that every lcore builds
+//! identically (`rr::schedule`), so the process runs one round robin instead of one per
+//! lcore (two lcores with weights 1:1 no longer both start on the first backend). A ticket
+//! whose backend is not eligible (down, or tried) falls back to the lcore's own smooth
+//! round robin among the eligible ones, as does a pool whose cycle would be longer than
+//! `rr::MAX_SCHEDULE` (65 536) entries.
 
 mod hash;
 mod least_conn;
@@ -30,6 +40,14 @@ use rr::SmoothWrr;
 
 /// The most backends a pool may have (Maglev table entries are `u16` indices).
 pub const MAX_BACKENDS: usize = 65_536;
+
+/// What the balancers of one pool on every lcore share ([`Balancer::pick_shared`]).
+pub trait SharedPool {
+    /// Takes the next round-robin ticket: each value is handed out once, over all lcores.
+    fn next_ticket(&self) -> u64;
+    /// Active connections to backend `idx` (pool index) from every lcore.
+    fn active(&self, idx: usize) -> u64;
+}
 
 /// One backend server of a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -125,6 +143,8 @@ pub struct Balancer {
     active: Vec<u64>,
     wrr: SmoothWrr,
     maglev: Option<Maglev>,
+    /// One cycle of the weighted round robin (round robin only; see [`Balancer::pick_shared`]).
+    schedule: Option<Vec<u32>>,
     stats: LbStats,
 }
 
@@ -161,6 +181,7 @@ impl Balancer {
             active: vec![0; backends.len()],
             wrr: SmoothWrr::new(backends.len()),
             maglev: (algorithm == Algorithm::Maglev).then(|| Maglev::build(backends)),
+            schedule: Self::schedule_for(algorithm, backends),
             stats: LbStats::default(),
         })
     }
@@ -187,7 +208,44 @@ impl Balancer {
         self.weights = backends.iter().map(|b| b.weight).collect();
         self.wrr = SmoothWrr::new(backends.len());
         self.maglev = (self.algorithm == Algorithm::Maglev).then(|| Maglev::build(backends));
+        self.schedule = Self::schedule_for(self.algorithm, backends);
         Ok(())
+    }
+
+    fn schedule_for(algorithm: Algorithm, backends: &[Backend]) -> Option<Vec<u32>> {
+        let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
+        (algorithm == Algorithm::RoundRobin).then(|| rr::schedule(&weights)).flatten()
+    }
+
+    /// [`Balancer::pick`] with the state every lcore shares (see the [module docs](self)):
+    /// least connections on `shared`'s global counts, round robin on its tickets; the
+    /// balancer's own counts ([`Balancer::on_connect`]) are not used.
+    pub fn pick_shared(
+        &mut self,
+        client: SocketAddrV4,
+        is_up: impl Fn(usize) -> bool,
+        shared: &impl SharedPool,
+    ) -> Option<usize> {
+        let picked = match self.algorithm {
+            Algorithm::RoundRobin => {
+                let ticketed = self.schedule.as_ref().and_then(|sched| {
+                    let len = u64::try_from(sched.len()).ok().filter(|&l| l > 0)?;
+                    let pos = usize::try_from(shared.next_ticket() % len).ok()?;
+                    let idx = usize::try_from(*sched.get(pos)?).ok()?;
+                    is_up(idx).then_some(idx)
+                });
+                ticketed.or_else(|| self.wrr.pick(&self.weights, &is_up))
+            }
+            Algorithm::LeastConnections => {
+                least_conn::pick(&self.weights, |i| shared.active(i), &mut self.wrr, is_up)
+            }
+            Algorithm::Maglev => return self.pick(client, is_up),
+        };
+        match picked {
+            Some(_) => self.stats.picks += 1,
+            None => self.stats.no_backend += 1,
+        }
+        picked
     }
 
     /// The backend (pool index) for a new connection from `client`, skipping backends for
@@ -197,7 +255,8 @@ impl Balancer {
         let picked = match self.algorithm {
             Algorithm::RoundRobin => self.wrr.pick(&self.weights, is_up),
             Algorithm::LeastConnections => {
-                least_conn::pick(&self.weights, &self.active, &mut self.wrr, is_up)
+                let active = &self.active;
+                least_conn::pick(&self.weights, |i| active.get(i).copied().unwrap_or(0), &mut self.wrr, is_up)
             }
             Algorithm::Maglev => {
                 let found = self

@@ -54,6 +54,42 @@ impl SmoothWrr {
     }
 }
 
+/// The longest shared round-robin schedule built ([`schedule`]).
+pub(crate) const MAX_SCHEDULE: usize = 1 << 16;
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// One cycle of the smooth weighted round robin over every backend of weight > 0, with the
+/// weights divided by their greatest common divisor: `Σw / gcd` picks, backend `i` appearing
+/// `w_i / gcd` times, interleaved as [`SmoothWrr`] interleaves them. The lcores of a process
+/// all build the same one and take positions in it from one shared ticket counter, so the
+/// process as a whole runs one round robin. `None` when the cycle would be longer than
+/// [`MAX_SCHEDULE`] (or every weight is 0).
+pub(crate) fn schedule(weights: &[u32]) -> Option<Vec<u32>> {
+    let g = weights.iter().copied().fold(0, gcd);
+    if g == 0 {
+        return None;
+    }
+    let reduced: Vec<u32> = weights.iter().map(|w| w / g).collect();
+    let len: u64 = reduced.iter().map(|&w| u64::from(w)).sum();
+    if len > MAX_SCHEDULE as u64 {
+        return None;
+    }
+    let mut wrr = SmoothWrr::new(reduced.len());
+    let mut out = Vec::with_capacity(usize::try_from(len).ok()?);
+    for _ in 0..len {
+        let i = wrr.pick(&reduced, |_| true)?;
+        out.push(u32::try_from(i).ok()?);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +120,15 @@ mod tests {
             assert_eq!(p, Some(0));
         }
         assert_eq!(rr.pick(&w, |i| i == 1), None);
+    }
+
+    #[test]
+    fn the_schedule_is_one_reduced_cycle() {
+        assert_eq!(schedule(&[5, 3, 2]), Some(vec![0, 1, 2, 0, 0, 1, 0, 2, 1, 0]));
+        assert_eq!(schedule(&[4, 0, 4]), Some(vec![0, 2]), "gcd 4, weight 0 absent");
+        assert_eq!(schedule(&[0, 0]), None);
+        assert_eq!(schedule(&[1000; 3]), Some(vec![0, 1, 2]));
+        let long: Vec<u32> = (1..=400).collect();
+        assert_eq!(schedule(&long), None, "80 200 entries: too long");
     }
 }

@@ -434,3 +434,93 @@ proptest! {
         }
     }
 }
+
+/// What two lcores' balancers share, as plain cells (the proxy's is atomics).
+#[derive(Default)]
+struct TestShared {
+    ticket: std::cell::Cell<u64>,
+    active: std::cell::RefCell<Vec<u64>>,
+}
+
+impl SharedPool for TestShared {
+    fn next_ticket(&self) -> u64 {
+        let t = self.ticket.get();
+        self.ticket.set(t + 1);
+        t
+    }
+    fn active(&self, idx: usize) -> u64 {
+        self.active.borrow().get(idx).copied().unwrap_or(0)
+    }
+}
+
+#[test]
+fn shared_round_robin_runs_one_sequence_over_all_lcores() {
+    // Weights 1:1 and two lcores taking one connection each: one on each backend (each
+    // lcore's own round robin would have sent both to backend 0).
+    let pool = equal_pool(2);
+    let shared = TestShared::default();
+    let mut a = Balancer::new(Algorithm::RoundRobin, &pool).unwrap();
+    let mut b = Balancer::new(Algorithm::RoundRobin, &pool).unwrap();
+    let first = a.pick_shared(client(1), |_| true, &shared);
+    let second = b.pick_shared(client(2), |_| true, &shared);
+    assert_eq!((first, second), (Some(0), Some(1)));
+    // Weighted 5:3:2 over three lcores taking turns unevenly: exact shares per cycle.
+    let pool = weighted_pool();
+    let shared = TestShared::default();
+    let mut lcores: Vec<Balancer> = (0..3).map(|_| Balancer::new(Algorithm::RoundRobin, &pool).unwrap()).collect();
+    let mut counts = [0u64; 3];
+    for i in 0..1000usize {
+        let l = [0, 0, 1, 2, 0, 1, 0][i % 7];
+        let p = lcores[l].pick_shared(client(i as u32), |_| true, &shared).unwrap();
+        counts[p] += 1;
+    }
+    assert_eq!(counts, [500, 300, 200]);
+}
+
+#[test]
+fn shared_round_robin_skips_down_backends_locally() {
+    let pool = weighted_pool();
+    let shared = TestShared::default();
+    let mut lb = Balancer::new(Algorithm::RoundRobin, &pool).unwrap();
+    let mut counts = [0u64; 3];
+    for i in 0..1000 {
+        let p = lb.pick_shared(client(i), |i| i != 0, &shared).unwrap();
+        counts[p] += 1;
+    }
+    assert_eq!(counts[0], 0);
+    assert_shares(&counts[1..], &[3, 2]);
+    assert_eq!(lb.pick_shared(client(0), |_| false, &shared), None);
+    assert_eq!(lb.stats().no_backend, 1);
+}
+
+#[test]
+fn shared_least_connections_uses_the_global_counts() {
+    let pool = equal_pool(2);
+    let shared = TestShared::default();
+    let mut a = Balancer::new(Algorithm::LeastConnections, &pool).unwrap();
+    let mut b = Balancer::new(Algorithm::LeastConnections, &pool).unwrap();
+    // Connections that come and stay, mostly on lcore a: the global counts stay within one.
+    for i in 0..100u32 {
+        let lb = if i % 4 == 3 { &mut b } else { &mut a };
+        let p = lb.pick_shared(client(i), |_| true, &shared).unwrap();
+        shared.active.borrow_mut().resize(2, 0);
+        shared.active.borrow_mut()[p] += 1;
+        let act = shared.active.borrow().clone();
+        assert!(act[0].abs_diff(act[1]) <= 1, "{act:?}");
+    }
+    // Another lcore's connections count: backend 0 loaded elsewhere, b picks 1.
+    *shared.active.borrow_mut() = vec![7, 3];
+    assert_eq!(b.pick_shared(client(0), |_| true, &shared), Some(1));
+    assert_eq!(b.active(0), 0, "the balancer's own counts are not used");
+}
+
+#[test]
+fn shared_maglev_is_the_plain_lookup() {
+    let pool = equal_pool(5);
+    let shared = TestShared::default();
+    let mut a = Balancer::new(Algorithm::Maglev, &pool).unwrap();
+    let mut b = Balancer::new(Algorithm::Maglev, &pool).unwrap();
+    for i in 0..100 {
+        assert_eq!(a.pick_shared(client(i), |_| true, &shared), b.pick(client(i), |_| true));
+    }
+}

@@ -25,7 +25,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::app::proxy::{ProxyError, ProxySpec, ProxyStats};
+use crate::app::proxy::{ProxyError, ProxyShared, ProxySpec, ProxyStats};
 use crate::app::{AppCounters, AppSpec, Apps};
 use crate::capture;
 use crate::dpdk::{copy_stats, tsc, CopyStats, Mbuf, MbufPayload, Mempool};
@@ -227,8 +227,11 @@ impl Worker {
         self.control = Some(inbox);
     }
 
-    /// Starts the proxy's listeners on this lcore's engine ([`crate::app::proxy`]).
-    pub fn start_proxy(&mut self, spec: &ProxySpec) -> Result<(), ProxyError> {
+    /// Starts the proxy's listeners on this lcore's engine ([`crate::app::proxy`]), with
+    /// the counters every lcore shares (`shared`: one per process, so that listener limits,
+    /// least connections and round robin are global).
+    pub fn start_proxy(&mut self, spec: &ProxySpec, shared: &ProxyShared) -> Result<(), ProxyError> {
+        self.apps.proxy_mut().set_shared(shared.clone());
         self.apps.start_proxy(&mut self.engine, spec)
     }
 

@@ -7,7 +7,7 @@
 //! name = "web"                  # unique, [a-z0-9_-]
 //! listen = "198.18.0.2:80"      # a port's address (or 0.0.0.0) and a TCP port
 //! pool = "web"                  # a [[pool]] name
-//! max_connections = 10000       # sessions at most; more are reset
+//! max_connections = 10000       # sessions at most over all lcores; more are reset
 //! connect_timeout_ms = 3000     # per backend connection attempt
 //! idle_timeout_ms = 60000       # a session moving no byte this long is aborted
 //! nodelay = true                # client connections without Nagle (TCP_NODELAY)
@@ -18,8 +18,15 @@
 //!
 //! [[pool]]
 //! name = "web"
-//! algorithm = "round_robin"     # "round_robin" | "least_connections" | "maglev"
-//! servers = [{ addr = "198.18.1.1:8080", weight = 1 }]
+//! algorithm = "round_robin"     # "round_robin" | "least_connections" | "maglev" (global:
+//!                               # round robin and connection counts span every lcore)
+//! servers = [{ addr = "198.18.1.1:8080", weight = 1, max_connections = 100 }]
+//!                               # max_connections: optional, 1..=1000000, over all lcores
+//!                               # (HAProxy server maxconn); more sessions wait in the queue
+//! max_queue = 1024              # 0..=1000000: sessions waiting for a server with room,
+//!                               # over all lcores (HAProxy maxqueue); more are reset
+//! queue_timeout_ms = 3000       # 1..=3600000: a session waiting this long is reset
+//!                               # (HAProxy timeout queue); both need a max_connections
 //! proxy_protocol = "v1"         # optional: "v1" | "v2" header to each backend connection
 //! nodelay = true                # backend connections without Nagle (TCP_NODELAY)
 //! keepalive = false             # and keepalive_idle_ms/_interval_ms/_probes, as above
@@ -92,6 +99,11 @@ pub struct PoolConfig {
     pub nodelay: bool,
     /// TCP keepalive on backend connections (`keepalive`, default off).
     pub keepalive: Option<KeepaliveConfig>,
+    /// Sessions at most waiting for a server below its `max_connections`, over all lcores
+    /// (`max_queue`, 0..=1_000_000, default 1024; 0: none wait).
+    pub max_queue: u32,
+    /// How long a session waits for one (`queue_timeout_ms`, default 3 s).
+    pub queue_timeout: Duration,
 }
 
 /// One server of a pool.
@@ -101,6 +113,9 @@ pub struct ServerConfig {
     pub addr: SocketAddrV4,
     /// Relative share (1..=1000, default 1).
     pub weight: u32,
+    /// Connections at most over all lcores (`max_connections`, 1..=1_000_000; absent: no
+    /// limit).
+    pub max_connections: Option<u32>,
     /// The port address the proxy connects from (the port on the server's subnet, else
     /// the first port with a gateway).
     pub local_ip: Ipv4Addr,
@@ -178,6 +193,8 @@ fn pool(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Er
             KEEPALIVE_IDLE,
             KEEPALIVE_INTERVAL,
             KEEPALIVE_PROBES,
+            MAX_QUEUE,
+            QUEUE_TIMEOUT,
         ],
         errs,
     );
@@ -232,6 +249,16 @@ fn pool(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Er
     };
     let nodelay = t.bool_or("nodelay", true, errs);
     let keepalive = keepalive(&t, errs);
+    let max_queue = t.uint_or(MAX_QUEUE, 1024, 0, 1_000_000, errs);
+    let queue_timeout = t.uint_or(QUEUE_TIMEOUT, 3000, 1, 3_600_000, errs);
+    if servers.as_ref().is_some_and(|s: &Vec<ServerConfig>| s.iter().all(|s| s.max_connections.is_none())) {
+        for key in [MAX_QUEUE, QUEUE_TIMEOUT] {
+            if t.get(key).is_some() {
+                let _: Option<()> =
+                    t.fail(errs, key, "has no effect: no server of the pool has max_connections".to_string());
+            }
+        }
+    }
     if errs.0.len() != before {
         return None;
     }
@@ -244,8 +271,13 @@ fn pool(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Er
         proxy_protocol: proxy_protocol?,
         nodelay: nodelay?,
         keepalive: keepalive?,
+        max_queue: max_queue?,
+        queue_timeout: Duration::from_millis(u64::from(queue_timeout?)),
     })
 }
+
+const MAX_QUEUE: &str = "max_queue";
+const QUEUE_TIMEOUT: &str = "queue_timeout_ms";
 
 const KEEPALIVE: &str = "keepalive";
 const KEEPALIVE_IDLE: &str = "keepalive_idle_ms";
@@ -279,8 +311,12 @@ fn keepalive(t: &Table<'_>, errs: &mut Errors) -> Option<Option<KeepaliveConfig>
 
 fn server(value: &Value, path: &str, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<ServerConfig> {
     let t = Table::new(value, path, errs)?;
-    t.deny_unknown(&["addr", "weight"], errs);
+    t.deny_unknown(&["addr", "weight", "max_connections"], errs);
     let weight = t.uint_or("weight", 1, 1, 1000, errs);
+    let max_connections = match t.get("max_connections") {
+        None => Some(None),
+        Some(_) => t.uint_or("max_connections", 1, 1, 1_000_000, errs).map(Some),
+    };
     let addr = t.required_string("addr", errs).and_then(|a| {
         let Ok(addr) = a.trim().parse::<SocketAddrV4>() else {
             return t.fail(errs, "addr", format!("{a:?} is not an IPv4 address and port (e.g. \"198.18.1.1:8080\")"));
@@ -317,7 +353,7 @@ fn server(value: &Value, path: &str, ports: Option<&[PortConfig]>, errs: &mut Er
             }
         }
     };
-    Some(ServerConfig { addr, weight: weight?, local_ip })
+    Some(ServerConfig { addr, weight: weight?, max_connections: max_connections?, local_ip })
 }
 
 /// `[[listener]]` (optional). `pools`/`ports`/`apps` are `None` when invalid (reported

@@ -18,11 +18,18 @@ impl Config {
                 servers: p
                     .servers
                     .iter()
-                    .map(|s| ServerSpec { addr: s.addr, local_ip: s.local_ip, weight: s.weight })
+                    .map(|s| ServerSpec {
+                        addr: s.addr,
+                        local_ip: s.local_ip,
+                        weight: s.weight,
+                        max_connections: s.max_connections,
+                    })
                     .collect(),
                 proxy_protocol: p.proxy_protocol,
                 nodelay: p.nodelay,
                 keepalive: p.keepalive,
+                max_queue: p.max_queue,
+                queue_timeout: p.queue_timeout,
             })
             .collect();
         let listeners = self

@@ -834,8 +834,8 @@ fn listener_and_pool_are_parsed_with_defaults_and_source_addresses() {
     assert_eq!(
         p.servers,
         vec![
-            ServerConfig { addr: "198.18.1.1:8080".parse().unwrap(), weight: 3, local_ip: "198.18.1.2".parse().unwrap() },
-            ServerConfig { addr: "198.18.1.3:8080".parse().unwrap(), weight: 1, local_ip: "198.18.1.2".parse().unwrap() },
+            ServerConfig { addr: "198.18.1.1:8080".parse().unwrap(), weight: 3, max_connections: None, local_ip: "198.18.1.2".parse().unwrap() },
+            ServerConfig { addr: "198.18.1.3:8080".parse().unwrap(), weight: 1, max_connections: None, local_ip: "198.18.1.2".parse().unwrap() },
         ]
     );
     let l = &cfg.listeners[0];
@@ -1092,3 +1092,33 @@ fn log_queue_lines_is_validated() {
     one_error(&format!("[log]\nqueue_lines = 10\n{PORT}"), "log.queue_lines", "out of range");
 }
 
+#[test]
+fn server_max_connections_and_the_queue_are_parsed_and_validated() {
+    let cfg = ok(&format!(
+        "{TWO_PORTS}[[pool]]\nname = \"p\"\nmax_queue = 5\nqueue_timeout_ms = 250\nservers = [{{ addr = \"198.18.1.1:80\", max_connections = 2 }}, {{ addr = \"198.18.1.3:80\" }}]\n"
+    ));
+    let p = &cfg.pools[0];
+    assert_eq!((p.servers[0].max_connections, p.servers[1].max_connections), (Some(2), None));
+    assert_eq!((p.max_queue, p.queue_timeout.as_millis()), (5, 250));
+    let spec = cfg.proxy_spec();
+    assert_eq!(spec.pools[0].servers[0].max_connections, Some(2));
+    assert_eq!((spec.pools[0].max_queue, spec.pools[0].queue_timeout.as_millis()), (5, 250));
+    // Defaults: no limit; a queue of 1024 for 3 s once a server has a limit.
+    let d = &ok(&with_proxy("")).pools[0];
+    assert_eq!((d.servers[0].max_connections, d.max_queue, d.queue_timeout.as_millis()), (None, 1024, 3000));
+    one_error(
+        &format!("{TWO_PORTS}[[pool]]\nname = \"p\"\nservers = [{{ addr = \"198.18.1.1:80\", max_connections = 0 }}]\n"),
+        "pool[0].servers[0].max_connections",
+        "out of range",
+    );
+    one_error(
+        &format!("{TWO_PORTS}[[pool]]\nname = \"p\"\nmax_queue = 10\nservers = [{{ addr = \"198.18.1.1:80\" }}]\n"),
+        "pool[0].max_queue",
+        "no server of the pool has max_connections",
+    );
+    one_error(
+        &format!("{TWO_PORTS}[[pool]]\nname = \"p\"\nqueue_timeout_ms = 0\nservers = [{{ addr = \"198.18.1.1:80\", max_connections = 1 }}]\n"),
+        "pool[0].queue_timeout_ms",
+        "out of range",
+    );
+}

@@ -90,6 +90,10 @@ pub enum EndReason {
     NoServer,
     /// Reset by the operator (`strait ctl server kill` / `session kill`).
     Killed,
+    /// Every server was at its `max_connections` and the queue was full.
+    QueueFull,
+    /// Waited `queue_timeout` for a server with room.
+    QueueTimeout,
 }
 
 impl EndReason {
@@ -104,6 +108,8 @@ impl EndReason {
             EndReason::RefusedMaxConnections => "refused_max_connections",
             EndReason::NoServer => "no_server",
             EndReason::Killed => "killed",
+            EndReason::QueueFull => "queue_full",
+            EndReason::QueueTimeout => "queue_timeout",
         }
     }
 }
@@ -179,7 +185,13 @@ impl<P: Payload> Proxy<P> {
         let reason = s.log.end.unwrap_or(if s.up.shut && s.down.shut { EndReason::Closed } else { EndReason::Reset });
         let by_proxy = matches!(
             reason,
-            EndReason::Idle | EndReason::DrainDeadline | EndReason::ConnectFailed | EndReason::NoServer | EndReason::Killed
+            EndReason::Idle
+                | EndReason::DrainDeadline
+                | EndReason::ConnectFailed
+                | EndReason::NoServer
+                | EndReason::QueueFull
+                | EndReason::QueueTimeout
+                | EndReason::Killed
         );
         log_access(&AccessRecord {
             listener: self.listeners.get(s.listener).map(|l| l.spec.name.as_str()).unwrap_or("-"),

@@ -28,8 +28,11 @@
 //!   time: a timer that fires early (activity since it was set) is re-armed at the real
 //!   deadline, as Linux's keepalive timer does (`tcp_keepalive_timer`). The cost is one
 //!   wheel operation per deadline that passes, not a walk over every session.
-//! * **Limits.** A listener holds at most `max_connections` sessions; a connection accepted
-//!   beyond that is reset and counted.
+//! * **Limits.** A listener holds at most `max_connections` sessions over all lcores; a
+//!   connection accepted beyond that is reset and counted. The lcores' proxies share that
+//!   count, every server's connection count and every pool's round-robin position through
+//!   one [`ProxyShared`] (`shared.rs`: atomics, lock-free on the session path), so least
+//!   connections and round robin balance the whole process, not each lcore on its own.
 //!
 //! * **PROXY protocol.** A pool with [`PoolSpec::proxy_protocol`] set gets a v1 or v2 header
 //!   ([`proxy_protocol`]) on each backend connection once it is established, before any
@@ -46,12 +49,18 @@ mod drain;
 mod health;
 pub mod histogram;
 pub mod proxy_protocol;
+mod pump;
+mod queue;
 mod reload;
+mod shared;
+mod stats;
 
 pub use histogram::Histogram;
 pub use drain::{log_access, AccessRecord, EndReason};
 pub use health::{BackendHealth, CheckSpec, OpsSpec, PoolHealth};
 pub use proxy_protocol::ProxyProtocol;
+pub use shared::{Counter, ProxyShared};
+pub use stats::{ListenerStats, ProxyStats, ServerStats};
 
 use crate::lb::{Backend, Balancer, LbError};
 use crate::tcp::timer_wheel::{TimerHandle, TimerWheel};
@@ -76,6 +85,9 @@ pub struct ServerSpec {
     pub local_ip: Ipv4Addr,
     /// Relative share of sessions (> 0).
     pub weight: u32,
+    /// Connections to it at most, over all lcores (HAProxy's server `maxconn`); a session
+    /// finding every server full waits in the pool's queue. `None`: no limit.
+    pub max_connections: Option<u32>,
 }
 
 /// A named set of servers.
@@ -93,6 +105,11 @@ pub struct PoolSpec {
     pub nodelay: bool,
     /// TCP keepalive on backend connections (`SO_KEEPALIVE`; `None`: off).
     pub keepalive: Option<KeepaliveConfig>,
+    /// Sessions at most waiting, over all lcores, for a server below its
+    /// `max_connections` (HAProxy `maxqueue`); one more is reset. 0: none wait.
+    pub max_queue: u32,
+    /// How long a session waits in the queue before it is reset (HAProxy `timeout queue`).
+    pub queue_timeout: Duration,
 }
 
 /// Where clients connect and what they are spliced to.
@@ -128,152 +145,6 @@ pub struct ProxySpec {
     pub pools: Vec<PoolSpec>,
 }
 
-/// Counters of one listener.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListenerStats {
-    /// The listener's name.
-    pub name: String,
-    /// Sessions now open.
-    pub active: u64,
-    /// Sessions started.
-    pub total: u64,
-    /// Connections reset because `max_connections` sessions were open.
-    pub refused_max_connections: u64,
-    /// Connections reset because no server could be picked or no source port was free.
-    pub refused_no_server: u64,
-    /// Sessions reset because every connection attempt failed.
-    pub refused_connect_failed: u64,
-    /// Bytes read from clients (and written to servers).
-    pub bytes_in: u64,
-    /// Bytes read from servers (and written to clients).
-    pub bytes_out: u64,
-    /// Sessions aborted by the idle timeout.
-    pub idle_timeouts: u64,
-    /// Sessions ended by a reset or error on either side (propagated to the other).
-    pub resets: u64,
-    /// Writes refused or cut short by a full send buffer (back-pressure).
-    pub write_stalls: u64,
-    /// Sessions reset because their PROXY protocol header could not be built (no mbuf,
-    /// no payload factory set) or written.
-    pub refused_proxy_header: u64,
-    /// The listener's pool (label only).
-    pub pool: String,
-    /// Session durations, accept to the last close.
-    pub connection_duration: Histogram,
-}
-
-impl ListenerStats {
-    /// `(name, value)` for every counter.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
-        [
-            ("active", self.active),
-            ("total", self.total),
-            ("refused_max_connections", self.refused_max_connections),
-            ("refused_no_server", self.refused_no_server),
-            ("refused_connect_failed", self.refused_connect_failed),
-            ("bytes_in", self.bytes_in),
-            ("bytes_out", self.bytes_out),
-            ("idle_timeouts", self.idle_timeouts),
-            ("resets", self.resets),
-            ("write_stalls", self.write_stalls),
-            ("refused_proxy_header", self.refused_proxy_header),
-        ]
-        .into_iter()
-    }
-}
-
-/// Counters of one server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerStats {
-    /// The pool's name.
-    pub pool: String,
-    /// The server.
-    pub addr: Option<SocketAddrV4>,
-    /// Sessions now connected (or connecting) to it.
-    pub active: u64,
-    /// Connection attempts made to it.
-    pub attempts: u64,
-    /// Attempts that connected.
-    pub connected: u64,
-    /// Attempts refused (RST in SYN-SENT).
-    pub connect_refused: u64,
-    /// Attempts that timed out (ours or the engine's SYN retries).
-    pub connect_timeout: u64,
-    /// Attempts that failed otherwise (aborted, no free source port).
-    pub connect_other: u64,
-    /// Bytes written to it.
-    pub bytes_in: u64,
-    /// Bytes read from it.
-    pub bytes_out: u64,
-    /// Durations of successful connection attempts (SYN sent to established).
-    pub connect_duration: Histogram,
-    /// Durations of established backend connections (established to closed).
-    pub connection_duration: Histogram,
-}
-
-impl Default for ServerStats {
-    fn default() -> Self {
-        ServerStats {
-            pool: String::new(),
-            addr: None,
-            active: 0,
-            attempts: 0,
-            connected: 0,
-            connect_refused: 0,
-            connect_timeout: 0,
-            connect_other: 0,
-            bytes_in: 0,
-            bytes_out: 0,
-            connect_duration: Histogram::connect(),
-            connection_duration: Histogram::connection(),
-        }
-    }
-}
-
-impl ServerStats {
-    /// `(name, value)` for every counter.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
-        [
-            ("active", self.active),
-            ("attempts", self.attempts),
-            ("connected", self.connected),
-            ("connect_refused", self.connect_refused),
-            ("connect_timeout", self.connect_timeout),
-            ("connect_other", self.connect_other),
-            ("bytes_in", self.bytes_in),
-            ("bytes_out", self.bytes_out),
-        ]
-        .into_iter()
-    }
-}
-
-/// Counters of the proxy of one engine.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProxyStats {
-    /// Per listener, in configuration order.
-    pub listeners: Vec<ListenerStats>,
-    /// Per server, pools in configuration order, servers in pool order.
-    pub servers: Vec<ServerStats>,
-}
-
-impl ProxyStats {
-    /// Every non-zero counter as `proxy_listener_<counter>{name}=v` and
-    /// `proxy_server_<counter>{pool/addr}=v`, for log lines.
-    pub fn nonzero(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for l in &self.listeners {
-            out.extend(l.iter().filter(|(_, v)| *v != 0).map(|(k, v)| format!("proxy_listener_{k}{{{}}}={v}", l.name)));
-        }
-        for s in &self.servers {
-            let addr = s.addr.map(|a| a.to_string()).unwrap_or_default();
-            out.extend(
-                s.iter().filter(|(_, v)| *v != 0).map(|(k, v)| format!("proxy_server_{k}{{{}/{addr}}}={v}", s.pool)),
-            );
-        }
-        out
-    }
-}
-
 /// The balancer of one pool ([`crate::lb::Balancer`], indices local to the pool) and where
 /// its servers start in the flat server list.
 #[derive(Debug)]
@@ -287,6 +158,10 @@ struct PoolState {
     nodelay: bool,
     /// Keepalive of the pool's backend connections.
     keepalive: Option<KeepaliveConfig>,
+    /// The counters every lcore shares: tickets and global connections per server.
+    shared: shared::PoolShared,
+    /// Server limits and the sessions of this lcore waiting for a server (`queue.rs`).
+    queue: queue::PoolQueue,
 }
 
 impl PoolState {
@@ -299,11 +174,14 @@ impl PoolState {
 
     /// [`PoolState::pick`] among the servers for which `up` holds (health, admin state).
     fn pick_where(&mut self, client: SocketAddrV4, tried: &[usize], up: impl Fn(usize) -> bool) -> Option<usize> {
-        self.balancer.pick(client, |i| up(i) && !tried.contains(&i)).or_else(|| {
+        let PoolState { balancer, shared, queue, .. } = self;
+        // A server at its `max_connections` is not eligible (`queue.rs`).
+        let up = |i: usize| up(i) && queue.has_room(shared, i);
+        balancer.pick_shared(client, |i| up(i) && !tried.contains(&i), &*shared).or_else(|| {
             if tried.is_empty() {
                 None
             } else {
-                self.balancer.pick(client, &up)
+                balancer.pick_shared(client, up, &*shared)
             }
         })
     }
@@ -316,21 +194,7 @@ enum Side {
     Backend,
 }
 
-/// One direction of a session.
-struct Pipe<P> {
-    /// Read from the source but not yet accepted by the destination.
-    pending: P,
-    /// The source sent FIN.
-    eof: bool,
-    /// We sent FIN to the destination (`shutdown_write`).
-    shut: bool,
-}
-
-impl<P: Payload> Pipe<P> {
-    fn new() -> Self {
-        Pipe { pending: P::empty(), eof: false, shut: false }
-    }
-}
+use pump::Pipe;
 
 struct Session<P> {
     listener: usize,
@@ -345,6 +209,15 @@ struct Session<P> {
     backend_open: bool,
     /// The current server (flat index) and the pool-local ones already tried.
     server: Option<usize>,
+    /// The current attempt's unit of its server's global connection count.
+    server_slot: Option<shared::Held>,
+    /// The session's unit of its listener's global session count (given back when the
+    /// session is removed, whatever ended it).
+    _admission: shared::Held,
+    /// While it waits for a server with room: its unit of the pool's global queue length
+    /// and when it stops waiting (`queue.rs`).
+    queued: Option<shared::Held>,
+    queue_deadline: Option<Instant>,
     tried: Vec<usize>,
     /// Deadline of the current attempt while connecting.
     connect_deadline: Option<Instant>,
@@ -370,6 +243,8 @@ struct Session<P> {
 
 struct ListenerState {
     spec: ListenerSpec,
+    /// Sessions of this listener on every lcore ([`ProxyShared`]).
+    sessions: std::sync::Arc<Counter>,
 }
 
 /// The proxy of one engine. See the module documentation.
@@ -390,6 +265,8 @@ pub struct Proxy<P: Payload> {
     ops: reload::Ops,
     /// Builds payloads from bytes (PROXY protocol headers); set by the lcore.
     payload_factory: Option<PayloadFactory<P>>,
+    /// The counters shared with the other lcores' proxies (`shared.rs`).
+    shared: ProxyShared,
 }
 
 /// Makes a payload from bytes the proxy produces itself (PROXY protocol headers): the lcore
@@ -455,7 +332,20 @@ impl<P: Payload> Proxy<P> {
             stats: ProxyStats::default(),
             ops: reload::Ops::default(),
             payload_factory: None,
+            shared: ProxyShared::new(),
         }
+    }
+
+    /// Shares listener, server and pool counters with the other lcores' proxies given the
+    /// same `shared` (global `max_connections`, least connections and round robin). Call
+    /// it before [`Proxy::start`]; without it the proxy counts on its own.
+    pub fn set_shared(&mut self, shared: ProxyShared) {
+        self.shared = shared;
+    }
+
+    /// The counters shared with the other lcores.
+    pub fn shared(&self) -> &ProxyShared {
+        &self.shared
     }
 
     /// Sets how the proxy turns bytes it produces (PROXY protocol headers) into payload.
@@ -489,6 +379,8 @@ impl<P: Payload> Proxy<P> {
                 proxy_protocol: pool.proxy_protocol,
                 nodelay: pool.nodelay,
                 keepalive: pool.keepalive,
+                shared: shared::PoolShared::lookup(&self.shared, &pool.name, pool.servers.iter().map(|s| s.addr)),
+                queue: queue::PoolQueue::new(pool),
             });
             first += backends.len();
         }
@@ -506,7 +398,7 @@ impl<P: Payload> Proxy<P> {
                 source,
             })?;
             self.by_listener_id.insert(lid, self.listeners.len());
-            self.listeners.push(ListenerState { spec: l.clone() });
+            self.listeners.push(ListenerState { spec: l.clone(), sessions: self.shared.listener(&l.name) });
             let pool = spec.pools.get(l.pool).map(|p| p.name.clone()).unwrap_or_default();
             self.stats.listeners.push(ListenerStats { name: l.name.clone(), pool, ..ListenerStats::default() });
         }
@@ -590,6 +482,10 @@ impl<P: Payload> Proxy<P> {
             }
             acted += 1;
             let Some(s) = self.sessions.get(&sid) else { continue };
+            if s.queue_deadline.is_some() {
+                self.queue_timed_out(engine, sid, now);
+                continue;
+            }
             if s.connect_deadline.is_some() {
                 self.connect_timed_out(engine, sid, now);
                 continue;
@@ -615,7 +511,7 @@ impl<P: Payload> Proxy<P> {
         if s.finished {
             return None;
         }
-        match s.connect_deadline {
+        match s.queue_deadline.or(s.connect_deadline) {
             Some(d) => Some(d),
             None if s.established => {
                 let idle = self.listeners.get(s.listener).map_or(Duration::MAX, |l| l.spec.idle_timeout);
@@ -652,14 +548,15 @@ impl<P: Payload> Proxy<P> {
         let Some(l) = self.listeners.get(li) else { return };
         let max = u64::from(l.spec.max_connections);
         let Some(ls) = self.stats.listeners.get_mut(li) else { return };
-        if ls.active >= max {
+        // The limit is the process's: every lcore's sessions of this listener count.
+        let Some(admission) = l.sessions.try_hold(max) else {
             ls.refused_max_connections += 1;
             if let Ok((_, peer)) = engine.addresses(client) {
                 drain::log_refusal(self.ops.access_log, &l.spec.name, peer, EndReason::RefusedMaxConnections);
             }
             let _ = engine.abort(client, now);
             return;
-        }
+        };
         if l.spec.nodelay {
             let _ = engine.set_nodelay(client, true, now);
         }
@@ -684,6 +581,10 @@ impl<P: Payload> Proxy<P> {
                 backend: None,
                 backend_open: false,
                 server: None,
+                server_slot: None,
+                _admission: admission,
+                queued: None,
+                queue_deadline: None,
                 tried: Vec::new(),
                 connect_deadline: None,
                 established: false,
@@ -698,33 +599,48 @@ impl<P: Payload> Proxy<P> {
                 log: drain::SessionLog::default(),
             },
         );
-        if !self.connect_next(engine, sid, now) {
-            if let Some(ls) = self.stats.listeners.get_mut(li) {
-                ls.refused_no_server += 1;
-            }
-            self.note_end(sid, EndReason::NoServer);
-            self.abort_session(engine, sid, now);
-        }
+        let next = self.connect_next(engine, sid, now);
+        self.refuse_unless_started(engine, sid, next, EndReason::NoServer, now);
     }
 
-    /// Starts a connection attempt to the next server; false when none is left (all
-    /// tried, attempts used up, or no source port).
-    fn connect_next(&mut self, engine: &mut Engine<P>, sid: u64, now: Instant) -> bool {
+    /// Starts a connection attempt to the next server, or queues the session when every
+    /// available server is at its `max_connections` (`queue.rs`). `Failed` when no server
+    /// is left (all tried, attempts used up, or no source port).
+    fn connect_next(&mut self, engine: &mut Engine<P>, sid: u64, now: Instant) -> queue::Next {
+        use queue::Next;
+        // Each failed slot reservation (another lcore took the last place first) makes
+        // that server ineligible: bounded by the pool's size.
+        let mut races = 0usize;
         loop {
-            let Some(s) = self.sessions.get_mut(&sid) else { return false };
+            let Some(s) = self.sessions.get_mut(&sid) else { return Next::Failed };
             if s.tried.len() >= MAX_CONNECT_ATTEMPTS {
-                return false;
+                return Next::Failed;
             }
-            let Some(l) = self.listeners.get(s.listener) else { return false };
+            let Some(l) = self.listeners.get(s.listener) else { return Next::Failed };
             let (pool_ix, timeout) = (l.spec.pool, l.spec.connect_timeout);
-            let Some(pool) = self.pools.get_mut(pool_ix) else { return false };
+            let Some(pool) = self.pools.get_mut(pool_ix) else { return Next::Failed };
             // Another server than those tried; once every one was, any (`PoolState::pick`).
             // Down, ejected and drained servers (`reload.rs`) get no new session.
             let (first, ops) = (pool.first, &self.ops);
-            let Some(local) = pool.pick_where(s.client_addr, &s.tried, |i| ops.available(first + i, now)) else { return false };
+            let Some(local) = pool.pick_where(s.client_addr, &s.tried, |i| ops.available(first + i, now)) else {
+                if pool.queue.should_wait(&pool.shared, |i| ops.available(first + i, now)) {
+                    return self.enqueue(sid, pool_ix, now);
+                }
+                return Next::Failed;
+            };
+            let Some(slot) = pool.queue.reserve(&pool.shared, local) else {
+                races += 1;
+                if races > pool.balancer.backends().len() {
+                    return Next::Failed;
+                }
+                continue;
+            };
+            // Out of the queue (if it was in it): its place there is given back.
+            s.queued = None;
+            s.queue_deadline = None;
             let flat = pool.first + local;
             s.tried.push(local);
-            let Some(server) = self.servers.get(flat).copied() else { return false };
+            let Some(server) = self.servers.get(flat).copied() else { return Next::Failed };
             if let Some(st) = self.stats.servers.get_mut(flat) {
                 st.attempts += 1;
             }
@@ -741,13 +657,13 @@ impl<P: Payload> Proxy<P> {
                     s.server = Some(flat);
                     s.connect_deadline = Some(now + timeout);
                     s.attempt_started = now;
-                    pool.balancer.on_connect(local);
+                    s.server_slot = Some(slot);
                     if let Some(st) = self.stats.servers.get_mut(flat) {
                         st.active += 1;
                     }
                     self.by_conn.insert(bid, (sid, Side::Backend));
                     self.arm(sid, now + timeout, now);
-                    return true;
+                    return Next::Started;
                 }
                 Err(_) => {
                     // No free source port towards this server: try another one.
@@ -817,11 +733,9 @@ impl<P: Payload> Proxy<P> {
         }
         s.backend_open = false;
         let connected_at = s.backend_connected_at.take();
+        // Gives the server's global count back (whatever index the server has now).
+        s.server_slot = None;
         if let Some(flat) = s.server.take() {
-            let pool_ix = self.listeners.get(s.listener).map(|l| l.spec.pool);
-            if let Some(pool) = pool_ix.and_then(|i| self.pools.get_mut(i)) {
-                pool.balancer.on_disconnect(flat.saturating_sub(pool.first));
-            }
             if let Some(st) = self.stats.servers.get_mut(flat) {
                 st.active = st.active.saturating_sub(1);
                 if let Some(t) = connected_at {
@@ -834,13 +748,8 @@ impl<P: Payload> Proxy<P> {
     /// The current attempt failed (counted by the caller): retry or give up.
     fn retry_connect(&mut self, engine: &mut Engine<P>, sid: u64, now: Instant) {
         self.drop_backend(sid, now);
-        if !self.connect_next(engine, sid, now) {
-            if let Some(ls) = self.sessions.get(&sid).and_then(|s| self.stats.listeners.get_mut(s.listener)) {
-                ls.refused_connect_failed += 1;
-            }
-            self.note_end(sid, EndReason::ConnectFailed);
-            self.abort_session(engine, sid, now);
-        }
+        let next = self.connect_next(engine, sid, now);
+        self.refuse_unless_started(engine, sid, next, EndReason::ConnectFailed, now);
     }
 
     fn connect_timed_out(&mut self, engine: &mut Engine<P>, sid: u64, now: Instant) {
@@ -901,6 +810,8 @@ impl<P: Payload> Proxy<P> {
         s.up.pending = P::empty();
         s.down.pending = P::empty();
         s.connect_deadline = None;
+        s.queued = None;
+        s.queue_deadline = None;
         if s.client_open {
             let _ = engine.abort(s.client, now);
         }
@@ -931,125 +842,6 @@ impl<P: Payload> Proxy<P> {
             ls.connection_duration.observe(lived);
         }
     }
-
-    // ----- data -----
-
-    /// Moves data both ways until each direction blocks; propagates FINs; closes both
-    /// connections once both directions are finished.
-    fn pump(&mut self, engine: &mut Engine<P>, sid: u64, now: Instant) {
-        let Proxy { sessions, stats, .. } = self;
-        let Some(s) = sessions.get_mut(&sid) else { return };
-        if !s.established || s.finished {
-            // Client bytes wait in the engine until the backend is connected.
-            return;
-        }
-        let Some(bid) = s.backend else { return };
-        let li = s.listener;
-        let server = s.server;
-        let mut failed = false;
-        for dir in [Side::Client, Side::Backend] {
-            let (src, dst, dst_open, pipe) = match dir {
-                Side::Client => (s.client, bid, s.backend_open, &mut s.up),
-                Side::Backend => (bid, s.client, s.client_open, &mut s.down),
-            };
-            if !dst_open {
-                continue;
-            }
-            match move_data(engine, src, dst, pipe, now) {
-                Ok(m) => {
-                    if m.bytes > 0 {
-                        s.last_activity = now;
-                        s.log.moved(dir == Side::Client, m.bytes);
-                    }
-                    if let Some(ls) = stats.listeners.get_mut(li) {
-                        ls.write_stalls += m.stalls;
-                        match dir {
-                            Side::Client => ls.bytes_in += m.bytes,
-                            Side::Backend => ls.bytes_out += m.bytes,
-                        }
-                    }
-                    if let Some(st) = server.and_then(|i| stats.servers.get_mut(i)) {
-                        match dir {
-                            Side::Client => st.bytes_in += m.bytes,
-                            Side::Backend => st.bytes_out += m.bytes,
-                        }
-                    }
-                }
-                Err(()) => failed = true,
-            }
-        }
-        if failed {
-            if let Some(ls) = stats.listeners.get_mut(li) {
-                ls.resets += 1;
-            }
-            self.abort_session(engine, sid, now);
-            return;
-        }
-        if s.up.shut && s.down.shut {
-            // Both directions finished: hand both connections back (FINs already queued;
-            // `close` only releases them and bounds FIN-WAIT-2).
-            s.finished = true;
-            if s.client_open {
-                let _ = engine.close(s.client, now);
-            }
-            if s.backend_open {
-                let _ = engine.close(bid, now);
-            }
-        }
-    }
-}
-
-/// What one direction moved in one pass.
-struct Moved {
-    bytes: u64,
-    stalls: u64,
-}
-
-/// Moves data from `src` to `dst` until `dst` refuses more or `src` has nothing; once the
-/// source sent FIN and everything was written, shuts `dst`'s write side. `Err` when `dst`
-/// can no longer be written (reset under us).
-///
-/// The source is read even after its `Closed` event: a normally closed connection keeps
-/// its unread data until it is read (see [`Engine::close`]).
-fn move_data<P: Payload>(engine: &mut Engine<P>, src: ConnId, dst: ConnId, pipe: &mut Pipe<P>, now: Instant) -> Result<Moved, ()> {
-    let mut m = Moved { bytes: 0, stalls: 0 };
-    if pipe.shut {
-        return Ok(m);
-    }
-    loop {
-        if !pipe.pending.is_empty() {
-            let len = pipe.pending.len();
-            match engine.write(dst, pipe.pending.clone(), WriteFlags::NONE, now) {
-                Ok(n) => {
-                    m.bytes += n as u64;
-                    pipe.pending = pipe.pending.slice(n..len);
-                    if !pipe.pending.is_empty() {
-                        // Back-pressure: keep the remainder, read no more until Writable.
-                        m.stalls += 1;
-                        return Ok(m);
-                    }
-                }
-                Err(StackError::Write(WriteError::NoSpace)) => {
-                    m.stalls += 1;
-                    return Ok(m);
-                }
-                Err(_) => return Err(()),
-            }
-        }
-        match engine.read(src, READ_CHUNK, now) {
-            Ok(Some(data)) if !data.is_empty() => pipe.pending = data,
-            // Drained for now, or the handle is gone (its `Closed` comes or came).
-            _ => break,
-        }
-    }
-    if pipe.eof {
-        // RFC 9293 §3.10.4: the source's FIN, forwarded after all its data.
-        pipe.shut = true;
-        if engine.shutdown_write(dst, now).is_err() {
-            return Err(());
-        }
-    }
-    Ok(m)
 }
 
 #[cfg(test)]

@@ -17,6 +17,12 @@
 //!
 //! Everything that can fail (new listen addresses, balancers) is tried before anything
 //! changes: a refused reload leaves the proxy as it was.
+//!
+//! The counters shared with the other lcores ([`super::ProxyShared`]) follow the same
+//! names: a kept listener, server (pool, address) or pool finds its counter again, so the
+//! global session and connection counts stay right across a reload, whichever lcore
+//! applies it first; a session holds its units until it ends, also when a reload removed
+//! its listener or server.
 
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
@@ -27,6 +33,7 @@ use crate::tcp::{Engine, ListenerId, Payload};
 use crate::time::{Duration, Instant};
 
 use super::health::{BackendHealth, OpsSpec, PoolHealth, ServerHealth};
+use super::shared::PoolShared;
 use super::{ListenerState, ListenerStats, PoolState, Proxy, ProxyError, ProxySpec, ServerStats, Side};
 
 /// How often passive ejection and the health checks are looked at.
@@ -413,6 +420,8 @@ impl<P: Payload> Proxy<P> {
                 proxy_protocol: pool.proxy_protocol,
                 nodelay: pool.nodelay,
                 keepalive: pool.keepalive,
+                shared: PoolShared::lookup(&self.shared, &pool.name, pool.servers.iter().map(|s| s.addr)),
+                queue: super::queue::PoolQueue::new(pool),
             });
             for s in &pool.servers {
                 let flat = self.servers.len();
@@ -482,7 +491,8 @@ impl<P: Payload> Proxy<P> {
             if let Some(Some(lid)) = keep_lid.get(k) {
                 self.by_listener_id.insert(*lid, idx);
             }
-            self.listeners.push(ListenerState { spec: l.clone() });
+            // Same name, same counter: its sessions on every lcore stay counted.
+            self.listeners.push(ListenerState { spec: l.clone(), sessions: self.shared.listener(&l.name) });
             self.stats.listeners.push(st);
         }
         for (o, l) in old_listeners.into_iter().enumerate() {
@@ -502,7 +512,7 @@ impl<P: Payload> Proxy<P> {
             if let Some(r) = lremap.get_mut(o) {
                 *r = Some(self.listeners.len());
             }
-            self.listeners.push(ListenerState { spec: spec_l });
+            self.listeners.push(ListenerState { spec: spec_l, sessions: l.sessions });
             self.stats.listeners.push(st);
         }
 
@@ -513,7 +523,8 @@ impl<P: Payload> Proxy<P> {
             // Pool-local indices of servers already tried mean nothing in the new pools.
             s.tried.clear();
         }
-        // A listener's timeouts may have changed: every session's timer follows.
+        // Waiting sessions join their (new) pool's queue; timers follow the new timeouts.
+        self.requeue_all();
         self.rearm_all(now);
         self.ops.access_log = ops.access_log;
         // A pool whose checks were switched off forgets their verdicts.
@@ -529,6 +540,8 @@ impl<P: Payload> Proxy<P> {
             }
         }
         self.ops.spec = ops;
+        // Counters of listeners, servers and pools no lcore uses any more.
+        self.shared.prune();
         tracing::info!(
             listeners = spec.listeners.len(),
             pools = spec.pools.len(),

@@ -10,6 +10,9 @@ use crate::control::KillTarget;
 use crate::app::{AppKind, AppSpec, Apps};
 use crate::tcp::{HeapPayload, Segment, TcpConfig};
 
+mod lcores;
+mod queue;
+
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const FRONT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const BACK: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
@@ -25,7 +28,7 @@ const MANUAL_PORT: u16 = 8081;
 const CLOSED_PORT: u16 = 8082;
 
 fn server(ip: Ipv4Addr, port: u16) -> ServerSpec {
-    ServerSpec { addr: SocketAddrV4::new(ip, port), local_ip: BACK, weight: 1 }
+    ServerSpec { addr: SocketAddrV4::new(ip, port), local_ip: BACK, weight: 1, max_connections: None }
 }
 
 fn spec(servers: Vec<ServerSpec>, max_connections: u32, idle_ms: u64) -> ProxySpec {
@@ -47,6 +50,8 @@ fn spec(servers: Vec<ServerSpec>, max_connections: u32, idle_ms: u64) -> ProxySp
             proxy_protocol: None,
             nodelay: true,
             keepalive: None,
+            max_queue: 0,
+            queue_timeout: Duration::from_secs(1),
         }],
     }
 }
@@ -71,9 +76,16 @@ struct Net {
 
 impl Net {
     fn new(proxy_spec: &ProxySpec, proxy_cfg: TcpConfig) -> Net {
+        Net::with_shared(proxy_spec, proxy_cfg, ProxyShared::new())
+    }
+
+    /// A net whose proxy shares its counters through `shared` (another lcore's, in
+    /// `tests/lcores.rs`).
+    fn with_shared(proxy_spec: &ProxySpec, proxy_cfg: TcpConfig, shared: ProxyShared) -> Net {
         let now = Instant::from_nanos(1_000_000);
         let mut proxy = Engine::new(proxy_cfg, [1; 16], now);
         let mut apps = Apps::new();
+        apps.proxy_mut().set_shared(shared);
         assert_eq!(apps.start_proxy(&mut proxy, proxy_spec), Ok(()));
         let mut backend = Engine::new(TcpConfig::default(), [3; 16], now);
         let mut backend_apps = Apps::new();
@@ -539,7 +551,18 @@ fn pool(algorithm: Algorithm, weights: &[u32]) -> PoolState {
         .enumerate()
         .map(|(id, &weight)| Backend { id, addr: SocketAddrV4::new(BACKEND, 8000 + id as u16), weight })
         .collect();
-    PoolState { first: 0, balancer: Balancer::new(algorithm, &backends).expect("valid pool"), proxy_protocol: None, nodelay: true, keepalive: None }
+    let shared = shared::PoolShared::lookup(&ProxyShared::new(), "p", backends.iter().map(|b| b.addr));
+    let queue = super::queue::PoolQueue::new(&PoolSpec {
+        name: "p".into(),
+        algorithm,
+        servers: Vec::new(),
+        proxy_protocol: None,
+        nodelay: true,
+        keepalive: None,
+        max_queue: 0,
+        queue_timeout: Duration::from_secs(1),
+    });
+    PoolState { first: 0, balancer: Balancer::new(algorithm, &backends).expect("valid pool"), proxy_protocol: None, nodelay: true, keepalive: None, shared, queue }
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! |---|---|---|
 //! | `strait_proxy_listener_connections` (sessions open) | gauge | `listener`, `pool` |
 //! | `strait_proxy_listener_connections_total` | counter | `listener`, `pool` |
-//! | `strait_proxy_listener_refused_connections_total` | counter | `listener`, `pool`, `reason="max_connections"\|"no_server"\|"connect_failed"\|"proxy_header"` |
+//! | `strait_proxy_listener_refused_connections_total` | counter | `listener`, `pool`, `reason="max_connections"\|"no_server"\|"connect_failed"\|"proxy_header"\|"queue_full"\|"queue_timeout"` |
+//! | `strait_proxy_listener_queued_total` (sessions that waited for a server below its `max_connections`) | counter | `listener`, `pool` |
 //! | `strait_proxy_listener_bytes_total` | counter | `listener`, `pool`, `direction="in"\|"out"` |
 //! | `strait_proxy_listener_{idle_timeouts,resets,write_stalls}_total` | counter | `listener`, `pool` |
 //! | `strait_proxy_listener_connection_duration_seconds` | histogram | `listener`, `pool` |
@@ -179,7 +180,7 @@ pub(super) fn proxy(out: &mut Families, snap: &Snapshot) {
     l_counter(out, "strait_proxy_listener_connections_total", "Client sessions the listener accepted.", |l| l.total);
     out.counter(
         "strait_proxy_listener_refused_connections_total",
-        "Client connections reset instead of proxied: reason=\"max_connections\" (listener full), \"no_server\" (no server could be picked or no source port), \"connect_failed\" (every connection attempt failed), \"proxy_header\" (no buffer for the PROXY protocol header).",
+        "Client connections reset instead of proxied: reason=\"max_connections\" (listener full), \"no_server\" (no server could be picked or no source port), \"connect_failed\" (every connection attempt failed), \"proxy_header\" (no buffer for the PROXY protocol header), \"queue_full\" (every server at its max_connections and the pool's queue full), \"queue_timeout\" (waited queue_timeout_ms for a server).",
         &["listener", "pool", "reason"],
         split(
             listeners(),
@@ -189,8 +190,16 @@ pub(super) fn proxy(out: &mut Families, snap: &Snapshot) {
                 ("no_server", |l| l.refused_no_server),
                 ("connect_failed", |l| l.refused_connect_failed),
                 ("proxy_header", |l| l.refused_proxy_header),
+                ("queue_full", |l| l.refused_queue_full),
+                ("queue_timeout", |l| l.refused_queue_timeout),
             ],
         ),
+    );
+    l_counter(
+        out,
+        "strait_proxy_listener_queued_total",
+        "Sessions that waited in the pool's queue for a server below its max_connections.",
+        |l| l.queued,
     );
     out.counter(
         "strait_proxy_listener_bytes_total",
@@ -295,6 +304,8 @@ pub(super) mod tests {
             bytes_in: 1000 * seed,
             bytes_out: 5000 * seed,
             resets: seed,
+            queued: 4 * seed,
+            refused_queue_timeout: seed,
             ..ListenerStats::default()
         };
         for ms in [3, 40, 2000] {
@@ -351,6 +362,11 @@ pub(super) mod tests {
         assert_eq!(sample(&t, &format!("strait_proxy_listener_bytes_total{{direction=\"in\",{l}}}")), 3000.0);
         assert_eq!(sample(&t, &format!("strait_proxy_listener_bytes_total{{direction=\"out\",{l}}}")), 15000.0);
         assert_eq!(sample(&t, &format!("strait_proxy_listener_resets_total{{{l}}}")), 3.0);
+        assert_eq!(sample(&t, &format!("strait_proxy_listener_queued_total{{{l}}}")), 12.0);
+        assert_eq!(
+            sample(&t, &format!("strait_proxy_listener_refused_connections_total{{{l},reason=\"queue_timeout\"}}")),
+            3.0
+        );
     }
 
     #[test]

@@ -1,0 +1,348 @@
+//! End to end (issue 15): one proxy over two lcores (software flow steering: `net_tap`
+//! front port, `net_af_packet` back port with two queue pairs), nginx backends.
+//!
+//! * A listener with `max_connections = 10` admits exactly 10 concurrent sessions in
+//!   total: 30 clients hold keep-alive connections at once, 10 are served and held (the
+//!   backend sees 10 connections), 20 are refused, and the lcores' refusal counters add up
+//!   to 20 (before, each lcore admitted 10).
+//! * Least connections over two nginx keeps their connection counts within 1 of each other
+//!   while long-lived sessions arrive one at a time on both lcores, sends new sessions to the
+//!   server whose sessions ended, and stays within 2 when 20 arrive at once.
+//!
+//! * A server with `max_connections = 2` never sees a third connection from both lcores;
+//!   sessions beyond wait in the queue and are served when a place frees, or reset when the
+//!   queue is full or at the queue timeout.
+//!
+//! Subnets 198.18.150-155.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::backend::{pool_config, Net, Setup};
+use common::{require_root, Netns};
+
+/// Strait on lcores 0 and 1, the back port with a queue pair per lcore, `listener` keys
+/// and `pool` keys added to the listener's and the pool's tables. The connect timeout is
+/// 3 s: the first SYN to a server whose link address an lcore does not know yet is dropped
+/// (`tcp_tx_unresolved`) and goes again after the 1 s RTO, which a 1 s timeout would
+/// turn into a retry on the other server, skewing the counts under test.
+fn two_lcore_config(net: Net, tap: &str, veth: &str, servers: &[u8], listener: &str, pool: &str) -> String {
+    pool_config(net, tap, veth, servers, "", pool)
+        .replace("lcores = [0]\n", "lcores = [0, 1]\n")
+        .replace(&format!("iface={veth}\""), &format!("iface={veth},qpairs=2\""))
+        .replace("connect_timeout_ms = 1000\n", &format!("connect_timeout_ms = 3000\n{listener}"))
+}
+
+/// Keep-alive HTTP clients that hold their connections until stdin closes.
+///
+/// `limit ADDR N`: N clients at once each send one request; prints `served=S refused=R`
+/// once every one has its answer (a response, or a reset), then holds the served ones.
+///
+/// `spread ADDR`: 20 clients one after the other (`seq`), then closes 8 on the busier
+/// server and opens 8 more one by one (`refill`), then 20 at once (`burst`); each client
+/// learns its server from the response (nginx's index.html starts with its address).
+/// Prints the largest difference between the two servers' counts after each open of the
+/// first phase, how many of the refill went to the server that had freed places, and the
+/// counts after each phase.
+const CLIENTS: &str = r#"
+import socket, sys, threading
+mode, addr = sys.argv[1], sys.argv[2]
+REQ = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"
+
+def fetch(s):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        d = s.recv(65536)
+        if not d:
+            raise ConnectionError("closed before a response")
+        data += d
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    while len(body) < length:
+        d = s.recv(65536)
+        if not d:
+            raise ConnectionError("short body")
+        body += d
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise ConnectionError("status %r" % head[:20])
+    return body.split(b"\n")[0].decode()
+
+def open_one():
+    s = socket.create_connection((addr, 80), timeout=10)
+    s.sendall(REQ)
+    return s, fetch(s)
+
+held = []
+if mode == "queue":
+    import time
+    n, hold = int(sys.argv[3]), float(sys.argv[4])
+    lock, served, refused = threading.Lock(), [], []
+    t0 = time.time()
+    def one():
+        try:
+            s, _ = open_one()
+            with lock:
+                served.append(time.time() - t0)
+            time.sleep(hold)
+            s.close()
+        except Exception:
+            with lock:
+                refused.append(time.time() - t0)
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("served=%d refused_at_once=%d refused_late=%d served_at=%s refused_at=%s" % (
+        len(served), sum(1 for t in refused if t < 0.5), sum(1 for t in refused if t >= 0.5),
+        ["%.2f" % t for t in sorted(served)], ["%.2f" % t for t in sorted(refused)]), flush=True)
+    sys.exit(0)
+if mode == "limit":
+    n = int(sys.argv[3])
+    served, refused, lock = [0], [0], threading.Lock()
+    barrier = threading.Barrier(n + 1, timeout=60)
+    def one():
+        try:
+            s, _ = open_one()
+            with lock:
+                served[0] += 1
+                held.append(s)
+        except Exception:
+            with lock:
+                refused[0] += 1
+        barrier.wait()
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    print("served=%d refused=%d" % (served[0], refused[0]), flush=True)
+else:
+    counts, conns, maxdiff = {}, [], [0]
+    def note(s, srv):
+        conns.append((s, srv))
+        counts[srv] = counts.get(srv, 0) + 1
+    def diff():
+        v = list(counts.values()) + [0, 0]
+        return abs(v[0] - v[1]) if len(counts) <= 2 else 99
+    order = []
+    for _ in range(20):
+        s, srv = open_one()
+        note(s, srv)
+        order.append(srv.split(":")[0].split(".")[-1])
+        maxdiff[0] = max(maxdiff[0], diff())
+    seq = dict(counts)
+    busy = max(counts, key=counts.get)
+    closing = [c for c in conns if c[1] == busy][:8]
+    for c in closing:
+        c[0].close()
+        conns.remove(c)
+        counts[busy] -= 1
+    import time
+    time.sleep(1)
+    refill_to = []
+    for _ in range(8):
+        s, srv = open_one()
+        note(s, srv)
+        refill_to.append(srv)
+    refill = dict(counts)
+    lock = threading.Lock()
+    errors = [0]
+    def one():
+        try:
+            s, srv = open_one()
+            with lock:
+                note(s, srv)
+        except Exception:
+            with lock:
+                errors[0] += 1
+    threads = [threading.Thread(target=one) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("seq=%s seqmaxdiff=%d refill=%s refill_to_freed=%d burst=%s burstdiff=%d errors=%d" % (
+        sorted(seq.values()), maxdiff[0], sorted(refill.values()),
+        sum(1 for s in refill_to if s == busy), sorted(counts.values()), diff(), errors[0]) + " order=" + ",".join(order), flush=True)
+    held = [c[0] for c in conns]
+sys.stdin.read()
+for s in held:
+    s.close()
+"#;
+
+/// Starts `CLIENTS` in `ns`; returns it (holding its connections) and its result line.
+fn clients(ns: &Netns, args: &[&str]) -> (Child, String) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "python3", "-c", CLIENTS])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the clients");
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    (child, line.trim().to_string())
+}
+
+/// Lets the clients close their connections and exit.
+fn release(mut child: Child) {
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"bye\n");
+    }
+    let _ = child.wait();
+}
+
+/// `key=N` in `line`.
+fn field(line: &str, key: &str) -> Option<u64> {
+    line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{key}="))).and_then(|v| v.parse().ok())
+}
+
+/// Established connections in the backend namespace to `addr` (`ip:port`).
+fn backend_connections(s: &Setup, addr: &str) -> usize {
+    let out = s.backend.exec("ss", &["-Htn", "state", "established", "src", addr]);
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()).count()
+}
+
+/// `proxy_listener_<name>{web}` of each lcore's final counters line, by lcore (0, 1).
+fn per_lcore(log: &str, name: &str) -> [u64; 2] {
+    let mut out = [0; 2];
+    for line in log.lines().filter(|l| l.contains("final proxy counters")) {
+        let lcore = if line.contains("\"lcore\":1,") { 1 } else { 0 };
+        out[lcore] += common::backend::counter(line, name).unwrap_or(0);
+    }
+    out
+}
+
+#[test]
+fn max_connections_is_global_over_two_lcores() {
+    if !require_root("max_connections_is_global_over_two_lcores") {
+        return;
+    }
+    let net = Net { front: "198.18.150", back: "198.18.151", backend_port: 8080 };
+    let mut s = Setup::start(net, 1, 0, |tap, veth| two_lcore_config(net, tap, veth, &[0], "max_connections = 10\n", ""), &[]);
+    s.strait.wait_for_log(&["flow steering", "lcores\":2"], Duration::from_secs(1));
+    let front = format!("{}.2", net.front);
+    let (child, line) = clients(&s.client, &["limit", &front, "30"]);
+    // Every client has its answer and the served ones hold their sessions: the backend
+    // sees exactly those.
+    let backend = backend_connections(&s, &net.backend(0));
+    release(child);
+    assert_eq!(line, "served=10 refused=20", "{}", s.diagnostics());
+    assert_eq!(backend, 10, "backend connections while 10 sessions are held");
+    s.stop();
+    let log = s.strait.log_text();
+    let (refused, total) = (per_lcore(&log, "proxy_listener_refused_max_connections"), per_lcore(&log, "proxy_listener_total"));
+    eprintln!("per lcore: sessions {total:?}, refused {refused:?}");
+    assert_eq!(refused.iter().sum::<u64>(), 20, "refusals over both lcores:\n{log}");
+    assert_eq!(total.iter().sum::<u64>(), 10, "sessions over both lcores:\n{log}");
+    assert!(
+        (0..2).all(|l| total[l] + refused[l] > 0),
+        "clients reached both lcores: sessions {total:?}, refused {refused:?}"
+    );
+}
+
+#[test]
+fn a_server_max_connections_is_global_and_the_queue_serves_or_times_out() {
+    if !require_root("a_server_max_connections_is_global_and_the_queue_serves_or_times_out") {
+        return;
+    }
+    // One server taking 2 connections, 4 places in the queue for 1.5 s. 8 clients at once,
+    // each holding its connection 1 s after its response: 2 served at once, 4 wait, 2 find
+    // the queue full; after 1 s two places free and two waiting clients are served, the
+    // other two are reset at the queue timeout (1.5 s), before the next places free (2 s).
+    let net = Net { front: "198.18.154", back: "198.18.155", backend_port: 8080 };
+    let pool = "max_queue = 4\nqueue_timeout_ms = 1500\n";
+    let mut s = Setup::start(
+        net,
+        1,
+        0,
+        |tap, veth| {
+            two_lcore_config(net, tap, veth, &[0], "", pool).replace(
+                &format!("{{ addr = \"{}\" }}", net.backend(0)),
+                &format!("{{ addr = \"{}\", max_connections = 2 }}", net.backend(0)),
+            )
+        },
+        &[],
+    );
+    s.strait.wait_for_log(&["flow steering", "lcores\":2"], Duration::from_secs(1));
+    let front = format!("{}.2", net.front);
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &s.client.name, "python3", "-c", CLIENTS, "queue", &front, "8", "1.0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the clients");
+    // The backend's view while the clients run: never more than 2 connections.
+    let mut most = 0;
+    let started = std::time::Instant::now();
+    while matches!(child.try_wait(), Ok(None)) && started.elapsed() < Duration::from_secs(30) {
+        most = most.max(backend_connections(&s, &net.backend(0)));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    let _ = child.wait();
+    eprintln!("{line}; at most {most} backend connections");
+    s.stop();
+    let log = s.strait.log_text();
+    let sum = |name: &str| per_lcore(&log, name).iter().sum::<u64>();
+    let (queued, full, timeout) =
+        (sum("proxy_listener_queued"), sum("proxy_listener_refused_queue_full"), sum("proxy_listener_refused_queue_timeout"));
+    eprintln!("queued {queued}, refused: queue full {full}, queue timeout {timeout}");
+    assert!(most <= 2, "the backend saw {most} connections at once");
+    assert!(line.starts_with("served=4 refused_at_once=2 refused_late=2 "), "{line}\n{log}");
+    assert_eq!((queued, full, timeout), (4, 2, 2), "{log}");
+    assert_eq!(sum("proxy_listener_total"), 8);
+}
+
+#[test]
+fn least_connections_is_global_over_two_lcores() {
+    if !require_root("least_connections_is_global_over_two_lcores") {
+        return;
+    }
+    let net = Net { front: "198.18.152", back: "198.18.153", backend_port: 8080 };
+    let mut s = Setup::start(
+        net,
+        2,
+        0,
+        |tap, veth| two_lcore_config(net, tap, veth, &[0, 1], "", "algorithm = \"least_connections\"\n"),
+        &[],
+    );
+    s.strait.wait_for_log(&["flow steering", "lcores\":2"], Duration::from_secs(1));
+    let front = format!("{}.2", net.front);
+    let (child, line) = clients(&s.client, &["spread", &front]);
+    let backend = [backend_connections(&s, &net.backend(0)), backend_connections(&s, &net.backend(1))];
+    release(child);
+    eprintln!("{line}; backend connections {backend:?}");
+    s.stop();
+    let log = s.strait.log_text();
+    for l in log.lines().filter(|l| l.contains("final proxy counters")) {
+        eprintln!("{l}");
+    }
+    assert_eq!(field(&line, "errors"), Some(0), "{line}\n{}", s.diagnostics());
+    // One at a time: never more than 1 apart (each lcore on its own counts would send the
+    // first session of each to the same server: 2 apart).
+    assert!(line.starts_with("seq=[10, 10] seqmaxdiff=1 "), "{line}");
+    // The 8 freed places are on one server: every new session goes there.
+    assert_eq!(field(&line, "refill_to_freed"), Some(8), "{line}");
+    assert!(line.contains("refill=[10, 10]"), "{line}");
+    // 20 at once on both lcores: within 2 (two lcores picking at the same instant).
+    assert!(field(&line, "burstdiff").is_some_and(|d| d <= 2), "{line}");
+    assert_eq!(backend.iter().sum::<usize>(), 40, "{backend:?}");
+    assert!(backend[0].abs_diff(backend[1]) <= 2, "backend connections {backend:?}");
+    let total = per_lcore(&log, "proxy_listener_total");
+    eprintln!("sessions per lcore: {total:?}");
+    assert_eq!(total.iter().sum::<u64>(), 48);
+    assert!(total.iter().all(|&n| n >= 5), "sessions on both lcores: {total:?}");
+}
