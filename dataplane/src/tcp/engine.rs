@@ -21,6 +21,7 @@ use super::shared::Shared;
 use super::syncookie::SynCookies;
 use super::time_wait::{FourTuple, TimeWaitAction, TimeWaitEntry, TimeWaitTable};
 use super::timer_wheel::{TimerHandle, TimerWheel};
+use super::tuple_hash::TupleHashBuilder;
 use crate::time::Instant;
 use crate::wire::tcp::{self as wire_tcp, Flags, Packet, TcpOptions, TcpRepr};
 
@@ -114,7 +115,8 @@ pub struct Engine<P: Payload> {
     pub(crate) shared: Shared,
     slots: Vec<Slot<P>>,
     free: Vec<u32>,
-    table: HashMap<FourTuple, ConnId>,
+    /// Keyed by a fast hash keyed from the secret ([`TupleHashBuilder`]).
+    table: HashMap<FourTuple, ConnId, TupleHashBuilder>,
     pub(crate) listeners: Vec<Option<Listener>>,
     listen_map: HashMap<SocketAddrV4, ListenerId>,
     time_wait: TimeWaitTable,
@@ -154,11 +156,11 @@ impl<P: Payload> Engine<P> {
     pub fn new(cfg: TcpConfig, secret: [u8; 16], now: Instant) -> Self {
         Engine {
             shared: Shared::new(cfg.challenge_ack_limit),
-            time_wait: TimeWaitTable::new(cfg.max_time_wait),
+            time_wait: TimeWaitTable::new(cfg.max_time_wait, TupleHashBuilder::new(&secret)),
             cfg,
             slots: Vec::new(),
             free: Vec::new(),
-            table: HashMap::new(),
+            table: HashMap::with_hasher(TupleHashBuilder::new(&secret)),
             listeners: Vec::new(),
             listen_map: HashMap::new(),
             wheel: TimerWheel::new(now),
