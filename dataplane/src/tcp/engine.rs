@@ -756,8 +756,9 @@ impl<P: Payload> Engine<P> {
     }
 
     /// Files the connection's next deadline in the wheel when it changed (most operations
-    /// leave it as it was: nothing to do then).
-    #[inline]
+    /// leave it as it was: nothing to do then). Inlined into its two callers: as a call it
+    /// spent a sixth of its instructions saving and restoring registers.
+    #[inline(always)]
     fn refile(wheel: &mut TimerWheel<ConnId>, e: &mut Entry<P>, id: ConnId) {
         let next = e.conn.next_deadline();
         if e.scheduled == next {
