@@ -209,9 +209,8 @@ enum WireParts {
 
 /// The benchmark's model of the DPDK adapter's `MbufPayload`: the received buffer is kept
 /// (no copy) and chains are a `Vec` of views that `append` extends in amortised O(1), as
-/// the mbuf chain does. [`HeapPayload`] instead rebuilds its `Arc<[Chunk]>` on every
-/// `append`, which makes a multi-segment `read` quadratic in the segments it joins; the
-/// `strait-1mss-heap` scenario measures the engine with it.
+/// the mbuf chain does. The `strait-1mss-heap` scenario measures the engine with
+/// [`HeapPayload`] instead (`Arc<[u8]>` buffers, a copy per received frame).
 #[derive(Clone)]
 struct WirePayload {
     parts: WireParts,
@@ -247,14 +246,6 @@ impl WirePayload {
         };
         WirePayload { parts }
     }
-
-    fn into_chunks(self) -> Vec<WireChunk> {
-        match self.parts {
-            WireParts::Empty => Vec::new(),
-            WireParts::One(c) => vec![c],
-            WireParts::Many(cs, _) => cs,
-        }
-    }
 }
 
 impl FromWire for WirePayload {
@@ -263,7 +254,8 @@ impl FromWire for WirePayload {
         // An atomic count on purpose, like the mbuf's `refcnt` (and `HeapPayload`'s `Arc`).
         #[allow(clippy::arc_with_non_send_sync)]
         let buf = Arc::new(PooledBuf { data: buf, pool: pool.clone() });
-        Self::from_chunks(vec![WireChunk { buf, start: 0, end }])
+        // One view, as `MbufPayload::from_rx` makes (no chain list).
+        WirePayload { parts: if end == 0 { WireParts::Empty } else { WireParts::One(WireChunk { buf, start: 0, end }) } }
     }
 
     fn from_source(data: &[u8]) -> Self {
@@ -324,17 +316,41 @@ impl Payload for WirePayload {
             *self = other;
             return;
         }
-        let mut chunks = core::mem::replace(self, Self::empty()).into_chunks();
-        let mut incoming = other.into_chunks().into_iter();
-        // Views that continue each other in one buffer are re-joined (skb_can_coalesce).
-        if let (Some(last), Some(first)) = (chunks.last_mut(), incoming.as_slice().first()) {
-            if Arc::ptr_eq(&last.buf, &first.buf) && last.end == first.start {
-                last.end = first.end;
-                incoming.next();
+        // As `MbufPayload::append`: the chain grows in place, coalescing a view that
+        // continues the previous one in one buffer (skb_can_coalesce).
+        let len = self.len() + other.len();
+        let mut chunks = match core::mem::replace(&mut self.parts, WireParts::Empty) {
+            WireParts::Empty => Vec::new(),
+            WireParts::One(c) => {
+                let mut v = Vec::with_capacity(4);
+                v.push(c);
+                v
+            }
+            WireParts::Many(cs, _) => cs,
+        };
+        let push = |chunks: &mut Vec<WireChunk>, c: WireChunk| match chunks.last_mut() {
+            Some(last) if Arc::ptr_eq(&last.buf, &c.buf) && last.end == c.start => last.end = c.end,
+            _ => chunks.push(c),
+        };
+        match other.parts {
+            WireParts::Empty => {}
+            WireParts::One(c) => push(&mut chunks, c),
+            WireParts::Many(cs, _) => {
+                let mut incoming = cs.into_iter();
+                if let Some(first) = incoming.next() {
+                    push(&mut chunks, first);
+                }
+                chunks.extend(incoming);
             }
         }
-        chunks.extend(incoming);
-        *self = Self::from_chunks(chunks);
+        self.parts = match chunks.len() {
+            0 => WireParts::Empty,
+            1 => match chunks.pop() {
+                Some(c) => WireParts::One(c),
+                None => WireParts::Empty,
+            },
+            _ => WireParts::Many(chunks, len),
+        };
     }
 
     fn chunk_count(&self) -> usize {

@@ -227,6 +227,18 @@ impl MbufPayload {
         }
     }
 
+    /// Appends `c` to a chain, coalescing a view that continues the previous one in the
+    /// same mbuf (the kernel's skb_can_coalesce): slices of one received segment re-joined.
+    fn push_coalescing(chunks: &mut Vec<Chunk>, c: Chunk) {
+        if let Some(last) = chunks.last_mut() {
+            if last.m.same_mbuf(&c.m) && last.off + last.len == c.off {
+                last.len += c.len;
+                return;
+            }
+        }
+        chunks.push(c);
+    }
+
     /// Chains one indirect mbuf per chunk (header from `pool`, data shared) behind `head`,
     /// which must be exclusively owned. On error `head` may hold part of the payload; drop
     /// it. No byte is copied.
@@ -324,27 +336,39 @@ impl Payload for MbufPayload {
             *self = other;
             return;
         }
-        let parts = core::mem::replace(&mut self.parts, Parts::Empty);
-        let mut chunks = match parts {
+        // The chain grows in place (amortised O(1) per append, as linking an mbuf chain
+        // is): a `Vec` is made once, when a single view becomes a chain; the list is not
+        // rebuilt nor re-summed each time, which made a read joining n segments O(n^2) and
+        // allocated on every append.
+        let len = self.len() + other.len();
+        let mut chunks = match core::mem::replace(&mut self.parts, Parts::Empty) {
             Parts::Empty => Vec::new(),
-            Parts::One(c) => vec![c],
+            Parts::One(c) => {
+                let mut v = Vec::with_capacity(4);
+                v.push(c);
+                v
+            }
             Parts::Many(cs, _) => cs,
         };
-        let mut incoming = match other.parts {
-            Parts::Empty => Vec::new(),
-            Parts::One(c) => vec![c],
-            Parts::Many(cs, _) => cs,
-        };
-        // Coalesce a view that continues the previous one in the same mbuf (the kernel's
-        // skb_can_coalesce): slices of one received segment re-joined.
-        if let (Some(last), Some(first)) = (chunks.last_mut(), incoming.first()) {
-            if last.m.same_mbuf(&first.m) && last.off + last.len == first.off {
-                last.len += first.len;
-                incoming.remove(0);
+        match other.parts {
+            Parts::Empty => {}
+            Parts::One(c) => Self::push_coalescing(&mut chunks, c),
+            Parts::Many(cs, _) => {
+                let mut incoming = cs.into_iter();
+                if let Some(first) = incoming.next() {
+                    Self::push_coalescing(&mut chunks, first);
+                }
+                chunks.extend(incoming);
             }
         }
-        chunks.extend(incoming);
-        *self = Self::from_chunks(chunks);
+        self.parts = match chunks.len() {
+            0 => Parts::Empty,
+            1 => match chunks.pop() {
+                Some(c) => Parts::One(c),
+                None => Parts::Empty,
+            },
+            _ => Parts::Many(chunks, len),
+        };
     }
 
     fn chunk_count(&self) -> usize {

@@ -17,6 +17,7 @@ pub mod simulator;
 pub mod syncookie;
 pub mod time_wait;
 pub mod timer_wheel;
+pub mod tuple_hash;
 
 pub use config::{KeepaliveConfig, MtuProbing, TcpConfig};
 pub use connection::{CloseReason, ConnInfo, Connection, Event, PmtuError, Segment, State, WriteError, WriteFlags};

@@ -34,6 +34,14 @@ pub trait Payload: Clone + fmt::Debug {
 
     /// Splits at `at` (clamped): `self` keeps `[0, at)`, the result is `[at, len)`.
     fn split_off(&mut self, at: usize) -> Self {
+        // Splits at an end move the whole payload instead of taking and dropping
+        // references (the send queue cuts a write that fits one segment at its end).
+        if at >= self.len() {
+            return Self::empty();
+        }
+        if at == 0 {
+            return core::mem::replace(self, Self::empty());
+        }
         let tail = self.slice(at..self.len());
         *self = self.slice(0..at);
         tail
@@ -41,6 +49,12 @@ pub trait Payload: Clone + fmt::Debug {
 
     /// Splits at `at` (clamped): the result is `[0, at)`, `self` keeps `[at, len)`.
     fn split_to(&mut self, at: usize) -> Self {
+        if at >= self.len() {
+            return core::mem::replace(self, Self::empty());
+        }
+        if at == 0 {
+            return Self::empty();
+        }
         let head = self.slice(0..at);
         *self = self.slice(at..self.len());
         head
@@ -112,8 +126,11 @@ impl Chunk {
 enum Parts {
     Empty,
     One(Chunk),
-    /// A chain of two or more chunks; shared so that cloning is a reference count.
-    Many(Arc<[Chunk]>, usize),
+    /// A chain of two or more chunks; shared so that cloning is a reference count, and a
+    /// `Vec` so that appending to a chain nobody else holds extends it in place (amortised
+    /// O(1), like linking an mbuf chain) instead of copying the chunk list each time, which
+    /// made a read joining n segments O(n^2).
+    Many(Arc<Vec<Chunk>>, usize),
 }
 
 /// A heap-backed [`Payload`]: `Arc<[u8]>` buffers plus ranges, chained when appended.
@@ -157,7 +174,7 @@ impl HeapPayload {
         match &self.parts {
             Parts::Empty => &[],
             Parts::One(c) => core::slice::from_ref(c),
-            Parts::Many(cs, _) => cs,
+            Parts::Many(cs, _) => cs.as_slice(),
         }
     }
 
@@ -171,7 +188,7 @@ impl HeapPayload {
             },
             _ => {
                 let len = chunks.iter().map(Chunk::len).sum();
-                HeapPayload { parts: Parts::Many(Arc::from(chunks), len) }
+                HeapPayload { parts: Parts::Many(Arc::new(chunks), len) }
             }
         }
     }
@@ -264,9 +281,20 @@ impl Payload for HeapPayload {
                 return;
             }
         }
-        let mut chunks: Vec<Chunk> = self.chunk_slice().to_vec();
-        chunks.extend_from_slice(other.chunk_slice());
-        *self = Self::from_chunks(chunks);
+        match &mut self.parts {
+            Parts::Many(cs, len) => {
+                // Copies the list only when another payload shares it (`Arc::make_mut`).
+                let cs = Arc::make_mut(cs);
+                cs.extend(other.chunk_slice().iter().filter(|c| c.len() > 0).cloned());
+                *len += other.len();
+            }
+            _ => {
+                let mut chunks: Vec<Chunk> = Vec::with_capacity(self.chunk_count() + other.chunk_count());
+                chunks.extend_from_slice(self.chunk_slice());
+                chunks.extend_from_slice(other.chunk_slice());
+                *self = Self::from_chunks(chunks);
+            }
+        }
     }
 
     fn chunk_count(&self) -> usize {

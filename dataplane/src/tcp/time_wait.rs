@@ -6,10 +6,12 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddrV4;
 
 use super::seq::SeqNum;
+use super::tuple_hash::TupleHashBuilder;
 use crate::time::{Duration, Instant};
 
-/// A connection's 4-tuple from our point of view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A connection's 4-tuple from our point of view. Its `Hash` is in
+/// [`super::tuple_hash`], with the keyed hasher of the tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FourTuple {
     /// Our address and port.
     pub local: SocketAddrV4,
@@ -56,16 +58,17 @@ pub enum TimeWaitAction {
 /// safe. Items of removed entries are recognised by a generation and skipped.
 #[derive(Debug)]
 pub struct TimeWaitTable {
-    map: HashMap<FourTuple, (TimeWaitEntry, u64)>,
+    map: HashMap<FourTuple, (TimeWaitEntry, u64), TupleHashBuilder>,
     expiry: VecDeque<(Instant, FourTuple, u64)>,
     capacity: usize,
     generation: u64,
 }
 
 impl TimeWaitTable {
-    /// An empty table holding at most `capacity` entries.
-    pub fn new(capacity: usize) -> Self {
-        TimeWaitTable { map: HashMap::new(), expiry: VecDeque::new(), capacity, generation: 0 }
+    /// An empty table holding at most `capacity` entries, hashed by `hash` (keyed from the
+    /// engine's secret).
+    pub fn new(capacity: usize, hash: TupleHashBuilder) -> Self {
+        TimeWaitTable { map: HashMap::with_hasher(hash), expiry: VecDeque::new(), capacity, generation: 0 }
     }
 
     /// Number of entries.
@@ -247,7 +250,7 @@ mod tests {
 
     #[test]
     fn bounded_and_expires() {
-        let mut t = TimeWaitTable::new(1);
+        let mut t = TimeWaitTable::new(1, TupleHashBuilder::new(&[7; 16]));
         assert!(t.insert(tuple(), entry(None)));
         let mut other = tuple();
         other.local.set_port(5001);
@@ -260,7 +263,7 @@ mod tests {
 
     #[test]
     fn answers_fin_retransmission_and_ignores_rst() {
-        let mut t = TimeWaitTable::new(4);
+        let mut t = TimeWaitTable::new(4, TupleHashBuilder::new(&[7; 16]));
         t.insert(tuple(), entry(None));
         let msl2 = Duration::from_secs(60);
         let now = Instant::from_millis(1000);
@@ -279,7 +282,7 @@ mod tests {
     /// and the entry still expires 2*MSL after the last FIN.
     #[test]
     fn retransmitted_fins_keep_one_queue_item_per_entry() {
-        let mut t = TimeWaitTable::new(4);
+        let mut t = TimeWaitTable::new(4, TupleHashBuilder::new(&[7; 16]));
         t.insert(tuple(), entry(None));
         let msl2 = Duration::from_secs(60);
         let mut now = Instant::ZERO;
@@ -304,7 +307,7 @@ mod tests {
     /// compacted so it stays within twice the table's size.
     #[test]
     fn stale_items_are_bounded() {
-        let mut t = TimeWaitTable::new(2);
+        let mut t = TimeWaitTable::new(2, TupleHashBuilder::new(&[7; 16]));
         for _ in 0..100 {
             assert!(t.insert(tuple(), entry(None)));
             t.remove(&tuple());
@@ -317,7 +320,7 @@ mod tests {
 
     #[test]
     fn new_syn_reuses_only_when_newer() {
-        let mut t = TimeWaitTable::new(4);
+        let mut t = TimeWaitTable::new(4, TupleHashBuilder::new(&[7; 16]));
         let msl2 = Duration::from_secs(60);
         t.insert(tuple(), entry(Some(1000)));
         let now = Instant::from_millis(5);
@@ -334,7 +337,7 @@ mod tests {
 
     #[test]
     fn connect_reuse_needs_timestamps_and_a_second() {
-        let mut t = TimeWaitTable::new(4);
+        let mut t = TimeWaitTable::new(4, TupleHashBuilder::new(&[7; 16]));
         t.insert(tuple(), entry(None));
         assert_eq!(t.reuse_for_connect(&tuple(), Instant::from_millis(5000)), None);
         t.insert(tuple(), entry(Some(7)));

@@ -33,30 +33,42 @@ fn fold64(mut s: u64) -> u16 {
 /// back into `sum` as the `initial` of the next piece. Pieces chained this way must have even
 /// lengths except the last one.
 ///
-/// Eight 64-bit accumulators take 32-bit words: a sum of 32-bit words cannot carry out of
-/// 64 bits before 2^32 of them, so the loop is plain independent additions, which the
-/// compiler vectorizes (RFC 1071 §2(C): wider words, folded at the end, give the same sum,
-/// since 2^16 ≡ 1 modulo 0xFFFF). Native-endian words, swapped once folded (§2(B)).
+/// Two 128-bit accumulators take 64-bit words, four each per 64-byte block: a sum of
+/// 64-bit words cannot carry out of 128 bits before 2^64 of them, so each addition is an
+/// add and an add-with-carry, no fold in the loop (RFC 1071 §2(C), "parallel summation":
+/// wider words, folded at the end, give the same sum, since 2^16 ≡ 1 modulo 0xFFFF; the
+/// 128-bit sum folds to 64 bits as high + low with end-around carry, 2^64 ≡ 1 modulo
+/// 2^64 - 1). Native-endian words, swapped once folded (§2(B)). About 0.3 instructions
+/// per byte, against 0.5 for eight 64-bit accumulators of 32-bit words (the vectorised
+/// widening of the previous version), measured with callgrind at 1 480 and 9 000 bytes.
 pub fn sum(data: &[u8], initial: u32) -> u32 {
     if data.len() < 64 {
-        // Headers: the setup of eight accumulators costs more than it saves.
+        // Headers: the setup of the wide loop costs more than it saves.
         return sum_carry64(data, initial);
     }
-    let mut acc = [0u64; 8];
-    let mut blocks = data.chunks_exact(32);
+    let word = |b: &[u8], i: usize| u128::from(u64::from_ne_bytes(to8(b.get(i..).unwrap_or(&[]))));
+    let (mut acc0, mut acc1) = (0u128, 0u128);
+    let mut blocks = data.chunks_exact(64);
     for b in &mut blocks {
-        for (a, w) in acc.iter_mut().zip(b.chunks_exact(4)) {
-            let w: [u8; 4] = w.try_into().unwrap_or_default();
-            *a += u64::from(u32::from_ne_bytes(w));
-        }
+        acc0 += word(b, 0) + word(b, 8) + word(b, 16) + word(b, 24);
+        acc1 += word(b, 32) + word(b, 40) + word(b, 48) + word(b, 56);
     }
-    let mut total: u64 = acc.iter().sum();
-    let mut words = blocks.remainder().chunks_exact(4);
+    let mut words = blocks.remainder().chunks_exact(8);
     for w in &mut words {
-        let w: [u8; 4] = w.try_into().unwrap_or_default();
-        total += u64::from(u32::from_ne_bytes(w));
+        acc0 += word(w, 0);
     }
+    let acc = acc0 + acc1;
+    // Ones'-complement fold of 128 to 64 bits, then to 33 bits so the tail adds cannot
+    // overflow.
+    let (low, carry) = (acc as u64).overflowing_add((acc >> 64) as u64);
+    let folded = low + u64::from(carry);
+    let mut total = (folded & 0xffff_ffff) + (folded >> 32);
     let mut rest = words.remainder();
+    if rest.len() >= 4 {
+        let (a, b) = rest.split_at(4);
+        total += u64::from(u32::from_ne_bytes([a[0], a[1], a[2], a[3]]));
+        rest = b;
+    }
     if rest.len() >= 2 {
         let (a, b) = rest.split_at(2);
         total += u64::from(u16::from_ne_bytes([a[0], a[1]]));

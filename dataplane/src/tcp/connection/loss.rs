@@ -537,9 +537,12 @@ impl<P: Payload> Connection<P> {
         let in_recovery = matches!(self.snd.ca, CaState::Recovery | CaState::Loss);
         let reo_wnd = self.snd.rack.reo_wnd(in_recovery, self.snd.sacked_out, self.cfg.dupthresh, self.rtt.min_rtt(), self.rtt.srtt());
         let mut timeout: Option<Duration> = None;
-        let mut lost = Vec::new();
         let mut relost = 0u64;
-        for (idx, e) in self.snd.queue.iter().enumerate() {
+        // Entries are marked as they are found (no list of indices to allocate): marking
+        // changes only that entry and the retransmission hint, which the scan reads not.
+        let mut idx = 0;
+        while let Some(e) = self.snd.queue.get(idx) {
+            idx += 1;
             if !e.is_sent() {
                 break;
             }
@@ -554,14 +557,11 @@ impl<P: Payload> Connection<P> {
             match self.snd.rack.check(e.sent_at, e.end(), reo_wnd, now) {
                 Some(d) if d.is_zero() => {
                     relost += u64::from(e.retrans);
-                    lost.push(idx);
+                    self.mark_lost(idx - 1);
                 }
                 Some(d) => timeout = Some(timeout.map_or(d, |t| t.max(d))),
                 None => {}
             }
-        }
-        for idx in lost {
-            self.mark_lost(idx);
         }
         self.timers.reo = timeout.map(|d| now + d);
         relost

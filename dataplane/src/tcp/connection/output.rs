@@ -165,9 +165,14 @@ impl<P: Payload> Connection<P> {
                 // RFC 2018 §3: at most 3 blocks fit next to a timestamp option, 4 without;
                 // a D-SACK block goes first, once (RFC 2883 §4).
                 let max = if self.ts_ok { 3 } else { 4 };
-                let mut blocks: Vec<(SeqNum, SeqNum)> = dsack.into_iter().collect();
-                blocks.extend(self.rcv.sack_blocks(max - blocks.len()));
-                options.sack_blocks = sack_blocks(&blocks);
+                let mut blocks = SackBlocks::new();
+                if let Some((left, right)) = dsack {
+                    blocks.push(left, right);
+                }
+                for &(left, right) in self.rcv.sack_blocks(max - blocks.len()).iter() {
+                    blocks.push(left, right);
+                }
+                options.sack_blocks = blocks;
             }
         }
         let repr = TcpRepr {
@@ -220,12 +225,4 @@ impl<P: Payload> Connection<P> {
             m => m.min(fits),
         }
     }
-}
-
-fn sack_blocks(blocks: &[(SeqNum, SeqNum)]) -> SackBlocks {
-    let mut s = SackBlocks::default();
-    for &(start, end) in blocks {
-        s.push(start, end);
-    }
-    s
 }

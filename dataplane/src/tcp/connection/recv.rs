@@ -11,6 +11,7 @@ use crate::tcp::counters::Counters;
 use crate::tcp::payload::Payload;
 use crate::tcp::seq::SeqNum;
 use crate::time::{Duration, Instant};
+use crate::wire::tcp::SackBlocks;
 
 /// An out-of-order segment; the queue is sorted and non-overlapping.
 #[derive(Debug, Clone)]
@@ -560,24 +561,62 @@ impl<P: Payload> RecvState<P> {
     }
 
     /// Up to `max` SACK blocks (RFC 2018 §4): the block holding the most recent
-    /// out-of-order arrival first, then the others in sequence order.
-    pub fn sack_blocks(&self, max: usize) -> Vec<(SeqNum, SeqNum)> {
-        let mut blocks: Vec<(SeqNum, SeqNum)> = Vec::new();
+    /// out-of-order arrival first, then the others in sequence order. Built in place (no
+    /// list of every run of the queue): this runs for every ACK sent while the queue holds
+    /// data.
+    pub fn sack_blocks(&self, max: usize) -> SackBlocks {
+        let mut out = SackBlocks::new();
+        let max = max.min(SackBlocks::MAX);
+        if max == 0 {
+            return out;
+        }
+        let first = self.last_ofo.and_then(|recent| {
+            let mut hit = None;
+            self.for_each_ofo_run(|s, e| {
+                if recent.ge(s) && recent.lt(e) {
+                    hit = Some((s, e));
+                    return false;
+                }
+                true
+            });
+            hit
+        });
+        if let Some((s, e)) = first {
+            out.push(s, e);
+        }
+        self.for_each_ofo_run(|s, e| {
+            if out.len() >= max {
+                return false;
+            }
+            if first != Some((s, e)) {
+                out.push(s, e);
+            }
+            true
+        });
+        out
+    }
+
+    /// Calls `f` with each run of adjacent out-of-order segments `(start, end)`, in
+    /// sequence order, while it returns true.
+    fn for_each_ofo_run(&self, mut f: impl FnMut(SeqNum, SeqNum) -> bool) {
+        let mut run: Option<(SeqNum, SeqNum)> = None;
         for seg in &self.ofo {
             let end = seg.seq.wrapping_add(u32::try_from(seg.data.len()).unwrap_or(0));
-            match blocks.last_mut() {
-                Some(last) if last.1 == seg.seq => last.1 = end,
-                _ => blocks.push((seg.seq, end)),
+            match &mut run {
+                Some(r) if r.1 == seg.seq => r.1 = end,
+                _ => {
+                    if let Some((s, e)) = run {
+                        if !f(s, e) {
+                            return;
+                        }
+                    }
+                    run = Some((seg.seq, end));
+                }
             }
         }
-        if let Some(recent) = self.last_ofo {
-            if let Some(pos) = blocks.iter().position(|&(s, e)| recent.ge(s) && recent.lt(e)) {
-                let b = blocks.remove(pos);
-                blocks.insert(0, b);
-            }
+        if let Some((s, e)) = run {
+            f(s, e);
         }
-        blocks.truncate(max);
-        blocks
     }
 
     /// Takes up to `max` bytes from the in-order queue.
@@ -689,7 +728,7 @@ mod tests {
         let o = r.queue(SeqNum(1100), p(150, 2), false, lim(8), &mut c);
         assert!(o.out_of_order, "overlaps the queued segment and is trimmed");
         assert_eq!(r.ofo_bytes, 200);
-        assert_eq!(r.sack_blocks(4), vec![(SeqNum(1100), SeqNum(1300))]);
+        assert_eq!(r.sack_blocks(4).as_slice(), &[(SeqNum(1100), SeqNum(1300))]);
         let o = r.queue(SeqNum(1000), p(100, 1), false, lim(8), &mut c);
         assert_eq!(o.in_order, 300);
         assert!(o.filled_hole);
@@ -717,7 +756,7 @@ mod tests {
         assert_eq!(r.ofo_fin, Some(SeqNum(2000)));
         // Most recent block first in SACK.
         r.queue(SeqNum(1300), p(50, 0), false, lim(3), &mut c);
-        assert_eq!(r.sack_blocks(3)[0], (SeqNum(1300), SeqNum(1400)));
+        assert_eq!(r.sack_blocks(3).as_slice()[0], (SeqNum(1300), SeqNum(1400)));
     }
 
     #[test]

@@ -136,12 +136,39 @@ pub struct Timers {
 }
 
 impl Timers {
-    /// The earliest armed deadline.
+    /// The earliest armed deadline. The engine asks after every operation on the
+    /// connection (to refile its wheel entry when it changed), so this is a chain of
+    /// branch-free minimums over the fields in place: a stopped timer counts as the end of
+    /// time, and only when nothing earlier is armed is `is_some` asked (the iterator form,
+    /// `flatten().min()` over a copied array, cost about 100 instructions a call).
+    #[inline]
     pub fn next(&self) -> Option<Instant> {
-        [self.rtx, self.delack, self.persist, self.keepalive, self.fin_wait2, self.time_wait, self.connect, self.tlp, self.reo]
-            .into_iter()
-            .flatten()
-            .min()
+        #[inline(always)]
+        fn at(t: Option<Instant>) -> u64 {
+            t.map_or(u64::MAX, Instant::as_nanos)
+        }
+        let min = at(self.rtx)
+            .min(at(self.delack))
+            .min(at(self.persist))
+            .min(at(self.keepalive))
+            .min(at(self.fin_wait2))
+            .min(at(self.time_wait))
+            .min(at(self.connect))
+            .min(at(self.tlp))
+            .min(at(self.reo));
+        if min != u64::MAX {
+            return Some(Instant::from_nanos(min));
+        }
+        let armed = self.rtx.is_some()
+            || self.delack.is_some()
+            || self.persist.is_some()
+            || self.keepalive.is_some()
+            || self.fin_wait2.is_some()
+            || self.time_wait.is_some()
+            || self.connect.is_some()
+            || self.tlp.is_some()
+            || self.reo.is_some();
+        armed.then_some(Instant::from_nanos(u64::MAX))
     }
 
     /// Stops every timer.
@@ -303,7 +330,14 @@ mod tests {
         assert_eq!(t.next(), Some(Instant::from_millis(10)));
         assert!(due(t.delack, Instant::from_millis(10)));
         assert!(!due(t.rtx, Instant::from_millis(10)));
+        t.reo = Some(Instant::from_millis(5));
+        t.time_wait = Some(Instant::from_millis(7));
+        assert_eq!(t.next(), Some(Instant::from_millis(5)));
         t.clear();
         assert_eq!(t.next(), None);
+        t.keepalive = Some(Instant::from_nanos(u64::MAX));
+        assert_eq!(t.next(), Some(Instant::from_nanos(u64::MAX)), "armed at the end of time is armed");
+        t.connect = Some(Instant::ZERO);
+        assert_eq!(t.next(), Some(Instant::ZERO));
     }
 }
