@@ -26,9 +26,9 @@ use common::{require_root, Netns};
 
 /// Strait on lcores 0 and 1, the back port with a queue pair per lcore, `listener` keys
 /// and `pool` keys added to the listener's and the pool's tables. The connect timeout is
-/// 3 s: the first SYN to a server whose link address an lcore does not know yet is dropped
-/// (`tcp_tx_unresolved`) and goes again after the 1 s RTO, which a 1 s timeout would
-/// turn into a retry on the other server, skewing the counts under test.
+/// 3 s, so that a slow connect on this loaded 2-core machine is not turned into a retry on
+/// the other server, skewing the counts under test (a SYN to a server an lcore has not
+/// resolved yet waits for the ARP reply: `proxy/tests/arp_wait.rs`).
 fn two_lcore_config(net: Net, tap: &str, veth: &str, servers: &[u8], listener: &str, pool: &str) -> String {
     pool_config(net, tap, veth, servers, "", pool)
         .replace("lcores = [0]\n", "lcores = [0, 1]\n")

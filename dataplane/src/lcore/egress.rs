@@ -16,7 +16,7 @@ use crate::tcp::{Payload, Segment};
 use crate::time::Instant;
 use crate::wire::{ethernet, ipv4, tcp as wire_tcp};
 
-use super::port::PortQueue;
+use super::port::{PortQueue, Unresolved, UNRESOLVED_HOLD, UNRESOLVED_MAX};
 use super::stats::LcoreStats;
 
 /// Why a segment could not be built (no mbuf, a chain or offload the adapter refused, a
@@ -54,7 +54,14 @@ pub(super) fn transmit_segment(
     let link = match p.iface.link_header_for(dst, now) {
         LinkResult::Ready(h) => h,
         LinkResult::Pending => {
-            LcoreStats::add(&stats.tcp_tx_unresolved, 1);
+            // Held until the reply (`release_unresolved`), as Linux's `arp_queue`.
+            if p.unresolved.len() < UNRESOLVED_MAX {
+                let hop = p.iface.route(dst);
+                p.unresolved.push(Unresolved { src, dst, hop, seg, since: now });
+                LcoreStats::add(&stats.tcp_tx_awaiting_arp, 1);
+            } else {
+                LcoreStats::add(&stats.tcp_tx_unresolved, 1);
+            }
             return;
         }
     };
@@ -62,6 +69,37 @@ pub(super) fn transmit_segment(
     if build(p, pool, stats, &link, ident, src, dst, &seg).is_err() {
         LcoreStats::add(&stats.tcp_tx_build_failed, 1);
     }
+}
+
+/// Sends the held segments whose next hop has been resolved since (in the order they
+/// were held), and drops, counted (`tcp_tx_unresolved`), those whose resolution failed
+/// or that waited [`UNRESOLVED_HOLD`]. Returns the segments sent. Costs one emptiness
+/// test per port when nothing waits.
+pub(super) fn release_unresolved(ports: &mut [PortQueue], pool: &Mempool, stats: &LcoreStats, now: Instant) -> usize {
+    let mut sent = 0;
+    for i in 0..ports.len() {
+        let mut k = 0;
+        while let Some(p) = ports.get_mut(i) {
+            let Some(u) = p.unresolved.get(k) else { break };
+            let ready = p.iface.neighbors().lookup(u.hop, now).is_some();
+            let failed = !ready
+                && (!p.iface.neighbors().is_pending(u.hop) || now.saturating_duration_since(u.since) > UNRESOLVED_HOLD);
+            if !ready && !failed {
+                k += 1;
+                continue;
+            }
+            // `remove`, not `swap_remove`: a flow's segments leave in order (at most
+            // UNRESOLVED_MAX move).
+            let u = p.unresolved.remove(k);
+            if ready {
+                transmit_segment(ports, pool, stats, u.src, u.dst, u.seg, now);
+                sent += 1;
+            } else {
+                LcoreStats::add(&stats.tcp_tx_unresolved, 1);
+            }
+        }
+    }
+    sent
 }
 
 /// Whether a piece of `payload` other than the last has an odd length.

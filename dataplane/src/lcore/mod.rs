@@ -476,6 +476,8 @@ impl Worker {
                 }
             }
         }
+        // Segments held for ARP go before newer ones of the same flows.
+        work += egress::release_unresolved(ports, pool, stats, now);
         if engine.next_deadline().is_some_and(|t| t <= now) {
             engine.handle_timeouts(now);
         }

@@ -31,6 +31,27 @@ pub struct PortQueue {
     pub(super) tx: TxQueue<Mbuf>,
     /// Seeded impairment of this port's frames (`[port.impair]`), off by default.
     pub(super) impair: Option<Box<PortImpair>>,
+    /// TCP segments waiting for their next hop's ARP reply, oldest first (at most
+    /// [`UNRESOLVED_MAX`]; see [`super::egress::release_unresolved`]).
+    pub(super) unresolved: Vec<Unresolved>,
+}
+
+/// TCP segments one port queue holds while next hops are resolved. Linux holds packets
+/// for a neighbour being resolved (`__neigh_event_send` queues on `arp_queue`, bounded by
+/// `unres_qlen_bytes`, about 100 full frames) and sends them with the reply, so the first
+/// SYN to a backend not seen yet is not lost to a 1 s retransmission.
+pub const UNRESOLVED_MAX: usize = 64;
+/// How long a segment waits for its next hop at most (ARP gives up after its retries,
+/// [`crate::net::NeighborConfig`]; this bounds the wait whatever that says).
+pub const UNRESOLVED_HOLD: crate::time::Duration = crate::time::Duration::from_secs(3);
+
+/// A TCP segment waiting for its next hop.
+pub(super) struct Unresolved {
+    pub(super) src: std::net::Ipv4Addr,
+    pub(super) dst: std::net::Ipv4Addr,
+    pub(super) hop: std::net::Ipv4Addr,
+    pub(super) seg: crate::tcp::Segment<crate::dpdk::MbufPayload>,
+    pub(super) since: Instant,
 }
 
 impl PortQueue {
@@ -46,6 +67,7 @@ impl PortQueue {
             caps,
             tx: TxQueue::default(),
             impair: None,
+            unresolved: Vec::with_capacity(UNRESOLVED_MAX),
         }
     }
 
@@ -114,6 +136,7 @@ impl PortQueue {
     /// before the pool is counted); returns the impairment counters.
     pub(super) fn release(&mut self) -> Option<PortImpairCounters> {
         self.tx.clear();
+        self.unresolved.clear();
         self.impair.take().map(|i| i.counters())
     }
 

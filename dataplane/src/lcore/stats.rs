@@ -41,8 +41,11 @@ pub struct LcoreStats {
     pub tcp_rx_dropped: AtomicU64,
     /// TCP segments the engine emitted (super-segments count once).
     pub tcp_tx_segments: AtomicU64,
-    /// TCP segments dropped because the next hop was not resolved yet (TCP retransmits).
+    /// TCP segments dropped because their next hop could not be resolved (resolution
+    /// failed, took too long, or too many segments waited; TCP retransmits).
     pub tcp_tx_unresolved: AtomicU64,
+    /// TCP segments held until their next hop's ARP reply (then sent).
+    pub tcp_tx_awaiting_arp: AtomicU64,
     /// TCP segments dropped because no port has their source address.
     pub tcp_tx_no_route: AtomicU64,
     /// TCP segments whose checksum was computed in software because the device would get
@@ -174,6 +177,7 @@ impl LcoreStats {
             ("tcp_rx_dropped", &self.tcp_rx_dropped),
             ("tcp_tx_segments", &self.tcp_tx_segments),
             ("tcp_tx_unresolved", &self.tcp_tx_unresolved),
+            ("tcp_tx_awaiting_arp", &self.tcp_tx_awaiting_arp),
             ("tcp_tx_no_route", &self.tcp_tx_no_route),
             ("tx_sw_cksum_odd_pieces", &self.tx_sw_cksum_odd_pieces),
             ("tcp_tx_build_failed", &self.tcp_tx_build_failed),

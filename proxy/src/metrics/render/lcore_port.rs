@@ -31,7 +31,8 @@ fn lcore_help(name: &str) -> String {
         "tcp_rx_segments" => "TCP segments handed to the engine",
         "tcp_rx_dropped" => "Received TCP segments dropped before the engine (bad range or no mbuf)",
         "tcp_tx_segments" => "TCP segments the engine emitted (super-segments count once)",
-        "tcp_tx_unresolved" => "TCP segments dropped because the next hop was not resolved yet",
+        "tcp_tx_unresolved" => "TCP segments dropped because their next hop could not be resolved (failed, too slow, too many waiting)",
+        "tcp_tx_awaiting_arp" => "TCP segments held until their next hop's ARP reply, then sent",
         "tcp_tx_no_route" => "TCP segments dropped because no port has their source address",
         "tx_sw_cksum_odd_pieces" => {
             "TCP segments checksummed in software because the device would get a chain with an odd-length piece wrong"
