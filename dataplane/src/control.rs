@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
-use crate::app::proxy::{BackendHealth, OpsSpec, ProxySpec};
+use crate::app::proxy::{BackendHealth, OpsSpec, PreparedReload, ProxySpec};
 use crate::app::Apps;
 use crate::tcp::{Engine, Payload};
 use crate::time::{Duration, Instant};
@@ -60,10 +60,12 @@ pub enum Command {
         /// How long sessions may take.
         timeout: Duration,
     },
-    /// Apply a new proxy configuration to new connections (established sessions keep
-    /// flowing; a removed server's sessions drain). The reply is `Err(reason)` when the
-    /// lcore refused it (nothing changed then).
-    Reload {
+    /// First half of a reload: check a new proxy configuration and get it ready
+    /// ([`crate::app::proxy::Proxy::prepare_reload`]); nothing changes for traffic. The
+    /// reply is `Err(reason)` when the lcore refused it. The control plane then sends
+    /// [`Command::CommitReload`] to every lcore if all prepared, else
+    /// [`Command::AbortReload`]: a reload applies everywhere or nowhere.
+    PrepareReload {
         /// Listeners and pools.
         spec: ProxySpec,
         /// Health checks and access log.
@@ -71,6 +73,11 @@ pub enum Command {
         /// Where the result goes.
         reply: SyncSender<Result<(), String>>,
     },
+    /// Apply the prepared reload to new connections (established sessions keep flowing; a
+    /// removed server's sessions drain).
+    CommitReload,
+    /// Drop the prepared reload (another lcore refused it or did not answer in time).
+    AbortReload,
     /// Health checks and access log for the configuration started with (no reply).
     Configure(OpsSpec),
     /// Set a server's admin state. `Err` names what was not found.
@@ -301,6 +308,8 @@ pub struct Inbox {
     next_publish: Instant,
     /// The capture session this lcore feeds, if any.
     capture: Option<crate::capture::Tap>,
+    /// A reload prepared and waiting for commit or abort.
+    prepared: Option<PreparedReload>,
 }
 
 impl Inbox {
@@ -324,6 +333,7 @@ pub fn channel(lcore: u32) -> (Handle, Inbox) {
             drain_reset_done: false,
             next_publish: Instant::ZERO,
             capture: None,
+            prepared: None,
         },
     )
 }
@@ -385,16 +395,38 @@ fn execute<P: Payload>(inbox: &mut Inbox, cmd: Command, engine: &mut Engine<P>, 
                 "draining: listeners closed"
             );
         }
-        Command::Reload { spec, ops, reply } => {
+        Command::PrepareReload { spec, ops, reply } => {
+            if let Some(stale) = inbox.prepared.take() {
+                apps.proxy_mut().abort_reload(engine, stale, now);
+            }
             let result = if inbox.drain_deadline.is_some() {
                 Err("draining: reload refused".to_string())
             } else {
-                apps.proxy_mut().reload(engine, &spec, ops, now).map_err(|e| e.to_string())
+                match apps.proxy_mut().prepare_reload(engine, spec, ops, now) {
+                    Ok(p) => {
+                        inbox.prepared = Some(p);
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
             };
             if let Err(e) = &result {
                 tracing::warn!(lcore, error = %e, "reload refused by the lcore");
             }
             let _ = reply.try_send(result);
+        }
+        Command::CommitReload => match inbox.prepared.take() {
+            Some(p) => {
+                apps.proxy_mut().commit_reload(engine, p, now);
+                tracing::info!(lcore, "reload applied");
+            }
+            None => tracing::warn!(lcore, "reload commit without a prepared reload: ignored"),
+        },
+        Command::AbortReload => {
+            if let Some(p) = inbox.prepared.take() {
+                apps.proxy_mut().abort_reload(engine, p, now);
+                tracing::info!(lcore, "reload rolled back");
+            }
         }
         Command::Configure(ops) => apps.proxy_mut().configure(ops, now),
         Command::SetServer { pool, addr, state, reply } => {

@@ -180,11 +180,15 @@ impl Net {
         rx.try_recv().unwrap_or_else(|e| panic!("no view: {e}"))
     }
 
+    /// Prepare, then commit when prepared (as the control plane does with one lcore).
     fn reload(&mut self, spec: ProxySpec, ops: OpsSpec) -> Result<(), String> {
         let (tx, rx) = sync_channel(1);
-        self.send(Command::Reload { spec, ops, reply: tx });
+        self.send(Command::PrepareReload { spec, ops, reply: tx });
         self.step();
-        rx.try_recv().unwrap_or_else(|e| panic!("no reply: {e}"))
+        let r = rx.try_recv().unwrap_or_else(|e| panic!("no reply: {e}"));
+        self.send(if r.is_ok() { Command::CommitReload } else { Command::AbortReload });
+        self.step();
+        r
     }
 
     fn set_server(&mut self, addr: SocketAddrV4, state: AdminState) -> Result<(), String> {
@@ -280,6 +284,35 @@ fn reload_adds_and_removes_listeners() {
     assert_eq!(net.echo(fresh, b"new listener"), b"new listener");
     assert_eq!(net.closed(refused), Some(CloseReason::Refused));
     assert_eq!(net.echo(old, b"old listener's session"), b"old listener's session");
+}
+
+#[test]
+fn a_prepared_reload_changes_nothing_until_committed_and_an_abort_undoes_it() {
+    let mut net = Net::new(&spec(vec![server(A, ECHO)]));
+    let a = SocketAddrV4::new(A, ECHO);
+    let mut next = spec(vec![server(B, ECHO)]);
+    next.listeners.push(listener("other", 81, 0));
+    let (tx, rx) = sync_channel(1);
+    net.send(Command::PrepareReload { spec: next.clone(), ops: OpsSpec::default(), reply: tx });
+    net.step();
+    assert_eq!(rx.try_recv().ok(), Some(Ok(())));
+    // Prepared, not applied: new sessions still go to A.
+    let s = net.connect(PORT);
+    assert_eq!(net.echo(s, b"still A"), b"still A");
+    assert_eq!(net.active(), vec![(a, 1, true)]);
+    net.send(Command::AbortReload);
+    net.step();
+    assert_eq!(net.active(), vec![(a, 1, true)]);
+    let refused = net.connect(81);
+    net.steps(20);
+    assert_eq!(net.closed(refused), Some(CloseReason::Refused), "the aborted reload's listener is closed again");
+    // A commit without a prepared reload does nothing; prepare + commit applies.
+    net.send(Command::CommitReload);
+    net.step();
+    assert_eq!(net.active(), vec![(a, 1, true)]);
+    assert_eq!(net.reload(next, OpsSpec::default()), Ok(()));
+    let fresh = net.connect(81);
+    assert_eq!(net.echo(fresh, b"to B"), b"to B");
 }
 
 #[test]

@@ -154,9 +154,13 @@ impl Ops {
         let ops = new.ops_spec();
         let mut replies = Vec::new();
         let mut failed = Vec::new();
+        // Two phases, so that a reload applies on every lcore or on none: each lcore
+        // prepares (checks, opens new listener addresses) and answers; only when all have
+        // prepared in time does each get the commit, else each gets the abort (an lcore
+        // that answers late takes the abort after its prepare: its queue is in order).
         for h in &self.lcores {
             let (tx, rx) = sync_channel(1);
-            match h.send(Command::Reload { spec: spec.clone(), ops: ops.clone(), reply: tx }) {
+            match h.send(Command::PrepareReload { spec: spec.clone(), ops: ops.clone(), reply: tx }) {
                 Ok(()) => replies.push((h.lcore(), rx)),
                 Err(e) => failed.push(e.to_string()),
             }
@@ -167,6 +171,17 @@ impl Ops {
                 Ok(Err(e)) => failed.push(format!("lcore {lcore}: {e}")),
                 Err(_) => failed.push(format!("lcore {lcore}: no answer within {REPLY_TIMEOUT:?}")),
             }
+        }
+        let commit = failed.is_empty();
+        for h in &self.lcores {
+            let cmd = || if commit { Command::CommitReload } else { Command::AbortReload };
+            if let Err(e) = send_patiently(h, cmd) {
+                // Only a stuck or stopped lcore: the one case where lcores can differ.
+                failed.push(format!("{e}: {} not delivered", if commit { "commit" } else { "abort" }));
+            }
+        }
+        if !commit {
+            failed.push("rolled back on every lcore: the running configuration stays".to_string());
         }
         let result = if failed.is_empty() {
             *current = new;
@@ -428,6 +443,20 @@ impl Ops {
             ["help"] => Ok(HELP.to_string()),
             [] => Err(format!("empty request (try: {HELP})")),
             _ => Err(format!("unknown request {line:?} (try: {HELP})")),
+        }
+    }
+}
+
+/// Sends `cmd()`, retrying for up to [`REPLY_TIMEOUT`] while the lcore's queue is full
+/// (a reload's second phase must arrive).
+fn send_patiently(h: &Handle, cmd: impl Fn() -> Command) -> Result<(), dataplane::control::SendError> {
+    let give_up = Instant::now() + REPLY_TIMEOUT;
+    loop {
+        match h.send(cmd()) {
+            Err(dataplane::control::SendError::Full(_)) if Instant::now() < give_up => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            r => return r,
         }
     }
 }

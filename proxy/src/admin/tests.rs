@@ -46,9 +46,15 @@ fn setup(dir: &std::path::Path, toml: &str) -> (Arc<Ops>, Lcore, PathBuf) {
     let path = dir.join("strait.toml");
     std::fs::write(&path, toml).unwrap_or_else(|e| panic!("{e}"));
     let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let (handle, mut inbox) = channel(0);
+    let (handle, inbox) = channel(0);
+    let lcore = serve(inbox, cfg.proxy_spec());
+    let ops = Arc::new(Ops::new(path.clone(), cfg, vec![handle], Arc::new(AtomicBool::new(false))));
+    (ops, lcore, path)
+}
+
+/// A thread serving `inbox` as an lcore running the proxy with `spec`.
+fn serve(mut inbox: dataplane::control::Inbox, spec: dataplane::app::proxy::ProxySpec) -> Lcore {
     let stop = Arc::new(AtomicBool::new(false));
-    let spec = cfg.proxy_spec();
     let s = Arc::clone(&stop);
     let thread = std::thread::spawn(move || {
         let t0 = std::time::Instant::now();
@@ -62,8 +68,7 @@ fn setup(dir: &std::path::Path, toml: &str) -> (Arc<Ops>, Lcore, PathBuf) {
             std::thread::sleep(Duration::from_millis(1));
         }
     });
-    let ops = Arc::new(Ops::new(path.clone(), cfg, vec![handle], Arc::new(AtomicBool::new(false))));
-    (ops, Lcore { stop, thread: Some(thread) }, path)
+    Lcore { stop, thread: Some(thread) }
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -130,6 +135,39 @@ fn reload_applies_a_valid_file_and_rejects_an_invalid_one() {
     let err = ops.handle("reload").err().unwrap_or_default();
     assert!(err.contains("port: changed; this needs a restart"), "{err}");
     assert!(ops.handle("show").is_ok_and(|o| o.contains("server=198.18.80.12:8080 weight=5")), "still the valid one");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_reload_an_lcore_cannot_take_in_time_is_rolled_back_everywhere() {
+    let dir = temp_dir("atomic");
+    let path = dir.join("strait.toml");
+    std::fs::write(&path, CONFIG).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let (h0, inbox0) = channel(0);
+    let _lcore0 = serve(inbox0, cfg.proxy_spec());
+    // Lcore 1 takes no command until later: stuck.
+    let (h1, inbox1) = channel(1);
+    let spec = cfg.proxy_spec();
+    let ops = Ops::new(path.clone(), cfg, vec![h0, h1], Arc::new(AtomicBool::new(false)));
+    let added = CONFIG.replace(
+        "{ addr = \"198.18.80.11:8080\" }",
+        "{ addr = \"198.18.80.11:8080\" }, { addr = \"198.18.80.12:8080\", weight = 5 }",
+    );
+    std::fs::write(&path, &added).unwrap_or_else(|e| panic!("{e}"));
+    let err = ops.handle("reload").err().unwrap_or_default();
+    assert!(err.contains("lcore 1: no answer within"), "{err}");
+    assert!(err.contains("rolled back on every lcore: the running configuration stays"), "{err}");
+    assert!(reload_counts().2 > 0, "counted as failed");
+    // Lcore 1 wakes up: it takes the prepare, then the abort. Both lcores run the old
+    // configuration.
+    let _lcore1 = serve(inbox1, spec);
+    let show = ops.handle("show").unwrap_or_else(|e| panic!("{e}"));
+    assert!(show.contains("lcores=2 ") && !show.contains("198.18.80.12"), "nothing changed anywhere: {show}");
+    // Once every lcore answers, the same file applies everywhere.
+    assert_eq!(ops.handle("reload"), Ok("reloaded: 1 listener(s), 1 pool(s), 3 server(s)".to_string()));
+    let show = ops.handle("show").unwrap_or_else(|e| panic!("{e}"));
+    assert!(show.contains("server=198.18.80.12:8080 weight=5"), "{show}");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -59,6 +59,7 @@ pub use histogram::Histogram;
 pub use drain::{log_access, AccessRecord, EndReason};
 pub use health::{BackendHealth, CheckSpec, OpsSpec, PoolHealth};
 pub use proxy_protocol::ProxyProtocol;
+pub use reload::PreparedReload;
 pub use shared::{Counter, ProxyShared};
 pub use stats::{ListenerStats, ProxyStats, ServerStats};
 

@@ -85,6 +85,18 @@ impl Ops {
 /// Why a reload was refused.
 pub type ReloadError = ProxyError;
 
+/// A reload checked on one lcore and ready to apply ([`Proxy::prepare_reload`]): the new
+/// specs, the pools' balancers and the listener ids (kept or newly opened).
+#[derive(Debug)]
+pub struct PreparedReload {
+    spec: ProxySpec,
+    ops: OpsSpec,
+    balancers: Vec<Balancer>,
+    keep_lid: Vec<Option<ListenerId>>,
+    /// Listeners opened for new addresses (closed again by an abort).
+    opened: Vec<ListenerId>,
+}
+
 impl<P: Payload> Proxy<P> {
     /// Makes sure every server has its operating state.
     fn ops_sync(&mut self) {
@@ -304,7 +316,7 @@ impl<P: Payload> Proxy<P> {
     }
 
     /// Applies `spec` to new connections (see the module documentation). On `Err` nothing
-    /// changed.
+    /// changed. [`Proxy::prepare_reload`] then [`Proxy::commit_reload`].
     pub fn reload(
         &mut self,
         engine: &mut Engine<P>,
@@ -312,6 +324,24 @@ impl<P: Payload> Proxy<P> {
         ops: OpsSpec,
         now: Instant,
     ) -> Result<(), ReloadError> {
+        let prepared = self.prepare_reload(engine, spec.clone(), ops, now)?;
+        self.commit_reload(engine, prepared, now);
+        Ok(())
+    }
+
+    /// The first half of a reload: everything that can fail (pools the balancer refuses,
+    /// addresses the engine cannot listen on), done without changing what runs. New
+    /// listener addresses are already open (not yet accepting into the proxy: a SYN waits
+    /// in their backlog). Then [`Proxy::commit_reload`] or [`Proxy::abort_reload`]; the
+    /// control plane commits only when every lcore prepared (`crate::control`).
+    pub fn prepare_reload(
+        &mut self,
+        engine: &mut Engine<P>,
+        spec: ProxySpec,
+        ops: OpsSpec,
+        now: Instant,
+    ) -> Result<PreparedReload, ReloadError> {
+        let spec = &spec;
         self.ops_sync();
         for l in &spec.listeners {
             if spec.pools.get(l.pool).is_none_or(|p| p.servers.is_empty()) {
@@ -375,6 +405,26 @@ impl<P: Payload> Proxy<P> {
             }
         }
 
+        Ok(PreparedReload { spec: spec.clone(), ops, balancers, keep_lid, opened })
+    }
+
+    /// Undoes [`Proxy::prepare_reload`]: closes the listeners it opened.
+    pub fn abort_reload(&mut self, engine: &mut Engine<P>, prepared: PreparedReload, now: Instant) {
+        for lid in prepared.opened {
+            let _ = engine.unlisten(lid, now);
+        }
+    }
+
+    /// The second half of a reload: applies what [`Proxy::prepare_reload`] checked.
+    /// Cannot fail.
+    pub fn commit_reload(&mut self, engine: &mut Engine<P>, prepared: PreparedReload, now: Instant) {
+        let PreparedReload { spec, ops, balancers, mut keep_lid, opened: _ } = prepared;
+        let spec = &spec;
+        self.ops_sync();
+        let old_pool_names: Vec<String> = (0..self.pools.len()).map(|i| self.pool_name(i)).collect();
+        let old_by_name: HashMap<String, usize> =
+            self.listeners.iter().enumerate().map(|(i, l)| (l.spec.name.clone(), i)).collect();
+        let old_lid: HashMap<usize, ListenerId> = self.by_listener_id.iter().map(|(lid, &i)| (i, *lid)).collect();
         // ----- point of no return -----
         // Old listeners not continued by a new one (same name and address) stop accepting.
         for (&i, &lid) in &old_lid {
@@ -550,6 +600,5 @@ impl<P: Payload> Proxy<P> {
             sessions = self.sessions.len(),
             "proxy configuration reloaded"
         );
-        Ok(())
     }
 }
