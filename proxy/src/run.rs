@@ -275,14 +275,20 @@ fn flow_steering(ports: &[UpPort], lcores: u16) -> Vec<SteeringLinks> {
     }
 }
 
-fn interface_for(up: &UpPort) -> Interface {
-    Interface::new(InterfaceConfig {
+/// The port's network layer; the next hops of `servers` on its subnet are pinned in its
+/// neighbour table (the gateway is pinned by `Interface` itself).
+fn interface_for(up: &UpPort, servers: &[std::net::Ipv4Addr]) -> Interface {
+    let mut iface = Interface::new(InterfaceConfig {
         mac: up.mac,
         ipv4: up.cfg.ipv4,
         prefix_len: up.cfg.prefix_len,
         gateway: up.cfg.gateway,
         mtu: up.port().mtu(),
-    })
+    });
+    for &s in servers {
+        iface.pin_neighbor(s);
+    }
+    iface
 }
 
 fn log_report(report: &WorkerReport, ports: &[UpPort]) {
@@ -465,6 +471,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
     // Listener session counts, server connection counts and round-robin tickets, shared
     // by every lcore's proxy (`dataplane::app::proxy::ProxyShared`).
     let proxy_shared = ProxyShared::new();
+    // Backends stay in every neighbour table whatever unsolicited traffic adds (issue 14).
+    let servers: Vec<std::net::Ipv4Addr> =
+        proxy.pools.iter().flat_map(|p| p.servers.iter().map(|s| *s.addr.ip())).collect();
     let in_use_at_start = pool.in_use();
     let mut workers = Vec::with_capacity(lcores.len());
     let mut all_stats = Vec::with_capacity(lcores.len());
@@ -475,7 +484,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
             .enumerate()
             .map(|(i, up)| {
                 let (device, queue) = up.queue_for(q);
-                PortQueue::new(device, queue, interface_for(up)).with_impairment(&up.cfg.impair, lcore, i)
+                PortQueue::new(device, queue, interface_for(up, &servers)).with_impairment(&up.cfg.impair, lcore, i)
             })
             .collect();
         let stats = Arc::new(LcoreStats::default());

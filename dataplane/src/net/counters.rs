@@ -122,7 +122,8 @@ net_counters! {
         ArpQueueOverflow => arp_queue_overflow: "Packet dropped: the queue of its pending neighbour was full.",
         ArpResolutionFailed => arp_resolution_failed: "Neighbour resolutions that failed after all retries.",
         ArpUnresolvedDrop => arp_unresolved_drop: "Queued packets dropped because resolution failed.",
-        ArpCacheFull => arp_cache_full: "Resolution not started: neighbour table full of pending entries.",
+        ArpCacheFull => arp_cache_full: "Resolution not started: neighbour table full of pending or pinned entries.",
+        ArpResolutionRateLimited => arp_resolution_rate_limited: "Resolution not started: more than NeighborConfig::resolutions_per_second new ones (unpinned addresses).",
         TxQueueOverflow => tx_queue_overflow: "Frame dropped: the interface transmit queue was full.",
         TxTooBig => tx_too_big: "Packet from an upper layer larger than the MTU.",
     }

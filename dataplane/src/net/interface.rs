@@ -123,10 +123,15 @@ impl Interface {
             0 => 0,
             p => u32::MAX << (32 - u32::from(p)),
         };
+        let mut neighbors = NeighborCache::new(ncfg);
+        if let Some(gw) = cfg.gateway {
+            // The gateway carries every off-subnet flow: never evicted.
+            neighbors.pin(gw);
+        }
         Interface {
             cfg,
             netmask,
-            neighbors: NeighborCache::new(ncfg),
+            neighbors,
             tx: VecDeque::new(),
             next_ident: 0,
             counters: NetCounters::default(),
@@ -397,6 +402,13 @@ impl Interface {
         id
     }
 
+    /// Never evicts the next hop towards `dst` from the neighbour table, nor rate-limits
+    /// its resolution (a configured backend: [`NeighborCache::pin`]).
+    pub fn pin_neighbor(&mut self, dst: Ipv4Addr) {
+        let hop = self.route(dst);
+        self.neighbors.pin(hop);
+    }
+
     /// The Ethernet header for an IPv4 packet to `dst`, or `Pending` while the next hop is
     /// being resolved (this call starts the resolution and queues the first request).
     pub fn link_header_for(&mut self, dst: Ipv4Addr, now: Instant) -> LinkResult {
@@ -485,6 +497,10 @@ impl Interface {
             }
             Resolve::Full => {
                 self.counters.count_drop(DropReason::ArpCacheFull);
+                None
+            }
+            Resolve::RateLimited => {
+                self.counters.count_drop(DropReason::ArpResolutionRateLimited);
                 None
             }
         }

@@ -14,11 +14,20 @@
 //! * Learning follows RFC 826's merge: an ARP packet updates an existing entry for its
 //!   sender whoever it targets, and creates one only when it targets us.
 //! * The table never grows past [`NeighborConfig::capacity`]: a new entry evicts the
-//!   reachable entry closest to expiry; when every entry is pending, nothing is created.
+//!   reachable entry closest to expiry that is not pinned; when every entry is pending or
+//!   pinned, nothing is created.
+//! * Pinned addresses ([`NeighborCache::pin`]: the gateway and the configured backends)
+//!   are never evicted, so a flood of spoofed sources on the subnet, each answered and so
+//!   resolved, cannot push out the neighbours that carry the traffic (Linux's answer is
+//!   `gc_thresh` with NUD_PERMANENT entries for what an operator configures).
+//! * Resolutions of unpinned addresses start at most
+//!   [`NeighborConfig::resolutions_per_second`] (a token bucket with one second of burst,
+//!   like Linux's `arp_ratelimit` on what unsolicited traffic makes us send): the rest are
+//!   refused ([`Resolve::RateLimited`]) and the packet is dropped, counted.
 //!
 //! No clock is read: every method that needs the time takes `now`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::Ipv4Addr;
 
 use crate::time::{Duration, Instant};
@@ -39,6 +48,8 @@ pub struct NeighborConfig {
     pub max_requests: u32,
     /// Packets held per pending entry; more are dropped.
     pub queue_len: usize,
+    /// New resolutions of unpinned addresses per second at most (burst: one second's).
+    pub resolutions_per_second: u32,
 }
 
 impl Default for NeighborConfig {
@@ -50,6 +61,7 @@ impl Default for NeighborConfig {
             retry_interval: Duration::from_secs(1),
             max_requests: 3,
             queue_len: 8,
+            resolutions_per_second: 100,
         }
     }
 }
@@ -86,8 +98,10 @@ pub enum Resolve {
         /// Broadcast a request now.
         send_request: bool,
     },
-    /// The table is full of pending entries; nothing was started.
+    /// The table is full of pending (or pinned) entries; nothing was started.
     Full,
+    /// Too many resolutions started this second; nothing was started.
+    RateLimited,
 }
 
 /// Something [`NeighborCache::poll`] wants the interface to do or count.
@@ -125,6 +139,11 @@ pub struct NeighborCache {
     /// No entry has a deadline before this (it may be earlier than the true minimum after
     /// removals; `poll` then rescans and tightens it). `None`: no entries with deadlines.
     deadline: Option<Instant>,
+    /// Addresses never evicted (the gateway and configured backends).
+    pinned: HashSet<Ipv4Addr>,
+    /// Resolutions that may still start, and when the bucket was last filled.
+    tokens: u32,
+    refilled: Option<Instant>,
 }
 
 impl NeighborCache {
@@ -132,7 +151,43 @@ impl NeighborCache {
     pub fn new(mut cfg: NeighborConfig) -> Self {
         cfg.capacity = cfg.capacity.max(1);
         cfg.max_requests = cfg.max_requests.max(1);
-        NeighborCache { cfg, entries: HashMap::new(), deadline: None }
+        NeighborCache { cfg, entries: HashMap::new(), deadline: None, pinned: HashSet::new(), tokens: 0, refilled: None }
+    }
+
+    /// Never evict `addr` to make room (a configured gateway or backend).
+    pub fn pin(&mut self, addr: Ipv4Addr) {
+        self.pinned.insert(addr);
+    }
+
+    /// Whether `addr` is pinned.
+    pub fn is_pinned(&self, addr: Ipv4Addr) -> bool {
+        self.pinned.contains(&addr)
+    }
+
+    /// Takes a token for a new resolution of `addr` (pinned ones need none).
+    fn may_resolve(&mut self, addr: Ipv4Addr, now: Instant) -> bool {
+        if self.pinned.contains(&addr) {
+            return true;
+        }
+        let rate = self.cfg.resolutions_per_second;
+        match self.refilled {
+            None => {
+                self.tokens = rate;
+                self.refilled = Some(now);
+            }
+            Some(at) => {
+                let add = now.saturating_duration_since(at).as_nanos() * u128::from(rate) / 1_000_000_000;
+                if add > 0 {
+                    self.tokens = self.tokens.saturating_add(u32::try_from(add).unwrap_or(u32::MAX)).min(rate);
+                    self.refilled = Some(now);
+                }
+            }
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
     }
 
     /// The configuration in force.
@@ -185,13 +240,21 @@ impl NeighborCache {
                 return Resolve::Ready { mac: *mac, refresh };
             }
             Some(Entry::Pending { .. }) => return Resolve::Pending { send_request: false },
-            Some(entry) => {
+            Some(_) => {
                 // Expired but not yet swept by `poll`: resolve afresh.
-                *entry = Entry::Pending { requests_sent: 1, next_retry: retry_at, queue: VecDeque::new() };
+                if !self.may_resolve(addr, now) {
+                    return Resolve::RateLimited;
+                }
+                if let Some(entry) = self.entries.get_mut(&addr) {
+                    *entry = Entry::Pending { requests_sent: 1, next_retry: retry_at, queue: VecDeque::new() };
+                }
                 self.note_deadline(retry_at);
                 return Resolve::Pending { send_request: true };
             }
             None => {}
+        }
+        if !self.may_resolve(addr, now) {
+            return Resolve::RateLimited;
         }
         if !self.make_room(now) {
             return Resolve::Full;
@@ -296,12 +359,13 @@ impl NeighborCache {
         if self.entries.len() < self.cfg.capacity {
             return true;
         }
+        let pinned = &self.pinned;
         let victim = self
             .entries
             .iter()
             .filter_map(|(a, e)| match e {
-                Entry::Reachable { expires_at, .. } => Some((*expires_at, *a)),
-                Entry::Pending { .. } => None,
+                Entry::Reachable { expires_at, .. } if !pinned.contains(a) => Some((*expires_at, *a)),
+                _ => None,
             })
             .min();
         match victim {
@@ -467,5 +531,39 @@ mod tests {
         assert_eq!(c.next_deadline(), Some(t(1000)));
         assert!(c.poll(t(1000)).is_empty());
         assert_eq!(c.next_deadline(), Some(t(60_000)));
+    }
+
+    #[test]
+    fn a_pinned_entry_is_never_evicted() {
+        let mut c = NeighborCache::new(NeighborConfig { capacity: 2, ..NeighborConfig::default() });
+        c.pin(A);
+        assert!(c.is_pinned(A) && !c.is_pinned(B));
+        assert!(c.learn(A, MAC_A, t(0), true).updated);
+        assert!(c.learn(B, MAC_B, t(10), true).updated);
+        // A expires first, but is pinned: B goes.
+        let l = c.learn(C, MAC_B, t(20), true);
+        assert!(l.updated && l.evicted);
+        assert_eq!(c.lookup(A, t(20)), Some(MAC_A));
+        assert_eq!(c.lookup(B, t(20)), None);
+        // Only pinned and pending entries left: nothing is created.
+        c.pin(C);
+        assert!(!c.learn(B, MAC_B, t(30), true).updated, "full of pinned entries");
+        assert_eq!(c.resolve(B, t(30)), Resolve::Full);
+    }
+
+    #[test]
+    fn resolutions_are_rate_limited_except_for_pinned_addresses() {
+        let mut c = NeighborCache::new(NeighborConfig { resolutions_per_second: 2, ..NeighborConfig::default() });
+        let addr = |i: u8| Ipv4Addr::new(10, 0, 1, i);
+        assert_eq!(c.resolve(addr(1), t(0)), Resolve::Pending { send_request: true });
+        assert_eq!(c.resolve(addr(2), t(0)), Resolve::Pending { send_request: true });
+        assert_eq!(c.resolve(addr(3), t(0)), Resolve::RateLimited);
+        // A pending one asks for nothing new; a pinned one always starts.
+        assert_eq!(c.resolve(addr(1), t(0)), Resolve::Pending { send_request: false });
+        c.pin(addr(9));
+        assert_eq!(c.resolve(addr(9), t(0)), Resolve::Pending { send_request: true });
+        // Half a second later: one more token.
+        assert_eq!(c.resolve(addr(3), t(500)), Resolve::Pending { send_request: true });
+        assert_eq!(c.resolve(addr(4), t(500)), Resolve::RateLimited);
     }
 }
