@@ -22,7 +22,7 @@ mod common;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{must, ping_until_reply, require_root, unique, Netns, Strait};
+use common::{must, ping_until_reply, require_root, unique, Netns, ONE_LCORE, Strait};
 
 const METRICS: &str = "127.0.0.1:9101";
 const STRAIT_IP: &str = "198.18.30.2";
@@ -31,17 +31,7 @@ const CLIENTS: usize = 40;
 fn config(tap: &str) -> String {
     format!(
         r#"
-[log]
-format = "json"
-level = "info"
-
-[dpdk]
-lcores = [0]
-memory_mode = "no-huge"
-memory_mb = 512
-mbufs = 32767
-mbuf_cache = 256
-
+{ONE_LCORE}
 [tcp]
 orphan_retries = 3
 

@@ -25,24 +25,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ping_until_reply, require_root, unique, Netns, Strait};
+use common::{ping_until_reply, require_root, unique, Netns, ONE_LCORE, Strait};
 
 const BYTES: u64 = 100 * 1000 * 1000;
 
 fn config(device: &str) -> String {
     format!(
         r#"
-[log]
-format = "json"
-level = "info"
-
-[dpdk]
-lcores = [0]
-memory_mode = "no-huge"
-memory_mb = 512
-mbufs = 32767
-mbuf_cache = 256
-
+{ONE_LCORE}
 [[port]]
 name = "p0"
 device = "{device}"

@@ -42,7 +42,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{must, ping_until_reply, require_root, unique, Netns, Strait};
+use common::{must, ping_until_reply, require_root, unique, Netns, ONE_LCORE, Strait};
 
 const BYTES: u64 = 16 * 1000 * 1000;
 const STRAIT_IP: &str = "198.18.152.2";
@@ -59,17 +59,7 @@ const BLACK_HOLE_METRICS: &[&str] = &["strait_tcp_mtup_black_hole_total", "strai
 fn config(device: &str, tso: bool) -> String {
     format!(
         r#"
-[log]
-format = "json"
-level = "info"
-
-[dpdk]
-lcores = [0]
-memory_mode = "no-huge"
-memory_mb = 512
-mbufs = 32767
-mbuf_cache = 256
-
+{ONE_LCORE}
 [[port]]
 name = "p0"
 device = "{device}"

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{must, ping_until_reply, require_root, unique, Netns, Strait};
+use common::{must, ping_until_reply, require_root, unique, Netns, ONE_LCORE, Strait};
 
 const BYTES: u64 = 100 * 1000 * 1000;
 const CAPTURE_FRAMES: &str = "2000";
@@ -23,17 +23,7 @@ const CAPTURE_FRAMES: &str = "2000";
 fn config(device: &str, cidr: &str, listen: &str) -> String {
     format!(
         r#"
-[log]
-format = "json"
-level = "info"
-
-[dpdk]
-lcores = [0]
-memory_mode = "no-huge"
-memory_mb = 512
-mbufs = 32767
-mbuf_cache = 256
-
+{ONE_LCORE}
 [[port]]
 name = "p0"
 device = "{device}"

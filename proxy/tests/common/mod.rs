@@ -139,6 +139,20 @@ impl Drop for Netns {
     }
 }
 
+/// The head of a test configuration: JSON logs at info, one lcore (0) without hugepages,
+/// 512 MiB, 32 767 mbufs. Tables for ports and services follow.
+pub const ONE_LCORE: &str = r#"[log]
+format = "json"
+level = "info"
+
+[dpdk]
+lcores = [0]
+memory_mode = "no-huge"
+memory_mb = 512
+mbufs = 32767
+mbuf_cache = 256
+"#;
+
 /// A `strait` process; killed on drop if still running.
 pub struct Strait {
     pub child: Child,
