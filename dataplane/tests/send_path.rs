@@ -360,7 +360,7 @@ fn sndbuf_limit_and_writable_event() {
 
     // Auto-tuned: room for twice the congestion window, within the bounds.
     let cfg = TcpConfig { sndbuf: 4000, sndbuf_max: Some(1 << 20), ..script_config() };
-    let (s, id) = open(cfg);
+    let (mut s, id) = open(cfg);
     assert_eq!(s.engine.send_space(id), Ok(2 * 14600));
 }
 

@@ -49,6 +49,25 @@ fn synack_is_retransmitted_and_retransmitted_syn_is_answered() {
     assert_eq!(s.engine.counters().syn_retrans, 3);
 }
 
+/// Linux `tcp_synack_retries`, apart from `tcp_syn_retries`: a half-open passive
+/// connection (a spoofed SYN's) is dropped after `synack_retries` SYN-ACK
+/// retransmissions, the active open keeps its own bound.
+#[test]
+fn half_open_connection_is_dropped_after_synack_retries() {
+    let cfg = TcpConfig { synack_retries: 2, syn_retries: 6, ..script_config() };
+    let mut s = Script::new(cfg);
+    let _l = s.listen();
+    s.inject(0, "S 0:0(0) win 65535 <mss 1460,TS val 100 ecr 0>");
+    s.expect("S. 0:0(0) ack 1 <mss 1460,TS val 0 ecr 100>");
+    s.expect_at(1000, "S. 0:0(0) ack 1 <mss 1460,TS val 1000 ecr 100>");
+    s.expect_at(3000, "S. 0:0(0) ack 1 <mss 1460,TS val 3000 ecr 100>");
+    assert_eq!(s.engine.connection_count(), 1);
+    s.advance_to(7000);
+    s.expect_nothing();
+    assert_eq!(s.engine.connection_count(), 0, "dropped after two retransmissions");
+    assert_eq!(s.engine.counters().syn_retrans, 2);
+}
+
 #[test]
 fn active_open() {
     let mut s = Script::new(script_config());
@@ -174,7 +193,7 @@ fn syn_cookies_on_backlog_overflow() {
 #[test]
 fn bare_acks_are_cookies_only_after_a_recent_overflow() {
     // No SYN-ACK retransmissions of the half-open connection that fills the SYN queue.
-    let cfg = TcpConfig { syn_backlog: 1, syn_retries: 0, ..script_config() };
+    let cfg = TcpConfig { syn_backlog: 1, synack_retries: 0, ..script_config() };
     let mut s = Script::new(cfg);
     let l = s.listen();
     s.new_peer(40002, true);

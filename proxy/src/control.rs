@@ -113,7 +113,14 @@ fn snapshot(src: &Sources, start_time: f64) -> Snapshot {
             lcore: *lcore,
             counters: published.tcp.iter().collect(),
             connections: published.tcp_connections as u64,
+            time_wait: published.tcp_time_wait as u64,
         });
+        for (name, v) in published.apps.iter() {
+            match snap.apps.iter_mut().find(|(n, _)| *n == name) {
+                Some(e) => e.1 = e.1.saturating_add(v),
+                None => snap.apps.push((name, v)),
+            }
+        }
         snap.proxy.push(published.proxy);
     }
     for (i, (name, port)) in src.ports.iter().enumerate() {

@@ -16,7 +16,7 @@ use dataplane::app::AppSpec;
 use dataplane::dpdk::{tsc_hz, DpdkError, Eal, Mempool, Offloads, Port, PortSettings};
 use dataplane::lcore::{mesh, LcoreStats, PortQueue, SteeringLinks, SteeringMode, TcpSetup, TscClock, Worker, WorkerReport, INBOX_CAPACITY};
 use dataplane::rss::{symmetric_key, FlowSteering, DEFAULT_RETA_SIZE, KEY_LEN};
-use dataplane::net::{Interface, InterfaceConfig};
+use dataplane::net::{Interface, InterfaceConfig, NeighborConfig};
 use dataplane::tcp::StackError;
 use dataplane::wire::ethernet::EthernetAddress;
 use crate::control::{ControlPlane, Sources};
@@ -278,13 +278,18 @@ fn flow_steering(ports: &[UpPort], lcores: u16) -> Vec<SteeringLinks> {
 /// The port's network layer; the next hops of `servers` on its subnet are pinned in its
 /// neighbour table (the gateway is pinned by `Interface` itself).
 fn interface_for(up: &UpPort, servers: &[std::net::Ipv4Addr]) -> Interface {
-    let mut iface = Interface::new(InterfaceConfig {
-        mac: up.mac,
-        ipv4: up.cfg.ipv4,
-        prefix_len: up.cfg.prefix_len,
-        gateway: up.cfg.gateway,
-        mtu: up.port().mtu(),
-    });
+    let neighbors =
+        NeighborConfig { resolutions_per_second: up.cfg.arp_resolutions_per_second, ..NeighborConfig::default() };
+    let mut iface = Interface::with_neighbor_config(
+        InterfaceConfig {
+            mac: up.mac,
+            ipv4: up.cfg.ipv4,
+            prefix_len: up.cfg.prefix_len,
+            gateway: up.cfg.gateway,
+            mtu: up.port().mtu(),
+        },
+        neighbors,
+    );
     for &s in servers {
         iface.pin_neighbor(s);
     }

@@ -115,11 +115,13 @@ fn synthetic() -> Snapshot {
                 lcore: 1,
                 counters: tcp(1).iter().collect(),
                 connections: 5,
+                time_wait: 0,
             },
             TcpSnapshot {
                 lcore: 2,
                 counters: tcp(2).iter().collect(),
                 connections: 6,
+                time_wait: 0,
             },
         ],
         mempool: Some(MempoolSnapshot {

@@ -88,7 +88,8 @@ pub struct AppCounters {
     pub bytes_read: u64,
     /// Payload bytes written.
     pub bytes_written: u64,
-    /// Writes refused or cut short by a full send buffer (back-pressure).
+    /// Writes refused or cut short, or reads held back, for a full send buffer
+    /// (back-pressure).
     pub write_stalls: u64,
     /// Connections whose write side failed while data was pending (peer reset).
     pub write_errors: u64,
@@ -323,7 +324,22 @@ impl<P: Payload> Apps<P> {
                     }
                 }
             }
-            match engine.read(id, READ_CHUNK, now) {
+            // An echo reads only what it can pass on: what it cannot write stays in the
+            // receive queue, where the engine accounts for it (and, under memory pressure,
+            // bounds it), and the peer's window closes.
+            let chunk = if c.kind == AppKind::Echo {
+                match engine.send_space(id) {
+                    Ok(0) => {
+                        self.counters.write_stalls += 1;
+                        return;
+                    }
+                    Ok(room) => READ_CHUNK.min(room),
+                    Err(_) => return,
+                }
+            } else {
+                READ_CHUNK
+            };
+            match engine.read(id, chunk, now) {
                 Ok(Some(data)) if !data.is_empty() => {
                     self.counters.bytes_read += data.len() as u64;
                     if c.kind == AppKind::Echo {

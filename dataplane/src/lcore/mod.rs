@@ -22,6 +22,7 @@
 //!
 //! This module has no `unsafe`: it drives DPDK through the safe adapter in [`crate::dpdk`].
 
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -142,6 +143,8 @@ pub struct Worker {
     control: Option<crate::control::Inbox>,
     /// Flow steering to and from the other lcores (none with a single lcore).
     steer: Option<SteeringLinks>,
+    /// A fingerprint of the server addresses last pinned ([`Worker::pin_servers`]).
+    pinned_servers: u64,
 }
 
 impl Worker {
@@ -190,6 +193,7 @@ impl Worker {
             shed_below,
             control: None,
             steer: None,
+            pinned_servers: 0,
         })
     }
 
@@ -240,6 +244,24 @@ impl Worker {
         self.apps.proxy_stats()
     }
 
+    /// Keeps the next hops of the proxy's servers pinned in every port's neighbour table
+    /// (spoofed sources cannot evict them, and their resolution is never rate-limited), as
+    /// a reload adds or removes servers. Work: one pass over the servers per publish
+    /// interval; the table changes only when their addresses did.
+    fn pin_servers(&mut self) {
+        let print = self.apps.proxy().server_addrs().fold(0xcbf2_9ce4_8422_2325u64, |h, a| {
+            (h ^ u64::from(u32::from(a))).wrapping_mul(0x0100_0000_01b3)
+        });
+        if print == self.pinned_servers {
+            return;
+        }
+        self.pinned_servers = print;
+        let addrs: Vec<Ipv4Addr> = self.apps.proxy().server_addrs().collect();
+        for p in &mut self.ports {
+            p.iface.pin_neighbors(addrs.iter().copied());
+        }
+    }
+
     /// Copies the plain counters into [`LcoreStats::published`] unless a reader holds it.
     fn publish(&self) {
         if let Ok(mut p) = self.stats.published.try_lock() {
@@ -247,6 +269,8 @@ impl Worker {
             p.net.extend(self.ports.iter().map(|q| q.iface.counters().clone()));
             p.tcp = self.engine.counters().clone();
             p.tcp_connections = self.engine.connection_count();
+            p.tcp_time_wait = self.engine.time_wait_count();
+            p.apps.clone_from(self.apps.counters());
             p.proxy.clone_from(self.apps.proxy_stats());
             p.impair.clear();
             p.impair.extend(self.ports.iter().map(PortQueue::impair_counters));
@@ -259,6 +283,11 @@ impl Worker {
     fn check_memory(&mut self, pool_size: u32) {
         let available = self.pool.available();
         let wanted = memory_pressure_wanted(self.engine.memory_pressure(), available, pool_size);
+        if wanted {
+            // What lies below the pressure mark, shared among the connections.
+            let below = pool_size.saturating_sub(pool_size / PRESSURE_ENTER_DIVISOR);
+            self.engine.set_pressure_budget(below as usize * usize::from(self.pool.data_room()));
+        }
         if !self.engine.set_memory_pressure(wanted) {
             return;
         }
@@ -300,6 +329,7 @@ impl Worker {
             let now = self.clock.instant(t0);
             if now >= next_publish {
                 self.publish();
+                self.pin_servers();
                 next_publish = now + PUBLISH_INTERVAL;
             }
             if now >= next_pressure_check {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::app::proxy::ProxyStats;
+use crate::app::AppCounters;
 use crate::impair::ImpairCounters;
 use crate::net::NetCounters;
 use crate::tcp::Counters;
@@ -142,6 +143,10 @@ pub struct PublishedCounters {
     pub tcp: Counters,
     /// Connections in the engine.
     pub tcp_connections: usize,
+    /// Entries in the engine's TIME-WAIT table.
+    pub tcp_time_wait: usize,
+    /// Counters of the echo and sink services.
+    pub apps: AppCounters,
     /// Proxy counters per listener and server.
     pub proxy: ProxyStats,
     /// Impairment counters per port, in the order the ports were given (zero for a

@@ -409,6 +409,18 @@ impl Interface {
         self.neighbors.pin(hop);
     }
 
+    /// Pins the next hops towards exactly `dsts` (and the gateway), unpinning any other:
+    /// the configured backends after a reload.
+    pub fn pin_neighbors(&mut self, dsts: impl IntoIterator<Item = Ipv4Addr>) {
+        let hops: Vec<Ipv4Addr> = dsts.into_iter().map(|d| self.route(d)).chain(self.cfg.gateway).collect();
+        self.neighbors.set_pinned(hops);
+    }
+
+    /// Whether the next hop `hop` is pinned in the neighbour table.
+    pub fn is_neighbor_pinned(&self, hop: Ipv4Addr) -> bool {
+        self.neighbors.is_pinned(hop)
+    }
+
     /// The Ethernet header for an IPv4 packet to `dst`, or `Pending` while the next hop is
     /// being resolved (this call starts the resolution and queues the first request).
     pub fn link_header_for(&mut self, dst: Ipv4Addr, now: Instant) -> LinkResult {

@@ -724,6 +724,20 @@ fn transmit_queue_is_bounded() {
 }
 
 #[test]
+fn pinned_neighbours_follow_the_configured_servers() {
+    let mut i = iface();
+    assert!(i.is_neighbor_pinned(GATEWAY), "the gateway is pinned from the start");
+    i.pin_neighbors([PEER_IP, Ipv4Addr::new(192, 0, 2, 7)]);
+    assert!(i.is_neighbor_pinned(PEER_IP));
+    assert!(i.is_neighbor_pinned(GATEWAY), "an off-subnet server's hop is the gateway");
+    assert!(!i.is_neighbor_pinned(Ipv4Addr::new(192, 0, 2, 7)), "off-subnet addresses are not neighbours");
+    // A reload replaced PEER_IP by OTHER_IP: the old one may be evicted again.
+    i.pin_neighbors([OTHER_IP]);
+    assert!(i.is_neighbor_pinned(OTHER_IP) && !i.is_neighbor_pinned(PEER_IP));
+    assert!(i.is_neighbor_pinned(GATEWAY), "the gateway stays pinned");
+}
+
+#[test]
 fn config_is_clamped() {
     let i = Interface::new(InterfaceConfig { prefix_len: 40, mtu: 10, ..config() });
     assert_eq!(i.config().prefix_len, 32);

@@ -159,6 +159,13 @@ impl NeighborCache {
         self.pinned.insert(addr);
     }
 
+    /// Pins exactly `addrs`: addresses pinned before and not in `addrs` may be evicted
+    /// again (a reload removed their backend).
+    pub fn set_pinned(&mut self, addrs: impl IntoIterator<Item = Ipv4Addr>) {
+        self.pinned.clear();
+        self.pinned.extend(addrs);
+    }
+
     /// Whether `addr` is pinned.
     pub fn is_pinned(&self, addr: Ipv4Addr) -> bool {
         self.pinned.contains(&addr)

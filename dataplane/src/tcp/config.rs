@@ -82,8 +82,12 @@ pub struct TcpConfig {
     pub min_rto: Duration,
     /// Upper bound of the RTO (Linux `TCP_RTO_MAX`, 120 s).
     pub max_rto: Duration,
-    /// SYN / SYN-ACK retransmissions before giving up (Linux `tcp_syn_retries`).
+    /// SYN retransmissions of an active open before giving up (Linux `tcp_syn_retries`).
     pub syn_retries: u32,
+    /// SYN-ACK retransmissions of a half-open passive connection before it is dropped
+    /// (Linux `tcp_synack_retries`: 5, about 63 s with a 1 s initial RTO). Bounds how
+    /// long a flood from spoofed sources holds the SYN queue.
+    pub synack_retries: u32,
     /// Overall deadline for an active open; `None` leaves only `syn_retries`.
     pub connect_timeout: Option<Duration>,
     /// Data retransmissions, and unanswered zero-window probes, before the connection is
@@ -189,6 +193,7 @@ impl Default for TcpConfig {
             min_rto: Duration::from_millis(200),
             max_rto: Duration::from_secs(120),
             syn_retries: 6,
+            synack_retries: 5,
             connect_timeout: Some(Duration::from_secs(75)),
             max_retries: 15,
             orphan_retries: 8,

@@ -195,6 +195,9 @@ counters! {
     memory_pressures => "TCPMemoryPressures",
     /// SYNs refused with a RST because the engine was under memory pressure.
     memory_pressure_refused => "TCPMemoryPressureRefused",
+    /// Writes refused under memory pressure because the connection held its fair share
+    /// of send buffers (Linux counts nothing there; the name is Strait's).
+    memory_pressure_write_limited => "TCPMemoryPressureWriteLimited",
 }
 
 #[cfg(test)]

@@ -196,6 +196,15 @@ impl<P: Payload> Engine<P> {
         true
     }
 
+    /// The buffer bytes that may be queued for sending under memory pressure, engine-wide:
+    /// each connection may queue more while it holds less than `bytes` divided by the
+    /// connections there are (Linux `__sk_mem_raise_allocated`'s fair share), and at least
+    /// a few kilobytes (`tcp_wmem[0]`). Call it while under pressure, as connections come
+    /// and go.
+    pub fn set_pressure_budget(&mut self, bytes: usize) {
+        self.shared.pressure_share = bytes / self.table.len().max(1);
+    }
+
     /// Whether the engine is under memory pressure.
     pub fn memory_pressure(&self) -> bool {
         self.shared.memory_pressure
@@ -598,8 +607,9 @@ impl<P: Payload> Engine<P> {
     }
 
     /// See [`Connection::send_space`].
-    pub fn send_space(&self, id: ConnId) -> Result<usize, StackError> {
-        Ok(self.entry(id).ok_or(StackError::InvalidConn)?.conn.send_space())
+    pub fn send_space(&mut self, id: ConnId) -> Result<usize, StackError> {
+        let (e, shared) = self.split(id).ok_or(StackError::InvalidConn)?;
+        Ok(e.conn.send_space(shared))
     }
 
     /// See [`Connection::shutdown_write`].
@@ -979,6 +989,38 @@ mod memory_pressure_tests {
         let (id, evs) = p.connect();
         assert!(evs.contains(&StackEvent::Conn(id, Event::Connected)), "{evs:?}");
         assert_eq!(p.server.counters().memory_pressures, 1, "leaving is not counted");
+    }
+
+    /// Bytes one connection may queue with nothing acknowledged, and the writes refused,
+    /// without pressure or under pressure with `budget` for all connections.
+    fn queued_before_refusal(budget: Option<usize>) -> (usize, u64) {
+        let mut p = Pair::new();
+        let (id, evs) = p.connect();
+        assert!(evs.contains(&StackEvent::Conn(id, Event::Connected)), "{evs:?}");
+        if let Some(b) = budget {
+            p.client.set_memory_pressure(true);
+            p.client.set_pressure_budget(b);
+        }
+        let mut queued = 0;
+        while let Ok(n) = p.client.write(id, HeapPayload::from(vec![7u8; 16 * 1024]), WriteFlags::default(), p.now) {
+            queued += n;
+        }
+        let c = p.client.counters();
+        (queued, c.sndbuf_full + c.memory_pressure_write_limited)
+    }
+
+    #[test]
+    fn pressure_limits_what_a_connection_queues_to_its_share() {
+        let (free, _) = queued_before_refusal(None);
+        assert!(free >= 512 * 1024, "the whole send buffer without pressure: {free}");
+        // One connection: its share is the whole budget. Each write may take half of what
+        // is left of it, so a burst of large writes approaches the share without passing it.
+        let (pressed, refused) = queued_before_refusal(Some(64 * 1024));
+        assert!((48 * 1024..=64 * 1024).contains(&pressed), "about the share: {pressed}");
+        assert_eq!(refused, 1, "the refusal is counted");
+        // A tiny share still lets a connection queue the minimum every one keeps.
+        let (minimum, _) = queued_before_refusal(Some(1));
+        assert!(minimum > 0, "at least one write under the smallest share");
     }
 
     /// Bytes a client gets into a server that never reads, with or without pressure.

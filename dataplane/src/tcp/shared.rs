@@ -15,6 +15,10 @@ pub struct Shared {
     /// connections take only received text that advances RCV.NXT, and drop their
     /// out-of-order data.
     pub rx_shed: bool,
+    /// Under memory pressure, the buffer bytes (`truesize`) a connection may have queued
+    /// for sending and still queue more: its fair share of the memory below the pressure
+    /// mark (see `Engine::set_pressure_budget`). `usize::MAX` until one is set.
+    pub pressure_share: usize,
     challenge: ChallengeAckLimiter,
 }
 
@@ -37,6 +41,7 @@ impl Shared {
             counters: Counters::default(),
             memory_pressure: false,
             rx_shed: false,
+            pressure_share: usize::MAX,
             challenge: ChallengeAckLimiter::new(challenge_ack_limit),
         }
     }

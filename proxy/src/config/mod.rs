@@ -30,6 +30,7 @@
 //! max_orphans = 4096        # 0..=1000000 per lcore: closed connections still sending
 //! max_tw_buckets = 65536    # 0..=1000000 per lcore: TIME-WAIT entries (then skipped)
 //! syn_backlog = 4096        # 1..=1000000 per listener and lcore: half-open connections
+//! synack_retries = 5        # 0..=15: SYN-ACK retransmissions before a half-open one is dropped
 //! accept_backlog = 4096     # 1..=1000000 per listener and lcore: established, not yet taken
 //! syncookies = true         # SYN cookies once the SYN queue is full
 //! mtu_probing = 1           # 0 | 1 | 2: PLPMTUD off, after a black hole (4 RTOs in a row), always
@@ -42,6 +43,7 @@
 //! gateway = "198.18.0.1"    # optional
 //! mtu = 1500
 //! mac = "02:00:00:00:00:01" # optional
+//! arp_resolutions_per_second = 100 # 1..=1000000: new resolutions of unpinned addresses
 //! [port.offloads]           # optional, each default true
 //! tso = false
 //! [port.impair]             # optional, off by default: seeded impairment for tests
@@ -229,6 +231,11 @@ pub struct PortConfig {
     pub offloads: OffloadSwitches,
     /// Seeded impairment of the port's frames (`[port.impair]`, for tests); off by default.
     pub impair: ImpairConfig,
+    /// New ARP resolutions of addresses that are neither the gateway nor a server, per
+    /// second at most (`arp_resolutions_per_second`, default 100): replies to spoofed
+    /// on-subnet sources cannot flood the neighbour table. Refusals are counted
+    /// (`arp_resolution_rate_limited`).
+    pub arp_resolutions_per_second: u32,
 }
 
 /// A DPDK device.

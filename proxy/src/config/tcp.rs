@@ -42,6 +42,9 @@ pub struct TcpSettings {
     /// `tcp_max_syn_backlog`); beyond it a SYN is answered with a cookie
     /// (`syncookies`) or dropped, counted.
     pub syn_backlog: u32,
+    /// SYN-ACK retransmissions before a half-open connection is dropped
+    /// (`synack_retries`, Linux `tcp_synack_retries`: 5, about a minute).
+    pub synack_retries: u32,
     /// Established connections waiting for the proxy per listener and lcore
     /// (`accept_backlog`, Linux's listen backlog capped by `somaxconn`); beyond it a SYN
     /// or cookie ACK is dropped and counted (`ListenOverflows`, `ListenDrops`), and the
@@ -74,6 +77,7 @@ impl Default for TcpSettings {
             max_orphans: d.max_orphans,
             max_tw_buckets: u32::try_from(d.max_time_wait).unwrap_or(u32::MAX),
             syn_backlog: u32::try_from(d.syn_backlog).unwrap_or(u32::MAX),
+            synack_retries: d.synack_retries,
             accept_backlog: u32::try_from(d.accept_backlog).unwrap_or(u32::MAX),
             syncookies: d.syncookies,
             // 1, where Linux defaults to 0: a proxy faces clients behind tunnels, VPNs and
@@ -103,6 +107,7 @@ impl TcpSettings {
             max_orphans: self.max_orphans,
             max_time_wait: usize::try_from(self.max_tw_buckets).unwrap_or(usize::MAX),
             syn_backlog: usize::try_from(self.syn_backlog).unwrap_or(usize::MAX),
+            synack_retries: self.synack_retries,
             accept_backlog: usize::try_from(self.accept_backlog).unwrap_or(usize::MAX),
             syncookies: self.syncookies,
             mtu_probing: self.mtu_probing,
@@ -137,6 +142,7 @@ pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
             "max_orphans",
             "max_tw_buckets",
             "syn_backlog",
+            "synack_retries",
             "accept_backlog",
             "syncookies",
             "mtu_probing",
@@ -166,6 +172,8 @@ pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
     // A backlog of 0 would refuse every connection (or, for the SYN queue, answer every
     // SYN with a cookie); 1 is the operator's call.
     let syn_backlog = t.uint_or("syn_backlog", d.syn_backlog, 1, 1_000_000, errs);
+    // 0: a lost SYN-ACK is never repaired (the client's SYN retransmission still is).
+    let synack_retries = t.uint_or("synack_retries", d.synack_retries, 0, 15, errs);
     let accept_backlog = t.uint_or("accept_backlog", d.accept_backlog, 1, 1_000_000, errs);
     let syncookies = t.bool_or("syncookies", d.syncookies, errs);
     // Linux's values: 0 off, 1 after a black hole, 2 always.
@@ -184,6 +192,7 @@ pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
         max_orphans: max_orphans?,
         max_tw_buckets: max_tw_buckets?,
         syn_backlog: syn_backlog?,
+        synack_retries: synack_retries?,
         accept_backlog: accept_backlog?,
         syncookies: syncookies?,
         mtu_probing: mtu_probing.and_then(|v| MtuProbing::from_value(u8::try_from(v).ok()?))?,

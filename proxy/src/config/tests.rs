@@ -334,6 +334,9 @@ fn tcp_section_defaults_values_and_errors() {
     assert_eq!((b.syn_backlog, b.accept_backlog, b.syncookies), (128, 64, false));
     assert_eq!((d.syn_backlog, d.accept_backlog, d.syncookies), (4096, 4096, true), "Linux's somaxconn, cookies on overflow");
     one_error(&with_tcp("syn_backlog = 0"), "tcp.syn_backlog", "out of range");
+    assert_eq!(d.synack_retries, 5, "Linux tcp_synack_retries");
+    assert_eq!(ok(&with_tcp("synack_retries = 2")).tcp.engine_config().synack_retries, 2);
+    one_error(&with_tcp("synack_retries = 16"), "tcp.synack_retries", "out of range");
     one_error(&with_tcp("accept_backlog = 1000001"), "tcp.accept_backlog", "out of range");
     one_error(&with_tcp("syncookies = \"yes\""), "tcp.syncookies", "expected true or false");
 }
@@ -528,6 +531,14 @@ fn gateway_rules() {
         "port[0].gateway",
         "not an IPv4 address",
     );
+}
+
+#[test]
+fn arp_resolution_rate_rules() {
+    assert_eq!(ok(PORT).ports[0].arp_resolutions_per_second, 100, "the default");
+    assert_eq!(ok(&with_port("arp_resolutions_per_second = 5000")).ports[0].arp_resolutions_per_second, 5000);
+    one_error(&with_port("arp_resolutions_per_second = 0"), "port[0].arp_resolutions_per_second", "");
+    one_error(&with_port("arp_resolutions_per_second = 2000000"), "port[0].arp_resolutions_per_second", "");
 }
 
 #[test]

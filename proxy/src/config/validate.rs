@@ -461,6 +461,7 @@ fn port(value: &Value, index: usize, errs: &mut Errors) -> Option<PortConfig> {
     t.deny_unknown(
         &[
             "name", "device", "ipv4", "gateway", "mtu", "mac", "offloads", "impair",
+            "arp_resolutions_per_second",
         ],
         errs,
     );
@@ -527,6 +528,14 @@ fn port(value: &Value, index: usize, errs: &mut Errors) -> Option<PortConfig> {
         }
     }
 
+    let arp_rate = t.uint_or(
+        "arp_resolutions_per_second",
+        dataplane::net::NeighborConfig::default().resolutions_per_second,
+        1,
+        1_000_000,
+        errs,
+    );
+
     let mac = t.string("mac", errs).and_then(|s| match parse::mac(&s) {
         Ok(m) => Some(m),
         Err(why) => t.fail(errs, "mac", why),
@@ -555,6 +564,7 @@ fn port(value: &Value, index: usize, errs: &mut Errors) -> Option<PortConfig> {
         mac,
         offloads: offloads?,
         impair: impair?,
+        arp_resolutions_per_second: arp_rate?,
     })
 }
 

@@ -25,6 +25,8 @@
 //! | `strait_tcp_current_established` | gauge | |
 //! | `strait_tcp_orphans` | gauge | |
 //! | `strait_tcp_connections` (any state) | gauge | |
+//! | `strait_tcp_time_wait` (TIME-WAIT entries) | gauge | |
+//! | `strait_app_<counter>_total` (echo/sink services, e.g. `strait_app_idle_timeouts_total`) | counter | |
 //! | `strait_mempool_mbufs` | gauge | `state="in_use"\|"available"` |
 //! | `strait_mempool_capacity_mbufs` | gauge | |
 //! | `strait_metrics_http_connections_total`, `strait_metrics_scrapes_total` | counter | |
@@ -73,6 +75,7 @@ fn render_counting_failures(snap: &Snapshot) -> (String, u32) {
     lcore_port::port_xstats(&mut out, snap);
     net(&mut out, snap);
     tcp(&mut out, snap);
+    apps(&mut out, snap);
     proxy::proxy(&mut out, snap);
     health::health(&mut out, snap);
     mempool(&mut out, snap);
@@ -364,8 +367,10 @@ fn tcp(out: &mut Families, snap: &Snapshot) {
     let mut established: Option<u64> = None;
     let mut orphans: u64 = 0;
     let mut connections: u64 = 0;
+    let mut time_wait: u64 = 0;
     for t in &snap.tcp {
         connections = connections.saturating_add(t.connections);
+        time_wait = time_wait.saturating_add(t.time_wait);
         for &(linux, v) in &t.counters {
             if linux == CURR_ESTAB {
                 established = Some(established.unwrap_or(0).saturating_add(v));
@@ -407,6 +412,19 @@ fn tcp(out: &mut Families, snap: &Snapshot) {
             "TCP connections in the engines, in any state from SYN-RECEIVED to LAST-ACK (TIME-WAIT is kept apart, as compact entries), summed over lcores.",
             connections as f64,
         );
+        out.gauge1(
+            "strait_tcp_time_wait",
+            "Compact TIME-WAIT entries in the engines (bounded by [tcp] max_tw_buckets per lcore; Linux /proc/net/sockstat \"tw\"), summed over lcores.",
+            time_wait as f64,
+        );
+    }
+}
+
+/// `strait_app_<counter>_total`: the echo and sink services' counters, summed over lcores.
+fn apps(out: &mut Families, snap: &Snapshot) {
+    for &(name, v) in &snap.apps {
+        let help = format!("Echo/sink service counter {name} (dataplane::app::AppCounters), summed over lcores.");
+        out.counter1(&format!("strait_{}_total", snake_case(name)), &help, v);
     }
 }
 

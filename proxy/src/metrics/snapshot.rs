@@ -46,6 +46,9 @@ pub struct Snapshot {
     pub log_dropped_lines: u64,
     /// Configuration reloads by outcome: applied, rejected, failed (`crate::admin`).
     pub reloads: (u64, u64, u64),
+    /// Counters of the echo and sink services (`AppCounters::iter()`: `app_*`), summed
+    /// over lcores; empty without lcores.
+    pub apps: Vec<(&'static str, u64)>,
 }
 
 /// All named counters of one lcore ([`LcoreStats::iter`]), rendered as
@@ -185,6 +188,8 @@ pub struct TcpSnapshot {
     pub counters: Vec<(&'static str, u64)>,
     /// Connections in the engine, in any state (`strait_tcp_connections`).
     pub connections: u64,
+    /// Entries in the engine's TIME-WAIT table (`strait_tcp_time_wait`).
+    pub time_wait: u64,
 }
 
 /// The mbuf pool.

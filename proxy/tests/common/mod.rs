@@ -5,6 +5,7 @@
 //! namespace with nginx, for the proxy and operating tests.
 #![allow(dead_code)]
 
+pub mod attack;
 pub mod backend;
 
 use std::fs;

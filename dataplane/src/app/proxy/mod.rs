@@ -411,6 +411,12 @@ impl<P: Payload> Proxy<P> {
         &self.stats
     }
 
+    /// The addresses of every server the proxy may connect to (configured, or kept by
+    /// a reload until their sessions end).
+    pub fn server_addrs(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.servers.iter().map(|s| *s.addr.ip())
+    }
+
     /// Sessions open.
     pub fn session_count(&self) -> usize {
         self.sessions.len()

@@ -316,7 +316,12 @@ impl<P: Payload> Connection<P> {
         }
         let rcvbuf = self.rcvbuf_now(shared);
         let budget_rcvbuf = budget_base(rcvbuf, self.stats.bytes_received);
-        let lim = RcvLimits { max_ofo: self.cfg.ofo_max_segments, rcvbuf, budget_rcvbuf, shed: shared.rx_shed };
+        let share = if shared.memory_pressure {
+            shared.pressure_share.saturating_sub(self.snd.queued_truesize).max(super::SHED_MIN_WMEM)
+        } else {
+            usize::MAX
+        };
+        let lim = RcvLimits { max_ofo: self.cfg.ofo_max_segments, rcvbuf, budget_rcvbuf, shed: shared.rx_shed, share };
         let outcome = self.rcv.queue(seq, payload, fin, lim, &mut shared.counters);
         if outcome.dropped {
             // No room. Out of order: dropped without an ACK, as `tcp_data_queue_ofo` does

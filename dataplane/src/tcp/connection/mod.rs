@@ -489,6 +489,16 @@ impl<P: Payload> Connection<P> {
             s if s.can_send() && !self.snd.fin_queued => self.sndbuf(),
             _ => return Err(WriteError::Closed),
         };
+        if self.over_pressure_share(shared) {
+            // Memory pressure: like `__sk_mem_raise_allocated` between `tcp_mem[1]` and
+            // `tcp_mem[2]`, a connection queues more only while it holds less than its fair
+            // share, so peers that never read (a zero window) cannot take the pool through
+            // what an application writes for them; the writer waits for `Writable`.
+            shared.counters.sndbuf_full += 1;
+            shared.counters.memory_pressure_write_limited += 1;
+            self.snd.writable_wanted = true;
+            return Err(WriteError::NoSpace);
+        }
         if shared.rx_shed && self.snd.queued_truesize >= SHED_MIN_WMEM {
             // Buffers nearly gone engine-wide: like `sk_wmem_schedule` over `tcp_mem[2]`,
             // a write is refused beyond the minimum every connection keeps
@@ -501,6 +511,7 @@ impl<P: Payload> Connection<P> {
         let size_goal = self.size_goal();
         let max_chain = self.cfg.max_chain_segments.max(1);
         let max_window = self.snd.max_window;
+        let limit = self.pressure_limit(shared, limit);
         let accepted = self.snd.enqueue(data, flags, limit, size_goal, max_chain, max_window);
         if accepted == 0 {
             shared.counters.sndbuf_full += 1;
@@ -509,17 +520,43 @@ impl<P: Payload> Connection<P> {
         Ok(accepted)
     }
 
-    /// Bytes that [`write`](Self::write) would accept now.
-    pub fn send_space(&self) -> usize {
+    /// Under memory pressure, whether the connection holds its fair share of send buffers
+    /// ([`Shared::pressure_share`]) or more: its writes wait.
+    fn over_pressure_share(&self, shared: &Shared) -> bool {
+        shared.memory_pressure && self.snd.queued_truesize >= shared.pressure_share.max(SHED_MIN_WMEM)
+    }
+
+    /// Under memory pressure, `limit` (a send buffer in payload bytes) cut so that the
+    /// queue grows by at most what is left of the fair share, counted at two buffer bytes
+    /// per payload byte (a full segment in a 2 KiB mbuf costs 1.5): one write of 64 KiB
+    /// by each of hundreds of connections would otherwise overshoot the pool at once.
+    fn pressure_limit(&self, shared: &Shared, limit: u32) -> u32 {
+        if !shared.memory_pressure {
+            return limit;
+        }
+        let left = shared.pressure_share.max(SHED_MIN_WMEM).saturating_sub(self.snd.queued_truesize) / 2;
+        limit.min(self.snd.queued_bytes.saturating_add(u32::try_from(left).unwrap_or(u32::MAX)))
+    }
+
+    /// Bytes that [`write`](Self::write) would accept now. None means the application is
+    /// told with [`Event::Writable`] once there is room again (Linux `tcp_poll` setting
+    /// `SOCK_NOSPACE`), so an application may read only what it can pass on.
+    pub fn send_space(&mut self, shared: &Shared) -> usize {
         let limit = if self.state.is_synchronized() {
             self.sndbuf()
         } else {
             self.cfg.max_pending_connect_bytes.min(self.sndbuf())
         };
-        if !self.snd.wmem_free(limit) {
-            return 0;
+        let limit = self.pressure_limit(shared, limit);
+        let space = if !self.snd.wmem_free(limit) || self.over_pressure_share(shared) {
+            0
+        } else {
+            usize::try_from(limit.saturating_sub(self.snd.queued_bytes)).unwrap_or(0)
+        };
+        if space == 0 {
+            self.snd.writable_wanted = true;
         }
-        usize::try_from(limit.saturating_sub(self.snd.queued_bytes)).unwrap_or(0)
+        space
     }
 
     /// `TCP_CORK`: while corked, sub-MSS segments are held (send-path §2); uncorking pushes

@@ -36,6 +36,12 @@ pub(crate) struct RcvLimits {
     /// The mbuf pool is nearly empty (the lcore's reserve): only segments that advance
     /// RCV.NXT are taken, and out-of-order data is pruned.
     pub shed: bool,
+    /// Under memory pressure, the buffer bytes the receive queues may hold: the
+    /// connection's fair share less what it has queued for sending (Linux
+    /// `__sk_mem_raise_allocated` counts both); `usize::MAX` otherwise. It bounds the
+    /// budget like a smaller buffer: windows advertised before the pressure are not all
+    /// honoured (Linux drops too when `tcp_try_rmem_schedule` fails).
+    pub share: usize,
 }
 
 /// The buffer budget (bytes of `truesize`, Linux `sk_rcvbuf`) of a connection whose
@@ -265,8 +271,8 @@ impl<P: Payload> RecvState<P> {
         // The whole budget bounds both queues; the out-of-order queue, which only a peer
         // holding a hole open can fill, is also bounded by the one grown from what was
         // delivered (`budget_rcvbuf`).
-        let budget = rmem_budget(lim.rcvbuf);
-        let ofo_budget = rmem_budget(lim.budget_rcvbuf);
+        let budget = rmem_budget(lim.rcvbuf).min(lim.share);
+        let ofo_budget = rmem_budget(lim.budget_rcvbuf).min(lim.share);
         if seq == self.nxt {
             let truesize = data.truesize();
             if !data.is_empty() && self.rmem.saturating_add(truesize) > budget {
@@ -709,7 +715,7 @@ mod tests {
     }
 
     fn lim(max_ofo: usize) -> RcvLimits {
-        RcvLimits { max_ofo, rcvbuf: 1 << 20, budget_rcvbuf: 1 << 20, shed: false }
+        RcvLimits { max_ofo, rcvbuf: 1 << 20, budget_rcvbuf: 1 << 20, shed: false, share: usize::MAX }
     }
 
     fn rs() -> RecvState<HeapPayload> {

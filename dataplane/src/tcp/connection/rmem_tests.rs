@@ -21,7 +21,7 @@ fn byte(b: u8) -> HeapPayload {
 }
 
 fn lim(rcvbuf: u32, shed: bool) -> RcvLimits {
-    RcvLimits { max_ofo: 768, rcvbuf, budget_rcvbuf: rcvbuf, shed }
+    RcvLimits { max_ofo: 768, rcvbuf, budget_rcvbuf: rcvbuf, shed, share: usize::MAX }
 }
 
 /// A receiver expecting sequence 1000 with a window of `rcvbuf`.
@@ -168,9 +168,46 @@ fn the_budget_grows_with_what_was_delivered() {
     assert_eq!(budget_base(rcvbuf, 10_000_000), rcvbuf);
     let mut c = Counters::default();
     let mut r = receiver(rcvbuf);
-    let lim = RcvLimits { max_ofo: 768, rcvbuf, budget_rcvbuf: budget_base(rcvbuf, 0), shed: false };
+    let lim = RcvLimits { max_ofo: 768, rcvbuf, budget_rcvbuf: budget_base(rcvbuf, 0), shed: false, share: usize::MAX };
     for i in 0..800u32 {
         r.queue(SeqNum(1001 + 2 * i), byte(7), false, lim, &mut c);
     }
     assert_eq!(r.ofo.len(), rmem_budget(RMEM_INITIAL) / MBUF, "60 buffers, not 768");
+}
+
+/// Under memory pressure the receive queues hold at most the connection's fair share
+/// (`RcvLimits::share`, Linux `__sk_mem_raise_allocated`): text in a window advertised
+/// before the pressure is dropped behind unread text beyond it (`TCPRcvQDrop`), and
+/// still taken when the application has read everything (a reader that keeps up).
+#[test]
+fn pressure_share_bounds_the_receive_queue() {
+    let rcvbuf = 1 << 20;
+    let share = 8 * MBUF;
+    let pressed = RcvLimits { share, ..lim(rcvbuf, false) };
+    let mut c = Counters::default();
+    let mut r = receiver(rcvbuf);
+    let mut seq = 1000u32;
+    for _ in 0..20 {
+        let seg = HeapPayload::in_buffer(&[1; 1460], MBUF);
+        let o = r.queue(SeqNum(seq), seg, false, pressed, &mut c);
+        if o.dropped {
+            break;
+        }
+        seq += 1460;
+    }
+    assert!(r.rmem <= share, "held {} buffer bytes, share {share}", r.rmem);
+    assert_eq!(c.rcvq_drop, 1, "the first segment beyond the share is dropped and counted");
+    // The reader catches up: the next in-order segment is taken although it is over.
+    let unread = r.ready_bytes;
+    let _ = r.read(unread);
+    let o = r.queue(SeqNum(seq), HeapPayload::in_buffer(&[1; 1460], MBUF), false, pressed, &mut c);
+    assert_eq!(o.in_order, 1460, "a reader that keeps up keeps going");
+    // Without pressure the same queue takes the whole window.
+    let mut c = Counters::default();
+    let mut r = receiver(rcvbuf);
+    for i in 0..20u32 {
+        let o = r.queue(SeqNum(1000 + 1460 * i), HeapPayload::in_buffer(&[1; 1460], MBUF), false, lim(rcvbuf, false), &mut c);
+        assert_eq!(o.in_order, 1460);
+    }
+    assert_eq!(c.rcvq_drop, 0);
 }

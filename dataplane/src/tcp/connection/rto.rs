@@ -22,7 +22,9 @@ impl<P: Payload> Connection<P> {
         self.timers.rtx = None;
         match self.state {
             State::SynSent | State::SynReceived => {
-                if self.syn_sends > self.cfg.syn_retries {
+                let retries =
+                    if self.state == State::SynSent { self.cfg.syn_retries } else { self.cfg.synack_retries };
+                if self.syn_sends > retries {
                     self.close_now(shared, CloseReason::Timeout);
                     return;
                 }

@@ -328,7 +328,7 @@ fn send_buffer_backpressure_and_writable_event() {
     assert_eq!(p.a.write(&mut p.sa, HeapPayload::from_slice(&data), WriteFlags::NONE), Err(WriteError::NoSpace));
     p.run_until_idle(|_, _| true);
     assert!(Pair::events(&mut p.a).contains(&Event::Writable));
-    assert_eq!(p.a.send_space(), 4000);
+    assert_eq!(p.a.send_space(&p.sa), 4000);
 }
 
 #[test]

@@ -155,11 +155,13 @@ fn full() -> Snapshot {
                 lcore: 1,
                 counters: tcp_counters(1),
                 connections: 3,
+                time_wait: 10,
             },
             TcpSnapshot {
                 lcore: 2,
                 counters: tcp_counters(2),
                 connections: 4,
+                time_wait: 20,
             },
         ],
         mempool: Some(MempoolSnapshot {
@@ -182,6 +184,7 @@ fn full() -> Snapshot {
         port_xstats: vec![PortXstats { port: "wan".into(), xstats: vec![("rx_good_packets".into(), 1)] }],
         log_dropped_lines: 7,
         reloads: (3, 1, 0),
+        apps: vec![("app_accepted", 5), ("app_idle_timeouts", 2)],
     }
 }
 
@@ -373,6 +376,11 @@ fn tcp_counters_summed_with_linux_names_and_established_gauge() {
     assert_eq!(p.samples["strait_tcp_current_established"], 12.0);
     assert_eq!(p.types["strait_tcp_connections"], "gauge");
     assert_eq!(p.samples["strait_tcp_connections"], 7.0);
+    assert_eq!(p.types["strait_tcp_time_wait"], "gauge");
+    assert_eq!(p.samples["strait_tcp_time_wait"], 30.0);
+    assert_eq!(p.types["strait_app_idle_timeouts_total"], "counter");
+    assert_eq!(p.samples["strait_app_idle_timeouts_total"], 2.0);
+    assert_eq!(p.samples["strait_app_accepted_total"], 5.0);
     assert!(!p.types.keys().any(|n| n.contains("curr_estab")));
     // One family per Linux counter (less CurrEstab and TCPOrphans, gauges), none lost to a
     // name clash.
