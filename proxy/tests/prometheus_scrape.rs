@@ -144,6 +144,8 @@ fn synthetic() -> Snapshot {
             checks_failed: 1,
             went_down: 0,
             ejections: 0,
+            weight: 1,
+            admin: dataplane::control::AdminState::Enabled,
         }],
         ..Snapshot::default()
     }

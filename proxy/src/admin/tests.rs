@@ -96,7 +96,9 @@ fn show_and_server_admin_state_through_the_queue() {
     assert!(ops.handle("server drain web 198.18.80.99:8080").is_err_and(|e| e.contains("no server 198.18.80.99:8080")));
     assert!(ops.handle("server drain web nonsense").is_err_and(|e| e.contains("not an IPv4 address and port")));
     assert!(ops.handle("frobnicate").is_err_and(|e| e.contains("unknown request")));
-    assert!(ops.handle("show connections").is_ok_and(|o| o.contains("connections:\n")));
+    assert!(ops.handle("show connections").is_ok_and(|o| o.contains("shown_sessions=0 limit=1000 more=no\n") && o.contains("connections:\n")));
+    assert!(ops.handle("show connections limit 5 after 0:3").is_ok_and(|o| o.contains("shown_sessions=0 limit=5 more=no\n")));
+    assert!(ops.handle("show connections limit x").is_err_and(|e| e.contains("limit \"x\": not a number of sessions")));
     // Maintenance, weight, kill.
     assert_eq!(ops.handle("server maint web 198.18.80.10:8080"), Ok("server 198.18.80.10:8080 in pool web: maint".into()));
     assert!(ops.handle("show").is_ok_and(|o| o.contains("server=198.18.80.10:8080 weight=1 admin=maint")));
@@ -192,33 +194,4 @@ fn the_admin_socket_answers_ctl_requests() {
     assert!(!sock.exists(), "the socket file is removed");
     assert!(ctl::request(&sock, &words("show"), Duration::from_secs(1)).is_err_and(|e| e.contains("connecting")));
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// `show connections` says which lcores' lists were cut at
-/// [`dataplane::control::MAX_CONNECTIONS_SHOWN`], and `ctl --json` keeps that as a section.
-#[test]
-fn a_cut_connection_list_says_so() {
-    use dataplane::control::{ConnView, LcoreView, MAX_CONNECTIONS_SHOWN};
-    let conn = ConnView {
-        session: 1,
-        listener: "web".into(),
-        side: "client",
-        local: "198.18.0.2:80".parse().unwrap_or_else(|e| panic!("{e}")),
-        remote: "198.18.0.1:40000".parse().unwrap_or_else(|e| panic!("{e}")),
-        state: "ESTABLISHED".into(),
-        cwnd: 14600,
-        srtt: None,
-        bytes_received: 0,
-        bytes_acked: 0,
-    };
-    let full = LcoreView { lcore: 1, sessions: 4321, connections: vec![conn.clone(); MAX_CONNECTIONS_SHOWN], ..LcoreView::default() };
-    let small = LcoreView { lcore: 2, sessions: 1, connections: vec![conn], ..LcoreView::default() };
-    let text = super::render(&[full, small], true);
-    assert!(text.contains("truncated:\n  lcore=1 shown=1000 sessions=4321 limit=1000\n"), "{}", &text[text.len().saturating_sub(300)..]);
-    assert!(!text.contains("lcore=2 shown="), "lcore 2 was not cut");
-    let json = crate::admin::ctl::to_json(&text);
-    assert_eq!(json["truncated"][0]["sessions"], 4321);
-    assert_eq!(json["connections"].as_array().map(Vec::len), Some(MAX_CONNECTIONS_SHOWN + 1));
-    // Without the connection list nothing is said.
-    assert!(!super::render(&[], true).contains("truncated"));
 }
