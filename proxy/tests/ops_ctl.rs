@@ -10,7 +10,12 @@
 //! * `server weight` and `server maint` show in `show` and in the exported metrics
 //!   (`strait_backend_weight`, `strait_backend_admin_state`);
 //! * `session kill` resets the session named by its page entry: the client sees the reset,
-//!   the access log says `killed`, two sessions are left.
+//!   the access log says `killed`, two sessions are left;
+//! * refusals are logged with their reason: a fourth session over the listener's
+//!   `max_connections = 3` (set through the environment, `STRAIT_LISTENER__0__MAX_CONNECTIONS`,
+//!   an array entry named by index) is `refused_max_connections`, a session while one
+//!   server is in maintenance and the other at weight 0 is `no_server`, both `ended_by=proxy
+//!   phase=connect`.
 
 mod common;
 
@@ -91,7 +96,13 @@ fn ctl_json_paging_weight_maint_and_kill() {
     let net = Net { front: "198.18.174", back: "198.18.175", backend_port: 8080 };
     let sock = std::env::temp_dir().join(unique("strait-ctl-")).with_extension("sock").display().to_string();
     let extra = format!("access = true\n[admin]\nsocket = \"{sock}\"\n[metrics]\nlisten = \"{METRICS}\"\n");
-    let mut s = Setup::start(net, 2, 0, |tap, veth| pool_config(net, tap, veth, &[0, 1], &extra, ""), &[]);
+    let mut s = Setup::start(
+        net,
+        2,
+        0,
+        |tap, veth| pool_config(net, tap, veth, &[0, 1], &extra, ""),
+        &[("STRAIT_LISTENER__0__MAX_CONNECTIONS", "3")],
+    );
     let (b0, b1) = (net.backend(0), net.backend(1));
 
     let mut holder = s.client.spawn("python3", &["-c", HOLDER, &format!("{}.2", net.front), "80", "6"]);
@@ -166,6 +177,13 @@ fn ctl_json_paging_weight_maint_and_kill() {
     let (ok, _, err) = ctl(&sock, "show connections limit 0");
     assert!(!ok && err.contains("limit \"0\": not a number of sessions"), "{err}");
 
+    // A fourth session: over max_connections (3, from the environment), refused and logged.
+    let url = s.net.url("index.html");
+    let o = s.client.exec("curl", &["-sS", "--max-time", "3", &url]);
+    assert!(!o.status.success(), "a fourth session was served: {}", String::from_utf8_lossy(&o.stdout));
+    let line = s.strait.wait_for_log(&["\"reason\":\"refused_max_connections\""], Duration::from_secs(3));
+    assert!(line.contains("\"ended_by\":\"proxy\"") && line.contains("\"phase\":\"connect\"") && line.contains("\"server\":\"-\""), "{line}");
+
     // Weight and maintenance: in `show` and in the metrics.
     let (ok, out, err) = ctl(&sock, &format!("server weight web {b1} 0"));
     assert!(ok && out.contains("weight 0"), "{out}{err}");
@@ -180,9 +198,6 @@ fn ctl_json_paging_weight_maint_and_kill() {
     wait_series(&s, &format!("strait_backend_admin_state{{pool=\"web\",server=\"{b0}\",state=\"maint\"}} 1"));
     wait_series(&s, &format!("strait_backend_admin_state{{pool=\"web\",server=\"{b0}\",state=\"enabled\"}} 0"));
     wait_series(&s, &format!("strait_backend_admin_state{{pool=\"web\",server=\"{b1}\",state=\"enabled\"}} 1"));
-    let (ok, _, err) = ctl(&sock, &format!("server enable web {b0}"));
-    assert!(ok, "{err}");
-    wait_series(&s, &format!("strait_backend_admin_state{{pool=\"web\",server=\"{b0}\",state=\"enabled\"}} 1"));
 
     // Kill the first page's session.
     let victim = seen[0];
@@ -195,6 +210,17 @@ fn ctl_json_paging_weight_maint_and_kill() {
     assert!(left["connections"].as_array().is_some_and(|c| c.iter().all(|c| c["session"] != victim)), "{left}");
     let (ok, _, err) = ctl(&sock, &format!("session kill 0 {victim}"));
     assert!(!ok && err.contains(&format!("no session {victim} on lcore 0")), "{err}");
+
+    // Room again, but no server to take it: one in maintenance, the other at weight 0.
+    let o = s.client.exec("curl", &["-sS", "--max-time", "3", &url]);
+    assert!(!o.status.success(), "served with no server available: {}", String::from_utf8_lossy(&o.stdout));
+    let line = s.strait.wait_for_log(&["\"reason\":\"no_server\""], Duration::from_secs(3));
+    assert!(line.contains("\"ended_by\":\"proxy\"") && line.contains("\"phase\":\"connect\""), "{line}");
+    let (ok, _, err) = ctl(&sock, &format!("server enable web {b0}"));
+    assert!(ok, "{err}");
+    wait_series(&s, &format!("strait_backend_admin_state{{pool=\"web\",server=\"{b0}\",state=\"enabled\"}} 1"));
+    let o = s.client.exec("curl", &["-sS", "--max-time", "3", &url]);
+    assert!(o.status.success(), "served again once enabled: {}", String::from_utf8_lossy(&o.stderr));
 
     let (code, out, err) = finish(holder, Duration::from_secs(20));
     assert_eq!(code, Some(0), "client: {out} {err}");
