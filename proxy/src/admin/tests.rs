@@ -53,7 +53,13 @@ fn setup(dir: &std::path::Path, toml: &str) -> (Arc<Ops>, Lcore, PathBuf) {
 }
 
 /// A thread serving `inbox` as an lcore running the proxy with `spec`.
-fn serve(mut inbox: dataplane::control::Inbox, spec: dataplane::app::proxy::ProxySpec) -> Lcore {
+fn serve(inbox: dataplane::control::Inbox, spec: dataplane::app::proxy::ProxySpec) -> Lcore {
+    serve_feeding(inbox, spec, None)
+}
+
+/// As [`serve`]; with `frame`, the lcore offers that frame to its capture tap (when it has
+/// one) every loop iteration, as if it received it on port 0.
+fn serve_feeding(mut inbox: dataplane::control::Inbox, spec: dataplane::app::proxy::ProxySpec, frame: Option<Vec<u8>>) -> Lcore {
     let stop = Arc::new(AtomicBool::new(false));
     let s = Arc::clone(&stop);
     let thread = std::thread::spawn(move || {
@@ -65,6 +71,13 @@ fn serve(mut inbox: dataplane::control::Inbox, spec: dataplane::app::proxy::Prox
         let mut make = |b: &[u8]| Some(HeapPayload::from_slice(b));
         while !s.load(Ordering::Relaxed) {
             poll(&mut inbox, &mut engine, &mut apps, now(), &mut make);
+            if let (Some(tap), Some(f)) = (inbox.capture_mut(), &frame) {
+                use dataplane::capture::{Direction, Origin};
+                for _ in 0..64 {
+                    let origin = Origin { port: 0, queue: 0, direction: Direction::Rx };
+                    tap.offer(origin, now(), dataplane::capture::unix_nanos(), f.len(), std::iter::once(f.as_slice()));
+                }
+            }
             std::thread::sleep(Duration::from_millis(1));
         }
     });
@@ -193,5 +206,48 @@ fn the_admin_socket_answers_ctl_requests() {
     server.shutdown();
     assert!(!sock.exists(), "the socket file is removed");
     assert!(ctl::request(&sock, &words("show"), Duration::from_secs(1)).is_err_and(|e| e.contains("connecting")));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A capture ends by itself at its size bound (`max-mb`) and its time bound (`seconds`),
+/// the file no bigger than the bound plus one frame, and says which bound ended it.
+#[test]
+fn a_capture_ends_at_its_size_and_time_bounds() {
+    let dir = temp_dir("capture");
+    let path = dir.join("strait.toml");
+    std::fs::write(&path, CONFIG).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let ports = vec!["tap0".to_string()];
+    let (h, inbox) = channel(0);
+    let _lcore = serve_feeding(inbox, cfg.proxy_spec(), Some(vec![0xab; 1500]));
+    let file = dir.join("size.pcapng");
+    let words = format!("{} max-mb 1 frames 1000000 rate 1000000", file.display());
+    let req = capture::parse(&words.split(' ').collect::<Vec<_>>(), &ports).unwrap_or_else(|e| panic!("{e}"));
+    let session = capture::Session::start(req, &ports, std::slice::from_ref(&h)).unwrap_or_else(|e| panic!("{e}"));
+    let start = std::time::Instant::now();
+    while !session.finished() {
+        assert!(start.elapsed() < Duration::from_secs(10), "no end at 1 MiB: {}", session.status().render(true));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let done = session.stop();
+    let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(done.ended, "max-mb", "{}", done.render(false));
+    assert!((1 << 20..(1 << 20) + 1600).contains(&size), "file of {size} bytes for max-mb 1");
+    assert_eq!(done.bytes, size, "the summary counts what the file holds");
+
+    // Nothing to capture on queue 1 (the lcore offers queue 0): the time bound ends it.
+    let file = dir.join("time.pcapng");
+    let words = format!("{} port tap0 queue 1 seconds 1", file.display());
+    let req = capture::parse(&words.split(' ').collect::<Vec<_>>(), &ports).unwrap_or_else(|e| panic!("{e}"));
+    let session = capture::Session::start(req, &ports, std::slice::from_ref(&h)).unwrap_or_else(|e| panic!("{e}"));
+    let start = std::time::Instant::now();
+    while !session.finished() {
+        assert!(start.elapsed() < Duration::from_secs(5), "no end after 1 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = start.elapsed();
+    let done = session.stop();
+    assert_eq!((done.ended.as_str(), done.frames), ("seconds", 0), "{}", done.render(false));
+    assert!(took >= Duration::from_millis(900), "ended after {took:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
