@@ -130,6 +130,9 @@ fn show_and_server_admin_state_through_the_queue() {
 fn reload_applies_a_valid_file_and_rejects_an_invalid_one() {
     let dir = temp_dir("reload");
     let (ops, _lcore, path) = setup(&dir, CONFIG);
+    // The outcome counters (`strait_reloads_total{result}`, `show info`) are per process:
+    // other tests may add to them meanwhile, never take away.
+    let (ok0, rejected0, _) = reload_counts();
     let added = CONFIG.replace(
         "{ addr = \"198.18.80.11:8080\" }",
         "{ addr = \"198.18.80.11:8080\" }, { addr = \"198.18.80.12:8080\", weight = 5 }",
@@ -150,6 +153,10 @@ fn reload_applies_a_valid_file_and_rejects_an_invalid_one() {
     let err = ops.handle("reload").err().unwrap_or_default();
     assert!(err.contains("port: changed; this needs a restart"), "{err}");
     assert!(ops.handle("show").is_ok_and(|o| o.contains("server=198.18.80.12:8080 weight=5")), "still the valid one");
+    let (ok1, rejected1, _) = reload_counts();
+    assert!(ok1 > ok0 && rejected1 >= rejected0 + 2, "one applied, two rejected: {ok0}->{ok1}, {rejected0}->{rejected1}");
+    let info = ops.handle("show info").unwrap_or_default();
+    assert!(info.contains(&format!("reloads_rejected={rejected1}")) || rejected1 < reload_counts().1, "{info}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
