@@ -222,6 +222,14 @@ fn ctl_json_paging_weight_maint_and_kill() {
     let o = s.client.exec("curl", &["-sS", "--max-time", "3", &url]);
     assert!(o.status.success(), "served again once enabled: {}", String::from_utf8_lossy(&o.stderr));
 
+    // The refused requests are counted.
+    let text = scrape(&s);
+    let errors = text
+        .lines()
+        .find_map(|l| l.strip_prefix("strait_admin_requests_total{result=\"error\"} "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(errors.is_some_and(|e| e >= 2.0), "limit 0 and a second kill were refused: {errors:?}");
+
     let (code, out, err) = finish(holder, Duration::from_secs(20));
     assert_eq!(code, Some(0), "client: {out} {err}");
     let states: Vec<&str> = out.lines().skip(1).collect();

@@ -203,10 +203,17 @@ fn the_admin_socket_answers_ctl_requests() {
     let mode = std::fs::metadata(&sock).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
     assert_eq!(mode.ok(), Some(0o600));
     let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+    let (ok0, err0) = super::server::request_counts();
     let out = ctl::request(&sock, &words("show"), Duration::from_secs(5));
     assert!(out.as_ref().is_ok_and(|o| o.contains("listener=web")), "{out:?}");
     let err = ctl::request(&sock, &words("server enable web 1.2.3.4:5"), Duration::from_secs(5));
     assert!(err.is_err_and(|e| e.contains("no server")));
+    let err = ctl::request(&sock, &words("show connections limit many"), Duration::from_secs(5));
+    assert!(err.is_err_and(|e| e.contains("not a number of sessions")));
+    // Counted by answer (`strait_admin_requests_total{result}`; other tests' servers may
+    // add to the process-wide counts meanwhile, never take away).
+    let (ok1, err1) = super::server::request_counts();
+    assert!(ok1 > ok0 && err1 >= err0 + 2, "ok {ok0}->{ok1}, error {err0}->{err1}");
     // A second server on the same socket is refused while this one answers.
     let again = AdminServer::start(&sock, Arc::new(|_: &str| Ok(String::new())));
     assert!(again.is_err());

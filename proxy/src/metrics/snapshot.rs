@@ -46,6 +46,8 @@ pub struct Snapshot {
     pub log_dropped_lines: u64,
     /// Configuration reloads by outcome: applied, rejected, failed (`crate::admin`).
     pub reloads: (u64, u64, u64),
+    /// Admin API requests by answer: ok, error (`crate::admin::server`).
+    pub admin_requests: (u64, u64),
 }
 
 /// All named counters of one lcore ([`LcoreStats::iter`]), rendered as

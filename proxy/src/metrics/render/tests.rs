@@ -182,6 +182,7 @@ fn full() -> Snapshot {
         port_xstats: vec![PortXstats { port: "wan".into(), xstats: vec![("rx_good_packets".into(), 1)] }],
         log_dropped_lines: 7,
         reloads: (3, 1, 0),
+        admin_requests: (7, 2),
     }
 }
 
@@ -399,6 +400,8 @@ fn mempool_and_http_families() {
     assert_eq!(p.samples["strait_log_dropped_lines_total"], 7.0);
     assert_eq!(p.samples["strait_reloads_total{result=\"ok\"}"], 3.0);
     assert_eq!(p.samples["strait_reloads_total{result=\"rejected\"}"], 1.0);
+    assert_eq!(p.samples["strait_admin_requests_total{result=\"ok\"}"], 7.0);
+    assert_eq!(p.samples["strait_admin_requests_total{result=\"error\"}"], 2.0);
     assert_eq!(p.samples["strait_port_link_up{port=\"wan\"}"], 1.0);
     assert_eq!(p.samples["strait_port_link_up{port=\"lan\"}"], 0.0);
     assert_eq!(p.samples["strait_port_link_changes_total{port=\"wan\"}"], 2.0);
