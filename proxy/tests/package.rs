@@ -114,3 +114,44 @@ fn install_sh_installs_the_package_with_apt() {
     assert!(text.contains("Inst strait (") && text.contains("Conf strait ("), "apt would not install it:\n{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The packaged hugepage set-up (`strait-hugepages.service` runs it with
+/// `/etc/default/strait`): it reserves `STRAIT_HUGEPAGES` 2 MiB pages and mounts hugetlbfs
+/// at /dev/hugepages. Run in a private mount namespace where the kernel's
+/// `nr_hugepages` file is a bind-mounted stand-in, so the test machine keeps its own
+/// reservation and mounts (and a mount point the script had to create is removed again).
+#[test]
+fn the_hugepage_script_reserves_what_strait_hugepages_asks() {
+    if !common::require_root("the_hugepage_script_reserves_what_strait_hugepages_asks") {
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let script = repo.join("deploy/setup-hugepages.sh").canonicalize().expect("script");
+    let dir = std::env::temp_dir().join(unique("strait-hp-"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let fake = dir.join("nr_hugepages");
+    std::fs::write(&fake, "0\n").expect("fake");
+    let inner = format!(
+        "mount --bind {fake} /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages && \
+         {script} && mountpoint -q /dev/hugepages && findmnt -n -o FSTYPE /dev/hugepages",
+        fake = fake.display(),
+        script = script.display()
+    );
+    // The script creates the mount point if missing (mkdir is not namespaced): put things
+    // back as found.
+    let had_dir = Path::new("/dev/hugepages").exists();
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &inner])
+        .env("STRAIT_HUGEPAGES", "64")
+        .output()
+        .expect("unshare");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let reserved = std::fs::read_to_string(&fake).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    if !had_dir {
+        let _ = std::fs::remove_dir("/dev/hugepages");
+    }
+    assert!(out.status.success(), "setup-hugepages.sh: {text}");
+    assert_eq!(reserved.trim(), "64", "STRAIT_HUGEPAGES=64 written to nr_hugepages");
+    assert!(text.contains("hugepages: 64 x 2 MiB at /dev/hugepages") && text.contains("hugetlbfs"), "{text}");
+}
