@@ -294,6 +294,32 @@ mod tests {
         assert!(views[1].connections.is_empty());
     }
 
+    proptest::proptest! {
+        /// Any words after `show connections` are a request or an error naming a word,
+        /// never a panic; a request's page is cut within its limit.
+        #[test]
+        fn any_words_parse_or_fail(
+            words in proptest::collection::vec(
+                proptest::sample::select(vec!["limit", "--limit", "after", "--after", "0", "1000", "1001", "3:9", "4294967296:1", ":", "x", ""]),
+                0..6,
+            ),
+            sessions in proptest::collection::vec(0u64..50, 0..40),
+        ) {
+            match ConnRequest::parse(&words) {
+                Ok(req) => {
+                    let mut ids = sessions.clone();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    let mut views = vec![lcore(0, &ids, false), lcore(1, &ids, true)];
+                    let page = req.cut(&mut views);
+                    proptest::prop_assert!(page.shown <= req.limit && (1..=MAX_SESSIONS_PER_PAGE).contains(&req.limit));
+                    proptest::prop_assert!(page.more, "lcore 1 had more");
+                }
+                Err(e) => proptest::prop_assert!(!e.is_empty()),
+            }
+        }
+    }
+
     #[test]
     fn show_without_a_page_lists_no_connections() {
         let text = render(&[lcore(0, &[1], false)], None);

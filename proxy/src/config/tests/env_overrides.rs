@@ -150,3 +150,34 @@ fn bad_environment_overrides_name_the_variable() {
     assert_eq!(e[1].key, "dpdk.mbufs");
     assert!(e[1].reason.contains("STRAIT_DPDK__MBUFS"), "{e:?}");
 }
+
+proptest::proptest! {
+    /// Any set of `STRAIT_*` variables built from key names, indices (small, past the end,
+    /// too big for an index), empty parts and other words is a configuration or errors,
+    /// never a panic.
+    #[test]
+    fn any_overrides_give_a_config_or_errors(
+        vars in proptest::collection::vec(
+            (
+                proptest::collection::vec(
+                    proptest::sample::select(vec![
+                        "port", "listener", "pool", "app", "log", "dpdk", "servers", "offloads", "mtu", "weight",
+                        "level", "tso", "0", "1", "2", "7", "18446744073709551616", "", "x",
+                    ]),
+                    1..5,
+                ),
+                proptest::sample::select(vec!["1400", "true", "debug", "-1", "", "1.5", "a,b"]),
+            ),
+            0..4,
+        )
+    ) {
+        let vars: Vec<(String, String)> =
+            vars.into_iter().map(|(parts, v)| (format!("STRAIT_{}", parts.join("__").to_uppercase()), v.to_string())).collect();
+        let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        match with_env(PROXY, &refs) {
+            Ok(_) => {}
+            Err(ConfigErrors(e)) => proptest::prop_assert!(!e.is_empty()),
+        }
+    }
+}
+
