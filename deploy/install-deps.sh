@@ -15,8 +15,9 @@ PACKAGES=(
   haproxy
   # metrics: a real Prometheus server for the scrape test, and promtool
   prometheus
-  # SYN-flood test (proxy/tests/ops_synflood.rs); systemd-analyze for the unit test
-  hping3 systemd
+  # SYN-flood test (proxy/tests/ops_synflood.rs); systemd-analyze for the unit test;
+  # man for the package test's man page (proxy/tests/package.rs)
+  hping3 systemd man-db
   # packet filtering in test namespaces (silent peers, the lossy benchmark)
   nftables
 )

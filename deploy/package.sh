@@ -34,7 +34,7 @@ while (( $# )); do
   esac
 done
 die() { echo "package: $*" >&2; exit 1; }
-for tool in dpkg-deb dpkg ldd gzip; do command -v "$tool" >/dev/null || die "$tool not found"; done
+for tool in dpkg-deb dpkg ldd gzip strip; do command -v "$tool" >/dev/null || die "$tool not found"; done
 if [[ -z $BIN ]]; then
   (cd "$ROOT" && cargo build --profile "$PROFILE" -q -p strait) >&2
   BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/strait"
@@ -48,6 +48,8 @@ trap 'rm -rf "$STAGE"' EXIT
 PKG="$STAGE/strait_${VERSION}_${ARCH}"
 
 install -D -m 0755 "$BIN" "$PKG/usr/bin/strait"
+# Shipped without debug info, as dh_strip does (symbols stay: backtraces name functions).
+strip --strip-debug "$PKG/usr/bin/strait"
 install -D -m 0755 "$ROOT/deploy/setup-hugepages.sh" "$PKG/usr/lib/strait/setup-hugepages.sh"
 for unit in strait.service strait-hugepages.service; do
   install -D -m 0644 "$ROOT/deploy/systemd/$unit" "$PKG/lib/systemd/system/$unit"

@@ -26,13 +26,36 @@ pub const QUEUE_DEPTH: usize = 16;
 pub const COMMANDS_PER_POLL: usize = 4;
 /// How often an lcore copies its servers' health into [`LcoreStatus::health`].
 pub const HEALTH_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
-/// Connections listed per lcore at most by [`Command::Show`] (the admin API's debug view).
-pub const MAX_CONNECTIONS_SHOWN: usize = 1000;
+/// Sessions one [`Command::Show`] lists at most per lcore (a page of the admin API's
+/// `show connections`; each session has one or two connections).
+pub const MAX_SESSIONS_PER_PAGE: usize = 1000;
+
+/// Which sessions [`Command::Show`] lists: at most `limit` (clamped to 1..=
+/// [`MAX_SESSIONS_PER_PAGE`]) in session id order, starting after `after`, so that a long
+/// list is read page by page ([`LcoreView::more`] says whether it goes on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnPage {
+    /// List only sessions with a greater id (`None`: from the first).
+    pub after: Option<u64>,
+    /// Sessions listed at most.
+    pub limit: usize,
+}
+
+impl ConnPage {
+    /// The first page of the largest size.
+    pub const FIRST: ConnPage = ConnPage { after: None, limit: MAX_SESSIONS_PER_PAGE };
+
+    /// `limit` as the lcore applies it.
+    pub fn clamped_limit(&self) -> usize {
+        self.limit.clamp(1, MAX_SESSIONS_PER_PAGE)
+    }
+}
 
 /// An operator's wish for one server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AdminState {
     /// Receives new sessions (when healthy).
+    #[default]
     Enabled,
     /// Receives no new sessions; its established sessions continue.
     Drain,
@@ -41,7 +64,10 @@ pub enum AdminState {
 }
 
 impl AdminState {
-    /// `enabled` or `drain`.
+    /// Every state, in the order metrics list them.
+    pub const ALL: [AdminState; 3] = [AdminState::Enabled, AdminState::Drain, AdminState::Maint];
+
+    /// `enabled`, `drain` or `maint`.
     pub fn name(self) -> &'static str {
         match self {
             AdminState::Enabled => "enabled",
@@ -110,10 +136,10 @@ pub enum Command {
         /// Where the count goes.
         reply: SyncSender<usize>,
     },
-    /// Report listeners, servers and (when `connections`) sessions.
+    /// Report listeners, servers and (when `connections`) a page of sessions.
     Show {
-        /// Include per-connection detail.
-        connections: bool,
+        /// Include per-connection detail of these sessions.
+        connections: Option<ConnPage>,
         /// Where the view goes.
         reply: SyncSender<LcoreView>,
     },
@@ -239,8 +265,10 @@ pub struct LcoreView {
     pub servers: Vec<ServerView>,
     /// Sessions open.
     pub sessions: u64,
-    /// Connections (at most [`MAX_CONNECTIONS_SHOWN`]), when asked for.
+    /// The connections of the sessions of the page asked for ([`ConnPage`]).
     pub connections: Vec<ConnView>,
+    /// Sessions after the page's last exist (the list was cut at the page's limit).
+    pub more: bool,
 }
 
 /// Drain progress of one lcore, read by the control plane.

@@ -33,8 +33,10 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS", hide = true)]
         debug_stall_lcore_after: Option<f64>,
     },
-    /// Talk to a running strait through its admin socket: `show`, `show connections`,
-    /// `server drain POOL ADDR`, `server enable POOL ADDR`, `reload`, `help`.
+    /// Talk to a running strait through its admin socket: `show`, `show info`,
+    /// `show connections [limit N] [after LCORE:SESSION]`, `server drain|enable|maint POOL
+    /// ADDR`, `server weight POOL ADDR N`, `server kill POOL ADDR`, `session kill LCORE ID`,
+    /// `reload`, `capture start|stop|status`, `help`.
     Ctl {
         /// The admin socket (`[admin] socket`).
         #[arg(long, value_name = "PATH", default_value = strait::admin::ctl::DEFAULT_SOCKET)]
@@ -97,24 +99,40 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
 /// How long `strait ctl` waits for an answer.
 const CTL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// `--json` given after the request's first word (`strait ctl show connections --json`)
+/// is taken as the flag, not as a word of the request.
+fn json_flag(json: bool, mut request: Vec<String>) -> (bool, Vec<String>) {
+    let before = request.len();
+    request.retain(|w| w != "--json");
+    (json || request.len() != before, request)
+}
+
+/// `strait ctl`: one request, its answer printed (as JSON with `json`).
+fn ctl(socket: &std::path::Path, json: bool, request: &[String]) -> ExitCode {
+    match strait::admin::ctl::request(socket, request, CTL_TIMEOUT) {
+        Ok(out) if json => {
+            println!("{}", strait::admin::ctl::to_json(&out));
+            ExitCode::SUCCESS
+        }
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
 /// Parses the command line and executes it; `run` starts the data plane.
 pub fn main<E: std::fmt::Display>(run: impl FnOnce(Config, RunOptions) -> Result<(), E>) -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Ctl { socket, json, request } => match strait::admin::ctl::request(&socket, &request, CTL_TIMEOUT) {
-            Ok(out) if json => {
-                println!("{}", strait::admin::ctl::to_json(&out));
-                ExitCode::SUCCESS
-            }
-            Ok(out) => {
-                print!("{out}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(EXIT_FAILURE)
-            }
-        },
+        Command::Ctl { socket, json, request } => {
+            let (json, request) = json_flag(json, request);
+            ctl(&socket, json, &request)
+        }
         Command::GenerateAssets { dir } => match generate_assets(&dir) {
             Ok(files) => {
                 for f in files {
@@ -221,6 +239,12 @@ mod tests {
         let cli = Cli::try_parse_from(["strait", "ctl", "--socket", "/tmp/a.sock", "show"]).unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(&cli.command, Command::Ctl { socket, .. } if socket == std::path::Path::new("/tmp/a.sock")));
         assert!(Cli::try_parse_from(["strait", "ctl"]).is_err(), "a request is required");
+        // Paging words and a late --json pass through to the request; --json is the flag.
+        let cli = Cli::try_parse_from(["strait", "ctl", "show", "connections", "--limit", "5", "--json"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Ctl { json, request, .. } = cli.command else { panic!("not ctl") };
+        assert_eq!(json_flag(json, request), (true, vec!["show".into(), "connections".into(), "--limit".into(), "5".into()]));
+        assert_eq!(json_flag(false, vec!["show".into()]), (false, vec!["show".into()]));
     }
 
     #[test]

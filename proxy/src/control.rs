@@ -96,6 +96,7 @@ fn snapshot(src: &Sources, start_time: f64) -> Snapshot {
         start_time_seconds: start_time,
         log_dropped_lines: strait::logging::dropped_lines(),
         reloads: strait::admin::reload_counts(),
+        admin_requests: strait::admin::server::request_counts(),
         ..Snapshot::default()
     };
     for (lcore, stats) in &src.lcores {

@@ -117,6 +117,94 @@ mod tests {
         assert!(!enabled("warn,strait::access=off"), "an explicit directive wins");
     }
 
+    /// A writer into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Buf {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+        }
+    }
+
+    /// The access line in both formats (the subscriber `init` builds, on a buffer): HAProxy
+    /// tcplog's facts, termination side and phase, connect time, server, retries, bytes both
+    /// ways, and the reason; a refusal has no server and no connect time.
+    #[test]
+    fn access_lines_carry_the_tcplog_fields_in_text_and_json() {
+        use dataplane::app::proxy::{log_access, AccessRecord, EndReason};
+        use tracing::subscriber::with_default;
+        let served = AccessRecord {
+            listener: "web",
+            client: "198.18.0.1:40000".parse().unwrap_or_else(|e| panic!("{e}")),
+            server: Some("198.18.1.10:8080".parse().unwrap_or_else(|e| panic!("{e}"))),
+            ended_by: "client",
+            phase: "data",
+            connect: Some(dataplane::time::Duration::from_micros(1250)),
+            retries: 1,
+            bytes_in: 78,
+            bytes_out: 4096,
+            duration: dataplane::time::Duration::from_millis(12),
+            reason: EndReason::Closed,
+        };
+        let refused = AccessRecord {
+            server: None,
+            ended_by: "proxy",
+            phase: "connect",
+            connect: None,
+            retries: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            duration: dataplane::time::Duration::ZERO,
+            reason: EndReason::RefusedMaxConnections,
+            ..served.clone()
+        };
+        let text = Buf::default();
+        let w = text.clone();
+        with_default(tracing_subscriber::fmt().with_ansi(false).with_writer(move || w.clone()).finish(), || {
+            log_access(&served);
+            log_access(&refused);
+        });
+        let lines: Vec<String> = text.text().lines().map(str::to_string).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].contains("strait::access: session closed listener=\"web\" client=198.18.0.1:40000 server=198.18.1.10:8080 \
+                               ended_by=\"client\" phase=\"data\" connect_ms=1.250 retries=1 bytes_in=78 bytes_out=4096 \
+                               duration_ms=12 reason=\"closed\""),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1].contains("server=- ended_by=\"proxy\" phase=\"connect\" connect_ms=- retries=0"), "{}", lines[1]);
+        assert!(lines[1].ends_with("reason=\"refused_max_connections\""), "{}", lines[1]);
+
+        let json = Buf::default();
+        let w = json.clone();
+        with_default(tracing_subscriber::fmt().json().with_writer(move || w.clone()).finish(), || {
+            log_access(&served);
+            log_access(&refused);
+        });
+        let out = json.text();
+        let v: Vec<serde_json::Value> =
+            out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+        assert_eq!(v.len(), 2, "{out}");
+        assert_eq!(v[0]["target"], "strait::access");
+        let f = &v[0]["fields"];
+        assert_eq!((f["server"].as_str(), f["ended_by"].as_str(), f["phase"].as_str()), (Some("198.18.1.10:8080"), Some("client"), Some("data")), "{f}");
+        assert_eq!((f["connect_ms"].as_str(), f["retries"].as_u64()), (Some("1.250"), Some(1)), "{f}");
+        assert_eq!((f["bytes_in"].as_u64(), f["bytes_out"].as_u64(), f["reason"].as_str()), (Some(78), Some(4096), Some("closed")), "{f}");
+        assert_eq!((v[1]["fields"]["reason"].as_str(), v[1]["fields"]["server"].as_str()), (Some("refused_max_connections"), Some("-")));
+    }
+
     #[test]
     fn invalid_directives_are_errors_naming_their_source() {
         let e = filter("info", Some("foo=bogus")).unwrap_err();

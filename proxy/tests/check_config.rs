@@ -129,3 +129,19 @@ fn version_is_printed() {
         format!("strait {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// An entry of an array of tables is named by its index (issue 16): `STRAIT_PORT__1__MTU`
+/// changes the second port only; an entry the file lacks is an error naming the variable;
+/// the hugepage unit's own `STRAIT_HUGEPAGES` is not an override.
+#[test]
+fn environment_overrides_reach_array_entries_by_index() {
+    let out = check_config("demo.toml", &[("STRAIT_PORT__1__MTU", "1400"), ("STRAIT_HUGEPAGES", "1024")]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "stderr:\n{}", text(&out.stderr));
+    assert!(stdout.contains("198.18.0.2/24 mtu 1500, tap1 net_tap1,iface=strait1 198.18.1.2/24 mtu 1400]"), "{stdout}");
+    let out = check_config("demo.toml", &[("STRAIT_PORT__2__MTU", "1400"), ("STRAIT_PORT__MTU", "1400")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(stderr.contains("error: port[2]: STRAIT_PORT__2__MTU: no entry 2: the file has 2 in port"), "{stderr}");
+    assert!(stderr.contains("error: port: STRAIT_PORT__MTU: port is a list: name its entry by index"), "{stderr}");
+}

@@ -146,6 +146,8 @@ fn synthetic() -> Snapshot {
             checks_failed: 1,
             went_down: 0,
             ejections: 0,
+            weight: 1,
+            admin: dataplane::control::AdminState::Enabled,
         }],
         ..Snapshot::default()
     }
@@ -196,8 +198,9 @@ fn promtool_check_metrics_reports_no_problem() {
 }
 
 /// The alerting rules and the Grafana dashboard in deploy/ (issue 16): `promtool check
-/// rules` accepts the rules, and every `strait_*` metric either names is one Strait
-/// renders (histogram series by their family), so neither can silently watch nothing.
+/// rules` accepts the rules, `promtool test rules` fires each failure mode's alert, and
+/// every `strait_*` metric the rules, their tests or the dashboard name is one Strait
+/// renders (histogram series by their family), so none can silently watch nothing.
 #[test]
 fn alert_rules_and_dashboard_use_only_exported_metrics() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -209,6 +212,20 @@ fn alert_rules_and_dashboard_use_only_exported_metrics() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // Each failure mode's alert fires on series shaped as Strait exports them, and none on a
+    // healthy appliance (pool exhaustion, stalled lcore, RX/TX drops, server down, link
+    // down, refused reload): promtool's rule unit tests.
+    let out = Command::new(tool("promtool"))
+        .args(["test", "rules", "strait-alerts.test.yml"])
+        .current_dir(repo.join("deploy/prometheus"))
+        .output()
+        .expect("run promtool test rules");
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && report.contains("SUCCESS"), "promtool test rules:\n{report}");
+    let tests = std::fs::read_to_string(repo.join("deploy/prometheus/strait-alerts.test.yml")).expect("rule tests");
+    for alert in ["StraitMbufPoolLow", "StraitLcoreStalled", "StraitRxMissed", "StraitTxDrops", "StraitServerDown", "StraitLinkDown", "StraitReloadFailed"] {
+        assert!(tests.contains(&format!("alertname: {alert}\n        exp_alerts:\n          - exp_labels")), "no firing test for {alert}");
+    }
     // Families in the exposition of a snapshot with every family populated.
     let text = render(&synthetic());
     let families: std::collections::BTreeSet<String> =
@@ -220,7 +237,7 @@ fn alert_rules_and_dashboard_use_only_exported_metrics() {
     let dashboard = std::fs::read_to_string(repo.join("deploy/grafana/strait-dashboard.json")).expect("dashboard");
     let alerts = std::fs::read_to_string(&rules).expect("rules");
     let mut named = 0;
-    for (file, body) in [("strait-alerts.yml", &alerts), ("strait-dashboard.json", &dashboard)] {
+    for (file, body) in [("strait-alerts.yml", &alerts), ("strait-alerts.test.yml", &tests), ("strait-dashboard.json", &dashboard)] {
         let mut rest = body.as_str();
         while let Some(i) = rest.find("strait_") {
             let tail = &rest[i..];

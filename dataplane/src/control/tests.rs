@@ -174,6 +174,10 @@ impl Net {
     }
 
     fn show(&mut self, connections: bool) -> LcoreView {
+        self.show_page(connections.then_some(ConnPage::FIRST))
+    }
+
+    fn show_page(&mut self, connections: Option<ConnPage>) -> LcoreView {
         let (tx, rx) = sync_channel(1);
         self.send(Command::Show { connections, reply: tx });
         self.step();
@@ -374,6 +378,43 @@ fn show_lists_every_connection_with_its_tcp_state() {
     assert_eq!(*backend.local.ip(), BACK);
     assert_eq!(backend.bytes_acked, 5);
     assert!(net.show(false).connections.is_empty());
+    assert!(!view.more, "one session: the page is not cut");
+}
+
+/// `show connections` pages: a page holds at most `limit` sessions (both connections of
+/// each), in id order after the cursor, and says whether more follow.
+#[test]
+fn show_pages_through_the_sessions() {
+    let mut net = Net::new(&spec(vec![server(A, ECHO)]));
+    let ids: Vec<ConnId> = (0..5).map(|_| net.connect(PORT)).collect();
+    for &id in &ids {
+        assert_eq!(net.echo(id, b"x"), b"x");
+    }
+    let mut seen: Vec<u64> = Vec::new();
+    let mut after = None;
+    for page in 0..3 {
+        let view = net.show_page(Some(ConnPage { after, limit: 2 }));
+        assert_eq!(view.sessions, 5);
+        let sessions: Vec<u64> = view.connections.iter().map(|c| c.session).collect();
+        let mut distinct = sessions.clone();
+        distinct.dedup();
+        assert_eq!(sessions.len(), 2 * distinct.len(), "both sides of each session: {sessions:?}");
+        assert_eq!(distinct.len(), if page < 2 { 2 } else { 1 }, "page {page}: {sessions:?}");
+        assert!(distinct.windows(2).all(|w| w[0] < w[1]), "id order: {distinct:?}");
+        assert!(after.is_none_or(|a| distinct[0] > a), "after the cursor");
+        assert_eq!(view.more, page < 2, "page {page} says whether more follow");
+        seen.extend(&distinct);
+        after = distinct.last().copied();
+    }
+    assert_eq!(seen.len(), 5, "every session once: {seen:?}");
+    // Past the end: nothing, and nothing more.
+    let view = net.show_page(Some(ConnPage { after, limit: 2 }));
+    assert!(view.connections.is_empty() && !view.more);
+    // A limit of 0 still shows one session; a huge one is clamped.
+    let view = net.show_page(Some(ConnPage { after: None, limit: 0 }));
+    assert_eq!((view.connections.len(), view.more), (2, true));
+    let view = net.show_page(Some(ConnPage { after: None, limit: usize::MAX }));
+    assert_eq!((view.connections.len(), view.more), (10, false));
 }
 
 fn checks(fall: u32, rise: u32) -> OpsSpec {

@@ -272,7 +272,9 @@ fn write(
     lcores: &[Handle],
 ) -> Summary {
     let deadline = Instant::now() + Duration::from_secs(req.seconds);
-    // The section and interface blocks written so far.
+    // The section and interface blocks written so far (flushed first: the file's size is
+    // what the summary reports and what `max-mb` bounds).
+    let _ = out.get_mut().flush();
     let mut bytes = out.get_mut().get_ref().metadata().map_or(0, |m| m.len());
     let mut frames = 0u64;
     let ended = loop {

@@ -14,7 +14,7 @@
 //! | request | what |
 //! | --- | --- |
 //! | `show` | listeners and servers with their state and counts |
-//! | `show connections` | every proxy connection: lcore, 4-tuple, TCP state, cwnd, srtt, bytes |
+//! | `show connections [limit N] [after LCORE:SESSION]` | proxy connections, a page at a time ([`show`]): lcore, session, 4-tuple, TCP state, cwnd, srtt, bytes; `more=yes next=LCORE:SESSION` when the list goes on |
 //! | `show info` | the process: version, pid, uptime, configuration file, lcores, sessions, reloads, memory, dropped log lines |
 //! | `server drain POOL ADDR` / `server enable POOL ADDR` | no new sessions to a server / again |
 //! | `server maint POOL ADDR` | maintenance: no new sessions and no health checks (`server enable` ends it) |
@@ -28,8 +28,11 @@
 pub mod capture;
 pub mod ctl;
 pub mod server;
+pub mod show;
 
-use std::fmt::Write as _;
+pub use show::{render, ConnRequest};
+use show::yes;
+
 use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +40,7 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dataplane::control::{AdminState, Command, Handle, HealthState, KillTarget, LcoreView};
+use dataplane::control::{AdminState, Command, ConnPage, Handle, KillTarget, LcoreView};
 
 use crate::config::Config;
 use crate::systemd::Notifier;
@@ -48,7 +51,7 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 const DRAIN_LINGER: Duration = Duration::from_millis(200);
 
 /// The requests, for `help` and errors.
-pub const HELP: &str = "show | show connections | show info | server drain|enable|maint POOL ADDR | server weight POOL ADDR N | \
+pub const HELP: &str = "show | show connections [limit N] [after LCORE:SESSION] | show info | server drain|enable|maint POOL ADDR | server weight POOL ADDR N | \
 server kill POOL ADDR | session kill LCORE ID | reload | \
 capture start FILE [port NAME] [queue N] [frames N] [seconds N] [snaplen N] [rate N] [max-mb N] | capture stop | capture status | help";
 
@@ -253,12 +256,18 @@ impl Ops {
         self.stop.store(true, Ordering::Relaxed);
     }
 
-    /// Every lcore's view (lcores that do not answer in time are named in `Err`).
-    pub fn views(&self, connections: bool) -> Result<Vec<LcoreView>, String> {
+    /// Every lcore's view without connections (lcores that do not answer in time are
+    /// named in `Err`).
+    pub fn views(&self) -> Result<Vec<LcoreView>, String> {
+        self.views_paged(|_| None)
+    }
+
+    /// Every lcore's view, with the connections of the page `page(lcore)` asks for.
+    pub fn views_paged(&self, page: impl Fn(u32) -> Option<ConnPage>) -> Result<Vec<LcoreView>, String> {
         let mut pending = Vec::new();
         for h in &self.lcores {
             let (tx, rx) = sync_channel(1);
-            h.send(Command::Show { connections, reply: tx }).map_err(|e| e.to_string())?;
+            h.send(Command::Show { connections: page(h.lcore()), reply: tx }).map_err(|e| e.to_string())?;
             pending.push((h.lcore(), rx));
         }
         let mut views = Vec::new();
@@ -288,7 +297,7 @@ impl Ops {
 
     /// `show info`: the process at a glance (key=value, one line).
     pub fn info(&self) -> Result<String, String> {
-        let views = self.views(false)?;
+        let views = self.views()?;
         let sessions: u64 = views.iter().map(|v| v.sessions).sum();
         let lcores: Vec<String> = self.lcores.iter().map(|h| h.lcore().to_string()).collect();
         let (ok, rejected, failed) = reload_counts();
@@ -404,8 +413,13 @@ impl Ops {
     pub fn handle(&self, line: &str) -> Result<String, String> {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["show"] | ["show", "servers"] | ["show", "listeners"] => Ok(render(&self.views(false)?, false)),
-            ["show", "connections"] => Ok(render(&self.views(true)?, true)),
+            ["show"] | ["show", "servers"] | ["show", "listeners"] => Ok(render(&self.views()?, None)),
+            ["show", "connections", rest @ ..] => {
+                let req = ConnRequest::parse(rest)?;
+                let mut views = self.views_paged(|lcore| req.lcore_page(lcore))?;
+                let page = req.cut(&mut views);
+                Ok(render(&views, Some(&page)))
+            }
             ["show", "info"] => self.info(),
             ["server", verb @ ("drain" | "enable" | "maint"), pool, addr] => {
                 let state = match *verb {
@@ -467,98 +481,6 @@ const MAX_WEIGHT: u32 = 1000;
 /// A server's `ADDR` in a request.
 fn server_addr(addr: &str) -> Result<SocketAddrV4, String> {
     addr.parse().map_err(|_| format!("{addr:?} is not an IPv4 address and port"))
-}
-
-/// The text of `show` (every lcore summed: sessions per listener and server; health
-/// `up`/`down`, or `partial` when lcores disagree).
-pub fn render(views: &[LcoreView], connections: bool) -> String {
-    let mut out = String::new();
-    let draining = views.iter().any(|v| v.draining);
-    let sessions: u64 = views.iter().map(|v| v.sessions).sum();
-    let _ = writeln!(out, "lcores={} sessions={sessions} draining={}", views.len(), yes(draining));
-    out.push_str("listeners:\n");
-    if let Some(first) = views.first() {
-        for (i, l) in first.listeners.iter().enumerate() {
-            let sum = |f: fn(&dataplane::control::ListenerView) -> u64| {
-                views.iter().filter_map(|v| v.listeners.get(i)).map(f).sum::<u64>()
-            };
-            let _ = writeln!(
-                out,
-                "  listener={} listen={} pool={} state={} active={} total={}",
-                l.name,
-                l.listen,
-                l.pool,
-                if l.open { "open" } else { "closed" },
-                sum(|l| l.active),
-                sum(|l| l.total)
-            );
-        }
-        out.push_str("servers:\n");
-        for (i, s) in first.servers.iter().enumerate() {
-            let all: Vec<&dataplane::control::ServerView> = views.iter().filter_map(|v| v.servers.get(i)).collect();
-            let sum = |f: fn(&dataplane::control::ServerView) -> u64| all.iter().map(|s| f(s)).sum::<u64>();
-            let ups = all.iter().filter(|s| s.health == HealthState::Up).count();
-            let health = if ups == all.len() {
-                "up"
-            } else if ups == 0 {
-                "down"
-            } else {
-                "partial"
-            };
-            let _ = writeln!(
-                out,
-                "  pool={} server={} weight={} admin={} health={} configured={} active={} attempts={} failed={}",
-                s.pool,
-                s.addr,
-                s.weight,
-                s.admin.name(),
-                health,
-                yes(s.configured),
-                sum(|s| s.active),
-                sum(|s| s.attempts),
-                sum(|s| s.failed)
-            );
-        }
-    }
-    if connections {
-        out.push_str("connections:\n");
-        for v in views {
-            for c in &v.connections {
-                let srtt = c.srtt.map(|d| (d.as_nanos() / 1000).to_string()).unwrap_or_else(|| "-".to_string());
-                let _ = writeln!(
-                    out,
-                    "  lcore={} session={} listener={} side={} local={} remote={} state={} cwnd={} srtt_us={srtt} bytes_received={} bytes_acked={}",
-                    v.lcore, c.session, c.listener, c.side, c.local, c.remote, c.state, c.cwnd, c.bytes_received, c.bytes_acked
-                );
-            }
-        }
-        // Each lcore lists at most MAX_CONNECTIONS_SHOWN connections: say where the list
-        // was cut rather than let it look complete.
-        let cut: Vec<&LcoreView> =
-            views.iter().filter(|v| v.connections.len() >= dataplane::control::MAX_CONNECTIONS_SHOWN).collect();
-        if !cut.is_empty() {
-            out.push_str("truncated:\n");
-            for v in cut {
-                let _ = writeln!(
-                    out,
-                    "  lcore={} shown={} sessions={} limit={}",
-                    v.lcore,
-                    v.connections.len(),
-                    v.sessions,
-                    dataplane::control::MAX_CONNECTIONS_SHOWN
-                );
-            }
-        }
-    }
-    out
-}
-
-fn yes(b: bool) -> &'static str {
-    if b {
-        "yes"
-    } else {
-        "no"
-    }
 }
 
 /// The thread that turns signals into [`Ops`] calls.

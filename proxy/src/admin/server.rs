@@ -15,6 +15,17 @@ use std::time::Duration;
 /// Answers one request line.
 pub type Handler = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
 
+/// Requests answered `ok`.
+static ANSWERED_OK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Requests answered `error: ...` (unknown or malformed requests, failed commands).
+static ANSWERED_ERROR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Admin requests since start: (answered ok, answered with an error)
+/// (`strait_admin_requests_total{result}`).
+pub fn request_counts() -> (u64, u64) {
+    (ANSWERED_OK.load(Ordering::Relaxed), ANSWERED_ERROR.load(Ordering::Relaxed))
+}
+
 /// Longest request line taken.
 const MAX_REQUEST: u64 = 4096;
 /// How long a client may take to send its request.
@@ -96,7 +107,13 @@ fn answer(stream: UnixStream, handler: &Handler) -> std::io::Result<()> {
     BufReader::new((&stream).take(MAX_REQUEST)).read_line(&mut line)?;
     let request = line.trim();
     tracing::info!(request, "admin request");
-    let mut out = match handler(request) {
+    let answer = handler(request);
+    let counter = if answer.is_ok() { &ANSWERED_OK } else { &ANSWERED_ERROR };
+    counter.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = &answer {
+        tracing::warn!(request, error = %e, "admin request refused");
+    }
+    let mut out = match answer {
         Ok(text) => {
             let mut t = text;
             if !t.is_empty() && !t.ends_with('\n') {

@@ -53,7 +53,13 @@ fn setup(dir: &std::path::Path, toml: &str) -> (Arc<Ops>, Lcore, PathBuf) {
 }
 
 /// A thread serving `inbox` as an lcore running the proxy with `spec`.
-fn serve(mut inbox: dataplane::control::Inbox, spec: dataplane::app::proxy::ProxySpec) -> Lcore {
+fn serve(inbox: dataplane::control::Inbox, spec: dataplane::app::proxy::ProxySpec) -> Lcore {
+    serve_feeding(inbox, spec, None)
+}
+
+/// As [`serve`]; with `frame`, the lcore offers that frame to its capture tap (when it has
+/// one) every loop iteration, as if it received it on port 0.
+fn serve_feeding(mut inbox: dataplane::control::Inbox, spec: dataplane::app::proxy::ProxySpec, frame: Option<Vec<u8>>) -> Lcore {
     let stop = Arc::new(AtomicBool::new(false));
     let s = Arc::clone(&stop);
     let thread = std::thread::spawn(move || {
@@ -65,6 +71,13 @@ fn serve(mut inbox: dataplane::control::Inbox, spec: dataplane::app::proxy::Prox
         let mut make = |b: &[u8]| Some(HeapPayload::from_slice(b));
         while !s.load(Ordering::Relaxed) {
             poll(&mut inbox, &mut engine, &mut apps, now(), &mut make);
+            if let (Some(tap), Some(f)) = (inbox.capture_mut(), &frame) {
+                use dataplane::capture::{Direction, Origin};
+                for _ in 0..64 {
+                    let origin = Origin { port: 0, queue: 0, direction: Direction::Rx };
+                    tap.offer(origin, now(), dataplane::capture::unix_nanos(), f.len(), std::iter::once(f.as_slice()));
+                }
+            }
             std::thread::sleep(Duration::from_millis(1));
         }
     });
@@ -96,7 +109,9 @@ fn show_and_server_admin_state_through_the_queue() {
     assert!(ops.handle("server drain web 198.18.80.99:8080").is_err_and(|e| e.contains("no server 198.18.80.99:8080")));
     assert!(ops.handle("server drain web nonsense").is_err_and(|e| e.contains("not an IPv4 address and port")));
     assert!(ops.handle("frobnicate").is_err_and(|e| e.contains("unknown request")));
-    assert!(ops.handle("show connections").is_ok_and(|o| o.contains("connections:\n")));
+    assert!(ops.handle("show connections").is_ok_and(|o| o.contains("shown_sessions=0 limit=1000 more=no\n") && o.contains("connections:\n")));
+    assert!(ops.handle("show connections limit 5 after 0:3").is_ok_and(|o| o.contains("shown_sessions=0 limit=5 more=no\n")));
+    assert!(ops.handle("show connections limit x").is_err_and(|e| e.contains("limit \"x\": not a number of sessions")));
     // Maintenance, weight, kill.
     assert_eq!(ops.handle("server maint web 198.18.80.10:8080"), Ok("server 198.18.80.10:8080 in pool web: maint".into()));
     assert!(ops.handle("show").is_ok_and(|o| o.contains("server=198.18.80.10:8080 weight=1 admin=maint")));
@@ -115,6 +130,9 @@ fn show_and_server_admin_state_through_the_queue() {
 fn reload_applies_a_valid_file_and_rejects_an_invalid_one() {
     let dir = temp_dir("reload");
     let (ops, _lcore, path) = setup(&dir, CONFIG);
+    // The outcome counters (`strait_reloads_total{result}`, `show info`) are per process:
+    // other tests may add to them meanwhile, never take away.
+    let (ok0, rejected0, _) = reload_counts();
     let added = CONFIG.replace(
         "{ addr = \"198.18.80.11:8080\" }",
         "{ addr = \"198.18.80.11:8080\" }, { addr = \"198.18.80.12:8080\", weight = 5 }",
@@ -135,6 +153,10 @@ fn reload_applies_a_valid_file_and_rejects_an_invalid_one() {
     let err = ops.handle("reload").err().unwrap_or_default();
     assert!(err.contains("port: changed; this needs a restart"), "{err}");
     assert!(ops.handle("show").is_ok_and(|o| o.contains("server=198.18.80.12:8080 weight=5")), "still the valid one");
+    let (ok1, rejected1, _) = reload_counts();
+    assert!(ok1 > ok0 && rejected1 >= rejected0 + 2, "one applied, two rejected: {ok0}->{ok1}, {rejected0}->{rejected1}");
+    let info = ops.handle("show info").unwrap_or_default();
+    assert!(info.contains(&format!("reloads_rejected={rejected1}")) || rejected1 < reload_counts().1, "{info}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -181,10 +203,17 @@ fn the_admin_socket_answers_ctl_requests() {
     let mode = std::fs::metadata(&sock).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
     assert_eq!(mode.ok(), Some(0o600));
     let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+    let (ok0, err0) = super::server::request_counts();
     let out = ctl::request(&sock, &words("show"), Duration::from_secs(5));
     assert!(out.as_ref().is_ok_and(|o| o.contains("listener=web")), "{out:?}");
     let err = ctl::request(&sock, &words("server enable web 1.2.3.4:5"), Duration::from_secs(5));
     assert!(err.is_err_and(|e| e.contains("no server")));
+    let err = ctl::request(&sock, &words("show connections limit many"), Duration::from_secs(5));
+    assert!(err.is_err_and(|e| e.contains("not a number of sessions")));
+    // Counted by answer (`strait_admin_requests_total{result}`; other tests' servers may
+    // add to the process-wide counts meanwhile, never take away).
+    let (ok1, err1) = super::server::request_counts();
+    assert!(ok1 > ok0 && err1 >= err0 + 2, "ok {ok0}->{ok1}, error {err0}->{err1}");
     // A second server on the same socket is refused while this one answers.
     let again = AdminServer::start(&sock, Arc::new(|_: &str| Ok(String::new())));
     assert!(again.is_err());
@@ -194,31 +223,45 @@ fn the_admin_socket_answers_ctl_requests() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// `show connections` says which lcores' lists were cut at
-/// [`dataplane::control::MAX_CONNECTIONS_SHOWN`], and `ctl --json` keeps that as a section.
+/// A capture ends by itself at its size bound (`max-mb`) and its time bound (`seconds`),
+/// the file no bigger than the bound plus one frame, and says which bound ended it.
 #[test]
-fn a_cut_connection_list_says_so() {
-    use dataplane::control::{ConnView, LcoreView, MAX_CONNECTIONS_SHOWN};
-    let conn = ConnView {
-        session: 1,
-        listener: "web".into(),
-        side: "client",
-        local: "198.18.0.2:80".parse().unwrap_or_else(|e| panic!("{e}")),
-        remote: "198.18.0.1:40000".parse().unwrap_or_else(|e| panic!("{e}")),
-        state: "ESTABLISHED".into(),
-        cwnd: 14600,
-        srtt: None,
-        bytes_received: 0,
-        bytes_acked: 0,
-    };
-    let full = LcoreView { lcore: 1, sessions: 4321, connections: vec![conn.clone(); MAX_CONNECTIONS_SHOWN], ..LcoreView::default() };
-    let small = LcoreView { lcore: 2, sessions: 1, connections: vec![conn], ..LcoreView::default() };
-    let text = super::render(&[full, small], true);
-    assert!(text.contains("truncated:\n  lcore=1 shown=1000 sessions=4321 limit=1000\n"), "{}", &text[text.len().saturating_sub(300)..]);
-    assert!(!text.contains("lcore=2 shown="), "lcore 2 was not cut");
-    let json = crate::admin::ctl::to_json(&text);
-    assert_eq!(json["truncated"][0]["sessions"], 4321);
-    assert_eq!(json["connections"].as_array().map(Vec::len), Some(MAX_CONNECTIONS_SHOWN + 1));
-    // Without the connection list nothing is said.
-    assert!(!super::render(&[], true).contains("truncated"));
+fn a_capture_ends_at_its_size_and_time_bounds() {
+    let dir = temp_dir("capture");
+    let path = dir.join("strait.toml");
+    std::fs::write(&path, CONFIG).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let ports = vec!["tap0".to_string()];
+    let (h, inbox) = channel(0);
+    let _lcore = serve_feeding(inbox, cfg.proxy_spec(), Some(vec![0xab; 1500]));
+    let file = dir.join("size.pcapng");
+    let words = format!("{} max-mb 1 frames 1000000 rate 1000000", file.display());
+    let req = capture::parse(&words.split(' ').collect::<Vec<_>>(), &ports).unwrap_or_else(|e| panic!("{e}"));
+    let session = capture::Session::start(req, &ports, std::slice::from_ref(&h)).unwrap_or_else(|e| panic!("{e}"));
+    let start = std::time::Instant::now();
+    while !session.finished() {
+        assert!(start.elapsed() < Duration::from_secs(10), "no end at 1 MiB: {}", session.status().render(true));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let done = session.stop();
+    let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(done.ended, "max-mb", "{}", done.render(false));
+    assert!((1 << 20..(1 << 20) + 1600).contains(&size), "file of {size} bytes for max-mb 1");
+    assert_eq!(done.bytes, size, "the summary counts what the file holds");
+
+    // Nothing to capture on queue 1 (the lcore offers queue 0): the time bound ends it.
+    let file = dir.join("time.pcapng");
+    let words = format!("{} port tap0 queue 1 seconds 1", file.display());
+    let req = capture::parse(&words.split(' ').collect::<Vec<_>>(), &ports).unwrap_or_else(|e| panic!("{e}"));
+    let session = capture::Session::start(req, &ports, std::slice::from_ref(&h)).unwrap_or_else(|e| panic!("{e}"));
+    let start = std::time::Instant::now();
+    while !session.finished() {
+        assert!(start.elapsed() < Duration::from_secs(5), "no end after 1 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = start.elapsed();
+    let done = session.stop();
+    assert_eq!((done.ended.as_str(), done.frames), ("seconds", 0), "{}", done.render(false));
+    assert!(took >= Duration::from_millis(900), "ended after {took:?}");
+    let _ = std::fs::remove_dir_all(dir);
 }

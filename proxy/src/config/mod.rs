@@ -65,13 +65,14 @@
 //! Environment variables override file values: `STRAIT_` + the key path with `__`
 //! between levels, e.g. `STRAIT_LOG__LEVEL=debug`, `STRAIT_DPDK__LCORES=0,1`. Only names
 //! with a `__` are overrides: other `STRAIT_*` variables (`STRAIT_HUGEPAGES`, read by the
-//! hugepage unit) are left alone. Keys inside arrays of tables (`[[port]]`, `[[listener]]`,
-//! `[[pool]]`, `[[app]]`) cannot be set from the environment (there is no index to name
-//! the entry): such a variable is an error naming it ([`env_overrides`]).
+//! hugepage unit) are left alone. A key inside an entry of an array of tables
+//! (`[[port]]`, `[[listener]]`, `[[pool]]`, `[[app]]`) names the entry by its index:
+//! `STRAIT_PORT__0__MTU=1400` ([`env`]).
 //!
 //! Every problem is reported (see [`ConfigErrors`]), each naming its key path.
 
 pub mod af_xdp;
+pub mod env;
 mod ops;
 mod parse;
 pub mod pool;
@@ -329,41 +330,6 @@ enum EnvSource {
     Map(Vec<(String, String)>),
 }
 
-/// Sections that are arrays of tables: the environment cannot name one of their entries.
-const ARRAY_SECTIONS: &[&str] = &["port", "listener", "pool", "app"];
-
-/// The environment variables that override configuration keys: `STRAIT_` names with a
-/// `__` (a key path). Other `STRAIT_*` variables belong to other tools and are ignored;
-/// one naming a key inside an array of tables is an error (there is no entry index).
-pub fn env_overrides(vars: Vec<(String, String)>) -> Result<Vec<(String, String)>, Vec<ConfigError>> {
-    let mut keep = Vec::new();
-    let mut errs = Vec::new();
-    for (name, value) in vars {
-        let Some(path) = name.strip_prefix("STRAIT_") else { continue };
-        if !path.contains("__") {
-            continue;
-        }
-        let section = path.split("__").next().unwrap_or_default().to_ascii_lowercase();
-        if ARRAY_SECTIONS.contains(&section.as_str()) {
-            let key = path.to_ascii_lowercase().replace("__", ".");
-            errs.push(ConfigError {
-                key,
-                reason: format!(
-                    "{name} cannot set a key inside [[{section}]]: it is an array of tables and the \
-                     environment has no way to name the entry; set it in the file"
-                ),
-            });
-            continue;
-        }
-        keep.push((name, value));
-    }
-    if errs.is_empty() {
-        Ok(keep)
-    } else {
-        Err(errs)
-    }
-}
-
 impl Config {
     /// Loads `path` (TOML), applies `STRAIT_*` environment overrides and validates.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
@@ -426,11 +392,13 @@ impl Config {
             #[cfg(test)]
             EnvSource::Map(vars) => Some(vars),
         };
+        let mut entries = Vec::new();
         if let Some(vars) = vars {
-            let overrides = env_overrides(vars).map_err(ConfigErrors)?;
-            builder = builder.add_source(env_source().source(Some(overrides.into_iter().collect())));
+            let overrides = env::env_overrides(vars).map_err(ConfigErrors)?;
+            builder = builder.add_source(env_source().source(Some(overrides.plain.into_iter().collect())));
+            entries = overrides.entries;
         }
-        let tree = builder.build().map_err(|e| {
+        let mut tree = builder.build().map_err(|e| {
             let key = match &e {
                 config::ConfigError::FileParse { uri: Some(uri), .. } => uri.clone(),
                 _ => "config".to_string(),
@@ -443,6 +411,7 @@ impl Config {
             };
             ConfigErrors(vec![ConfigError { key, reason }])
         })?;
+        env::apply_entries(&mut tree.cache, &entries).map_err(ConfigErrors)?;
         validate::config(&tree.cache, cpus)
     }
 

@@ -12,7 +12,7 @@ use config::{Map, Value, ValueKind};
 use super::ConfigError;
 
 /// The origin string the `config` crate gives values read from environment variables.
-const ENV_ORIGIN: &str = "the environment";
+pub(crate) const ENV_ORIGIN: &str = "the environment";
 
 /// Collects errors during a walk.
 #[derive(Debug, Default)]
@@ -45,9 +45,9 @@ fn from_env(value: &Value) -> bool {
     value.origin() == Some(ENV_ORIGIN)
 }
 
-/// The `STRAIT_…` variable that sets `key` (best effort: array indices are not settable).
+/// The `STRAIT_…` variable that sets `key` (`port[0].mtu`: `STRAIT_PORT__0__MTU`).
 pub(crate) fn env_var_name(key: &str) -> String {
-    format!("STRAIT_{}", key.replace('.', "__").to_uppercase())
+    format!("STRAIT_{}", key.replace('[', "__").replace(']', "").replace('.', "__").to_uppercase())
 }
 
 /// Joins a parent path and a key: `("dpdk", "lcores")` -> `dpdk.lcores`.
@@ -340,6 +340,8 @@ mod tests {
     #[test]
     fn env_var_names_follow_the_separator_convention() {
         assert_eq!(env_var_name("log.level"), "STRAIT_LOG__LEVEL");
+        assert_eq!(env_var_name("port[0].mtu"), "STRAIT_PORT__0__MTU");
+        assert_eq!(env_var_name("pool[1].servers[0].weight"), "STRAIT_POOL__1__SERVERS__0__WEIGHT");
     }
 
     #[test]

@@ -32,6 +32,7 @@
 //! | `strait_metrics_http_connections_total`, `strait_metrics_scrapes_total` | counter | |
 //! | `strait_log_dropped_lines_total` | counter | |
 //! | `strait_reloads_total` | counter | `result="ok"\|"rejected"\|"failed"` |
+//! | `strait_admin_requests_total` | counter | `result="ok"\|"error"` |
 //! | `strait_metrics_http_rejected_total` | counter | `reason` |
 //! | `strait_proxy_listener_*`, `strait_proxy_server_*` (see [`proxy`]) | gauge, counter, histogram | `listener`, `pool`, `server`, ... |
 //!
@@ -455,6 +456,13 @@ fn http(out: &mut Families, snap: &Snapshot) {
         "Configuration reloads (SIGHUP, strait ctl reload) by result: ok applied on every lcore, rejected refused before anything changed, failed not applied by an lcore.",
         &["result"],
         vec![(vec!["ok".into()], ok), (vec!["rejected".into()], rejected), (vec!["failed".into()], failed)],
+    );
+    let (ok, error) = snap.admin_requests;
+    out.counter(
+        "strait_admin_requests_total",
+        "Admin API requests (strait ctl) by answer: ok, or error (an unknown or malformed request, a failed command).",
+        &["result"],
+        vec![(vec!["ok".into()], ok), (vec!["error".into()], error)],
     );
     let h = &snap.http;
     out.counter1(

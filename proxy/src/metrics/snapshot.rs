@@ -49,6 +49,8 @@ pub struct Snapshot {
     /// Counters of the echo and sink services (`AppCounters::iter()`: `app_*`), summed
     /// over lcores; empty without lcores.
     pub apps: Vec<(&'static str, u64)>,
+    /// Admin API requests by answer: ok, error (`crate::admin::server`).
+    pub admin_requests: (u64, u64),
 }
 
 /// All named counters of one lcore ([`LcoreStats::iter`]), rendered as

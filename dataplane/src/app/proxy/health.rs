@@ -79,6 +79,10 @@ pub struct BackendHealth {
     pub went_down: u64,
     /// Times passive ejection took it out.
     pub ejections: u64,
+    /// Its weight now (configured, or set by `server weight` until the next reload).
+    pub weight: u32,
+    /// The operator's state (`server drain|maint|enable`).
+    pub admin: crate::control::AdminState,
 }
 
 /// One check in flight.

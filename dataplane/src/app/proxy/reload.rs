@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
 
-use crate::control::{AdminState, ConnView, LcoreView, ListenerView, ServerView, MAX_CONNECTIONS_SHOWN};
+use crate::control::{AdminState, ConnPage, ConnView, LcoreView, ListenerView, ServerView};
 use crate::lb::{Backend, Balancer};
 use crate::tcp::{Engine, ListenerId, Payload};
 use crate::time::{Duration, Instant};
@@ -76,10 +76,26 @@ impl Ops {
             .map(|s| {
                 let mut c = s.health.counters.clone();
                 c.up = s.health.up(now);
+                c.admin = s.admin;
                 c
             })
             .collect()
     }
+}
+
+/// The session ids on `page` of `ids` (any order): the smallest `page.clamped_limit()`
+/// greater than `page.after`, sorted; `true` when more such ids exist beyond them.
+/// Linear in the sessions (a selection, not a sort of all of them).
+pub(super) fn page_ids(ids: impl Iterator<Item = u64>, page: ConnPage) -> (Vec<u64>, bool) {
+    let limit = page.clamped_limit();
+    let mut ids: Vec<u64> = ids.filter(|&id| page.after.is_none_or(|a| id > a)).collect();
+    let more = ids.len() > limit;
+    if more {
+        ids.select_nth_unstable(limit);
+        ids.truncate(limit);
+    }
+    ids.sort_unstable();
+    (ids, more)
 }
 
 /// Why a reload was refused.
@@ -221,14 +237,19 @@ impl<P: Payload> Proxy<P> {
         work
     }
 
-    /// Health counters of every server (flat order), with whether it is up now.
+    /// Health counters of every server (flat order), with whether it is up now, its weight
+    /// and admin state.
     pub fn backend_health(&self, now: Instant) -> Vec<BackendHealth> {
-        self.ops.health(now)
+        let mut health = self.ops.health(now);
+        for (h, s) in health.iter_mut().zip(&self.servers) {
+            h.weight = s.weight;
+        }
+        health
     }
 
-    /// The admin API's view: listeners, servers and, when `connections`, every session's
-    /// connections (at most [`MAX_CONNECTIONS_SHOWN`]).
-    pub fn view(&self, engine: &Engine<P>, connections: bool, now: Instant) -> LcoreView {
+    /// The admin API's view: listeners, servers and, when `page` is given, the connections
+    /// of the sessions on that page (session id order; `more` when sessions follow it).
+    pub fn view(&self, engine: &Engine<P>, page: Option<ConnPage>, now: Instant) -> LcoreView {
         let open: Vec<usize> = self.by_listener_id.values().copied().collect();
         let listeners = self
             .listeners
@@ -268,17 +289,15 @@ impl<P: Payload> Proxy<P> {
             })
             .collect();
         let mut conns = Vec::new();
-        if connections {
-            let mut ids: Vec<u64> = self.sessions.keys().copied().collect();
-            ids.sort_unstable();
-            'outer: for sid in ids {
+        let mut more = false;
+        if let Some(page) = page {
+            let (ids, cut) = page_ids(self.sessions.keys().copied(), page);
+            more = cut;
+            for sid in ids {
                 let Some(s) = self.sessions.get(&sid) else { continue };
                 let listener = self.listeners.get(s.listener).map(|l| l.spec.name.clone()).unwrap_or_default();
                 let sides = [(Side::Client, Some(s.client), s.client_open), (Side::Backend, s.backend, s.backend_open)];
                 for (side, id, open) in sides {
-                    if conns.len() >= MAX_CONNECTIONS_SHOWN {
-                        break 'outer;
-                    }
                     let (Some(id), true) = (id, open) else { continue };
                     let (Ok(info), Ok((local, remote))) = (engine.info(id), engine.addresses(id)) else { continue };
                     conns.push(ConnView {
@@ -306,6 +325,7 @@ impl<P: Payload> Proxy<P> {
             servers,
             sessions: self.sessions.len() as u64,
             connections: conns,
+            more,
         }
     }
 
@@ -600,5 +620,31 @@ impl<P: Payload> Proxy<P> {
             sessions = self.sessions.len(),
             "proxy configuration reloaded"
         );
+    }
+}
+
+#[cfg(test)]
+mod page_tests {
+    use proptest::prelude::*;
+
+    use super::page_ids;
+    use crate::control::ConnPage;
+
+    proptest! {
+        /// The selection equals sorting every id and taking the page.
+        #[test]
+        fn a_page_is_the_next_ids_in_order(
+            ids in proptest::collection::hash_set(0u64..5000, 0..300),
+            after in proptest::option::of(0u64..5000),
+            limit in 0usize..400,
+        ) {
+            let page = ConnPage { after, limit };
+            let (got, more) = page_ids(ids.iter().copied(), page);
+            let mut all: Vec<u64> = ids.into_iter().filter(|&i| after.is_none_or(|a| i > a)).collect();
+            all.sort_unstable();
+            let n = all.len().min(limit.max(1));
+            prop_assert_eq!(&got[..], &all[..n]);
+            prop_assert_eq!(more, all.len() > n);
+        }
     }
 }

@@ -185,6 +185,7 @@ fn full() -> Snapshot {
         log_dropped_lines: 7,
         reloads: (3, 1, 0),
         apps: vec![("app_accepted", 5), ("app_idle_timeouts", 2)],
+        admin_requests: (7, 2),
     }
 }
 
@@ -407,6 +408,8 @@ fn mempool_and_http_families() {
     assert_eq!(p.samples["strait_log_dropped_lines_total"], 7.0);
     assert_eq!(p.samples["strait_reloads_total{result=\"ok\"}"], 3.0);
     assert_eq!(p.samples["strait_reloads_total{result=\"rejected\"}"], 1.0);
+    assert_eq!(p.samples["strait_admin_requests_total{result=\"ok\"}"], 7.0);
+    assert_eq!(p.samples["strait_admin_requests_total{result=\"error\"}"], 2.0);
     assert_eq!(p.samples["strait_port_link_up{port=\"wan\"}"], 1.0);
     assert_eq!(p.samples["strait_port_link_up{port=\"lan\"}"], 0.0);
     assert_eq!(p.samples["strait_port_link_changes_total{port=\"wan\"}"], 2.0);
