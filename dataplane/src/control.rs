@@ -13,9 +13,9 @@
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use crate::app::proxy::{BackendHealth, OpsSpec, PreparedReload, ProxySpec};
+use crate::app::proxy::{OpsSpec, PreparedReload, ProxySpec};
 use crate::app::Apps;
 use crate::tcp::{Engine, Payload};
 use crate::time::{Duration, Instant};
@@ -24,8 +24,6 @@ use crate::time::{Duration, Instant};
 pub const QUEUE_DEPTH: usize = 16;
 /// Commands an lcore takes per loop iteration at most.
 pub const COMMANDS_PER_POLL: usize = 4;
-/// How often an lcore copies its servers' health into [`LcoreStatus::health`].
-pub const HEALTH_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 /// Connections listed per lcore at most by [`Command::Show`] (the admin API's debug view).
 pub const MAX_CONNECTIONS_SHOWN: usize = 1000;
 
@@ -159,12 +157,13 @@ pub struct ListenerView {
     pub total: u64,
 }
 
-/// Health of a server as the checks see it.
+/// Health of a server as its checks see it (one verdict for every lcore; passive
+/// ejection is reported beside it, per lcore: [`ServerView::ejected`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HealthState {
-    /// No checks and no ejection.
+    /// No checks, or they pass (`rise` in a row after a fall).
     Up,
-    /// Failed `fall` checks in a row (or ejected by failed connects until `until`).
+    /// Failed `fall` checks in a row.
     Down,
 }
 
@@ -189,8 +188,12 @@ pub struct ServerView {
     pub weight: u32,
     /// Operator state.
     pub admin: AdminState,
-    /// Health.
+    /// The checks' verdict: one for the process, the same in every lcore's view.
     pub health: HealthState,
+    /// This lcore's passive ejection holds it out now.
+    pub ejected: bool,
+    /// This lcore runs its active checks (one lcore per server).
+    pub checking: bool,
     /// Still in the configuration (false: removed by a reload, its sessions draining).
     pub configured: bool,
     /// Sessions connected or connecting to it.
@@ -252,10 +255,6 @@ pub struct LcoreStatus {
     pub drained: AtomicBool,
     /// Sessions reset because the drain deadline passed.
     pub drain_resets: AtomicU64,
-    /// Health of every server as this lcore sees it, refreshed every
-    /// [`HEALTH_PUBLISH_INTERVAL`] (the lcore only `try_lock`s it: a reader can delay a
-    /// refresh, never stall the loop).
-    pub health: Mutex<Vec<BackendHealth>>,
 }
 
 /// The control plane's end of one lcore's queue.
@@ -305,7 +304,6 @@ pub struct Inbox {
     status: Arc<LcoreStatus>,
     drain_deadline: Option<Instant>,
     drain_reset_done: bool,
-    next_publish: Instant,
     /// The capture session this lcore feeds, if any.
     capture: Option<crate::capture::Tap>,
     /// A reload prepared and waiting for commit or abort.
@@ -331,7 +329,6 @@ pub fn channel(lcore: u32) -> (Handle, Inbox) {
             status,
             drain_deadline: None,
             drain_reset_done: false,
-            next_publish: Instant::ZERO,
             capture: None,
             prepared: None,
         },
@@ -355,12 +352,6 @@ pub fn poll<P: Payload>(
         execute(inbox, cmd, engine, apps, now);
     }
     work += apps.proxy_mut().poll_ops(engine, now, make);
-    if now >= inbox.next_publish {
-        inbox.next_publish = now + HEALTH_PUBLISH_INTERVAL;
-        if let Ok(mut h) = inbox.status.health.try_lock() {
-            *h = apps.proxy().backend_health(now);
-        }
-    }
     if let Some(deadline) = inbox.drain_deadline {
         let proxy = apps.proxy_mut();
         if !inbox.drain_reset_done && now >= deadline {

@@ -528,7 +528,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
         ports: named_ports,
         pool: pool.clone(),
         pool_size: cfg.dpdk.mbufs,
-        commands: handles.clone(),
+        proxy: proxy_shared.clone(),
         links,
     };
     let control = match ControlPlane::start(cfg.metrics.listen, sources) {

@@ -144,6 +144,7 @@ fn synthetic() -> Snapshot {
             checks_failed: 1,
             went_down: 0,
             ejections: 0,
+            ejected_lcores: 0,
         }],
         ..Snapshot::default()
     }

@@ -396,13 +396,15 @@ fn active_checks_take_a_refusing_server_down_and_bring_it_back() {
     // 5 ms health poll).
     net.steps(50);
     let view = net.show(false);
-    assert_eq!(view.servers[0].health, HealthState::Down, "{view:?} {:?}", net.apps.proxy().backend_health(net.now));
+    assert_eq!(view.servers[0].health, HealthState::Down, "{view:?} {:?}", net.apps.proxy().backend_health());
     assert_eq!(view.servers[1].health, HealthState::Up);
-    let health = net.apps.proxy().backend_health(net.now);
+    assert!(view.servers.iter().all(|s| s.checking), "the only lcore checks every server: {view:?}");
+    let health = net.apps.proxy().backend_health();
     assert!(health[0].checks_failed >= 3 && !health[0].up && health[0].went_down == 1, "{health:?}");
-    let published = net.handle.status().health.lock().map(|h| h.clone()).unwrap_or_default();
+    let published = net.apps.proxy().shared().health();
     assert_eq!(published.len(), 2, "published for the control plane");
     assert_eq!((published[0].pool.as_str(), published[0].addr), ("web", Some(SocketAddrV4::new(A, CLOSED))));
+    assert!(!published[0].up && published[1].up);
     assert!(health[1].checks_passed >= 2 && health[1].up);
     // Every new session goes to B, none is even tried on A.
     for _ in 0..4 {
@@ -450,8 +452,11 @@ fn failed_connects_eject_a_server_for_the_recovery_time() {
         let id = net.connect(PORT);
         assert_eq!(net.echo(id, b"ok"), b"ok");
     }
-    let health = net.apps.proxy().backend_health(net.now);
-    assert_eq!(health[0].ejections, 1, "{health:?}");
+    let health = net.apps.proxy().backend_health();
+    assert_eq!((health[0].ejections, health[0].ejected_lcores), (1, 1), "{health:?}");
+    assert!(health[0].up, "ejection is not the checks' verdict");
+    let view = net.show(false);
+    assert!(view.servers[0].ejected && !view.servers[1].ejected, "{view:?}");
     let tried = net.apps.proxy_stats().servers[0].attempts;
     for _ in 0..4 {
         let id = net.connect(PORT);
@@ -459,7 +464,9 @@ fn failed_connects_eject_a_server_for_the_recovery_time() {
     }
     assert_eq!(net.apps.proxy_stats().servers[0].attempts, tried, "ejected: not tried");
     net.steps(500);
-    assert!(net.apps.proxy().backend_health(net.now)[0].up, "back after the recovery time");
+    assert!(net.apps.proxy().server_available(0, net.now), "back after the recovery time");
+    assert_eq!(net.apps.proxy().backend_health()[0].ejected_lcores, 0, "its unit given back");
+    assert!(!net.show(false).servers[0].ejected);
 }
 
 #[test]

@@ -37,7 +37,7 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dataplane::control::{AdminState, Command, Handle, HealthState, KillTarget, LcoreView};
+use dataplane::control::{AdminState, Command, Handle, KillTarget, LcoreView};
 
 use crate::config::Config;
 use crate::systemd::Notifier;
@@ -469,8 +469,10 @@ fn server_addr(addr: &str) -> Result<SocketAddrV4, String> {
     addr.parse().map_err(|_| format!("{addr:?} is not an IPv4 address and port"))
 }
 
-/// The text of `show` (every lcore summed: sessions per listener and server; health
-/// `up`/`down`, or `partial` when lcores disagree).
+/// The text of `show` (every lcore summed: sessions per listener and server). A server's
+/// `health` is the verdict of its checks, one for the process (every lcore reads the same,
+/// so the first view's is taken); `ejected` counts the lcores whose passive ejection holds
+/// it out; `check_lcore` is the lcore that runs its checks (`-`: no checks).
 pub fn render(views: &[LcoreView], connections: bool) -> String {
     let mut out = String::new();
     let draining = views.iter().any(|v| v.draining);
@@ -497,22 +499,19 @@ pub fn render(views: &[LcoreView], connections: bool) -> String {
         for (i, s) in first.servers.iter().enumerate() {
             let all: Vec<&dataplane::control::ServerView> = views.iter().filter_map(|v| v.servers.get(i)).collect();
             let sum = |f: fn(&dataplane::control::ServerView) -> u64| all.iter().map(|s| f(s)).sum::<u64>();
-            let ups = all.iter().filter(|s| s.health == HealthState::Up).count();
-            let health = if ups == all.len() {
-                "up"
-            } else if ups == 0 {
-                "down"
-            } else {
-                "partial"
-            };
+            let ejected = all.iter().filter(|s| s.ejected).count();
+            let checker = views
+                .iter()
+                .find(|v| v.servers.get(i).is_some_and(|s| s.checking))
+                .map_or_else(|| "-".to_string(), |v| v.lcore.to_string());
             let _ = writeln!(
                 out,
-                "  pool={} server={} weight={} admin={} health={} configured={} active={} attempts={} failed={}",
+                "  pool={} server={} weight={} admin={} health={} ejected={ejected} check_lcore={checker} configured={} active={} attempts={} failed={}",
                 s.pool,
                 s.addr,
                 s.weight,
                 s.admin.name(),
-                health,
+                s.health.name(),
                 yes(s.configured),
                 sum(|s| s.active),
                 sum(|s| s.attempts),

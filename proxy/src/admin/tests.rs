@@ -89,7 +89,10 @@ fn show_and_server_admin_state_through_the_queue() {
     assert!(info.contains(&format!("pid={} ", std::process::id())), "{info}");
     let out = ops.handle("show").unwrap_or_else(|e| panic!("{e}"));
     assert!(out.contains("listener=web listen=198.18.80.2:80 pool=web state=open active=0 total=0"), "{out}");
-    assert!(out.contains("pool=web server=198.18.80.10:8080 weight=1 admin=enabled health=up configured=yes"), "{out}");
+    assert!(
+        out.contains("pool=web server=198.18.80.10:8080 weight=1 admin=enabled health=up ejected=0 check_lcore=- configured=yes"),
+        "{out}"
+    );
     let r = ops.handle("server drain web 198.18.80.11:8080");
     assert_eq!(r, Ok("server 198.18.80.11:8080 in pool web: drain".to_string()));
     assert!(ops.handle("show").is_ok_and(|o| o.contains("server=198.18.80.11:8080 weight=1 admin=drain")));
@@ -221,4 +224,36 @@ fn a_cut_connection_list_says_so() {
     assert_eq!(json["connections"].as_array().map(Vec::len), Some(MAX_CONNECTIONS_SHOWN + 1));
     // Without the connection list nothing is said.
     assert!(!super::render(&[], true).contains("truncated"));
+}
+
+/// A server's line in `show` over two lcores: one health (the verdict every lcore reads),
+/// the lcores ejecting it, the lcore checking it; never "partial".
+#[test]
+fn show_gives_one_health_per_server_over_lcores() {
+    use dataplane::control::{HealthState, LcoreView, ServerView};
+    let server = ServerView {
+        pool: "web".into(),
+        addr: "198.18.80.10:8080".parse().unwrap_or_else(|e| panic!("{e}")),
+        weight: 1,
+        admin: AdminState::Enabled,
+        health: HealthState::Down,
+        ejected: false,
+        checking: false,
+        configured: true,
+        active: 1,
+        attempts: 3,
+        failed: 1,
+    };
+    let views = [
+        LcoreView { lcore: 0, servers: vec![ServerView { ejected: true, ..server.clone() }], ..LcoreView::default() },
+        LcoreView { lcore: 1, servers: vec![ServerView { checking: true, ..server.clone() }], ..LcoreView::default() },
+    ];
+    let text = render(&views, false);
+    assert!(
+        text.contains("server=198.18.80.10:8080 weight=1 admin=enabled health=down ejected=1 check_lcore=1 configured=yes active=2 attempts=6 failed=2"),
+        "{text}"
+    );
+    let json = crate::admin::ctl::to_json(&text);
+    assert_eq!(json["servers"][0]["check_lcore"], 1, "{json}");
+    assert!(!text.contains("partial"));
 }

@@ -32,8 +32,9 @@ use crate::lb::{Backend, Balancer};
 use crate::tcp::{Engine, ListenerId, Payload};
 use crate::time::{Duration, Instant};
 
-use super::health::{BackendHealth, OpsSpec, PoolHealth, ServerHealth};
+use super::health::{BackendHealth, OpsSpec, PoolHealth, Polled, ServerHealth};
 use super::shared::PoolShared;
+use super::verdict;
 use super::{ListenerState, ListenerStats, PoolState, Proxy, ProxyError, ProxySpec, ServerStats, Side};
 
 /// How often passive ejection and the health checks are looked at.
@@ -69,16 +70,9 @@ impl Ops {
         self.servers.get(flat).is_none_or(|s| s.admin == AdminState::Enabled && s.health.up(now))
     }
 
-    /// Health counters of every server, in flat order.
-    pub(super) fn health(&self, now: Instant) -> Vec<BackendHealth> {
-        self.servers
-            .iter()
-            .map(|s| {
-                let mut c = s.health.counters.clone();
-                c.up = s.health.up(now);
-                c
-            })
-            .collect()
+    /// Health of every server (flat order): the process's verdict and counters.
+    pub(super) fn health(&self) -> Vec<BackendHealth> {
+        self.servers.iter().map(|s| s.health.snapshot()).collect()
     }
 }
 
@@ -98,6 +92,14 @@ pub struct PreparedReload {
 }
 
 impl<P: Payload> Proxy<P> {
+    /// Finds every server's health verdict in the current registry (after
+    /// [`Proxy::set_shared`]).
+    pub(super) fn rebind_health(&mut self) {
+        for so in &mut self.ops.servers {
+            so.health.rebind(&self.shared);
+        }
+    }
+
     /// Makes sure every server has its operating state.
     fn ops_sync(&mut self) {
         let n = self.servers.len();
@@ -110,7 +112,8 @@ impl<P: Payload> Proxy<P> {
             };
             let addr = addr.or_else(|| self.servers.get(i).map(|s| s.addr));
             let addr = addr.unwrap_or(SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0));
-            ops.servers.push(ServerOps { admin: AdminState::Enabled, health: ServerHealth::new(&pool, addr) });
+            let health = ServerHealth::new(&pool, addr, &self.shared);
+            ops.servers.push(ServerOps { admin: AdminState::Enabled, health });
         }
         ops.servers.truncate(n);
     }
@@ -177,7 +180,9 @@ impl<P: Payload> Proxy<P> {
     }
 
     /// Health checks and passive ejection, at most every few milliseconds; `make` builds a
-    /// payload for a check's `send` bytes. Returns the work done.
+    /// payload for a check's `send` bytes. This lcore runs the checks of the servers it is
+    /// the checker of (`verdict.rs`) and the passive ejection of every server. Returns the
+    /// work done.
     pub fn poll_ops(
         &mut self,
         engine: &mut Engine<P>,
@@ -190,6 +195,7 @@ impl<P: Payload> Proxy<P> {
         self.ops.next_poll = now + HEALTH_POLL_INTERVAL;
         self.ops_sync();
         let configured = self.ops.configured.unwrap_or(self.servers.len());
+        let members = self.shared.members();
         let mut work = 0;
         for (pi, pool) in self.pools.iter().enumerate() {
             let spec: Option<&PoolHealth> = self.ops.spec.pools.get(pi);
@@ -199,7 +205,7 @@ impl<P: Payload> Proxy<P> {
                     break;
                 }
                 let (Some(server), Some(stats), Some(ops)) =
-                    (self.servers.get(flat), self.stats.servers.get(flat), self.ops.servers.get_mut(flat))
+                    (self.servers.get(flat), self.stats.servers.get_mut(flat), self.ops.servers.get_mut(flat))
                 else {
                     continue;
                 };
@@ -208,22 +214,44 @@ impl<P: Payload> Proxy<P> {
                     // Maintenance: no checks until the operator enables it again.
                     continue;
                 }
-                if ops.health.passive(spec, stats, server, now) {
+                if ops.health.passive(spec, stats, now) {
                     work += 1;
                 }
-                if let Some(check) = &spec.check {
-                    if ops.health.poll_check(engine, check, server, now, make) {
+                let Some(check) = &spec.check else { continue };
+                if verdict::checker(&stats.pool, server.addr, members) != self.member {
+                    // Another lcore checks it; its verdict is read from the registry.
+                    ops.health.not_checker(engine, now);
+                    continue;
+                }
+                match ops.health.poll_check(engine, check, server, now, make) {
+                    Polled::Idle => {}
+                    Polled::Started => {
+                        stats.health_checks += 1;
                         work += 1;
                     }
+                    Polled::Ended => work += 1,
                 }
             }
         }
         work
     }
 
-    /// Health counters of every server (flat order), with whether it is up now.
-    pub fn backend_health(&self, now: Instant) -> Vec<BackendHealth> {
-        self.ops.health(now)
+    /// Whether this lcore runs the checks of the server at flat index `flat` (its pool has
+    /// checks and this lcore is the server's checker).
+    fn checks_here(&self, flat: usize) -> bool {
+        let Some(pi) = self.pools.iter().position(|p| (p.first..p.first + p.balancer.backends().len()).contains(&flat))
+        else {
+            return false;
+        };
+        let (Some(st), Some(s)) = (self.stats.servers.get(flat), self.servers.get(flat)) else { return false };
+        self.ops.spec.pools.get(pi).is_some_and(|h| h.check.is_some())
+            && verdict::checker(&st.pool, s.addr, self.shared.members()) == self.member
+    }
+
+    /// Health of every server (flat order): the checks' verdict and counters shared by
+    /// every lcore, and passive ejections over all lcores.
+    pub fn backend_health(&self) -> Vec<BackendHealth> {
+        self.ops.health()
     }
 
     /// The admin API's view: listeners, servers and, when `connections`, every session's
@@ -259,7 +287,9 @@ impl<P: Payload> Proxy<P> {
                     addr: s.addr,
                     weight: s.weight,
                     admin: ops.map(|o| o.admin).unwrap_or(AdminState::Enabled),
-                    health: ops.map(|o| o.health.state(now)).unwrap_or(crate::control::HealthState::Up),
+                    health: ops.map(|o| o.health.state()).unwrap_or(crate::control::HealthState::Up),
+                    ejected: ops.is_some_and(|o| o.health.ejected(now)),
+                    checking: i < configured && self.checks_here(i),
                     configured: i < configured,
                     active: st.map(|s| s.active).unwrap_or(0),
                     attempts: st.map(|s| s.attempts).unwrap_or(0),
@@ -481,7 +511,7 @@ impl<P: Payload> Proxy<P> {
                 });
                 let sops = old.and_then(|o| old_ops.get_mut(o).and_then(Option::take)).unwrap_or_else(|| ServerOps {
                     admin: AdminState::Enabled,
-                    health: ServerHealth::new(&pool.name, s.addr),
+                    health: ServerHealth::new(&pool.name, s.addr, &self.shared),
                 });
                 if let Some(o) = old {
                     if let Some(r) = remap.get_mut(o) {
