@@ -10,6 +10,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
+use dataplane::app::proxy::admin::{ProxyCommand, ProxyHandle};
 use dataplane::app::proxy::{ProxyError, ProxyShared};
 use dataplane::control;
 use dataplane::app::AppSpec;
@@ -492,9 +493,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
         let mut w = Worker::new(lcore, pqs, pool.clone(), clock, Arc::clone(&stop), stats, tcp.clone())
             .map_err(|source| RunError::Apps { lcore, source })?;
         w.start_proxy(&proxy, &proxy_shared).map_err(|source| RunError::Proxy { lcore, source })?;
-        let (handle, inbox) = control::channel(lcore);
+        let (handle, inbox) = control::channel::<ProxyCommand>(lcore);
         // The queue is empty: this cannot fail. The lcore takes it on its first iteration.
-        let _ = handle.send(control::Command::Configure(cfg.ops_spec()));
+        let _ = handle.send(control::Command::App(ProxyCommand::Configure(cfg.ops_spec())));
         w.set_control(inbox);
         handles.push(handle);
         if let Some(links) = steering_links.next() {
@@ -653,7 +654,7 @@ fn start_ops(
 }
 
 /// `--debug-stall-lcore-after`: a thread that stalls the first lcore once (watchdog tests).
-fn debug_stall(handles: &[control::Handle], after: std::time::Duration) {
+fn debug_stall(handles: &[ProxyHandle], after: std::time::Duration) {
     let Some(h) = handles.first().cloned() else { return };
     tracing::warn!(after_ms = after.as_millis() as u64, "debug: an lcore will be stalled on purpose (--debug-stall-lcore-after)");
     let spawned = std::thread::Builder::new().name("strait-debug-stall".into()).spawn(move || {

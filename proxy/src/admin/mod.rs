@@ -37,7 +37,8 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dataplane::control::{AdminState, Command, Handle, KillTarget, LcoreView};
+use dataplane::app::proxy::admin::{AdminState, KillTarget, LcoreView, ProxyCommand, ProxyHandle as Handle};
+use dataplane::control::Command;
 
 use crate::config::Config;
 use crate::systemd::Notifier;
@@ -160,7 +161,7 @@ impl Ops {
         // that answers late takes the abort after its prepare: its queue is in order).
         for h in &self.lcores {
             let (tx, rx) = sync_channel(1);
-            match h.send(Command::PrepareReload { spec: spec.clone(), ops: ops.clone(), reply: tx }) {
+            match h.send(Command::App(ProxyCommand::PrepareReload { spec: spec.clone(), ops: ops.clone(), reply: tx })) {
                 Ok(()) => replies.push((h.lcore(), rx)),
                 Err(e) => failed.push(e.to_string()),
             }
@@ -174,7 +175,7 @@ impl Ops {
         }
         let commit = failed.is_empty();
         for h in &self.lcores {
-            let cmd = || if commit { Command::CommitReload } else { Command::AbortReload };
+            let cmd = || Command::App(if commit { ProxyCommand::CommitReload } else { ProxyCommand::AbortReload });
             if let Err(e) = send_patiently(h, cmd) {
                 // Only a stuck or stopped lcore: the one case where lcores can differ.
                 failed.push(format!("{e}: {} not delivered", if commit { "commit" } else { "abort" }));
@@ -258,7 +259,7 @@ impl Ops {
         let mut pending = Vec::new();
         for h in &self.lcores {
             let (tx, rx) = sync_channel(1);
-            h.send(Command::Show { connections, reply: tx }).map_err(|e| e.to_string())?;
+            h.send(Command::App(ProxyCommand::Show { connections, reply: tx })).map_err(|e| e.to_string())?;
             pending.push((h.lcore(), rx));
         }
         let mut views = Vec::new();
@@ -276,7 +277,7 @@ impl Ops {
         let mut pending = Vec::new();
         for h in &self.lcores {
             let (tx, rx) = sync_channel(1);
-            h.send(Command::SetServer { pool: pool.to_string(), addr, state, reply: tx }).map_err(|e| e.to_string())?;
+            h.send(Command::App(ProxyCommand::SetServer { pool: pool.to_string(), addr, state, reply: tx })).map_err(|e| e.to_string())?;
             pending.push((h.lcore(), rx));
         }
         for (lcore, rx) in pending {
@@ -371,7 +372,7 @@ impl Ops {
         let mut pending = Vec::new();
         for h in &self.lcores {
             let (tx, rx) = sync_channel(1);
-            h.send(Command::SetWeight { pool: pool.to_string(), addr, weight, reply: tx }).map_err(|e| e.to_string())?;
+            h.send(Command::App(ProxyCommand::SetWeight { pool: pool.to_string(), addr, weight, reply: tx })).map_err(|e| e.to_string())?;
             pending.push((h.lcore(), rx));
         }
         for (lcore, rx) in pending {
@@ -390,7 +391,7 @@ impl Ops {
         let mut pending = Vec::new();
         for h in handles {
             let (tx, rx) = sync_channel(1);
-            h.send(Command::Kill { target: target.clone(), reply: tx }).map_err(|e| e.to_string())?;
+            h.send(Command::App(ProxyCommand::Kill { target: target.clone(), reply: tx })).map_err(|e| e.to_string())?;
             pending.push((h.lcore(), rx));
         }
         let mut n = 0;
@@ -449,7 +450,7 @@ impl Ops {
 
 /// Sends `cmd()`, retrying for up to [`REPLY_TIMEOUT`] while the lcore's queue is full
 /// (a reload's second phase must arrive).
-fn send_patiently(h: &Handle, cmd: impl Fn() -> Command) -> Result<(), dataplane::control::SendError> {
+fn send_patiently(h: &Handle, cmd: impl Fn() -> Command<ProxyCommand>) -> Result<(), dataplane::control::SendError> {
     let give_up = Instant::now() + REPLY_TIMEOUT;
     loop {
         match h.send(cmd()) {
@@ -481,7 +482,7 @@ pub fn render(views: &[LcoreView], connections: bool) -> String {
     out.push_str("listeners:\n");
     if let Some(first) = views.first() {
         for (i, l) in first.listeners.iter().enumerate() {
-            let sum = |f: fn(&dataplane::control::ListenerView) -> u64| {
+            let sum = |f: fn(&dataplane::app::proxy::admin::ListenerView) -> u64| {
                 views.iter().filter_map(|v| v.listeners.get(i)).map(f).sum::<u64>()
             };
             let _ = writeln!(
@@ -497,8 +498,8 @@ pub fn render(views: &[LcoreView], connections: bool) -> String {
         }
         out.push_str("servers:\n");
         for (i, s) in first.servers.iter().enumerate() {
-            let all: Vec<&dataplane::control::ServerView> = views.iter().filter_map(|v| v.servers.get(i)).collect();
-            let sum = |f: fn(&dataplane::control::ServerView) -> u64| all.iter().map(|s| f(s)).sum::<u64>();
+            let all: Vec<&dataplane::app::proxy::admin::ServerView> = views.iter().filter_map(|v| v.servers.get(i)).collect();
+            let sum = |f: fn(&dataplane::app::proxy::admin::ServerView) -> u64| all.iter().map(|s| f(s)).sum::<u64>();
             let ejected = all.iter().filter(|s| s.ejected).count();
             let checker = views
                 .iter()
@@ -534,7 +535,7 @@ pub fn render(views: &[LcoreView], connections: bool) -> String {
         // Each lcore lists at most MAX_CONNECTIONS_SHOWN connections: say where the list
         // was cut rather than let it look complete.
         let cut: Vec<&LcoreView> =
-            views.iter().filter(|v| v.connections.len() >= dataplane::control::MAX_CONNECTIONS_SHOWN).collect();
+            views.iter().filter(|v| v.connections.len() >= dataplane::app::proxy::admin::MAX_CONNECTIONS_SHOWN).collect();
         if !cut.is_empty() {
             out.push_str("truncated:\n");
             for v in cut {
@@ -544,7 +545,7 @@ pub fn render(views: &[LcoreView], connections: bool) -> String {
                     v.lcore,
                     v.connections.len(),
                     v.sessions,
-                    dataplane::control::MAX_CONNECTIONS_SHOWN
+                    dataplane::app::proxy::admin::MAX_CONNECTIONS_SHOWN
                 );
             }
         }

@@ -1,5 +1,5 @@
 //! [`Ops`] against a real lcore command queue served by a thread that runs
-//! [`dataplane::control::poll`] over a TCP engine and the proxy (no network: the
+//! [`dataplane::control::poll`] over a TCP engine with the proxy as its application (no network: the
 //! commands, replies, reload from a file and the admin socket are what is tested).
 
 use std::sync::atomic::AtomicBool;
@@ -53,7 +53,7 @@ fn setup(dir: &std::path::Path, toml: &str) -> (Arc<Ops>, Lcore, PathBuf) {
 }
 
 /// A thread serving `inbox` as an lcore running the proxy with `spec`.
-fn serve(mut inbox: dataplane::control::Inbox, spec: dataplane::app::proxy::ProxySpec) -> Lcore {
+fn serve(mut inbox: dataplane::control::Inbox<dataplane::app::proxy::admin::ProxyCommand>, spec: dataplane::app::proxy::ProxySpec) -> Lcore {
     let stop = Arc::new(AtomicBool::new(false));
     let s = Arc::clone(&stop);
     let thread = std::thread::spawn(move || {
@@ -62,9 +62,8 @@ fn serve(mut inbox: dataplane::control::Inbox, spec: dataplane::app::proxy::Prox
         let mut engine = Engine::<HeapPayload>::new(TcpConfig::default(), [7; 16], now());
         let mut apps = Apps::new();
         assert_eq!(apps.start_proxy(&mut engine, &spec), Ok(()));
-        let mut make = |b: &[u8]| Some(HeapPayload::from_slice(b));
         while !s.load(Ordering::Relaxed) {
-            poll(&mut inbox, &mut engine, &mut apps, now(), &mut make);
+            poll(&mut inbox, &mut engine, apps.proxy_mut(), now());
             std::thread::sleep(Duration::from_millis(1));
         }
     });
@@ -198,10 +197,10 @@ fn the_admin_socket_answers_ctl_requests() {
 }
 
 /// `show connections` says which lcores' lists were cut at
-/// [`dataplane::control::MAX_CONNECTIONS_SHOWN`], and `ctl --json` keeps that as a section.
+/// [`dataplane::app::proxy::admin::MAX_CONNECTIONS_SHOWN`], and `ctl --json` keeps that as a section.
 #[test]
 fn a_cut_connection_list_says_so() {
-    use dataplane::control::{ConnView, LcoreView, MAX_CONNECTIONS_SHOWN};
+    use dataplane::app::proxy::admin::{ConnView, LcoreView, MAX_CONNECTIONS_SHOWN};
     let conn = ConnView {
         session: 1,
         listener: "web".into(),
@@ -230,7 +229,7 @@ fn a_cut_connection_list_says_so() {
 /// the lcores ejecting it, the lcore checking it; never "partial".
 #[test]
 fn show_gives_one_health_per_server_over_lcores() {
-    use dataplane::control::{HealthState, LcoreView, ServerView};
+    use dataplane::app::proxy::admin::{HealthState, LcoreView, ServerView};
     let server = ServerView {
         pool: "web".into(),
         addr: "198.18.80.10:8080".parse().unwrap_or_else(|e| panic!("{e}")),

@@ -25,10 +25,10 @@
 use std::net::SocketAddrV4;
 use std::sync::Arc;
 
-use crate::control::HealthState;
 use crate::tcp::{ConnId, Engine, Payload, State, WriteFlags};
 use crate::time::{Duration, Instant};
 
+use super::admin::HealthState;
 use super::shared::{Held, ProxyShared};
 use super::verdict::{Transition, Verdict};
 use super::{ServerSpec, ServerStats};

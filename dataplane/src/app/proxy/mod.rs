@@ -45,6 +45,7 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+pub mod admin;
 mod drain;
 mod health;
 pub mod histogram;

@@ -1,5 +1,5 @@
-//! Changing a running proxy: configuration reload, server admin state, health polling and
-//! the admin API's view of the proxy ([`crate::control`] calls these on the lcore).
+//! Changing a running proxy: configuration reload, server admin state and weight, health
+//! polling (the admin commands of `admin.rs` call these on the lcore).
 //!
 //! **Reload** applies a new [`ProxySpec`] to new connections without touching established
 //! sessions (their TCP state lives in this engine, so nothing needs to be handed over):
@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
 
-use crate::control::{AdminState, ConnView, LcoreView, ListenerView, ServerView, MAX_CONNECTIONS_SHOWN};
+use super::admin::AdminState;
 use crate::lb::{Backend, Balancer};
 use crate::tcp::{Engine, ListenerId, Payload};
 use crate::time::{Duration, Instant};
@@ -35,25 +35,27 @@ use crate::time::{Duration, Instant};
 use super::health::{BackendHealth, OpsSpec, PoolHealth, Polled, ServerHealth};
 use super::shared::PoolShared;
 use super::verdict;
-use super::{ListenerState, ListenerStats, PoolState, Proxy, ProxyError, ProxySpec, ServerStats, Side};
+use super::{ListenerState, ListenerStats, PoolState, Proxy, ProxyError, ProxySpec, ServerStats};
 
 /// How often passive ejection and the health checks are looked at.
 const HEALTH_POLL_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Operating state of one server.
 #[derive(Debug)]
-struct ServerOps {
-    admin: AdminState,
-    health: ServerHealth,
+pub(super) struct ServerOps {
+    pub(super) admin: AdminState,
+    pub(super) health: ServerHealth,
 }
 
 /// The proxy's operating state: per-server admin state and health, per-pool health
 /// settings, the access log switch. Servers are indexed like the flat server list.
 #[derive(Debug, Default)]
 pub(super) struct Ops {
-    servers: Vec<ServerOps>,
+    pub(super) servers: Vec<ServerOps>,
     /// Configured servers (the flat list beyond this holds removed, draining ones).
-    configured: Option<usize>,
+    pub(super) configured: Option<usize>,
+    /// A reload prepared on this lcore, waiting for commit or abort (`admin.rs`).
+    pub(super) prepared: Option<PreparedReload>,
     spec: OpsSpec,
     next_poll: Instant,
     /// Log one line per closed session.
@@ -179,21 +181,18 @@ impl<P: Payload> Proxy<P> {
         Ok(())
     }
 
-    /// Health checks and passive ejection, at most every few milliseconds; `make` builds a
-    /// payload for a check's `send` bytes. This lcore runs the checks of the servers it is
-    /// the checker of (`verdict.rs`) and the passive ejection of every server. Returns the
-    /// work done.
-    pub fn poll_ops(
-        &mut self,
-        engine: &mut Engine<P>,
-        now: Instant,
-        make: &mut dyn FnMut(&[u8]) -> Option<P>,
-    ) -> usize {
+    /// Health checks and passive ejection, at most every few milliseconds (driven by the
+    /// application's poll, [`crate::app::Apps::poll`], with the proxy's timers; a check's `send` bytes become a payload through the
+    /// payload factory). This lcore runs the checks of the servers it is the checker of
+    /// (`verdict.rs`) and the passive ejection of every server. Returns the work done.
+    pub fn poll_health(&mut self, engine: &mut Engine<P>, now: Instant) -> usize {
         if now < self.ops.next_poll {
             return 0;
         }
         self.ops.next_poll = now + HEALTH_POLL_INTERVAL;
         self.ops_sync();
+        let factory = &mut self.payload_factory;
+        let make = &mut |b: &[u8]| factory.as_mut().and_then(|f| f(b));
         let configured = self.ops.configured.unwrap_or(self.servers.len());
         let members = self.shared.members();
         let mut work = 0;
@@ -238,7 +237,7 @@ impl<P: Payload> Proxy<P> {
 
     /// Whether this lcore runs the checks of the server at flat index `flat` (its pool has
     /// checks and this lcore is the server's checker).
-    fn checks_here(&self, flat: usize) -> bool {
+    pub(super) fn checks_here(&self, flat: usize) -> bool {
         let Some(pi) = self.pools.iter().position(|p| (p.first..p.first + p.balancer.backends().len()).contains(&flat))
         else {
             return false;
@@ -254,93 +253,8 @@ impl<P: Payload> Proxy<P> {
         self.ops.health()
     }
 
-    /// The admin API's view: listeners, servers and, when `connections`, every session's
-    /// connections (at most [`MAX_CONNECTIONS_SHOWN`]).
-    pub fn view(&self, engine: &Engine<P>, connections: bool, now: Instant) -> LcoreView {
-        let open: Vec<usize> = self.by_listener_id.values().copied().collect();
-        let listeners = self
-            .listeners
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let st = self.stats.listeners.get(i);
-                ListenerView {
-                    name: l.spec.name.clone(),
-                    listen: l.spec.listen,
-                    pool: self.pool_name(l.spec.pool),
-                    open: open.contains(&i),
-                    active: st.map(|s| s.active).unwrap_or(0),
-                    total: st.map(|s| s.total).unwrap_or(0),
-                }
-            })
-            .collect();
-        let configured = self.ops.configured.unwrap_or(self.servers.len());
-        let servers = self
-            .servers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let st = self.stats.servers.get(i);
-                let ops = self.ops.servers.get(i);
-                ServerView {
-                    pool: st.map(|s| s.pool.clone()).unwrap_or_default(),
-                    addr: s.addr,
-                    weight: s.weight,
-                    admin: ops.map(|o| o.admin).unwrap_or(AdminState::Enabled),
-                    health: ops.map(|o| o.health.state()).unwrap_or(crate::control::HealthState::Up),
-                    ejected: ops.is_some_and(|o| o.health.ejected(now)),
-                    checking: i < configured && self.checks_here(i),
-                    configured: i < configured,
-                    active: st.map(|s| s.active).unwrap_or(0),
-                    attempts: st.map(|s| s.attempts).unwrap_or(0),
-                    failed: st.map(|s| s.connect_refused + s.connect_timeout + s.connect_other).unwrap_or(0),
-                }
-            })
-            .collect();
-        let mut conns = Vec::new();
-        if connections {
-            let mut ids: Vec<u64> = self.sessions.keys().copied().collect();
-            ids.sort_unstable();
-            'outer: for sid in ids {
-                let Some(s) = self.sessions.get(&sid) else { continue };
-                let listener = self.listeners.get(s.listener).map(|l| l.spec.name.clone()).unwrap_or_default();
-                let sides = [(Side::Client, Some(s.client), s.client_open), (Side::Backend, s.backend, s.backend_open)];
-                for (side, id, open) in sides {
-                    if conns.len() >= MAX_CONNECTIONS_SHOWN {
-                        break 'outer;
-                    }
-                    let (Some(id), true) = (id, open) else { continue };
-                    let (Ok(info), Ok((local, remote))) = (engine.info(id), engine.addresses(id)) else { continue };
-                    conns.push(ConnView {
-                        session: sid,
-                        listener: listener.clone(),
-                        side: match side {
-                            Side::Client => "client",
-                            Side::Backend => "backend",
-                        },
-                        local,
-                        remote,
-                        state: info.state.to_string(),
-                        cwnd: info.cwnd,
-                        srtt: info.srtt,
-                        bytes_received: info.bytes_received,
-                        bytes_acked: info.bytes_acked,
-                    });
-                }
-            }
-        }
-        LcoreView {
-            lcore: 0,
-            draining: false,
-            listeners,
-            servers,
-            sessions: self.sessions.len() as u64,
-            connections: conns,
-        }
-    }
-
     /// The name of pool `i` (from its servers' counters; empty when unknown).
-    fn pool_name(&self, i: usize) -> String {
+    pub(super) fn pool_name(&self, i: usize) -> String {
         let Some(p) = self.pools.get(i) else { return String::new() };
         self.stats.servers.get(p.first).map(|s| s.pool.clone()).unwrap_or_default()
     }
@@ -363,7 +277,7 @@ impl<P: Payload> Proxy<P> {
     /// addresses the engine cannot listen on), done without changing what runs. New
     /// listener addresses are already open (not yet accepting into the proxy: a SYN waits
     /// in their backlog). Then [`Proxy::commit_reload`] or [`Proxy::abort_reload`]; the
-    /// control plane commits only when every lcore prepared (`crate::control`).
+    /// control plane commits only when every lcore prepared (`admin.rs`).
     pub fn prepare_reload(
         &mut self,
         engine: &mut Engine<P>,

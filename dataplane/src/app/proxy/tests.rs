@@ -6,10 +6,11 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::*;
-use crate::control::KillTarget;
+use super::admin::KillTarget;
 use crate::app::{AppKind, AppSpec, Apps};
 use crate::tcp::{HeapPayload, Segment, TcpConfig};
 
+mod admin;
 mod health;
 mod lcores;
 mod queue;
@@ -151,12 +152,10 @@ impl Net {
         }
     }
 
-    /// One round: everything transmitted is delivered, health polled, services run, 1 ms
-    /// passes, timers fire.
+    /// One round: everything transmitted is delivered, services run (with the proxy's
+    /// health checks), 1 ms passes, timers fire.
     fn step(&mut self) {
         self.transmit();
-        let mut make = |b: &[u8]| Some(HeapPayload::from_slice(b));
-        self.apps.proxy_mut().poll_ops(&mut self.proxy, self.now, &mut make);
         self.apps.poll(&mut self.proxy, self.now);
         self.backend_poll();
         self.transmit();

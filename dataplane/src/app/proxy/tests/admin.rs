@@ -1,13 +1,18 @@
-//! Commands through a real queue to a proxy between three engines (client, proxy,
-//! backends; segments routed by destination address): drain, reload, admin state, the
-//! admin view, active health checks and passive ejection.
+//! The proxy's commands through a real lcore queue ([`crate::control`], the proxy as its
+//! application) to a proxy between three engines (client, proxy, backends; segments routed
+//! by destination address): drain, reload, admin state, the admin view, active health
+//! checks and passive ejection.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::mpsc::sync_channel;
 
+use std::sync::atomic::Ordering;
+
 use super::*;
+use crate::app::proxy::admin::{AdminState, HealthState, LcoreView, ProxyCommand};
 use crate::app::proxy::{Algorithm, CheckSpec, ListenerSpec, PoolHealth, PoolSpec, ServerSpec};
 use crate::app::{AppKind, AppSpec};
+use crate::control::{channel, poll, Command, Handle, Inbox};
 use crate::tcp::{CloseReason, ConnId, Event, HeapPayload, Segment, StackEvent, TcpConfig, WriteFlags};
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -61,8 +66,8 @@ struct Net {
     apps: Apps<HeapPayload>,
     backend: Engine<HeapPayload>,
     backend_apps: Apps<HeapPayload>,
-    handle: Handle,
-    inbox: Inbox,
+    handle: Handle<ProxyCommand>,
+    inbox: Inbox<ProxyCommand>,
     events: Vec<StackEvent>,
     now: Instant,
 }
@@ -72,6 +77,7 @@ impl Net {
         let now = Instant::from_nanos(1_000_000);
         let mut proxy = Engine::new(TcpConfig::default(), [1; 16], now);
         let mut apps = Apps::new();
+        apps.proxy_mut().set_payload_factory(heap_factory());
         assert_eq!(apps.start_proxy(&mut proxy, spec), Ok(()));
         let mut backend = Engine::new(TcpConfig::default(), [3; 16], now);
         let mut backend_apps = Apps::new();
@@ -116,8 +122,7 @@ impl Net {
     /// One millisecond: deliver, run the lcore's control poll and the services, timers.
     fn step(&mut self) {
         self.transmit();
-        let mut make = |b: &[u8]| Some(HeapPayload::from_slice(b));
-        poll(&mut self.inbox, &mut self.proxy, &mut self.apps, self.now, &mut make);
+        poll(&mut self.inbox, &mut self.proxy, self.apps.proxy_mut(), self.now);
         self.apps.poll(&mut self.proxy, self.now);
         self.backend_apps.poll(&mut self.backend, self.now);
         self.transmit();
@@ -169,13 +174,19 @@ impl Net {
         got
     }
 
-    fn send(&mut self, cmd: Command) {
+    /// A proxy command.
+    fn send(&mut self, cmd: ProxyCommand) {
+        self.send_lcore(Command::App(cmd));
+    }
+
+    /// An lcore command (drain).
+    fn send_lcore(&mut self, cmd: Command<ProxyCommand>) {
         assert_eq!(self.handle.send(cmd), Ok(()));
     }
 
     fn show(&mut self, connections: bool) -> LcoreView {
         let (tx, rx) = sync_channel(1);
-        self.send(Command::Show { connections, reply: tx });
+        self.send(ProxyCommand::Show { connections, reply: tx });
         self.step();
         rx.try_recv().unwrap_or_else(|e| panic!("no view: {e}"))
     }
@@ -183,17 +194,17 @@ impl Net {
     /// Prepare, then commit when prepared (as the control plane does with one lcore).
     fn reload(&mut self, spec: ProxySpec, ops: OpsSpec) -> Result<(), String> {
         let (tx, rx) = sync_channel(1);
-        self.send(Command::PrepareReload { spec, ops, reply: tx });
+        self.send(ProxyCommand::PrepareReload { spec, ops, reply: tx });
         self.step();
         let r = rx.try_recv().unwrap_or_else(|e| panic!("no reply: {e}"));
-        self.send(if r.is_ok() { Command::CommitReload } else { Command::AbortReload });
+        self.send(if r.is_ok() { ProxyCommand::CommitReload } else { ProxyCommand::AbortReload });
         self.step();
         r
     }
 
     fn set_server(&mut self, addr: SocketAddrV4, state: AdminState) -> Result<(), String> {
         let (tx, rx) = sync_channel(1);
-        self.send(Command::SetServer { pool: "web".into(), addr, state, reply: tx });
+        self.send(ProxyCommand::SetServer { pool: "web".into(), addr, state, reply: tx });
         self.step();
         rx.try_recv().unwrap_or_else(|e| panic!("no reply: {e}"))
     }
@@ -209,7 +220,7 @@ fn drain_refuses_new_connections_and_lets_sessions_finish() {
     let mut net = Net::new(&spec(vec![server(A, ECHO)]));
     let old = net.connect(PORT);
     assert_eq!(net.echo(old, b"before"), b"before");
-    net.send(Command::Drain { timeout: Duration::from_secs(5) });
+    net.send_lcore(Command::Drain { timeout: Duration::from_secs(5) });
     net.steps(2);
     assert!(net.handle.status().draining.load(Ordering::Relaxed));
     assert!(!net.apps.proxy().accepting());
@@ -232,7 +243,7 @@ fn drain_deadline_resets_what_is_left() {
     let mut net = Net::new(&spec(vec![server(A, ECHO)]));
     let id = net.connect(PORT);
     assert_eq!(net.echo(id, b"x"), b"x");
-    net.send(Command::Drain { timeout: Duration::from_millis(50) });
+    net.send_lcore(Command::Drain { timeout: Duration::from_millis(50) });
     net.steps(40);
     assert_eq!(net.closed(id), None, "before the deadline the session lives");
     net.steps(30);
@@ -293,21 +304,21 @@ fn a_prepared_reload_changes_nothing_until_committed_and_an_abort_undoes_it() {
     let mut next = spec(vec![server(B, ECHO)]);
     next.listeners.push(listener("other", 81, 0));
     let (tx, rx) = sync_channel(1);
-    net.send(Command::PrepareReload { spec: next.clone(), ops: OpsSpec::default(), reply: tx });
+    net.send(ProxyCommand::PrepareReload { spec: next.clone(), ops: OpsSpec::default(), reply: tx });
     net.step();
     assert_eq!(rx.try_recv().ok(), Some(Ok(())));
     // Prepared, not applied: new sessions still go to A.
     let s = net.connect(PORT);
     assert_eq!(net.echo(s, b"still A"), b"still A");
     assert_eq!(net.active(), vec![(a, 1, true)]);
-    net.send(Command::AbortReload);
+    net.send(ProxyCommand::AbortReload);
     net.step();
     assert_eq!(net.active(), vec![(a, 1, true)]);
     let refused = net.connect(81);
     net.steps(20);
     assert_eq!(net.closed(refused), Some(CloseReason::Refused), "the aborted reload's listener is closed again");
     // A commit without a prepared reload does nothing; prepare + commit applies.
-    net.send(Command::CommitReload);
+    net.send(ProxyCommand::CommitReload);
     net.step();
     assert_eq!(net.active(), vec![(a, 1, true)]);
     assert_eq!(net.reload(next, OpsSpec::default()), Ok(()));
@@ -391,7 +402,7 @@ fn checks(fall: u32, rise: u32) -> OpsSpec {
 #[test]
 fn active_checks_take_a_refusing_server_down_and_bring_it_back() {
     let mut net = Net::new(&spec(vec![server(A, CLOSED), server(B, ECHO)]));
-    net.send(Command::Configure(checks(3, 2)));
+    net.send(ProxyCommand::Configure(checks(3, 2)));
     // Checks at 0, 20, 40 ms fail: down after the third (fall x interval, plus the
     // 5 ms health poll).
     net.steps(50);
@@ -427,7 +438,7 @@ fn checks_with_expect_need_the_right_reply() {
         c.send = b"PING".to_vec();
         c.expect = b"PONG".to_vec();
     }
-    net.send(Command::Configure(ops.clone()));
+    net.send(ProxyCommand::Configure(ops.clone()));
     net.steps(15);
     // The echo server answers PING: wrong reply, down.
     assert_eq!(net.show(false).servers[0].health, HealthState::Down);
@@ -446,7 +457,7 @@ fn failed_connects_eject_a_server_for_the_recovery_time() {
         pools: vec![PoolHealth { check: None, passive_failures: 2, passive_recovery: Duration::from_millis(500) }],
         access_log: false,
     };
-    net.send(Command::Configure(ops));
+    net.send(ProxyCommand::Configure(ops));
     // Round robin sends every other session to A first; the retry hides it.
     for _ in 0..4 {
         let id = net.connect(PORT);
@@ -467,15 +478,4 @@ fn failed_connects_eject_a_server_for_the_recovery_time() {
     assert!(net.apps.proxy().server_available(0, net.now), "back after the recovery time");
     assert_eq!(net.apps.proxy().backend_health()[0].ejected_lcores, 0, "its unit given back");
     assert!(!net.show(false).servers[0].ejected);
-}
-
-#[test]
-fn a_full_queue_is_an_error_not_a_wait() {
-    let (handle, _inbox) = channel(7);
-    for _ in 0..QUEUE_DEPTH {
-        assert_eq!(handle.send(Command::Drain { timeout: Duration::ZERO }), Ok(()));
-    }
-    assert_eq!(handle.send(Command::Drain { timeout: Duration::ZERO }), Err(SendError::Full(7)));
-    drop(_inbox);
-    assert_eq!(handle.send(Command::Drain { timeout: Duration::ZERO }), Err(SendError::Gone(7)));
 }
