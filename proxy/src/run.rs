@@ -506,10 +506,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
 
     let (report_tx, report_rx) = mpsc::channel::<WorkerReport>();
     let mut workers = workers.into_iter();
-    let main_worker = workers.next();
-    let mut remote = Vec::new();
+    // From here on every way out stops the lcores: `running.stop()`, or dropping it.
+    let mut running = Lcores { eal: &eal, stop: Arc::clone(&stop), main: workers.next(), remote: Vec::new() };
     for mut w in workers {
-        let lcore = lcores.get(remote.len() + 1).copied().unwrap_or_default();
+        let lcore = lcores.get(running.remote.len() + 1).copied().unwrap_or_default();
         let tx = report_tx.clone();
         w.announce();
         eal.launch(
@@ -520,7 +520,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
                 0
             }),
         )?;
-        remote.push(lcore);
+        running.remote.push(lcore);
     }
     let named_ports: Vec<(String, Arc<Port>)> = ports.iter().flat_map(UpPort::named_devices).collect();
     let links = Arc::new(named_ports.iter().map(|_| crate::control::LinkState::default()).collect());
@@ -532,30 +532,13 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
         proxy: proxy_shared.clone(),
         links,
     };
-    let control = match ControlPlane::start(cfg.metrics.listen, sources) {
-        Ok(c) => c,
-        Err(e) => {
-            // The lcores are running: stop them before reporting the error.
-            stop.store(true, Ordering::Relaxed);
-            if let Some(w) = main_worker {
-                drop(w);
-            }
-            for lcore in remote {
-                let _ = eal.wait(lcore);
-            }
-            return Err(RunError::Control(e));
-        }
-    };
+    // On an error the lcores are stopped (`running` dropped) before it is reported.
+    let control = ControlPlane::start(cfg.metrics.listen, sources).map_err(RunError::Control)?;
     let admin_socket = cfg.admin.socket.clone();
     let ops = Arc::new(Ops::new(opts.config_path, cfg, handles.clone(), Arc::clone(&stop)));
     let (signal_thread, admin) = match start_ops(&ops, signals, admin_socket.as_deref()) {
         Ok(started) => started,
         Err(e) => {
-            stop.store(true, Ordering::Relaxed);
-            drop(main_worker);
-            for lcore in remote {
-                let _ = eal.wait(lcore);
-            }
             control.shutdown();
             return Err(e);
         }
@@ -566,7 +549,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
     tracing::info!(lcores = ?lcores, ports = ports.len(), "strait ready");
     control.ready(&format!("{} port(s) up, {} lcore(s)", ports.len(), lcores.len()));
     let mut reports = Vec::new();
-    if let Some(mut w) = main_worker {
+    if let Some(mut w) = running.main.take() {
         w.announce();
         reports.push(w.run());
     }
@@ -577,13 +560,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
         a.shutdown();
     }
     signal_thread.shutdown();
-    let mut failed = None;
-    for lcore in remote {
-        match eal.wait(lcore) {
-            Ok(0) => {}
-            Ok(_) | Err(_) => failed = Some(lcore),
-        }
-    }
+    let failed = running.stop();
+    drop(running);
     control.shutdown();
     drop(report_tx);
     reports.extend(report_rx.try_iter());
@@ -618,6 +596,41 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
     match failed {
         Some(l) => Err(RunError::Lcore(l)),
         None => Ok(()),
+    }
+}
+
+/// The lcores of a run: the stop flag, the worker the main lcore will run (until it runs
+/// it) and the remote lcores launched. Stopping them is written once, here: on the normal
+/// path [`Lcores::stop`], on every early return (a launch, the control plane or the admin
+/// socket failing) the drop, so that no lcore still runs when the ports, the pool and the
+/// EAL go (they are declared before it, so dropped after it).
+struct Lcores<'e> {
+    eal: &'e Eal,
+    stop: Arc<AtomicBool>,
+    main: Option<Worker>,
+    remote: Vec<u32>,
+}
+
+impl Lcores<'_> {
+    /// Raises the stop flag, drops the main lcore's worker if it never ran, waits for
+    /// every remote lcore; returns one that ended abnormally, if any.
+    fn stop(&mut self) -> Option<u32> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.main = None;
+        let mut failed = None;
+        for lcore in self.remote.drain(..) {
+            match self.eal.wait(lcore) {
+                Ok(0) => {}
+                Ok(_) | Err(_) => failed = Some(lcore),
+            }
+        }
+        failed
+    }
+}
+
+impl Drop for Lcores<'_> {
+    fn drop(&mut self) {
+        let _ = self.stop();
     }
 }
 
