@@ -15,8 +15,9 @@
 //!
 //! * One lcore runs a server's health checks (the backend sees one check per interval,
 //!   not one per lcore, and only that lcore's counters show checks); when the checks take
-//!   the server down, sessions arriving on both lcores are refused without an attempt on
-//!   it, and when they bring it back both lcores connect to it again.
+//!   the server down, it stays down through a reload and sessions arriving on both lcores
+//!   are refused without an attempt on it, and when they bring it back both lcores
+//!   connect to it again.
 //!
 //! Subnets 198.18.150-155, 198.18.184-185.
 
@@ -422,9 +423,15 @@ fn one_lcore_checks_a_server_and_both_follow_its_verdict() {
     assert_eq!(server_field(&show, &b0, "health").as_deref(), Some("up"), "{show}");
     assert!(!show.contains("partial"), "{show}");
 
-    // Down: sessions on both lcores are refused at once, none is tried on the server.
+    // Down: sessions on both lcores are refused at once, none is tried on the server,
+    // also after a reload (the verdict and the checker are kept by the server's name).
     s.nginx[0].kill_in(&s.backend);
     wait_health(&s, &sock, &b0, "down", Duration::from_secs(5));
+    let reloaded = ctl(&sock, "reload");
+    assert!(reloaded.contains("reloaded"), "{reloaded}");
+    let show = ctl(&sock, "show");
+    assert_eq!(server_field(&show, &b0, "health").as_deref(), Some("down"), "still down after the reload:\n{show}");
+    assert_eq!(server_field(&show, &b0, "check_lcore"), checker, "the same lcore checks it:\n{show}");
     let attempts = |show: &str| server_field(show, &b0, "attempts").and_then(|v| v.parse::<u64>().ok());
     let attempts_down = attempts(&ctl(&sock, "show"));
     let (child, down) = clients(&s.client, &["limit", &front, "20"]);

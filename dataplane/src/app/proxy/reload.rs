@@ -181,10 +181,11 @@ impl<P: Payload> Proxy<P> {
         Ok(())
     }
 
-    /// Health checks and passive ejection, at most every few milliseconds (driven by the
-    /// application's poll, [`crate::app::Apps::poll`], with the proxy's timers; a check's `send` bytes become a payload through the
-    /// payload factory). This lcore runs the checks of the servers it is the checker of
-    /// (`verdict.rs`) and the passive ejection of every server. Returns the work done.
+    /// Health checks and passive ejection, at most every few milliseconds, driven by the
+    /// application's poll ([`crate::app::Apps::poll`], with the proxy's timers), not by the
+    /// command queue; a check's `send` bytes become a payload through the payload factory.
+    /// This lcore runs the checks of the servers it is the checker of (`verdict.rs`) and
+    /// the passive ejection of every server. Returns the work done.
     pub fn poll_health(&mut self, engine: &mut Engine<P>, now: Instant) -> usize {
         if now < self.ops.next_poll {
             return 0;
