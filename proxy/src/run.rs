@@ -3,19 +3,19 @@
 //!
 //! Start-up order: EAL -> mbuf pool -> ports (offloads negotiated, queues = lcores) ->
 //! one [`Worker`] per lcore (workers on remote lcores, the first on the main lcore in this
-//! thread) -> gratuitous ARP -> "strait ready". Shutdown reverses it: raise the stop flag,
-//! wait for every lcore, log the final counters, stop and close the ports, free the pool,
-//! clean up the EAL.
+//! thread, launched and stopped by [`Lcores`]) -> gratuitous ARP -> "strait ready".
+//! Shutdown reverses it: raise the stop flag, wait for every lcore, log the final counters,
+//! stop and close the ports, free the pool, clean up the EAL.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 use dataplane::app::proxy::admin::{ProxyCommand, ProxyHandle};
 use dataplane::app::proxy::{ProxyError, ProxyShared};
 use dataplane::control;
 use dataplane::app::AppSpec;
 use dataplane::dpdk::{tsc_hz, DpdkError, Eal, Mempool, Offloads, Port, PortSettings};
-use dataplane::lcore::{mesh, LcoreStats, PortQueue, SteeringLinks, SteeringMode, TcpSetup, TscClock, Worker, WorkerReport, INBOX_CAPACITY};
+use dataplane::lcore::{mesh, LcoreStats, Lcores, PortQueue, SteeringLinks, SteeringMode, TcpSetup, TscClock, Worker, WorkerReport, INBOX_CAPACITY};
 use dataplane::rss::{symmetric_key, FlowSteering, DEFAULT_RETA_SIZE, KEY_LEN};
 use dataplane::net::{Interface, InterfaceConfig};
 use dataplane::tcp::StackError;
@@ -501,27 +501,12 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
         if let Some(links) = steering_links.next() {
             w = w.with_steering(links);
         }
-        workers.push(w);
+        workers.push((lcore, w));
     }
 
-    let (report_tx, report_rx) = mpsc::channel::<WorkerReport>();
-    let mut workers = workers.into_iter();
-    // From here on every way out stops the lcores: `running.stop()`, or dropping it.
-    let mut running = Lcores { eal: &eal, stop: Arc::clone(&stop), main: workers.next(), remote: Vec::new() };
-    for mut w in workers {
-        let lcore = lcores.get(running.remote.len() + 1).copied().unwrap_or_default();
-        let tx = report_tx.clone();
-        w.announce();
-        eal.launch(
-            lcore,
-            Box::new(move || {
-                // The receiver outlives every worker (we wait for them below).
-                let _ = tx.send(w.run());
-                0
-            }),
-        )?;
-        running.remote.push(lcore);
-    }
+    // From here on every way out stops the lcores: `running.stop()`, or dropping it
+    // (declared after the ports, the pool and the EAL: dropped before them).
+    let mut running = Lcores::launch(&eal, Arc::clone(&stop), workers)?;
     let named_ports: Vec<(String, Arc<Port>)> = ports.iter().flat_map(UpPort::named_devices).collect();
     let links = Arc::new(named_ports.iter().map(|_| crate::control::LinkState::default()).collect());
     let sources = Sources {
@@ -548,11 +533,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
     }
     tracing::info!(lcores = ?lcores, ports = ports.len(), "strait ready");
     control.ready(&format!("{} port(s) up, {} lcore(s)", ports.len(), lcores.len()));
-    let mut reports = Vec::new();
-    if let Some(mut w) = running.main.take() {
-        w.announce();
-        reports.push(w.run());
-    }
+    running.run_main();
     stop.store(true, Ordering::Relaxed);
     control.stopping("stopping: waiting for lcores");
     tracing::info!("stopping: waiting for lcores");
@@ -560,12 +541,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
         a.shutdown();
     }
     signal_thread.shutdown();
-    let failed = running.stop();
+    let (reports, failed) = running.stop();
     drop(running);
     control.shutdown();
-    drop(report_tx);
-    reports.extend(report_rx.try_iter());
-    reports.sort_by_key(|r| r.lcore);
     for r in &reports {
         log_report(r, &ports);
     }
@@ -596,41 +574,6 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
     match failed {
         Some(l) => Err(RunError::Lcore(l)),
         None => Ok(()),
-    }
-}
-
-/// The lcores of a run: the stop flag, the worker the main lcore will run (until it runs
-/// it) and the remote lcores launched. Stopping them is written once, here: on the normal
-/// path [`Lcores::stop`], on every early return (a launch, the control plane or the admin
-/// socket failing) the drop, so that no lcore still runs when the ports, the pool and the
-/// EAL go (they are declared before it, so dropped after it).
-struct Lcores<'e> {
-    eal: &'e Eal,
-    stop: Arc<AtomicBool>,
-    main: Option<Worker>,
-    remote: Vec<u32>,
-}
-
-impl Lcores<'_> {
-    /// Raises the stop flag, drops the main lcore's worker if it never ran, waits for
-    /// every remote lcore; returns one that ended abnormally, if any.
-    fn stop(&mut self) -> Option<u32> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.main = None;
-        let mut failed = None;
-        for lcore in self.remote.drain(..) {
-            match self.eal.wait(lcore) {
-                Ok(0) => {}
-                Ok(_) | Err(_) => failed = Some(lcore),
-            }
-        }
-        failed
-    }
-}
-
-impl Drop for Lcores<'_> {
-    fn drop(&mut self) {
-        let _ = self.stop();
     }
 }
 

@@ -1,9 +1,9 @@
 //! End to end: a start-up that fails after the lcores were launched stops every lcore
-//! before the error is reported (the teardown `proxy/src/run.rs` writes once, in
-//! `Lcores`). Here the admin socket is taken: another process answers on it (as another
-//! strait would), which only the start of the admin API finds out, after the lcores run.
-//! Strait on two lcores exits non-zero naming the socket, and the remote lcore's loop
-//! logged that it stopped before the process ended.
+//! before the error is reported (the teardown written once, `dataplane::lcore::Lcores`,
+//! dropped on the early return). Here the admin socket is taken: another process answers
+//! on it (as another strait would), which only the start of the admin API finds out,
+//! after the lcores run. Strait on two lcores exits non-zero naming the socket, and the
+//! remote lcore's loop logged that it stopped before the process ended.
 //!
 //! Subnet 198.18.186.0/24.
 
