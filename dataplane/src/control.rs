@@ -1,5 +1,8 @@
-//! Commands from the control plane to an lcore: drain, reload, server admin state, state
-//! queries for the admin API, packet capture.
+//! Commands from the control plane to an lcore: drain, packet capture, and whatever
+//! the lcore's application defines ([`Command::App`]; the proxy's reload, server admin
+//! state and admin views are in [`crate::app::proxy::admin`]). This queue knows no
+//! application: it is generic over the application's command type and reaches the
+//! application only through [`Controlled`].
 //!
 //! Each lcore has one bounded queue ([`channel`]: `std::sync::mpsc::sync_channel`, whose
 //! `try_recv` takes no lock). The control plane sends with `try_send` (a full queue is an
@@ -10,13 +13,10 @@
 //!
 //! Sans-IO like the rest of the core: the caller hands in `now`.
 
-use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use crate::app::proxy::{BackendHealth, OpsSpec, PreparedReload, ProxySpec};
-use crate::app::Apps;
 use crate::tcp::{Engine, Payload};
 use crate::time::{Duration, Instant};
 
@@ -24,124 +24,16 @@ use crate::time::{Duration, Instant};
 pub const QUEUE_DEPTH: usize = 16;
 /// Commands an lcore takes per loop iteration at most.
 pub const COMMANDS_PER_POLL: usize = 4;
-/// How often an lcore copies its servers' health into [`LcoreStatus::health`].
-pub const HEALTH_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
-/// Sessions one [`Command::Show`] lists at most per lcore (a page of the admin API's
-/// `show connections`; each session has one or two connections).
-pub const MAX_SESSIONS_PER_PAGE: usize = 1000;
 
-/// Which sessions [`Command::Show`] lists: at most `limit` (clamped to 1..=
-/// [`MAX_SESSIONS_PER_PAGE`]) in session id order, starting after `after`, so that a long
-/// list is read page by page ([`LcoreView::more`] says whether it goes on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnPage {
-    /// List only sessions with a greater id (`None`: from the first).
-    pub after: Option<u64>,
-    /// Sessions listed at most.
-    pub limit: usize,
-}
-
-impl ConnPage {
-    /// The first page of the largest size.
-    pub const FIRST: ConnPage = ConnPage { after: None, limit: MAX_SESSIONS_PER_PAGE };
-
-    /// `limit` as the lcore applies it.
-    pub fn clamped_limit(&self) -> usize {
-        self.limit.clamp(1, MAX_SESSIONS_PER_PAGE)
-    }
-}
-
-/// An operator's wish for one server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AdminState {
-    /// Receives new sessions (when healthy).
-    #[default]
-    Enabled,
-    /// Receives no new sessions; its established sessions continue.
-    Drain,
-    /// Maintenance: as `Drain`, and its health checks pause (HAProxy `MAINT`).
-    Maint,
-}
-
-impl AdminState {
-    /// Every state, in the order metrics list them.
-    pub const ALL: [AdminState; 3] = [AdminState::Enabled, AdminState::Drain, AdminState::Maint];
-
-    /// `enabled`, `drain` or `maint`.
-    pub fn name(self) -> &'static str {
-        match self {
-            AdminState::Enabled => "enabled",
-            AdminState::Drain => "drain",
-            AdminState::Maint => "maint",
-        }
-    }
-}
-
-/// What an lcore is asked to do.
+/// What an lcore is asked to do: the lcore's own commands, and its application's (`A`:
+/// the proxy's are [`crate::app::proxy::admin::ProxyCommand`]).
 #[derive(Debug)]
-pub enum Command {
-    /// Stop accepting (close every proxy listener), let established sessions finish for
-    /// `timeout`, then reset the rest. Progress: [`LcoreStatus`].
+pub enum Command<A> {
+    /// Stop accepting (the application closes its listeners), let established sessions
+    /// finish for `timeout`, then reset the rest. Progress: [`LcoreStatus`].
     Drain {
         /// How long sessions may take.
         timeout: Duration,
-    },
-    /// First half of a reload: check a new proxy configuration and get it ready
-    /// ([`crate::app::proxy::Proxy::prepare_reload`]); nothing changes for traffic. The
-    /// reply is `Err(reason)` when the lcore refused it. The control plane then sends
-    /// [`Command::CommitReload`] to every lcore if all prepared, else
-    /// [`Command::AbortReload`]: a reload applies everywhere or nowhere.
-    PrepareReload {
-        /// Listeners and pools.
-        spec: ProxySpec,
-        /// Health checks and access log.
-        ops: OpsSpec,
-        /// Where the result goes.
-        reply: SyncSender<Result<(), String>>,
-    },
-    /// Apply the prepared reload to new connections (established sessions keep flowing; a
-    /// removed server's sessions drain).
-    CommitReload,
-    /// Drop the prepared reload (another lcore refused it or did not answer in time).
-    AbortReload,
-    /// Health checks and access log for the configuration started with (no reply).
-    Configure(OpsSpec),
-    /// Set a server's admin state. `Err` names what was not found.
-    SetServer {
-        /// The pool's name.
-        pool: String,
-        /// The server.
-        addr: SocketAddrV4,
-        /// Drain or enable.
-        state: AdminState,
-        /// Where the result goes.
-        reply: SyncSender<Result<(), String>>,
-    },
-    /// Set a server's weight until the next reload (0: no new sessions). `Err` names what
-    /// was not found.
-    SetWeight {
-        /// The pool's name.
-        pool: String,
-        /// The server.
-        addr: SocketAddrV4,
-        /// The new weight.
-        weight: u32,
-        /// Where the result goes.
-        reply: SyncSender<Result<(), String>>,
-    },
-    /// Reset sessions now (the access log says `killed`); the reply is how many.
-    Kill {
-        /// Which.
-        target: KillTarget,
-        /// Where the count goes.
-        reply: SyncSender<usize>,
-    },
-    /// Report listeners, servers and (when `connections`) a page of sessions.
-    Show {
-        /// Include per-connection detail of these sessions.
-        connections: Option<ConnPage>,
-        /// Where the view goes.
-        reply: SyncSender<LcoreView>,
     },
     /// Start (`Some`) or stop (`None`) capturing this lcore's frames ([`crate::capture`]).
     Capture(Option<crate::capture::Tap>),
@@ -151,124 +43,38 @@ pub enum Command {
         /// How long.
         duration: std::time::Duration,
     },
+    /// A command for the application the lcore runs ([`Controlled::execute`]).
+    App(A),
 }
 
-/// Sessions an operator resets ([`Command::Kill`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KillTarget {
-    /// Every session connected or connecting to this server (HAProxy `shutdown sessions
-    /// server`).
-    Server {
-        /// The pool's name.
-        pool: String,
-        /// The server.
-        addr: SocketAddrV4,
-    },
-    /// One session of this lcore (the id `show connections` prints).
-    Session(u64),
+/// What the lcore's queue needs from the application it serves: running its commands,
+/// and a drain (stop accepting, count what is left, reset it at the deadline). The queue
+/// knows nothing else of the application.
+pub trait Controlled<P: Payload> {
+    /// The application's commands.
+    type Command: Send;
+
+    /// Runs one command (answers go back on a reply channel the command carries, with
+    /// `try_send`; never blocks).
+    fn execute(&mut self, engine: &mut Engine<P>, cmd: Self::Command, lcore: &LcoreContext, now: Instant);
+
+    /// Stops accepting new sessions; returns how many listeners were closed.
+    fn stop_accepting(&mut self, engine: &mut Engine<P>, now: Instant) -> usize;
+
+    /// Sessions still open.
+    fn sessions(&self) -> usize;
+
+    /// Resets every session left; returns how many.
+    fn reset_sessions(&mut self, engine: &mut Engine<P>, now: Instant) -> usize;
 }
 
-/// One listener as the admin API shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenerView {
-    /// Name.
-    pub name: String,
-    /// Address.
-    pub listen: SocketAddrV4,
-    /// Its pool's name.
-    pub pool: String,
-    /// Accepting (false: closed by drain, or removed by a reload with sessions left).
-    pub open: bool,
-    /// Sessions open.
-    pub active: u64,
-    /// Sessions started.
-    pub total: u64,
-}
-
-/// Health of a server as the checks see it.
+/// What a command may need to know about the lcore running it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HealthState {
-    /// No checks and no ejection.
-    Up,
-    /// Failed `fall` checks in a row (or ejected by failed connects until `until`).
-    Down,
-}
-
-impl HealthState {
-    /// `up` or `down`.
-    pub fn name(self) -> &'static str {
-        match self {
-            HealthState::Up => "up",
-            HealthState::Down => "down",
-        }
-    }
-}
-
-/// One server as the admin API shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerView {
-    /// Its pool.
-    pub pool: String,
-    /// Address.
-    pub addr: SocketAddrV4,
-    /// Weight.
-    pub weight: u32,
-    /// Operator state.
-    pub admin: AdminState,
-    /// Health.
-    pub health: HealthState,
-    /// Still in the configuration (false: removed by a reload, its sessions draining).
-    pub configured: bool,
-    /// Sessions connected or connecting to it.
-    pub active: u64,
-    /// Connection attempts.
-    pub attempts: u64,
-    /// Attempts that failed.
-    pub failed: u64,
-}
-
-/// One TCP connection of a proxy session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnView {
-    /// The session.
-    pub session: u64,
-    /// Its listener's name.
-    pub listener: String,
-    /// `client` or `backend`.
-    pub side: &'static str,
-    /// Our address.
-    pub local: SocketAddrV4,
-    /// The peer's address.
-    pub remote: SocketAddrV4,
-    /// TCP state (RFC 9293 §3.3.2 names).
-    pub state: String,
-    /// Congestion window, bytes.
-    pub cwnd: u32,
-    /// Smoothed RTT, once measured.
-    pub srtt: Option<Duration>,
-    /// Payload bytes received in order.
-    pub bytes_received: u64,
-    /// Payload bytes the peer acknowledged.
-    pub bytes_acked: u64,
-}
-
-/// What one lcore reports for [`Command::Show`].
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LcoreView {
+pub struct LcoreContext {
     /// The lcore.
     pub lcore: u32,
-    /// Draining (SIGTERM).
+    /// A drain was started on it.
     pub draining: bool,
-    /// Proxy listeners.
-    pub listeners: Vec<ListenerView>,
-    /// Servers of every pool.
-    pub servers: Vec<ServerView>,
-    /// Sessions open.
-    pub sessions: u64,
-    /// The connections of the sessions of the page asked for ([`ConnPage`]).
-    pub connections: Vec<ConnView>,
-    /// Sessions after the page's last exist (the list was cut at the page's limit).
-    pub more: bool,
 }
 
 /// Drain progress of one lcore, read by the control plane.
@@ -276,22 +82,24 @@ pub struct LcoreView {
 pub struct LcoreStatus {
     /// A drain was started.
     pub draining: AtomicBool,
-    /// Draining and no proxy session is left.
+    /// Draining and no session is left.
     pub drained: AtomicBool,
     /// Sessions reset because the drain deadline passed.
     pub drain_resets: AtomicU64,
-    /// Health of every server as this lcore sees it, refreshed every
-    /// [`HEALTH_PUBLISH_INTERVAL`] (the lcore only `try_lock`s it: a reader can delay a
-    /// refresh, never stall the loop).
-    pub health: Mutex<Vec<BackendHealth>>,
 }
 
 /// The control plane's end of one lcore's queue.
-#[derive(Debug, Clone)]
-pub struct Handle {
+#[derive(Debug)]
+pub struct Handle<A> {
     lcore: u32,
-    tx: SyncSender<Command>,
+    tx: SyncSender<Command<A>>,
     status: Arc<LcoreStatus>,
+}
+
+impl<A> Clone for Handle<A> {
+    fn clone(&self) -> Self {
+        Handle { lcore: self.lcore, tx: self.tx.clone(), status: Arc::clone(&self.status) }
+    }
 }
 
 /// Why a command did not reach an lcore.
@@ -305,14 +113,14 @@ pub enum SendError {
     Gone(u32),
 }
 
-impl Handle {
+impl<A> Handle<A> {
     /// The lcore.
     pub fn lcore(&self) -> u32 {
         self.lcore
     }
 
     /// Queues `cmd` without waiting.
-    pub fn send(&self, cmd: Command) -> Result<(), SendError> {
+    pub fn send(&self, cmd: Command<A>) -> Result<(), SendError> {
         self.tx.try_send(cmd).map_err(|e| match e {
             TrySendError::Full(_) => SendError::Full(self.lcore),
             TrySendError::Disconnected(_) => SendError::Gone(self.lcore),
@@ -327,20 +135,17 @@ impl Handle {
 
 /// The lcore's end of its queue, with the drain it is running.
 #[derive(Debug)]
-pub struct Inbox {
+pub struct Inbox<A> {
     lcore: u32,
-    rx: Receiver<Command>,
+    rx: Receiver<Command<A>>,
     status: Arc<LcoreStatus>,
     drain_deadline: Option<Instant>,
     drain_reset_done: bool,
-    next_publish: Instant,
     /// The capture session this lcore feeds, if any.
     capture: Option<crate::capture::Tap>,
-    /// A reload prepared and waiting for commit or abort.
-    prepared: Option<PreparedReload>,
 }
 
-impl Inbox {
+impl<A> Inbox<A> {
     /// The capture session this lcore feeds (`None`: capture off).
     pub fn capture_mut(&mut self) -> Option<&mut crate::capture::Tap> {
         self.capture.as_mut()
@@ -348,59 +153,40 @@ impl Inbox {
 }
 
 /// A queue for `lcore`.
-pub fn channel(lcore: u32) -> (Handle, Inbox) {
+pub fn channel<A>(lcore: u32) -> (Handle<A>, Inbox<A>) {
     let (tx, rx) = sync_channel(QUEUE_DEPTH);
     let status = Arc::new(LcoreStatus::default());
     (
         Handle { lcore, tx, status: Arc::clone(&status) },
-        Inbox {
-            lcore,
-            rx,
-            status,
-            drain_deadline: None,
-            drain_reset_done: false,
-            next_publish: Instant::ZERO,
-            capture: None,
-            prepared: None,
-        },
+        Inbox { lcore, rx, status, drain_deadline: None, drain_reset_done: false, capture: None },
     )
 }
 
-/// Runs the commands waiting for this lcore (at most [`COMMANDS_PER_POLL`]), the drain
-/// deadline and the proxy's health checks (`make` builds a payload from bytes, for the
-/// checks' `send`); returns how much work was done (0: idle).
-pub fn poll<P: Payload>(
-    inbox: &mut Inbox,
+/// Runs the commands waiting for this lcore (at most [`COMMANDS_PER_POLL`]) and the drain
+/// deadline, for the application `app`; returns how much work was done (0: idle).
+pub fn poll<P: Payload, C: Controlled<P>>(
+    inbox: &mut Inbox<C::Command>,
     engine: &mut Engine<P>,
-    apps: &mut Apps<P>,
+    app: &mut C,
     now: Instant,
-    make: &mut dyn FnMut(&[u8]) -> Option<P>,
 ) -> usize {
     let mut work = 0;
     for _ in 0..COMMANDS_PER_POLL {
         let Ok(cmd) = inbox.rx.try_recv() else { break };
         work += 1;
-        execute(inbox, cmd, engine, apps, now);
-    }
-    work += apps.proxy_mut().poll_ops(engine, now, make);
-    if now >= inbox.next_publish {
-        inbox.next_publish = now + HEALTH_PUBLISH_INTERVAL;
-        if let Ok(mut h) = inbox.status.health.try_lock() {
-            *h = apps.proxy().backend_health(now);
-        }
+        execute(inbox, cmd, engine, app, now);
     }
     if let Some(deadline) = inbox.drain_deadline {
-        let proxy = apps.proxy_mut();
         if !inbox.drain_reset_done && now >= deadline {
             inbox.drain_reset_done = true;
-            let n = proxy.reset_all(engine, now);
+            let n = app.reset_sessions(engine, now);
             inbox.status.drain_resets.fetch_add(n as u64, Ordering::Relaxed);
             if n > 0 {
                 tracing::warn!(lcore = inbox.lcore, sessions = n, "drain deadline passed: sessions reset");
                 work += n;
             }
         }
-        if proxy.session_count() == 0 && !inbox.status.drained.load(Ordering::Relaxed) {
+        if app.sessions() == 0 && !inbox.status.drained.load(Ordering::Relaxed) {
             inbox.status.drained.store(true, Ordering::Relaxed);
             tracing::info!(lcore = inbox.lcore, "drained: no session left");
         }
@@ -408,75 +194,26 @@ pub fn poll<P: Payload>(
     work
 }
 
-fn execute<P: Payload>(inbox: &mut Inbox, cmd: Command, engine: &mut Engine<P>, apps: &mut Apps<P>, now: Instant) {
+fn execute<P: Payload, C: Controlled<P>>(
+    inbox: &mut Inbox<C::Command>,
+    cmd: Command<C::Command>,
+    engine: &mut Engine<P>,
+    app: &mut C,
+    now: Instant,
+) {
     let lcore = inbox.lcore;
     match cmd {
         Command::Drain { timeout } => {
-            let closed = apps.proxy_mut().close_listeners(engine, now);
+            let closed = app.stop_accepting(engine, now);
             inbox.drain_deadline = Some(now + timeout);
             inbox.status.draining.store(true, Ordering::Relaxed);
             tracing::info!(
                 lcore,
                 listeners_closed = closed,
-                sessions = apps.proxy().session_count(),
+                sessions = app.sessions(),
                 timeout_ms = timeout.as_millis() as u64,
                 "draining: listeners closed"
             );
-        }
-        Command::PrepareReload { spec, ops, reply } => {
-            if let Some(stale) = inbox.prepared.take() {
-                apps.proxy_mut().abort_reload(engine, stale, now);
-            }
-            let result = if inbox.drain_deadline.is_some() {
-                Err("draining: reload refused".to_string())
-            } else {
-                match apps.proxy_mut().prepare_reload(engine, spec, ops, now) {
-                    Ok(p) => {
-                        inbox.prepared = Some(p);
-                        Ok(())
-                    }
-                    Err(e) => Err(e.to_string()),
-                }
-            };
-            if let Err(e) = &result {
-                tracing::warn!(lcore, error = %e, "reload refused by the lcore");
-            }
-            let _ = reply.try_send(result);
-        }
-        Command::CommitReload => match inbox.prepared.take() {
-            Some(p) => {
-                apps.proxy_mut().commit_reload(engine, p, now);
-                tracing::info!(lcore, "reload applied");
-            }
-            None => tracing::warn!(lcore, "reload commit without a prepared reload: ignored"),
-        },
-        Command::AbortReload => {
-            if let Some(p) = inbox.prepared.take() {
-                apps.proxy_mut().abort_reload(engine, p, now);
-                tracing::info!(lcore, "reload rolled back");
-            }
-        }
-        Command::Configure(ops) => apps.proxy_mut().configure(ops, now),
-        Command::SetServer { pool, addr, state, reply } => {
-            let result = apps.proxy_mut().set_admin_state(&pool, addr, state, now);
-            let _ = reply.try_send(result);
-        }
-        Command::SetWeight { pool, addr, weight, reply } => {
-            let result = apps.proxy_mut().set_weight(&pool, addr, weight);
-            let _ = reply.try_send(result);
-        }
-        Command::Kill { target, reply } => {
-            let n = apps.proxy_mut().kill(engine, &target, now);
-            if n > 0 {
-                tracing::warn!(lcore, sessions = n, target = ?target, "sessions killed by the operator");
-            }
-            let _ = reply.try_send(n);
-        }
-        Command::Show { connections, reply } => {
-            let mut view = apps.proxy().view(engine, connections, now);
-            view.lcore = lcore;
-            view.draining = inbox.drain_deadline.is_some();
-            let _ = reply.try_send(view);
         }
         Command::Capture(tap) => {
             tracing::info!(lcore, on = tap.is_some(), "packet capture");
@@ -485,6 +222,10 @@ fn execute<P: Payload>(inbox: &mut Inbox, cmd: Command, engine: &mut Engine<P>, 
         Command::DebugStall { duration } => {
             tracing::warn!(lcore, ms = duration.as_millis() as u64, "debug: stalling this lcore on request");
             std::thread::sleep(duration);
+        }
+        Command::App(cmd) => {
+            let cx = LcoreContext { lcore, draining: inbox.drain_deadline.is_some() };
+            app.execute(engine, cmd, &cx, now);
         }
     }
 }

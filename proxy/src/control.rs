@@ -29,8 +29,8 @@ pub struct Sources {
     pub pool: Mempool,
     /// Mbufs the pool was created with.
     pub pool_size: u32,
-    /// Each lcore's command queue, whose status carries the servers' health.
-    pub commands: Vec<dataplane::control::Handle>,
+    /// What the lcores' proxies share, among it every server's health verdict.
+    pub proxy: dataplane::app::proxy::ProxyShared,
     /// Each port's link as the link monitor sees it (same order as `ports`).
     pub links: Arc<Vec<LinkState>>,
 }
@@ -140,10 +140,7 @@ fn snapshot(src: &Sources, start_time: f64) -> Snapshot {
             snap.port_xstats.push(PortXstats { port: name.clone(), xstats });
         }
     }
-    for h in &src.commands {
-        let health = h.status().health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        snap.backends.extend(health.iter().cloned());
-    }
+    snap.backends = src.proxy.health();
     snap.mempool = Some(MempoolSnapshot {
         in_use: u64::from(src.pool.in_use()),
         available: u64::from(src.pool.available()),

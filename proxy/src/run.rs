@@ -3,18 +3,19 @@
 //!
 //! Start-up order: EAL -> mbuf pool -> ports (offloads negotiated, queues = lcores) ->
 //! one [`Worker`] per lcore (workers on remote lcores, the first on the main lcore in this
-//! thread) -> gratuitous ARP -> "strait ready". Shutdown reverses it: raise the stop flag,
-//! wait for every lcore, log the final counters, stop and close the ports, free the pool,
-//! clean up the EAL.
+//! thread, launched and stopped by [`Lcores`]) -> gratuitous ARP -> "strait ready".
+//! Shutdown reverses it: raise the stop flag, wait for every lcore, log the final counters,
+//! stop and close the ports, free the pool, clean up the EAL.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
+use dataplane::app::proxy::admin::{ProxyCommand, ProxyHandle};
 use dataplane::app::proxy::{ProxyError, ProxyShared};
 use dataplane::control;
 use dataplane::app::AppSpec;
 use dataplane::dpdk::{tsc_hz, DpdkError, Eal, Mempool, Offloads, Port, PortSettings};
-use dataplane::lcore::{mesh, LcoreStats, PortQueue, SteeringLinks, SteeringMode, TcpSetup, TscClock, Worker, WorkerReport, INBOX_CAPACITY};
+use dataplane::lcore::{mesh, LcoreStats, Lcores, PortQueue, SteeringLinks, SteeringMode, TcpSetup, TscClock, Worker, WorkerReport, INBOX_CAPACITY};
 use dataplane::rss::{symmetric_key, FlowSteering, DEFAULT_RETA_SIZE, KEY_LEN};
 use dataplane::net::{Interface, InterfaceConfig, NeighborConfig};
 use dataplane::tcp::StackError;
@@ -497,35 +498,20 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
         let mut w = Worker::new(lcore, pqs, pool.clone(), clock, Arc::clone(&stop), stats, tcp.clone())
             .map_err(|source| RunError::Apps { lcore, source })?;
         w.start_proxy(&proxy, &proxy_shared).map_err(|source| RunError::Proxy { lcore, source })?;
-        let (handle, inbox) = control::channel(lcore);
+        let (handle, inbox) = control::channel::<ProxyCommand>(lcore);
         // The queue is empty: this cannot fail. The lcore takes it on its first iteration.
-        let _ = handle.send(control::Command::Configure(cfg.ops_spec()));
+        let _ = handle.send(control::Command::App(ProxyCommand::Configure(cfg.ops_spec())));
         w.set_control(inbox);
         handles.push(handle);
         if let Some(links) = steering_links.next() {
             w = w.with_steering(links);
         }
-        workers.push(w);
+        workers.push((lcore, w));
     }
 
-    let (report_tx, report_rx) = mpsc::channel::<WorkerReport>();
-    let mut workers = workers.into_iter();
-    let main_worker = workers.next();
-    let mut remote = Vec::new();
-    for mut w in workers {
-        let lcore = lcores.get(remote.len() + 1).copied().unwrap_or_default();
-        let tx = report_tx.clone();
-        w.announce();
-        eal.launch(
-            lcore,
-            Box::new(move || {
-                // The receiver outlives every worker (we wait for them below).
-                let _ = tx.send(w.run());
-                0
-            }),
-        )?;
-        remote.push(lcore);
-    }
+    // From here on every way out stops the lcores: `running.stop()`, or dropping it
+    // (declared after the ports, the pool and the EAL: dropped before them).
+    let mut running = Lcores::launch(&eal, Arc::clone(&stop), workers)?;
     let named_ports: Vec<(String, Arc<Port>)> = ports.iter().flat_map(UpPort::named_devices).collect();
     let links = Arc::new(named_ports.iter().map(|_| crate::control::LinkState::default()).collect());
     let sources = Sources {
@@ -533,33 +519,16 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
         ports: named_ports,
         pool: pool.clone(),
         pool_size: cfg.dpdk.mbufs,
-        commands: handles.clone(),
+        proxy: proxy_shared.clone(),
         links,
     };
-    let control = match ControlPlane::start(cfg.metrics.listen, sources) {
-        Ok(c) => c,
-        Err(e) => {
-            // The lcores are running: stop them before reporting the error.
-            stop.store(true, Ordering::Relaxed);
-            if let Some(w) = main_worker {
-                drop(w);
-            }
-            for lcore in remote {
-                let _ = eal.wait(lcore);
-            }
-            return Err(RunError::Control(e));
-        }
-    };
+    // On an error the lcores are stopped (`running` dropped) before it is reported.
+    let control = ControlPlane::start(cfg.metrics.listen, sources).map_err(RunError::Control)?;
     let admin_socket = cfg.admin.socket.clone();
     let ops = Arc::new(Ops::new(opts.config_path, cfg, handles.clone(), Arc::clone(&stop)));
     let (signal_thread, admin) = match start_ops(&ops, signals, admin_socket.as_deref()) {
         Ok(started) => started,
         Err(e) => {
-            stop.store(true, Ordering::Relaxed);
-            drop(main_worker);
-            for lcore in remote {
-                let _ = eal.wait(lcore);
-            }
             control.shutdown();
             return Err(e);
         }
@@ -569,11 +538,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
     }
     tracing::info!(lcores = ?lcores, ports = ports.len(), "strait ready");
     control.ready(&format!("{} port(s) up, {} lcore(s)", ports.len(), lcores.len()));
-    let mut reports = Vec::new();
-    if let Some(mut w) = main_worker {
-        w.announce();
-        reports.push(w.run());
-    }
+    running.run_main();
     stop.store(true, Ordering::Relaxed);
     control.stopping("stopping: waiting for lcores");
     tracing::info!("stopping: waiting for lcores");
@@ -581,17 +546,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
         a.shutdown();
     }
     signal_thread.shutdown();
-    let mut failed = None;
-    for lcore in remote {
-        match eal.wait(lcore) {
-            Ok(0) => {}
-            Ok(_) | Err(_) => failed = Some(lcore),
-        }
-    }
+    let (reports, failed) = running.stop();
+    drop(running);
     control.shutdown();
-    drop(report_tx);
-    reports.extend(report_rx.try_iter());
-    reports.sort_by_key(|r| r.lcore);
     for r in &reports {
         log_report(r, &ports);
     }
@@ -658,7 +615,7 @@ fn start_ops(
 }
 
 /// `--debug-stall-lcore-after`: a thread that stalls the first lcore once (watchdog tests).
-fn debug_stall(handles: &[control::Handle], after: std::time::Duration) {
+fn debug_stall(handles: &[ProxyHandle], after: std::time::Duration) {
     let Some(h) = handles.first().cloned() else { return };
     tracing::warn!(after_ms = after.as_millis() as u64, "debug: an lcore will be stalled on purpose (--debug-stall-lcore-after)");
     let spawned = std::thread::Builder::new().name("strait-debug-stall".into()).spawn(move || {

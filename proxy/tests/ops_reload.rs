@@ -95,7 +95,7 @@ fn reload_under_wrk_load_keeps_established_sessions() {
         .into_iter()
         .find(|&i| {
             show.contains(&format!(
-                "server={} weight=1 admin=enabled health=up configured=yes active=1",
+                "server={} weight=1 admin=enabled health=up ejected=0 check_lcore=- configured=yes active=1",
                 net.backend(i)
             ))
         })
@@ -119,7 +119,7 @@ fn reload_under_wrk_load_keeps_established_sessions() {
     let (_, show) = ctl(&sock, "show");
     assert!(
         show.contains(&format!(
-            "server={} weight=1 admin=enabled health=up configured=no active=1",
+            "server={} weight=1 admin=enabled health=up ejected=0 check_lcore=- configured=no active=1",
             net.backend(pinned)
         )),
         "{show}"

@@ -146,8 +146,9 @@ fn synthetic() -> Snapshot {
             checks_failed: 1,
             went_down: 0,
             ejections: 0,
+            ejected_lcores: 0,
             weight: 1,
-            admin: dataplane::control::AdminState::Enabled,
+            admin: dataplane::app::proxy::admin::AdminState::Enabled,
         }],
         ..Snapshot::default()
     }

@@ -13,7 +13,13 @@
 //!   sessions beyond wait in the queue and are served when a place frees, or reset when the
 //!   queue is full or at the queue timeout.
 //!
-//! Subnets 198.18.150-155.
+//! * One lcore runs a server's health checks (the backend sees one check per interval,
+//!   not one per lcore, and only that lcore's counters show checks); when the checks take
+//!   the server down, it stays down through a reload and sessions arriving on both lcores
+//!   are refused without an attempt on it, and when they bring it back both lcores
+//!   connect to it again.
+//!
+//! Subnets 198.18.150-155, 198.18.184-185.
 
 mod common;
 
@@ -21,7 +27,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::backend::{pool_config, Net, Setup};
+use common::backend::{nstat, nstat_delta, on_two_lcores, pool_config, Net, Nginx, Setup};
 use common::{require_root, Netns};
 
 /// Strait on lcores 0 and 1, the back port with a queue pair per lcore, `listener` keys
@@ -30,9 +36,7 @@ use common::{require_root, Netns};
 /// the other server, skewing the counts under test (a SYN to a server an lcore has not
 /// resolved yet waits for the ARP reply: `proxy/tests/arp_wait.rs`).
 fn two_lcore_config(net: Net, tap: &str, veth: &str, servers: &[u8], listener: &str, pool: &str) -> String {
-    pool_config(net, tap, veth, servers, "", pool)
-        .replace("lcores = [0]\n", "lcores = [0, 1]\n")
-        .replace(&format!("iface={veth}\""), &format!("iface={veth},qpairs=2\""))
+    on_two_lcores(&pool_config(net, tap, veth, servers, "", pool), veth)
         .replace("connect_timeout_ms = 1000\n", &format!("connect_timeout_ms = 3000\n{listener}"))
 }
 
@@ -345,4 +349,119 @@ fn least_connections_is_global_over_two_lcores() {
     eprintln!("sessions per lcore: {total:?}");
     assert_eq!(total.iter().sum::<u64>(), 48);
     assert!(total.iter().all(|&n| n >= 5), "sessions on both lcores: {total:?}");
+}
+
+fn ctl(sock: &str, req: &str) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args(["ctl", "--socket", sock])
+        .args(req.split(' '))
+        .output()
+        .expect("strait ctl");
+    assert!(o.status.success(), "ctl {req}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The `key=` value on the `show` line of `server`.
+fn server_field(show: &str, server: &str, key: &str) -> Option<String> {
+    let line = show.lines().find(|l| l.contains(&format!("server={server} ")))?;
+    let v = line.split(&format!(" {key}=")).nth(1)?;
+    Some(v.split_whitespace().next()?.to_string())
+}
+
+/// Waits (at most `limit`) until `server`'s health is `want`.
+fn wait_health(s: &Setup, sock: &str, server: &str, want: &str, limit: Duration) {
+    let start = std::time::Instant::now();
+    loop {
+        let show = ctl(sock, "show");
+        if server_field(&show, server, "health").as_deref() == Some(want) {
+            return;
+        }
+        assert!(start.elapsed() < limit, "{server} not {want} within {limit:?}:\n{show}\n{}", s.diagnostics());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `proxy_server_<name>{web/<server>}` of each lcore's final counters line (lcores 0, 1).
+fn per_lcore_server(log: &str, name: &str, server: &str) -> [u64; 2] {
+    let pat = format!("{name}{{web/{server}}}=");
+    let mut out = [0; 2];
+    for line in log.lines().filter(|l| l.contains("final proxy counters")) {
+        let lcore = if line.contains("\"lcore\":1,") { 1 } else { 0 };
+        let v = line.split(&pat).nth(1).map(|r| r.chars().take_while(char::is_ascii_digit).collect::<String>());
+        out[lcore] += v.and_then(|v| v.parse().ok()).unwrap_or(0);
+    }
+    out
+}
+
+#[test]
+fn one_lcore_checks_a_server_and_both_follow_its_verdict() {
+    if !require_root("one_lcore_checks_a_server_and_both_follow_its_verdict") {
+        return;
+    }
+    const INTERVAL_MS: u64 = 200;
+    const WINDOW_MS: u64 = 3000;
+    let net = Net { front: "198.18.184", back: "198.18.185", backend_port: 8080 };
+    let sock = std::env::temp_dir().join(common::unique("strait-2l-admin-")).with_extension("sock").display().to_string();
+    let extra = format!("[admin]\nsocket = \"{sock}\"\n");
+    let pool = format!("[pool.health_check]\ninterval_ms = {INTERVAL_MS}\ntimeout_ms = 150\nfall = 2\nrise = 2\n");
+    let mut s = Setup::start(net, 1, 0, |tap, veth| on_two_lcores(&pool_config(net, tap, veth, &[0], &extra, &pool), veth), &[]);
+    s.strait.wait_for_log(&["flow steering", "lcores\":2"], Duration::from_secs(1));
+    let (b0, front) = (net.backend(0), format!("{}.2", net.front));
+
+    // No client yet: every connection the backend accepts is a check. One per interval
+    // from one lcore (two lcores each checking would make ~30 in the window).
+    std::thread::sleep(Duration::from_millis(500));
+    let before = nstat(&s.backend);
+    std::thread::sleep(Duration::from_millis(WINDOW_MS));
+    let checks = nstat_delta(&before, &nstat(&s.backend), "TcpPassiveOpens");
+    let per_interval = WINDOW_MS / INTERVAL_MS;
+    eprintln!("{checks} check connections in {WINDOW_MS} ms at one per {INTERVAL_MS} ms");
+    assert!((per_interval - 2..=per_interval + 2).contains(&checks), "{checks} checks in the window, {per_interval} expected");
+    let show = ctl(&sock, "show");
+    let checker = server_field(&show, &b0, "check_lcore");
+    assert!(matches!(checker.as_deref(), Some("0" | "1")), "one lcore runs the checks:\n{show}");
+    assert_eq!(server_field(&show, &b0, "health").as_deref(), Some("up"), "{show}");
+    assert!(!show.contains("partial"), "{show}");
+
+    // Down: sessions on both lcores are refused at once, none is tried on the server,
+    // also after a reload (the verdict and the checker are kept by the server's name).
+    s.nginx[0].kill_in(&s.backend);
+    wait_health(&s, &sock, &b0, "down", Duration::from_secs(5));
+    let reloaded = ctl(&sock, "reload");
+    assert!(reloaded.contains("reloaded"), "{reloaded}");
+    let show = ctl(&sock, "show");
+    assert_eq!(server_field(&show, &b0, "health").as_deref(), Some("down"), "still down after the reload:\n{show}");
+    assert_eq!(server_field(&show, &b0, "check_lcore"), checker, "the same lcore checks it:\n{show}");
+    let attempts = |show: &str| server_field(show, &b0, "attempts").and_then(|v| v.parse::<u64>().ok());
+    let attempts_down = attempts(&ctl(&sock, "show"));
+    let (child, down) = clients(&s.client, &["limit", &front, "20"]);
+    release(child);
+    assert_eq!(down, "served=0 refused=20", "{}", s.diagnostics());
+    assert_eq!(attempts(&ctl(&sock, "show")), attempts_down, "a down server got attempts");
+
+    // Up again: sessions on both lcores reach it.
+    s.nginx[0] = Nginx::start(&s.backend, &b0, 0);
+    wait_health(&s, &sock, &b0, "up", Duration::from_secs(3));
+    let (child, up) = clients(&s.client, &["limit", &front, "20"]);
+    let conns = ctl(&sock, "show connections");
+    release(child);
+    assert_eq!(up, "served=20 refused=0", "{}", s.diagnostics());
+    let lcores_to_b0: std::collections::BTreeSet<&str> = conns
+        .lines()
+        .filter(|l| l.contains("side=backend") && l.contains(&format!("remote={b0} ")))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("lcore=")))
+        .collect();
+    assert_eq!(lcores_to_b0.into_iter().collect::<Vec<_>>(), ["0", "1"], "both lcores connect to it:\n{conns}");
+
+    s.stop();
+    let log = s.strait.log_text();
+    let (no_server, connect_failed) =
+        (per_lcore(&log, "proxy_listener_refused_no_server"), per_lcore(&log, "proxy_listener_refused_connect_failed"));
+    let checks_by = per_lcore_server(&log, "proxy_server_health_checks", &b0);
+    eprintln!("refused no_server {no_server:?}, connect_failed {connect_failed:?}; checks per lcore {checks_by:?}");
+    assert!(no_server.iter().all(|&n| n > 0) && no_server.iter().sum::<u64>() == 20, "both lcores refused: {no_server:?}");
+    assert_eq!(connect_failed, [0, 0], "nothing was tried on the down server");
+    let mine: Vec<usize> = (0..2).filter(|&l| checks_by[l] > 0).collect();
+    assert_eq!(mine.len(), 1, "checks from one lcore only: {checks_by:?}");
+    assert_eq!(checker.as_deref(), Some(if mine == [0] { "0" } else { "1" }), "ctl names that lcore");
 }

@@ -203,14 +203,18 @@ impl<P: Payload> Apps<P> {
         self.conns.len()
     }
 
-    /// Drains the engine's events and acts on them.
+    /// Drains the engine's events and acts on them; runs the services' timers, the proxy's
+    /// queues and its health checks.
     pub fn poll(&mut self, engine: &mut Engine<P>, now: Instant) -> usize {
         let mut n = 0;
         while let Some(ev) = engine.poll_event() {
             self.handle_event(engine, ev, now);
             n += 1;
         }
-        n + self.expire_idle(engine, now) + self.proxy.poll_timers(engine, now) + self.proxy.serve_queues(engine, now)
+        n + self.expire_idle(engine, now)
+            + self.proxy.poll_timers(engine, now)
+            + self.proxy.serve_queues(engine, now)
+            + self.proxy.poll_health(engine, now)
     }
 
     /// Resets the connections idle for their service's `idle_timeout`; a deadline that

@@ -26,6 +26,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::app::proxy::admin::ProxyCommand;
 use crate::app::proxy::{ProxyError, ProxyShared, ProxySpec, ProxyStats};
 use crate::app::{AppCounters, AppSpec, Apps};
 use crate::capture;
@@ -38,12 +39,14 @@ mod egress;
 mod idle;
 mod impair;
 mod ingress;
+mod launch;
 pub mod port;
 pub mod stats;
 pub mod steer;
 pub mod tx;
 pub mod wake;
 
+pub use launch::Lcores;
 pub use port::PortQueue;
 pub use stats::{
     memory_pressure_wanted, LcoreStats, PortImpairCounters, PublishedCounters, PRESSURE_ENTER_DIVISOR,
@@ -140,7 +143,7 @@ pub struct Worker {
     /// [`LcoreStats::tcp_rx_shed`]).
     shed_below: u32,
     /// Commands from the control plane, polled once per iteration ([`crate::control`]).
-    control: Option<crate::control::Inbox>,
+    control: Option<crate::control::Inbox<ProxyCommand>>,
     /// Flow steering to and from the other lcores (none with a single lcore).
     steer: Option<SteeringLinks>,
     /// A fingerprint of the server addresses last pinned ([`Worker::pin_servers`]).
@@ -171,8 +174,9 @@ impl Worker {
         let mut engine = Engine::new(cfg, tcp.secret, clock.instant(tsc()));
         let shed_below = pool.in_use().saturating_add(pool.available()) / RESERVE_DIVISOR;
         let mut apps = Apps::new();
-        // PROXY protocol headers (`app::proxy::proxy_protocol`) are copied into mbufs of
-        // the lcore's pool; `None` (pool empty) resets the session, counted.
+        // PROXY protocol headers (`app::proxy::proxy_protocol`) and health checks' `send`
+        // bytes are copied into mbufs of the lcore's pool; `None` (pool empty) resets the
+        // session, counted (a check fails).
         let header_pool = pool.clone();
         apps.proxy_mut().set_payload_factory(Box::new(move |b: &[u8]| MbufPayload::from_slice(&header_pool, b).ok()));
         for spec in &tcp.apps {
@@ -226,8 +230,9 @@ impl Worker {
         self
     }
 
-    /// Takes commands from the control plane through `inbox` ([`crate::control`]).
-    pub fn set_control(&mut self, inbox: crate::control::Inbox) {
+    /// Takes commands from the control plane through `inbox` ([`crate::control`]); the
+    /// lcore's application, the proxy, runs those of [`ProxyCommand`].
+    pub fn set_control(&mut self, inbox: crate::control::Inbox<ProxyCommand>) {
         self.control = Some(inbox);
     }
 
@@ -338,9 +343,7 @@ impl Worker {
             }
             let mut work = 0;
             if let Some(inbox) = self.control.as_mut() {
-                let pool = &self.pool;
-                let mut make = |b: &[u8]| MbufPayload::from_slice(pool, b).ok();
-                work += crate::control::poll(inbox, &mut self.engine, &mut self.apps, now, &mut make);
+                work += crate::control::poll(inbox, &mut self.engine, self.apps.proxy_mut(), now);
             }
             let work = work + self.poll_once(now);
             let t1 = tsc();

@@ -30,7 +30,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use dataplane::capture::{self, Direction, Filter, Sink, Spec, TapCounters};
-use dataplane::control::{Command, Handle};
+use dataplane::app::proxy::admin::ProxyHandle as Handle;
+use dataplane::control::Command;
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
 use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
 use pcap_file::pcapng::PcapNgWriter;

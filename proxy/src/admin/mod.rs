@@ -40,7 +40,8 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dataplane::control::{AdminState, Command, ConnPage, Handle, KillTarget, LcoreView};
+use dataplane::app::proxy::admin::{AdminState, ConnPage, KillTarget, LcoreView, ProxyCommand, ProxyHandle as Handle};
+use dataplane::control::Command;
 
 use crate::config::Config;
 use crate::systemd::Notifier;
@@ -163,7 +164,7 @@ impl Ops {
         // that answers late takes the abort after its prepare: its queue is in order).
         for h in &self.lcores {
             let (tx, rx) = sync_channel(1);
-            match h.send(Command::PrepareReload { spec: spec.clone(), ops: ops.clone(), reply: tx }) {
+            match h.send(Command::App(ProxyCommand::PrepareReload { spec: spec.clone(), ops: ops.clone(), reply: tx })) {
                 Ok(()) => replies.push((h.lcore(), rx)),
                 Err(e) => failed.push(e.to_string()),
             }
@@ -177,7 +178,7 @@ impl Ops {
         }
         let commit = failed.is_empty();
         for h in &self.lcores {
-            let cmd = || if commit { Command::CommitReload } else { Command::AbortReload };
+            let cmd = || Command::App(if commit { ProxyCommand::CommitReload } else { ProxyCommand::AbortReload });
             if let Err(e) = send_patiently(h, cmd) {
                 // Only a stuck or stopped lcore: the one case where lcores can differ.
                 failed.push(format!("{e}: {} not delivered", if commit { "commit" } else { "abort" }));
@@ -267,7 +268,7 @@ impl Ops {
         let mut pending = Vec::new();
         for h in &self.lcores {
             let (tx, rx) = sync_channel(1);
-            h.send(Command::Show { connections: page(h.lcore()), reply: tx }).map_err(|e| e.to_string())?;
+            h.send(Command::App(ProxyCommand::Show { connections: page(h.lcore()), reply: tx })).map_err(|e| e.to_string())?;
             pending.push((h.lcore(), rx));
         }
         let mut views = Vec::new();
@@ -285,7 +286,7 @@ impl Ops {
         let mut pending = Vec::new();
         for h in &self.lcores {
             let (tx, rx) = sync_channel(1);
-            h.send(Command::SetServer { pool: pool.to_string(), addr, state, reply: tx }).map_err(|e| e.to_string())?;
+            h.send(Command::App(ProxyCommand::SetServer { pool: pool.to_string(), addr, state, reply: tx })).map_err(|e| e.to_string())?;
             pending.push((h.lcore(), rx));
         }
         for (lcore, rx) in pending {
@@ -380,7 +381,7 @@ impl Ops {
         let mut pending = Vec::new();
         for h in &self.lcores {
             let (tx, rx) = sync_channel(1);
-            h.send(Command::SetWeight { pool: pool.to_string(), addr, weight, reply: tx }).map_err(|e| e.to_string())?;
+            h.send(Command::App(ProxyCommand::SetWeight { pool: pool.to_string(), addr, weight, reply: tx })).map_err(|e| e.to_string())?;
             pending.push((h.lcore(), rx));
         }
         for (lcore, rx) in pending {
@@ -399,7 +400,7 @@ impl Ops {
         let mut pending = Vec::new();
         for h in handles {
             let (tx, rx) = sync_channel(1);
-            h.send(Command::Kill { target: target.clone(), reply: tx }).map_err(|e| e.to_string())?;
+            h.send(Command::App(ProxyCommand::Kill { target: target.clone(), reply: tx })).map_err(|e| e.to_string())?;
             pending.push((h.lcore(), rx));
         }
         let mut n = 0;
@@ -463,7 +464,7 @@ impl Ops {
 
 /// Sends `cmd()`, retrying for up to [`REPLY_TIMEOUT`] while the lcore's queue is full
 /// (a reload's second phase must arrive).
-fn send_patiently(h: &Handle, cmd: impl Fn() -> Command) -> Result<(), dataplane::control::SendError> {
+fn send_patiently(h: &Handle, cmd: impl Fn() -> Command<ProxyCommand>) -> Result<(), dataplane::control::SendError> {
     let give_up = Instant::now() + REPLY_TIMEOUT;
     loop {
         match h.send(cmd()) {

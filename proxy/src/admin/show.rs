@@ -8,12 +8,12 @@
 //! lcore, so a page walk sees every session that lives through it once; sessions opened
 //! behind the cursor during the walk are not seen (as with any cursor).
 //!
-//! Each lcore selects its page itself ([`dataplane::control::ConnPage`]); the pages are
+//! Each lcore selects its page itself ([`dataplane::app::proxy::admin::ConnPage`]); the pages are
 //! joined here in lcore order and cut at `N` sessions.
 
 use std::fmt::Write as _;
 
-use dataplane::control::{ConnPage, HealthState, LcoreView, MAX_SESSIONS_PER_PAGE};
+use dataplane::app::proxy::admin::{ConnPage, HealthState, LcoreView, MAX_SESSIONS_PER_PAGE};
 
 /// A `show connections` request: which page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +109,11 @@ impl ConnRequest {
     }
 }
 
-/// The text of `show` (every lcore summed: sessions per listener and server; health
-/// `up`/`down`, or `partial` when lcores disagree) and, with a page, of `show connections`.
+/// The text of `show` (every lcore summed: sessions per listener and server) and, with a
+/// page, of `show connections`. A server's `health` is the verdict of its checks, one for
+/// the process (every lcore reads the same, so the first view's is taken); `ejected`
+/// counts the lcores whose passive ejection holds it out; `check_lcore` is the lcore that
+/// runs its checks (`-`: no checks).
 pub fn render(views: &[LcoreView], page: Option<&PageInfo>) -> String {
     let mut out = String::new();
     let draining = views.iter().any(|v| v.draining);
@@ -127,7 +130,7 @@ pub fn render(views: &[LcoreView], page: Option<&PageInfo>) -> String {
     out.push_str("listeners:\n");
     if let Some(first) = views.first() {
         for (i, l) in first.listeners.iter().enumerate() {
-            let sum = |f: fn(&dataplane::control::ListenerView) -> u64| {
+            let sum = |f: fn(&dataplane::app::proxy::admin::ListenerView) -> u64| {
                 views.iter().filter_map(|v| v.listeners.get(i)).map(f).sum::<u64>()
             };
             let _ = writeln!(
@@ -143,19 +146,17 @@ pub fn render(views: &[LcoreView], page: Option<&PageInfo>) -> String {
         }
         out.push_str("servers:\n");
         for (i, s) in first.servers.iter().enumerate() {
-            let all: Vec<&dataplane::control::ServerView> = views.iter().filter_map(|v| v.servers.get(i)).collect();
-            let sum = |f: fn(&dataplane::control::ServerView) -> u64| all.iter().map(|s| f(s)).sum::<u64>();
-            let ups = all.iter().filter(|s| s.health == HealthState::Up).count();
-            let health = if ups == all.len() {
-                "up"
-            } else if ups == 0 {
-                "down"
-            } else {
-                "partial"
-            };
+            let all: Vec<&dataplane::app::proxy::admin::ServerView> = views.iter().filter_map(|v| v.servers.get(i)).collect();
+            let sum = |f: fn(&dataplane::app::proxy::admin::ServerView) -> u64| all.iter().map(|s| f(s)).sum::<u64>();
+            let ejected = all.iter().filter(|s| s.ejected).count();
+            let checker = views
+                .iter()
+                .find(|v| v.servers.get(i).is_some_and(|s| s.checking))
+                .map_or_else(|| "-".to_string(), |v| v.lcore.to_string());
+            let health = if s.health == HealthState::Up { "up" } else { "down" };
             let _ = writeln!(
                 out,
-                "  pool={} server={} weight={} admin={} health={} configured={} active={} attempts={} failed={}",
+                "  pool={} server={} weight={} admin={} health={} ejected={ejected} check_lcore={checker} configured={} active={} attempts={} failed={}",
                 s.pool,
                 s.addr,
                 s.weight,
@@ -195,7 +196,7 @@ pub(super) fn yes(b: bool) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use dataplane::control::{ConnView, LcoreView};
+    use dataplane::app::proxy::admin::{ConnView, LcoreView};
 
     use super::*;
 

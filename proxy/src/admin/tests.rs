@@ -1,5 +1,5 @@
 //! [`Ops`] against a real lcore command queue served by a thread that runs
-//! [`dataplane::control::poll`] over a TCP engine and the proxy (no network: the
+//! [`dataplane::control::poll`] over a TCP engine with the proxy as its application (no network: the
 //! commands, replies, reload from a file and the admin socket are what is tested).
 
 use std::sync::atomic::AtomicBool;
@@ -53,13 +53,13 @@ fn setup(dir: &std::path::Path, toml: &str) -> (Arc<Ops>, Lcore, PathBuf) {
 }
 
 /// A thread serving `inbox` as an lcore running the proxy with `spec`.
-fn serve(inbox: dataplane::control::Inbox, spec: dataplane::app::proxy::ProxySpec) -> Lcore {
+fn serve(inbox: dataplane::control::Inbox<dataplane::app::proxy::admin::ProxyCommand>, spec: dataplane::app::proxy::ProxySpec) -> Lcore {
     serve_feeding(inbox, spec, None)
 }
 
 /// As [`serve`]; with `frame`, the lcore offers that frame to its capture tap (when it has
 /// one) every loop iteration, as if it received it on port 0.
-fn serve_feeding(mut inbox: dataplane::control::Inbox, spec: dataplane::app::proxy::ProxySpec, frame: Option<Vec<u8>>) -> Lcore {
+fn serve_feeding(mut inbox: dataplane::control::Inbox<dataplane::app::proxy::admin::ProxyCommand>, spec: dataplane::app::proxy::ProxySpec, frame: Option<Vec<u8>>) -> Lcore {
     let stop = Arc::new(AtomicBool::new(false));
     let s = Arc::clone(&stop);
     let thread = std::thread::spawn(move || {
@@ -68,9 +68,8 @@ fn serve_feeding(mut inbox: dataplane::control::Inbox, spec: dataplane::app::pro
         let mut engine = Engine::<HeapPayload>::new(TcpConfig::default(), [7; 16], now());
         let mut apps = Apps::new();
         assert_eq!(apps.start_proxy(&mut engine, &spec), Ok(()));
-        let mut make = |b: &[u8]| Some(HeapPayload::from_slice(b));
         while !s.load(Ordering::Relaxed) {
-            poll(&mut inbox, &mut engine, &mut apps, now(), &mut make);
+            poll(&mut inbox, &mut engine, apps.proxy_mut(), now());
             if let (Some(tap), Some(f)) = (inbox.capture_mut(), &frame) {
                 use dataplane::capture::{Direction, Origin};
                 for _ in 0..64 {
@@ -102,7 +101,10 @@ fn show_and_server_admin_state_through_the_queue() {
     assert!(info.contains(&format!("pid={} ", std::process::id())), "{info}");
     let out = ops.handle("show").unwrap_or_else(|e| panic!("{e}"));
     assert!(out.contains("listener=web listen=198.18.80.2:80 pool=web state=open active=0 total=0"), "{out}");
-    assert!(out.contains("pool=web server=198.18.80.10:8080 weight=1 admin=enabled health=up configured=yes"), "{out}");
+    assert!(
+        out.contains("pool=web server=198.18.80.10:8080 weight=1 admin=enabled health=up ejected=0 check_lcore=- configured=yes"),
+        "{out}"
+    );
     let r = ops.handle("server drain web 198.18.80.11:8080");
     assert_eq!(r, Ok("server 198.18.80.11:8080 in pool web: drain".to_string()));
     assert!(ops.handle("show").is_ok_and(|o| o.contains("server=198.18.80.11:8080 weight=1 admin=drain")));
@@ -264,4 +266,36 @@ fn a_capture_ends_at_its_size_and_time_bounds() {
     assert_eq!((done.ended.as_str(), done.frames), ("seconds", 0), "{}", done.render(false));
     assert!(took >= Duration::from_millis(900), "ended after {took:?}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A server's line in `show` over two lcores: one health (the verdict every lcore reads),
+/// the lcores ejecting it, the lcore checking it; never "partial".
+#[test]
+fn show_gives_one_health_per_server_over_lcores() {
+    use dataplane::app::proxy::admin::{HealthState, LcoreView, ServerView};
+    let server = ServerView {
+        pool: "web".into(),
+        addr: "198.18.80.10:8080".parse().unwrap_or_else(|e| panic!("{e}")),
+        weight: 1,
+        admin: AdminState::Enabled,
+        health: HealthState::Down,
+        ejected: false,
+        checking: false,
+        configured: true,
+        active: 1,
+        attempts: 3,
+        failed: 1,
+    };
+    let views = [
+        LcoreView { lcore: 0, servers: vec![ServerView { ejected: true, ..server.clone() }], ..LcoreView::default() },
+        LcoreView { lcore: 1, servers: vec![ServerView { checking: true, ..server.clone() }], ..LcoreView::default() },
+    ];
+    let text = render(&views, false);
+    assert!(
+        text.contains("server=198.18.80.10:8080 weight=1 admin=enabled health=down ejected=1 check_lcore=1 configured=yes active=2 attempts=6 failed=2"),
+        "{text}"
+    );
+    let json = crate::admin::ctl::to_json(&text);
+    assert_eq!(json["servers"][0]["check_lcore"], 1, "{json}");
+    assert!(!text.contains("partial"));
 }

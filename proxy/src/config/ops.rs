@@ -12,9 +12,9 @@
 //! [[pool]]
 //! name = "web"
 //! servers = [...]
-//! passive_failures = 3       # consecutive failed connects that eject a server (0: off)
+//! passive_failures = 3       # consecutive failed connects on one lcore eject a server from it (0: off)
 //! passive_recovery_ms = 10000 # how long an ejected server stays out
-//! [pool.health_check]        # optional: active TCP-connect checks from the data plane
+//! [pool.health_check]        # optional: active TCP-connect checks from one lcore per server
 //! interval_ms = 1000
 //! timeout_ms = 500
 //! rise = 2                   # consecutive successes that bring a down server up

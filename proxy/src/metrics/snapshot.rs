@@ -32,8 +32,8 @@ pub struct Snapshot {
     /// Proxy counters and histograms of one lcore each (as published); summed over lcores
     /// per listener and per server when rendered.
     pub proxy: Vec<ProxyStats>,
-    /// Health of the backend servers as each lcore sees it (every lcore's list, one after
-    /// the other; see `render/health.rs`).
+    /// Health of the backend servers: one entry per server for the whole process (the
+    /// verdict every lcore follows; see `render/health.rs`).
     pub backends: Vec<dataplane::app::proxy::BackendHealth>,
     /// Counters of the metrics HTTP server itself. [`crate::metrics::Server`] fills this in
     /// before rendering; whatever the source put here is overwritten.

@@ -254,6 +254,12 @@ pub fn pool_config(net: Net, tap: &str, veth: &str, servers: &[u8], extra: &str,
     strait_toml(&net, tap, veth, &servers, &extra)
 }
 
+/// `toml` (one of these configurations) on lcores 0 and 1, with the back port (on
+/// `veth`) given a queue pair per lcore (software flow steering: `net_tap` has one).
+pub fn on_two_lcores(toml: &str, veth: &str) -> String {
+    toml.replace("lcores = [0]\n", "lcores = [0, 1]\n").replace(&format!("iface={veth}\""), &format!("iface={veth},qpairs=2\""))
+}
+
 /// TOML added to [`strait_toml`]'s tables.
 #[derive(Default)]
 struct Extra<'a> {

@@ -1,5 +1,6 @@
 //! Draining the proxy on shutdown: stop accepting, then reset what is left once the
-//! deadline passes ([`crate::control`] keeps the deadline and calls these).
+//! deadline passes ([`crate::control`] keeps the deadline and calls these through
+//! [`crate::control::Controlled`], `admin.rs`).
 //!
 //! Closing a listener takes it out of the engine: a SYN to its address is then answered
 //! with a reset (RFC 9293 §3.10.7.1: no listener, a segment without RST gets one), so
@@ -13,11 +14,10 @@
 
 use std::net::SocketAddrV4;
 
-use crate::control::KillTarget;
-
 use crate::tcp::{Engine, Payload};
 use crate::time::{Duration, Instant};
 
+use super::admin::KillTarget;
 use super::Proxy;
 
 impl<P: Payload> Proxy<P> {

@@ -1,5 +1,5 @@
-//! Changing a running proxy: configuration reload, server admin state, health polling and
-//! the admin API's view of the proxy ([`crate::control`] calls these on the lcore).
+//! Changing a running proxy: configuration reload, server admin state and weight, health
+//! polling (the admin commands of `admin.rs` call these on the lcore).
 //!
 //! **Reload** applies a new [`ProxySpec`] to new connections without touching established
 //! sessions (their TCP state lives in this engine, so nothing needs to be handed over):
@@ -27,32 +27,35 @@
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
 
-use crate::control::{AdminState, ConnPage, ConnView, LcoreView, ListenerView, ServerView};
+use super::admin::AdminState;
 use crate::lb::{Backend, Balancer};
 use crate::tcp::{Engine, ListenerId, Payload};
 use crate::time::{Duration, Instant};
 
-use super::health::{BackendHealth, OpsSpec, PoolHealth, ServerHealth};
+use super::health::{BackendHealth, OpsSpec, PoolHealth, Polled, ServerHealth};
 use super::shared::PoolShared;
-use super::{ListenerState, ListenerStats, PoolState, Proxy, ProxyError, ProxySpec, ServerStats, Side};
+use super::verdict;
+use super::{ListenerState, ListenerStats, PoolState, Proxy, ProxyError, ProxySpec, ServerStats};
 
 /// How often passive ejection and the health checks are looked at.
 const HEALTH_POLL_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Operating state of one server.
 #[derive(Debug)]
-struct ServerOps {
-    admin: AdminState,
-    health: ServerHealth,
+pub(super) struct ServerOps {
+    pub(super) admin: AdminState,
+    pub(super) health: ServerHealth,
 }
 
 /// The proxy's operating state: per-server admin state and health, per-pool health
 /// settings, the access log switch. Servers are indexed like the flat server list.
 #[derive(Debug, Default)]
 pub(super) struct Ops {
-    servers: Vec<ServerOps>,
+    pub(super) servers: Vec<ServerOps>,
     /// Configured servers (the flat list beyond this holds removed, draining ones).
-    configured: Option<usize>,
+    pub(super) configured: Option<usize>,
+    /// A reload prepared on this lcore, waiting for commit or abort (`admin.rs`).
+    pub(super) prepared: Option<PreparedReload>,
     spec: OpsSpec,
     next_poll: Instant,
     /// Log one line per closed session.
@@ -69,33 +72,10 @@ impl Ops {
         self.servers.get(flat).is_none_or(|s| s.admin == AdminState::Enabled && s.health.up(now))
     }
 
-    /// Health counters of every server, in flat order.
-    pub(super) fn health(&self, now: Instant) -> Vec<BackendHealth> {
-        self.servers
-            .iter()
-            .map(|s| {
-                let mut c = s.health.counters.clone();
-                c.up = s.health.up(now);
-                c.admin = s.admin;
-                c
-            })
-            .collect()
+    /// Health of every server (flat order): the process's verdict and counters.
+    pub(super) fn health(&self) -> Vec<BackendHealth> {
+        self.servers.iter().map(|s| s.health.snapshot()).collect()
     }
-}
-
-/// The session ids on `page` of `ids` (any order): the smallest `page.clamped_limit()`
-/// greater than `page.after`, sorted; `true` when more such ids exist beyond them.
-/// Linear in the sessions (a selection, not a sort of all of them).
-pub(super) fn page_ids(ids: impl Iterator<Item = u64>, page: ConnPage) -> (Vec<u64>, bool) {
-    let limit = page.clamped_limit();
-    let mut ids: Vec<u64> = ids.filter(|&id| page.after.is_none_or(|a| id > a)).collect();
-    let more = ids.len() > limit;
-    if more {
-        ids.select_nth_unstable(limit);
-        ids.truncate(limit);
-    }
-    ids.sort_unstable();
-    (ids, more)
 }
 
 /// Why a reload was refused.
@@ -114,6 +94,14 @@ pub struct PreparedReload {
 }
 
 impl<P: Payload> Proxy<P> {
+    /// Finds every server's health verdict in the current registry (after
+    /// [`Proxy::set_shared`]).
+    pub(super) fn rebind_health(&mut self) {
+        for so in &mut self.ops.servers {
+            so.health.rebind(&self.shared);
+        }
+    }
+
     /// Makes sure every server has its operating state.
     fn ops_sync(&mut self) {
         let n = self.servers.len();
@@ -126,9 +114,15 @@ impl<P: Payload> Proxy<P> {
             };
             let addr = addr.or_else(|| self.servers.get(i).map(|s| s.addr));
             let addr = addr.unwrap_or(SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0));
-            ops.servers.push(ServerOps { admin: AdminState::Enabled, health: ServerHealth::new(&pool, addr) });
+            let health = ServerHealth::new(&pool, addr, &self.shared);
+            ops.servers.push(ServerOps { admin: AdminState::Enabled, health });
         }
         ops.servers.truncate(n);
+        // Weight and admin state for the metrics (`BackendHealth`): every lcore holds the
+        // same, set by the same commands and reloads.
+        for (s, o) in self.servers.iter().zip(&ops.servers) {
+            o.health.publish(s.weight, o.admin);
+        }
     }
 
     /// Takes health and access-log settings (the configuration started with).
@@ -167,6 +161,7 @@ impl<P: Payload> Proxy<P> {
             }
             s.weight = weight;
         }
+        self.ops_sync();
         Ok(())
     }
 
@@ -189,23 +184,25 @@ impl<P: Payload> Proxy<P> {
             }
             s.admin = state;
         }
+        self.ops_sync();
         Ok(())
     }
 
-    /// Health checks and passive ejection, at most every few milliseconds; `make` builds a
-    /// payload for a check's `send` bytes. Returns the work done.
-    pub fn poll_ops(
-        &mut self,
-        engine: &mut Engine<P>,
-        now: Instant,
-        make: &mut dyn FnMut(&[u8]) -> Option<P>,
-    ) -> usize {
+    /// Health checks and passive ejection, at most every few milliseconds, driven by the
+    /// application's poll ([`crate::app::Apps::poll`], with the proxy's timers), not by the
+    /// command queue; a check's `send` bytes become a payload through the payload factory.
+    /// This lcore runs the checks of the servers it is the checker of (`verdict.rs`) and
+    /// the passive ejection of every server. Returns the work done.
+    pub fn poll_health(&mut self, engine: &mut Engine<P>, now: Instant) -> usize {
         if now < self.ops.next_poll {
             return 0;
         }
         self.ops.next_poll = now + HEALTH_POLL_INTERVAL;
         self.ops_sync();
+        let factory = &mut self.payload_factory;
+        let make = &mut |b: &[u8]| factory.as_mut().and_then(|f| f(b));
         let configured = self.ops.configured.unwrap_or(self.servers.len());
+        let members = self.shared.members();
         let mut work = 0;
         for (pi, pool) in self.pools.iter().enumerate() {
             let spec: Option<&PoolHealth> = self.ops.spec.pools.get(pi);
@@ -215,7 +212,7 @@ impl<P: Payload> Proxy<P> {
                     break;
                 }
                 let (Some(server), Some(stats), Some(ops)) =
-                    (self.servers.get(flat), self.stats.servers.get(flat), self.ops.servers.get_mut(flat))
+                    (self.servers.get(flat), self.stats.servers.get_mut(flat), self.ops.servers.get_mut(flat))
                 else {
                     continue;
                 };
@@ -224,113 +221,48 @@ impl<P: Payload> Proxy<P> {
                     // Maintenance: no checks until the operator enables it again.
                     continue;
                 }
-                if ops.health.passive(spec, stats, server, now) {
+                if ops.health.passive(spec, stats, now) {
                     work += 1;
                 }
-                if let Some(check) = &spec.check {
-                    if ops.health.poll_check(engine, check, server, now, make) {
+                let Some(check) = &spec.check else { continue };
+                if verdict::checker(&stats.pool, server.addr, members) != self.member {
+                    // Another lcore checks it; its verdict is read from the registry.
+                    ops.health.not_checker(engine, now);
+                    continue;
+                }
+                match ops.health.poll_check(engine, check, server, now, make) {
+                    Polled::Idle => {}
+                    Polled::Started => {
+                        stats.health_checks += 1;
                         work += 1;
                     }
+                    Polled::Ended => work += 1,
                 }
             }
         }
         work
     }
 
-    /// Health counters of every server (flat order), with whether it is up now, its weight
-    /// and admin state.
-    pub fn backend_health(&self, now: Instant) -> Vec<BackendHealth> {
-        let mut health = self.ops.health(now);
-        for (h, s) in health.iter_mut().zip(&self.servers) {
-            h.weight = s.weight;
-        }
-        health
+    /// Whether this lcore runs the checks of the server at flat index `flat` (its pool has
+    /// checks and this lcore is the server's checker).
+    pub(super) fn checks_here(&self, flat: usize) -> bool {
+        let Some(pi) = self.pools.iter().position(|p| (p.first..p.first + p.balancer.backends().len()).contains(&flat))
+        else {
+            return false;
+        };
+        let (Some(st), Some(s)) = (self.stats.servers.get(flat), self.servers.get(flat)) else { return false };
+        self.ops.spec.pools.get(pi).is_some_and(|h| h.check.is_some())
+            && verdict::checker(&st.pool, s.addr, self.shared.members()) == self.member
     }
 
-    /// The admin API's view: listeners, servers and, when `page` is given, the connections
-    /// of the sessions on that page (session id order; `more` when sessions follow it).
-    pub fn view(&self, engine: &Engine<P>, page: Option<ConnPage>, now: Instant) -> LcoreView {
-        let open: Vec<usize> = self.by_listener_id.values().copied().collect();
-        let listeners = self
-            .listeners
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let st = self.stats.listeners.get(i);
-                ListenerView {
-                    name: l.spec.name.clone(),
-                    listen: l.spec.listen,
-                    pool: self.pool_name(l.spec.pool),
-                    open: open.contains(&i),
-                    active: st.map(|s| s.active).unwrap_or(0),
-                    total: st.map(|s| s.total).unwrap_or(0),
-                }
-            })
-            .collect();
-        let configured = self.ops.configured.unwrap_or(self.servers.len());
-        let servers = self
-            .servers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let st = self.stats.servers.get(i);
-                let ops = self.ops.servers.get(i);
-                ServerView {
-                    pool: st.map(|s| s.pool.clone()).unwrap_or_default(),
-                    addr: s.addr,
-                    weight: s.weight,
-                    admin: ops.map(|o| o.admin).unwrap_or(AdminState::Enabled),
-                    health: ops.map(|o| o.health.state(now)).unwrap_or(crate::control::HealthState::Up),
-                    configured: i < configured,
-                    active: st.map(|s| s.active).unwrap_or(0),
-                    attempts: st.map(|s| s.attempts).unwrap_or(0),
-                    failed: st.map(|s| s.connect_refused + s.connect_timeout + s.connect_other).unwrap_or(0),
-                }
-            })
-            .collect();
-        let mut conns = Vec::new();
-        let mut more = false;
-        if let Some(page) = page {
-            let (ids, cut) = page_ids(self.sessions.keys().copied(), page);
-            more = cut;
-            for sid in ids {
-                let Some(s) = self.sessions.get(&sid) else { continue };
-                let listener = self.listeners.get(s.listener).map(|l| l.spec.name.clone()).unwrap_or_default();
-                let sides = [(Side::Client, Some(s.client), s.client_open), (Side::Backend, s.backend, s.backend_open)];
-                for (side, id, open) in sides {
-                    let (Some(id), true) = (id, open) else { continue };
-                    let (Ok(info), Ok((local, remote))) = (engine.info(id), engine.addresses(id)) else { continue };
-                    conns.push(ConnView {
-                        session: sid,
-                        listener: listener.clone(),
-                        side: match side {
-                            Side::Client => "client",
-                            Side::Backend => "backend",
-                        },
-                        local,
-                        remote,
-                        state: info.state.to_string(),
-                        cwnd: info.cwnd,
-                        srtt: info.srtt,
-                        bytes_received: info.bytes_received,
-                        bytes_acked: info.bytes_acked,
-                    });
-                }
-            }
-        }
-        LcoreView {
-            lcore: 0,
-            draining: false,
-            listeners,
-            servers,
-            sessions: self.sessions.len() as u64,
-            connections: conns,
-            more,
-        }
+    /// Health of every server (flat order): the checks' verdict and counters shared by
+    /// every lcore, and passive ejections over all lcores.
+    pub fn backend_health(&self) -> Vec<BackendHealth> {
+        self.ops.health()
     }
 
     /// The name of pool `i` (from its servers' counters; empty when unknown).
-    fn pool_name(&self, i: usize) -> String {
+    pub(super) fn pool_name(&self, i: usize) -> String {
         let Some(p) = self.pools.get(i) else { return String::new() };
         self.stats.servers.get(p.first).map(|s| s.pool.clone()).unwrap_or_default()
     }
@@ -353,7 +285,7 @@ impl<P: Payload> Proxy<P> {
     /// addresses the engine cannot listen on), done without changing what runs. New
     /// listener addresses are already open (not yet accepting into the proxy: a SYN waits
     /// in their backlog). Then [`Proxy::commit_reload`] or [`Proxy::abort_reload`]; the
-    /// control plane commits only when every lcore prepared (`crate::control`).
+    /// control plane commits only when every lcore prepared (`admin.rs`).
     pub fn prepare_reload(
         &mut self,
         engine: &mut Engine<P>,
@@ -501,7 +433,7 @@ impl<P: Payload> Proxy<P> {
                 });
                 let sops = old.and_then(|o| old_ops.get_mut(o).and_then(Option::take)).unwrap_or_else(|| ServerOps {
                     admin: AdminState::Enabled,
-                    health: ServerHealth::new(&pool.name, s.addr),
+                    health: ServerHealth::new(&pool.name, s.addr, &self.shared),
                 });
                 if let Some(o) = old {
                     if let Some(r) = remap.get_mut(o) {
@@ -620,31 +552,5 @@ impl<P: Payload> Proxy<P> {
             sessions = self.sessions.len(),
             "proxy configuration reloaded"
         );
-    }
-}
-
-#[cfg(test)]
-mod page_tests {
-    use proptest::prelude::*;
-
-    use super::page_ids;
-    use crate::control::ConnPage;
-
-    proptest! {
-        /// The selection equals sorting every id and taking the page.
-        #[test]
-        fn a_page_is_the_next_ids_in_order(
-            ids in proptest::collection::hash_set(0u64..5000, 0..300),
-            after in proptest::option::of(0u64..5000),
-            limit in 0usize..400,
-        ) {
-            let page = ConnPage { after, limit };
-            let (got, more) = page_ids(ids.iter().copied(), page);
-            let mut all: Vec<u64> = ids.into_iter().filter(|&i| after.is_none_or(|a| i > a)).collect();
-            all.sort_unstable();
-            let n = all.len().min(limit.max(1));
-            prop_assert_eq!(&got[..], &all[..n]);
-            prop_assert_eq!(more, all.len() > n);
-        }
     }
 }

@@ -31,11 +31,18 @@
 //! close, reset, error, idle timeout, drain, the proxy being dropped). The registry's lock
 //! is taken only when a configuration is started or reloaded; entries nobody holds any
 //! more are pruned then.
+//!
+//! The registry also holds every server's health [`Verdict`] (`verdict.rs`: one checker
+//! per server, its verdict read by every lcore) under the same keys, and numbers the
+//! proxies that join it ([`ProxyShared::join`]), which decides who checks what.
 
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::health::BackendHealth;
+use super::verdict::Verdict;
 
 /// One shared count (sessions of a listener, connections to a server, tickets of a pool).
 #[derive(Debug, Default)]
@@ -92,6 +99,10 @@ struct Registry {
     pools: Mutex<HashMap<String, Arc<Counter>>>,
     /// Sessions waiting for a server with room, per pool (`queue.rs`).
     queues: Mutex<HashMap<String, Arc<Counter>>>,
+    /// Health verdict per server (`verdict.rs`).
+    verdicts: Mutex<HashMap<(String, SocketAddrV4), Arc<Verdict>>>,
+    /// Proxies that joined ([`ProxyShared::join`]).
+    members: AtomicU32,
 }
 
 /// The map behind `m`, also when another thread panicked holding it (the maps hold only
@@ -103,7 +114,7 @@ fn lock<K, V>(m: &Mutex<HashMap<K, V>>) -> MutexGuard<'_, HashMap<K, V>> {
 /// Drops the entries no proxy holds any more (their count is 0: every [`Held`] and every
 /// proxy state holds its own `Arc`). Under the map's lock nobody can take a new `Arc` of
 /// an entry, so a count of 1 (the registry's) cannot go up meanwhile.
-fn prune<K>(m: &mut HashMap<K, Arc<Counter>>) {
+fn prune<K, V>(m: &mut HashMap<K, Arc<V>>) {
     m.retain(|_, c| Arc::strong_count(c) > 1);
 }
 
@@ -137,6 +148,34 @@ impl ProxyShared {
         Arc::clone(m.entry(name.to_string()).or_default())
     }
 
+    /// Joins the registry as the next member (0, 1, ...: the order in which the lcores'
+    /// proxies are set up); the member index decides which servers' checks this proxy runs
+    /// ([`crate::app::proxy::verdict::checker`]).
+    pub(crate) fn join(&self) -> u32 {
+        self.inner.members.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Proxies that joined.
+    pub fn members(&self) -> u32 {
+        self.inner.members.load(Ordering::Relaxed)
+    }
+
+    /// The health verdict of server `addr` of pool `pool`.
+    pub(crate) fn verdict(&self, pool: &str, addr: SocketAddrV4) -> Arc<Verdict> {
+        let mut m = lock(&self.inner.verdicts);
+        Arc::clone(m.entry((pool.to_string(), addr)).or_default())
+    }
+
+    /// Every server's health (the checks' verdict, check counters, passive ejections over
+    /// all lcores), sorted by pool and address: one entry per server for the whole
+    /// process. Takes the registry's lock (the lcores take it only to start or reload).
+    pub fn health(&self) -> Vec<BackendHealth> {
+        let m = lock(&self.inner.verdicts);
+        let mut out: Vec<BackendHealth> = m.iter().map(|((pool, addr), v)| v.snapshot(pool, *addr)).collect();
+        out.sort_by(|a, b| (&a.pool, a.addr).cmp(&(&b.pool, b.addr)));
+        out
+    }
+
     /// Sessions waiting in pool `name`'s queue on every lcore (0 for an unknown pool).
     pub fn queue_length(&self, name: &str) -> u64 {
         lock(&self.inner.queues).get(name).map_or(0, |c| c.get())
@@ -149,6 +188,7 @@ impl ProxyShared {
         prune(&mut lock(&self.inner.servers));
         prune(&mut lock(&self.inner.pools));
         prune(&mut lock(&self.inner.queues));
+        prune(&mut lock(&self.inner.verdicts));
     }
 
     /// Sessions of listener `name` on every lcore (0 for an unknown name).

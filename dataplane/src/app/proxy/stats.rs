@@ -92,6 +92,9 @@ pub struct ServerStats {
     pub bytes_in: u64,
     /// Bytes read from it.
     pub bytes_out: u64,
+    /// Active health checks this lcore started on it (one lcore checks each server:
+    /// `verdict.rs`).
+    pub health_checks: u64,
     /// Durations of successful connection attempts (SYN sent to established).
     pub connect_duration: Histogram,
     /// Durations of established backend connections (established to closed).
@@ -111,6 +114,7 @@ impl Default for ServerStats {
             connect_other: 0,
             bytes_in: 0,
             bytes_out: 0,
+            health_checks: 0,
             connect_duration: Histogram::connect(),
             connection_duration: Histogram::connection(),
         }
@@ -129,6 +133,7 @@ impl ServerStats {
             ("connect_other", self.connect_other),
             ("bytes_in", self.bytes_in),
             ("bytes_out", self.bytes_out),
+            ("health_checks", self.health_checks),
         ]
         .into_iter()
     }

@@ -6,10 +6,12 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::*;
-use crate::control::KillTarget;
+use super::admin::KillTarget;
 use crate::app::{AppKind, AppSpec, Apps};
 use crate::tcp::{HeapPayload, Segment, TcpConfig};
 
+mod admin;
+mod health;
 mod lcores;
 mod queue;
 
@@ -150,8 +152,8 @@ impl Net {
         }
     }
 
-    /// One round: everything transmitted is delivered, services run, 1 ms passes,
-    /// timers fire.
+    /// One round: everything transmitted is delivered, services run (with the proxy's
+    /// health checks), 1 ms passes, timers fire.
     fn step(&mut self) {
         self.transmit();
         self.apps.poll(&mut self.proxy, self.now);
