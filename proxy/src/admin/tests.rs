@@ -290,7 +290,7 @@ fn show_gives_one_health_per_server_over_lcores() {
         LcoreView { lcore: 0, servers: vec![ServerView { ejected: true, ..server.clone() }], ..LcoreView::default() },
         LcoreView { lcore: 1, servers: vec![ServerView { checking: true, ..server.clone() }], ..LcoreView::default() },
     ];
-    let text = render(&views, false);
+    let text = super::show::render(&views, None);
     assert!(
         text.contains("server=198.18.80.10:8080 weight=1 admin=enabled health=down ejected=1 check_lcore=1 configured=yes active=2 attempts=6 failed=2"),
         "{text}"

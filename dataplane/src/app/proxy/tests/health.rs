@@ -69,7 +69,7 @@ fn one_lcore_checks_each_server_and_both_follow_its_verdict() {
         let (ca, cb) = checks_by(&a, &b, flat);
         assert!((ca == 0) != (cb == 0), "server {flat}: checks from lcore a {ca}, lcore b {cb}");
         assert!((5..=6).contains(&(ca + cb)), "server {flat}: {} checks in 100 ms", ca + cb);
-        let (va, vb) = (a.apps.proxy().view(&a.proxy, false, a.now), b.apps.proxy().view(&b.proxy, false, b.now));
+        let (va, vb) = (a.apps.proxy().view(&a.proxy, None, a.now), b.apps.proxy().view(&b.proxy, None, b.now));
         assert_eq!((va.servers[flat].checking, vb.servers[flat].checking), (ca > 0, cb > 0), "the admin view says who");
         assert_eq!(va.servers[flat].health, vb.servers[flat].health, "one verdict");
     }
@@ -185,7 +185,7 @@ fn passive_ejection_stays_local_and_is_reported_for_every_lcore() {
         let h = &net.apps.proxy().backend_health()[0];
         assert_eq!((h.ejected_lcores, h.ejections, h.up), (1, 1, true), "reported to every lcore: {h:?}");
     }
-    let view = b.apps.proxy().view(&b.proxy, false, b.now);
+    let view = b.apps.proxy().view(&b.proxy, None, b.now);
     assert!(!view.servers[0].ejected, "lcore b's own view");
     assert_eq!(shared.health()[1].ejected_lcores, 1);
     both_steps(&mut a, &mut b, 510);
