@@ -74,14 +74,17 @@ class Raw:
             sp, dp, seq, ack, off, fl = struct.unpack("!HHIIBB", t[:14])
             return sp, dp, seq, ack, fl, t[20 : (off >> 4) * 4]
 
-    def drain(self, sport, dport, flags_mask, flags_want):
-        """How many waiting segments from `sport` to `dport` have `flags & mask == want`."""
+    def drain(self, sport, dports, flags_mask, flags_want):
+        """How many waiting segments from `sport` to one of `dports` (a port or a range)
+        have `flags & mask == want`."""
+        if isinstance(dports, int):
+            dports = (dports,)
         n = 0
         while True:
             r = self.recv(0)
             if r is None:
                 return n
-            if r[0] == sport and r[1] == dport and r[4] & flags_mask == flags_want:
+            if r[0] == sport and r[1] in dports and r[4] & flags_mask == flags_want:
                 n += 1
 
     def handshake(self, sport, dport, opts=b"\x02\x04\x05\xb4", ack_opts=b""):
@@ -102,12 +105,15 @@ def hold():
     time.sleep(600)
 
 
-def stubborn(dst, port, src, n, size):
+def connect_many(dst, port, src, n, rcvbuf=None):
+    """N kernel connections from SRC to DST:PORT (those that fail are left out), with a
+    receive buffer of RCVBUF bytes when given; says how many opened."""
     resource.setrlimit(resource.RLIMIT_NOFILE, (n + 256, n + 256))
     socks = []
     for _ in range(n):
         s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         s.bind((src, 0))
         s.settimeout(5)
         try:
@@ -116,6 +122,11 @@ def stubborn(dst, port, src, n, size):
         except OSError:
             s.close()
     print("connected", len(socks), flush=True)
+    return socks
+
+
+def stubborn(dst, port, src, n, size):
+    socks = connect_many(dst, port, src, n, rcvbuf=4096)
     # SIZE bytes on every connection, round robin without blocking, for 10 s at most;
     # then the FIN behind what was sent.
     data = b"x" * size
@@ -190,21 +201,11 @@ def forged_acks(dst, src, count):
         raw.send(sport, 80, random.getrandbits(32), random.getrandbits(32), 0x10)
         if i % 100 == 99:
             time.sleep(0.002)
-            rsts += drain_any(raw, 80, 0x04, 0x04)
+            rsts += raw.drain(80, range(40000, 41000), 0x04, 0x04)
     time.sleep(0.5)
-    rsts += drain_any(raw, 80, 0x04, 0x04)
+    rsts += raw.drain(80, range(40000, 41000), 0x04, 0x04)
     print("sent", count, flush=True)
     print("rsts", rsts, flush=True)
-
-
-def drain_any(raw, sport, mask, want):
-    n = 0
-    while True:
-        r = raw.recv(0)
-        if r is None:
-            return n
-        if r[0] == sport and 40000 <= r[1] < 41000 and r[4] & mask == want:
-            n += 1
 
 
 def flood_in_connection(raw, sport, count, make):
@@ -275,18 +276,7 @@ def spoof_syn(prefix, dst):
 
 
 def idle(dst, port, src, n, seconds):
-    resource.setrlimit(resource.RLIMIT_NOFILE, (n + 256, n + 256))
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind((src, 0))
-        s.settimeout(5)
-        try:
-            s.connect((dst, port))
-            socks.append(s)
-        except OSError:
-            s.close()
-    print("connected", len(socks), flush=True)
+    socks = connect_many(dst, port, src, n)
     time.sleep(seconds)
     ended = 0
     for s in socks:
