@@ -115,6 +115,7 @@ fn snapshot(src: &Sources, start_time: f64) -> Snapshot {
             counters: published.tcp.iter().collect(),
             connections: published.tcp_connections as u64,
             time_wait: published.tcp_time_wait as u64,
+            buffer_bytes: published.tcp_buffer_bytes as u64,
         });
         for (name, v) in published.apps.iter() {
             match snap.apps.iter_mut().find(|(n, _)| *n == name) {

@@ -116,12 +116,14 @@ fn synthetic() -> Snapshot {
                 counters: tcp(1).iter().collect(),
                 connections: 5,
                 time_wait: 0,
+                buffer_bytes: 0,
             },
             TcpSnapshot {
                 lcore: 2,
                 counters: tcp(2).iter().collect(),
                 connections: 6,
                 time_wait: 0,
+                buffer_bytes: 0,
             },
         ],
         mempool: Some(MempoolSnapshot {

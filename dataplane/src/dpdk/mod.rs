@@ -32,6 +32,6 @@ mod port;
 pub use eal::{lcore_id, tsc, tsc_hz, Eal, LCORE_ID_ANY};
 pub use error::DpdkError;
 pub use mbuf::{ipv4_phdr_cksum, ptype, CksumStatus, Mbuf, Segments, TxOffload};
-pub use mempool::{Mempool, MemoryLayout};
+pub use mempool::{Holding, Mempool, MemoryLayout, PoolAccount};
 pub use payload::{copy_stats, count_copy, CopyStats, MbufPayload, PayloadError};
 pub use port::{Offloads, Port, PortId, PortSettings, PortStats};

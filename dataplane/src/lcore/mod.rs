@@ -49,13 +49,15 @@ pub mod wake;
 pub use launch::Lcores;
 pub use port::PortQueue;
 pub use stats::{
-    memory_pressure_wanted, LcoreStats, PortImpairCounters, PublishedCounters, PRESSURE_ENTER_DIVISOR,
-    PRESSURE_LEAVE_DIVISOR, PUBLISH_INTERVAL, RESERVE_DIVISOR,
+    memory_limit, memory_pressure_wanted, LcoreStats, PortImpairCounters, PublishedCounters,
+    MEMORY_LIMIT_SIXTEENTHS, PRESSURE_ENTER_DIVISOR, PRESSURE_LEAVE_DIVISOR, PUBLISH_INTERVAL, RESERVE_DIVISOR,
 };
 pub use steer::{mesh, Handoff, Route, SteeringLinks, SteeringMode, INBOX_BURST, INBOX_CAPACITY};
 pub use tx::{TX_BACKLOG_MAX, TX_STALL_FLUSH, TX_STALL_LIMIT};
 pub use wake::Waker;
 
+use crate::dpdk::Holding;
+use crate::tcp::MemoryAccount;
 use stats::PRESSURE_CHECK_INTERVAL;
 
 /// Frames taken from a queue per RX burst.
@@ -148,6 +150,8 @@ pub struct Worker {
     steer: Option<SteeringLinks>,
     /// A fingerprint of the server addresses last pinned ([`Worker::pin_servers`]).
     pinned_servers: u64,
+    /// What this lcore last reported into the pool's account ([`crate::dpdk::PoolAccount`]).
+    reported: Holding,
 }
 
 impl Worker {
@@ -198,6 +202,7 @@ impl Worker {
             control: None,
             steer: None,
             pinned_servers: 0,
+            reported: Holding::default(),
         })
     }
 
@@ -275,6 +280,7 @@ impl Worker {
             p.tcp = self.engine.counters().clone();
             p.tcp_connections = self.engine.connection_count();
             p.tcp_time_wait = self.engine.time_wait_count();
+            p.tcp_buffer_bytes = self.engine.buffer_bytes();
             p.apps.clone_from(self.apps.counters());
             p.proxy.clone_from(self.apps.proxy_stats());
             p.impair.clear();
@@ -287,12 +293,18 @@ impl Worker {
     /// enough mbufs came back; each change is counted and logged.
     fn check_memory(&mut self, pool_size: u32) {
         let available = self.pool.available();
-        let wanted = memory_pressure_wanted(self.engine.memory_pressure(), available, pool_size);
-        if wanted {
-            // What lies below the pressure mark, shared among the connections.
-            let below = pool_size.saturating_sub(pool_size / PRESSURE_ENTER_DIVISOR);
-            self.engine.set_pressure_budget(below as usize * usize::from(self.pool.data_room()));
-        }
+        // This lcore's connections' holding into the pool's account; the engine learns what
+        // the other lcores hold and the limit they share.
+        let own = Holding { bytes: self.engine.buffer_bytes(), connections: self.engine.connection_count() };
+        let all = self.pool.account().report(self.reported, own);
+        self.reported = own;
+        let limit = memory_limit(pool_size, self.pool.data_room());
+        self.engine.set_memory_account(MemoryAccount {
+            limit,
+            foreign: all.bytes.saturating_sub(own.bytes),
+            connections: all.connections,
+        });
+        let wanted = memory_pressure_wanted(self.engine.memory_pressure(), available, pool_size, all.bytes, limit);
         if !self.engine.set_memory_pressure(wanted) {
             return;
         }

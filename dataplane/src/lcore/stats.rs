@@ -118,16 +118,32 @@ pub const PRESSURE_LEAVE_DIVISOR: u32 = 4;
 /// Below 1/this of the pool free, received data segments are shed (see
 /// [`LcoreStats::tcp_rx_shed`]).
 pub const RESERVE_DIVISOR: u32 = 16;
+/// The connections of all lcores together hold at most this many sixteenths of the
+/// pool's buffers (Linux `tcp_mem[2]`); the rest is for the RX rings, frames in flight,
+/// headers and control segments, and the reserve.
+pub const MEMORY_LIMIT_SIXTEENTHS: usize = 12;
+
+/// The buffer bytes the connections of all lcores may hold together, for a pool of
+/// `size` mbufs of `data_room` bytes.
+pub fn memory_limit(size: u32, data_room: u16) -> usize {
+    (size as usize).saturating_mul(usize::from(data_room)) / 16 * MEMORY_LIMIT_SIXTEENTHS
+}
+
 /// How often an lcore looks at the pool's free mbufs.
 pub(super) const PRESSURE_CHECK_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Whether the engine should be under memory pressure with `available` of `size` mbufs
-/// free, given whether it is now (`pressed`).
-pub fn memory_pressure_wanted(pressed: bool, available: u32, size: u32) -> bool {
+/// free and the connections of all lcores holding `held` of the `limit` buffer bytes
+/// ([`memory_limit`]), given whether it is now (`pressed`). Either signal enters it: the
+/// pool running low whoever holds the mbufs, or the connections holding three quarters
+/// of their limit (Linux `tcp_mem[1]` is two thirds of `tcp_mem[2]` by default); both must
+/// clear to leave it (hysteresis: more than 1/4 of the pool free, less than half of the
+/// limit held).
+pub fn memory_pressure_wanted(pressed: bool, available: u32, size: u32, held: usize, limit: usize) -> bool {
     if pressed {
-        available <= size / PRESSURE_LEAVE_DIVISOR
+        available <= size / PRESSURE_LEAVE_DIVISOR || held >= limit / 2
     } else {
-        available < size / PRESSURE_ENTER_DIVISOR
+        available < size / PRESSURE_ENTER_DIVISOR || held >= limit / 4 * 3
     }
 }
 
@@ -145,6 +161,8 @@ pub struct PublishedCounters {
     pub tcp_connections: usize,
     /// Entries in the engine's TIME-WAIT table.
     pub tcp_time_wait: usize,
+    /// Buffer bytes the engine's connections pin (`Engine::buffer_bytes`).
+    pub tcp_buffer_bytes: usize,
     /// Counters of the echo and sink services.
     pub apps: AppCounters,
     /// Proxy counters per listener and server.
@@ -273,12 +291,20 @@ mod tests {
     #[test]
     fn memory_pressure_has_hysteresis() {
         // 1024 mbufs: enter below 128 free, leave above 256 free.
-        assert!(!memory_pressure_wanted(false, 128, 1024));
-        assert!(memory_pressure_wanted(false, 127, 1024));
-        assert!(memory_pressure_wanted(true, 200, 1024), "still pressed between the marks");
-        assert!(memory_pressure_wanted(true, 256, 1024));
-        assert!(!memory_pressure_wanted(true, 257, 1024));
-        assert!(!memory_pressure_wanted(false, 0, 0), "an empty pool of size 0 is never low");
+        let free = |pressed, available, size| memory_pressure_wanted(pressed, available, size, 0, 1000);
+        assert!(!free(false, 128, 1024));
+        assert!(free(false, 127, 1024));
+        assert!(free(true, 200, 1024), "still pressed between the marks");
+        assert!(free(true, 256, 1024));
+        assert!(!free(true, 257, 1024));
+        assert!(!free(false, 0, 0), "an empty pool of size 0 is never low");
+        // The connections' holding against their limit, with the pool plentiful.
+        assert!(!memory_pressure_wanted(false, 1000, 1024, 749, 1000));
+        assert!(memory_pressure_wanted(false, 1000, 1024, 750, 1000));
+        assert!(memory_pressure_wanted(true, 1000, 1024, 500, 1000), "still pressed above half");
+        assert!(!memory_pressure_wanted(true, 1000, 1024, 499, 1000));
+        assert!(memory_pressure_wanted(true, 200, 1024, 0, 1000), "the pool alone keeps it");
+        assert_eq!(memory_limit(16, 2176), 12 * 2176);
     }
 
     #[test]

@@ -198,6 +198,10 @@ counters! {
     /// Writes refused under memory pressure because the connection held its fair share
     /// of send buffers (Linux counts nothing there; the name is Strait's).
     memory_pressure_write_limited => "TCPMemoryPressureWriteLimited",
+    /// Writes refused and received segments dropped because the connections together
+    /// held the hard limit of buffers (Linux `tcp_mem[2]`, where it counts nothing; the
+    /// name is Strait's).
+    memory_limited => "TCPMemoryLimited",
 }
 
 #[cfg(test)]

@@ -102,11 +102,26 @@ struct Entry<P: Payload> {
     dirty: bool,
     /// The application called `close` or `abort`: nobody reads any more.
     released: bool,
+    /// The buffer bytes last charged to [`Shared::allocated`] for this connection
+    /// ([`Connection::buffer_bytes`] when it was last looked at).
+    charged: usize,
 }
 
 struct Slot<P: Payload> {
     generation: u32,
     entry: Option<Entry<P>>,
+}
+
+/// What an engine is told about the buffers it shares with other engines
+/// ([`Engine::set_memory_account`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryAccount {
+    /// Buffer bytes all the engines' connections together may hold (Linux `tcp_mem[2]`).
+    pub limit: usize,
+    /// Buffer bytes the other engines' connections hold.
+    pub foreign: usize,
+    /// Connections in all the engines.
+    pub connections: usize,
 }
 
 /// The TCP engine. See the module documentation.
@@ -196,13 +211,18 @@ impl<P: Payload> Engine<P> {
         true
     }
 
-    /// The buffer bytes that may be queued for sending under memory pressure, engine-wide:
-    /// each connection may queue more while it holds less than `bytes` divided by the
-    /// connections there are (Linux `__sk_mem_raise_allocated`'s fair share), and at least
-    /// a few kilobytes (`tcp_wmem[0]`). Call it while under pressure, as connections come
-    /// and go.
-    pub fn set_pressure_budget(&mut self, bytes: usize) {
-        self.shared.pressure_share = bytes / self.table.len().max(1);
+    /// Tells the engine about the buffers it shares with other engines (lcores drawing on
+    /// one mbuf pool): `account.limit` is what all their connections together may hold
+    /// (Linux `tcp_mem[2]`), `account.foreign` what the others hold now, and
+    /// `account.connections` how many connections all engines have. At or beyond the
+    /// limit every connection sheds ([`Shared::shedding`]), checked at each segment and
+    /// write against this engine's exact sum; under memory pressure each connection's fair
+    /// share is the limit divided by all the connections (`__sk_mem_raise_allocated`:
+    /// `tcp_mem[2] > sockets_allocated * usage`).
+    pub fn set_memory_account(&mut self, account: MemoryAccount) {
+        self.shared.hard_limit = account.limit;
+        self.shared.foreign = account.foreign;
+        self.shared.pressure_share = account.limit / account.connections.max(self.table.len()).max(1);
     }
 
     /// Whether the engine is under memory pressure.
@@ -234,6 +254,11 @@ impl<P: Payload> Engine<P> {
     /// Live connections (all states but TIME-WAIT entries).
     pub fn connection_count(&self) -> usize {
         self.table.len()
+    }
+
+    /// Buffer bytes the connections' queues pin ([`Shared::allocated`]).
+    pub fn buffer_bytes(&self) -> usize {
+        self.shared.allocated
     }
 
     /// Entries in the TIME-WAIT table.
@@ -690,6 +715,7 @@ impl<P: Payload> Engine<P> {
             e.dirty = false;
             let (src, dst) = (*e.tuple.local.ip(), *e.tuple.remote.ip());
             e.conn.poll_transmit(shared, now, &mut |seg| out(src, dst, seg));
+            Self::recharge(shared, e);
             Self::refile(wheel, e, id);
         }
         self.dirty_scratch = dirty;
@@ -746,7 +772,7 @@ impl<P: Payload> Engine<P> {
     }
 
     pub(crate) fn insert(&mut self, conn: Connection<P>, tuple: FourTuple, listener: Option<ListenerId>, accepted: bool) -> ConnId {
-        let entry = Entry { conn, tuple, listener, accepted, scheduled: None, timer: None, dirty: false, released: false };
+        let entry = Entry { conn, tuple, listener, accepted, scheduled: None, timer: None, dirty: false, released: false, charged: 0 };
         let id = match self.free.pop() {
             Some(index) => {
                 let generation = match self.slots.get_mut(index as usize) {
@@ -767,6 +793,19 @@ impl<P: Payload> Engine<P> {
         };
         self.table.insert(tuple, id);
         id
+    }
+
+    /// Brings [`Shared::allocated`] up to date with what the connection's queues pin now
+    /// (Linux charges `sk_forward_alloc` to `tcp_memory_allocated` as queues grow and
+    /// shrink: `sk_mem_schedule`, `sk_mem_reclaim`). Called after every operation on the
+    /// connection, so the sum is exact between operations at the cost of one subtraction.
+    #[inline(always)]
+    fn recharge(shared: &mut Shared, e: &mut Entry<P>) {
+        let now = e.conn.buffer_bytes();
+        if now != e.charged {
+            shared.allocated = shared.allocated.saturating_sub(e.charged).saturating_add(now);
+            e.charged = now;
+        }
     }
 
     /// Files the connection's next deadline in the wheel when it changed (most operations
@@ -800,12 +839,13 @@ impl<P: Payload> Engine<P> {
     /// move it to TIME-WAIT, mark it for transmission and refile its timer. One slot
     /// lookup; the engine's other fields are borrowed beside it.
     pub(crate) fn after_op(&mut self, id: ConnId, now: Instant) {
-        let Engine { slots, events, listeners, dirty, wheel, .. } = self;
+        let Engine { slots, events, listeners, dirty, wheel, shared, .. } = self;
         let Some(s) = slots.get_mut(id.index as usize) else { return };
         if s.generation != id.generation {
             return;
         }
         let Some(e) = s.entry.as_mut() else { return };
+        Self::recharge(shared, e);
         while let Some(ev) = e.conn.poll_event() {
             if e.accepted {
                 events.push_back(StackEvent::Conn(id, ev));
@@ -844,6 +884,7 @@ impl<P: Payload> Engine<P> {
             return;
         }
         let Some(mut e) = slot.entry.take() else { return };
+        self.shared.allocated = self.shared.allocated.saturating_sub(e.charged);
         self.free.push(id.index);
         self.table.remove(&e.tuple);
         if let Some(h) = e.timer.take() {
@@ -999,7 +1040,8 @@ mod memory_pressure_tests {
         assert!(evs.contains(&StackEvent::Conn(id, Event::Connected)), "{evs:?}");
         if let Some(b) = budget {
             p.client.set_memory_pressure(true);
-            p.client.set_pressure_budget(b);
+            // The share is the limit over the connections; others hold nothing.
+            p.client.set_memory_account(MemoryAccount { limit: b, foreign: 0, connections: 1 });
         }
         let mut queued = 0;
         while let Ok(n) = p.client.write(id, HeapPayload::from(vec![7u8; 16 * 1024]), WriteFlags::default(), p.now) {
@@ -1045,5 +1087,84 @@ mod memory_pressure_tests {
         // advertised (a window never shrinks) plus at most two segments is taken.
         assert!(pressed < normal / 2, "pressure {pressed} vs normal {normal}");
         assert!(pressed <= 65_535 + 2 * 1460 + 1460, "{pressed} bytes taken under pressure");
+    }
+
+    #[test]
+    fn the_engine_sums_what_its_connections_hold_and_gives_it_back() {
+        let mut p = Pair::new();
+        let (id, _) = p.connect();
+        assert_eq!(p.client.buffer_bytes(), 0);
+        let n = p.client.write(id, HeapPayload::from(vec![7u8; 40_000]), WriteFlags::default(), p.now).unwrap();
+        assert_eq!(n, 40_000);
+        assert!(p.client.buffer_bytes() >= 40_000, "queued for sending: {}", p.client.buffer_bytes());
+        p.run(20);
+        // Acknowledged on the client; held unread on the server.
+        assert_eq!(p.client.buffer_bytes(), 0);
+        let held = p.server.buffer_bytes();
+        assert!(held >= 40_000, "unread on the server: {held}");
+        let sid = p.server.connections().next().unwrap().id;
+        let mut read = 0;
+        while let Ok(Some(d)) = p.server.read(sid, usize::MAX, p.now) {
+            read += d.len();
+        }
+        assert_eq!((read, p.server.buffer_bytes()), (40_000, 0));
+        // Unread text of a connection that is reset goes with it.
+        let _ = p.client.write(id, HeapPayload::from(vec![7u8; 8_000]), WriteFlags::default(), p.now);
+        p.run(5);
+        assert!(p.server.buffer_bytes() > 0);
+        p.server.abort(sid, p.now).unwrap();
+        assert_eq!(p.server.buffer_bytes(), 0);
+    }
+
+    /// An account whose other engines already hold the whole limit.
+    const OVER: MemoryAccount = MemoryAccount { limit: 1 << 20, foreign: 1 << 20, connections: 2 };
+
+    #[test]
+    fn at_the_hard_limit_writes_stop_at_the_minimum() {
+        let mut p = Pair::new();
+        let (id, _) = p.connect();
+        p.client.set_memory_account(OVER);
+        let mut queued = 0;
+        while let Ok(n) = p.client.write(id, HeapPayload::from(vec![7u8; 1_000]), WriteFlags::default(), p.now) {
+            queued += n;
+        }
+        // `tcp_wmem[0]`: the minimum every connection keeps, and no more.
+        assert!((1..=super::super::connection::SHED_MIN_WMEM + 1_000).contains(&queued), "{queued}");
+        assert_eq!(p.client.send_space(id), Ok(0), "nothing more is offered either");
+        assert_eq!(p.client.counters().memory_limited, 1);
+        // Below the limit again, the connection queues its send buffer.
+        p.client.set_memory_account(MemoryAccount { foreign: 0, ..OVER });
+        assert!(p.client.write(id, HeapPayload::from(vec![7u8; 1_000]), WriteFlags::default(), p.now).is_ok());
+    }
+
+    #[test]
+    fn at_the_hard_limit_unread_text_is_dropped_but_an_empty_queue_takes_one_segment() {
+        let mut p = Pair::new();
+        let (id, _) = p.connect();
+        p.server.set_memory_account(OVER);
+        p.delivered = 0;
+        let _ = p.client.write(id, HeapPayload::from(vec![7u8; 20_000]), WriteFlags::default(), p.now);
+        p.run(3);
+        // The first segment lands in the empty queue (Linux `tcp_data_queue` forces
+        // `sk_forced_mem_schedule` then, so a connection always progresses); what follows it
+        // while unread is dropped, counted, and retransmitted later.
+        let sid = p.server.connections().next().unwrap().id;
+        let unread = p.server.info(sid).unwrap();
+        assert!(p.delivered > 1_460, "the client sent its window: {}", p.delivered);
+        assert!(p.server.buffer_bytes() > 0 && p.server.buffer_bytes() <= 4 * 1_460, "{unread:?}");
+        let c = p.server.counters();
+        // Behind the first drop the rest arrives out of order and goes too.
+        assert!(c.rcvq_drop > 0 && c.memory_limited == c.rcvq_drop + c.ofo_drop, "{c:?}");
+        // Once the others give their buffers back, everything arrives.
+        p.server.set_memory_account(MemoryAccount { foreign: 0, ..OVER });
+        let mut read = 0;
+        for _ in 0..400 {
+            while let Ok(Some(d)) = p.server.read(sid, usize::MAX, p.now) {
+                read += d.len();
+            }
+            p.run(1);
+            p.now += Duration::from_millis(50);
+        }
+        assert_eq!(read, 20_000);
     }
 }

@@ -22,6 +22,6 @@ pub mod tuple_hash;
 pub use config::{KeepaliveConfig, MtuProbing, TcpConfig};
 pub use connection::{CloseReason, ConnInfo, Connection, Event, PmtuError, Segment, State, WriteError, WriteFlags};
 pub use counters::Counters;
-pub use engine::{ConnId, ConnSnapshot, Engine, InputError, ListenerId, StackError, StackEvent};
+pub use engine::{ConnId, ConnSnapshot, Engine, InputError, ListenerId, MemoryAccount, StackError, StackEvent};
 pub use payload::{HeapPayload, Payload};
 pub use shared::Shared;

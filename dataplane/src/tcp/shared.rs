@@ -19,6 +19,17 @@ pub struct Shared {
     /// for sending and still queue more: its fair share of the memory below the pressure
     /// mark (see `Engine::set_pressure_budget`). `usize::MAX` until one is set.
     pub pressure_share: usize,
+    /// Buffer bytes (`truesize`) the connections' receive, out-of-order and send queues
+    /// pin together (Linux `tcp_memory_allocated`, /proc/net/sockstat "mem"), as of each
+    /// connection's last operation (see `Engine::recharge`).
+    pub allocated: usize,
+    /// What the connections of the other engines drawing on the same buffers hold (the
+    /// other lcores, as they last reported it; see `Engine::set_memory_account`).
+    pub foreign: usize,
+    /// The buffer bytes all connections together may hold (Linux `tcp_mem[2]`): at or
+    /// beyond it every engine sheds as at the pool's reserve ([`Shared::shedding`]).
+    /// `usize::MAX` until one is set.
+    pub hard_limit: usize,
     challenge: ChallengeAckLimiter,
 }
 
@@ -35,6 +46,20 @@ impl Shared {
 }
 
 impl Shared {
+    /// Whether the connections together hold the hard limit or more (Linux
+    /// `__sk_mem_raise_allocated` over `tcp_mem[2]`).
+    pub fn over_hard_limit(&self) -> bool {
+        self.allocated.saturating_add(self.foreign) >= self.hard_limit
+    }
+
+    /// Whether buffers are nearly gone: the pool's reserve is reached ([`Shared::rx_shed`])
+    /// or the connections hold the hard limit. Connections then take only received text
+    /// that advances RCV.NXT into an empty receive queue, drop their out-of-order data,
+    /// and queue no more than the minimum for sending.
+    pub fn shedding(&self) -> bool {
+        self.rx_shed || self.over_hard_limit()
+    }
+
     /// Fresh counters and a challenge-ACK budget of `challenge_ack_limit` per second.
     pub fn new(challenge_ack_limit: u32) -> Self {
         Shared {
@@ -42,6 +67,9 @@ impl Shared {
             memory_pressure: false,
             rx_shed: false,
             pressure_share: usize::MAX,
+            allocated: 0,
+            foreign: 0,
+            hard_limit: usize::MAX,
             challenge: ChallengeAckLimiter::new(challenge_ack_limit),
         }
     }

@@ -26,6 +26,7 @@
 //! | `strait_tcp_orphans` | gauge | |
 //! | `strait_tcp_connections` (any state) | gauge | |
 //! | `strait_tcp_time_wait` (TIME-WAIT entries) | gauge | |
+//! | `strait_tcp_buffer_bytes` (buffers the connections' queues pin) | gauge | |
 //! | `strait_app_<counter>_total` (echo/sink services, e.g. `strait_app_idle_timeouts_total`) | counter | |
 //! | `strait_mempool_mbufs` | gauge | `state="in_use"\|"available"` |
 //! | `strait_mempool_capacity_mbufs` | gauge | |
@@ -369,9 +370,11 @@ fn tcp(out: &mut Families, snap: &Snapshot) {
     let mut orphans: u64 = 0;
     let mut connections: u64 = 0;
     let mut time_wait: u64 = 0;
+    let mut buffer_bytes: u64 = 0;
     for t in &snap.tcp {
         connections = connections.saturating_add(t.connections);
         time_wait = time_wait.saturating_add(t.time_wait);
+        buffer_bytes = buffer_bytes.saturating_add(t.buffer_bytes);
         for &(linux, v) in &t.counters {
             if linux == CURR_ESTAB {
                 established = Some(established.unwrap_or(0).saturating_add(v));
@@ -417,6 +420,11 @@ fn tcp(out: &mut Families, snap: &Snapshot) {
             "strait_tcp_time_wait",
             "Compact TIME-WAIT entries in the engines (bounded by [tcp] max_tw_buckets per lcore; Linux /proc/net/sockstat \"tw\"), summed over lcores.",
             time_wait as f64,
+        );
+        out.gauge1(
+            "strait_tcp_buffer_bytes",
+            "Buffer bytes (mbufs, counted whole) the connections' receive, out-of-order and send queues pin (Linux tcp_memory_allocated, /proc/net/sockstat \"mem\"), summed over lcores.",
+            buffer_bytes as f64,
         );
     }
 }

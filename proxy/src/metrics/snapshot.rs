@@ -192,6 +192,8 @@ pub struct TcpSnapshot {
     pub connections: u64,
     /// Entries in the engine's TIME-WAIT table (`strait_tcp_time_wait`).
     pub time_wait: u64,
+    /// Buffer bytes the engine's connections pin (`strait_tcp_buffer_bytes`).
+    pub buffer_bytes: u64,
 }
 
 /// The mbuf pool.

@@ -321,9 +321,12 @@ impl<P: Payload> Connection<P> {
         } else {
             usize::MAX
         };
-        let lim = RcvLimits { max_ofo: self.cfg.ofo_max_segments, rcvbuf, budget_rcvbuf, shed: shared.rx_shed, share };
+        let lim = RcvLimits { max_ofo: self.cfg.ofo_max_segments, rcvbuf, budget_rcvbuf, shed: shared.shedding(), share };
         let outcome = self.rcv.queue(seq, payload, fin, lim, &mut shared.counters);
         if outcome.dropped {
+            if lim.shed && shared.over_hard_limit() {
+                shared.counters.memory_limited += 1;
+            }
             // No room. Out of order: dropped without an ACK, as `tcp_data_queue_ofo` does
             // on `TCPOFODrop` (the sender retransmits). In order: an ACK at once
             // (`ICSK_ACK_NOMEM`), RCV.NXT unchanged.

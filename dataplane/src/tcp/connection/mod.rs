@@ -129,7 +129,7 @@ impl WriteFlags {
 /// Buffer bytes a connection may keep queueing for sending while buffers are nearly gone
 /// engine-wide (Linux `tcp_wmem[0]`, the send memory every socket is granted under
 /// pressure).
-const SHED_MIN_WMEM: usize = 4096;
+pub(crate) const SHED_MIN_WMEM: usize = 4096;
 
 /// Why a write accepted nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -499,12 +499,15 @@ impl<P: Payload> Connection<P> {
             self.snd.writable_wanted = true;
             return Err(WriteError::NoSpace);
         }
-        if shared.rx_shed && self.snd.queued_truesize >= SHED_MIN_WMEM {
+        if self.over_shed_minimum(shared) {
             // Buffers nearly gone engine-wide: like `sk_wmem_schedule` over `tcp_mem[2]`,
             // a write is refused beyond the minimum every connection keeps
             // (`tcp_wmem[0]`), so an application relaying what it reads stops reading and
             // its peer's text is shed instead of the pool's last mbufs being queued.
             shared.counters.sndbuf_full += 1;
+            if shared.over_hard_limit() {
+                shared.counters.memory_limited += 1;
+            }
             self.snd.writable_wanted = true;
             return Err(WriteError::NoSpace);
         }
@@ -524,6 +527,12 @@ impl<P: Payload> Connection<P> {
     /// ([`Shared::pressure_share`]) or more: its writes wait.
     fn over_pressure_share(&self, shared: &Shared) -> bool {
         shared.memory_pressure && self.snd.queued_truesize >= shared.pressure_share.max(SHED_MIN_WMEM)
+    }
+
+    /// Buffers are nearly gone ([`Shared::shedding`]) and the connection holds the
+    /// minimum every connection keeps queued for sending, or more: its writes wait.
+    fn over_shed_minimum(&self, shared: &Shared) -> bool {
+        self.snd.queued_truesize >= SHED_MIN_WMEM && shared.shedding()
     }
 
     /// Under memory pressure, `limit` (a send buffer in payload bytes) cut so that the
@@ -548,7 +557,7 @@ impl<P: Payload> Connection<P> {
             self.cfg.max_pending_connect_bytes.min(self.sndbuf())
         };
         let limit = self.pressure_limit(shared, limit);
-        let space = if !self.snd.wmem_free(limit) || self.over_pressure_share(shared) {
+        let space = if !self.snd.wmem_free(limit) || self.over_pressure_share(shared) || self.over_shed_minimum(shared) {
             0
         } else {
             usize::try_from(limit.saturating_sub(self.snd.queued_bytes)).unwrap_or(0)
@@ -594,6 +603,12 @@ impl<P: Payload> Connection<P> {
             self.pending.ack = true;
         }
         Some(data)
+    }
+
+    /// Buffer bytes (`truesize`) the receive, out-of-order and send queues pin (Linux
+    /// `sk_rmem_alloc` + `sk_wmem_queued`).
+    pub fn buffer_bytes(&self) -> usize {
+        self.rcv.rmem.saturating_add(self.snd.queued_truesize)
     }
 
     /// Bytes of in-order data ready to read.

@@ -156,12 +156,14 @@ fn full() -> Snapshot {
                 counters: tcp_counters(1),
                 connections: 3,
                 time_wait: 10,
+                buffer_bytes: 4096,
             },
             TcpSnapshot {
                 lcore: 2,
                 counters: tcp_counters(2),
                 connections: 4,
                 time_wait: 20,
+                buffer_bytes: 2048,
             },
         ],
         mempool: Some(MempoolSnapshot {
@@ -379,6 +381,8 @@ fn tcp_counters_summed_with_linux_names_and_established_gauge() {
     assert_eq!(p.samples["strait_tcp_connections"], 7.0);
     assert_eq!(p.types["strait_tcp_time_wait"], "gauge");
     assert_eq!(p.samples["strait_tcp_time_wait"], 30.0);
+    assert_eq!(p.types["strait_tcp_buffer_bytes"], "gauge");
+    assert_eq!(p.samples["strait_tcp_buffer_bytes"], 6144.0);
     assert_eq!(p.types["strait_app_idle_timeouts_total"], "counter");
     assert_eq!(p.samples["strait_app_idle_timeouts_total"], 2.0);
     assert_eq!(p.samples["strait_app_accepted_total"], 5.0);
