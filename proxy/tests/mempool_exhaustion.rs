@@ -1,9 +1,11 @@
 //! End to end: a tiny mbuf pool (1023) drained by slow readers. Clients connect to the echo
 //! service, send as much as they can and never read, so strait's send and receive buffers
-//! fill with mbufs. Strait must enter memory pressure (logged, counted), keep answering
-//! ping (a reserve of mbufs is kept by shedding received data), refuse new connections at
-//! once with a RST rather than leave them hanging, and once the slow clients are gone,
-//! leave pressure, accept and echo again, and end with the pool back at its start value.
+//! fill with mbufs. Strait must enter memory pressure (logged, counted), stop the slow
+//! clients' connections at their memory limit (12/16 of the pool, Linux `tcp_mem[2]`,
+//! counted `TCPMemoryLimited`), keep answering ping and serve a new client meanwhile (the
+//! limit leaves the rest of the pool to the RX ring and new connections; only at the
+//! pool's reserve would a SYN be refused with a RST), and once the slow clients are gone,
+//! leave pressure and end with the pool back at its start value.
 
 mod common;
 
@@ -147,12 +149,12 @@ fn slow_readers_drain_the_pool_without_breaking_strait() {
     let mut line = String::new();
     let _ = lines.read_line(&mut line);
     assert!(line.starts_with("stuck="), "slow clients did not stall: {line:?}\n{}", strait.log_text());
-    strait.wait_for_log(&["memory pressure: mbufs low"], Duration::from_secs(20));
+    strait.wait_for_log(&["memory pressure: buffers low"], Duration::from_secs(20));
 
-    // Under pressure: ping answers, a new connection is refused at once.
+    // Under pressure: ping answers, and a new client is served beside the stuck ones.
     assert!(ping_until_reply(&ns, "198.18.41.2", Duration::from_secs(10)), "no ping under pressure:\n{}", strait.log_text());
     let p = probe(&ns);
-    assert!(p.starts_with("refused"), "a new connection under pressure was not refused: {p}\n{}", strait.log_text());
+    assert!(p.starts_with("echo=True"), "a new client under pressure was not served: {p}\n{}", strait.log_text());
 
     // The slow clients go away (close with unread data: RST); pressure ends.
     drop(slow.stdin.take());
@@ -190,7 +192,7 @@ fn slow_readers_drain_the_pool_without_breaking_strait() {
     let lcore = log.lines().find(|l| l.contains("final lcore counters")).unwrap_or_default();
     assert!(lcore.contains("memory_pressure_changes=2"), "pressure entered and left once: {lcore}");
     let tcp = log.lines().find(|l| l.contains("final tcp counters")).unwrap_or_default();
-    assert!(tcp.contains("TCPMemoryPressures=1") && tcp.contains("TCPMemoryPressureRefused="), "{tcp}");
+    assert!(tcp.contains("TCPMemoryPressures=1") && !tcp.contains("TCPMemoryLimited=0"), "{tcp}");
     assert_eq!(log_field(&log, "final tcp counters", "connections"), Some(0), "connections left:\n{log}");
     let at_start = log_field(&log, "mbuf pool usage", "in_use_at_start");
     let at_end = log_field(&log, "final tcp counters", "pool_in_use");

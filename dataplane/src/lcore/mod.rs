@@ -315,10 +315,12 @@ impl Worker {
                 lcore = self.lcore,
                 available,
                 pool_size,
-                "memory pressure: mbufs low, refusing new connections and clamping receive windows"
+                held_bytes = all.bytes,
+                limit_bytes = limit,
+                "memory pressure: buffers low, clamping receive windows and holding each connection to its share"
             );
         } else {
-            tracing::info!(lcore = self.lcore, available, pool_size, "memory pressure over: accepting connections again");
+            tracing::info!(lcore = self.lcore, available, pool_size, held_bytes = all.bytes, "memory pressure over");
         }
     }
 

@@ -193,7 +193,7 @@ counters! {
     mtu_black_holes => "TCPMTUPBlackHole",
     /// Times the engine entered memory pressure (buffers low; `tcp_enter_memory_pressure`).
     memory_pressures => "TCPMemoryPressures",
-    /// SYNs refused with a RST because the engine was under memory pressure.
+    /// SYNs refused with a RST because the pool was at its reserve (the name is Strait's).
     memory_pressure_refused => "TCPMemoryPressureRefused",
     /// Writes refused under memory pressure because the connection held its fair share
     /// of send buffers (Linux counts nothing there; the name is Strait's).

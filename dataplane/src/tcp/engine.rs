@@ -196,10 +196,12 @@ impl<P: Payload> Engine<P> {
         self.steering = steering;
     }
 
-    /// Enters (`true`) or leaves memory pressure: while in it, listeners answer SYNs with
-    /// a RST (counted `TCPMemoryPressureRefused`) and receive windows stop opening beyond
-    /// two segments. Entering is counted (`TCPMemoryPressures`). Returns whether the state
-    /// changed.
+    /// Enters (`true`) or leaves memory pressure: while in it, receive windows stop
+    /// opening beyond two segments and each connection is held to its fair share of
+    /// buffers ([`Engine::set_memory_account`]); new connections are still accepted, as
+    /// Linux does (only at the pool's reserve are they refused, see
+    /// [`Engine::set_rx_shedding`]). Entering is counted (`TCPMemoryPressures`). Returns
+    /// whether the state changed.
     pub fn set_memory_pressure(&mut self, on: bool) -> bool {
         if self.shared.memory_pressure == on {
             return false;
@@ -231,6 +233,7 @@ impl<P: Payload> Engine<P> {
     }
 
     /// Sets whether buffers are nearly gone (below the lcore's reserve). While on,
+    /// listeners answer SYNs with a RST (`TCPMemoryPressureRefused`), and
     /// received text that does not advance a connection's RCV.NXT is dropped
     /// (`TCPOFODrop`) and that connection's out-of-order queue pruned (`OfoPruned`), and
     /// in-order text behind unread data too (`TCPRcvQDrop`), as Linux does when
@@ -1013,19 +1016,25 @@ mod memory_pressure_tests {
     }
 
     #[test]
-    fn pressure_refuses_syns_with_a_rst_and_lifting_it_accepts_again() {
+    fn the_reserve_refuses_syns_with_a_rst_and_pressure_does_not() {
         let mut p = Pair::new();
         assert!(p.server.set_memory_pressure(true));
         assert!(!p.server.set_memory_pressure(true), "no change, no count");
         assert!(p.server.memory_pressure());
+        // Under pressure a SYN is still accepted (Linux): the connection gets its share.
+        let (id, evs) = p.connect();
+        assert!(evs.contains(&StackEvent::Conn(id, Event::Connected)), "{evs:?}");
+        // At the pool's reserve it is refused at once, not left hanging.
+        p.server.set_rx_shedding(true);
         let (id, evs) = p.connect();
         assert!(
             evs.iter().any(|e| matches!(e, StackEvent::Conn(c, Event::Closed { .. }) if *c == id)),
             "refused at once, not left hanging: {evs:?}"
         );
-        assert_eq!(p.server.connection_count(), 0);
+        assert_eq!(p.server.connection_count(), 1);
         let c = p.server.counters();
         assert_eq!((c.memory_pressures, c.memory_pressure_refused), (1, 1));
+        p.server.set_rx_shedding(false);
         assert!(p.server.set_memory_pressure(false));
         let (id, evs) = p.connect();
         assert!(evs.contains(&StackEvent::Conn(id, Event::Connected)), "{evs:?}");

@@ -68,9 +68,13 @@ impl<P: Payload> Engine<P> {
             }
             return;
         }
-        if self.shared.memory_pressure {
-            // Buffers are low: refuse rather than take on a connection we cannot feed
-            // (RFC 9293 §3.10.7.2 allows a RST for a refused SYN).
+        if self.shared.rx_shed {
+            // The pool is at its reserve: refuse rather than take on a connection we cannot
+            // feed (RFC 9293 §3.10.7.2 allows a RST for a refused SYN). Linux accepts even
+            // then and lets the socket starve; a client refused at once can go to another
+            // proxy behind the same address. Under mere pressure, or with the connections at
+            // their memory limit, SYNs are accepted as Linux does: the limit bounds what a
+            // new connection may hold, so attackers holding buffers do not lock clients out.
             self.shared.counters.memory_pressure_refused += 1;
             self.reply_rst(&tuple, repr, payload.len());
             return;

@@ -8,16 +8,16 @@ use crate::time::{Duration, Instant};
 pub struct Shared {
     /// `netstat -s` style counters.
     pub counters: Counters,
-    /// Buffers are low (see `Engine::set_memory_pressure`): listeners refuse new
-    /// connections and receive windows stop opening beyond [`PRESSURE_RCVBUF_MSS`] segments.
+    /// Buffers are low (see `Engine::set_memory_pressure`): receive windows stop opening
+    /// beyond [`PRESSURE_RCVBUF_MSS`] segments and each connection is held to its fair share.
     pub memory_pressure: bool,
     /// Buffers are nearly gone (the lcore's reserve, see `Engine::set_rx_shedding`):
-    /// connections take only received text that advances RCV.NXT, and drop their
-    /// out-of-order data.
+    /// listeners refuse new connections, connections take only received text that
+    /// advances RCV.NXT, and drop their out-of-order data.
     pub rx_shed: bool,
-    /// Under memory pressure, the buffer bytes (`truesize`) a connection may have queued
-    /// for sending and still queue more: its fair share of the memory below the pressure
-    /// mark (see `Engine::set_pressure_budget`). `usize::MAX` until one is set.
+    /// Under memory pressure, the buffer bytes (`truesize`) a connection may hold and still
+    /// queue more: the memory limit over all connections (see
+    /// `Engine::set_memory_account`). `usize::MAX` until one is set.
     pub pressure_share: usize,
     /// Buffer bytes (`truesize`) the connections' receive, out-of-order and send queues
     /// pin together (Linux `tcp_memory_allocated`, /proc/net/sockstat "mem"), as of each
