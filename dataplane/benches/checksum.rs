@@ -1,8 +1,8 @@
 //! The Internet checksum (RFC 1071) at the sizes the data plane sums: a 20-byte IPv4
 //! header, a 64-byte segment, a 1500-byte frame, a 9000-byte jumbo frame and a 64 KiB
-//! super-segment. Three implementations side by side: `sum` (two 128-bit accumulators of
-//! 64-bit words from 64 bytes up), `sum_carry64` (two 64-bit accumulators with end-around
-//! carry, which `sum` uses below 64 bytes) and the RFC 1071 §4.1 reference loop.
+//! super-segment. Three implementations side by side: `sum` (one add-with-carry chain of
+//! 64-bit words per 128-byte block), `sum_carry64` (two 64-bit accumulators with end-around
+//! carry, an add and an add-with-carry per word) and the RFC 1071 §4.1 reference loop.
 //! Throughput in bytes/s per core.
 //!
 //! Run: `cargo bench -p dataplane --no-default-features --bench checksum`.

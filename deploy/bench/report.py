@@ -14,7 +14,10 @@ Per run:
     the run (the "all" counter advances at the TSC rate). Spinning on an empty queue is not
     busy, so this is CPU time spent on work, comparable with HAProxy's utime+stime;
   * CPU per request: proxy CPU / requests; backend CPU per request the same for nginx;
-  * Strait frames/s: its lcore's RX+TX frames (both ports) over the wall time.
+  * Strait frames/s: its lcore's RX+TX frames (both ports) over the wall time;
+  * Strait instructions per request: the user-space instructions of its lcore thread
+    (`perf stat -e instructions:u -t`, over the run's seconds) / wrk's requests; "–"
+    where the machine has no PMU to count them.
 """
 import argparse
 import datetime
@@ -111,6 +114,8 @@ def derive(r, clk_tck):
             f["frames_s"] = frames / wall
             f["frames_cpu_s"] = frames / cpu if cpu > 0 else None
             f["frames_req"] = frames / reqs
+        if r.get("strait_instr", "NA").isdigit():
+            f["instr_req"] = float(r["strait_instr"]) / reqs
     return f
 
 
@@ -272,7 +277,8 @@ def main():
                 ("Strait lcore: running ÷ runnable time (1 = never preempted)", "oncpu_share", 2)]
     rows = {
         "keepalive": [("req/s", "rate", 0), ("p50 latency, ms", "p50", 2), ("p99 latency, ms", "p99", 2)]
-                     + cpu_rows + [("backend CPU per request, µs", "nginx_us", 2)],
+                     + cpu_rows + [("backend CPU per request, µs", "nginx_us", 2),
+                                   ("Strait lcore: user-space instructions per request (perf instructions:u)", "instr_req", 0)],
         "close": [("connections/s", "rate", 0), ("p50 latency, ms", "p50", 2), ("p99 latency, ms", "p99", 2)]
                  + [(l.replace("request", "connection"), k, d) for l, k, d in cpu_rows],
         "big": [("Gbit/s", "gbps", 2), ("p50 latency, ms", "p50", 2)]

@@ -97,6 +97,10 @@
 #                         tap Strait (';' separates several), e.g. to compare offload settings
 #   BENCH_PROFILE=1       also profile HAProxy's and Strait's thread with perf (keep-alive, 1 MiB,
 #                         and each concN workload that runs)
+#   BENCH_INSTR=1         0 skips counting the user-space instructions of Strait's lcore thread
+#                         during each run (`perf stat -e instructions:u -t`, issue 17), reported
+#                         per request; needs perf and a PMU (a VM without a virtual PMU says
+#                         "<not supported>" and the report shows "–")
 #   CARGO_TARGET_DIR      where cargo builds (default: target/ in the repository)
 #
 # Concurrency (workloads concN, issue 19): wrk opens N keep-alive connections at once (a
@@ -126,6 +130,8 @@ LOSS_RUNS=${BENCH_LOSS_RUNS:-5}
 LOSS_MB=${BENCH_LOSS_MB:-40}
 LOSS_TIMEOUT=${BENCH_LOSS_TIMEOUT:-180}
 CEILING=${BENCH_CEILING:-1}
+INSTR=${BENCH_INSTR:-1}
+command -v perf >/dev/null || INSTR=0
 KERNEL_OFFLOADS=${BENCH_KERNEL_OFFLOADS:-0}
 KERNEL_CC=${BENCH_KERNEL_CC:-cubic}
 XDP_DEVARGS=${BENCH_XDP_DEVARGS:-}
@@ -599,6 +605,13 @@ run_one() {
     ( sleep "$(awk -v s="$SECONDS_PER_RUN" 'BEGIN { print s / 2 }')"; proxy_memory "$target" >"$WORK/mem-mid" ) &
     sampler=$!
   fi
+  # User-space instructions of Strait's lcore thread (the main thread: one lcore) over the
+  # run: counted by the PMU, so only the lcore's own work, whatever else shares the CPU.
+  local instr_file="$WORK/instr-$w-$target-$round.csv" instr_pid="" instr=NA
+  if is_strait "$target" && [[ $INSTR == 1 ]]; then
+    perf stat -x, -e instructions:u -t "$(strait_pid "$target")" -o "$instr_file" -- sleep "$SECONDS_PER_RUN" >/dev/null 2>&1 &
+    instr_pid=$!
+  fi
   t0=$(now)
   local out
   out=$(WRK_DELAY_MS=$delay ip netns exec "$NS_C" taskset -c "$PEER_CPU" \
@@ -608,6 +621,12 @@ run_one() {
     wait "$sampler" || true
     mem_mid=$(cat "$WORK/mem-mid" 2>/dev/null || true)
   fi
+  if [[ -n $instr_pid ]]; then
+    wait "$instr_pid" || true
+    # perf -x, lines: count,unit,event,...; "<not supported>" or "<not counted>" without a PMU.
+    instr=$(awk -F, '$3 ~ /^instructions/ && $1 ~ /^[0-9]+$/ { print $1 }' "$instr_file" 2>/dev/null || true)
+    instr=${instr:-NA}
+  fi
   local t1 n1 p1="0,0,0,0" s1="0,0,0,0,0,0,0,0"
   t1=$(now)
   n1=$(thread_cpu "$NGINX_PID")
@@ -615,7 +634,7 @@ run_one() {
   is_strait "$target" && s1=$(strait_counters "$target")
   local result
   result=$(grep '^RESULT' <<<"$out") || die "no RESULT from wrk on $target: $out"
-  echo "workload=$w target=$target round=$round conns=$conns ${result#RESULT } t0=$t0 t1=$t1 nginx0=$n0 nginx1=$n1 haproxy0=$p0 haproxy1=$p1 strait0=$s0 strait1=$s1 mem0=$mem0 mem_mid=${mem_mid:-$mem0}" >>"$RAW"
+  echo "workload=$w target=$target round=$round conns=$conns ${result#RESULT } t0=$t0 t1=$t1 nginx0=$n0 nginx1=$n1 haproxy0=$p0 haproxy1=$p1 strait0=$s0 strait1=$s1 mem0=$mem0 mem_mid=${mem_mid:-$mem0} strait_instr=$instr" >>"$RAW"
   tail -n 1 "$RAW" >&2
   # A run that served nothing, or with socket errors, on Strait: keep what there is to see.
   if is_strait "$target" && [[ $result =~ requests=0\  || ! $result =~ \ errors=0\  ]]; then

@@ -87,6 +87,20 @@ pub fn gso_segment_into(
     let base_id = get16(headers, ip + 4);
     let base_seq = get32(headers, tcp + 4);
     let flags = headers.get(tcp + 13).copied().unwrap_or(0);
+    // The IPv4 checksum of a full-sized frame with the first id, summed once; each frame's
+    // id (and the last frame's total length) update it (RFC 1624 eqn. 3; Linux sums each
+    // segment's header again, inet_gso_segment -> ip_send_check). The pseudo-header's
+    // addresses are summed once too; each frame adds its TCP length.
+    let full_total = u16::try_from(l.l3_len + l.l4_len + mss).map_err(|_| OffloadError::TooLarge)?;
+    let ip_csum0 = {
+        let mut h = [0u8; 60];
+        let hdr = h.get_mut(..l.l3_len).ok_or(OffloadError::HeaderLength)?;
+        hdr.copy_from_slice(headers.get(ip..ip + l.l3_len).ok_or(OffloadError::HeaderLength)?);
+        put16(hdr, 2, full_total);
+        put16(hdr, 10, 0);
+        checksum::checksum(hdr)
+    };
+    let pseudo_addrs = pseudo_sum(headers, &l, 0);
 
     // Cursor in the gather list: chunk index and offset in it.
     let (mut ci, mut co) = (0usize, 0usize);
@@ -125,13 +139,10 @@ pub fn gso_segment_into(
                     }
                 }
                 // IPv4: total length, incrementing id (RFC 6864 §4.1: wraps), header checksum.
+                let id = base_id.wrapping_add((i & 0xffff) as u16);
                 put16(frame, ip + 2, ip_total);
-                put16(frame, ip + 4, base_id.wrapping_add((i & 0xffff) as u16));
-                put16(frame, ip + 10, 0);
-                let ip_csum = frame
-                    .get(ip..ip + l.l3_len)
-                    .map(checksum::checksum)
-                    .unwrap_or(0);
+                put16(frame, ip + 4, id);
+                let ip_csum = checksum::update16(checksum::update16(ip_csum0, base_id, id), full_total, ip_total);
                 put16(frame, ip + 10, ip_csum);
                 // TCP: sequence number, flags, checksum.
                 if let Some(b) = frame.get_mut(tcp + 4..tcp + 8) {
@@ -141,7 +152,7 @@ pub fn gso_segment_into(
                     *b = f;
                 }
                 put16(frame, tcp + 16, 0);
-                let pseudo = pseudo_sum(frame, &l, tcp_len);
+                let pseudo = pseudo_addrs + u32::from(tcp_len);
                 let csum = !checksum::fold(checksum::sum(frame.get(tcp..).unwrap_or(&[]), pseudo));
                 put16(frame, tcp + 16, csum);
             };
