@@ -13,6 +13,8 @@
 //! * [`offload`]: software GSO, a reference TSO model and hardware-offload preparation.
 //! * [`dpdk`] (feature `dpdk`): the safe adapter over DPDK — the only module with `unsafe`.
 //! * [`lcore`] (feature `dpdk`): the per-lcore loop that joins ports and stacks.
+//! * [`runtime`] (feature `dpdk`): bring-up and teardown of a whole data plane, once (EAL,
+//!   pool, ports, steering, lcores).
 #![deny(unsafe_code)]
 
 pub mod app;
@@ -33,3 +35,6 @@ pub mod dpdk;
 
 #[cfg(feature = "dpdk")]
 pub mod lcore;
+
+#[cfg(feature = "dpdk")]
+pub mod runtime;

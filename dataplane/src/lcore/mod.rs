@@ -39,14 +39,12 @@ mod egress;
 mod idle;
 mod impair;
 mod ingress;
-mod launch;
 pub mod port;
 pub mod stats;
 pub mod steer;
 pub mod tx;
 pub mod wake;
 
-pub use launch::Lcores;
 pub use port::PortQueue;
 pub use stats::{
     memory_pressure_wanted, LcoreStats, PortImpairCounters, PublishedCounters, PRESSURE_ENTER_DIVISOR,
