@@ -5,7 +5,8 @@
 //!   validation with drop counters).
 //! * [`tcp`]: the sans-IO TCP engine.
 //! * [`app`]: the built-in echo and sink services on top of it.
-//! * [`control`]: commands from the control plane to the lcores (drain, reload, admin).
+//! * [`command`]: the command queue from the control plane to each lcore (generic over the
+//!   application: drain and capture of its own, the proxy's reload and admin commands).
 //! * [`capture`]: packet capture on a live lcore (copies to the control plane, bounded).
 //! * [`impair`]: seeded drop/reorder/duplicate/corrupt/delay of a port's frames (testing).
 //! * [`lb`]: backend load balancing (smooth weighted round robin, least connections, Maglev).
@@ -19,7 +20,7 @@
 
 pub mod app;
 pub mod capture;
-pub mod control;
+pub mod command;
 pub mod impair;
 pub mod lb;
 pub mod net;

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use dataplane::app::proxy::admin::ProxyHandle;
-use dataplane::control;
+use dataplane::command;
 use dataplane::runtime::{Runtime, RuntimeError};
 use crate::control::{ControlPlane, Sources};
 use strait::admin::server::AdminServer;
@@ -218,7 +218,7 @@ fn debug_stall(handles: &[ProxyHandle], after: std::time::Duration) {
     tracing::warn!(after_ms = after.as_millis() as u64, "debug: an lcore will be stalled on purpose (--debug-stall-lcore-after)");
     let spawned = std::thread::Builder::new().name("strait-debug-stall".into()).spawn(move || {
         std::thread::sleep(after);
-        let _ = h.send(control::Command::DebugStall { duration: DEBUG_STALL });
+        let _ = h.send(command::Command::DebugStall { duration: DEBUG_STALL });
     });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "debug stall thread not started");

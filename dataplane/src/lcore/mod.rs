@@ -140,8 +140,8 @@ pub struct Worker {
     /// Below this many free mbufs, received data segments are shed (see
     /// [`LcoreStats::tcp_rx_shed`]).
     shed_below: u32,
-    /// Commands from the control plane, polled once per iteration ([`crate::control`]).
-    control: Option<crate::control::Inbox<ProxyCommand>>,
+    /// Commands from the control plane, polled once per iteration ([`crate::command`]).
+    control: Option<crate::command::Inbox<ProxyCommand>>,
     /// Flow steering to and from the other lcores (none with a single lcore).
     steer: Option<SteeringLinks>,
     /// A fingerprint of the server addresses last pinned ([`Worker::pin_servers`]).
@@ -228,9 +228,9 @@ impl Worker {
         self
     }
 
-    /// Takes commands from the control plane through `inbox` ([`crate::control`]); the
+    /// Takes commands from the control plane through `inbox` ([`crate::command`]); the
     /// lcore's application, the proxy, runs those of [`ProxyCommand`].
-    pub fn set_control(&mut self, inbox: crate::control::Inbox<ProxyCommand>) {
+    pub fn set_control(&mut self, inbox: crate::command::Inbox<ProxyCommand>) {
         self.control = Some(inbox);
     }
 
@@ -341,7 +341,7 @@ impl Worker {
             }
             let mut work = 0;
             if let Some(inbox) = self.control.as_mut() {
-                work += crate::control::poll(inbox, &mut self.engine, self.apps.proxy_mut(), now);
+                work += crate::command::poll(inbox, &mut self.engine, self.apps.proxy_mut(), now);
             }
             let work = work + self.poll_once(now);
             let t1 = tsc();
@@ -427,7 +427,7 @@ impl Worker {
         let mut work = 0;
         let Worker { ports, pool, stats, rx, rx_due, scratch, engine, apps, shed_below, steer, control, .. } = self;
         // Off (no session), capture costs this test per burst and per flush.
-        let mut tap = control.as_mut().and_then(crate::control::Inbox::capture_mut);
+        let mut tap = control.as_mut().and_then(crate::command::Inbox::capture_mut);
         let ephemeral = engine.config().ephemeral_ports;
         for (port_index, p) in ports.iter_mut().enumerate() {
             // A full burst means more frames wait: take up to RX_BURSTS_PER_PASS bursts

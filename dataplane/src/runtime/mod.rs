@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use crate::app::proxy::admin::{ProxyCommand, ProxyHandle};
 use crate::app::proxy::{OpsSpec, ProxyError, ProxyShared, ProxySpec};
-use crate::control::{self, Command};
+use crate::command::{self, Command};
 use crate::dpdk::{tsc_hz, DpdkError, Eal, Mempool, Port};
 use crate::lcore::{LcoreStats, PortQueue, TcpSetup, TscClock, Worker, WorkerReport};
 use crate::tcp::StackError;
@@ -209,7 +209,7 @@ impl Runtime {
             let mut w = Worker::new(lcore, queues, pool.clone(), clock, Arc::clone(&stop), lcore_stats, spec.tcp.clone())
                 .map_err(|source| RuntimeError::Apps { lcore, source })?;
             w.start_proxy(&spec.proxy, &shared).map_err(|source| RuntimeError::Proxy { lcore, source })?;
-            let (handle, inbox) = control::channel::<ProxyCommand>(lcore);
+            let (handle, inbox) = command::channel::<ProxyCommand>(lcore);
             // The queue is empty: this cannot fail. The lcore takes it on its first iteration.
             let _ = handle.send(Command::App(ProxyCommand::Configure(spec.proxy_ops.clone())));
             w.set_control(inbox);

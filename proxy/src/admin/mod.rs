@@ -4,7 +4,7 @@
 //!
 //! [`Ops`] is the one place these act from, whichever asked (SIGHUP, SIGTERM, the admin
 //! API). It reaches the lcores only through their command queues
-//! ([`dataplane::control`]): a command is `try_send`, an answer comes back on a reply
+//! ([`dataplane::command`]): a command is `try_send`, an answer comes back on a reply
 //! channel with a timeout, so a slow or stuck lcore makes a command fail, never the
 //! data path wait.
 //!
@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dataplane::app::proxy::admin::{AdminState, ConnPage, KillTarget, LcoreView, ProxyCommand, ProxyHandle as Handle};
-use dataplane::control::Command;
+use dataplane::command::Command;
 
 use crate::config::Config;
 use crate::systemd::Notifier;
@@ -236,7 +236,7 @@ impl Ops {
                         sent.push(h);
                         break;
                     }
-                    Err(dataplane::control::SendError::Full(_)) => std::thread::sleep(Duration::from_millis(10)),
+                    Err(dataplane::command::SendError::Full(_)) => std::thread::sleep(Duration::from_millis(10)),
                     Err(e) => {
                         tracing::warn!(error = %e, "drain not delivered");
                         break;
@@ -464,11 +464,11 @@ impl Ops {
 
 /// Sends `cmd()`, retrying for up to [`REPLY_TIMEOUT`] while the lcore's queue is full
 /// (a reload's second phase must arrive).
-fn send_patiently(h: &Handle, cmd: impl Fn() -> Command<ProxyCommand>) -> Result<(), dataplane::control::SendError> {
+fn send_patiently(h: &Handle, cmd: impl Fn() -> Command<ProxyCommand>) -> Result<(), dataplane::command::SendError> {
     let give_up = Instant::now() + REPLY_TIMEOUT;
     loop {
         match h.send(cmd()) {
-            Err(dataplane::control::SendError::Full(_)) if Instant::now() < give_up => {
+            Err(dataplane::command::SendError::Full(_)) if Instant::now() < give_up => {
                 std::thread::sleep(Duration::from_millis(5));
             }
             r => return r,

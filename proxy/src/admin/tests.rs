@@ -1,12 +1,12 @@
-//! [`Ops`] against a real lcore command queue served by a thread that runs
-//! [`dataplane::control::poll`] over a TCP engine with the proxy as its application (no network: the
+//! [`Operator`] against a real lcore command queue served by a thread that runs
+//! [`dataplane::command::poll`] over a TCP engine with the proxy as its application (no network: the
 //! commands, replies, reload from a file and the admin socket are what is tested).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use dataplane::app::Apps;
-use dataplane::control::{channel, poll};
+use dataplane::command::{channel, poll};
 use dataplane::tcp::{Engine, HeapPayload, TcpConfig};
 use dataplane::time::Instant;
 
@@ -53,13 +53,13 @@ fn setup(dir: &std::path::Path, toml: &str) -> (Arc<Ops>, Lcore, PathBuf) {
 }
 
 /// A thread serving `inbox` as an lcore running the proxy with `spec`.
-fn serve(inbox: dataplane::control::Inbox<dataplane::app::proxy::admin::ProxyCommand>, spec: dataplane::app::proxy::ProxySpec) -> Lcore {
+fn serve(inbox: dataplane::command::Inbox<dataplane::app::proxy::admin::ProxyCommand>, spec: dataplane::app::proxy::ProxySpec) -> Lcore {
     serve_feeding(inbox, spec, None)
 }
 
 /// As [`serve`]; with `frame`, the lcore offers that frame to its capture tap (when it has
 /// one) every loop iteration, as if it received it on port 0.
-fn serve_feeding(mut inbox: dataplane::control::Inbox<dataplane::app::proxy::admin::ProxyCommand>, spec: dataplane::app::proxy::ProxySpec, frame: Option<Vec<u8>>) -> Lcore {
+fn serve_feeding(mut inbox: dataplane::command::Inbox<dataplane::app::proxy::admin::ProxyCommand>, spec: dataplane::app::proxy::ProxySpec, frame: Option<Vec<u8>>) -> Lcore {
     let stop = Arc::new(AtomicBool::new(false));
     let s = Arc::clone(&stop);
     let thread = std::thread::spawn(move || {

@@ -1,6 +1,6 @@
 //! Draining the proxy on shutdown: stop accepting, then reset what is left once the
-//! deadline passes ([`crate::control`] keeps the deadline and calls these through
-//! [`crate::control::Controlled`], `admin.rs`).
+//! deadline passes ([`crate::command`] keeps the deadline and calls these through
+//! [`crate::command::Controlled`], `admin.rs`).
 //!
 //! Closing a listener takes it out of the engine: a SYN to its address is then answered
 //! with a reset (RFC 9293 §3.10.7.1: no listener, a segment without RST gets one), so

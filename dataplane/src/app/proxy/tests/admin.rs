@@ -1,4 +1,4 @@
-//! The proxy's commands through a real lcore queue ([`crate::control`], the proxy as its
+//! The proxy's commands through a real lcore queue ([`crate::command`], the proxy as its
 //! application) to a proxy between three engines (client, proxy, backends; segments routed
 //! by destination address): drain, reload, admin state, the admin view, active health
 //! checks and passive ejection.
@@ -12,7 +12,7 @@ use super::*;
 use crate::app::proxy::admin::{AdminState, ConnPage, HealthState, LcoreView, ProxyCommand};
 use crate::app::proxy::{Algorithm, CheckSpec, ListenerSpec, PoolHealth, PoolSpec, ServerSpec};
 use crate::app::{AppKind, AppSpec};
-use crate::control::{channel, poll, Command, Handle, Inbox};
+use crate::command::{channel, poll, Command, Handle, Inbox};
 use crate::tcp::{CloseReason, ConnId, Event, HeapPayload, Segment, StackEvent, TcpConfig, WriteFlags};
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
