@@ -5,7 +5,7 @@
 //!
 //! Shutdown: the main lcore's loop returns once the stop flag is raised; the admin API
 //! and the signal thread stop, the runtime stops every lcore and logs the final
-//! counters, the control plane stops (it holds the ports and the pool), and dropping the
+//! counters, the monitor stops (it holds the ports and the pool), and dropping the
 //! runtime closes the ports, frees the pool and cleans up the EAL.
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use dataplane::app::proxy::admin::ProxyHandle;
 use dataplane::command;
 use dataplane::runtime::{Runtime, RuntimeError};
-use crate::control::{ControlPlane, Sources};
+use crate::monitor::{Monitor, Sources};
 use strait::admin::server::AdminServer;
 use strait::admin::{Ops, SignalThread};
 use strait::config::{Config, Device};
@@ -27,7 +27,7 @@ pub enum RunError {
     /// Signal handlers could not be installed.
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
-    /// The control plane (metrics endpoint, watchdog thread) could not start.
+    /// The monitor (metrics endpoint, watchdog thread) or the admin API could not start.
     #[error("control plane: {0}")]
     Control(std::io::Error),
     /// An AF_XDP port cannot work on this host as configured.
@@ -137,10 +137,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
         tracing::info!(listener = %l.name, listen = %l.listen, pool = %l.pool, servers = %servers.join(", "), "proxy listening");
     }
     // From here on every way out stops the lcores and tears the data plane down
-    // (`Runtime`'s drop); the control plane, declared after it, goes first.
+    // (`Runtime`'s drop); the monitor, declared after it, goes first.
     let mut runtime = Runtime::start(spec)?;
     let named_ports = runtime.named_ports();
-    let links = Arc::new(named_ports.iter().map(|_| crate::control::LinkState::default()).collect());
+    let links = Arc::new(named_ports.iter().map(|_| crate::monitor::LinkState::default()).collect());
     let sources = Sources {
         lcores: runtime.lcore_stats().to_vec(),
         ports: named_ports,
@@ -149,7 +149,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
         proxy: runtime.proxy_shared().clone(),
         links,
     };
-    let control = ControlPlane::start(cfg.metrics.listen, sources).map_err(RunError::Control)?;
+    let monitor = Monitor::start(cfg.metrics.listen, sources).map_err(RunError::Control)?;
     let admin_socket = cfg.admin.socket.clone();
     let handles = runtime.handles().to_vec();
     let lcores = cfg.dpdk.lcores.clone();
@@ -157,7 +157,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
     let (signal_thread, admin) = match start_ops(&ops, signals, admin_socket.as_deref()) {
         Ok(started) => started,
         Err(e) => {
-            control.shutdown();
+            monitor.shutdown();
             return Err(e);
         }
     };
@@ -165,16 +165,16 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
         debug_stall(&handles, after);
     }
     tracing::info!(lcores = ?lcores, ports = runtime.port_count(), "strait ready");
-    control.ready(&format!("{} port(s) up, {} lcore(s)", runtime.port_count(), lcores.len()));
+    monitor.ready(&format!("{} port(s) up, {} lcore(s)", runtime.port_count(), lcores.len()));
     runtime.run_main();
-    control.stopping("stopping: waiting for lcores");
+    monitor.stopping("stopping: waiting for lcores");
     tracing::info!("stopping: waiting for lcores");
     if let Some(a) = admin {
         a.shutdown();
     }
     signal_thread.shutdown();
     let stopped = runtime.stop();
-    control.shutdown();
+    monitor.shutdown();
     drop(runtime);
     tracing::info!("strait stopped");
     Ok(stopped?)
