@@ -15,7 +15,7 @@ use dataplane::command;
 use dataplane::runtime::{Runtime, RuntimeError};
 use crate::monitor::{Monitor, Sources};
 use strait::admin::server::AdminServer;
-use strait::admin::{Ops, SignalThread};
+use strait::admin::{Operator, SignalThread};
 use strait::config::{Config, Device};
 
 /// Why `strait run` could not start or stopped with an error.
@@ -153,7 +153,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
     let admin_socket = cfg.admin.socket.clone();
     let handles = runtime.handles().to_vec();
     let lcores = cfg.dpdk.lcores.clone();
-    let ops = Arc::new(Ops::new(opts.config_path, cfg, handles.clone(), runtime.stop_flag()));
+    let ops = Arc::new(Operator::new(opts.config_path, cfg, handles.clone(), runtime.stop_flag()));
     let (signal_thread, admin) = match start_ops(&ops, signals, admin_socket.as_deref()) {
         Ok(started) => started,
         Err(e) => {
@@ -194,7 +194,7 @@ const DEBUG_STALL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The signal thread (reload, drain) and the admin API.
 fn start_ops(
-    ops: &Arc<Ops>,
+    ops: &Arc<Operator>,
     signals: signal_hook::iterator::Signals,
     admin_socket: Option<&std::path::Path>,
 ) -> Result<(SignalThread, Option<AdminServer>), RunError> {

@@ -42,13 +42,13 @@ impl Drop for Lcore {
     }
 }
 
-fn setup(dir: &std::path::Path, toml: &str) -> (Arc<Ops>, Lcore, PathBuf) {
+fn setup(dir: &std::path::Path, toml: &str) -> (Arc<Operator>, Lcore, PathBuf) {
     let path = dir.join("strait.toml");
     std::fs::write(&path, toml).unwrap_or_else(|e| panic!("{e}"));
     let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let (handle, inbox) = channel(0);
     let lcore = serve(inbox, cfg.proxy_spec());
-    let ops = Arc::new(Ops::new(path.clone(), cfg, vec![handle], Arc::new(AtomicBool::new(false))));
+    let ops = Arc::new(Operator::new(path.clone(), cfg, vec![handle], Arc::new(AtomicBool::new(false))));
     (ops, lcore, path)
 }
 
@@ -173,7 +173,7 @@ fn a_reload_an_lcore_cannot_take_in_time_is_rolled_back_everywhere() {
     // Lcore 1 takes no command until later: stuck.
     let (h1, inbox1) = channel(1);
     let spec = cfg.proxy_spec();
-    let ops = Ops::new(path.clone(), cfg, vec![h0, h1], Arc::new(AtomicBool::new(false)));
+    let ops = Operator::new(path.clone(), cfg, vec![h0, h1], Arc::new(AtomicBool::new(false)));
     let added = CONFIG.replace(
         "{ addr = \"198.18.80.11:8080\" }",
         "{ addr = \"198.18.80.11:8080\" }, { addr = \"198.18.80.12:8080\", weight = 5 }",

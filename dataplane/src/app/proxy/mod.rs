@@ -197,7 +197,7 @@ pub struct Proxy<P: Payload> {
     due: Vec<u64>,
     stats: ProxyStats,
     /// Admin state, health and access log (`reload.rs`, `health.rs`, `drain.rs`).
-    ops: reload::Ops,
+    ops: reload::OpsState,
     /// Builds payloads from bytes (PROXY protocol headers); set by the lcore.
     payload_factory: Option<PayloadFactory<P>>,
     /// The counters shared with the other lcores' proxies (`shared.rs`).
@@ -269,7 +269,7 @@ impl<P: Payload> Proxy<P> {
             timers: None,
             due: Vec::new(),
             stats: ProxyStats::default(),
-            ops: reload::Ops::default(),
+            ops: reload::OpsState::default(),
             payload_factory: None,
             shared,
             member,
