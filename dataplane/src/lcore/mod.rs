@@ -111,9 +111,10 @@ pub struct WorkerReport {
     pub impair: Vec<PortImpairCounters>,
 }
 
-/// The TCP side of a worker: engine settings, key and services.
+/// What each lcore's TCP stack runs: the engine's settings ([`TcpConfig`]), the key of its
+/// ISN generator and SYN cookies, and the built-in services on it.
 #[derive(Debug, Clone)]
-pub struct TcpSetup {
+pub struct StackSpec {
     /// Engine settings. `mss` is lowered to fit the smallest port MTU, and `tso` is set:
     /// every port segments super-segments, in hardware or by software GSO.
     pub config: TcpConfig,
@@ -159,7 +160,7 @@ impl Worker {
         clock: TscClock,
         stop: Arc<AtomicBool>,
         stats: Arc<LcoreStats>,
-        tcp: TcpSetup,
+        tcp: StackSpec,
     ) -> Result<Self, StackError> {
         let mut cfg = tcp.config;
         // RFC 9293 §3.7.1: the MSS is the MTU minus the fixed IPv4 and TCP headers, less

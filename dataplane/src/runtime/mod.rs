@@ -36,7 +36,7 @@ use crate::app::proxy::admin::{ProxyCommand, ProxyHandle};
 use crate::app::proxy::{OpsSpec, ProxyError, ProxyShared, ProxySpec};
 use crate::command::{self, Command};
 use crate::dpdk::{tsc_hz, DpdkError, Eal, Mempool, Port};
-use crate::lcore::{LcoreStats, PortQueue, TcpSetup, TscClock, Worker, WorkerReport};
+use crate::lcore::{LcoreStats, PortQueue, StackSpec, TscClock, Worker, WorkerReport};
 use crate::tcp::StackError;
 
 use lcores::Lcores;
@@ -61,7 +61,7 @@ pub struct RuntimeSpec {
     /// The ports, in order (an lcore's port index is its place here).
     pub ports: Vec<PortSpec>,
     /// Each lcore's TCP engine settings, ISN and SYN-cookie key, and built-in services.
-    pub tcp: TcpSetup,
+    pub tcp: StackSpec,
     /// The proxy every lcore runs (listeners and pools).
     pub proxy: ProxySpec,
     /// The proxy's health checks and access log: each lcore's first command.

@@ -92,7 +92,7 @@ pub use dataplane::impair::ImpairConfig;
 pub use ops::{AdminConfig, HealthCheckConfig, PassiveHealthConfig, ShutdownConfig};
 pub use parse::CpuSet;
 pub use proxy::{ListenerConfig, PoolConfig, ServerConfig};
-pub use tcp::TcpSettings;
+pub use tcp::TcpSection;
 pub use dataplane::app::proxy::Algorithm;
 
 /// The whole configuration.
@@ -103,7 +103,7 @@ pub struct Config {
     /// DPDK EAL and memory (`[dpdk]`).
     pub dpdk: DpdkConfig,
     /// The TCP stack's settings for every connection (`[tcp]`).
-    pub tcp: TcpSettings,
+    pub tcp: TcpSection,
     /// The network ports (`[[port]]`), at least one.
     pub ports: Vec<PortConfig>,
     /// Services on the TCP stack (`[[app]]`), possibly none.

@@ -4,7 +4,7 @@
 //! and which changes a reload cannot apply (they need a restart).
 
 use dataplane::app::proxy::{CheckSpec, ListenerSpec, OpsSpec, PoolHealth, PoolSpec, ProxySpec, ServerSpec};
-use dataplane::lcore::TcpSetup;
+use dataplane::lcore::StackSpec;
 use dataplane::runtime::{PortSpec, RuntimeSpec};
 use dataplane::wire::ethernet::EthernetAddress;
 
@@ -22,7 +22,7 @@ impl Config {
             mbuf_cache: self.dpdk.mbuf_cache,
             rx_interrupts: self.dpdk.rx_interrupts,
             ports: self.ports.iter().map(PortConfig::port_spec).collect(),
-            tcp: TcpSetup { config: self.tcp.engine_config(), secret, apps: self.apps.clone() },
+            tcp: StackSpec { config: self.tcp.engine_config(), secret, apps: self.apps.clone() },
             proxy: self.proxy_spec(),
             proxy_ops: self.ops_spec(),
         }

@@ -303,7 +303,7 @@ fn rx_interrupts_default_on_and_must_be_a_bool() {
 #[test]
 fn tcp_section_defaults_values_and_errors() {
     let d = ok(PORT).tcp;
-    assert_eq!(d, TcpSettings::default());
+    assert_eq!(d, TcpSection::default());
     assert_eq!(d.engine_config().congestion, dataplane::tcp::congestion::Algorithm::Cubic);
     assert!(d.engine_config().tlp, "tail loss probes on by default");
     let t = ok(&format!(
