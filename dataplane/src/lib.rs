@@ -7,6 +7,7 @@
 //! * [`app`]: the built-in echo and sink services on top of it.
 //! * [`command`]: the command queue from the control plane to each lcore (generic over the
 //!   application: drain and capture of its own, the proxy's reload and admin commands).
+//! * [`testnet`]: TCP engines joined in memory, for tests and benchmarks.
 //! * [`capture`]: packet capture on a live lcore (copies to the control plane, bounded).
 //! * [`impair`]: seeded drop/reorder/duplicate/corrupt/delay of a port's frames (testing).
 //! * [`lb`]: backend load balancing (smooth weighted round robin, least connections, Maglev).
@@ -27,6 +28,7 @@ pub mod net;
 pub mod offload;
 pub mod rss;
 pub mod tcp;
+pub mod testnet;
 pub mod time;
 pub mod wire;
 
