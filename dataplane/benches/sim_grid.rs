@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use std::time::Instant as WallInstant;
 
 use dataplane::tcp::congestion::Algorithm;
-use dataplane::tcp::sim::{LinkParams, SimLink, SimRng};
+use dataplane::tcp::sim_link::{LinkParams, SimLink, SimRng};
 use dataplane::tcp::simulator::{run, SimParams};
 use dataplane::time::{Duration, Instant};
 use smoltcp::iface::{Config as SmolConfig, Interface, SocketHandle, SocketSet};

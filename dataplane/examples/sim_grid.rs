@@ -12,7 +12,7 @@
 //! replays exactly.
 
 use dataplane::tcp::congestion::Algorithm;
-use dataplane::tcp::sim::LinkParams;
+use dataplane::tcp::sim_link::LinkParams;
 use dataplane::tcp::simulator::{run, SimParams};
 use dataplane::time::Duration;
 

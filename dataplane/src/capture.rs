@@ -3,7 +3,7 @@
 //! to the control plane, which writes them to a file.
 //!
 //! The lcore side is a [`Tap`] per lcore, installed and removed through the lcore's
-//! command queue ([`crate::control::Command::Capture`]). Off, it costs one `Option` test
+//! command queue ([`crate::command::Command::Capture`]). Off, it costs one `Option` test
 //! per RX burst and per TX flush. On, it never blocks and never allocates: frames are
 //! copied into buffers the control plane allocated up front and lent to the lcore
 //! ([`session`]: [`BUFFERS_PER_LCORE`] per lcore), and go back on a bounded channel with

@@ -13,7 +13,7 @@
 //! direction are kept; beyond that a frame is dropped and counted as `overflow`, so a long
 //! delay can never drain the mbuf pool.
 
-use crate::tcp::sim::{LinkParams, SimLink, SimRng};
+use crate::tcp::sim_link::{LinkParams, SimLink, SimRng};
 use crate::time::{Duration, Instant};
 use crate::wire::{ethernet, ipv4};
 

@@ -13,7 +13,7 @@
 //! it. The second test lowers `min_rto` (Linux: `ip route ... rto_min`, strait:
 //! `[tcp] min_rto_ms`), which matters only where RTOs are left.
 
-use dataplane::tcp::sim::LinkParams;
+use dataplane::tcp::sim_link::LinkParams;
 use dataplane::tcp::simulator::{run, SimParams, SimReport};
 use dataplane::time::Duration;
 

@@ -6,7 +6,7 @@
 //! receives (so its flights are short and tails frequent), tail loss probes on as the
 //! proxy runs them. Each RTO there costs the 200 ms minimum, hundreds of RTTs.
 
-use dataplane::tcp::sim::LinkParams;
+use dataplane::tcp::sim_link::LinkParams;
 use dataplane::tcp::simulator::{run, SimParams, SimReport};
 use dataplane::time::Duration;
 

@@ -7,7 +7,7 @@
 //! debug assertions on), `TCP_SIM_BYTES` overrides the size and `TCP_SIM_SEED` replays one
 //! seed. Failures print the seed.
 
-use dataplane::tcp::sim::LinkParams;
+use dataplane::tcp::sim_link::LinkParams;
 use dataplane::tcp::simulator::{run, SimParams, SimReport};
 use dataplane::time::Duration;
 

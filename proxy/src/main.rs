@@ -3,7 +3,7 @@
 #![deny(unsafe_code)]
 
 mod cli;
-mod control;
+mod monitor;
 mod run;
 
 fn main() -> std::process::ExitCode {

@@ -1,5 +1,5 @@
 //! End to end: a start-up that fails after the lcores were launched stops every lcore
-//! before the error is reported (the teardown written once, `dataplane::lcore::Lcores`,
+//! before the error is reported (the teardown written once, `dataplane::runtime::Runtime`,
 //! dropped on the early return). Here the admin socket is taken: another process answers
 //! on it (as another strait would), which only the start of the admin API finds out,
 //! after the lcores run. Strait on two lcores exits non-zero naming the socket, and the

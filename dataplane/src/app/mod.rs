@@ -188,7 +188,7 @@ impl<P: Payload> Apps<P> {
         &self.proxy
     }
 
-    /// The proxy, to change it (drain, reload, admin: [`crate::control`]).
+    /// The proxy, to change it (drain, reload, admin: [`crate::command`]).
     pub fn proxy_mut(&mut self) -> &mut Proxy<P> {
         &mut self.proxy
     }

@@ -5,17 +5,18 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::*;
 use crate::tcp::{HeapPayload, TcpConfig};
+use crate::testnet;
 use crate::time::Duration;
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const PORT: u16 = 7;
 
+/// The service engine (with its apps) and a client engine, back to back
+/// ([`crate::testnet::Pair`]).
 struct Pair {
-    server: Engine<HeapPayload>,
+    net: testnet::Pair<HeapPayload>,
     apps: Apps<HeapPayload>,
-    client: Engine<HeapPayload>,
-    now: Instant,
 }
 
 impl Pair {
@@ -24,41 +25,22 @@ impl Pair {
     }
 
     fn with_spec(spec: AppSpec, cfg: TcpConfig) -> Pair {
-        let now = Instant::from_nanos(1_000_000);
-        let mut server = Engine::new(cfg.clone(), [1; 16], now);
+        let mut net = testnet::Pair::new(cfg.clone(), cfg, Instant::from_nanos(1_000_000));
         let mut apps = Apps::new();
-        assert!(apps.listen(&mut server, &spec).is_ok());
-        assert_eq!(apps.listen(&mut server, &spec).err(), Some(StackError::AddrInUse), "second listen on one address");
-        let client = Engine::new(cfg, [2; 16], now);
-        Pair { server, apps, client, now }
+        assert!(apps.listen(&mut net.server, &spec).is_ok());
+        assert_eq!(apps.listen(&mut net.server, &spec).err(), Some(StackError::AddrInUse), "second listen on one address");
+        Pair { net, apps }
     }
 
     /// One round: both engines transmit into each other, the services run, time moves
     /// 1 ms and timers fire. Returns the client's events.
     fn step(&mut self) -> Vec<StackEvent> {
-        let mut to_server = Vec::new();
-        self.client.poll_transmit(self.now, &mut |s, d, seg| to_server.push((s, d, seg)));
-        for (s, d, seg) in to_server {
-            self.server.handle_segment(s, d, &seg.repr, seg.payload, self.now);
-        }
-        self.apps.poll(&mut self.server, self.now);
-        let mut to_client = Vec::new();
-        self.server.poll_transmit(self.now, &mut |s, d, seg| to_client.push((s, d, seg)));
-        for (s, d, seg) in to_client {
-            self.client.handle_segment(s, d, &seg.repr, seg.payload, self.now);
-        }
-        self.now += Duration::from_millis(1);
-        for e in [&mut self.server, &mut self.client] {
-            if e.next_deadline().is_some_and(|t| t <= self.now) {
-                e.handle_timeouts(self.now);
-            }
-        }
-        self.apps.poll(&mut self.server, self.now);
-        let mut evs = Vec::new();
-        while let Some(ev) = self.client.poll_event() {
-            evs.push(ev);
-        }
-        evs
+        self.net.client_to_server();
+        self.apps.poll(&mut self.net.server, self.net.now);
+        self.net.server_to_client();
+        self.net.advance(Duration::from_millis(1));
+        self.apps.poll(&mut self.net.server, self.net.now);
+        self.net.client_events()
     }
 }
 
@@ -69,7 +51,7 @@ fn pattern(n: usize) -> Vec<u8> {
 /// Sends `data` from a client, reads back what the service returns (from step
 /// `read_from` on), closes; returns the bytes read back and whether the client saw `Closed`.
 fn exchange(pair: &mut Pair, data: &[u8], read_from: usize) -> (Vec<u8>, bool) {
-    let id = pair.client.connect(CLIENT, SocketAddrV4::new(SERVER, PORT), pair.now).unwrap_or_else(|e| panic!("{e}"));
+    let id = pair.net.client.connect(CLIENT, SocketAddrV4::new(SERVER, PORT), pair.net.now).unwrap_or_else(|e| panic!("{e}"));
     let mut sent = 0;
     let mut got = Vec::new();
     let mut closed = false;
@@ -78,15 +60,15 @@ fn exchange(pair: &mut Pair, data: &[u8], read_from: usize) -> (Vec<u8>, bool) {
         let evs = pair.step();
         if sent < data.len() {
             let end = (sent + 100_000).min(data.len());
-            if let Ok(n) = pair.client.write(id, HeapPayload::from_slice(&data[sent..end]), WriteFlags::NONE, pair.now) {
+            if let Ok(n) = pair.net.client.write(id, HeapPayload::from_slice(&data[sent..end]), WriteFlags::NONE, pair.net.now) {
                 sent += n;
             }
         } else if !shut {
-            assert!(pair.client.shutdown_write(id, pair.now).is_ok());
+            assert!(pair.net.client.shutdown_write(id, pair.net.now).is_ok());
             shut = true;
         }
         if step >= read_from {
-            while let Ok(Some(p)) = pair.client.read(id, usize::MAX, pair.now) {
+            while let Ok(Some(p)) = pair.net.client.read(id, usize::MAX, pair.net.now) {
                 if p.is_empty() {
                     break;
                 }
@@ -95,7 +77,7 @@ fn exchange(pair: &mut Pair, data: &[u8], read_from: usize) -> (Vec<u8>, bool) {
         }
         for ev in evs {
             if ev == StackEvent::Conn(id, Event::PeerClosed) {
-                let _ = pair.client.close(id, pair.now);
+                let _ = pair.net.client.close(id, pair.net.now);
             }
             if matches!(ev, StackEvent::Conn(i, Event::Closed { .. }) if i == id) {
                 closed = true;
@@ -121,7 +103,7 @@ fn echo_returns_every_byte_and_closes_after_the_peer() {
     assert_eq!((c.accepted, c.closed), (1, 1));
     assert_eq!(c.bytes_read, data.len() as u64);
     assert_eq!(c.bytes_written, data.len() as u64);
-    assert_eq!(pair.server.connection_count(), 0);
+    assert_eq!(pair.net.server.connection_count(), 0);
 }
 
 #[test]
@@ -166,10 +148,10 @@ fn many_connections_are_all_released() {
 #[test]
 fn events_of_unknown_connections_are_ignored() {
     let mut pair = Pair::new(AppKind::Echo, TcpConfig::default());
-    let stray = pair.client.connect(CLIENT, SocketAddrV4::new(SERVER, 9), pair.now).unwrap_or_else(|e| panic!("{e}"));
-    let now = pair.now;
-    pair.apps.handle_event(&mut pair.server, StackEvent::Conn(stray, Event::Readable), now);
-    pair.apps.handle_event(&mut pair.server, StackEvent::Acceptable(ListenerId(99)), now);
+    let stray = pair.net.client.connect(CLIENT, SocketAddrV4::new(SERVER, 9), pair.net.now).unwrap_or_else(|e| panic!("{e}"));
+    let now = pair.net.now;
+    pair.apps.handle_event(&mut pair.net.server, StackEvent::Conn(stray, Event::Readable), now);
+    pair.apps.handle_event(&mut pair.net.server, StackEvent::Acceptable(ListenerId(99)), now);
     assert_eq!(pair.apps.connection_count(), 0);
     assert_eq!(pair.apps.counters(), &AppCounters::default());
 }
@@ -189,11 +171,11 @@ fn connection_limit_and_idle_timeout() {
         let mut p = Pair::with_spec(spec, TcpConfig::default());
         let dst = SocketAddrV4::new(SERVER, PORT);
         let ids: Vec<ConnId> =
-            (0..3).map(|_| p.client.connect(CLIENT, dst, p.now).unwrap_or_else(|e| panic!("{e}"))).collect();
+            (0..3).map(|_| p.net.client.connect(CLIENT, dst, p.net.now).unwrap_or_else(|e| panic!("{e}"))).collect();
         let mut closed = Vec::new();
         for step in 0..8_000u32 {
             if step % 1000 == 500 {
-                let _ = p.client.write(ids[0], HeapPayload::from_slice(b"x"), WriteFlags::NONE, p.now);
+                let _ = p.net.client.write(ids[0], HeapPayload::from_slice(b"x"), WriteFlags::NONE, p.net.now);
             }
             for ev in p.step() {
                 if let StackEvent::Conn(id, Event::Closed { reason }) = ev {

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use proptest::prelude::*;
 
 use super::*;
-use crate::tcp::sim::SimRng;
+use crate::tcp::sim_link::SimRng;
 
 fn backend(id: usize, last: u8, weight: u32) -> Backend {
     Backend {

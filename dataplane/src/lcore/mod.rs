@@ -39,14 +39,12 @@ mod egress;
 mod idle;
 mod impair;
 mod ingress;
-mod launch;
 pub mod port;
 pub mod stats;
 pub mod steer;
 pub mod tx;
 pub mod wake;
 
-pub use launch::Lcores;
 pub use port::PortQueue;
 pub use stats::{
     memory_limit, memory_pressure_wanted, LcoreStats, PortImpairCounters, PublishedCounters,
@@ -115,9 +113,10 @@ pub struct WorkerReport {
     pub impair: Vec<PortImpairCounters>,
 }
 
-/// The TCP side of a worker: engine settings, key and services.
+/// What each lcore's TCP stack runs: the engine's settings ([`TcpConfig`]), the key of its
+/// ISN generator and SYN cookies, and the built-in services on it.
 #[derive(Debug, Clone)]
-pub struct TcpSetup {
+pub struct StackSpec {
     /// Engine settings. `mss` is lowered to fit the smallest port MTU, and `tso` is set:
     /// every port segments super-segments, in hardware or by software GSO.
     pub config: TcpConfig,
@@ -144,8 +143,8 @@ pub struct Worker {
     /// Below this many free mbufs, received data segments are shed (see
     /// [`LcoreStats::tcp_rx_shed`]).
     shed_below: u32,
-    /// Commands from the control plane, polled once per iteration ([`crate::control`]).
-    control: Option<crate::control::Inbox<ProxyCommand>>,
+    /// Commands from the control plane, polled once per iteration ([`crate::command`]).
+    control: Option<crate::command::Inbox<ProxyCommand>>,
     /// Flow steering to and from the other lcores (none with a single lcore).
     steer: Option<SteeringLinks>,
     /// A fingerprint of the server addresses last pinned ([`Worker::pin_servers`]).
@@ -165,7 +164,7 @@ impl Worker {
         clock: TscClock,
         stop: Arc<AtomicBool>,
         stats: Arc<LcoreStats>,
-        tcp: TcpSetup,
+        tcp: StackSpec,
     ) -> Result<Self, StackError> {
         let mut cfg = tcp.config;
         // RFC 9293 §3.7.1: the MSS is the MTU minus the fixed IPv4 and TCP headers, less
@@ -235,9 +234,9 @@ impl Worker {
         self
     }
 
-    /// Takes commands from the control plane through `inbox` ([`crate::control`]); the
+    /// Takes commands from the control plane through `inbox` ([`crate::command`]); the
     /// lcore's application, the proxy, runs those of [`ProxyCommand`].
-    pub fn set_control(&mut self, inbox: crate::control::Inbox<ProxyCommand>) {
+    pub fn set_control(&mut self, inbox: crate::command::Inbox<ProxyCommand>) {
         self.control = Some(inbox);
     }
 
@@ -357,7 +356,7 @@ impl Worker {
             }
             let mut work = 0;
             if let Some(inbox) = self.control.as_mut() {
-                work += crate::control::poll(inbox, &mut self.engine, self.apps.proxy_mut(), now);
+                work += crate::command::poll(inbox, &mut self.engine, self.apps.proxy_mut(), now);
             }
             let work = work + self.poll_once(now);
             let t1 = tsc();
@@ -443,7 +442,7 @@ impl Worker {
         let mut work = 0;
         let Worker { ports, pool, stats, rx, rx_due, scratch, engine, apps, shed_below, steer, control, .. } = self;
         // Off (no session), capture costs this test per burst and per flush.
-        let mut tap = control.as_mut().and_then(crate::control::Inbox::capture_mut);
+        let mut tap = control.as_mut().and_then(crate::command::Inbox::capture_mut);
         let ephemeral = engine.config().ephemeral_ports;
         for (port_index, p) in ports.iter_mut().enumerate() {
             // A full burst means more frames wait: take up to RX_BURSTS_PER_PASS bursts

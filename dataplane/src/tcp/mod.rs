@@ -12,7 +12,7 @@ pub mod payload;
 pub mod recovery;
 pub mod seq;
 pub mod shared;
-pub mod sim;
+pub mod sim_link;
 pub mod simulator;
 pub mod syncookie;
 pub mod time_wait;

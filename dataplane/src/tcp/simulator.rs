@@ -14,7 +14,7 @@ use super::connection::{CloseReason, Event};
 use super::counters::Counters;
 use super::engine::{ConnId, Engine, StackError, StackEvent};
 use super::payload::{HeapPayload, Payload};
-use super::sim::{LinkParams, LinkStats, SimLink, SimRng};
+use super::sim_link::{LinkParams, LinkStats, SimLink, SimRng};
 use crate::time::{Duration, Instant};
 use crate::wire::tcp::{self as wire_tcp};
 

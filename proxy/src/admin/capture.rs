@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use dataplane::capture::{self, Direction, Filter, Sink, Spec, TapCounters};
 use dataplane::app::proxy::admin::ProxyHandle as Handle;
-use dataplane::control::Command;
+use dataplane::command::Command;
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
 use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
 use pcap_file::pcapng::PcapNgWriter;
@@ -345,7 +345,7 @@ fn detach(lcores: &[Handle]) {
     let give_up = Instant::now() + DETACH_PATIENCE;
     for h in lcores {
         while let Err(e) = h.send(Command::Capture(None)) {
-            if matches!(e, dataplane::control::SendError::Gone(_)) || Instant::now() >= give_up {
+            if matches!(e, dataplane::command::SendError::Gone(_)) || Instant::now() >= give_up {
                 tracing::warn!(error = %e, "capture: tap not taken back");
                 break;
             }

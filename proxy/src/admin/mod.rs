@@ -2,9 +2,9 @@
 //! admin state and the admin API (a unix socket, [`server`]) with `strait ctl` as its
 //! client ([`ctl`]).
 //!
-//! [`Ops`] is the one place these act from, whichever asked (SIGHUP, SIGTERM, the admin
+//! [`Operator`] is the one place these act from, whichever asked (SIGHUP, SIGTERM, the admin
 //! API). It reaches the lcores only through their command queues
-//! ([`dataplane::control`]): a command is `try_send`, an answer comes back on a reply
+//! ([`dataplane::command`]): a command is `try_send`, an answer comes back on a reply
 //! channel with a timeout, so a slow or stuck lcore makes a command fail, never the
 //! data path wait.
 //!
@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dataplane::app::proxy::admin::{AdminState, ConnPage, KillTarget, LcoreView, ProxyCommand, ProxyHandle as Handle};
-use dataplane::control::Command;
+use dataplane::command::Command;
 
 use crate::config::Config;
 use crate::systemd::Notifier;
@@ -69,8 +69,9 @@ pub fn reload_counts() -> (u64, u64, u64) {
     (RELOADS_OK.load(Relaxed), RELOADS_REJECTED.load(Relaxed), RELOADS_FAILED.load(Relaxed))
 }
 
-/// Reload, drain, admin state and queries of a running data plane. See the module docs.
-pub struct Ops {
+/// What an operator can do to a running data plane, whoever asks (SIGHUP, SIGTERM, the
+/// admin API): reload, drain, server admin state, queries. See the module docs.
+pub struct Operator {
     config_path: PathBuf,
     config: Mutex<Config>,
     lcores: Vec<Handle>,
@@ -94,11 +95,11 @@ enum CaptureState {
     Done(capture::Summary),
 }
 
-impl Ops {
-    /// Ops over the lcores reached through `lcores`; `stop` ends their loops; `config`
+impl Operator {
+    /// An operator of the lcores reached through `lcores`; `stop` ends their loops; `config`
     /// is what runs, loaded from `config_path` (re-read on reload).
-    pub fn new(config_path: PathBuf, config: Config, lcores: Vec<Handle>, stop: Arc<AtomicBool>) -> Ops {
-        Ops {
+    pub fn new(config_path: PathBuf, config: Config, lcores: Vec<Handle>, stop: Arc<AtomicBool>) -> Operator {
+        Operator {
             config_path,
             config: Mutex::new(config),
             lcores,
@@ -236,7 +237,7 @@ impl Ops {
                         sent.push(h);
                         break;
                     }
-                    Err(dataplane::control::SendError::Full(_)) => std::thread::sleep(Duration::from_millis(10)),
+                    Err(dataplane::command::SendError::Full(_)) => std::thread::sleep(Duration::from_millis(10)),
                     Err(e) => {
                         tracing::warn!(error = %e, "drain not delivered");
                         break;
@@ -464,11 +465,11 @@ impl Ops {
 
 /// Sends `cmd()`, retrying for up to [`REPLY_TIMEOUT`] while the lcore's queue is full
 /// (a reload's second phase must arrive).
-fn send_patiently(h: &Handle, cmd: impl Fn() -> Command<ProxyCommand>) -> Result<(), dataplane::control::SendError> {
+fn send_patiently(h: &Handle, cmd: impl Fn() -> Command<ProxyCommand>) -> Result<(), dataplane::command::SendError> {
     let give_up = Instant::now() + REPLY_TIMEOUT;
     loop {
         match h.send(cmd()) {
-            Err(dataplane::control::SendError::Full(_)) if Instant::now() < give_up => {
+            Err(dataplane::command::SendError::Full(_)) if Instant::now() < give_up => {
                 std::thread::sleep(Duration::from_millis(5));
             }
             r => return r,
@@ -484,7 +485,7 @@ fn server_addr(addr: &str) -> Result<SocketAddrV4, String> {
     addr.parse().map_err(|_| format!("{addr:?} is not an IPv4 address and port"))
 }
 
-/// The thread that turns signals into [`Ops`] calls.
+/// The thread that turns signals into [`Operator`] calls.
 pub struct SignalThread {
     handle: signal_hook::iterator::Handle,
     join: std::thread::JoinHandle<()>,
@@ -494,7 +495,7 @@ impl SignalThread {
     /// Handles SIGHUP (reload), SIGTERM and SIGINT (drain, then stop; a second one stops
     /// at once) until [`SignalThread::shutdown`].
     /// `signals` must cover them (registered early, so that none is lost at start-up).
-    pub fn start(ops: Arc<Ops>, mut signals: signal_hook::iterator::Signals) -> std::io::Result<SignalThread> {
+    pub fn start(ops: Arc<Operator>, mut signals: signal_hook::iterator::Signals) -> std::io::Result<SignalThread> {
         use signal_hook::consts::SIGHUP;
         let handle = signals.handle();
         let join = std::thread::Builder::new().name("strait-signals".into()).spawn(move || {

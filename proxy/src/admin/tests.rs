@@ -1,12 +1,12 @@
-//! [`Ops`] against a real lcore command queue served by a thread that runs
-//! [`dataplane::control::poll`] over a TCP engine with the proxy as its application (no network: the
+//! [`Operator`] against a real lcore command queue served by a thread that runs
+//! [`dataplane::command::poll`] over a TCP engine with the proxy as its application (no network: the
 //! commands, replies, reload from a file and the admin socket are what is tested).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use dataplane::app::Apps;
-use dataplane::control::{channel, poll};
+use dataplane::command::{channel, poll};
 use dataplane::tcp::{Engine, HeapPayload, TcpConfig};
 use dataplane::time::Instant;
 
@@ -42,24 +42,24 @@ impl Drop for Lcore {
     }
 }
 
-fn setup(dir: &std::path::Path, toml: &str) -> (Arc<Ops>, Lcore, PathBuf) {
+fn setup(dir: &std::path::Path, toml: &str) -> (Arc<Operator>, Lcore, PathBuf) {
     let path = dir.join("strait.toml");
     std::fs::write(&path, toml).unwrap_or_else(|e| panic!("{e}"));
     let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let (handle, inbox) = channel(0);
     let lcore = serve(inbox, cfg.proxy_spec());
-    let ops = Arc::new(Ops::new(path.clone(), cfg, vec![handle], Arc::new(AtomicBool::new(false))));
+    let ops = Arc::new(Operator::new(path.clone(), cfg, vec![handle], Arc::new(AtomicBool::new(false))));
     (ops, lcore, path)
 }
 
 /// A thread serving `inbox` as an lcore running the proxy with `spec`.
-fn serve(inbox: dataplane::control::Inbox<dataplane::app::proxy::admin::ProxyCommand>, spec: dataplane::app::proxy::ProxySpec) -> Lcore {
+fn serve(inbox: dataplane::command::Inbox<dataplane::app::proxy::admin::ProxyCommand>, spec: dataplane::app::proxy::ProxySpec) -> Lcore {
     serve_feeding(inbox, spec, None)
 }
 
 /// As [`serve`]; with `frame`, the lcore offers that frame to its capture tap (when it has
 /// one) every loop iteration, as if it received it on port 0.
-fn serve_feeding(mut inbox: dataplane::control::Inbox<dataplane::app::proxy::admin::ProxyCommand>, spec: dataplane::app::proxy::ProxySpec, frame: Option<Vec<u8>>) -> Lcore {
+fn serve_feeding(mut inbox: dataplane::command::Inbox<dataplane::app::proxy::admin::ProxyCommand>, spec: dataplane::app::proxy::ProxySpec, frame: Option<Vec<u8>>) -> Lcore {
     let stop = Arc::new(AtomicBool::new(false));
     let s = Arc::clone(&stop);
     let thread = std::thread::spawn(move || {
@@ -173,7 +173,7 @@ fn a_reload_an_lcore_cannot_take_in_time_is_rolled_back_everywhere() {
     // Lcore 1 takes no command until later: stuck.
     let (h1, inbox1) = channel(1);
     let spec = cfg.proxy_spec();
-    let ops = Ops::new(path.clone(), cfg, vec![h0, h1], Arc::new(AtomicBool::new(false)));
+    let ops = Operator::new(path.clone(), cfg, vec![h0, h1], Arc::new(AtomicBool::new(false)));
     let added = CONFIG.replace(
         "{ addr = \"198.18.80.11:8080\" }",
         "{ addr = \"198.18.80.11:8080\" }, { addr = \"198.18.80.12:8080\", weight = 5 }",

@@ -83,15 +83,16 @@ mod tcp;
 mod validate;
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-pub use dataplane::app::AppKind;
+pub use dataplane::app::{AppKind, AppSpec};
+pub use dataplane::dpdk::Offloads;
 pub use dataplane::impair::ImpairConfig;
 pub use ops::{AdminConfig, HealthCheckConfig, PassiveHealthConfig, ShutdownConfig};
 pub use parse::CpuSet;
 pub use proxy::{ListenerConfig, PoolConfig, ServerConfig};
-pub use tcp::TcpSettings;
+pub use tcp::TcpSection;
 pub use dataplane::app::proxy::Algorithm;
 
 /// The whole configuration.
@@ -102,11 +103,11 @@ pub struct Config {
     /// DPDK EAL and memory (`[dpdk]`).
     pub dpdk: DpdkConfig,
     /// The TCP stack's settings for every connection (`[tcp]`).
-    pub tcp: TcpSettings,
+    pub tcp: TcpSection,
     /// The network ports (`[[port]]`), at least one.
     pub ports: Vec<PortConfig>,
     /// Services on the TCP stack (`[[app]]`), possibly none.
-    pub apps: Vec<AppConfig>,
+    pub apps: Vec<AppSpec>,
     /// Proxy listeners (`[[listener]]`), possibly none.
     pub listeners: Vec<ListenerConfig>,
     /// Backend server pools (`[[pool]]`), possibly none.
@@ -125,19 +126,6 @@ pub struct MetricsConfig {
     /// Kernel address the Prometheus endpoint listens on (`listen = "127.0.0.1:9100"`);
     /// `None`: no endpoint.
     pub listen: Option<std::net::SocketAddr>,
-}
-
-/// One `[[app]]`: a built-in service listening on a TCP address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AppConfig {
-    /// What it does.
-    pub kind: AppKind,
-    /// Where it listens: a port's address (or `0.0.0.0` for all) and a non-zero TCP port.
-    pub listen: SocketAddrV4,
-    /// Connections at most at once, more are reset (`max_connections`, default 10000).
-    pub max_connections: u32,
-    /// A connection moving no byte this long is reset (`idle_timeout_ms`, default 60 s).
-    pub idle_timeout: std::time::Duration,
 }
 
 /// `[log]`.
@@ -228,8 +216,9 @@ pub struct PortConfig {
     pub mtu: u16,
     /// MAC address to use instead of the device's (unicast).
     pub mac: Option<[u8; 6]>,
-    /// Offloads the operator allows (the device grants what it supports).
-    pub offloads: OffloadSwitches,
+    /// Offloads the operator allows (`[port.offloads]`, each on by default; the device
+    /// grants what it supports).
+    pub offloads: Offloads,
     /// Seeded impairment of the port's frames (`[port.impair]`, for tests); off by default.
     pub impair: ImpairConfig,
     /// New ARP resolutions of addresses that are neither the gateway nor a server, per
@@ -252,40 +241,6 @@ impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Device::Pci(s) | Device::Vdev(s) => f.write_str(s),
-        }
-    }
-}
-
-/// Offload switches; `true` allows the offload if the device supports it, `false`
-/// forbids it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OffloadSwitches {
-    /// TCP segmentation offload.
-    pub tso: bool,
-    /// IPv4 header checksum on transmit.
-    pub ipv4_checksum: bool,
-    /// TCP checksum on transmit.
-    pub tcp_checksum: bool,
-    /// UDP checksum on transmit.
-    pub udp_checksum: bool,
-    /// Multi-segment (chained mbuf) transmit.
-    pub multi_seg: bool,
-    /// Receive-side scaling across queues.
-    pub rss: bool,
-    /// Receive checksum validation.
-    pub rx_checksum: bool,
-}
-
-impl Default for OffloadSwitches {
-    fn default() -> Self {
-        OffloadSwitches {
-            tso: true,
-            ipv4_checksum: true,
-            tcp_checksum: true,
-            udp_checksum: true,
-            multi_seg: true,
-            rss: true,
-            rx_checksum: true,
         }
     }
 }

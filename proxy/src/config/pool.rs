@@ -13,7 +13,7 @@ use super::Config;
 
 /// Mbufs a busy session needs at the least: one segment in flight each way.
 pub const MBUFS_PER_SESSION: u64 = 2;
-/// RX descriptors each port queue keeps filled (`run.rs`'s cap; the pool's quarter rule
+/// RX descriptors each port queue keeps filled (`dataplane::runtime`'s cap; the pool's quarter rule
 /// lowers it for small pools).
 const RX_RING_MBUFS: u64 = 4096;
 /// Headroom for TX rings, the TX backlog and control traffic.

@@ -56,7 +56,7 @@ use dataplane::tcp::KeepaliveConfig;
 
 use super::parse;
 use super::raw::{describe, Errors, Table};
-use super::{AppConfig, PortConfig};
+use super::{AppSpec, PortConfig};
 
 /// One `[[listener]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -362,7 +362,7 @@ pub(crate) fn listeners(
     value: Option<&Value>,
     ports: Option<&[PortConfig]>,
     pools: Option<&[PoolConfig]>,
-    apps: Option<&[AppConfig]>,
+    apps: Option<&[AppSpec]>,
     errs: &mut Errors,
 ) -> Option<Vec<ListenerConfig>> {
     let Some(value) = value else {

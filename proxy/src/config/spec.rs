@@ -1,12 +1,33 @@
-//! From the validated configuration to what the data plane takes: the proxy's listeners
-//! and pools ([`ProxySpec`]), its health checks and access log ([`OpsSpec`]), and which
-//! changes a reload cannot apply (they need a restart).
+//! From the validated configuration to what the data plane takes: the whole data plane
+//! ([`RuntimeSpec`]: EAL arguments, pool, ports, lcores, TCP, services), the proxy's
+//! listeners and pools ([`ProxySpec`]), its health checks and access log ([`OpsSpec`]),
+//! and which changes a reload cannot apply (they need a restart).
 
 use dataplane::app::proxy::{CheckSpec, ListenerSpec, OpsSpec, PoolHealth, PoolSpec, ProxySpec, ServerSpec};
+use dataplane::lcore::StackSpec;
+use dataplane::runtime::{PortSpec, RuntimeSpec};
+use dataplane::wire::ethernet::EthernetAddress;
 
-use super::Config;
+use super::{af_xdp, Config, Device, PortConfig};
 
 impl Config {
+    /// The data plane to bring up (`dataplane::runtime::Runtime::start`): EAL arguments
+    /// with `file_prefix`, the pool, the ports, the lcores, and on each the TCP engine
+    /// keyed with `secret` (ISN generator and SYN cookies), the services and the proxy.
+    pub fn runtime_spec(&self, file_prefix: &str, secret: [u8; 16]) -> RuntimeSpec {
+        RuntimeSpec {
+            eal_args: self.dpdk.eal_args(&self.ports, file_prefix),
+            lcores: self.dpdk.lcores.clone(),
+            mbufs: self.dpdk.mbufs,
+            mbuf_cache: self.dpdk.mbuf_cache,
+            rx_interrupts: self.dpdk.rx_interrupts,
+            ports: self.ports.iter().map(PortConfig::port_spec).collect(),
+            tcp: StackSpec { config: self.tcp.engine_config(), secret, apps: self.apps.clone() },
+            proxy: self.proxy_spec(),
+            proxy_ops: self.ops_spec(),
+        }
+    }
+
     /// The proxy's listeners and pools as the data plane takes them (pools by index).
     pub fn proxy_spec(&self) -> ProxySpec {
         let pools: Vec<PoolSpec> = self
@@ -96,6 +117,36 @@ impl Config {
     }
 }
 
+impl PortConfig {
+    /// The port as the data plane brings it up.
+    pub fn port_spec(&self) -> PortSpec {
+        PortSpec {
+            name: self.name.clone(),
+            devices: self.device_names(),
+            ipv4: self.ipv4,
+            prefix_len: self.prefix_len,
+            gateway: self.gateway,
+            mtu: self.mtu,
+            mac: self.mac.map(EthernetAddress),
+            offloads: self.offloads,
+            impair: self.impair,
+            arp_resolutions_per_second: self.arp_resolutions_per_second,
+        }
+    }
+
+    /// The DPDK device names the port is made of: the vdev's driver instance name (the
+    /// part before the first comma) or the PCI address; for an AF_XDP port of several
+    /// queues, one per queue ([`af_xdp::queue_vdevs`]).
+    fn device_names(&self) -> Vec<String> {
+        let instance = |vdev: &str| vdev.split(',').next().unwrap_or(vdev).to_string();
+        match &self.device {
+            Device::Vdev(s) if af_xdp::is_af_xdp(&self.device) => af_xdp::queue_vdevs(s).iter().map(|v| instance(v)).collect(),
+            Device::Vdev(s) => vec![instance(s)],
+            Device::Pci(s) => vec![s.clone()],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::CpuSet;
@@ -154,5 +205,28 @@ interval_ms = 300
         let why = old.restart_needed(&cfg("[tcp]\ncongestion = \"newreno\"\n"));
         assert_eq!(why.len(), 1, "{why:?}");
         assert!(why[0].starts_with("tcp: changed; this needs a restart"), "{why:?}");
+    }
+
+    #[test]
+    fn ports_become_the_dataplanes_port_specs() {
+        let c = cfg("");
+        let p = &c.ports[0];
+        let spec = p.port_spec();
+        assert_eq!(spec.devices, vec!["net_tap0".to_string()]);
+        assert_eq!((spec.name.as_str(), spec.ipv4, spec.prefix_len), ("tap0", p.ipv4, 24));
+        assert_eq!(spec.offloads, dataplane::dpdk::Offloads::ALL);
+        let mut xdp = p.clone();
+        xdp.device = Device::Vdev("net_af_xdp0,iface=veth0,start_queue=0,queue_count=2".into());
+        assert_eq!(xdp.port_spec().devices, vec!["net_af_xdp0".to_string(), "net_af_xdp0_q1".to_string()]);
+        assert!(xdp.port_spec().is_af_xdp());
+        let mut pci = p.clone();
+        pci.device = Device::Pci("0000:00:08.0".into());
+        assert_eq!(pci.port_spec().devices, vec!["0000:00:08.0".to_string()]);
+        let rt = c.runtime_spec("strait-test", [7; 16]);
+        assert_eq!(rt.lcores, c.dpdk.lcores);
+        assert_eq!(rt.ports.len(), 1);
+        assert_eq!(rt.tcp.secret, [7; 16]);
+        assert_eq!(rt.proxy, c.proxy_spec());
+        assert!(rt.eal_args.iter().any(|a| a == "strait-test"));
     }
 }

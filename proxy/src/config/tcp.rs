@@ -11,9 +11,10 @@ use config::Value;
 
 use super::raw::{Errors, Table};
 
-/// `[tcp]`.
+/// The validated `[tcp]` table, in the file's units and names; the engine takes it as a
+/// [`TcpConfig`] ([`TcpSection::engine_config`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpSettings {
+pub struct TcpSection {
     /// Congestion control (`congestion = "cubic" | "newreno"`; RFC 9438 / RFC 5681).
     pub congestion: Congestion,
     /// The RTO's lower bound (`min_rto_ms`, RFC 6298 §2.4 says 1 s, Linux uses 200 ms; a
@@ -61,10 +62,10 @@ pub struct TcpSettings {
     pub base_mss: u16,
 }
 
-impl Default for TcpSettings {
+impl Default for TcpSection {
     fn default() -> Self {
         let d = TcpConfig::default();
-        TcpSettings {
+        TcpSection {
             congestion: Congestion::Cubic,
             min_rto: d.min_rto,
             sndbuf: d.sndbuf,
@@ -93,7 +94,7 @@ impl Default for TcpSettings {
     }
 }
 
-impl TcpSettings {
+impl TcpSection {
     /// The engine configuration: `TcpConfig::default()` with these settings.
     pub fn engine_config(&self) -> TcpConfig {
         TcpConfig {
@@ -128,7 +129,7 @@ const MIN_BASE_MSS: u16 = 48;
 /// Largest `base_mss`: an IPv4 packet of 65 535 bytes less 40 bytes of headers.
 const MAX_BASE_MSS: u16 = 65495;
 
-pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
+pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSection> {
     let t = Table::new(value, "tcp", errs)?;
     t.deny_unknown(
         &[
@@ -150,7 +151,7 @@ pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
         ],
         errs,
     );
-    let d = TcpSettings::default();
+    let d = TcpSection::default();
     let congestion = match t.string("congestion", errs).as_deref() {
         None if t.get("congestion").is_none() => Some(d.congestion),
         None => None,
@@ -181,7 +182,7 @@ pub(crate) fn tcp(value: &Value, errs: &mut Errors) -> Option<TcpSettings> {
     // From Linux `tcp_min_snd_mss` (48) to the largest IPv4 MSS; above the port's own MSS
     // it is cut to that.
     let base_mss = t.uint_or("base_mss", u32::from(d.base_mss), u32::from(MIN_BASE_MSS), u32::from(MAX_BASE_MSS), errs);
-    Some(TcpSettings {
+    Some(TcpSection {
         congestion: congestion?,
         min_rto: Duration::from_millis(u64::from(min_rto?)),
         sndbuf: sndbuf?,

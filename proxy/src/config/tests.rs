@@ -73,7 +73,7 @@ fn minimal_config_gets_the_defaults() {
     assert_eq!(p.device, Device::Vdev("net_tap0,iface=strait0".into()));
     assert_eq!((p.ipv4, p.prefix_len), (Ipv4Addr::new(198, 18, 0, 2), 24));
     assert_eq!((p.gateway, p.mtu, p.mac), (None, 1500, None));
-    assert_eq!(p.offloads, OffloadSwitches::default());
+    assert_eq!(p.offloads, Offloads::ALL);
 }
 
 #[test]
@@ -303,7 +303,7 @@ fn rx_interrupts_default_on_and_must_be_a_bool() {
 #[test]
 fn tcp_section_defaults_values_and_errors() {
     let d = ok(PORT).tcp;
-    assert_eq!(d, TcpSettings::default());
+    assert_eq!(d, TcpSection::default());
     assert_eq!(d.engine_config().congestion, dataplane::tcp::congestion::Algorithm::Cubic);
     assert!(d.engine_config().tlp, "tail loss probes on by default");
     let t = ok(&format!(
@@ -577,8 +577,8 @@ fn offload_switches_only_turn_off() {
         "[port.offloads]\ntso = false\nrx_checksum = false",
     ));
     let o = cfg.ports[0].offloads;
-    assert!(!o.tso && !o.rx_checksum);
-    assert!(o.ipv4_checksum && o.tcp_checksum && o.udp_checksum && o.multi_seg && o.rss);
+    assert!(!o.tso && !o.rx_cksum);
+    assert!(o.ipv4_cksum && o.tcp_cksum && o.udp_cksum && o.multi_seg && o.rss);
     // Every mistyped switch is reported, not just the first.
     assert_eq!(
         errors(&with_port("[port.offloads]\ntso = 0\nrss = \"no\"")).len(),
@@ -674,13 +674,13 @@ fn apps_are_optional_and_parsed() {
     assert_eq!(
         cfg.apps,
         vec![
-            AppConfig {
+            AppSpec {
                 kind: AppKind::Echo,
                 listen: "198.18.0.2:7".parse().unwrap_or_else(|e| panic!("{e}")),
                 max_connections: 10_000,
                 idle_timeout: std::time::Duration::from_secs(60),
             },
-            AppConfig {
+            AppSpec {
                 kind: AppKind::Sink,
                 listen: "0.0.0.0:9".parse().unwrap_or_else(|e| panic!("{e}")),
                 max_connections: 5,

@@ -9,8 +9,8 @@ use tracing_subscriber::EnvFilter;
 use super::parse::{self, CpuSet};
 use super::raw::{as_string, as_uint, describe, Errors, Table};
 use super::{
-    AppConfig, AppKind, Config, ConfigErrors, Device, DpdkConfig, LogConfig, LogFormat, Memory, MetricsConfig,
-    OffloadSwitches, PortConfig,
+    AppKind, AppSpec, Config, ConfigErrors, Device, DpdkConfig, LogConfig, LogFormat, Memory, MetricsConfig,
+    Offloads, PortConfig,
 };
 use dataplane::impair::{DirectionParams, ImpairConfig, Probability};
 
@@ -390,7 +390,7 @@ fn ports(value: Option<&Value>, errs: &mut Errors) -> Option<Vec<PortConfig>> {
     // Offload and MTU combinations a device cannot honour.
     for (i, p) in parsed.iter().enumerate() {
         let Some(p) = p else { continue };
-        if p.offloads.tso && !p.offloads.tcp_checksum {
+        if p.offloads.tso && !p.offloads.tcp_cksum {
             errs.push(
                 format!("port[{i}].offloads.tso"),
                 "TSO needs tcp_checksum = true (the device writes each segment's TCP checksum); set both or neither",
@@ -542,7 +542,7 @@ fn port(value: &Value, index: usize, errs: &mut Errors) -> Option<PortConfig> {
     });
 
     let offloads = match t.get("offloads") {
-        None => Some(OffloadSwitches::default()),
+        None => Some(Offloads::ALL),
         Some(v) => offloads(v, &t.path_of("offloads"), errs),
     };
     let impair = match t.get("impair") {
@@ -612,7 +612,7 @@ fn probability(t: &Table<'_>, key: &str, errs: &mut Errors) -> Option<Probabilit
     }
 }
 
-fn offloads(value: &Value, path: &str, errs: &mut Errors) -> Option<OffloadSwitches> {
+fn offloads(value: &Value, path: &str, errs: &mut Errors) -> Option<Offloads> {
     let t = Table::new(value, path, errs)?;
     t.deny_unknown(
         &[
@@ -634,20 +634,20 @@ fn offloads(value: &Value, path: &str, errs: &mut Errors) -> Option<OffloadSwitc
     let multi_seg = t.bool_or("multi_seg", true, errs);
     let rss = t.bool_or("rss", true, errs);
     let rx_checksum = t.bool_or("rx_checksum", true, errs);
-    Some(OffloadSwitches {
+    Some(Offloads {
         tso: tso?,
-        ipv4_checksum: ipv4_checksum?,
-        tcp_checksum: tcp_checksum?,
-        udp_checksum: udp_checksum?,
+        ipv4_cksum: ipv4_checksum?,
+        tcp_cksum: tcp_checksum?,
+        udp_cksum: udp_checksum?,
         multi_seg: multi_seg?,
         rss: rss?,
-        rx_checksum: rx_checksum?,
+        rx_cksum: rx_checksum?,
     })
 }
 
 /// `[[app]]` (optional). `ports` is `None` when the ports were invalid: the addresses
 /// are then not checked against them (their errors are reported already).
-fn apps(value: Option<&Value>, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<Vec<AppConfig>> {
+fn apps(value: Option<&Value>, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<Vec<AppSpec>> {
     let Some(value) = value else {
         return Some(Vec::new());
     };
@@ -665,7 +665,7 @@ fn apps(value: Option<&Value>, ports: Option<&[PortConfig]>, errs: &mut Errors) 
         }
     };
     let before = errs.0.len();
-    let parsed: Vec<Option<AppConfig>> =
+    let parsed: Vec<Option<AppSpec>> =
         items.iter().enumerate().map(|(i, v)| app(v, i, ports, errs)).collect();
     for (i, a) in parsed.iter().enumerate() {
         let Some(a) = a else { continue };
@@ -696,7 +696,7 @@ fn metrics(value: &Value, errs: &mut Errors) -> Option<MetricsConfig> {
     }
 }
 
-fn app(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<AppConfig> {
+fn app(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<AppSpec> {
     let path = format!("app[{index}]");
     let t = Table::new(value, &path, errs)?;
     t.deny_unknown(&["kind", "listen", "max_connections", "idle_timeout_ms"], errs);
@@ -730,10 +730,10 @@ fn app(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Err
         t.uint_or("max_connections", dataplane::app::AppSpec::DEFAULT_MAX_CONNECTIONS, 1, 1_000_000, errs);
     let default_idle = u32::try_from(dataplane::app::AppSpec::DEFAULT_IDLE_TIMEOUT.as_millis()).unwrap_or(60_000);
     let idle = t.uint_or("idle_timeout_ms", default_idle, 1, 86_400_000, errs);
-    Some(AppConfig {
+    Some(AppSpec {
         kind: kind?,
         listen: listen?,
         max_connections: max_connections?,
-        idle_timeout: std::time::Duration::from_millis(u64::from(idle?)),
+        idle_timeout: dataplane::time::Duration::from_millis(u64::from(idle?)),
     })
 }

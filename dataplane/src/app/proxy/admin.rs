@@ -1,12 +1,12 @@
 //! The proxy's side of the lcore command queue: its commands (reload in two phases, server
 //! admin state and weight, kills, the admin API's view) and their views, run on the lcore
-//! by [`Controlled::execute`]. The queue itself ([`crate::control`]) is generic and knows
+//! by [`Controlled::execute`]. The queue itself ([`crate::command`]) is generic and knows
 //! nothing of the proxy; the lcore gives it the proxy as its application.
 
 use std::net::SocketAddrV4;
 use std::sync::mpsc::SyncSender;
 
-use crate::control::{Controlled, LcoreContext};
+use crate::command::{Controlled, LcoreContext};
 use crate::tcp::{Engine, Payload};
 use crate::time::{Duration, Instant};
 
@@ -53,7 +53,7 @@ pub(super) fn page_ids(ids: impl Iterator<Item = u64>, page: ConnPage) -> (Vec<u
 }
 
 /// The control plane's end of an lcore queue that serves the proxy.
-pub type ProxyHandle = crate::control::Handle<ProxyCommand>;
+pub type ProxyHandle = crate::command::Handle<ProxyCommand>;
 
 /// What the proxy of an lcore is asked to do.
 #[derive(Debug)]

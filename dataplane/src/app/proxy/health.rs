@@ -16,7 +16,7 @@
 //!   verdict counts the lcores ejecting the server now and the ejections so far.
 //!
 //! A server that is down, ejected (here) or drained by the operator receives no new
-//! sessions ([`super::reload::Ops::available`]); its established sessions continue.
+//! sessions ([`super::reload::OpsState::available`]); its established sessions continue.
 //!
 //! Passive ejection reads the server's counters ([`super::ServerStats`]) between polls
 //! instead of hooking the session code: the streak is approximate within one poll (a

@@ -45,6 +45,7 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+mod access_log;
 pub mod admin;
 mod drain;
 mod health;
@@ -59,7 +60,7 @@ mod stats;
 pub mod verdict;
 
 pub use histogram::Histogram;
-pub use drain::{log_access, AccessRecord, EndReason};
+pub use access_log::{log_access, AccessRecord, EndReason};
 pub use health::{BackendHealth, CheckSpec, OpsSpec, PoolHealth};
 pub use proxy_protocol::ProxyProtocol;
 pub use reload::PreparedReload;
@@ -172,8 +173,8 @@ struct Session<P> {
     finished: bool,
     /// The session's connect or idle timer in [`Proxy::timers`].
     timer: Option<TimerHandle>,
-    /// Bytes and end reason for the access log (`drain.rs`).
-    log: drain::SessionLog,
+    /// Bytes and end reason for the access log (`access_log.rs`).
+    log: access_log::SessionLog,
 }
 
 struct ListenerState {
@@ -196,8 +197,8 @@ pub struct Proxy<P: Payload> {
     /// Sessions whose timer fired, reused across passes.
     due: Vec<u64>,
     stats: ProxyStats,
-    /// Admin state, health and access log (`reload.rs`, `health.rs`, `drain.rs`).
-    ops: reload::Ops,
+    /// Admin state, health and access log (`reload.rs`, `health.rs`, `access_log.rs`).
+    ops: reload::OpsState,
     /// Builds payloads from bytes (PROXY protocol headers); set by the lcore.
     payload_factory: Option<PayloadFactory<P>>,
     /// The counters shared with the other lcores' proxies (`shared.rs`).
@@ -269,7 +270,7 @@ impl<P: Payload> Proxy<P> {
             timers: None,
             due: Vec::new(),
             stats: ProxyStats::default(),
-            ops: reload::Ops::default(),
+            ops: reload::OpsState::default(),
             payload_factory: None,
             shared,
             member,
@@ -500,7 +501,7 @@ impl<P: Payload> Proxy<P> {
         let Some(admission) = l.sessions.try_hold(max) else {
             ls.refused_max_connections += 1;
             if let Ok((_, peer)) = engine.addresses(client) {
-                drain::log_refusal(self.ops.access_log, &l.spec.name, peer, EndReason::RefusedMaxConnections);
+                access_log::log_refusal(self.ops.access_log, &l.spec.name, peer, EndReason::RefusedMaxConnections);
             }
             let _ = engine.abort(client, now);
             return;
@@ -544,7 +545,7 @@ impl<P: Payload> Proxy<P> {
                 backend_connected_at: None,
                 finished: false,
                 timer: None,
-                log: drain::SessionLog::default(),
+                log: access_log::SessionLog::default(),
             },
         );
         let next = self.connect_next(engine, sid, now);

@@ -25,7 +25,7 @@ use crate::lb::SharedPool;
 use crate::tcp::{Engine, Payload};
 use crate::time::{Duration, Instant};
 
-use super::drain::EndReason;
+use super::access_log::EndReason;
 use super::shared::{Held, PoolShared};
 use super::{PoolSpec, Proxy};
 

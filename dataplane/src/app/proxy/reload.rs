@@ -47,10 +47,12 @@ pub(super) struct ServerOps {
     pub(super) health: ServerHealth,
 }
 
-/// The proxy's operating state: per-server admin state and health, per-pool health
-/// settings, the access log switch. Servers are indexed like the flat server list.
+/// The proxy's operating state, as [`OpsSpec`] (health checks, access log) and the
+/// operator's commands set it: per-server admin state and health, per-pool health
+/// settings, the access log switch, a prepared reload. Servers are indexed like the flat
+/// server list.
 #[derive(Debug, Default)]
-pub(super) struct Ops {
+pub(super) struct OpsState {
     pub(super) servers: Vec<ServerOps>,
     /// Configured servers (the flat list beyond this holds removed, draining ones).
     pub(super) configured: Option<usize>,
@@ -62,7 +64,7 @@ pub(super) struct Ops {
     pub(super) access_log: bool,
 }
 
-impl Ops {
+impl OpsState {
     /// Whether the server (flat index) may receive new sessions at `now`.
     pub(super) fn available(&self, flat: usize, now: Instant) -> bool {
         if self.configured.is_some_and(|c| flat >= c) {

@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use super::*;
 use super::admin::KillTarget;
 use crate::app::{AppKind, AppSpec, Apps};
-use crate::tcp::{HeapPayload, Segment, TcpConfig};
+use crate::tcp::{HeapPayload, TcpConfig};
 
 mod admin;
 mod health;
@@ -58,7 +58,7 @@ fn spec(servers: Vec<ServerSpec>, max_connections: u32, idle_ms: u64) -> ProxySp
     }
 }
 
-type Seg = (Ipv4Addr, Ipv4Addr, Segment<HeapPayload>);
+type Seg = crate::testnet::InFlight<HeapPayload>;
 
 struct Net {
     client: Engine<HeapPayload>,
@@ -110,26 +110,23 @@ impl Net {
     }
 
     fn route(&mut self, segs: Vec<Seg>) {
-        for (s, d, seg) in segs {
-            let e = match d {
+        for f in segs {
+            let e = match f.1 {
                 CLIENT => &mut self.client,
                 FRONT | BACK => &mut self.proxy,
                 BACKEND if self.hold_backend => {
-                    self.held.push((s, d, seg));
+                    self.held.push(f);
                     continue;
                 }
                 BACKEND => &mut self.backend,
                 _ => continue,
             };
-            e.handle_segment(s, d, &seg.repr, seg.payload, self.now);
+            crate::testnet::deliver(e, f, self.now);
         }
     }
 
     fn transmit(&mut self) {
-        let mut out = Vec::new();
-        for e in [&mut self.client, &mut self.proxy, &mut self.backend] {
-            e.poll_transmit(self.now, &mut |s, d, seg| out.push((s, d, seg)));
-        }
+        let mut out = crate::testnet::transmit(&mut [&mut self.client, &mut self.proxy, &mut self.backend], self.now);
         if !self.hold_backend {
             out.append(&mut self.held);
         }
@@ -160,11 +157,7 @@ impl Net {
         self.backend_poll();
         self.transmit();
         self.now += Duration::from_millis(1);
-        for e in [&mut self.client, &mut self.proxy, &mut self.backend] {
-            if e.next_deadline().is_some_and(|t| t <= self.now) {
-                e.handle_timeouts(self.now);
-            }
-        }
+        crate::testnet::fire_timers(&mut [&mut self.client, &mut self.proxy, &mut self.backend], self.now);
         self.apps.poll(&mut self.proxy, self.now);
         self.backend_poll();
         while let Some(ev) = self.client.poll_event() {

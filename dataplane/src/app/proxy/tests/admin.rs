@@ -1,4 +1,4 @@
-//! The proxy's commands through a real lcore queue ([`crate::control`], the proxy as its
+//! The proxy's commands through a real lcore queue ([`crate::command`], the proxy as its
 //! application) to a proxy between three engines (client, proxy, backends; segments routed
 //! by destination address): drain, reload, admin state, the admin view, active health
 //! checks and passive ejection.
@@ -12,8 +12,8 @@ use super::*;
 use crate::app::proxy::admin::{AdminState, ConnPage, HealthState, LcoreView, ProxyCommand};
 use crate::app::proxy::{Algorithm, CheckSpec, ListenerSpec, PoolHealth, PoolSpec, ServerSpec};
 use crate::app::{AppKind, AppSpec};
-use crate::control::{channel, poll, Command, Handle, Inbox};
-use crate::tcp::{CloseReason, ConnId, Event, HeapPayload, Segment, StackEvent, TcpConfig, WriteFlags};
+use crate::command::{channel, poll, Command, Handle, Inbox};
+use crate::tcp::{CloseReason, ConnId, Event, HeapPayload, StackEvent, TcpConfig, WriteFlags};
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const FRONT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -25,7 +25,7 @@ const ECHO: u16 = 8080;
 /// Nothing listens here: connections are refused.
 const CLOSED: u16 = 8081;
 
-type Seg = (Ipv4Addr, Ipv4Addr, Segment<HeapPayload>);
+type Seg = crate::testnet::InFlight<HeapPayload>;
 
 fn server(ip: Ipv4Addr, port: u16) -> ServerSpec {
     ServerSpec { addr: SocketAddrV4::new(ip, port), local_ip: BACK, weight: 1, max_connections: None }
@@ -100,22 +100,19 @@ impl Net {
     }
 
     fn route(&mut self, segs: Vec<Seg>) {
-        for (s, d, seg) in segs {
-            let e = match d {
+        for f in segs {
+            let e = match f.1 {
                 CLIENT => &mut self.client,
                 FRONT | BACK => &mut self.proxy,
                 A | B => &mut self.backend,
                 _ => continue,
             };
-            e.handle_segment(s, d, &seg.repr, seg.payload, self.now);
+            crate::testnet::deliver(e, f, self.now);
         }
     }
 
     fn transmit(&mut self) {
-        let mut out = Vec::new();
-        for e in [&mut self.client, &mut self.proxy, &mut self.backend] {
-            e.poll_transmit(self.now, &mut |s, d, seg| out.push((s, d, seg)));
-        }
+        let out = crate::testnet::transmit(&mut [&mut self.client, &mut self.proxy, &mut self.backend], self.now);
         self.route(out);
     }
 
@@ -127,11 +124,7 @@ impl Net {
         self.backend_apps.poll(&mut self.backend, self.now);
         self.transmit();
         self.now += Duration::from_millis(1);
-        for e in [&mut self.client, &mut self.proxy, &mut self.backend] {
-            if e.next_deadline().is_some_and(|t| t <= self.now) {
-                e.handle_timeouts(self.now);
-            }
-        }
+        crate::testnet::fire_timers(&mut [&mut self.client, &mut self.proxy, &mut self.backend], self.now);
         while let Some(ev) = self.client.poll_event() {
             self.events.push(ev);
         }

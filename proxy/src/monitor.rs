@@ -1,5 +1,6 @@
-//! The control plane of a running `strait`: systemd notifications and watchdog, and the
-//! Prometheus endpoint. Both run on their own threads, off the data path; they only read
+//! The monitor of a running `strait` (with `strait::admin`, its control plane): systemd
+//! notifications and watchdog, the link monitor, and the Prometheus endpoint. They run on
+//! their own threads, off the data path; they only read
 //! what the lcores publish (relaxed atomics, and counter copies the lcores refresh with
 //! `try_lock`), so they can never stall a loop.
 
@@ -18,7 +19,7 @@ use strait::metrics::snapshot::{
 use strait::metrics::{Server, Snapshot, SnapshotSource};
 use strait::systemd::{watchdog_interval, Notifier, WatchdogGate};
 
-/// What the control plane reads.
+/// What the monitor reads.
 #[derive(Clone)]
 pub struct Sources {
     /// Each lcore's id and published statistics.
@@ -150,9 +151,9 @@ fn snapshot(src: &Sources, start_time: f64) -> Snapshot {
     snap
 }
 
-/// The running control plane. [`ControlPlane::shutdown`] must run before the ports and
-/// the pool are dropped (it holds references to them).
-pub struct ControlPlane {
+/// The running monitor: metrics endpoint, watchdog and link threads. [`Monitor::shutdown`]
+/// must run before the ports and the pool are dropped (it holds references to them).
+pub struct Monitor {
     notifier: Arc<Notifier>,
     server: Option<Server>,
     watchdog: Option<JoinHandle<()>>,
@@ -160,10 +161,10 @@ pub struct ControlPlane {
     stop: Arc<AtomicBool>,
 }
 
-impl ControlPlane {
+impl Monitor {
     /// Starts the metrics endpoint (when `metrics` is set) and the watchdog thread (when
     /// systemd asked for one through `WATCHDOG_USEC`).
-    pub fn start(metrics: Option<SocketAddr>, sources: Sources) -> std::io::Result<ControlPlane> {
+    pub fn start(metrics: Option<SocketAddr>, sources: Sources) -> std::io::Result<Monitor> {
         let notifier = Arc::new(Notifier::from_env());
         let stop = Arc::new(AtomicBool::new(false));
         let start_time = unix_seconds(SystemTime::now());
@@ -196,7 +197,7 @@ impl ControlPlane {
             let (ports, links, stop) = (sources.ports.clone(), Arc::clone(&sources.links), Arc::clone(&stop));
             Some(std::thread::Builder::new().name("strait-link".into()).spawn(move || link_loop(&ports, &links, &stop))?)
         };
-        Ok(ControlPlane { notifier, server, watchdog, links, stop })
+        Ok(Monitor { notifier, server, watchdog, links, stop })
     }
 
     /// Tells systemd the service is ready.

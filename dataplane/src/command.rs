@@ -1,4 +1,4 @@
-//! Commands from the control plane to an lcore: drain, packet capture, and whatever
+//! The command queue of an lcore: commands from the control plane — drain, packet capture, and whatever
 //! the lcore's application defines ([`Command::App`]; the proxy's reload, server admin
 //! state and admin views are in [`crate::app::proxy::admin`]). This queue knows no
 //! application: it is generic over the application's command type and reaches the
@@ -9,7 +9,7 @@
 //! error for the operator, never a wait); the lcore takes at most [`COMMANDS_PER_POLL`]
 //! commands per loop iteration in [`poll`] and never blocks: answers go back on a reply
 //! channel the command carries, with `try_send`. Drain progress is published through
-//! atomics ([`LcoreStatus`]).
+//! atomics ([`DrainStatus`]).
 //!
 //! Sans-IO like the rest of the core: the caller hands in `now`.
 
@@ -30,7 +30,7 @@ pub const COMMANDS_PER_POLL: usize = 4;
 #[derive(Debug)]
 pub enum Command<A> {
     /// Stop accepting (the application closes its listeners), let established sessions
-    /// finish for `timeout`, then reset the rest. Progress: [`LcoreStatus`].
+    /// finish for `timeout`, then reset the rest. Progress: [`DrainStatus`].
     Drain {
         /// How long sessions may take.
         timeout: Duration,
@@ -77,9 +77,10 @@ pub struct LcoreContext {
     pub draining: bool,
 }
 
-/// Drain progress of one lcore, read by the control plane.
+/// Drain progress of one lcore, read by the control plane (not to be confused with
+/// `lcore::LcoreStats`, the lcore loop's counters).
 #[derive(Debug, Default)]
-pub struct LcoreStatus {
+pub struct DrainStatus {
     /// A drain was started.
     pub draining: AtomicBool,
     /// Draining and no session is left.
@@ -93,7 +94,7 @@ pub struct LcoreStatus {
 pub struct Handle<A> {
     lcore: u32,
     tx: SyncSender<Command<A>>,
-    status: Arc<LcoreStatus>,
+    status: Arc<DrainStatus>,
 }
 
 impl<A> Clone for Handle<A> {
@@ -128,7 +129,7 @@ impl<A> Handle<A> {
     }
 
     /// Drain progress.
-    pub fn status(&self) -> &LcoreStatus {
+    pub fn status(&self) -> &DrainStatus {
         &self.status
     }
 }
@@ -138,7 +139,7 @@ impl<A> Handle<A> {
 pub struct Inbox<A> {
     lcore: u32,
     rx: Receiver<Command<A>>,
-    status: Arc<LcoreStatus>,
+    status: Arc<DrainStatus>,
     drain_deadline: Option<Instant>,
     drain_reset_done: bool,
     /// The capture session this lcore feeds, if any.
@@ -155,7 +156,7 @@ impl<A> Inbox<A> {
 /// A queue for `lcore`.
 pub fn channel<A>(lcore: u32) -> (Handle<A>, Inbox<A>) {
     let (tx, rx) = sync_channel(QUEUE_DEPTH);
-    let status = Arc::new(LcoreStatus::default());
+    let status = Arc::new(DrainStatus::default());
     (
         Handle { lcore, tx, status: Arc::clone(&status) },
         Inbox { lcore, rx, status, drain_deadline: None, drain_reset_done: false, capture: None },
