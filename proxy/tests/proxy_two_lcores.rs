@@ -19,7 +19,11 @@
 //!   are refused without an attempt on it, and when they bring it back both lcores
 //!   connect to it again.
 //!
-//! Subnets 198.18.150-155, 198.18.184-185.
+//! * A reload that one lcore cannot take in time (stalled on purpose with the test-only
+//!   `--debug-stall-lcore-after`) is reported as failed and rolled back on both lcores: the
+//!   old configuration runs everywhere, and the same file applies once both answer.
+//!
+//! Subnets 198.18.150-155, 198.18.184-187.
 
 mod common;
 
@@ -28,7 +32,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::backend::{nstat, nstat_delta, on_two_lcores, pool_config, Net, Nginx, Setup};
-use common::{require_root, Netns};
+use common::{require_root, Netns, Strait};
 
 /// Strait on lcores 0 and 1, the back port with a queue pair per lcore, `listener` keys
 /// and `pool` keys added to the listener's and the pool's tables. The connect timeout is
@@ -464,4 +468,60 @@ fn one_lcore_checks_a_server_and_both_follow_its_verdict() {
     let mine: Vec<usize> = (0..2).filter(|&l| checks_by[l] > 0).collect();
     assert_eq!(mine.len(), 1, "checks from one lcore only: {checks_by:?}");
     assert_eq!(checker.as_deref(), Some(if mine == [0] { "0" } else { "1" }), "ctl names that lcore");
+}
+
+#[test]
+fn a_reload_one_lcore_cannot_take_is_rolled_back_on_both() {
+    if !require_root("a_reload_one_lcore_cannot_take_is_rolled_back_on_both") {
+        return;
+    }
+    let net = Net { front: "198.18.186", back: "198.18.187", backend_port: 8080 };
+    let sock = std::env::temp_dir().join(common::unique("strait-2l-admin-")).with_extension("sock").display().to_string();
+    let extra = format!("[admin]\nsocket = \"{sock}\"\n");
+    let b0 = net.backend(0);
+    let mut s = Setup::with_strait(
+        net,
+        &[b0.clone()],
+        |ns, l| Nginx::start(ns, l, 0),
+        |tap, veth| on_two_lcores(&pool_config(net, tap, veth, &[0], &extra, ""), veth),
+        |ns, toml| Strait::start_with_args(ns, toml, &["--debug-stall-lcore-after", "2"]),
+    );
+    s.strait.wait_for_log(&["flow steering", "lcores\":2"], Duration::from_secs(1));
+    let front = format!("{}.2", net.front);
+    let weight = |show: &str| server_field(show, &b0, "weight");
+    let before = ctl(&sock, "show");
+    assert_eq!(weight(&before).as_deref(), Some("1"), "{before}");
+
+    // The new file gives the server weight 5; one lcore sleeps for 10 s when it comes.
+    let config = std::fs::read_to_string(&s.strait.config).unwrap_or_else(|e| panic!("{e}"));
+    let changed = config.replace(&format!("{{ addr = \"{b0}\" }}"), &format!("{{ addr = \"{b0}\", weight = 5 }}"));
+    assert_ne!(changed, config, "the server line was found");
+    std::fs::write(&s.strait.config, changed).unwrap_or_else(|e| panic!("{e}"));
+    s.strait.wait_for_log(&["debug: stalling this lcore on request"], Duration::from_secs(10));
+    let o = Command::new(env!("CARGO_BIN_EXE_strait")).args(["ctl", "--socket", &sock, "reload"]).output().expect("strait ctl");
+    let (ok, err) = (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned());
+    assert!(!ok, "the reload was reported as applied: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(err.contains("no answer within") && err.contains("rolled back on every lcore"), "{err}");
+
+    // Once the lcore wakes up, both lcores run the old configuration...
+    let start = std::time::Instant::now();
+    let show = loop {
+        let o = Command::new(env!("CARGO_BIN_EXE_strait")).args(["ctl", "--socket", &sock, "show"]).output().expect("strait ctl");
+        if o.status.success() {
+            break String::from_utf8_lossy(&o.stdout).into_owned();
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the stalled lcore never answered again");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(weight(&show).as_deref(), Some("1"), "the old weight on every lcore:\n{show}");
+    let (child, served) = clients(&s.client, &["limit", &front, "10"]);
+    release(child);
+    assert_eq!(served, "served=10 refused=0", "{}", s.diagnostics());
+    // ...and the same file applies on both once both answer.
+    let reloaded = ctl(&sock, "reload");
+    assert!(reloaded.contains("reloaded"), "{reloaded}");
+    assert_eq!(weight(&ctl(&sock, "show")).as_deref(), Some("5"));
+    s.stop();
+    let log = s.strait.log_text();
+    assert!(log.contains("rolled back"), "the failed reload is logged:\n{log}");
 }

@@ -173,7 +173,15 @@ impl Strait {
         let log = base.with_extension("log");
         let out = fs::File::create(&log).expect("create log");
         let err = out.try_clone().expect("dup log");
-        Strait::spawn(ns, toml, env, &base, out.into(), err.into())
+        Strait::spawn(ns, toml, env, &[], &base, out.into(), err.into())
+    }
+
+    /// As [`Strait::start`], with extra arguments to `strait run` (test-only flags).
+    pub fn start_with_args(ns: &Netns, toml: &str, args: &[&str]) -> Strait {
+        let base = std::env::temp_dir().join(unique("strait-test-"));
+        let out = fs::File::create(base.with_extension("log")).expect("create log");
+        let err = out.try_clone().expect("dup log");
+        Strait::spawn(ns, toml, &[], args, &base, out.into(), err.into())
     }
 
     /// As [`Strait::start`], with stdout and stderr going through a `tee` process (the
@@ -190,11 +198,11 @@ impl Strait {
         let pipe = tee.stdin.take().expect("tee stdin");
         let fd = std::os::fd::OwnedFd::from(pipe);
         let err = fd.try_clone().expect("dup pipe");
-        (Strait::spawn(ns, toml, &[], &base, Stdio::from(fd), Stdio::from(err)), Killed(tee))
+        (Strait::spawn(ns, toml, &[], &[], &base, Stdio::from(fd), Stdio::from(err)), Killed(tee))
     }
 
-    /// `strait run` in `ns` with the config `toml` at `base.toml`, its log at `base.log`.
-    fn spawn(ns: &Netns, toml: &str, env: &[(&str, &str)], base: &Path, out: Stdio, err: Stdio) -> Strait {
+    /// `strait run ARGS` in `ns` with the config `toml` at `base.toml`, its log at `base.log`.
+    fn spawn(ns: &Netns, toml: &str, env: &[(&str, &str)], args: &[&str], base: &Path, out: Stdio, err: Stdio) -> Strait {
         let config = base.with_extension("toml");
         let log = base.with_extension("log");
         fs::write(&config, toml).expect("write test config");
@@ -205,8 +213,9 @@ impl Strait {
                 &ns.name,
                 env!("CARGO_BIN_EXE_strait"),
                 "run",
-                "--config",
             ])
+            .args(args)
+            .arg("--config")
             .arg(&config)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
