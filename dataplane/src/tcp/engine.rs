@@ -580,7 +580,13 @@ impl<P: Payload> Engine<P> {
     pub fn read(&mut self, id: ConnId, max: usize, now: Instant) -> Result<Option<P>, StackError> {
         let e = self.entry_mut(id).ok_or(StackError::InvalidConn)?;
         let r = e.conn.read(max);
-        self.after_op(id, now);
+        // A read that finds nothing changes nothing the engine tracks (no buffer freed, no
+        // window opened, no event, state and timers as they were): Linux `tcp_recvmsg`
+        // with nothing copied leaves `tcp_cleanup_rbuf` no window to announce. The
+        // bookkeeping of `after_op` is for reads that took data.
+        if r.is_some() {
+            self.after_op(id, now);
+        }
         Ok(r)
     }
 

@@ -535,7 +535,9 @@ impl<P: Payload> Connection<P> {
     fn rack_detect_loss(&mut self, now: Instant) -> u64 {
         let Some(rack_ts) = self.snd.rack.xmit_ts else { return 0 };
         let in_recovery = matches!(self.snd.ca, CaState::Recovery | CaState::Loss);
-        let reo_wnd = self.snd.rack.reo_wnd(in_recovery, self.snd.sacked_out, self.cfg.dupthresh, self.rtt.min_rtt(), self.rtt.srtt());
+        // `tcp_rack_reo_wnd` only once an entry is to be checked: most ACKs leave none
+        // (everything acknowledged, or the first entry left was sent after the RACK one).
+        let mut reo_wnd: Option<Duration> = None;
         let mut timeout: Option<Duration> = None;
         let mut relost = 0u64;
         // Entries are marked as they are found (no list of indices to allocate): marking
@@ -554,7 +556,15 @@ impl<P: Payload> Connection<P> {
             if !e.ever_retrans && e.sent_at > rack_ts {
                 break;
             }
-            match self.snd.rack.check(e.sent_at, e.end(), reo_wnd, now) {
+            let wnd = match reo_wnd {
+                Some(w) => w,
+                None => {
+                    let w = self.snd.rack.reo_wnd(in_recovery, self.snd.sacked_out, self.cfg.dupthresh, self.rtt.min_rtt(), self.rtt.srtt());
+                    reo_wnd = Some(w);
+                    w
+                }
+            };
+            match self.snd.rack.check(e.sent_at, e.end(), wnd, now) {
                 Some(d) if d.is_zero() => {
                     relost += u64::from(e.retrans);
                     self.mark_lost(idx - 1);

@@ -212,6 +212,11 @@ impl<P: Payload> Connection<P> {
     /// `mss_now`; RFC 9293 §3.7.1: the MSS counts no options). Such a segment then leaves
     /// as a super-segment of more, smaller frames.
     pub(super) fn wire_mss(&self, repr: &TcpRepr, len: usize, gso_mss: u16) -> u16 {
+        // A segment other than a SYN carries at most timestamps and SACK blocks: without
+        // blocks its options are the usual ones (no header length to work out).
+        if repr.options.sack_blocks.is_empty() && !repr.flags.contains(Flags::SYN) {
+            return gso_mss;
+        }
         let usual = crate::wire::tcp::HEADER_LEN + if self.ts_ok { 12 } else { 0 };
         let extra = repr.header_len().saturating_sub(usual);
         if extra == 0 || len == 0 || repr.flags.contains(Flags::SYN) {

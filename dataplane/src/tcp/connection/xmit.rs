@@ -55,9 +55,20 @@ impl<P: Payload> Connection<P> {
         }
         let mss = self.effective_mss();
         let mut push_one = core::mem::take(&mut self.snd.push_one);
+        // `tcp_send_head`: once an entry is sent, the next unsent one is the entry after it
+        // (entries are contiguous), so only the first is searched for.
+        let mut send_head: Option<usize> = None;
         loop {
             let nxt = self.snd.nxt;
-            let Some(idx) = self.snd.split_at_seq(nxt) else { break };
+            let idx = match send_head.map(|i| (i, self.snd.queue.get(i).map(|e| e.seq))) {
+                Some((i, Some(seq))) if seq == nxt => i,
+                // Past the last entry: nothing unsent is left (`find` would say so too).
+                Some((_, None)) => break,
+                _ => match self.snd.split_at_seq(nxt) {
+                    Some(i) => i,
+                    None => break,
+                },
+            };
             let Some(entry) = self.snd.queue.get(idx) else { break };
             let len = entry.len();
             let entry_end = entry.end();
@@ -97,6 +108,7 @@ impl<P: Payload> Connection<P> {
             }
             // Gates 8 and 9: transmit a reference, then book-keeping.
             self.transmit_entry(shared, now, out, idx, mss, false);
+            send_head = Some(idx + 1);
             sent_any = true;
             // `tcp_push_one` exempts only the head; the rest follows the normal rules (the
             // kernel's `tcp_push` after the write sends it).
