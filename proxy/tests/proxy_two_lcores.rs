@@ -481,7 +481,7 @@ fn a_reload_one_lcore_cannot_take_is_rolled_back_on_both() {
     let b0 = net.backend(0);
     let mut s = Setup::with_strait(
         net,
-        &[b0.clone()],
+        std::slice::from_ref(&b0),
         |ns, l| Nginx::start(ns, l, 0),
         |tap, veth| on_two_lcores(&pool_config(net, tap, veth, &[0], &extra, ""), veth),
         |ns, toml| Strait::start_with_args(ns, toml, &["--debug-stall-lcore-after", "2"]),

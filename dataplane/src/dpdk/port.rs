@@ -57,6 +57,16 @@ impl Offloads {
         rss: false,
         rx_cksum: false,
     };
+
+    /// Every offload's name, as the configuration, the start-up log and the metrics
+    /// spell them, in the order of the fields.
+    pub const NAMES: [&'static str; 7] = ["tso", "ipv4-cksum", "tcp-cksum", "udp-cksum", "multi-seg", "rss", "rx-cksum"];
+
+    /// The names of the offloads set, in [`Offloads::NAMES`] order.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> {
+        let on = [self.tso, self.ipv4_cksum, self.tcp_cksum, self.udp_cksum, self.multi_seg, self.rss, self.rx_cksum];
+        Self::NAMES.into_iter().zip(on).filter_map(|(name, on)| on.then_some(name))
+    }
 }
 
 /// How to configure a port.
@@ -871,6 +881,14 @@ fn configure_device(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offload_names_follow_the_fields() {
+        assert_eq!(Offloads::ALL.names().collect::<Vec<_>>(), Offloads::NAMES);
+        assert_eq!(Offloads::NONE.names().count(), 0);
+        let some = Offloads { tso: true, rx_cksum: true, ..Offloads::NONE };
+        assert_eq!(some.names().collect::<Vec<_>>(), ["tso", "rx-cksum"]);
+    }
 
     #[test]
     fn rss_key_is_symmetric_pattern() {

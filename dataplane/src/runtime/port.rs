@@ -70,16 +70,7 @@ fn ring_descriptors(mbufs: u32, rx_rings: u16) -> u16 {
 }
 
 fn describe(o: &Offloads) -> String {
-    let names = [
-        (o.tso, "tso"),
-        (o.ipv4_cksum, "ipv4-cksum"),
-        (o.tcp_cksum, "tcp-cksum"),
-        (o.udp_cksum, "udp-cksum"),
-        (o.multi_seg, "multi-seg"),
-        (o.rss, "rss"),
-        (o.rx_cksum, "rx-cksum"),
-    ];
-    let on: Vec<&str> = names.iter().filter(|(b, _)| *b).map(|(_, n)| *n).collect();
+    let on: Vec<&str> = o.names().collect();
     if on.is_empty() {
         "none".to_string()
     } else {

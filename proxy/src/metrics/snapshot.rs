@@ -143,30 +143,11 @@ pub struct PortSnapshot {
 
 /// Offload names, as the configuration and the start-up log spell them. Rendered as
 /// `strait_port_offload_granted{offload=...}` 1 when granted, 0 otherwise.
-pub const KNOWN_OFFLOADS: &[&str] = &[
-    "tso",
-    "ipv4-cksum",
-    "tcp-cksum",
-    "udp-cksum",
-    "multi-seg",
-    "rss",
-    "rx-cksum",
-];
+pub const KNOWN_OFFLOADS: &[&str] = &Offloads::NAMES;
 
 /// The names (from [`KNOWN_OFFLOADS`]) of the offloads set in `o`.
 pub fn granted_offload_names(o: &Offloads) -> Vec<&'static str> {
-    [
-        (o.tso, "tso"),
-        (o.ipv4_cksum, "ipv4-cksum"),
-        (o.tcp_cksum, "tcp-cksum"),
-        (o.udp_cksum, "udp-cksum"),
-        (o.multi_seg, "multi-seg"),
-        (o.rss, "rss"),
-        (o.rx_cksum, "rx-cksum"),
-    ]
-    .into_iter()
-    .filter_map(|(on, name)| on.then_some(name))
-    .collect()
+    o.names().collect()
 }
 
 /// Link/network counters of one port on one lcore.
