@@ -89,6 +89,7 @@ def derive(r, clk_tck):
         f["proxy_us"] = cpu / reqs * 1e6
         f["proxy_load"] = cpu / wall
         f["kernel_share"] = st / cpu if cpu > 0 else None
+        f["user_us"] = ut / reqs * 1e6
     elif t in STRAITS:
         b0, a0, rx0, tx0, ns0, wait0, ut0, st0 = (float(x) for x in r["strait0"].split(","))
         b1, a1, rx1, tx1, ns1, wait1, ut1, st1 = (float(x) for x in r["strait1"].split(","))
@@ -110,6 +111,8 @@ def derive(r, clk_tck):
             f["tsc_ghz"] = hz / 1e9
             ticks = (ut1 - ut0) + (st1 - st0)
             f["kernel_share"] = (st1 - st0) / ticks if ticks > 0 else None
+            if f["kernel_share"] is not None:
+                f["user_us"] = f["proxy_us"] * (1 - f["kernel_share"])
             frames = rx1 - rx0 + tx1 - tx0
             f["frames_s"] = frames / wall
             f["frames_cpu_s"] = frames / cpu if cpu > 0 else None
@@ -274,6 +277,7 @@ def main():
                 ("Strait: the same from wall-clock busy cycles ÷ TSC, µs", "proxy_us_tsc", 2),
                 ("proxy CPU load (Strait: busy ratio)", "proxy_load", 2),
                 ("kernel share of the proxy's CPU (stime)", "kernel_share", 2),
+                ("proxy user-space CPU per request (the share not in the kernel), µs", "user_us", 2),
                 ("Strait lcore: running ÷ runnable time (1 = never preempted)", "oncpu_share", 2)]
     rows = {
         "keepalive": [("req/s", "rate", 0), ("p50 latency, ms", "p50", 2), ("p99 latency, ms", "p99", 2)]
@@ -288,6 +292,7 @@ def main():
                  + [("backend CPU per request, µs", "nginx_us", 2)],
     }
     conc_rows = [("req/s", "rate", 0), ("p50 latency, ms", "p50", 2), ("p99 latency, ms", "p99", 2)] + cpu_rows[:1] + [
+        cpu_rows[3], cpu_rows[4],
         ("proxy RSS half-way, MB", "rss_mb", 0),
         ("proxy RSS growth per connection, kB", "rss_kb_conn", 1),
         ("Strait: mbufs in use per connection (half-way)", "mbufs_conn", 2),
@@ -322,6 +327,17 @@ def main():
             cells = ", ".join(f"{int(w[4:])}: {med(runs.get((w, t), []), 'proxy_us') / base:.2f}×"
                               for w in concs if med(runs.get((w, t), []), "proxy_us"))
             p(f"{LABELS[t]}: CPU per request at N connections ÷ at {CONNS_BASE} (keep-alive workload): {cells}.")
+            p("")
+    # The same for user-space CPU only: over veths and AF_XDP in copy mode the receiving
+    # kernel stack of the peer runs in the sender's context, so the kernel share of the
+    # proxy's thread grows with the peers' work (socket lookups over N connections), not
+    # the proxy's own.
+    for t in ["haproxy"] + list(STRAITS):
+        base = med(runs.get(("keepalive", t), []), "user_us")
+        if concs and base:
+            cells = ", ".join(f"{int(w[4:])}: {med(runs.get((w, t), []), 'user_us') / base:.2f}×"
+                              for w in concs if med(runs.get((w, t), []), "user_us"))
+            p(f"{LABELS[t]}: user-space CPU per request at N connections ÷ at {CONNS_BASE}: {cells}.")
             p("")
     tsc = None
     for t in STRAITS:
