@@ -6,8 +6,9 @@
 //! acknowledged); a busy one holds what is in flight, at least one segment each way while
 //! a request and its response cross. The RX rings hold their descriptors' mbufs all the
 //! time. So a pool that cannot give every admitted session one mbuf each way beside the
-//! rings runs dry when they are all busy at once, and the lcores then refuse connections
-//! (memory pressure) although nothing is wrong.
+//! rings, and whose memory limit (12/16 of the pool for the connections' buffers) cannot
+//! hold one segment each way per session, puts the lcores under memory pressure when they
+//! are all busy at once, although nothing is wrong.
 
 use super::Config;
 
@@ -26,12 +27,24 @@ pub const DEFAULT_MBUFS: u32 = 8191;
 /// The share of `memory_mb` a default pool may take (the rest: rings, EAL, tables).
 const POOL_SHARE_PERCENT: u64 = 60;
 
+/// The sixteenths of the pool the connections' buffers may hold together (the TCP memory
+/// limit, Linux `tcp_mem[2]`: `dataplane::lcore::MEMORY_LIMIT_SIXTEENTHS`).
+const LIMIT_SIXTEENTHS: u64 = dataplane::lcore::MEMORY_LIMIT_SIXTEENTHS as u64;
+
 /// Mbufs the configuration needs for all its admitted sessions busy at once: the RX
-/// rings of every port queue, one segment each way per session, and headroom.
+/// rings of every port queue, one segment each way per session, and headroom; and a pool
+/// whose memory limit holds those segments.
 pub fn mbufs_needed(cfg: &Config) -> u64 {
     let sessions: u64 = cfg.listeners.iter().map(|l| u64::from(l.max_connections)).sum();
+    let beside = rings_and_headroom(cfg) + MBUFS_PER_SESSION * sessions;
+    let within_limit = (MBUFS_PER_SESSION * sessions * 16).div_ceil(LIMIT_SIXTEENTHS);
+    beside.max(within_limit)
+}
+
+/// The RX rings of every port queue and the headroom.
+fn rings_and_headroom(cfg: &Config) -> u64 {
     let queues = cfg.ports.len() as u64 * cfg.dpdk.lcores.len().max(1) as u64;
-    queues * RX_RING_MBUFS + MBUFS_PER_SESSION * sessions + HEADROOM_MBUFS
+    queues * RX_RING_MBUFS + HEADROOM_MBUFS
 }
 
 /// The pool size when `[dpdk] mbufs` is not set: [`mbufs_needed`] rounded up to a power of
@@ -61,13 +74,15 @@ pub fn pool_warning(cfg: &Config) -> Option<String> {
         return None;
     }
     let sessions: u64 = cfg.listeners.iter().map(|l| u64::from(l.max_connections)).sum();
-    let fits = have.saturating_sub(need - MBUFS_PER_SESSION * sessions) / MBUFS_PER_SESSION;
+    let room = have.saturating_sub(rings_and_headroom(cfg)).min(have * LIMIT_SIXTEENTHS / 16);
+    let fits = room / MBUFS_PER_SESSION;
     Some(format!(
         "dpdk.mbufs: {have} mbufs cannot hold the {sessions} sessions the listeners admit \
          (max_connections) busy at once: that needs about {need} ({MBUFS_PER_SESSION} per session \
-         beside the RX rings and headroom), so past about {fits} busy sessions the lcores run \
-         short of mbufs and refuse new connections; raise dpdk.mbufs (and dpdk.memory_mb, \
-         {MBUF_OBJECT_BYTES} bytes per mbuf) or lower max_connections"
+         beside the RX rings and headroom, within the connections' memory limit of \
+         {LIMIT_SIXTEENTHS}/16 of the pool), so past about {fits} busy sessions the lcores enter \
+         memory pressure and hold each connection to its share; raise dpdk.mbufs (and \
+         dpdk.memory_mb, {MBUF_OBJECT_BYTES} bytes per mbuf) or lower max_connections"
     ))
 }
 
@@ -88,10 +103,11 @@ mod tests {
 
     #[test]
     fn the_default_pool_follows_max_connections_within_memory() {
-        // 4096 (one RX ring) + 2 x 20 000 + 4096 = 48 192 -> 65 535 mbufs (155 MiB) fit
-        // in 60 % of 512 MiB.
+        // 4096 (one RX ring) + 2 x 20 000 + 4096 = 48 192, but the 40 000 mbufs of the
+        // sessions must fit 12/16 of the pool: 53 334 -> 65 535 mbufs (155 MiB) fit in 60 %
+        // of 512 MiB.
         let c = cfg("memory_mb = 512");
-        assert_eq!(mbufs_needed(&c), 48_192);
+        assert_eq!(mbufs_needed(&c), 53_334);
         assert_eq!(c.dpdk.mbufs, 65_535);
         assert_eq!(pool_warning(&c), None);
         // 60 % of 128 MiB holds 33 113 mbufs: 32 767, and the warning says how far that
@@ -101,6 +117,18 @@ mod tests {
         let w = pool_warning(&c).unwrap_or_default();
         assert!(w.contains("dpdk.mbufs: 32767 mbufs cannot hold the 20000 sessions"), "{w}");
         assert!(w.contains("past about 12287 busy sessions"), "{w}");
+    }
+
+    #[test]
+    fn the_memory_limit_bounds_the_sessions_a_large_pool_holds() {
+        // 100 000 sessions: 2 x 100 000 mbufs beside 8 192 of rings and headroom, but the
+        // connections may hold 12/16 of the pool: 266 667 needed.
+        let mut c = cfg("memory_mb = 512");
+        c.listeners[0].max_connections = 100_000;
+        assert_eq!(mbufs_needed(&c), 266_667);
+        c.dpdk.mbufs = 262_143;
+        let w = pool_warning(&c).unwrap_or_default();
+        assert!(w.contains("past about 98303 busy sessions") && w.contains("12/16 of the pool"), "{w}");
     }
 
     #[test]
