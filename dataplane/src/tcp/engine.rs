@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
 
 use super::config::{KeepaliveConfig, TcpConfig};
 use super::connection::{ConnInfo, Connection, Event, PmtuError, Segment, State, WriteError, WriteFlags};
@@ -126,7 +127,7 @@ pub struct MemoryAccount {
 
 /// The TCP engine. See the module documentation.
 pub struct Engine<P: Payload> {
-    pub(crate) cfg: TcpConfig,
+    pub(crate) cfg: Arc<TcpConfig>,
     pub(crate) shared: Shared,
     slots: Vec<Slot<P>>,
     free: Vec<u32>,
@@ -170,7 +171,7 @@ impl<P: Payload> Engine<P> {
         Engine {
             shared: Shared::new(cfg.challenge_ack_limit),
             time_wait: TimeWaitTable::new(cfg.max_time_wait, TupleHashBuilder::new(&secret)),
-            cfg,
+            cfg: Arc::new(cfg),
             slots: Vec::new(),
             free: Vec::new(),
             table: HashMap::with_hasher(TupleHashBuilder::new(&secret)),

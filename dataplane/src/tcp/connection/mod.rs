@@ -31,6 +31,7 @@ mod tests;
 
 use std::collections::VecDeque;
 use std::net::SocketAddrV4;
+use std::sync::Arc;
 
 pub use self::loss::CaState;
 pub use self::pmtu::PmtuError;
@@ -280,7 +281,12 @@ pub struct Connection<P: Payload> {
     local: SocketAddrV4,
     remote: SocketAddrV4,
     state: State,
-    cfg: TcpConfig,
+    /// The engine's settings, shared by all its connections (one copy per engine keeps
+    /// each connection's state small: issue 19).
+    cfg: Arc<TcpConfig>,
+    /// TCP keepalive for this connection (the engine's setting until the application
+    /// changes it, `set_keepalive`).
+    keepalive: Option<KeepaliveConfig>,
     /// Created by a listener (passive open).
     passive: bool,
     /// `close()` was called: the application is gone (FIN-WAIT-2 timeout applies).
@@ -318,14 +324,15 @@ pub struct Connection<P: Payload> {
 }
 
 impl<P: Payload> Connection<P> {
-    fn new_common(local: SocketAddrV4, remote: SocketAddrV4, iss: SeqNum, cfg: &TcpConfig, now: Instant) -> Self {
+    fn new_common(local: SocketAddrV4, remote: SocketAddrV4, iss: SeqNum, cfg: &Arc<TcpConfig>, now: Instant) -> Self {
         let mss = u32::from(cfg.effective_mss());
         let rcv_wscale = cfg.rcv_wscale();
         Connection {
             local,
             remote,
             state: State::Closed,
-            cfg: cfg.clone(),
+            cfg: Arc::clone(cfg),
+            keepalive: cfg.keepalive,
             passive: false,
             orphaned: false,
             last_oow_ack: None,
@@ -361,7 +368,7 @@ impl<P: Payload> Connection<P> {
         local: SocketAddrV4,
         remote: SocketAddrV4,
         iss: SeqNum,
-        cfg: &TcpConfig,
+        cfg: &Arc<TcpConfig>,
         now: Instant,
     ) -> Self {
         let mut c = Self::new_common(local, remote, iss, cfg, now);
@@ -381,7 +388,7 @@ impl<P: Payload> Connection<P> {
         remote: SocketAddrV4,
         iss: SeqNum,
         syn: &TcpRepr,
-        cfg: &TcpConfig,
+        cfg: &Arc<TcpConfig>,
         now: Instant,
     ) -> Self {
         let mut c = Self::new_common(local, remote, iss, cfg, now);
@@ -405,7 +412,7 @@ impl<P: Payload> Connection<P> {
         irs: SeqNum,
         opts: CookieOptions,
         ack: &TcpRepr,
-        cfg: &TcpConfig,
+        cfg: &Arc<TcpConfig>,
         now: Instant,
     ) -> Self {
         let mut c = Self::new_common(local, remote, iss, cfg, now);
@@ -589,7 +596,7 @@ impl<P: Payload> Connection<P> {
     /// connection (Linux `tcp_set_keepalive`, `keepalive_time_when`): `None` turns it off.
     /// The idle time runs from now (or from the next segment received).
     pub fn set_keepalive(&mut self, keepalive: Option<KeepaliveConfig>, now: Instant) {
-        self.cfg.keepalive = keepalive;
+        self.keepalive = keepalive;
         self.keepalive_sent = 0;
         self.rearm_keepalive(now);
     }
@@ -867,7 +874,7 @@ impl<P: Payload> Connection<P> {
     }
 
     fn rearm_keepalive(&mut self, now: Instant) {
-        self.timers.keepalive = match self.cfg.keepalive {
+        self.timers.keepalive = match self.keepalive {
             Some(ka) if self.state.is_synchronized() && self.state != State::TimeWait => {
                 Some(if self.keepalive_sent == 0 { now + ka.idle } else { now + ka.interval })
             }

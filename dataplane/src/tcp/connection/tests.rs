@@ -1,6 +1,7 @@
 //! Connection-level tests: two connections wired back to back, no engine.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
 
 use super::*;
 use crate::tcp::payload::HeapPayload;
@@ -37,10 +38,10 @@ impl Pair {
         let mut sa = Shared::new(1000);
         let mut sb = Shared::new(1000);
         let now = Instant::from_millis(1);
-        let mut a = Conn::connect(&mut sa, A, B, SeqNum(1000), cfg_a, now);
+        let mut a = Conn::connect(&mut sa, A, B, SeqNum(1000), &Arc::new(cfg_a.clone()), now);
         let syn = drain(&mut a, &mut sa, now);
         assert_eq!(syn.len(), 1);
-        let b = Conn::accept_syn(&mut sb, B, A, SeqNum(5000), &syn[0].repr, cfg_b, now);
+        let b = Conn::accept_syn(&mut sb, B, A, SeqNum(5000), &syn[0].repr, &Arc::new(cfg_b.clone()), now);
         let log = vec![(true, syn[0].clone())];
         let mut p = Pair { a, b, sa, sb, now, log };
         p.run_until_idle(|_, _| true);
@@ -231,8 +232,8 @@ fn simultaneous_open_reaches_established() {
     let mut sa = Shared::new(10);
     let mut sb = Shared::new(10);
     let now = Instant::from_millis(5);
-    let mut a = Conn::connect(&mut sa, A, B, SeqNum(100), &cfg(), now);
-    let mut b = Conn::connect(&mut sb, B, A, SeqNum(900), &cfg(), now);
+    let mut a = Conn::connect(&mut sa, A, B, SeqNum(100), &Arc::new(cfg()), now);
+    let mut b = Conn::connect(&mut sb, B, A, SeqNum(900), &Arc::new(cfg()), now);
     let syn_a = drain(&mut a, &mut sa, now);
     let syn_b = drain(&mut b, &mut sb, now);
     a.handle_segment(&mut sa, &syn_b[0].repr, HeapPayload::empty(), now);
@@ -272,7 +273,7 @@ fn writes_while_connecting_are_held_then_sent() {
     let mut sa = Shared::new(10);
     let now = Instant::ZERO;
     let c = TcpConfig { max_pending_connect_bytes: 10, ..cfg() };
-    let mut a = Conn::connect(&mut sa, A, B, SeqNum(1), &c, now);
+    let mut a = Conn::connect(&mut sa, A, B, SeqNum(1), &Arc::new(c), now);
     assert_eq!(a.write(&mut sa, HeapPayload::from_slice(b"0123456789abc"), WriteFlags::NONE), Ok(10));
     assert_eq!(a.write(&mut sa, HeapPayload::from_slice(b"x"), WriteFlags::NONE), Err(WriteError::NoSpace));
     let segs = drain(&mut a, &mut sa, now);

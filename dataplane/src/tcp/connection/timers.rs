@@ -251,7 +251,7 @@ impl<P: Payload> Connection<P> {
     /// RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6 keepalive (`tcp_keepalive_timer`).
     fn on_keepalive(&mut self, shared: &mut Shared, now: Instant) {
         self.timers.keepalive = None;
-        let Some(ka) = self.cfg.keepalive else { return };
+        let Some(ka) = self.keepalive else { return };
         if !self.state.is_synchronized() || self.state == State::TimeWait {
             return;
         }
