@@ -95,6 +95,14 @@ net_counters! {
         arp_evicted => "Neighbour entries evicted to make room.",
         arp_expired => "Neighbour entries that expired.",
         arp_queued => "Packets queued while waiting for ARP resolution.",
+        rx_ipv6 => "IPv6 packets to us (valid fixed header, our address or group), before the extension-header walk.",
+        rx_icmpv6 => "ICMPv6 messages to us (counted before ICMPv6 validation).",
+        rx_router_advert => "Valid router advertisements (RFC 4861 §6.1.2), counted, not yet acted on.",
+        tx_icmpv6_echo_reply => "ICMPv6 echo replies queued.",
+        tx_neighbor_advert => "Neighbour advertisements queued (answers to solicitations, RFC 4861 §7.2.4).",
+        ndp_learned => "IPv6 neighbour entries created or refreshed from neighbour discovery.",
+        ndp_evicted => "IPv6 neighbour entries evicted to make room.",
+        ndp_expired => "IPv6 neighbour entries that expired.",
     }
     drops {
         TruncatedEthernet => truncated_ethernet: "Frame shorter than an Ethernet header.",
@@ -126,6 +134,22 @@ net_counters! {
         ArpResolutionRateLimited => arp_resolution_rate_limited: "Resolution not started: more than NeighborConfig::resolutions_per_second new ones (unpinned addresses).",
         TxQueueOverflow => tx_queue_overflow: "Frame dropped: the interface transmit queue was full.",
         TxTooBig => tx_too_big: "Packet from an upper layer larger than the MTU.",
+        Ipv6Truncated => ipv6_truncated: "IPv6 packet shorter than its fixed header, or an extension header cut short.",
+        Ipv6BadVersion => ipv6_bad_version: "IPv6 version field not 6.",
+        Ipv6BadPayloadLen => ipv6_bad_payload_len: "IPv6 payload length beyond the frame.",
+        Ipv6BadExtensionHeader => ipv6_bad_extension_header: "IPv6 extension header chain too long, misplaced hop-by-hop, bad option lengths, unrecognised option to discard, or routing header with segments left.",
+        Ipv6Fragment => ipv6_fragment: "IPv6 fragment (not reassembled).",
+        Ipv6NotForUs => ipv6_not_for_us: "IPv6 destination neither one of our addresses nor one of our groups.",
+        Ipv6MartianSrc => ipv6_martian_src: "IPv6 source multicast, loopback, one of ours, or unspecified outside duplicate address detection.",
+        Ipv6UnsupportedProtocol => ipv6_unsupported_protocol: "IPv6 upper-layer protocol other than ICMPv6 (TCP over IPv6 not handed up yet, issue 18).",
+        Icmpv6Truncated => icmpv6_truncated: "ICMPv6 message shorter than its header.",
+        Icmpv6BadChecksum => icmpv6_bad_checksum: "ICMPv6 checksum wrong.",
+        Icmpv6Malformed => icmpv6_malformed: "ICMPv6 error whose quoted header is unusable.",
+        Icmpv6Other => icmpv6_other: "ICMPv6 message other than echo request or neighbour discovery we act on (counted, not acted on).",
+        NdpBadHopLimit => ndp_bad_hop_limit: "Neighbour discovery message with hop limit other than 255 (RFC 4861 §6.1, §7.1).",
+        NdpInvalid => ndp_invalid: "Neighbour discovery message failing RFC 4861 validation (code, lengths, options, multicast target, option from the unspecified address).",
+        NdpNotForUs => ndp_not_for_us: "Valid neighbour solicitation whose target is not one of our addresses.",
+        NdpAddressConflict => ndp_address_conflict: "Neighbour advertisement from another MAC claiming one of our addresses.",
     }
 }
 

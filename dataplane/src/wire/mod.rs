@@ -16,7 +16,7 @@ pub mod ndp;
 pub mod tcp;
 
 #[cfg(test)]
-mod v6_testdata;
+pub(crate) mod v6_testdata;
 
 /// Why an Ethernet or ARP buffer was rejected. IPv4, ICMPv4, IPv6, ICMPv6, NDP and TCP have
 /// their own finer-grained enums ([`ipv4::Error`], [`icmpv4::Error`], [`ipv6::Error`],
