@@ -100,6 +100,9 @@ net_counters! {
         rx_router_advert => "Valid router advertisements (RFC 4861 §6.1.2), counted, not yet acted on.",
         tx_icmpv6_echo_reply => "ICMPv6 echo replies queued.",
         tx_neighbor_advert => "Neighbour advertisements queued (answers to solicitations, RFC 4861 §7.2.4).",
+        tx_neighbor_solicit => "Neighbour solicitations queued (resolution, retries, unicast reachability probes).",
+        tx_ipv6 => "IPv6 packets from upper layers framed for transmission.",
+        ndp_queued => "Packets queued while waiting for IPv6 neighbour resolution.",
         ndp_learned => "IPv6 neighbour entries created or refreshed from neighbour discovery.",
         ndp_evicted => "IPv6 neighbour entries evicted to make room.",
         ndp_expired => "IPv6 neighbour entries that expired.",
@@ -150,6 +153,11 @@ net_counters! {
         NdpInvalid => ndp_invalid: "Neighbour discovery message failing RFC 4861 validation (code, lengths, options, multicast target, option from the unspecified address).",
         NdpNotForUs => ndp_not_for_us: "Valid neighbour solicitation whose target is not one of our addresses.",
         NdpAddressConflict => ndp_address_conflict: "Neighbour advertisement from another MAC claiming one of our addresses.",
+        NdpQueueOverflow => ndp_queue_overflow: "IPv6 packet dropped: the queue of its pending neighbour was full.",
+        NdpResolutionFailed => ndp_resolution_failed: "IPv6 neighbour resolutions that failed after all retries.",
+        NdpUnresolvedDrop => ndp_unresolved_drop: "Queued IPv6 packets dropped because resolution failed.",
+        NdpCacheFull => ndp_cache_full: "IPv6 resolution not started: neighbour table full of pending or pinned entries.",
+        NdpResolutionRateLimited => ndp_resolution_rate_limited: "IPv6 resolution not started: more than NeighborConfig::resolutions_per_second new ones.",
     }
 }
 

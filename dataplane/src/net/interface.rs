@@ -198,7 +198,9 @@ impl Interface {
     fn classify(&mut self, frame: &[u8], now: Instant, rx_csum: RxChecksum) -> Result<Input, DropReason> {
         let eth = ethernet::Frame::new_checked(frame).map_err(|_| DropReason::TruncatedEthernet)?;
         let dst = eth.dst_addr();
-        if dst != self.cfg.mac && !dst.is_broadcast() && !self.is_our_group_mac(dst) {
+        // IPv6 groups only carry IPv6 (RFC 2464 §7).
+        let our_group = eth.ethertype() == EtherType::Ipv6 && self.is_our_group_mac(dst);
+        if dst != self.cfg.mac && !dst.is_broadcast() && !our_group {
             return Err(DropReason::NotForUs);
         }
         let src = eth.src_addr();

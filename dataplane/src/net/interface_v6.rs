@@ -1,19 +1,21 @@
 //! IPv6 on an [`Interface`]: addressing (a configured address and prefix beside the
 //! link-local address derived from the MAC), the groups the port listens to, answers to
 //! neighbour solicitations for our addresses (RFC 4861 §7.2.3, §7.2.4), ICMPv6 echo
-//! replies (RFC 4443 §4.2) and the IPv6 neighbour cache, filled from solicitations and
-//! advertisements (RFC 4861 §7.2.3, §7.2.5). Every discarded packet is counted under its
-//! [`DropReason`].
+//! replies (RFC 4443 §4.2), and the IPv6 neighbour cache: filled from solicitations and
+//! advertisements (RFC 4861 §7.2.3, §7.2.5), resolving next hops for outgoing packets with
+//! multicast solicitations, retries and a bounded queue (§7.2.2), and re-confirming busy
+//! entries with a unicast solicitation (§7.3.3). Every discarded packet is counted under
+//! its [`DropReason`].
 //!
-//! Not yet here (issue 18): resolving and sending to IPv6 neighbours, router discovery
-//! and a default route, duplicate address detection for our own addresses, packet too big
-//! for the TCP layer, and TCP over IPv6.
+//! Not yet here (issue 18): router discovery and a default route from advertisements,
+//! duplicate address detection for our own addresses, packet too big for the TCP layer, and
+//! TCP over IPv6.
 
 use std::net::Ipv6Addr;
 
-use super::{Input, Interface, MIN_FRAME_LEN};
+use super::{Input, Interface, LinkResult, MIN_FRAME_LEN};
 use crate::net::counters::DropReason;
-use crate::net::neighbor::{self, NeighborCache, NeighborConfig};
+use crate::net::neighbor::{self, NeighborCache, NeighborConfig, Resolve};
 use crate::time::Instant;
 use crate::wire::ethernet::{self, EtherType, EthernetAddress};
 use crate::wire::ipv6::addr;
@@ -88,14 +90,134 @@ impl Interface {
         groups.into_iter().flatten().any(|g| addr::multicast_mac(g) == mac)
     }
 
-    /// Expire IPv6 neighbours (no resolution is started here yet, so there are no retries).
+    /// Solicitation retries, resolution failures and expiry of IPv6 neighbours due at `now`.
     pub(super) fn poll_v6(&mut self, now: Instant) {
         let Some(v6) = &mut self.v6 else { return };
         for event in v6.neighbors.poll(now) {
             match event {
+                neighbor::Event::Request(a) => self.send_neighbor_solicit(a, None),
+                neighbor::Event::Failed { dropped, .. } => {
+                    self.counters.count_drop(DropReason::NdpResolutionFailed);
+                    self.counters.add_drops(DropReason::NdpUnresolvedDrop, dropped as u64);
+                }
                 neighbor::Event::Expired(_) => self.counters.ndp_expired += 1,
-                neighbor::Event::Request(_) | neighbor::Event::Failed { .. } => {}
             }
+        }
+    }
+
+    /// The next hop for `dst`: itself when link-local or on our prefix (or when there is no
+    /// gateway), else the gateway (RFC 4861 §5.2, with the configured router as the
+    /// default router).
+    pub fn route_v6(&self, dst: Ipv6Addr) -> Ipv6Addr {
+        let Some(v6) = &self.v6 else { return dst };
+        let on_link = addr::is_link_local(dst)
+            || dst.is_multicast()
+            || v6.cfg.addr.is_some_and(|a| addr::same_prefix(a, dst, v6.cfg.prefix_len));
+        match v6.cfg.gateway {
+            Some(gw) if !on_link => gw,
+            _ => dst,
+        }
+    }
+
+    /// The Ethernet header for an IPv6 packet to `dst`, or `Pending` while the next hop is
+    /// being resolved (this call starts the resolution and sends the first solicitation).
+    /// Multicast destinations map to their 33:33 group address (RFC 2464 §7).
+    pub fn link_header_for_v6(&mut self, dst: Ipv6Addr, now: Instant) -> LinkResult {
+        if dst.is_multicast() {
+            return LinkResult::Ready(self.eth_header(addr::multicast_mac(dst), EtherType::Ipv6));
+        }
+        let hop = self.route_v6(dst);
+        match self.resolve_v6(hop, now) {
+            Some(mac) => LinkResult::Ready(self.eth_header(mac, EtherType::Ipv6)),
+            None => LinkResult::Pending,
+        }
+    }
+
+    /// Frame and queue an IPv6 packet (header included) for `dst`: as
+    /// [`Interface::queue_ipv4`], waiting in the pending neighbour's queue if need be.
+    pub fn queue_ipv6(&mut self, dst: Ipv6Addr, packet: Vec<u8>, now: Instant) {
+        if packet.len() > usize::from(self.cfg.mtu) {
+            self.counters.count_drop(DropReason::TxTooBig);
+            return;
+        }
+        if self.v6.is_none() {
+            return;
+        }
+        if let LinkResult::Ready(header) = self.link_header_for_v6(dst, now) {
+            self.push_ipv6_frame(&header, &packet);
+            return;
+        }
+        let hop = self.route_v6(dst);
+        let Some(v6) = &mut self.v6 else { return };
+        if !v6.neighbors.is_pending(hop) {
+            // `resolve_v6` found the table full (or rate-limited) and counted it.
+            return;
+        }
+        match v6.neighbors.enqueue(hop, packet) {
+            Ok(()) => self.counters.ndp_queued += 1,
+            Err(_) => self.counters.count_drop(DropReason::NdpQueueOverflow),
+        }
+    }
+
+    /// Resolve `hop`, sending whatever solicitation that calls for. `None` while pending.
+    fn resolve_v6(&mut self, hop: Ipv6Addr, now: Instant) -> Option<EthernetAddress> {
+        let v6 = self.v6.as_mut()?;
+        match v6.neighbors.resolve(hop, now) {
+            Resolve::Ready { mac, refresh } => {
+                if refresh {
+                    // RFC 4861 §7.3.3: probe a cached entry with a unicast solicitation.
+                    self.send_neighbor_solicit(hop, Some(mac));
+                }
+                Some(mac)
+            }
+            Resolve::Pending { send_request } => {
+                if send_request {
+                    self.send_neighbor_solicit(hop, None);
+                }
+                None
+            }
+            Resolve::Full => {
+                self.counters.count_drop(DropReason::NdpCacheFull);
+                None
+            }
+            Resolve::RateLimited => {
+                self.counters.count_drop(DropReason::NdpResolutionRateLimited);
+                None
+            }
+        }
+    }
+
+    /// A neighbour solicitation for `target` (RFC 4861 §7.2.2): to its solicited-node group,
+    /// or unicast to `mac` to re-confirm a cached entry; from our address on the target's
+    /// prefix, else our link-local one; with our link-layer address.
+    fn send_neighbor_solicit(&mut self, target: Ipv6Addr, mac: Option<EthernetAddress>) {
+        let Some(v6) = &self.v6 else { return };
+        let src = match v6.cfg.addr {
+            Some(a) if !addr::is_link_local(target) && addr::same_prefix(a, target, v6.cfg.prefix_len) => a,
+            _ => v6.link_local,
+        };
+        let (dst, eth_dst) = match mac {
+            Some(mac) => (target, mac),
+            None => {
+                let group = addr::solicited_node(target);
+                (group, addr::multicast_mac(group))
+            }
+        };
+        let ns = icmpv6::Repr::Ndp(ndp::Repr::NeighborSolicit { target_addr: target, lladdr: Some(self.cfg.mac) });
+        if self.push_icmpv6(src, dst, eth_dst, ndp::HOP_LIMIT, &ns) {
+            self.counters.tx_neighbor_solicit += 1;
+        }
+    }
+
+    fn push_ipv6_frame(&mut self, header: &[u8; ethernet::HEADER_LEN], packet: &[u8]) {
+        let mut frame = Vec::with_capacity((header.len() + packet.len()).max(MIN_FRAME_LEN));
+        frame.extend_from_slice(header);
+        frame.extend_from_slice(packet);
+        if frame.len() < MIN_FRAME_LEN {
+            frame.resize(MIN_FRAME_LEN, 0);
+        }
+        if self.push_tx(frame) {
+            self.counters.tx_ipv6 += 1;
         }
     }
 
@@ -250,8 +372,10 @@ impl Interface {
         if learned.evicted {
             self.counters.ndp_evicted += 1;
         }
-        // Nothing is queued for IPv6 neighbours yet (no resolution is started here).
-        debug_assert!(learned.flushed.is_empty());
+        let header = self.eth_header(mac, EtherType::Ipv6);
+        for packet in learned.flushed {
+            self.push_ipv6_frame(&header, &packet);
+        }
     }
 
     /// A neighbour advertisement for our `target` (RFC 4861 §7.2.4): R clear, O set, S as

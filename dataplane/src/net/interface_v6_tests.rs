@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 
 use super::*;
-use crate::net::{InterfaceConfig, RxChecksum};
+use crate::net::{InterfaceConfig, LinkResult, RxChecksum};
 use crate::wire::v6_testdata::{hex, ECHO_REQUEST, NA, NS};
 use proptest::prelude::*;
 
@@ -271,6 +271,70 @@ fn echo_reply_fits_the_mtu() {
     assert_eq!(i.handle_frame(&f, t(1), RxChecksum::Unknown), Input::Consumed);
     let out = drain(&mut i);
     assert_eq!(out[0].len(), 14 + 1280);
+}
+
+/// The namespace that solicited in the capture: 02:00:00:00:00:01 with 2001:db8::1/64.
+fn soliciting_iface(gateway: Option<Ipv6Addr>) -> Interface {
+    let mut i = Interface::new(InterfaceConfig {
+        mac: PEER_MAC,
+        ipv4: Ipv4Addr::new(10, 0, 0, 2),
+        prefix_len: 24,
+        gateway: None,
+        mtu: 1500,
+    });
+    i.enable_ipv6(Ipv6Config { addr: Some(a("2001:db8::1")), prefix_len: 64, gateway });
+    i
+}
+
+#[test]
+fn resolves_a_neighbour_as_linux_does_and_flushes_the_queue() {
+    let mut i = soliciting_iface(None);
+    let packet = vec![0x60, 0, 0, 0, 0, 0, 59, 64];
+    i.queue_ipv6(a("2001:db8::2"), packet.clone(), t(0));
+    assert_eq!(drain(&mut i), vec![hex(NS)], "our solicitation is the kernel's, byte for byte");
+    assert_eq!((i.counters().tx_neighbor_solicit, i.counters().ndp_queued), (1, 1));
+    assert_eq!(i.link_header_for_v6(a("2001:db8::2"), t(1)), LinkResult::Pending);
+    assert!(drain(&mut i).is_empty(), "one solicitation per retry interval");
+    // The captured advertisement resolves it and releases the packet.
+    assert_eq!(i.handle_frame(&hex(NA), t(2), RxChecksum::Unknown), Input::Consumed);
+    let out = drain(&mut i);
+    assert_eq!(out.len(), 1);
+    assert_eq!(&out[0][..14], &[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd]);
+    assert_eq!(&out[0][14..22], &packet[..]);
+    assert_eq!(i.counters().tx_ipv6, 1);
+    let LinkResult::Ready(h) = i.link_header_for_v6(a("2001:db8::2"), t(3)) else { panic!("resolved") };
+    assert_eq!(&h[..6], &OUR_MAC.0);
+    // Multicast goes to the group's MAC without resolution.
+    let LinkResult::Ready(h) = i.link_header_for_v6(ipv6::addr::ALL_NODES, t(3)) else { panic!("multicast") };
+    assert_eq!(&h[..6], &[0x33, 0x33, 0, 0, 0, 1]);
+}
+
+#[test]
+fn off_link_goes_through_the_gateway_and_failures_are_counted() {
+    let gw = a("fe80::1");
+    let mut i = soliciting_iface(Some(gw));
+    assert_eq!(i.route_v6(a("2001:db8::9")), a("2001:db8::9"));
+    assert_eq!(i.route_v6(a("fe80::9")), a("fe80::9"));
+    assert_eq!(i.route_v6(a("2001:db9::9")), gw);
+    i.queue_ipv6(a("2001:db9::9"), vec![0x60; 48], t(0));
+    i.queue_ipv6(a("2001:db9::8"), vec![0x60; 48], t(0));
+    let out = drain(&mut i);
+    assert_eq!(out.len(), 1);
+    let ip = ipv6::Packet::new_checked(&out[0][14..]).expect("valid");
+    // From our link-local address to the gateway's solicited-node group.
+    assert_eq!(ip.src_addr(), i.ipv6_link_local().expect("enabled"));
+    assert_eq!(ip.dst_addr(), ipv6::addr::solicited_node(gw));
+    assert_eq!(&out[0][..6], &ipv6::addr::multicast_mac(ipv6::addr::solicited_node(gw)).0);
+    // Retries every second, then failure with the queued packets dropped.
+    i.poll(t(1000));
+    i.poll(t(2000));
+    assert_eq!(drain(&mut i).len(), 2);
+    i.poll(t(3000));
+    assert_eq!(i.counters().ndp_resolution_failed, 1);
+    assert_eq!(i.counters().ndp_unresolved_drop, 2);
+    // Oversize packets are refused.
+    i.queue_ipv6(a("2001:db8::2"), vec![0; 1501], t(4000));
+    assert_eq!(i.counters().tx_too_big, 1);
 }
 
 proptest! {
