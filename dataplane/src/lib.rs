@@ -1,6 +1,7 @@
 //! Strait's data plane.
 //!
-//! * [`wire`]: zero-copy views and emitters for Ethernet, ARP, IPv4, ICMPv4 and TCP.
+//! * [`wire`]: zero-copy views and emitters for Ethernet, ARP, IPv4, ICMPv4, IPv6 (with
+//!   extension-header walking), ICMPv6, NDP and TCP.
 //! * [`net`]: the sans-IO link and network layer (ARP neighbour cache, ICMP echo, frame
 //!   validation with drop counters).
 //! * [`tcp`]: the sans-IO TCP engine.

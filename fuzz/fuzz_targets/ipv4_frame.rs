@@ -1,4 +1,4 @@
-//! Fuzz target: the link/network layer on arbitrary Ethernet frames. `handle_frame` must
+//! Fuzz target: the link/network layer on arbitrary Ethernet frames (IPv4 only, or dual-stack). `handle_frame` must
 //! never panic, whatever the NIC's checksum verdict; every frame is either consumed,
 //! dropped (and counted) or handed up as TCP with offsets inside the frame; what the
 //! interface then transmits is never larger than the MTU plus the Ethernet header.
@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 
-use dataplane::net::{Input, Interface, InterfaceConfig, RxChecksum};
+use dataplane::net::{Input, Interface, InterfaceConfig, Ipv6Config, RxChecksum};
 use dataplane::time::{Duration, Instant};
 use dataplane::wire::ethernet::EthernetAddress;
 use libfuzzer_sys::fuzz_target;
@@ -20,6 +20,15 @@ fuzz_target!(|data: &[u8]| {
         gateway: Some(Ipv4Addr::new(198, 18, 0, 1)),
         mtu: 1500,
     });
+    // Dual-stack when the selector's high bit is set: the IPv6 side (neighbour discovery,
+    // ICMPv6 echo) too.
+    if sel & 0x80 != 0 {
+        iface.enable_ipv6(Ipv6Config {
+            addr: Some("2001:db8::2".parse().expect("literal")),
+            prefix_len: 64,
+            gateway: Some("fe80::1".parse().expect("literal")),
+        });
+    }
     let csum = match sel % 3 {
         0 => RxChecksum::Unknown,
         1 => RxChecksum::Good,

@@ -1,6 +1,7 @@
 //! The sans-IO link and network layer of one port: validates every received frame, answers
 //! ARP and ICMP echo, hands TCP segments up by offset, and frames outgoing IPv4 packets with
-//! the help of the ARP neighbour cache.
+//! the help of the ARP neighbour cache. IPv6 (neighbour discovery, ICMPv6 echo), when
+//! enabled with [`Interface::enable_ipv6`], is in `interface_v6.rs`.
 //!
 //! Every discarded frame is counted under its [`DropReason`]; nothing derived from input can
 //! panic. Control traffic the interface generates (ARP, ICMP replies, framed IPv4 packets
@@ -107,7 +108,13 @@ pub struct Interface {
     tx: VecDeque<Vec<u8>>,
     next_ident: u16,
     counters: NetCounters,
+    /// IPv6 addressing and neighbours, when enabled.
+    v6: Option<v6::V6>,
 }
+
+#[path = "interface_v6.rs"]
+mod v6;
+pub use v6::Ipv6Config;
 
 impl Interface {
     /// An interface with the default neighbour-cache settings.
@@ -135,6 +142,7 @@ impl Interface {
             tx: VecDeque::new(),
             next_ident: 0,
             counters: NetCounters::default(),
+            v6: None,
         }
     }
 
@@ -190,7 +198,9 @@ impl Interface {
     fn classify(&mut self, frame: &[u8], now: Instant, rx_csum: RxChecksum) -> Result<Input, DropReason> {
         let eth = ethernet::Frame::new_checked(frame).map_err(|_| DropReason::TruncatedEthernet)?;
         let dst = eth.dst_addr();
-        if dst != self.cfg.mac && !dst.is_broadcast() {
+        // IPv6 groups only carry IPv6 (RFC 2464 §7).
+        let our_group = eth.ethertype() == EtherType::Ipv6 && self.is_our_group_mac(dst);
+        if dst != self.cfg.mac && !dst.is_broadcast() && !our_group {
             return Err(DropReason::NotForUs);
         }
         let src = eth.src_addr();
@@ -203,7 +213,8 @@ impl Interface {
                 self.rx_arp(eth.payload(), now)
             }
             EtherType::Ipv4 => self.rx_ipv4(eth.payload(), src, rx_csum),
-            EtherType::Ipv6 | EtherType::Vlan | EtherType::Unknown(_) => Err(DropReason::WrongEthertype),
+            EtherType::Ipv6 => self.rx_ipv6(eth.payload(), src, now),
+            EtherType::Vlan | EtherType::Unknown(_) => Err(DropReason::WrongEthertype),
         }
     }
 
@@ -482,11 +493,15 @@ impl Interface {
                 neighbor::Event::Expired(_) => self.counters.arp_expired += 1,
             }
         }
+        self.poll_v6(now);
     }
 
     /// The earliest time [`Interface::poll`] has work to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.neighbors.next_deadline()
+        match (self.neighbors.next_deadline(), self.next_deadline_v6()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ---------------------------------------------------------------- helpers

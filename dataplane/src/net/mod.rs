@@ -1,9 +1,11 @@
 //! The sans-IO link and network layer of one port.
 //!
 //! * [`interface`]: frame validation with per-reason drop counters, ARP replies, ICMP echo,
-//!   hand-off of TCP segments, framing of outgoing IPv4 packets.
+//!   hand-off of TCP segments, framing of outgoing IPv4 packets; IPv6 neighbour
+//!   discovery and ICMPv6 echo when enabled.
 //! * [`egress`]: Ethernet + IPv4 + TCP headers of outgoing segments and their checksum fields.
-//! * [`neighbor`]: the bounded ARP neighbour cache with retries, expiry and packet queues.
+//! * [`neighbor`]: the bounded neighbour cache (ARP, and IPv6 neighbour discovery) with
+//!   retries, expiry and packet queues.
 //! * [`counters`]: the counters and the [`DropReason`] enum.
 //!
 //! Nothing here reads a clock or touches DPDK: the caller passes `now` and moves frames.
@@ -14,5 +16,5 @@ pub mod interface;
 pub mod neighbor;
 
 pub use counters::{DropReason, NetCounters};
-pub use interface::{Input, Interface, InterfaceConfig, LinkResult, RxChecksum};
+pub use interface::{Input, Interface, InterfaceConfig, Ipv6Config, LinkResult, RxChecksum};
 pub use neighbor::{NeighborCache, NeighborConfig};

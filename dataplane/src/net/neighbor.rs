@@ -1,5 +1,7 @@
 //! The ARP neighbour cache of one interface (RFC 826, with the timing advice of RFC 1122
-//! §2.3.2): a bounded table mapping IPv4 next hops to MAC addresses.
+//! §2.3.2): a bounded table mapping IPv4 next hops to MAC addresses. The same table,
+//! keyed by IPv6 addresses, is the neighbour cache of IPv6 neighbour discovery (RFC 4861
+//! §5.1), filled from solicitations and advertisements.
 //!
 //! * Entries learnt from ARP are *reachable* for [`NeighborConfig::reachable_time`] (60 s by
 //!   default), then expire. An entry used within [`NeighborConfig::refresh_window`] of its
@@ -28,10 +30,18 @@
 //! No clock is read: every method that needs the time takes `now`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt::Debug;
+use std::hash::Hash;
 use std::net::Ipv4Addr;
 
 use crate::time::{Duration, Instant};
 use crate::wire::ethernet::EthernetAddress;
+
+/// What a neighbour table can be keyed by: an IPv4 next hop (ARP, RFC 826) or an IPv6
+/// one (neighbour discovery, RFC 4861 §7.3, whose reachability states map onto the same
+/// reachable / pending entries). Ordered so that eviction ties break the same way every run.
+pub trait NeighborAddr: Copy + Ord + Hash + Debug {}
+impl<T: Copy + Ord + Hash + Debug> NeighborAddr for T {}
 
 /// Tunables of the neighbour cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,18 +116,18 @@ pub enum Resolve {
 
 /// Something [`NeighborCache::poll`] wants the interface to do or count.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Event {
+pub enum Event<Addr = Ipv4Addr> {
     /// Broadcast another request for this address.
-    Request(Ipv4Addr),
+    Request(Addr),
     /// Resolution of this address failed; its queued packets were dropped.
     Failed {
         /// The address.
-        addr: Ipv4Addr,
+        addr: Addr,
         /// How many queued packets were dropped with it.
         dropped: usize,
     },
     /// A reachable entry expired and was removed.
-    Expired(Ipv4Addr),
+    Expired(Addr),
 }
 
 /// Result of [`NeighborCache::learn`].
@@ -133,20 +143,20 @@ pub struct Learned {
 
 /// The neighbour table.
 #[derive(Debug)]
-pub struct NeighborCache {
+pub struct NeighborCache<Addr = Ipv4Addr> {
     cfg: NeighborConfig,
-    entries: HashMap<Ipv4Addr, Entry>,
+    entries: HashMap<Addr, Entry>,
     /// No entry has a deadline before this (it may be earlier than the true minimum after
     /// removals; `poll` then rescans and tightens it). `None`: no entries with deadlines.
     deadline: Option<Instant>,
     /// Addresses never evicted (the gateway and configured backends).
-    pinned: HashSet<Ipv4Addr>,
+    pinned: HashSet<Addr>,
     /// Resolutions that may still start, and when the bucket was last filled.
     tokens: u32,
     refilled: Option<Instant>,
 }
 
-impl NeighborCache {
+impl<Addr: NeighborAddr> NeighborCache<Addr> {
     /// An empty cache. A zero capacity or request count is raised to one.
     pub fn new(mut cfg: NeighborConfig) -> Self {
         cfg.capacity = cfg.capacity.max(1);
@@ -155,24 +165,24 @@ impl NeighborCache {
     }
 
     /// Never evict `addr` to make room (a configured gateway or backend).
-    pub fn pin(&mut self, addr: Ipv4Addr) {
+    pub fn pin(&mut self, addr: Addr) {
         self.pinned.insert(addr);
     }
 
     /// Pins exactly `addrs`: addresses pinned before and not in `addrs` may be evicted
     /// again (a reload removed their backend).
-    pub fn set_pinned(&mut self, addrs: impl IntoIterator<Item = Ipv4Addr>) {
+    pub fn set_pinned(&mut self, addrs: impl IntoIterator<Item = Addr>) {
         self.pinned.clear();
         self.pinned.extend(addrs);
     }
 
     /// Whether `addr` is pinned.
-    pub fn is_pinned(&self, addr: Ipv4Addr) -> bool {
+    pub fn is_pinned(&self, addr: Addr) -> bool {
         self.pinned.contains(&addr)
     }
 
     /// Takes a token for a new resolution of `addr` (pinned ones need none).
-    fn may_resolve(&mut self, addr: Ipv4Addr, now: Instant) -> bool {
+    fn may_resolve(&mut self, addr: Addr, now: Instant) -> bool {
         if self.pinned.contains(&addr) {
             return true;
         }
@@ -213,7 +223,7 @@ impl NeighborCache {
     }
 
     /// The MAC of `addr` if a reachable, unexpired mapping exists. Changes nothing.
-    pub fn lookup(&self, addr: Ipv4Addr, now: Instant) -> Option<EthernetAddress> {
+    pub fn lookup(&self, addr: Addr, now: Instant) -> Option<EthernetAddress> {
         match self.entries.get(&addr) {
             Some(Entry::Reachable { mac, expires_at, .. }) if now < *expires_at => Some(*mac),
             _ => None,
@@ -221,12 +231,12 @@ impl NeighborCache {
     }
 
     /// Whether a resolution for `addr` is in progress.
-    pub fn is_pending(&self, addr: Ipv4Addr) -> bool {
+    pub fn is_pending(&self, addr: Addr) -> bool {
         matches!(self.entries.get(&addr), Some(Entry::Pending { .. }))
     }
 
     /// Number of packets queued for `addr`.
-    pub fn queued(&self, addr: Ipv4Addr) -> usize {
+    pub fn queued(&self, addr: Addr) -> usize {
         match self.entries.get(&addr) {
             Some(Entry::Pending { queue, .. }) => queue.len(),
             _ => 0,
@@ -235,7 +245,7 @@ impl NeighborCache {
 
     /// Find the MAC for `addr` to send to it, starting resolution if it is unknown or has
     /// expired.
-    pub fn resolve(&mut self, addr: Ipv4Addr, now: Instant) -> Resolve {
+    pub fn resolve(&mut self, addr: Addr, now: Instant) -> Resolve {
         let retry_at = now + self.cfg.retry_interval;
         let refresh_window = self.cfg.refresh_window;
         match self.entries.get_mut(&addr) {
@@ -273,7 +283,7 @@ impl NeighborCache {
 
     /// Queue `packet` until `addr` resolves. Fails (handing the packet back) when `addr` is
     /// not pending or its queue is full.
-    pub fn enqueue(&mut self, addr: Ipv4Addr, packet: Vec<u8>) -> Result<(), Vec<u8>> {
+    pub fn enqueue(&mut self, addr: Addr, packet: Vec<u8>) -> Result<(), Vec<u8>> {
         match self.entries.get_mut(&addr) {
             Some(Entry::Pending { queue, .. }) if queue.len() < self.cfg.queue_len => {
                 queue.push_back(packet);
@@ -286,7 +296,7 @@ impl NeighborCache {
     /// Record that `addr` is at `mac` (RFC 826 merge). An existing entry is updated (and, if
     /// it was pending, its queue handed back); a new one is created only if `create` (the
     /// packet targeted us).
-    pub fn learn(&mut self, addr: Ipv4Addr, mac: EthernetAddress, now: Instant, create: bool) -> Learned {
+    pub fn learn(&mut self, addr: Addr, mac: EthernetAddress, now: Instant, create: bool) -> Learned {
         let expires_at = now + self.cfg.reachable_time;
         let reachable = Entry::Reachable { mac, expires_at, refresh_sent: false };
         let mut out = Learned::default();
@@ -312,7 +322,7 @@ impl NeighborCache {
     }
 
     /// Run retries, failures and expiry due at `now`. Cheap when nothing is due.
-    pub fn poll(&mut self, now: Instant) -> Vec<Event> {
+    pub fn poll(&mut self, now: Instant) -> Vec<Event<Addr>> {
         let mut events = Vec::new();
         match self.deadline {
             Some(d) if now >= d => {}

@@ -6,7 +6,7 @@
 //! folded result at the end, relying on byte-order independence (RFC 1071 §2(B)).
 //! [`reference_rfc1071`] is the textbook loop, kept for differential tests.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Adds `b` to `a` with end-around carry (ones'-complement addition on 64 bits).
 #[inline(always)]
@@ -186,6 +186,16 @@ pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16)
         + u32::from(length)
 }
 
+/// Partial sum of the IPv6 pseudo-header used by upper-layer checksums (RFC 8200 §8.1;
+/// ICMPv6 per RFC 4443 §2.3, TCP per RFC 9293 §3.1): source, destination, the 32-bit
+/// upper-layer packet length, three zero bytes and the next header value (the upper-layer
+/// protocol, not that of an extension header in between). Linux `csum_ipv6_magic`.
+pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, length: u32) -> u32 {
+    // 16 address words, two length words and the protocol: at most 19 * 0xffff, no overflow.
+    let words = |a: Ipv6Addr| a.segments().iter().map(|&w| u32::from(w)).sum::<u32>();
+    words(src) + words(dst) + (length >> 16) + (length & 0xffff) + u32::from(next_header)
+}
+
 /// The textbook RFC 1071 §4.1 checksum: sum 16-bit words into 32 bits, fold, complement.
 /// Slow; used to test [`sum`].
 pub fn reference_rfc1071(data: &[u8]) -> u16 {
@@ -249,6 +259,25 @@ mod tests {
         let dst = Ipv4Addr::new(192, 168, 200, 254);
         let bytes = [10, 0, 0, 1, 192, 168, 200, 254, 0, 6, 0x05, 0xdc];
         assert_eq!(fold(pseudo_header_v4(src, dst, 6, 1500)), fold(sum(&bytes, 0)));
+    }
+
+    #[test]
+    fn pseudo_header_v6_matches_explicit_bytes() {
+        // RFC 8200 §8.1 figure: source, destination, 32-bit length, 3 zero bytes, next header.
+        let src: Ipv6Addr = "fe80::1:2ff:fe00:1".parse().expect("literal");
+        let dst: Ipv6Addr = "ff02::1:ff00:2".parse().expect("literal");
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&src.octets());
+        bytes.extend_from_slice(&dst.octets());
+        bytes.extend_from_slice(&0x0001_05dcu32.to_be_bytes());
+        bytes.extend_from_slice(&[0, 0, 0, 58]);
+        assert_eq!(fold(pseudo_header_v6(src, dst, 58, 0x0001_05dc)), fold(sum(&bytes, 0)));
+        let ones = Ipv6Addr::from([0xffffu16; 8]);
+        assert_eq!(fold(pseudo_header_v6(ones, ones, 0xff, u32::MAX)), {
+            let mut b = vec![0xffu8; 36];
+            b.extend_from_slice(&[0, 0, 0, 0xff]);
+            fold(sum(&b, 0))
+        });
     }
 
     #[test]

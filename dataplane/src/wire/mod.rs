@@ -9,11 +9,18 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmpv4;
+pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv6;
+pub mod ndp;
 pub mod tcp;
 
-/// Why an Ethernet or ARP buffer was rejected. IPv4, ICMPv4 and TCP have their own
-/// finer-grained enums ([`ipv4::Error`], [`icmpv4::Error`], [`tcp::Error`]).
+#[cfg(test)]
+pub(crate) mod v6_testdata;
+
+/// Why an Ethernet or ARP buffer was rejected. IPv4, ICMPv4, IPv6, ICMPv6, NDP and TCP have
+/// their own finer-grained enums ([`ipv4::Error`], [`icmpv4::Error`], [`ipv6::Error`],
+/// [`icmpv6::Error`], [`ndp::Error`], [`tcp::Error`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The buffer is shorter than the header (or than what the header declares).

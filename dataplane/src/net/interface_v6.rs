@@ -1,0 +1,449 @@
+//! IPv6 on an [`Interface`]: addressing (a configured address and prefix beside the
+//! link-local address derived from the MAC), the groups the port listens to, answers to
+//! neighbour solicitations for our addresses (RFC 4861 §7.2.3, §7.2.4), ICMPv6 echo
+//! replies (RFC 4443 §4.2), and the IPv6 neighbour cache: filled from solicitations and
+//! advertisements (RFC 4861 §7.2.3, §7.2.5), resolving next hops for outgoing packets with
+//! multicast solicitations, retries and a bounded queue (§7.2.2), and re-confirming busy
+//! entries with a unicast solicitation (§7.3.3). Every discarded packet is counted under
+//! its [`DropReason`].
+//!
+//! Not yet here (issue 18): router discovery and a default route from advertisements,
+//! duplicate address detection for our own addresses, packet too big for the TCP layer, and
+//! TCP over IPv6.
+
+use std::net::Ipv6Addr;
+
+use super::{Input, Interface, LinkResult, MIN_FRAME_LEN};
+use crate::net::counters::DropReason;
+use crate::net::neighbor::{self, NeighborCache, NeighborConfig, Resolve};
+use crate::time::Instant;
+use crate::wire::ethernet::{self, EtherType, EthernetAddress};
+use crate::wire::ipv6::addr;
+use crate::wire::{icmpv6, ipv6, ndp};
+
+/// IPv6 addressing of one interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Config {
+    /// Our global (or unique local) address; the link-local one is always derived from the
+    /// MAC (RFC 4291 §2.5.6, Appendix A).
+    pub addr: Option<Ipv6Addr>,
+    /// Prefix length of the on-link prefix of `addr` (values above 128 are taken as 128).
+    pub prefix_len: u8,
+    /// Default router for off-link destinations (usually link-local).
+    pub gateway: Option<Ipv6Addr>,
+}
+
+/// The IPv6 state of an interface.
+#[derive(Debug)]
+pub(super) struct V6 {
+    cfg: Ipv6Config,
+    link_local: Ipv6Addr,
+    neighbors: NeighborCache<Ipv6Addr>,
+}
+
+impl V6 {
+    fn is_ours(&self, a: Ipv6Addr) -> bool {
+        a == self.link_local || Some(a) == self.cfg.addr
+    }
+
+    /// The multicast groups we belong to (RFC 4291 §2.8: all-nodes and the solicited-node
+    /// group of each of our addresses).
+    fn is_our_group(&self, a: Ipv6Addr) -> bool {
+        a == addr::ALL_NODES
+            || a == addr::solicited_node(self.link_local)
+            || self.cfg.addr.is_some_and(|g| a == addr::solicited_node(g))
+    }
+}
+
+impl Interface {
+    /// Enable IPv6 on this port with `cfg`: the link-local address derived from the MAC,
+    /// and `cfg.addr` if set. Replaces any previous IPv6 configuration (and its neighbours).
+    pub fn enable_ipv6(&mut self, mut cfg: Ipv6Config) {
+        cfg.prefix_len = cfg.prefix_len.min(128);
+        let mut neighbors = NeighborCache::new(NeighborConfig::default());
+        if let Some(gw) = cfg.gateway {
+            neighbors.pin(gw);
+        }
+        self.v6 = Some(V6 { cfg, link_local: addr::link_local_from_mac(self.cfg.mac), neighbors });
+    }
+
+    /// The IPv6 configuration in force, if IPv6 is enabled.
+    pub fn ipv6_config(&self) -> Option<&Ipv6Config> {
+        self.v6.as_ref().map(|v| &v.cfg)
+    }
+
+    /// Our link-local address, if IPv6 is enabled.
+    pub fn ipv6_link_local(&self) -> Option<Ipv6Addr> {
+        self.v6.as_ref().map(|v| v.link_local)
+    }
+
+    /// The MAC of IPv6 neighbour `a` if it is known and reachable.
+    pub fn ipv6_neighbor(&self, a: Ipv6Addr, now: Instant) -> Option<EthernetAddress> {
+        self.v6.as_ref().and_then(|v| v.neighbors.lookup(a, now))
+    }
+
+    /// Whether a frame to `mac` is for one of our IPv6 groups (RFC 2464 §7: 33:33 and the
+    /// low 32 bits of the group).
+    pub(super) fn is_our_group_mac(&self, mac: EthernetAddress) -> bool {
+        let Some(v6) = &self.v6 else { return false };
+        let groups = [Some(addr::ALL_NODES), Some(addr::solicited_node(v6.link_local)), v6.cfg.addr.map(addr::solicited_node)];
+        groups.into_iter().flatten().any(|g| addr::multicast_mac(g) == mac)
+    }
+
+    /// Solicitation retries, resolution failures and expiry of IPv6 neighbours due at `now`.
+    pub(super) fn poll_v6(&mut self, now: Instant) {
+        let Some(v6) = &mut self.v6 else { return };
+        for event in v6.neighbors.poll(now) {
+            match event {
+                neighbor::Event::Request(a) => self.send_neighbor_solicit(a, None),
+                neighbor::Event::Failed { dropped, .. } => {
+                    self.counters.count_drop(DropReason::NdpResolutionFailed);
+                    self.counters.add_drops(DropReason::NdpUnresolvedDrop, dropped as u64);
+                }
+                neighbor::Event::Expired(_) => self.counters.ndp_expired += 1,
+            }
+        }
+    }
+
+    /// The next hop for `dst`: itself when link-local or on our prefix (or when there is no
+    /// gateway), else the gateway (RFC 4861 §5.2, with the configured router as the
+    /// default router).
+    pub fn route_v6(&self, dst: Ipv6Addr) -> Ipv6Addr {
+        let Some(v6) = &self.v6 else { return dst };
+        let on_link = addr::is_link_local(dst)
+            || dst.is_multicast()
+            || v6.cfg.addr.is_some_and(|a| addr::same_prefix(a, dst, v6.cfg.prefix_len));
+        match v6.cfg.gateway {
+            Some(gw) if !on_link => gw,
+            _ => dst,
+        }
+    }
+
+    /// The Ethernet header for an IPv6 packet to `dst`, or `Pending` while the next hop is
+    /// being resolved (this call starts the resolution and sends the first solicitation).
+    /// Multicast destinations map to their 33:33 group address (RFC 2464 §7).
+    pub fn link_header_for_v6(&mut self, dst: Ipv6Addr, now: Instant) -> LinkResult {
+        if dst.is_multicast() {
+            return LinkResult::Ready(self.eth_header(addr::multicast_mac(dst), EtherType::Ipv6));
+        }
+        let hop = self.route_v6(dst);
+        match self.resolve_v6(hop, now) {
+            Some(mac) => LinkResult::Ready(self.eth_header(mac, EtherType::Ipv6)),
+            None => LinkResult::Pending,
+        }
+    }
+
+    /// Frame and queue an IPv6 packet (header included) for `dst`: as
+    /// [`Interface::queue_ipv4`], waiting in the pending neighbour's queue if need be.
+    pub fn queue_ipv6(&mut self, dst: Ipv6Addr, packet: Vec<u8>, now: Instant) {
+        if packet.len() > usize::from(self.cfg.mtu) {
+            self.counters.count_drop(DropReason::TxTooBig);
+            return;
+        }
+        if self.v6.is_none() {
+            return;
+        }
+        if let LinkResult::Ready(header) = self.link_header_for_v6(dst, now) {
+            self.push_ipv6_frame(&header, &packet);
+            return;
+        }
+        let hop = self.route_v6(dst);
+        let Some(v6) = &mut self.v6 else { return };
+        if !v6.neighbors.is_pending(hop) {
+            // `resolve_v6` found the table full (or rate-limited) and counted it.
+            return;
+        }
+        match v6.neighbors.enqueue(hop, packet) {
+            Ok(()) => self.counters.ndp_queued += 1,
+            Err(_) => self.counters.count_drop(DropReason::NdpQueueOverflow),
+        }
+    }
+
+    /// Resolve `hop`, sending whatever solicitation that calls for. `None` while pending.
+    fn resolve_v6(&mut self, hop: Ipv6Addr, now: Instant) -> Option<EthernetAddress> {
+        let v6 = self.v6.as_mut()?;
+        match v6.neighbors.resolve(hop, now) {
+            Resolve::Ready { mac, refresh } => {
+                if refresh {
+                    // RFC 4861 §7.3.3: probe a cached entry with a unicast solicitation.
+                    self.send_neighbor_solicit(hop, Some(mac));
+                }
+                Some(mac)
+            }
+            Resolve::Pending { send_request } => {
+                if send_request {
+                    self.send_neighbor_solicit(hop, None);
+                }
+                None
+            }
+            Resolve::Full => {
+                self.counters.count_drop(DropReason::NdpCacheFull);
+                None
+            }
+            Resolve::RateLimited => {
+                self.counters.count_drop(DropReason::NdpResolutionRateLimited);
+                None
+            }
+        }
+    }
+
+    /// A neighbour solicitation for `target` (RFC 4861 §7.2.2): to its solicited-node group,
+    /// or unicast to `mac` to re-confirm a cached entry; from our address on the target's
+    /// prefix, else our link-local one; with our link-layer address.
+    fn send_neighbor_solicit(&mut self, target: Ipv6Addr, mac: Option<EthernetAddress>) {
+        let Some(v6) = &self.v6 else { return };
+        let src = match v6.cfg.addr {
+            Some(a) if !addr::is_link_local(target) && addr::same_prefix(a, target, v6.cfg.prefix_len) => a,
+            _ => v6.link_local,
+        };
+        let (dst, eth_dst) = match mac {
+            Some(mac) => (target, mac),
+            None => {
+                let group = addr::solicited_node(target);
+                (group, addr::multicast_mac(group))
+            }
+        };
+        let ns = icmpv6::Repr::Ndp(ndp::Repr::NeighborSolicit { target_addr: target, lladdr: Some(self.cfg.mac) });
+        if self.push_icmpv6(src, dst, eth_dst, ndp::HOP_LIMIT, &ns) {
+            self.counters.tx_neighbor_solicit += 1;
+        }
+    }
+
+    fn push_ipv6_frame(&mut self, header: &[u8; ethernet::HEADER_LEN], packet: &[u8]) {
+        let mut frame = Vec::with_capacity((header.len() + packet.len()).max(MIN_FRAME_LEN));
+        frame.extend_from_slice(header);
+        frame.extend_from_slice(packet);
+        if frame.len() < MIN_FRAME_LEN {
+            frame.resize(MIN_FRAME_LEN, 0);
+        }
+        if self.push_tx(frame) {
+            self.counters.tx_ipv6 += 1;
+        }
+    }
+
+    /// The earliest time the IPv6 neighbour cache has work to do.
+    pub(super) fn next_deadline_v6(&self) -> Option<Instant> {
+        self.v6.as_ref().and_then(|v| v.neighbors.next_deadline())
+    }
+
+    pub(super) fn rx_ipv6(&mut self, payload: &[u8], eth_src: EthernetAddress, now: Instant) -> Result<Input, DropReason> {
+        let Some(v6) = &self.v6 else { return Err(DropReason::WrongEthertype) };
+        let packet = ipv6::Packet::new_checked(payload).map_err(ipv6_drop)?;
+        let (src, dst) = (packet.src_addr(), packet.dst_addr());
+        if !v6.is_ours(dst) && !v6.is_our_group(dst) {
+            return Err(DropReason::Ipv6NotForUs);
+        }
+        // RFC 4291 §2.7: never a multicast source; loopback never on a link (§2.5.3); our
+        // own address is a loop or a spoof. The unspecified source is checked per message.
+        if src.is_multicast() || src.is_loopback() || v6.is_ours(src) {
+            return Err(DropReason::Ipv6MartianSrc);
+        }
+        self.counters.rx_ipv6 += 1;
+        let up = packet.upper_layer().map_err(ipv6_drop)?;
+        if up.protocol != ipv6::next_header::ICMPV6 {
+            return Err(DropReason::Ipv6UnsupportedProtocol);
+        }
+        self.counters.rx_icmpv6 += 1;
+        let end = ipv6::HEADER_LEN + packet.payload().len();
+        let message = payload.get(up.offset..end).ok_or(DropReason::Ipv6Truncated)?;
+        self.rx_icmpv6(message, src, dst, packet.hop_limit(), eth_src, now)
+    }
+
+    fn rx_icmpv6(
+        &mut self,
+        message: &[u8],
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        hop_limit: u8,
+        eth_src: EthernetAddress,
+        now: Instant,
+    ) -> Result<Input, DropReason> {
+        let packet = icmpv6::Packet::new_checked(message).map_err(|_| DropReason::Icmpv6Truncated)?;
+        // ICMPv6 checksums are not offloaded: always verify (RFC 4443 §2.3).
+        if !packet.verify_checksum(src, dst) {
+            return Err(DropReason::Icmpv6BadChecksum);
+        }
+        let repr = icmpv6::Repr::parse(src, dst, &packet, false).map_err(|e| match e {
+            icmpv6::Error::Truncated => DropReason::Icmpv6Truncated,
+            icmpv6::Error::BadChecksum => DropReason::Icmpv6BadChecksum,
+            icmpv6::Error::Malformed => DropReason::Icmpv6Malformed,
+            icmpv6::Error::Ndp(_) => DropReason::NdpInvalid,
+        })?;
+        if src.is_unspecified() && !matches!(repr, icmpv6::Repr::Ndp(ndp::Repr::NeighborSolicit { .. })) {
+            // Only duplicate address detection sends from :: (RFC 4862 §5.4.2).
+            return Err(DropReason::Ipv6MartianSrc);
+        }
+        match repr {
+            // RFC 4443 §4.2: reply to echo requests to our unicast addresses, from the
+            // address the request went to.
+            icmpv6::Repr::EchoRequest { ident, seq_no, data } if !dst.is_multicast() => {
+                self.reply_echo_v6(dst, src, eth_src, ident, seq_no, data);
+                Ok(Input::Consumed)
+            }
+            icmpv6::Repr::Ndp(n) => {
+                if hop_limit != ndp::HOP_LIMIT {
+                    return Err(DropReason::NdpBadHopLimit);
+                }
+                self.rx_ndp(n, src, dst, eth_src, now)
+            }
+            _ => Err(DropReason::Icmpv6Other),
+        }
+    }
+
+    fn rx_ndp(
+        &mut self,
+        n: ndp::Repr,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        eth_src: EthernetAddress,
+        now: Instant,
+    ) -> Result<Input, DropReason> {
+        match n {
+            ndp::Repr::NeighborSolicit { target_addr, lladdr } => {
+                // RFC 4861 §7.1.1: no source link-layer option from ::, and from :: only to a
+                // solicited-node group.
+                if src.is_unspecified() && (lladdr.is_some() || !dst.is_multicast()) {
+                    return Err(DropReason::NdpInvalid);
+                }
+                let ours = self.v6.as_ref().is_some_and(|v| v.is_ours(target_addr));
+                if !ours {
+                    return Err(DropReason::NdpNotForUs);
+                }
+                if src.is_unspecified() {
+                    // RFC 4862 §5.4.3: someone probes an address we hold: defend it with an
+                    // advertisement to all-nodes, S clear.
+                    self.send_neighbor_advert(target_addr, addr::ALL_NODES, addr::multicast_mac(addr::ALL_NODES), false);
+                    return Ok(Input::Consumed);
+                }
+                // RFC 4861 §7.2.3: learn (or update) the sender from its link-layer option;
+                // one is required when the solicitation was multicast.
+                match lladdr {
+                    Some(mac) if mac.is_unicast() => self.learn_v6(src, mac, now, true),
+                    Some(_) => return Err(DropReason::NdpInvalid),
+                    None if dst.is_multicast() => return Err(DropReason::NdpInvalid),
+                    None => {}
+                }
+                let eth_dst = lladdr.unwrap_or(eth_src);
+                self.send_neighbor_advert(target_addr, src, eth_dst, true);
+                Ok(Input::Consumed)
+            }
+            ndp::Repr::NeighborAdvert { solicited, target_addr, lladdr, .. } => {
+                // RFC 4861 §7.1.2: S must be clear in an advertisement to a group.
+                if solicited && dst.is_multicast() {
+                    return Err(DropReason::NdpInvalid);
+                }
+                if self.v6.as_ref().is_some_and(|v| v.is_ours(target_addr)) {
+                    return Err(if lladdr == Some(self.cfg.mac) {
+                        DropReason::NdpNotForUs
+                    } else {
+                        DropReason::NdpAddressConflict
+                    });
+                }
+                // RFC 4861 §7.2.5: an advertisement updates an existing entry only; without
+                // a target link-layer option there is nothing to learn.
+                match lladdr {
+                    Some(mac) if mac.is_unicast() => {
+                        self.learn_v6(target_addr, mac, now, false);
+                        Ok(Input::Consumed)
+                    }
+                    Some(_) => Err(DropReason::NdpInvalid),
+                    None => Ok(Input::Consumed),
+                }
+            }
+            ndp::Repr::RouterAdvert { .. } => {
+                // RFC 4861 §6.1.2: only from a link-local source.
+                if !addr::is_link_local(src) {
+                    return Err(DropReason::NdpInvalid);
+                }
+                self.counters.rx_router_advert += 1;
+                Ok(Input::Consumed)
+            }
+            // We are not a router (RFC 4861 §6.2.6 is for routers).
+            ndp::Repr::RouterSolicit { .. } => Err(DropReason::Icmpv6Other),
+        }
+    }
+
+    fn learn_v6(&mut self, a: Ipv6Addr, mac: EthernetAddress, now: Instant, create: bool) {
+        let Some(v6) = &mut self.v6 else { return };
+        let learned = v6.neighbors.learn(a, mac, now, create);
+        if learned.updated {
+            self.counters.ndp_learned += 1;
+        }
+        if learned.evicted {
+            self.counters.ndp_evicted += 1;
+        }
+        let header = self.eth_header(mac, EtherType::Ipv6);
+        for packet in learned.flushed {
+            self.push_ipv6_frame(&header, &packet);
+        }
+    }
+
+    /// A neighbour advertisement for our `target` (RFC 4861 §7.2.4): R clear, O set, S as
+    /// given, with our link-layer address.
+    fn send_neighbor_advert(&mut self, target: Ipv6Addr, dst: Ipv6Addr, eth_dst: EthernetAddress, solicited: bool) {
+        let na = icmpv6::Repr::Ndp(ndp::Repr::NeighborAdvert {
+            router: false,
+            solicited,
+            override_: true,
+            target_addr: target,
+            lladdr: Some(self.cfg.mac),
+        });
+        if self.push_icmpv6(target, dst, eth_dst, ndp::HOP_LIMIT, &na) {
+            self.counters.tx_neighbor_advert += 1;
+        }
+    }
+
+    /// RFC 4443 §4.2: same identifier, sequence number and data, cut to fit the MTU (the
+    /// reply must not be fragmented: we do not fragment).
+    fn reply_echo_v6(&mut self, src: Ipv6Addr, dst: Ipv6Addr, eth_dst: EthernetAddress, ident: u16, seq_no: u16, data: &[u8]) {
+        let max_data = usize::from(self.cfg.mtu).saturating_sub(ipv6::HEADER_LEN + icmpv6::HEADER_LEN);
+        let data = data.get(..max_data).unwrap_or(data);
+        let reply = icmpv6::Repr::EchoReply { ident, seq_no, data };
+        if self.push_icmpv6(src, dst, eth_dst, ipv6::DEFAULT_HOP_LIMIT, &reply) {
+            self.counters.tx_icmpv6_echo_reply += 1;
+        }
+    }
+
+    /// Frame and queue an ICMPv6 message; false if it could not be built or queued.
+    fn push_icmpv6(&mut self, src: Ipv6Addr, dst: Ipv6Addr, eth_dst: EthernetAddress, hop_limit: u8, msg: &icmpv6::Repr<'_>) -> bool {
+        let ip = ipv6::Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: ipv6::next_header::ICMPV6,
+            payload_len: msg.buffer_len(),
+            hop_limit,
+            traffic_class: 0,
+            flow_label: 0,
+        };
+        let ip_start = ethernet::HEADER_LEN;
+        let icmp_start = ip_start + ipv6::HEADER_LEN;
+        let mut frame = vec![0u8; (icmp_start + msg.buffer_len()).max(MIN_FRAME_LEN)];
+        let header = self.eth_header(eth_dst, EtherType::Ipv6);
+        let (eth_part, rest) = frame.split_at_mut(ethernet::HEADER_LEN);
+        eth_part.copy_from_slice(&header);
+        let (ip_part, icmp_part) = rest.split_at_mut(ipv6::HEADER_LEN);
+        if ip.emit(&mut ipv6::Packet::new_unchecked(ip_part)).is_err()
+            || msg.emit(src, dst, &mut icmpv6::Packet::new_unchecked(icmp_part)).is_err()
+        {
+            return false;
+        }
+        self.push_tx(frame)
+    }
+}
+
+fn ipv6_drop(e: ipv6::Error) -> DropReason {
+    match e {
+        ipv6::Error::Truncated => DropReason::Ipv6Truncated,
+        ipv6::Error::BadVersion => DropReason::Ipv6BadVersion,
+        ipv6::Error::BadPayloadLen => DropReason::Ipv6BadPayloadLen,
+        ipv6::Error::Fragment => DropReason::Ipv6Fragment,
+        ipv6::Error::TooManyExtensionHeaders
+        | ipv6::Error::BadExtensionHeader
+        | ipv6::Error::UnrecognizedOption
+        | ipv6::Error::SegmentsLeft => DropReason::Ipv6BadExtensionHeader,
+    }
+}
+
+#[cfg(test)]
+#[path = "interface_v6_tests.rs"]
+mod tests;
