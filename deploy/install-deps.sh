@@ -11,8 +11,9 @@ PACKAGES=(
   clang libclang-dev pkg-config build-essential
   # test peers and tools: namespaces, ping, captures, load generator, real backend
   iproute2 iputils-ping ethtool python3 tshark wrk nginx-light procps kmod curl
-  # side-by-side benchmark (deploy/bench/run.sh): the proxy Strait is compared with
-  haproxy
+  # side-by-side benchmark (deploy/bench/run.sh): the proxy Strait is compared with;
+  # valgrind for the instruction counts (callgrind: the engine bench, BENCH_CALLGRIND=1)
+  haproxy valgrind
   # metrics: a real Prometheus server for the scrape test, and promtool
   prometheus
   # SYN-flood test (proxy/tests/ops_synflood.rs); systemd-analyze for the unit test;

@@ -24,7 +24,7 @@
 //! Environment: `STRAIT_BENCH_MB` (bulk size in MiB, default 64), `STRAIT_BENCH_TXNS`
 //! (transactions of one profile run, default 20000) and `STRAIT_BENCH_PROFILE=<scenario>`,
 //! which runs one scenario once without criterion, for `valgrind --tool=callgrind` (see
-//! `docs/benchmarks.md`).
+//! `docs/benchmarks/engine.md`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -408,6 +408,7 @@ impl Wire {
     fn transmit<P: FromWire>(&mut self, engine: &mut Engine<P>, now: Instant) -> u64 {
         let mut n = 0;
         engine.poll_transmit(now, &mut |src, dst, seg| {
+            let (std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) = (src, dst) else { return };
             n += if self.mode == TxMode::SoftGso && seg.mss > 0 && seg.payload.len() > usize::from(seg.mss) {
                 self.emit_gso(src, dst, &seg)
             } else {

@@ -1,4 +1,4 @@
-//! Flow steering: which lcore owns a TCP/IPv4 flow.
+//! Flow steering: which lcore owns a TCP flow (over IPv4 or IPv6).
 //!
 //! Receive-side scaling hashes a packet's 4-tuple with the Toeplitz function (Microsoft
 //! "RSS hashing", also DPDK `rte_softrss`) and looks the low bits of the hash up in a
@@ -17,7 +17,7 @@
 //!
 //! Sans-IO: no DPDK, no clock.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 /// Length of the RSS key most NICs use (Intel, Mellanox): 40 bytes.
@@ -29,6 +29,11 @@ pub const DEFAULT_RETA_SIZE: usize = 128;
 /// Bytes of Toeplitz input for TCP over IPv4: source address, destination address,
 /// source port, destination port (Microsoft RSS, "IPv4 with TCP").
 const TUPLE_LEN: usize = 12;
+
+/// Bytes of Toeplitz input for TCP over IPv6: the two 16-byte addresses, then the ports
+/// (Microsoft RSS, "IPv6 with TCP", without extension headers; what NICs hash and DPDK's
+/// `rte_softrss` over `rte_ipv6_tuple` computes). A 40-byte key covers it exactly.
+const TUPLE_LEN_V6: usize = 36;
 
 /// The symmetric Toeplitz key: the 16-bit pattern 0x6d5a repeated makes the hash of
 /// (src, dst) equal that of (dst, src) (Woo & Park, "Scalable TCP Session Monitoring
@@ -46,10 +51,11 @@ pub struct KeyTooShort(pub usize);
 
 /// The Toeplitz hash with a fixed key, table-driven: for each input byte position, the
 /// XOR of the 32-bit key windows selected by that byte's bits, precomputed for all 256
-/// values (12 lookups per TCP/IPv4 tuple).
+/// values (12 lookups per TCP/IPv4 tuple, 36 per TCP/IPv6 one). Key bits past the end of
+/// a short key read as zero.
 #[derive(Clone)]
 pub struct Toeplitz {
-    table: Box<[[u32; 256]; TUPLE_LEN]>,
+    table: Box<[[u32; 256]; TUPLE_LEN_V6]>,
 }
 
 impl core::fmt::Debug for Toeplitz {
@@ -76,7 +82,7 @@ impl Toeplitz {
         if key.len() < TUPLE_LEN + 4 {
             return Err(KeyTooShort(key.len()));
         }
-        let mut table = Box::new([[0u32; 256]; TUPLE_LEN]);
+        let mut table = Box::new([[0u32; 256]; TUPLE_LEN_V6]);
         for (pos, row) in table.iter_mut().enumerate() {
             for (value, slot) in row.iter_mut().enumerate() {
                 let mut h = 0u32;
@@ -91,7 +97,7 @@ impl Toeplitz {
         Ok(Toeplitz { table })
     }
 
-    /// The hash of an arbitrary input of at most 12 bytes (longer input is cut).
+    /// The hash of an arbitrary input of at most 36 bytes (longer input is cut).
     pub fn hash(&self, input: &[u8]) -> u32 {
         self.table
             .iter()
@@ -107,6 +113,17 @@ impl Toeplitz {
         input[4..8].copy_from_slice(&dst.octets());
         input[8..10].copy_from_slice(&src_port.to_be_bytes());
         input[10..12].copy_from_slice(&dst_port.to_be_bytes());
+        self.hash(&input)
+    }
+
+    /// The "IPv6 with TCP" hash: source address, destination address, source port,
+    /// destination port, as they appear in the received packet.
+    pub fn hash_ipv6_tcp(&self, src: Ipv6Addr, dst: Ipv6Addr, src_port: u16, dst_port: u16) -> u32 {
+        let mut input = [0u8; TUPLE_LEN_V6];
+        input[..16].copy_from_slice(&src.octets());
+        input[16..32].copy_from_slice(&dst.octets());
+        input[32..34].copy_from_slice(&src_port.to_be_bytes());
+        input[34..36].copy_from_slice(&dst_port.to_be_bytes());
         self.hash(&input)
     }
 
@@ -179,9 +196,14 @@ impl FlowSteering {
         &self.toeplitz
     }
 
-    /// Index of the lcore that owns the TCP flow with this 4-tuple, in either direction.
-    pub fn owner(&self, src: Ipv4Addr, dst: Ipv4Addr, src_port: u16, dst_port: u16) -> u16 {
-        let h = self.toeplitz.hash_ipv4_tcp(src, dst, src_port, dst_port);
+    /// Index of the lcore that owns the TCP flow with this 4-tuple, in either direction
+    /// (IPv4 or IPv6; addresses of mixed families are no flow and go to lcore 0).
+    pub fn owner(&self, src: impl Into<IpAddr>, dst: impl Into<IpAddr>, src_port: u16, dst_port: u16) -> u16 {
+        let h = match (src.into(), dst.into()) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => self.toeplitz.hash_ipv4_tcp(s, d, src_port, dst_port),
+            (IpAddr::V6(s), IpAddr::V6(d)) => self.toeplitz.hash_ipv6_tcp(s, d, src_port, dst_port),
+            _ => return 0,
+        };
         // The NIC takes the hash's low bits (len is a power of two).
         let i = (h as usize) & (self.reta.len() - 1);
         self.reta.get(i).copied().unwrap_or(0)
@@ -219,27 +241,31 @@ impl LcoreSteering {
     /// lcore (the owner of the return flow, remote -> local, is the same by symmetry).
     pub fn owns(
         &self,
-        local: Ipv4Addr,
+        local: impl Into<IpAddr>,
         local_port: u16,
-        remote: Ipv4Addr,
+        remote: impl Into<IpAddr>,
         remote_port: u16,
     ) -> bool {
         self.steering.owner(remote, local, remote_port, local_port) == self.index
     }
 }
 
-/// Where a received Ethernet frame carrying TCP over IPv4 should go: the 4-tuple
+/// Where a received Ethernet frame carrying TCP over IPv4 or IPv6 should go: the 4-tuple
 /// (src, dst, src port, dst port) read straight from the frame, or `None` for anything
 /// else (ARP, ICMP other than below, fragments, malformed frames: the receiving lcore
 /// handles and counts those itself). An ICMP "fragmentation needed" quoting a TCP segment
 /// goes where that segment's connection lives: the quoted tuple, turned round to read as
 /// the peer's segments do (the quote is one *we* sent), so that the owner's engine finds
-/// the connection (RFC 1191; Linux `tcp_v4_err` looks the quote up the same way).
-pub fn frame_tcp_tuple(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u16, u16)> {
+/// the connection (RFC 1191; Linux `tcp_v4_err` looks the quote up the same way). Over
+/// IPv6 likewise, past any extension headers, with "packet too big" (RFC 8201,
+/// `tcp_v6_err`) in place of "fragmentation needed".
+pub fn frame_tcp_tuple(frame: &[u8]) -> Option<(IpAddr, IpAddr, u16, u16)> {
     use crate::wire::{ethernet, icmpv4, ipv4, tcp};
     let eth = ethernet::Frame::new_checked(frame).ok()?;
-    if eth.ethertype() != ethernet::EtherType::Ipv4 {
-        return None;
+    match eth.ethertype() {
+        ethernet::EtherType::Ipv4 => {}
+        ethernet::EtherType::Ipv6 => return ipv6_tcp_tuple(eth.payload()),
+        _ => return None,
     }
     let ip = ipv4::Packet::new_checked(eth.payload()).ok()?;
     // Only an unfragmented datagram carries ports (fragments are dropped anyway).
@@ -249,7 +275,7 @@ pub fn frame_tcp_tuple(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u16, u16)> {
     match ip.protocol() {
         ipv4::protocol::TCP => {
             let segment = tcp::Packet::new_checked(ip.payload()).ok()?;
-            Some((ip.src_addr(), ip.dst_addr(), segment.src_port(), segment.dst_port()))
+            Some((ip.src_addr().into(), ip.dst_addr().into(), segment.src_port(), segment.dst_port()))
         }
         ipv4::protocol::ICMP => {
             let packet = icmpv4::Packet::new_checked(ip.payload()).ok()?;
@@ -258,7 +284,32 @@ pub fn frame_tcp_tuple(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u16, u16)> {
                 return None;
             };
             let q = icmpv4::QuotedTcp::of(&repr)?;
-            Some((*q.remote.ip(), *q.local.ip(), q.remote.port(), q.local.port()))
+            Some(((*q.remote.ip()).into(), (*q.local.ip()).into(), q.remote.port(), q.local.port()))
+        }
+        _ => None,
+    }
+}
+
+/// [`frame_tcp_tuple`] of an IPv6 packet.
+fn ipv6_tcp_tuple(packet: &[u8]) -> Option<(IpAddr, IpAddr, u16, u16)> {
+    use crate::wire::{icmpv6, ipv6, tcp};
+    let ip = ipv6::Packet::new_checked(packet).ok()?;
+    // Fragments and unknown options are refused by the walk (and dropped by the port).
+    let up = ip.upper_layer().ok()?;
+    let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
+    let l4 = packet.get(up.offset..end)?;
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    match up.protocol {
+        ipv6::next_header::TCP => {
+            let segment = tcp::Packet::new_checked(l4).ok()?;
+            Some((IpAddr::V6(src), IpAddr::V6(dst), segment.src_port(), segment.dst_port()))
+        }
+        ipv6::next_header::ICMPV6 => {
+            let message = icmpv6::Packet::new_checked(l4).ok()?;
+            let repr = icmpv6::Repr::parse(src, dst, &message, false).ok()?;
+            let icmpv6::Repr::PktTooBig { .. } = repr else { return None };
+            let q = icmpv6::QuotedTcp::of(&repr)?;
+            Some((IpAddr::V6(*q.remote.ip()), IpAddr::V6(*q.local.ip()), q.remote.port(), q.local.port()))
         }
         _ => None,
     }
@@ -429,6 +480,52 @@ mod tests {
         );
     }
 
+    /// Microsoft's "IPv6 with TCP" vectors (the same key; DPDK's `test_thash` checks
+    /// `rte_softrss` against them): source, destination, source port, destination port.
+    #[test]
+    fn ipv6_tcp_hash_matches_the_reference_vectors() {
+        let t = Toeplitz::new(&MS_KEY).expect("key");
+        let v = |a: [u16; 8]| Ipv6Addr::new(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+        let vectors = [
+            (v([0x3ffe, 0x2501, 0x200, 0x1fff, 0, 0, 0, 7]), v([0x3ffe, 0x2501, 0x200, 3, 0, 0, 0, 1]), 2794, 1766, 0x4020_7d3d),
+            (
+                v([0x3ffe, 0x501, 8, 0, 0x260, 0x97ff, 0xfe40, 0xefab]),
+                v([0xff02, 0, 0, 0, 0, 0, 0, 1]),
+                14230,
+                4739,
+                0xdde5_1bbf,
+            ),
+            (
+                v([0x3ffe, 0x1900, 0x4545, 3, 0x200, 0xf8ff, 0xfe21, 0x67cf]),
+                v([0xfe80, 0, 0, 0, 0x200, 0xf8ff, 0xfe21, 0x67cf]),
+                44251,
+                38024,
+                0x02d1_feef,
+            ),
+        ];
+        for (src, dst, sp, dp, want) in vectors {
+            assert_eq!(t.hash_ipv6_tcp(src, dst, sp, dp), want, "{src} -> {dst}");
+        }
+    }
+
+    /// Symmetric over IPv6 too: both directions of a v6 flow have one owner, flows spread,
+    /// and an lcore's active opens pick ports whose return flow it owns.
+    #[test]
+    fn ipv6_flows_have_one_owner_both_ways() {
+        let s = FlowSteering::new(&symmetric_key(KEY_LEN), 128, 3).expect("steering");
+        let client = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+        let server = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+        let mut per_lcore = [0u32; 3];
+        for port in 10000..13000u16 {
+            let o = s.owner(client, server, port, 80);
+            assert_eq!(o, s.owner(server, client, 80, port), "both directions, one owner");
+            assert!(s.for_lcore(o).owns(server, 80, client, port));
+            per_lcore[usize::from(o)] += 1;
+        }
+        assert!(per_lcore.iter().all(|&n| n > 500), "flows spread over every lcore: {per_lcore:?}");
+        assert_eq!(s.owner(IpAddr::V6(client), IpAddr::V4(Ipv4Addr::LOCALHOST), 1, 2), 0, "mixed families: lcore 0");
+    }
+
     #[test]
     fn owner_is_the_reta_entry_of_the_hash_and_spreads_flows() {
         let key = symmetric_key(KEY_LEN);
@@ -493,13 +590,13 @@ mod tests {
     }
 
     #[test]
-    fn frame_tuple_reads_tcp_over_ipv4_only() {
+    fn frame_tuple_reads_tcp_over_ipv4() {
         let f = tcp_frame([198, 18, 93, 1], [198, 18, 93, 2], 40000, 7);
         assert_eq!(
             frame_tcp_tuple(&f),
             Some((
-                Ipv4Addr::new(198, 18, 93, 1),
-                Ipv4Addr::new(198, 18, 93, 2),
+                IpAddr::V4(Ipv4Addr::new(198, 18, 93, 1)),
+                IpAddr::V4(Ipv4Addr::new(198, 18, 93, 2)),
                 40000,
                 7
             ))
@@ -551,7 +648,7 @@ mod tests {
         icmp[14 + 2..14 + 4].copy_from_slice(&total.to_be_bytes());
         assert_eq!(
             frame_tcp_tuple(&icmp),
-            Some((Ipv4Addr::new(198, 18, 93, 1), Ipv4Addr::new(198, 18, 93, 2), 40000, 7)),
+            Some((IpAddr::V4(Ipv4Addr::new(198, 18, 93, 1)), IpAddr::V4(Ipv4Addr::new(198, 18, 93, 2)), 40000, 7)),
             "frag-needed follows its connection"
         );
         let mut port_unreach = icmp.clone();
@@ -563,5 +660,65 @@ mod tests {
         let mut v6 = f;
         v6[14] = 0x65;
         assert_eq!(frame_tcp_tuple(&v6), None);
+    }
+
+    /// TCP over IPv6, behind a hop-by-hop header too, and a "packet too big" quoting one
+    /// of our segments, which goes where its connection lives (`tcp_v6_err`).
+    #[test]
+    fn frame_tuple_reads_tcp_over_ipv6() {
+        use crate::wire::{icmpv6, ipv6};
+        let peer = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+        let us = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+        let frame = |next: u8, l4: &[u8], src: Ipv6Addr, dst: Ipv6Addr| {
+            let mut f = vec![0u8; 14 + 40];
+            f[12..14].copy_from_slice(&[0x86, 0xdd]);
+            let ip = ipv6::Repr {
+                src_addr: src,
+                dst_addr: dst,
+                next_header: next,
+                payload_len: l4.len(),
+                hop_limit: 64,
+                traffic_class: 0,
+                flow_label: 0,
+            };
+            ip.emit(&mut ipv6::Packet::new_unchecked(&mut f[14..])).expect("header");
+            f.extend_from_slice(l4);
+            f
+        };
+        let mut seg = vec![0u8; 20];
+        seg[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        seg[2..4].copy_from_slice(&80u16.to_be_bytes());
+        seg[12] = 5 << 4;
+        let want = Some((IpAddr::V6(peer), IpAddr::V6(us), 40000, 80));
+        assert_eq!(frame_tcp_tuple(&frame(6, &seg, peer, us)), want);
+        // Behind a hop-by-hop header (next header TCP, length 0, PadN of 4).
+        let mut hbh = vec![6, 0, 1, 4, 0, 0, 0, 0];
+        hbh.extend_from_slice(&seg);
+        assert_eq!(frame_tcp_tuple(&frame(0, &hbh, peer, us)), want);
+        // A fragment is no flow.
+        let mut frag = vec![6, 0, 0, 1, 0, 0, 0, 1];
+        frag.extend_from_slice(&seg);
+        assert_eq!(frame_tcp_tuple(&frame(44, &frag, peer, us)), None);
+        // Packet too big from a router, quoting our segment (us -> peer).
+        let mut quoted = frame(6, &{
+            let mut s = seg.clone();
+            s[0..2].copy_from_slice(&80u16.to_be_bytes());
+            s[2..4].copy_from_slice(&40000u16.to_be_bytes());
+            s
+        }, us, peer)[14..].to_vec();
+        quoted.truncate(48);
+        let router = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xfe);
+        let mut msg = vec![icmpv6::message::PKT_TOO_BIG, 0, 0, 0, 0, 0, 0x05, 0x00];
+        msg.extend_from_slice(&quoted);
+        icmpv6::Packet::new_unchecked(&mut msg[..]).fill_checksum(router, us);
+        assert_eq!(frame_tcp_tuple(&frame(58, &msg, router, us)), want, "packet too big follows its connection");
+        let mut other = msg.clone();
+        other[0] = icmpv6::message::TIME_EXCEEDED;
+        icmpv6::Packet::new_unchecked(&mut other[..]).fill_checksum(router, us);
+        assert_eq!(frame_tcp_tuple(&frame(58, &other, router, us)), None, "other ICMPv6 stays");
+        let f = frame(6, &seg, peer, us);
+        for cut in 14..f.len() {
+            assert_eq!(frame_tcp_tuple(&f[..cut]), None, "truncated at {cut}");
+        }
     }
 }

@@ -6,13 +6,13 @@
 //! [`transmit`], [`deliver`] and [`fire_timers`] for nets of more engines routed by address.
 //! An impaired link (loss, delay, reordering) is the simulator's (`tcp::simulator`).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::tcp::{Engine, Payload, Segment, StackEvent, TcpConfig};
 use crate::time::{Duration, Instant};
 
 /// A segment on its way: source address, destination address, segment.
-pub type InFlight<P> = (Ipv4Addr, Ipv4Addr, Segment<P>);
+pub type InFlight<P> = (IpAddr, IpAddr, Segment<P>);
 
 /// Key of the server engine's ISN generator and SYN cookies in a [`Pair`].
 pub const SERVER_KEY: [u8; 16] = [1; 16];
@@ -94,7 +94,7 @@ impl<P: Payload> Pair<P> {
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddrV4;
+    use std::net::{Ipv4Addr, SocketAddrV4};
 
     use super::*;
     use crate::tcp::{Event, HeapPayload, WriteFlags};

@@ -6,12 +6,12 @@
 
 mod tcp_script;
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use dataplane::tcp::{
     ConnId, Event, HeapPayload, Payload, PmtuError, StackError, StackEvent, TcpConfig, WriteError, WriteFlags,
 };
-use tcp_script::{script_config, Script, LOCAL, LPORT, REMOTE, RPORT};
+use tcp_script::{path_mtu, script_config, Script, LOCAL_V4, LPORT, REMOTE_V4, RPORT};
 
 /// An established connection at t=20 ms.
 fn open(cfg: TcpConfig) -> (Script, ConnId) {
@@ -50,7 +50,6 @@ fn expect_run(s: &mut Script, start: u32, count: u32, mss: u32) {
     }
 }
 
-#[test]
 fn size_goal_filling() {
     // Without offload the goal is one MSS: a held sub-MSS tail is filled up to it first.
     let (mut s, id) = open(script_config());
@@ -76,7 +75,6 @@ fn size_goal_filling() {
     assert_eq!(s.engine.counters().out_segs, 1 + 28, "OutSegs counts frames (SYN-ACK + 28)");
 }
 
-#[test]
 fn coalescing() {
     let cfg = TcpConfig { max_chain_segments: 3, nodelay: true, ..script_config() };
     let (mut s, id) = open(cfg);
@@ -100,7 +98,6 @@ fn coalescing() {
     assert_eq!(seg.payload.chunk_count(), 2);
 }
 
-#[test]
 fn psh_at_end_of_write() {
     let (mut s, id) = open(script_config());
     write(&mut s, id, 3000, WriteFlags::NONE);
@@ -115,7 +112,6 @@ fn psh_at_end_of_write() {
     s.expect_nothing();
 }
 
-#[test]
 fn forced_push() {
     // MSG_MORE withholds PSH, but once more than half the largest window the peer offered
     // (65536 / 2) was written since the last PSH, a segment is marked PSH and pushed.
@@ -133,7 +129,6 @@ fn forced_push() {
     assert_eq!(info(&s, id).snd_nxt.0.wrapping_sub(s.our_isn.unwrap_or(0)), 1 + 27 * 1448);
 }
 
-#[test]
 fn push_one() {
     let cfg = TcpConfig { tso: true, ..script_config() };
     let (mut s, id) = open(cfg);
@@ -152,7 +147,6 @@ fn push_one() {
     s.expect_nothing();
 }
 
-#[test]
 fn nagle_hold_and_release() {
     let (mut s, id) = open(script_config());
     write(&mut s, id, 100, WriteFlags::NONE);
@@ -164,7 +158,6 @@ fn nagle_hold_and_release() {
     s.expect("P. 101:151(50) ack 1");
 }
 
-#[test]
 fn nagle_minshall_small_unacked() {
     let (mut s, id) = open(script_config());
     write(&mut s, id, 100, WriteFlags::NONE);
@@ -179,7 +172,6 @@ fn nagle_minshall_small_unacked() {
     s.expect("P. 1549:1599(50) ack 1");
 }
 
-#[test]
 fn nagle_minshall_small_acked() {
     let (mut s, id) = open(script_config());
     write(&mut s, id, 100, WriteFlags::NONE);
@@ -193,7 +185,6 @@ fn nagle_minshall_small_acked() {
     s.expect("P. 1549:1599(50) ack 1");
 }
 
-#[test]
 fn cork_and_uncork() {
     let (mut s, id) = open(script_config());
     assert!(s.engine.set_cork(id, true, s.now).is_ok());
@@ -211,7 +202,6 @@ fn cork_and_uncork() {
     s.expect("P. 1449:1601(152) ack 1");
 }
 
-#[test]
 fn msg_more() {
     let (mut s, id) = open(script_config());
     write(&mut s, id, 100, WriteFlags::MORE);
@@ -223,7 +213,6 @@ fn msg_more() {
     s.expect_nothing();
 }
 
-#[test]
 fn no_delay() {
     let cfg = TcpConfig { nodelay: true, ..script_config() };
     let (mut s, id) = open(cfg);
@@ -243,7 +232,6 @@ fn no_delay() {
     s.expect("P. 101:151(50) ack 1");
 }
 
-#[test]
 fn cwnd_gate() {
     let (mut s, id) = open(script_config());
     write(&mut s, id, 30000, WriteFlags::NONE);
@@ -257,7 +245,6 @@ fn cwnd_gate() {
     assert_eq!(info(&s, id).packets_in_flight, 12);
 }
 
-#[test]
 fn fin_exempt_from_cwnd() {
     let (mut s, id) = open(script_config());
     write(&mut s, id, 14480, WriteFlags::NONE);
@@ -278,7 +265,6 @@ fn fin_exempt_from_cwnd() {
     s.expect_nothing();
 }
 
-#[test]
 fn receive_window_gate_and_persist_timer() {
     let (mut s, id) = open(script_config());
     // The peer shrinks its window to 1024 bytes: the first MSS does not fit.
@@ -301,7 +287,6 @@ fn receive_window_gate_and_persist_timer() {
     s.expect("P. 2897:3001(104) ack 1");
 }
 
-#[test]
 fn tso_deferral() {
     let cfg = TcpConfig { tso: true, ..script_config() };
     let (mut s, id) = open(cfg);
@@ -321,7 +306,6 @@ fn tso_deferral() {
     assert_eq!(seg.frame_count(), 3);
 }
 
-#[test]
 fn split_point() {
     let cfg = TcpConfig { tso: true, initial_cwnd_segments: 100, ..script_config() };
     let (mut s, id) = open(cfg);
@@ -338,7 +322,6 @@ fn split_point() {
     // The cwnd quota cuts too: see `push_one` (2 of 22 segments).
 }
 
-#[test]
 fn sndbuf_limit_and_writable_event() {
     let cfg = TcpConfig { sndbuf: 4000, ..script_config() };
     let (mut s, id) = open(cfg);
@@ -364,7 +347,6 @@ fn sndbuf_limit_and_writable_event() {
     assert_eq!(s.engine.send_space(id), Ok(2 * 14600));
 }
 
-#[test]
 fn write_while_connecting() {
     let cfg = TcpConfig { max_pending_connect_bytes: 2000, ..script_config() };
     let mut s = Script::new(cfg);
@@ -380,7 +362,6 @@ fn write_while_connecting() {
     s.expect_nothing();
 }
 
-#[test]
 fn write_after_shutdown() {
     let (mut s, id) = open(script_config());
     assert!(s.engine.shutdown_write(id, s.now).is_ok());
@@ -404,7 +385,6 @@ fn probing_config() -> TcpConfig {
     TcpConfig { mtu_probing: dataplane::tcp::MtuProbing::Always, initial_cwnd_segments: 20, ..script_config() }
 }
 
-#[test]
 fn mtu_probe_success() {
     let (mut s, id) = open(probing_config());
     assert_eq!(info(&s, id).mss_now, 1012);
@@ -419,7 +399,7 @@ fn mtu_probe_success() {
     s.inject(40, ". 1 ack 20241 win 512");
     assert_eq!(s.engine.counters().mtu_probe_successes, 1);
     let i = info(&s, id);
-    assert_eq!((i.path_mtu, i.mss_now), (1282, 1230));
+    assert_eq!((i.path_mtu, i.mss_now), (path_mtu(1282), 1230));
     // Segments now use the new MSS, and the next probe tests 1391.
     write(&mut s, id, 10 * 1230, WriteFlags::NONE);
     s.expect(". 20241:21580(1339) ack 1");
@@ -427,7 +407,6 @@ fn mtu_probe_success() {
     s.expect(". 22701:23931(1230) ack 1");
 }
 
-#[test]
 fn mtu_probe_failure() {
     let (mut s, id) = open(probing_config());
     write(&mut s, id, 20 * 1012, WriteFlags::NONE);
@@ -439,12 +418,14 @@ fn mtu_probe_failure() {
     s.expect_nothing();
     assert_eq!(s.engine.counters().mtu_probe_failures, 1);
     let i = info(&s, id);
-    assert_eq!((i.path_mtu, i.mss_now), (1064, 1012));
+    assert_eq!((i.path_mtu, i.mss_now), (path_mtu(1064), 1012));
     s.inject(240, ". 1 ack 20241 win 512");
-    assert_eq!(info(&s, id).path_mtu, 1064);
+    assert_eq!(info(&s, id).path_mtu, path_mtu(1064));
     assert_eq!(s.engine.counters().mtu_probe_successes, 0);
 }
 
+/// IPv4 only: ICMP "fragmentation needed" (RFC 1191); IPv6's packet too big is
+/// `engine_v6_tests.rs`.
 #[test]
 fn icmp_frag_needed() {
     let (mut s, id) = open(script_config());
@@ -453,8 +434,8 @@ fn icmp_frag_needed() {
     s.expect(". 1449:2897(1448) ack 1");
     s.expect("P. 2897:3001(104) ack 1");
     let isn = s.our_isn.unwrap_or(0);
-    let local = SocketAddrV4::new(LOCAL, LPORT);
-    let remote = SocketAddrV4::new(REMOTE, RPORT);
+    let local = SocketAddr::new(LOCAL_V4.into(), LPORT);
+    let remote = SocketAddr::new(REMOTE_V4.into(), RPORT);
     let seq = |rel: u32| dataplane::tcp::seq::SeqNum(isn.wrapping_add(rel));
     let cwnd = info(&s, id).cwnd;
     // RFC 5927 §4.1: the quoted sequence number must be in [SND.UNA, SND.NXT].
@@ -463,7 +444,7 @@ fn icmp_frag_needed() {
     assert_eq!(s.engine.counters().out_of_window_icmps, 1);
     assert_eq!(s.engine.handle_icmp_frag_needed(local, remote, seq(1), 40, s.now), Err(PmtuError::BadMtu));
     assert_eq!(s.engine.handle_icmp_frag_needed(local, remote, seq(1), 1500, s.now), Err(PmtuError::NotSmaller));
-    let other = SocketAddrV4::new(REMOTE, RPORT + 1);
+    let other = SocketAddr::new(REMOTE_V4.into(), RPORT + 1);
     assert_eq!(s.engine.handle_icmp_frag_needed(local, other, seq(1), 1200, s.now), Err(PmtuError::UnknownConnection));
     s.pump();
     s.expect_nothing();
@@ -493,6 +474,8 @@ fn frame_sizes(seg: &dataplane::tcp::Segment<HeapPayload>) -> Vec<usize> {
     (0..len.div_ceil(m)).map(|i| m.min(len - i * m)).collect()
 }
 
+/// IPv4 only: ICMP "fragmentation needed" (RFC 1191); IPv6's packet too big is
+/// `engine_v6_tests.rs`.
 #[test]
 fn icmp_frag_needed_shrinks_tso_segments() {
     // With TSO, super-segments are cut at the new MSS: the retransmissions and every later
@@ -504,7 +487,7 @@ fn icmp_frag_needed_shrinks_tso_segments() {
     assert_eq!(a.mss, 1448);
     s.expect("P. 31857:40001(8144) ack 1");
     let isn = s.our_isn.unwrap_or(0);
-    let (local, remote) = (SocketAddrV4::new(LOCAL, LPORT), SocketAddrV4::new(REMOTE, RPORT));
+    let (local, remote) = (SocketAddr::new(LOCAL_V4.into(), LPORT), SocketAddr::new(REMOTE_V4.into(), RPORT));
     let seq = dataplane::tcp::seq::SeqNum(isn.wrapping_add(1449));
     assert_eq!(s.engine.handle_icmp_frag_needed(local, remote, seq, 1280, s.now), Ok(1280));
     s.pump();
@@ -545,7 +528,6 @@ fn unanswered_timeouts(s: &mut Script, id: ConnId, n: usize) -> Vec<usize> {
     sizes
 }
 
-#[test]
 fn mtu_black_hole_detection() {
     use dataplane::tcp::MtuProbing;
     // Off (Linux `tcp_mtu_probing` = 0): full-sized retransmissions whatever happens.
@@ -561,7 +543,7 @@ fn mtu_black_hole_detection() {
     assert_eq!(unanswered_timeouts(&mut s, id, 5), vec![1448, 1448, 1448, 1012, 500]);
     assert_eq!(s.engine.counters().mtu_black_holes, 2);
     let i = info(&s, id);
-    assert_eq!((i.path_mtu, i.mss_now), (552, 500));
+    assert_eq!((i.path_mtu, i.mss_now), (path_mtu(552), 500));
 
     // Answered: the connection goes on at the small size, and probing (now on) may raise it.
     let (mut s, id) = open(TcpConfig { mtu_probing: MtuProbing::BlackHole, ..script_config() });
@@ -577,3 +559,28 @@ fn mtu_black_hole_detection() {
     assert_eq!(unanswered_timeouts(&mut s, id, 4), vec![1012, 1012, 1012, 500]);
     assert_eq!(s.engine.counters().mtu_black_holes, 1);
 }
+
+crate::both_families!(
+    size_goal_filling,
+    coalescing,
+    psh_at_end_of_write,
+    forced_push,
+    push_one,
+    nagle_hold_and_release,
+    nagle_minshall_small_unacked,
+    nagle_minshall_small_acked,
+    cork_and_uncork,
+    msg_more,
+    no_delay,
+    cwnd_gate,
+    fin_exempt_from_cwnd,
+    receive_window_gate_and_persist_timer,
+    tso_deferral,
+    split_point,
+    sndbuf_limit_and_writable_event,
+    write_while_connecting,
+    write_after_shutdown,
+    mtu_probe_success,
+    mtu_probe_failure,
+    mtu_black_hole_detection,
+);

@@ -11,7 +11,7 @@
 //! Every test here shares the one global profiler, so they run one at a time (a mutex).
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Mutex;
@@ -230,6 +230,10 @@ impl Wire {
     fn transmit(&mut self, engine: &mut Engine<PoolPayload>, now: Instant) {
         let Wire { pool, in_flight, ip_id, errors, segments } = self;
         engine.poll_transmit(now, &mut |src, dst, seg| {
+            let (IpAddr::V4(src), IpAddr::V4(dst)) = (src, dst) else {
+                *errors += 1;
+                return;
+            };
             let hlen = seg.repr.header_len();
             *ip_id = ip_id.wrapping_add(1);
             let ip = ipv4::Repr {

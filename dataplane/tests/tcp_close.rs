@@ -29,7 +29,6 @@ fn plain() -> (Script, ConnId) {
     (s, id)
 }
 
-#[test]
 fn fin_in_established_then_last_ack() {
     let (mut s, id) = plain();
     s.inject(20, "F. 1 ack 1 win 65535");
@@ -52,7 +51,6 @@ fn fin_in_established_then_last_ack() {
     assert_eq!(s.engine.time_wait_count(), 0, "the passive closer skips TIME-WAIT");
 }
 
-#[test]
 fn fin_in_fin_wait_1_goes_to_closing_then_time_wait() {
     let (mut s, id) = plain();
     s.advance_to(20);
@@ -68,7 +66,6 @@ fn fin_in_fin_wait_1_goes_to_closing_then_time_wait() {
     assert_eq!(s.engine.time_wait_count(), 1);
 }
 
-#[test]
 fn fin_acking_our_fin_in_fin_wait_1_goes_straight_to_time_wait() {
     let (mut s, id) = plain();
     s.advance_to(20);
@@ -80,7 +77,6 @@ fn fin_acking_our_fin_in_fin_wait_1_goes_straight_to_time_wait() {
     assert_eq!(s.engine.time_wait_count(), 1);
 }
 
-#[test]
 fn fin_in_fin_wait_2_and_time_wait_behaviour() {
     let (mut s, id) = plain();
     s.advance_to(20);
@@ -111,7 +107,6 @@ fn fin_in_fin_wait_2_and_time_wait_behaviour() {
     assert_eq!(s.engine.time_wait_count(), 0);
 }
 
-#[test]
 fn time_wait_allows_a_newer_syn_to_reopen() {
     let (mut s, id) = plain();
     s.advance_to(20);
@@ -131,7 +126,6 @@ fn time_wait_allows_a_newer_syn_to_reopen() {
     assert_eq!(s.engine.time_wait_count(), 0);
 }
 
-#[test]
 fn fin_in_syn_received_and_syn_sent() {
     let cfg = TcpConfig { timestamps: false, sack: false, window_scaling: false, ..script_config() };
     let mut s = Script::new(cfg.clone());
@@ -157,7 +151,6 @@ fn fin_in_syn_received_and_syn_sent() {
     assert_eq!(a.state(id), Some(State::SynSent), "FIN without SYN in SYN-SENT is dropped");
 }
 
-#[test]
 fn fin_wait_2_timeout_for_orphans() {
     let cfg = TcpConfig {
         timestamps: false,
@@ -224,7 +217,6 @@ fn into_state(state: State) -> (Script, ConnId, u32) {
     (s, id, rcv_nxt)
 }
 
-#[test]
 fn rst_in_every_synchronized_state() {
     for state in [State::Established, State::FinWait1, State::FinWait2, State::CloseWait, State::Closing, State::LastAck] {
         let (mut s, id, nxt) = into_state(state);
@@ -240,7 +232,6 @@ fn rst_in_every_synchronized_state() {
     }
 }
 
-#[test]
 fn rst_in_syn_received_drops_the_embryo() {
     let (mut s, _) = plain();
     s.new_peer(40001, false);
@@ -253,7 +244,6 @@ fn rst_in_syn_received_drops_the_embryo() {
     assert_eq!(s.engine.counters().attempt_fails, 1);
 }
 
-#[test]
 fn abort_sends_rst() {
     let (mut s, id) = plain();
     s.advance_to(20);
@@ -263,3 +253,16 @@ fn abort_sends_rst() {
     assert!(closed(&mut s, id, CloseReason::Aborted));
     assert!(s.engine.info(id).is_err(), "handle is stale after Closed");
 }
+
+crate::both_families!(
+    fin_in_established_then_last_ack,
+    fin_in_fin_wait_1_goes_to_closing_then_time_wait,
+    fin_acking_our_fin_in_fin_wait_1_goes_straight_to_time_wait,
+    fin_in_fin_wait_2_and_time_wait_behaviour,
+    time_wait_allows_a_newer_syn_to_reopen,
+    fin_in_syn_received_and_syn_sent,
+    fin_wait_2_timeout_for_orphans,
+    rst_in_every_synchronized_state,
+    rst_in_syn_received_drops_the_embryo,
+    abort_sends_rst,
+);

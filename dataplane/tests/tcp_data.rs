@@ -12,16 +12,17 @@ fn bytes(from: u32, len: usize) -> Vec<u8> {
     (0..len).map(|i| (from as usize + i) as u8).collect()
 }
 
-#[test]
 fn data_both_ways_with_delayed_acks() {
     let mut s = Script::new(script_config());
     let id = s.passive_open();
     s.inject(20, "P. 1:101(100) ack 1 win 512 <TS val 120 ecr 0>");
     s.expect_nothing();
     assert!(s.saw_event(StackEvent::Conn(id, Event::Readable)));
-    assert_eq!(s.read_all(id), bytes(1, 100));
+    // Unread, the ACK waits for the delayed-ACK timer (40 ms).
     s.expect_at(60, ". 1:1(0) ack 101 win 65435 <TS val 60 ecr 120>");
     assert_eq!(s.engine.counters().delayed_acks, 1);
+    assert_eq!(s.read_all(id), bytes(1, 100));
+    s.expect_nothing();
     s.advance_to(70);
     assert_eq!(s.write(id, b"hello"), 5);
     s.expect("P. 1:6(5) ack 101 <TS val 70 ecr 120>");
@@ -34,9 +35,23 @@ fn data_both_ways_with_delayed_acks() {
     s.inject(91, "P. 1561:3021(1460) ack 6 win 512 <TS val 141 ecr 70>");
     s.expect(". 6:6(0) ack 3021 <TS val 91 ecr 140>");
     assert_eq!(s.read_all(id), bytes(101, 2920));
+    // "hello" answered within the ACK timeout of the data before it: the exchange is
+    // interactive (`tcp_event_data_sent`), so a short segment read is not ACKed at once
+    // but held for a reply, within the RTT-bounded delay (`tcp_send_delayed_ack`)...
+    s.inject(100, "P. 3021:3121(100) ack 6 win 512 <TS val 150 ecr 91>");
+    assert_eq!(s.read_all(id), bytes(3021, 100));
+    s.expect_nothing();
+    s.expect_at(140, ". 6:6(0) ack 3121 <TS val 140 ecr 150>");
+    assert_eq!(s.engine.counters().delayed_acks, 2);
+    // ...and the timer firing with no reply ends the interactive mode: the next short
+    // segment is ACKed as soon as it is read (`tcp_delack_timer_handler`,
+    // `__tcp_cleanup_rbuf`), as a Linux server ACKs a request it answers late.
+    s.inject(150, "P. 3121:3221(100) ack 6 win 512 <TS val 160 ecr 140>");
+    s.expect_nothing();
+    assert_eq!(s.read_all(id), bytes(3121, 100));
+    s.expect(". 6:6(0) ack 3221 <TS val 150 ecr 160>");
 }
 
-#[test]
 fn out_of_order_segments_are_reassembled_and_sacked() {
     let mut s = Script::new(script_config());
     let id = s.passive_open();
@@ -57,7 +72,6 @@ fn out_of_order_segments_are_reassembled_and_sacked() {
     assert!(s.engine.counters().ofo_merge >= 1);
 }
 
-#[test]
 fn ofo_queue_overflow_is_counted() {
     let cfg = TcpConfig { ofo_max_segments: 2, ..script_config() };
     let mut s = Script::new(cfg);
@@ -72,7 +86,6 @@ fn ofo_queue_overflow_is_counted() {
     assert_eq!(s.engine.info(id).map(|i| i.ofo_queued).unwrap_or(0), 200);
 }
 
-#[test]
 fn rto_retransmits_with_backoff() {
     let mut s = Script::new(script_config());
     let id = s.passive_open();
@@ -90,7 +103,6 @@ fn rto_retransmits_with_backoff() {
     assert_eq!(s.engine.counters().timeouts, 2);
 }
 
-#[test]
 fn fast_retransmit_after_three_duplicate_acks() {
     let mut s = Script::new(script_config());
     let id = s.passive_open();
@@ -116,7 +128,6 @@ fn fast_retransmit_after_three_duplicate_acks() {
     assert_eq!(info.send_queued, 0);
 }
 
-#[test]
 fn zero_window_is_probed_until_it_opens() {
     let mut s = Script::new(script_config());
     let id = s.passive_open();
@@ -132,7 +143,6 @@ fn zero_window_is_probed_until_it_opens() {
     assert_eq!(s.engine.counters().window_probes, 2);
 }
 
-#[test]
 fn receiver_advertises_zero_window_then_updates_it() {
     let cfg = TcpConfig { rcvbuf: 3000, ..script_config() };
     let mut s = Script::new(cfg);
@@ -152,7 +162,6 @@ fn receiver_advertises_zero_window_then_updates_it() {
     s.expect(". 1 ack 3001 win 3000");
 }
 
-#[test]
 fn keepalive_probes_and_reset() {
     let cfg = TcpConfig {
         keepalive: Some(KeepaliveConfig { idle: Duration::from_millis(1000), interval: Duration::from_millis(100), probes: 2 }),
@@ -171,7 +180,6 @@ fn keepalive_probes_and_reset() {
     assert_eq!(s.engine.counters().keepalive_probes, 3);
 }
 
-#[test]
 fn writes_after_shutdown_fail_and_close_states_progress() {
     let mut s = Script::new(script_config());
     let id = s.passive_open();
@@ -190,7 +198,6 @@ fn writes_after_shutdown_fail_and_close_states_progress() {
 
 /// A peer that closes its window and goes silent (Linux `tcp_probe_timer`): unanswered
 /// probes are bounded like retransmissions (`tcp_retries2`, here 3), then a reset.
-#[test]
 fn unanswered_zero_window_probes_end_in_a_reset() {
     let mut s = Script::new(TcpConfig { max_retries: 3, ..script_config() });
     let id = s.passive_open();
@@ -211,7 +218,6 @@ fn unanswered_zero_window_probes_end_in_a_reset() {
 /// RFC 1122 §4.2.2.17: as long as the receiver answers the probes, the sender keeps the
 /// connection open, however long the window stays closed (Linux resets `icsk_probes_out`
 /// on every acceptable ACK).
-#[test]
 fn answered_zero_window_probes_keep_the_connection_open() {
     let mut s = Script::new(TcpConfig { max_retries: 2, ..script_config() });
     let id = s.passive_open();
@@ -236,7 +242,6 @@ fn answered_zero_window_probes_keep_the_connection_open() {
 
 /// An orphan (closed by the application) gives up after `orphan_retries` unanswered probes
 /// (Linux `tcp_orphan_retries`) and stops counting as an orphan.
-#[test]
 fn an_orphan_behind_a_closed_window_gives_up_sooner() {
     let mut s = Script::new(TcpConfig { max_retries: 15, orphan_retries: 2, ..script_config() });
     let id = s.passive_open();
@@ -256,7 +261,6 @@ fn an_orphan_behind_a_closed_window_gives_up_sooner() {
 
 /// Beyond `max_orphans`, an orphan is reset at its next probe (Linux
 /// `tcp_out_of_resources`: `tcp_too_many_orphans`).
-#[test]
 fn too_many_orphans_are_reset_at_their_next_probe() {
     let mut s = Script::new(TcpConfig { max_orphans: 0, ..script_config() });
     let id = s.passive_open();
@@ -270,3 +274,19 @@ fn too_many_orphans_are_reset_at_their_next_probe() {
     assert_eq!(s.engine.counters().abort_on_memory, 1);
     assert_eq!(s.engine.counters().orphans, 0);
 }
+
+crate::both_families!(
+    data_both_ways_with_delayed_acks,
+    out_of_order_segments_are_reassembled_and_sacked,
+    ofo_queue_overflow_is_counted,
+    rto_retransmits_with_backoff,
+    fast_retransmit_after_three_duplicate_acks,
+    zero_window_is_probed_until_it_opens,
+    receiver_advertises_zero_window_then_updates_it,
+    keepalive_probes_and_reset,
+    writes_after_shutdown_fail_and_close_states_progress,
+    unanswered_zero_window_probes_end_in_a_reset,
+    answered_zero_window_probes_keep_the_connection_open,
+    an_orphan_behind_a_closed_window_gives_up_sooner,
+    too_many_orphans_are_reset_at_their_next_probe,
+);

@@ -6,7 +6,6 @@ mod tcp_script;
 use dataplane::tcp::{CloseReason, Event, StackEvent, State, TcpConfig};
 use tcp_script::{script_config, Script};
 
-#[test]
 fn passive_open_with_options() {
     let mut s = Script::new(script_config());
     let id = s.passive_open();
@@ -20,7 +19,6 @@ fn passive_open_with_options() {
     assert!(s.saw_event(StackEvent::Conn(id, Event::Connected)));
 }
 
-#[test]
 fn passive_open_without_options() {
     let mut s = Script::new(script_config());
     let l = s.listen();
@@ -34,7 +32,6 @@ fn passive_open_without_options() {
     assert_eq!(info.snd_mss, 536, "RFC 9293 §3.7.1 default MSS");
 }
 
-#[test]
 fn synack_is_retransmitted_and_retransmitted_syn_is_answered() {
     let mut s = Script::new(script_config());
     let _l = s.listen();
@@ -52,7 +49,6 @@ fn synack_is_retransmitted_and_retransmitted_syn_is_answered() {
 /// Linux `tcp_synack_retries`, apart from `tcp_syn_retries`: a half-open passive
 /// connection (a spoofed SYN's) is dropped after `synack_retries` SYN-ACK
 /// retransmissions, the active open keeps its own bound.
-#[test]
 fn half_open_connection_is_dropped_after_synack_retries() {
     let cfg = TcpConfig { synack_retries: 2, syn_retries: 6, ..script_config() };
     let mut s = Script::new(cfg);
@@ -68,7 +64,6 @@ fn half_open_connection_is_dropped_after_synack_retries() {
     assert_eq!(s.engine.counters().syn_retrans, 2);
 }
 
-#[test]
 fn active_open() {
     let mut s = Script::new(script_config());
     let id = s.connect();
@@ -84,7 +79,6 @@ fn active_open() {
     assert_eq!(s.engine.counters().active_opens, 1);
 }
 
-#[test]
 fn data_written_while_connecting_goes_out_with_the_handshake_ack() {
     let mut s = Script::new(script_config());
     let id = s.connect();
@@ -96,7 +90,6 @@ fn data_written_while_connecting_goes_out_with_the_handshake_ack() {
     s.expect_nothing();
 }
 
-#[test]
 fn syn_retransmission_backs_off_then_times_out() {
     let cfg = TcpConfig { syn_retries: 2, connect_timeout: None, ..script_config() };
     let mut s = Script::new(cfg);
@@ -112,7 +105,6 @@ fn syn_retransmission_backs_off_then_times_out() {
     assert_eq!(s.engine.connection_count(), 0);
 }
 
-#[test]
 fn connect_deadline() {
     let cfg = TcpConfig { connect_timeout: Some(dataplane::time::Duration::from_millis(2500)), ..script_config() };
     let mut s = Script::new(cfg);
@@ -124,7 +116,6 @@ fn connect_deadline() {
     assert!(s.saw_event(StackEvent::Conn(id, Event::Closed { reason: CloseReason::Timeout })));
 }
 
-#[test]
 fn synsent_ack_must_acknowledge_exactly_our_syn() {
     let mut s = Script::new(script_config());
     let id = s.connect();
@@ -142,7 +133,6 @@ fn synsent_ack_must_acknowledge_exactly_our_syn() {
     assert!(s.saw_event(StackEvent::Conn(id, Event::Closed { reason: CloseReason::Refused })));
 }
 
-#[test]
 fn simultaneous_open() {
     let mut s = Script::new(script_config());
     let id = s.connect();
@@ -156,7 +146,6 @@ fn simultaneous_open() {
     s.expect_nothing();
 }
 
-#[test]
 fn syn_cookies_on_backlog_overflow() {
     let cfg = TcpConfig { syn_backlog: 1, ..script_config() };
     let mut s = Script::new(cfg);
@@ -190,7 +179,6 @@ fn syn_cookies_on_backlog_overflow() {
 /// minutes does not check bare ACKs as cookies at all, so a blind forgery cannot open a
 /// connection (a cookie check accepts one guess in about 2^29); a late ACK of a cookie sent
 /// more than two minutes ago is refused too.
-#[test]
 fn bare_acks_are_cookies_only_after_a_recent_overflow() {
     // No SYN-ACK retransmissions of the half-open connection that fills the SYN queue.
     let cfg = TcpConfig { syn_backlog: 1, synack_retries: 0, ..script_config() };
@@ -216,7 +204,6 @@ fn bare_acks_are_cookies_only_after_a_recent_overflow() {
     assert!(s.engine.accept(l).is_none());
 }
 
-#[test]
 fn accept_queue_overflow_drops_syns() {
     let cfg = TcpConfig { accept_backlog: 1, ..script_config() };
     let mut s = Script::new(cfg);
@@ -231,7 +218,6 @@ fn accept_queue_overflow_drops_syns() {
     assert_eq!(s.engine.counters().listen_drops, 1);
 }
 
-#[test]
 fn closed_port_answers_with_rst() {
     let mut s = Script::new(script_config());
     s.new_peer(40000, true);
@@ -244,3 +230,20 @@ fn closed_port_answers_with_rst() {
     assert_eq!(s.engine.counters().out_rsts, 2);
     assert_eq!(s.engine.counters().no_port, 3);
 }
+
+crate::both_families!(
+    passive_open_with_options,
+    passive_open_without_options,
+    synack_is_retransmitted_and_retransmitted_syn_is_answered,
+    half_open_connection_is_dropped_after_synack_retries,
+    active_open,
+    data_written_while_connecting_goes_out_with_the_handshake_ack,
+    syn_retransmission_backs_off_then_times_out,
+    connect_deadline,
+    synsent_ack_must_acknowledge_exactly_our_syn,
+    simultaneous_open,
+    syn_cookies_on_backlog_overflow,
+    bare_acks_are_cookies_only_after_a_recent_overflow,
+    accept_queue_overflow_drops_syns,
+    closed_port_answers_with_rst,
+);

@@ -7,9 +7,8 @@ mod tcp_script;
 use dataplane::tcp::seq::SeqNum;
 use dataplane::tcp::{CloseReason, Event, InputError, StackEvent, State, TcpConfig};
 use dataplane::wire::tcp::{fill_checksum, Flags, TcpOptions, TcpRepr};
-use tcp_script::{script_config, Script, LOCAL, LPORT, REMOTE, RPORT};
+use tcp_script::{local, remote, script_config, Script, LPORT, RPORT};
 
-#[test]
 fn in_window_rst_gets_a_challenge_ack() {
     let mut s = Script::new(script_config());
     let id = s.passive_open();
@@ -19,7 +18,6 @@ fn in_window_rst_gets_a_challenge_ack() {
     assert_eq!(s.engine.counters().challenge_acks, 1);
 }
 
-#[test]
 fn out_of_window_rst_is_ignored_and_exact_rst_resets() {
     let mut s = Script::new(script_config());
     let id = s.passive_open();
@@ -31,7 +29,6 @@ fn out_of_window_rst_is_ignored_and_exact_rst_resets() {
     assert!(s.saw_event(StackEvent::Conn(id, Event::Closed { reason: CloseReason::Reset })));
 }
 
-#[test]
 fn syn_in_established_gets_a_challenge_ack() {
     let mut s = Script::new(script_config());
     let id = s.passive_open();
@@ -43,7 +40,6 @@ fn syn_in_established_gets_a_challenge_ack() {
     assert_eq!(s.engine.counters().challenge_acks, 2);
 }
 
-#[test]
 fn challenge_acks_are_rate_limited() {
     let cfg = TcpConfig { challenge_ack_limit: 2, ..script_config() };
     let mut s = Script::new(cfg);
@@ -59,7 +55,6 @@ fn challenge_acks_are_rate_limited() {
     s.expect(". 1 ack 1 <TS val 1020 ecr 110>");
 }
 
-#[test]
 fn ack_of_unsent_data_is_acked_and_dropped() {
     let mut s = Script::new(script_config());
     let id = s.passive_open();
@@ -69,7 +64,6 @@ fn ack_of_unsent_data_is_acked_and_dropped() {
     assert_eq!(s.engine.counters().ack_too_new, 1);
 }
 
-#[test]
 fn ack_older_than_the_max_window_gets_a_challenge_ack() {
     let mut s = Script::new(script_config());
     let id = s.passive_open();
@@ -88,7 +82,6 @@ fn ack_older_than_the_max_window_gets_a_challenge_ack() {
     assert_eq!(s.read_all(id).len(), 10);
 }
 
-#[test]
 fn paws_rejects_old_timestamps() {
     let mut s = Script::new(script_config());
     let id = s.passive_open();
@@ -108,7 +101,7 @@ fn raw(repr: &TcpRepr, payload: &[u8]) -> Vec<u8> {
     let mut buf = vec![0u8; repr.header_len() + payload.len()];
     let n = repr.emit(&mut buf);
     buf[n..].copy_from_slice(payload);
-    fill_checksum(&mut buf, REMOTE, LOCAL);
+    fill_checksum(&mut buf, remote(), local());
     buf
 }
 
@@ -125,7 +118,6 @@ fn syn_repr() -> TcpRepr {
     }
 }
 
-#[test]
 fn malformed_headers_and_options_are_counted() {
     let mut s = Script::new(script_config());
     let _l = s.listen();
@@ -137,12 +129,12 @@ fn malformed_headers_and_options_are_counted() {
     // MSS option with a bad length (kind 2, len 3).
     let mut bad = raw(&syn_repr(), &[]);
     bad[21] = 3;
-    fill_checksum(&mut bad, REMOTE, LOCAL);
+    fill_checksum(&mut bad, remote(), local());
     assert_eq!(s.inject_raw(1, &bad), Err(InputError::Malformed));
     // Option length running past the header.
     let mut bad = raw(&syn_repr(), &[]);
     bad[21] = 40;
-    fill_checksum(&mut bad, REMOTE, LOCAL);
+    fill_checksum(&mut bad, remote(), local());
     assert_eq!(s.inject_raw(2, &bad), Err(InputError::Malformed));
     // Data offset below 5 and beyond the buffer; truncated header.
     let mut bad = raw(&syn_repr(), &[]);
@@ -162,7 +154,6 @@ fn malformed_headers_and_options_are_counted() {
     assert_eq!(s.engine.counters().in_segs, 7);
 }
 
-#[test]
 fn nonsensical_flag_combinations_are_dropped() {
     let mut s = Script::new(script_config());
     let id = s.passive_open();
@@ -179,7 +170,6 @@ fn nonsensical_flag_combinations_are_dropped() {
     assert_eq!(s.engine.counters().in_errs, before + 3);
 }
 
-#[test]
 fn rst_storm_is_survived() {
     let mut s = Script::new(script_config());
     let id = s.passive_open();
@@ -201,7 +191,6 @@ fn rst_storm_is_survived() {
 /// Linux `tcp_oow_rate_limited` (`tcp_invalid_ratelimit`, 500 ms): out-of-window and
 /// PAWS-rejected segments without data get at most one duplicate ACK per interval, so a
 /// forger cannot make us reflect ACKs; data and FIN segments always get theirs.
-#[test]
 fn duplicate_acks_for_invalid_segments_are_rate_limited() {
     let mut s = Script::new(script_config());
     let _id = s.passive_open();
@@ -223,3 +212,17 @@ fn duplicate_acks_for_invalid_segments_are_rate_limited() {
     s.inject(600, ". 900004 ack 1 win 512 <TS val 130 ecr 0>");
     s.expect(". 1 ack 1 <TS val 600 ecr 110>");
 }
+
+crate::both_families!(
+    in_window_rst_gets_a_challenge_ack,
+    out_of_window_rst_is_ignored_and_exact_rst_resets,
+    syn_in_established_gets_a_challenge_ack,
+    challenge_acks_are_rate_limited,
+    ack_of_unsent_data_is_acked_and_dropped,
+    ack_older_than_the_max_window_gets_a_challenge_ack,
+    paws_rejects_old_timestamps,
+    malformed_headers_and_options_are_counted,
+    nonsensical_flag_combinations_are_dropped,
+    rst_storm_is_survived,
+    duplicate_acks_for_invalid_segments_are_rate_limited,
+);

@@ -17,7 +17,8 @@ Per run:
   * Strait frames/s: its lcore's RX+TX frames (both ports) over the wall time;
   * Strait instructions per request: the user-space instructions of its lcore thread
     (`perf stat -e instructions:u -t`, over the run's seconds) / wrk's requests; "–"
-    where the machine has no PMU to count them.
+    where the machine has no PMU to count them. With BENCH_CALLGRIND=1, the whole
+    process's instructions as callgrind counts them over the run instead.
 """
 import argparse
 import datetime
@@ -26,6 +27,7 @@ import sys
 
 WORKLOADS = {
     "keepalive": "keep-alive, 128 B responses",
+    "keepalive6": "keep-alive over IPv6, 128 B responses",
     "close": "`Connection: close`, 128 B responses",
     "big": "1 MiB responses, keep-alive",
     "paced": "fixed offered load, 128 B responses",
@@ -117,6 +119,15 @@ def derive(r, clk_tck):
             f["frames_s"] = frames / wall
             f["frames_cpu_s"] = frames / cpu if cpu > 0 else None
             f["frames_req"] = frames / reqs
+    if "packets1" in r and t in ("haproxy",) + STRAITS:
+        # Packets the proxy received and sent, and delayed-ACK timeouts, per request: what
+        # the request cost on the wire. CPU per packet divides the request's CPU by them.
+        (pk0, da0), (pk1, da1) = ([float(x) for x in r[k].split(",")] for k in ("packets0", "packets1"))
+        f["pkts_req"] = (pk1 - pk0) / reqs
+        f["delacks_req"] = (da1 - da0) / reqs
+        if f.get("proxy_us") is not None and pk1 > pk0:
+            f["proxy_us_pkt"] = f["proxy_us"] / f["pkts_req"]
+    if t in STRAITS:
         if r.get("strait_instr", "NA").isdigit():
             f["instr_req"] = float(r["strait_instr"]) / reqs
     return f
@@ -273,6 +284,9 @@ def main():
     if runs:
         p("| workload | metric | " + " | ".join(heads) + " |")
         p("|---|---|" + "---:|" * len(heads))
+    wire_rows = [("packets through the proxy per request (received + sent)", "pkts_req", 2),
+                 ("delayed-ACK timeouts per request (pure ACKs the proxy's TCP sent late)", "delacks_req", 2),
+                 ("proxy CPU per packet, µs", "proxy_us_pkt", 2)]
     cpu_rows = [("proxy CPU per request, µs", "proxy_us", 2),
                 ("Strait: the same from wall-clock busy cycles ÷ TSC, µs", "proxy_us_tsc", 2),
                 ("proxy CPU load (Strait: busy ratio)", "proxy_load", 2),
@@ -282,7 +296,10 @@ def main():
     rows = {
         "keepalive": [("req/s", "rate", 0), ("p50 latency, ms", "p50", 2), ("p99 latency, ms", "p99", 2)]
                      + cpu_rows + [("backend CPU per request, µs", "nginx_us", 2),
-                                   ("Strait lcore: user-space instructions per request (perf instructions:u)", "instr_req", 0)],
+                                   ("Strait lcore: user-space instructions per request (perf instructions:u, or callgrind with BENCH_CALLGRIND=1)", "instr_req", 0)]
+                     + wire_rows,
+        "keepalive6": [("req/s", "rate", 0), ("p50 latency, ms", "p50", 2), ("p99 latency, ms", "p99", 2)]
+                      + cpu_rows + [("backend CPU per request, µs", "nginx_us", 2)] + wire_rows,
         "close": [("connections/s", "rate", 0), ("p50 latency, ms", "p50", 2), ("p99 latency, ms", "p99", 2)]
                  + [(l.replace("request", "connection"), k, d) for l, k, d in cpu_rows],
         "big": [("Gbit/s", "gbps", 2), ("p50 latency, ms", "p50", 2)]
@@ -292,7 +309,7 @@ def main():
                  + [("backend CPU per request, µs", "nginx_us", 2)],
     }
     conc_rows = [("req/s", "rate", 0), ("p50 latency, ms", "p50", 2), ("p99 latency, ms", "p99", 2)] + cpu_rows[:1] + [
-        cpu_rows[3], cpu_rows[4],
+        cpu_rows[3], cpu_rows[4]] + wire_rows + [
         ("proxy RSS half-way, MB", "rss_mb", 0),
         ("proxy RSS growth per connection, kB", "rss_kb_conn", 1),
         ("Strait: mbufs in use per connection (half-way)", "mbufs_conn", 2),
@@ -338,6 +355,16 @@ def main():
             cells = ", ".join(f"{int(w[4:])}: {med(runs.get((w, t), []), 'user_us') / base:.2f}×"
                               for w in concs if med(runs.get((w, t), []), "user_us"))
             p(f"{LABELS[t]}: user-space CPU per request at N connections ÷ at {CONNS_BASE}: {cells}.")
+            p("")
+    # And per packet: past the delayed-ACK timeout (40 ms) a request costs a pure ACK each
+    # way besides its segments, in either proxy; CPU per packet is the proxy's own scaling
+    # with the number of connections, whatever the packet mix.
+    for t in ["haproxy"] + list(STRAITS):
+        base = med(runs.get(("keepalive", t), []), "proxy_us_pkt")
+        if concs and base:
+            cells = ", ".join(f"{int(w[4:])}: {med(runs.get((w, t), []), 'proxy_us_pkt') / base:.2f}×"
+                              for w in concs if med(runs.get((w, t), []), "proxy_us_pkt"))
+            p(f"{LABELS[t]}: CPU per packet at N connections ÷ at {CONNS_BASE}: {cells}.")
             p("")
     tsc = None
     for t in STRAITS:

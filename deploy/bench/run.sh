@@ -72,6 +72,9 @@
 #                         concN (e.g. conc1000 conc5000 conc10000): the keep-alive workload
 #                         with N connections (issue 19), each target's memory sampled
 #                         mid-run (see "Concurrency" below)
+#                         and keepalive6: the keep-alive workload over IPv6 (client, proxy
+#                         and nginx on 2001:db8:N::/64 beside the IPv4 subnets; targets
+#                         direct, haproxy and strait-xdp)
 #   BENCH_LOSS="1 2 5"    loss rates of the lossy workload, percent per direction (0.1 steps)
 #   BENCH_LOSS_RUNS=5     rounds of the lossy workload
 #   BENCH_LOSS_MB=40      size of the lossy download, MiB
@@ -101,6 +104,12 @@
 #                         during each run (`perf stat -e instructions:u -t`, issue 17), reported
 #                         per request; needs perf and a PMU (a VM without a virtual PMU says
 #                         "<not supported>" and the report shows "–")
+#   BENCH_CALLGRIND=1     run each Strait under valgrind's callgrind and count the user-space
+#                         instructions of each wrk run exactly (collection switched on for the
+#                         run only, `callgrind_control`), reported per request in the same
+#                         row: the count where the machine has no PMU. Strait runs ~50x slower
+#                         then, so its rates, latencies and CPU in that run mean nothing; use
+#                         it on its own, e.g. BENCH_TARGETS=strait-xdp BENCH_WORKLOADS=keepalive
 #   CARGO_TARGET_DIR      where cargo builds (default: target/ in the repository)
 #
 # Concurrency (workloads concN, issue 19): wrk opens N keep-alive connections at once (a
@@ -132,6 +141,21 @@ LOSS_TIMEOUT=${BENCH_LOSS_TIMEOUT:-180}
 CEILING=${BENCH_CEILING:-1}
 INSTR=${BENCH_INSTR:-1}
 command -v perf >/dev/null || INSTR=0
+CALLGRIND=${BENCH_CALLGRIND:-0}
+if [[ $CALLGRIND == 1 ]]; then
+  command -v valgrind >/dev/null && command -v callgrind_control >/dev/null \
+    || die "BENCH_CALLGRIND=1 needs valgrind (deploy/install-deps.sh installs it)"
+  INSTR=0
+fi
+# The command line a Strait runs under: itself, or callgrind with instrumentation off until a
+# run switches it on.
+strait_cmd() {
+  if [[ $CALLGRIND == 1 ]]; then
+    echo valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.$1.%p" "$STRAIT"
+  else
+    echo "$STRAIT"
+  fi
+}
 KERNEL_OFFLOADS=${BENCH_KERNEL_OFFLOADS:-0}
 KERNEL_CC=${BENCH_KERNEL_CC:-cubic}
 XDP_DEVARGS=${BENCH_XDP_DEVARGS:-}
@@ -152,7 +176,7 @@ for t in $TARGETS; do
   case $t in direct | haproxy | strait | strait-xdp) ;; *) die "unknown target $t (BENCH_TARGETS)" ;; esac
 done
 for w in $WORKLOADS; do
-  case $w in keepalive | close | big | paced | lossy) ;; conc[0-9]*) (( ${w#conc} <= 19000 )) || die "$w: at most 19000 connections (fd limit)" ;;
+  case $w in keepalive | keepalive6 | close | big | paced | lossy) ;; conc[0-9]*) (( ${w#conc} <= 19000 )) || die "$w: at most 19000 connections (fd limit)" ;;
     *) die "unknown workload $w (BENCH_WORKLOADS)" ;; esac
 done
 for p in $LOSS_RATES; do
@@ -246,12 +270,15 @@ for ns in "${ALL_NS[@]}"; do
   fi
 done
 
-# veth A B: A in ns1 with addr1, B in ns2 with addr2.
+# veth A B: A in ns1 with addr1, B in ns2 with addr2; with V6ADDR1/V6ADDR2, IPv6 beside
+# (nodad: the address is usable at once, these links have no one to collide with).
 veth() {
-  local a=$1 ns1=$2 addr1=$3 b=$4 ns2=$5 addr2=$6
+  local a=$1 ns1=$2 addr1=$3 b=$4 ns2=$5 addr2=$6 v6a=${7:-} v6b=${8:-}
   ip link add "$a" netns "$ns1" type veth peer name "$b" netns "$ns2"
   ip -n "$ns1" addr add "$addr1" dev "$a"
   ip -n "$ns2" addr add "$addr2" dev "$b"
+  [[ -n $v6a ]] && ip -n "$ns1" addr add "$v6a" dev "$a" nodad
+  [[ -n $v6b ]] && ip -n "$ns2" addr add "$v6b" dev "$b" nodad
   if [[ $KERNEL_OFFLOADS != 1 ]]; then
     ip netns exec "$ns1" ethtool -K "$a" tx off tso off gso off gro off >/dev/null 2>&1
     ip netns exec "$ns2" ethtool -K "$b" tx off tso off gso off gro off >/dev/null 2>&1
@@ -264,9 +291,10 @@ veth() {
 # checksums left to "hardware" reach AF_XDP unfinished); by default both ends get the
 # same `tx off tso off gso off gro off` as every other veth.
 xdp_veth() {
-  local d=$1 dns=$2 k=$3 kns=$4 kaddr=$5
+  local d=$1 dns=$2 k=$3 kns=$4 kaddr=$5 kv6=${6:-}
   ip link add "$d" netns "$dns" type veth peer name "$k" netns "$kns"
   [[ -n $kaddr ]] && ip -n "$kns" addr add "$kaddr" dev "$k"
+  [[ -n $kv6 ]] && ip -n "$kns" addr add "$kv6" dev "$k" nodad
   if [[ $KERNEL_OFFLOADS != 1 ]]; then
     ip netns exec "$dns" ethtool -K "$d" tx off tso off gso off gro off >/dev/null 2>&1
     ip netns exec "$kns" ethtool -K "$k" tx off tso off gso off gro off >/dev/null 2>&1
@@ -277,13 +305,15 @@ xdp_veth() {
   ip -n "$dns" link set "$d" up
   ip -n "$kns" link set "$k" up
 }
-veth "${TAG}cd" "$NS_C" 198.18.100.1/24 "${TAG}nd" "$NS_N" 198.18.100.2/24   # direct
-veth "${TAG}ch" "$NS_C" 198.18.101.1/24 "${TAG}hc" "$NS_H" 198.18.101.2/24   # client-haproxy
-veth "${TAG}hn" "$NS_H" 198.18.102.1/24 "${TAG}nh" "$NS_N" 198.18.102.2/24   # haproxy-backend
+# IPv6 (keepalive6) runs over the same links, 2001:db8:N::/64 beside 198.18.N.0/24
+# (RFC 3849 documentation prefix).
+veth "${TAG}cd" "$NS_C" 198.18.100.1/24 "${TAG}nd" "$NS_N" 198.18.100.2/24 2001:db8:100::1/64 2001:db8:100::2/64   # direct
+veth "${TAG}ch" "$NS_C" 198.18.101.1/24 "${TAG}hc" "$NS_H" 198.18.101.2/24 2001:db8:101::1/64 2001:db8:101::2/64   # client-haproxy
+veth "${TAG}hn" "$NS_H" 198.18.102.1/24 "${TAG}nh" "$NS_N" 198.18.102.2/24 2001:db8:102::1/64 2001:db8:102::2/64   # haproxy-backend
 XDP_C="${TAG}xc" XDP_N="${TAG}xn"   # Strait's ends of its AF_XDP veths (in NS_X)
 if has_target strait-xdp; then
-  xdp_veth "$XDP_C" "$NS_X" "${TAG}cx" "$NS_C" 198.18.105.1/24   # client-strait-xdp
-  xdp_veth "$XDP_N" "$NS_X" "${TAG}nx" "$NS_N" 198.18.106.2/24   # strait-xdp-backend
+  xdp_veth "$XDP_C" "$NS_X" "${TAG}cx" "$NS_C" 198.18.105.1/24 2001:db8:105::1/64   # client-strait-xdp
+  xdp_veth "$XDP_N" "$NS_X" "${TAG}nx" "$NS_N" 198.18.106.2/24 2001:db8:106::2/64   # strait-xdp-backend
 fi
 
 # ---------------------------------------------------------------- backend: nginx
@@ -320,6 +350,7 @@ http {
     scgi_temp_path $WORK/scgi;
     server {
         listen 8080 reuseport backlog=4096;
+        listen [::]:8080 reuseport backlog=4096;
         root $WORK/www;
     }
 }
@@ -352,6 +383,11 @@ frontend fe
     default_backend be
 backend be
     server nginx 198.18.102.2:8080
+frontend fe6
+    bind [2001:db8:101::2]:80 backlog 4096
+    default_backend be6
+backend be6
+    server nginx6 [2001:db8:102::2]:8080
 EOF
 ip netns exec "$NS_H" taskset -c "$PROXY_CPU" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 HAPROXY_PID=$!
@@ -363,7 +399,7 @@ fi
 # configuration of the end-to-end tests, one lcore on CPU 1, metrics on 127.0.0.1:9100 of
 # its own namespace.
 strait_config() {
-  local fdev=$1 fip=$2 bdev=$3 bip=$4 backend=$5 extra=$6
+  local fdev=$1 fip=$2 bdev=$3 bip=$4 backend=$5 extra=$6 fip6=${7:-} bip6=${8:-} backend6=${9:-}
   cat <<EOF
 [log]
 format = "human"
@@ -380,6 +416,7 @@ mbuf_cache = 512
 name = "front"
 device = "$fdev"
 ipv4 = "$fip/24"
+${fip6:+ipv6 = \"$fip6/64\"}
 mtu = 1500
 $extra
 
@@ -387,6 +424,7 @@ $extra
 name = "back"
 device = "$bdev"
 ipv4 = "$bip/24"
+${bip6:+ipv6 = \"$bip6/64\"}
 mtu = 1500
 $extra
 
@@ -402,6 +440,20 @@ idle_timeout_ms = 120000
 name = "web"
 algorithm = "round_robin"
 servers = [{ addr = "$backend", weight = 1 }]
+${fip6:+
+[[listener]]
+name = \"web6\"
+listen = \"[$fip6]:80\"
+pool = \"web6\"
+max_connections = 100000
+connect_timeout_ms = 5000
+idle_timeout_ms = 120000
+
+[[pool]]
+name = \"web6\"
+algorithm = \"round_robin\"
+servers = [{ addr = \"[$backend6]:8080\", weight = 1 \}]
+}
 
 [metrics]
 listen = "127.0.0.1:9100"
@@ -422,20 +474,22 @@ if has_target strait; then
   strait_config "net_tap0,iface=$TAP_C" 198.18.103.2 "net_tap1,iface=$TAP_N" 198.18.104.1 198.18.104.2:8080 \
     "$OFFLOADS" >"$WORK/strait.toml"
   "$STRAIT" check-config "$WORK/strait.toml" >/dev/null || die "strait config rejected"
-  ip netns exec "$NS_S" "$STRAIT" run --config "$WORK/strait.toml" >"$WORK/strait.log" 2>&1 &
+  # shellcheck disable=SC2046 # the command's words
+  ip netns exec "$NS_S" $(strait_cmd strait) run --config "$WORK/strait.toml" >"$WORK/strait.log" 2>&1 &
   STRAIT_PID=$!
   PIDS+=("$STRAIT_PID")
 fi
 if has_target strait-xdp; then
   strait_config "net_af_xdp0,iface=$XDP_C${XDP_DEVARGS:+,$XDP_DEVARGS}" 198.18.105.2 "net_af_xdp1,iface=$XDP_N${XDP_DEVARGS:+,$XDP_DEVARGS}" 198.18.106.1 198.18.106.2:8080 \
-    "" >"$WORK/strait-xdp.toml"
+    "" $(has_workload keepalive6 && echo 2001:db8:105::2 2001:db8:106::1 2001:db8:106::2) >"$WORK/strait-xdp.toml"
   "$STRAIT" check-config "$WORK/strait-xdp.toml" >/dev/null || die "strait-xdp config rejected"
-  ip netns exec "$NS_X" "$STRAIT" run --config "$WORK/strait-xdp.toml" >"$WORK/strait-xdp.log" 2>&1 &
+  # shellcheck disable=SC2046 # the command's words
+  ip netns exec "$NS_X" $(strait_cmd strait-xdp) run --config "$WORK/strait-xdp.toml" >"$WORK/strait-xdp.log" 2>&1 &
   XDP_PID=$!
   PIDS+=("$XDP_PID")
 fi
 if has_target strait; then
-  wait_for 30 "strait ready" grep -q "strait ready" "$WORK/strait.log"
+  wait_for $(( CALLGRIND == 1 ? 300 : 30 )) "strait ready" grep -q "strait ready" "$WORK/strait.log"
   # The taps' kernel ends go to the peers' namespaces (the PMD keeps its file descriptors).
   ip -n "$NS_S" link set "$TAP_C" netns "$NS_C"
   ip -n "$NS_S" link set "$TAP_N" netns "$NS_N"
@@ -445,11 +499,20 @@ if has_target strait; then
   ip -n "$NS_N" link set "$TAP_N" up
 fi
 if has_target strait-xdp; then
-  wait_for 30 "strait-xdp ready" grep -q "strait ready" "$WORK/strait-xdp.log"
+  wait_for $(( CALLGRIND == 1 ? 300 : 30 )) "strait-xdp ready" grep -q "strait ready" "$WORK/strait-xdp.log"
 fi
 
 url_of() {
   local target=$1 path=$2
+  if [[ ${URL_FAMILY:-4} == 6 ]]; then
+    case $target in
+      direct) echo "http://[2001:db8:100::2]:8080/$path" ;;
+      haproxy) echo "http://[2001:db8:101::2]/$path" ;;
+      strait-xdp) echo "http://[2001:db8:105::2]/$path" ;;
+      *) die "$target has no IPv6 address in the benchmark (keepalive6: direct, haproxy, strait-xdp)" ;;
+    esac
+    return
+  fi
   case $target in
     direct) echo "http://198.18.100.2:8080/$path" ;;
     haproxy) echo "http://198.18.101.2/$path" ;;
@@ -496,6 +559,28 @@ proxy_memory() {
       END { printf "%s,%.0f,%.0f\n", rss, mb, c }' <<<"$m"
   else
     echo "$rss,0,0"
+  fi
+}
+# proxy_packets TARGET: "packets,delayed ACKs" of the proxy: the frames it received and
+# sent (Strait: its ports' counters; HAProxy: every link of its namespace, /proc/net/dev)
+# and the pure ACKs its TCP sent because the delayed-ACK timer ran out (Strait's
+# DelayedACKs counter; the kernel's TcpExt DelayedACKs in HAProxy's namespace). When the
+# response takes longer than the delayed-ACK timeout (40 ms), each request costs a pure ACK
+# each way on top of its two segments, whichever stack proxies it.
+proxy_packets() {
+  if is_strait "$1"; then
+    strait_metrics "$1" | awk '
+      /^strait_port_rx_packets_total/ || /^strait_port_tx_packets_total/ { p += $NF }
+      $1 == "strait_tcp_delayed_acks_total" { d = $NF }
+      END { printf "%.0f,%.0f\n", p, d }'
+  elif [[ $1 == haproxy ]]; then
+    ip netns exec "$NS_H" awk '
+      FNR == 1 { f++ }
+      f == 1 && FNR > 2 { l = $0; sub(/:/, " ", l); split(l, a, " "); if (a[1] != "lo") p += a[3] + a[11] }
+      f == 2 && $1 == "TcpExt:" { if (!h) { for (i = 2; i <= NF; i++) k[i] = $i; h = 1 } else for (i = 2; i <= NF; i++) if (k[i] == "DelayedACKs") d = $i }
+      END { printf "%.0f,%.0f\n", p, d }' /proc/net/dev /proc/net/netstat
+  else
+    echo "0,0"
   fi
 }
 strait_metrics() { # strait_metrics TARGET: its Prometheus page
@@ -585,21 +670,24 @@ RAW="$WORK/raw.tsv"
 run_one() {
   local w=$1 target=$2 round=$3 conns=$CONNS path=small.bin delay=0 extra=()
   case $w in
-    keepalive) ;;
+    keepalive | keepalive6) ;;
     close) extra=(-H "Connection: close") ;;
     big) conns=$BIG_CONNS path=big.bin ;;
     paced) conns=$PACE_CONNS delay=$PACE_MS ;;
     conc*) conns=${w#conc} ;;
     *) die "unknown workload $w" ;;
   esac
-  local url
-  url=$(url_of "$target" "$path")
+  local url fam=4
+  [[ $w == keepalive6 ]] && fam=6
+  url=$(URL_FAMILY=$fam url_of "$target" "$path")
   local t0 n0 p0="0,0,0,0" s0="0,0,0,0,0,0,0,0"
   n0=$(thread_cpu "$NGINX_PID")
   [[ $target == haproxy ]] && p0=$(thread_cpu "$HAPROXY_PID")
   is_strait "$target" && s0=$(strait_counters "$target")
   local mem0 mem_mid="" sampler=""
   mem0=$(proxy_memory "$target")
+  local pk0 pk1
+  pk0=$(proxy_packets "$target")
   if [[ $w == conc* ]]; then
     # Half-way through, the connections are open and busy: sample the proxy's memory.
     ( sleep "$(awk -v s="$SECONDS_PER_RUN" 'BEGIN { print s / 2 }')"; proxy_memory "$target" >"$WORK/mem-mid" ) &
@@ -611,6 +699,10 @@ run_one() {
   if is_strait "$target" && [[ $INSTR == 1 ]]; then
     perf stat -x, -e instructions:u -t "$(strait_pid "$target")" -o "$instr_file" -- sleep "$SECONDS_PER_RUN" >/dev/null 2>&1 &
     instr_pid=$!
+  fi
+  if is_strait "$target" && [[ $CALLGRIND == 1 ]]; then
+    callgrind_control -z "$(strait_pid "$target")" >/dev/null && callgrind_control -i on "$(strait_pid "$target")" >/dev/null \
+      || die "callgrind_control could not reach $target"
   fi
   t0=$(now)
   local out
@@ -627,14 +719,22 @@ run_one() {
     instr=$(awk -F, '$3 ~ /^instructions/ && $1 ~ /^[0-9]+$/ { print $1 }' "$instr_file" 2>/dev/null || true)
     instr=${instr:-NA}
   fi
+  if is_strait "$target" && [[ $CALLGRIND == 1 ]]; then
+    # Instructions (Ir) since the switch-on: the newest dump's totals.
+    callgrind_control -i off "$(strait_pid "$target")" >/dev/null
+    callgrind_control -d "$w-$round" "$(strait_pid "$target")" >/dev/null
+    instr=$(awk '/^totals:/ { print $2; exit }' "$(ls -t "$WORK"/callgrind."$target".* | head -1)")
+    instr=${instr:-NA}
+  fi
   local t1 n1 p1="0,0,0,0" s1="0,0,0,0,0,0,0,0"
   t1=$(now)
   n1=$(thread_cpu "$NGINX_PID")
   [[ $target == haproxy ]] && p1=$(thread_cpu "$HAPROXY_PID")
   is_strait "$target" && s1=$(strait_counters "$target")
+  pk1=$(proxy_packets "$target")
   local result
   result=$(grep '^RESULT' <<<"$out") || die "no RESULT from wrk on $target: $out"
-  echo "workload=$w target=$target round=$round conns=$conns ${result#RESULT } t0=$t0 t1=$t1 nginx0=$n0 nginx1=$n1 haproxy0=$p0 haproxy1=$p1 strait0=$s0 strait1=$s1 mem0=$mem0 mem_mid=${mem_mid:-$mem0} strait_instr=$instr" >>"$RAW"
+  echo "workload=$w target=$target round=$round conns=$conns ${result#RESULT } t0=$t0 t1=$t1 nginx0=$n0 nginx1=$n1 haproxy0=$p0 haproxy1=$p1 strait0=$s0 strait1=$s1 mem0=$mem0 mem_mid=${mem_mid:-$mem0} packets0=$pk0 packets1=$pk1 strait_instr=$instr" >>"$RAW"
   tail -n 1 "$RAW" >&2
   # A run that served nothing, or with socket errors, on Strait: keep what there is to see.
   if is_strait "$target" && [[ $result =~ requests=0\  || ! $result =~ \ errors=0\  ]]; then

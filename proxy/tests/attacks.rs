@@ -112,7 +112,8 @@ fn zero_window_then_silence() {
     let (w, out) = Wrk::finish(wrk, Duration::from_secs(5));
     let page = a.scrape();
     let value = |name: &str| sample(&page, name).max(0.0);
-    let (limited, idled, memory, timeout, probes) = (
+    let (pressures, limited, idled, memory, timeout, probes) = (
+        value("strait_tcp_memory_pressures_total"),
         value("strait_tcp_memory_limited_total"),
         value("strait_app_idle_timeouts_total"),
         value("strait_tcp_abort_on_memory_total"),
@@ -120,7 +121,7 @@ fn zero_window_then_silence() {
         value("strait_tcp_win_probe_total"),
     );
     eprintln!(
-        "zero window: {connected} connected, {sent} bytes sent; refused at the memory limit {limited}; reset: {idled} idle, {memory} orphans on memory, {timeout} on timeout (orphans peaked at {orphans_peak}); {probes} window probes; attackers gone {gone:?} after the silence; legitimate {w:?}; mbufs {before} at the start, peak {peak}"
+        "zero window: {connected} connected, {sent} bytes sent; memory pressure entered {pressures} times, refused at the memory limit {limited}; reset: {idled} idle, {memory} orphans on memory, {timeout} on timeout (orphans peaked at {orphans_peak}); {probes} window probes; attackers gone {gone:?} after the silence; legitimate {w:?}; mbufs {before} at the start, peak {peak}"
     );
     w.assert_served(MIN_REQUESTS, &out);
     assert_eq!(connected, CLIENTS, "the attacker's connections opened");
@@ -131,7 +132,11 @@ fn zero_window_then_silence() {
     // rings), clear of the reserve.
     let bound = f64::from(POOL) * 12.0 / 16.0 + before;
     assert!(peak < bound, "peak {peak} mbufs in use, bound {bound}");
-    assert!(limited > 0.0, "the hard limit acted: {limited}");
+    // Which memory defence holds them depends on timing: memory pressure (Linux
+    // `tcp_mem[1]`) holding each connection to its share, and the hard limit refusing
+    // what arrives past it (`tcp_mem[2]`, TCPMemoryLimited) if pressure did not suffice.
+    // A run on a slower machine stayed under the hard limit by pressure alone.
+    assert!(pressures + limited > 0.0, "a memory defence acted: pressure entered {pressures} times, {limited} refused");
     assert!(probes > 0.0, "the closed windows were probed");
     // Which defence ends a connection depends on timing: the echo's idle timeout if it
     // never got to read the FIN (blocked behind the closed window for 5 s), else as an

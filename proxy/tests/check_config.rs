@@ -145,3 +145,28 @@ fn environment_overrides_reach_array_entries_by_index() {
     assert!(stderr.contains("error: port[2]: STRAIT_PORT__2__MTU: no entry 2: the file has 2 in port"), "{stderr}");
     assert!(stderr.contains("error: port: STRAIT_PORT__MTU: port is a list: name its entry by index"), "{stderr}");
 }
+
+/// IPv6 on a port (issue 18): accepted and shown in the summary; a mistake names its key.
+#[test]
+fn ipv6_on_a_port_is_checked() {
+    let v6 = [("STRAIT_PORT__0__IPV6", "2001:db8::2/64"), ("STRAIT_PORT__0__IPV6_GATEWAY", "fe80::1")];
+    let out = check_config("demo.toml", &v6);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "stderr:\n{}", text(&out.stderr));
+    assert!(stdout.contains("tap0 net_tap0,iface=strait0 198.18.0.2/24 2001:db8::2/64 mtu 1500"), "{stdout}");
+    let out = check_config("demo.toml", &[("STRAIT_PORT__0__IPV6", "2001:db8::2/129")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("error: port[0].ipv6: \"2001:db8::2/129\": prefix length 129 is out of range (must be 1..=128)"),
+        "{stderr}"
+    );
+    let out = check_config("demo.toml", &[("STRAIT_PORT__0__IPV6", "2001:db8::2/64"), ("STRAIT_PORT__0__IPV6_GATEWAY", "2001:db9::1")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(stderr.contains("error: port[0].ipv6_gateway: 2001:db9::1 is not inside the port's prefix"), "{stderr}");
+    let out = check_config("demo.toml", &[("STRAIT_PORT__0__IPV6", "2001:db8::2/64"), ("STRAIT_PORT__0__MTU", "1200")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(stderr.contains("error: port[0].mtu: 1200 is below IPv6's minimum MTU of 1280"), "{stderr}");
+}

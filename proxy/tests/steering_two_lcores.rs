@@ -35,60 +35,6 @@ mbufs = 16383
 mbuf_cache = 256
 "#;
 
-/// Opens `n` connections, each sends a different random message, half-closes, reads the
-/// echo to EOF and compares; 50 at a time.
-const MANY: &str = r#"
-import os, socket, sys, threading
-addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-ok, errs, lock = [0], [], threading.Lock()
-sem = threading.Semaphore(50)
-def one(i):
-    with sem:
-        try:
-            s = socket.create_connection((addr, port), timeout=30)
-            s.settimeout(30)
-            data = os.urandom(1000 + (i * 7919) % 60000)
-            s.sendall(data)
-            s.shutdown(socket.SHUT_WR)
-            got = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                got += d
-            s.close()
-            with lock:
-                if got == data:
-                    ok[0] += 1
-                else:
-                    errs.append("%d: %d bytes back of %d" % (i, len(got), len(data)))
-        except Exception as e:
-            with lock:
-                errs.append("%d: %r" % (i, e))
-threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-print("ok=%d errors=%d first=%s" % (ok[0], len(errs), errs[:3]))
-"#;
-
-/// `name=N` in the log line carrying `message` for lcore `lcore` (JSON log: `"lcore":N`).
-fn lcore_counter(log: &str, message: &str, lcore: u32, name: &str) -> u64 {
-    let tag = format!("\"lcore\":{lcore},");
-    let Some(line) = log
-        .lines()
-        .find(|l| l.contains(message) && l.contains(&tag))
-    else {
-        return 0;
-    };
-    let pat = format!("{name}=");
-    line.split([' ', '"'])
-        .find_map(|w| w.strip_prefix(&pat))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// The JSON number `key` in the line carrying `message`.
 fn log_field(log: &str, message: &str, key: &str) -> Option<u64> {
     let line = log.lines().find(|l| l.contains(message))?;
@@ -128,7 +74,7 @@ fn stop(strait: &mut Strait) -> String {
 fn check_handoffs(log: &str) -> (u64, u64) {
     let sum = |name: &str| {
         (0..2)
-            .map(|l| lcore_counter(log, "final lcore counters", l, name))
+            .map(|l| common::lcore_counter(log, "final lcore counters", l, name))
             .sum::<u64>()
     };
     let (sent, received) = (sum("redirected_frames"), sum("redirect_received_frames"));
@@ -180,7 +126,7 @@ listen = \"198.18.96.2:7\"
         "no ping reply:\n{}",
         strait.log_text()
     );
-    let out = ns.exec("python3", &["-c", MANY, "198.18.96.2", "7", "300"]);
+    let out = ns.exec("python3", &["-c", common::MANY_ECHOES, "198.18.96.2", "7", "300"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -194,7 +140,7 @@ listen = \"198.18.96.2:7\"
     );
     let log = stop(&mut strait);
     let accepted: Vec<u64> = (0..2)
-        .map(|l| lcore_counter(&log, "final tcp counters", l, "app_accepted"))
+        .map(|l| common::lcore_counter(&log, "final tcp counters", l, "app_accepted"))
         .collect();
     assert_eq!(
         accepted.iter().sum::<u64>(),
@@ -207,7 +153,7 @@ listen = \"198.18.96.2:7\"
     );
     for l in 0..2 {
         assert_eq!(
-            lcore_counter(&log, "final tcp counters", l, "app_closed"),
+            common::lcore_counter(&log, "final tcp counters", l, "app_closed"),
             accepted[l as usize],
             "lcore {l} closed all"
         );
@@ -394,7 +340,7 @@ servers = [{{ addr = \"198.18.98.1:8080\", weight = 1 }}]
     let log = stop(&mut strait);
     drop(nginx);
     let opens: Vec<u64> = (0..2)
-        .map(|l| lcore_counter(&log, "final tcp counters", l, "ActiveOpens"))
+        .map(|l| common::lcore_counter(&log, "final tcp counters", l, "ActiveOpens"))
         .collect();
     assert!(
         opens.iter().all(|&n| n >= 10),
@@ -408,7 +354,7 @@ servers = [{{ addr = \"198.18.98.1:8080\", weight = 1 }}]
     // answered with a RST (no such connection) and fail its request; only the client
     // connections wrk cuts when its 2 s are up end in resets.
     let resets: u64 = (0..2)
-        .map(|l| lcore_counter(&log, "final tcp counters", l, "OutRsts"))
+        .map(|l| common::lcore_counter(&log, "final tcp counters", l, "OutRsts"))
         .sum();
     assert!(resets <= 16, "{resets} RSTs sent:\n{log}");
     let (redirected, active) = check_handoffs(&log);

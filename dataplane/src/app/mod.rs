@@ -16,7 +16,16 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
+
+/// The hasher of the applications' maps keyed by handles the engine or the application
+/// itself hands out (`ConnId`, `ListenerId`, session numbers): std's SipHash. foldhash
+/// (as the engine's 4-tuple table uses, `tcp/tuple_hash.rs`) was tried here and measured
+/// worse where it matters: with 10 000 keep-alive clients through the proxy the AF_XDP RX
+/// rings overflowed 2-10x more often and wrk timed out in most runs, against none with
+/// SipHash (docs/benchmarks/many-connections.md, session 10), although it costs fewer
+/// instructions per lookup. Kept as one alias so the maps change together.
+pub(crate) type IdHash = std::collections::hash_map::RandomState;
 
 pub mod proxy;
 
@@ -52,8 +61,9 @@ impl AppKind {
 pub struct AppSpec {
     /// Echo or sink.
     pub kind: AppKind,
-    /// Listening address (`0.0.0.0` for every local address).
-    pub listen: SocketAddrV4,
+    /// Listening address (`0.0.0.0` for every local IPv4 address, `[::]` for every IPv6
+    /// one).
+    pub listen: SocketAddr,
     /// Connections at most at once; more are reset on accept.
     pub max_connections: u32,
     /// A connection that moves no byte for this long is reset.
@@ -67,10 +77,10 @@ impl AppSpec {
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
     /// A service with the default limits.
-    pub fn new(kind: AppKind, listen: SocketAddrV4) -> Self {
+    pub fn new(kind: AppKind, listen: impl Into<SocketAddr>) -> Self {
         AppSpec {
             kind,
-            listen,
+            listen: listen.into(),
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
         }
@@ -129,8 +139,8 @@ struct ConnApp<P> {
 
 /// The services of one engine and the connections they own.
 pub struct Apps<P: Payload> {
-    listeners: HashMap<ListenerId, Service>,
-    conns: HashMap<ConnId, ConnApp<P>>,
+    listeners: HashMap<ListenerId, Service, IdHash>,
+    conns: HashMap<ConnId, ConnApp<P>, IdHash>,
     /// One idle deadline per connection (stale ones, of closed connections, are skipped).
     idle: BinaryHeap<Reverse<(Instant, ConnId)>>,
     counters: AppCounters,
@@ -158,8 +168,8 @@ impl<P: Payload> Apps<P> {
     /// No services.
     pub fn new() -> Self {
         Apps {
-            listeners: HashMap::new(),
-            conns: HashMap::new(),
+            listeners: HashMap::default(),
+            conns: HashMap::default(),
             idle: BinaryHeap::new(),
             counters: AppCounters::default(),
             proxy: Proxy::new(),

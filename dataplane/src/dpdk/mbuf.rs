@@ -89,6 +89,9 @@ pub struct TxOffload {
     pub tso_segsz: u16,
     /// The packet is IPv4 (`RTE_MBUF_F_TX_IPV4`).
     pub ipv4: bool,
+    /// The packet is IPv6 (`RTE_MBUF_F_TX_IPV6`): what a device needs to segment or
+    /// checksum TCP over IPv6 (no IP checksum to fill in).
+    pub ipv6: bool,
     /// Device computes the IPv4 header checksum (field must be 0).
     pub ip_cksum: bool,
     /// Device computes the TCP checksum (field must hold the pseudo-header sum,
@@ -123,6 +126,9 @@ impl TxOffload {
         if self.ip_cksum && !self.ipv4 {
             return bad("IP checksum offload on a non-IPv4 packet");
         }
+        if self.ipv4 && self.ipv6 {
+            return bad("a packet cannot be both IPv4 and IPv6");
+        }
         Ok(())
     }
 
@@ -130,6 +136,9 @@ impl TxOffload {
         let mut f = 0;
         if self.ipv4 {
             f |= sys::RTE_MBUF_F_TX_IPV4;
+        }
+        if self.ipv6 {
+            f |= sys::RTE_MBUF_F_TX_IPV6;
         }
         if self.ip_cksum {
             f |= sys::RTE_MBUF_F_TX_IP_CKSUM;
@@ -190,8 +199,9 @@ impl Mbuf {
 
     /// Total packet length over all segments (`pkt_len`).
     pub fn len(&self) -> usize {
-        // SAFETY: self owns a reference to a live mbuf; reading a field.
-        unsafe { sys::strait_mbuf_pkt_len(self.raw()) as usize }
+        // SAFETY: self owns a reference to a live mbuf; reading a field (a plain load: the
+        // shim's accessor would be a call per read).
+        unsafe { (*self.raw()).pkt_len as usize }
     }
 
     /// Whether the packet is empty.
@@ -202,19 +212,27 @@ impl Mbuf {
     /// Length of the first segment's data (`data_len`).
     pub fn data_len(&self) -> usize {
         // SAFETY: self owns a reference to a live mbuf; reading a field.
-        usize::from(unsafe { sys::strait_mbuf_data_len(self.raw()) })
+        usize::from(unsafe { (*self.raw()).data_len })
+    }
+
+    /// Size of the first segment's buffer (`buf_len`: headroom, data and tailroom of a
+    /// one-segment mbuf), one field read where the three sums would be four calls.
+    pub fn buf_len(&self) -> usize {
+        // SAFETY: self owns a reference to a live mbuf; reading a field.
+        usize::from(unsafe { (*self.raw()).buf_len })
     }
 
     /// Number of segments.
     pub fn nb_segs(&self) -> u16 {
         // SAFETY: self owns a reference to a live mbuf; reading a field.
-        unsafe { sys::strait_mbuf_nb_segs(self.raw()) }
+        unsafe { (*self.raw()).nb_segs }
     }
 
     /// Free bytes before the first segment's data.
     pub fn headroom(&self) -> usize {
-        // SAFETY: self owns a reference to a live mbuf.
-        usize::from(unsafe { sys::strait_pktmbuf_headroom(self.raw()) })
+        // SAFETY: self owns a reference to a live mbuf; reading a field
+        // (`rte_pktmbuf_headroom` is `data_off`).
+        usize::from(unsafe { (*self.raw()).data_off })
     }
 
     /// Free bytes after the last segment's data (what [`Mbuf::append`] can add).
@@ -403,7 +421,7 @@ impl Mbuf {
     /// Raw offload flags (`ol_flags`).
     pub fn ol_flags(&self) -> u64 {
         // SAFETY: self owns a reference to a live mbuf; reading a field.
-        unsafe { sys::strait_mbuf_ol_flags(self.raw()) }
+        unsafe { (*self.raw()).ol_flags }
     }
 
     /// The device's verdict on the IPv4 header checksum.
@@ -482,6 +500,7 @@ impl Mbuf {
             l4_len: u8::try_from(l4).unwrap_or(u8::MAX),
             tso_segsz: segsz,
             ipv4: f & sys::RTE_MBUF_F_TX_IPV4 != 0,
+            ipv6: f & sys::RTE_MBUF_F_TX_IPV6 != 0,
             ip_cksum: f & sys::RTE_MBUF_F_TX_IP_CKSUM != 0,
             tcp_cksum: l4_kind == sys::RTE_MBUF_F_TX_TCP_CKSUM,
             udp_cksum: l4_kind == sys::RTE_MBUF_F_TX_UDP_CKSUM,
@@ -540,8 +559,8 @@ impl<'a> Iterator for Segments<'a> {
 
     fn next(&mut self) -> Option<&'a [u8]> {
         let seg = self.next?;
-        // SAFETY: `seg` belongs to the chain borrowed for 'a.
-        self.next = NonNull::new(unsafe { sys::strait_mbuf_next(seg.as_ptr()) });
+        // SAFETY: `seg` belongs to the chain borrowed for 'a; reading a field.
+        self.next = NonNull::new(unsafe { (*seg.as_ptr()).next });
         Some(seg_slice(seg))
     }
 }
@@ -552,13 +571,14 @@ fn seg_slice<'a>(seg: NonNull<sys::rte_mbuf>) -> &'a [u8] {
     // SAFETY: `seg` is a live segment of a chain the caller borrows for 'a; its data is
     // data_len bytes at mtod inside its buffer, and no handle writes it while we may read
     // (writers need exclusivity, which our reference rules out).
+    // `rte_pktmbuf_mtod` is `buf_addr + data_off`, read here as plain loads.
     unsafe {
-        let len = usize::from(sys::strait_mbuf_data_len(p));
-        let data = sys::strait_pktmbuf_mtod(p).cast::<u8>();
-        if len == 0 || data.is_null() {
+        let len = usize::from((*p).data_len);
+        let base = (*p).buf_addr.cast::<u8>();
+        if len == 0 || base.is_null() {
             return &[];
         }
-        std::slice::from_raw_parts(data, len)
+        std::slice::from_raw_parts(base.add(usize::from((*p).data_off)), len)
     }
 }
 
@@ -631,6 +651,7 @@ mod tests {
             l4_len: 32,
             tso_segsz: 1448,
             ipv4: true,
+            ipv6: false,
             ip_cksum: true,
             tcp_cksum: true,
             udp_cksum: false,
@@ -654,6 +675,15 @@ mod tests {
             sys::RTE_MBUF_F_TX_UDP_CKSUM
         );
         assert_eq!(TxOffload::default().flags(), 0);
+        // TSO over IPv6: `RTE_MBUF_F_TX_IPV6`, no IP checksum.
+        let tso6 = TxOffload { l3_len: 40, ipv4: false, ipv6: true, ip_cksum: false, ..tso };
+        assert!(tso6.validate().is_ok());
+        let f = tso6.flags();
+        assert_ne!(f & sys::RTE_MBUF_F_TX_IPV6, 0);
+        assert_eq!(f & (sys::RTE_MBUF_F_TX_IPV4 | sys::RTE_MBUF_F_TX_IP_CKSUM), 0);
+        assert_ne!(f & sys::RTE_MBUF_F_TX_TCP_SEG, 0);
+        assert!(TxOffload { ipv4: true, ..tso6 }.validate().is_err(), "both families");
+        assert!(TxOffload { ip_cksum: true, ..tso6 }.validate().is_err(), "no IP checksum over IPv6");
     }
 
     #[test]

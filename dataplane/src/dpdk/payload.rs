@@ -388,9 +388,11 @@ impl Payload for MbufPayload {
         v
     }
 
-    /// The whole buffer of every chunk's mbuf (headroom, data and tailroom: `buf_len`).
+    /// The whole buffer of every chunk's mbuf (headroom, data and tailroom: `buf_len`; a
+    /// chunk is one segment). Read on every segment queued or freed, for the memory
+    /// accounting, so one field read per chunk.
     fn truesize(&self) -> usize {
-        self.chunk_slice().iter().map(|c| c.m.headroom() + c.m.data_len() + c.m.tailroom()).sum()
+        self.chunk_slice().iter().map(|c| c.m.buf_len()).sum()
     }
 
     /// Copies `other` into the last chunk's mbuf after the bytes in view (over frame

@@ -766,7 +766,7 @@ fn configure_device(
     }
     // RX scatter only where a frame of the MTU does not fit one mbuf: a scattering PMD
     // prepares a chain of buffers for every receive (`net_tap` reads each frame with a
-    // `readv` over them), which measurably costs CPU per frame (docs/benchmarks.md).
+    // `readv` over them), which measurably costs CPU per frame (docs/benchmarks/side-by-side.md).
     let frame_max = u32::from(s.mtu) + ETHERNET_OVERHEAD;
     let buffer = u32::from(pool.data_room()).saturating_sub(u32::from(sys::STRAIT_PKTMBUF_HEADROOM));
     if granted.multi_seg && frame_max > buffer {

@@ -24,7 +24,7 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::hash::{backend_key, client_hash, hash64, SEED_OFFSET, SEED_SKIP};
 use super::Backend;
@@ -177,7 +177,7 @@ impl Maglev {
     /// non-zero weight is up.
     pub(crate) fn lookup(
         &self,
-        client: Ipv4Addr,
+        client: IpAddr,
         weights: &[u32],
         is_up: impl Fn(usize) -> bool,
     ) -> Option<Lookup> {
@@ -234,13 +234,13 @@ impl Maglev {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::SocketAddrV4;
+    use std::net::{Ipv4Addr, SocketAddrV4};
 
     fn pool(n: u8, weight: u32) -> Vec<Backend> {
         (0..n)
             .map(|i| Backend {
                 id: usize::from(i),
-                addr: SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, i + 1), 8080),
+                addr: SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, i + 1), 8080).into(),
                 weight,
             })
             .collect()
@@ -296,7 +296,7 @@ mod tests {
         let mg = Maglev::build(&backends);
         let mut fell_back = 0;
         for i in 0..10_000u32 {
-            let client = Ipv4Addr::from(0xc0a8_0000 + i);
+            let client = IpAddr::V4(Ipv4Addr::from(0xc0a8_0000 + i));
             let Some(all_up) = mg.lookup(client, &weights, |_| true) else {
                 panic!("all up but no backend");
             };
@@ -313,10 +313,10 @@ mod tests {
             }
         }
         assert!((1_500..2_500).contains(&fell_back), "{fell_back}");
-        assert_eq!(mg.lookup(Ipv4Addr::LOCALHOST, &weights, |_| false), None);
+        assert_eq!(mg.lookup(IpAddr::V4(Ipv4Addr::LOCALHOST), &weights, |_| false), None);
         // Only one backend up: everyone reaches it, even after the quick probes.
         for i in 0..1_000u32 {
-            let got = mg.lookup(Ipv4Addr::from(i), &weights, |i| i == 4);
+            let got = mg.lookup(IpAddr::V4(Ipv4Addr::from(i)), &weights, |i| i == 4);
             assert_eq!(got.map(|l| l.idx), Some(4));
         }
     }

@@ -31,7 +31,7 @@ mod maglev;
 mod rr;
 
 use std::collections::HashMap;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use thiserror::Error;
 
@@ -55,7 +55,7 @@ pub struct Backend {
     /// Its index in the pool (must equal its position in the slice given to the balancer).
     pub id: usize,
     /// Where to connect. Also its identity for Maglev: unique within a pool.
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
     /// Relative share of new connections; 0 drains the backend.
     pub weight: u32,
 }
@@ -116,7 +116,7 @@ pub enum LbError {
     },
     /// Two backends share an address (Maglev needs distinct identities).
     #[error("backend {0} appears twice in the pool")]
-    DuplicateBackend(SocketAddrV4),
+    DuplicateBackend(SocketAddr),
 }
 
 /// Counters of a [`Balancer`].
@@ -158,7 +158,7 @@ fn validate(backends: &[Backend]) -> Result<(), LbError> {
     if let Some((position, b)) = backends.iter().enumerate().find(|(i, b)| b.id != *i) {
         return Err(LbError::IdMismatch { position, id: b.id });
     }
-    let mut addrs: Vec<SocketAddrV4> = backends.iter().map(|b| b.addr).collect();
+    let mut addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
     addrs.sort_unstable();
     if let Some(w) = addrs.windows(2).find(|w| w[0] == w[1]) {
         return Err(LbError::DuplicateBackend(w[0]));
@@ -193,7 +193,7 @@ impl Balancer {
     /// the pool's contents, so every appliance given the same pool builds the same table.
     pub fn set_backends(&mut self, backends: &[Backend]) -> Result<(), LbError> {
         validate(backends)?;
-        let old: HashMap<SocketAddrV4, u64> = self
+        let old: HashMap<SocketAddr, u64> = self
             .backends
             .iter()
             .map(|b| b.addr)
@@ -222,7 +222,7 @@ impl Balancer {
     /// balancer's own counts ([`Balancer::on_connect`]) are not used.
     pub fn pick_shared(
         &mut self,
-        client: SocketAddrV4,
+        client: SocketAddr,
         is_up: impl Fn(usize) -> bool,
         shared: &impl SharedPool,
     ) -> Option<usize> {
@@ -251,7 +251,7 @@ impl Balancer {
     /// The backend (pool index) for a new connection from `client`, skipping backends for
     /// which `is_up(idx)` is false and drained (weight-0) ones; `None` when none is left.
     /// Only Maglev looks at `client`, and only at its IP address.
-    pub fn pick(&mut self, client: SocketAddrV4, is_up: impl Fn(usize) -> bool) -> Option<usize> {
+    pub fn pick(&mut self, client: SocketAddr, is_up: impl Fn(usize) -> bool) -> Option<usize> {
         let picked = match self.algorithm {
             Algorithm::RoundRobin => self.wrr.pick(&self.weights, is_up),
             Algorithm::LeastConnections => {
@@ -262,7 +262,7 @@ impl Balancer {
                 let found = self
                     .maglev
                     .as_ref()
-                    .and_then(|m| m.lookup(*client.ip(), &self.weights, is_up));
+                    .and_then(|m| m.lookup(client.ip(), &self.weights, is_up));
                 if found.is_some_and(|l| l.fell_back) {
                     self.stats.maglev_fallbacks += 1;
                 }

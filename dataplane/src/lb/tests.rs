@@ -2,7 +2,7 @@
 //! and determinism, health, and a property test that nothing panics.
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 
 use proptest::prelude::*;
 
@@ -12,7 +12,7 @@ use crate::tcp::sim_link::SimRng;
 fn backend(id: usize, last: u8, weight: u32) -> Backend {
     Backend {
         id,
-        addr: SocketAddrV4::new(Ipv4Addr::new(10, 2, 0, last), 8080),
+        addr: SocketAddr::from((Ipv4Addr::new(10, 2, 0, last), 8080)),
         weight,
     }
 }
@@ -25,12 +25,12 @@ fn equal_pool(n: u8) -> Vec<Backend> {
     (0..n).map(|i| backend(usize::from(i), i + 1, 1)).collect()
 }
 
-fn client(i: u32) -> SocketAddrV4 {
+fn client(i: u32) -> SocketAddr {
     // 100 000 distinct addresses spread over 172.16.0.0/12, source port varying too.
-    SocketAddrV4::new(
+    SocketAddr::from((
         Ipv4Addr::from(0xac10_0000 + i * 7),
         1024 + (i % 60_000) as u16,
-    )
+    ))
 }
 
 /// Asserts each backend got its weight's share of `total` picks within 5% (relative).
@@ -117,7 +117,7 @@ fn least_connections_prefers_the_least_loaded() {
 }
 
 /// Where each of 100 000 clients goes, as backend addresses.
-fn maglev_map(backends: &[Backend], is_up: impl Fn(usize) -> bool + Copy) -> Vec<SocketAddrV4> {
+fn maglev_map(backends: &[Backend], is_up: impl Fn(usize) -> bool + Copy) -> Vec<SocketAddr> {
     let mut lb = Balancer::new(Algorithm::Maglev, backends).expect("valid pool");
     (0..100_000)
         .map(|i| {
@@ -195,9 +195,9 @@ fn maglev_uses_the_client_ip_only() {
     let mut lb = Balancer::new(Algorithm::Maglev, &equal_pool(10)).expect("valid pool");
     for i in 0..1_000u32 {
         let ip = Ipv4Addr::from(0xc633_6400 + i);
-        let first = lb.pick(SocketAddrV4::new(ip, 1), |_| true);
+        let first = lb.pick(SocketAddr::from((ip, 1)), |_| true);
         for port in [2, 80, 40_000, 65_535] {
-            assert_eq!(lb.pick(SocketAddrV4::new(ip, port), |_| true), first);
+            assert_eq!(lb.pick(SocketAddr::from((ip, port)), |_| true), first);
         }
     }
 }
@@ -305,7 +305,7 @@ fn bad_pools_are_rejected_with_clear_errors() {
     let huge: Vec<Backend> = (0..=MAX_BACKENDS)
         .map(|i| Backend {
             id: i,
-            addr: SocketAddrV4::new(Ipv4Addr::from(0x0a00_0000 + i as u32), 80),
+            addr: SocketAddr::from((Ipv4Addr::from(0x0a00_0000 + i as u32), 80)),
             weight: 1,
         })
         .collect();
@@ -414,7 +414,7 @@ proptest! {
             match op {
                 Op::Pick(c, mask) => {
                     let up = |i: usize| i >= 8 || mask & (1 << i) != 0;
-                    if let Some(idx) = lb.pick(SocketAddrV4::new(Ipv4Addr::from(c), 1), up) {
+                    if let Some(idx) = lb.pick(SocketAddr::from((Ipv4Addr::from(c), 1)), up) {
                         prop_assert!(idx < pool.len() && up(idx) && pool[idx].weight > 0);
                     } else {
                         prop_assert!((0..pool.len()).all(|i| !up(i) || pool[i].weight == 0));

@@ -1,11 +1,12 @@
 //! The way out for TCP segments: the port that owns the source address, the link header
-//! from its neighbour cache, the IPv4 + TCP headers from the network layer
+//! from its neighbour cache (ARP or neighbour discovery), the IPv4 or IPv6 + TCP headers
+//! from the network layer
 //! ([`crate::net::egress`]), and the frame(s) the TX planner ([`crate::offload::plan`])
 //! chose for this port: a TSO super-frame, a zero-copy cut, software GSO or one frame.
 //! Frames are queued on the port; the lcore flushes them after the engine's transmit
 //! callback returns.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::dpdk::{count_copy, Mbuf, MbufPayload, Mempool, TxOffload};
 use crate::net::egress::TcpHeaders;
@@ -14,7 +15,7 @@ use crate::offload::gso::{gso_segment_into, FillFrame};
 use crate::offload::{odd_piece_in_frames, plan, tso_segsz, Body, Cksum, Shape, TxPlan};
 use crate::tcp::{Payload, Segment};
 use crate::time::Instant;
-use crate::wire::{ethernet, ipv4, tcp as wire_tcp};
+use crate::wire::{ethernet, tcp as wire_tcp};
 
 use super::port::{PortQueue, Unresolved, UNRESOLVED_HOLD, UNRESOLVED_MAX};
 use super::stats::LcoreStats;
@@ -42,21 +43,22 @@ pub(super) fn transmit_segment(
     ports: &mut [PortQueue],
     pool: &Mempool,
     stats: &LcoreStats,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: IpAddr,
+    dst: IpAddr,
     seg: Segment<MbufPayload>,
     now: Instant,
 ) {
-    let Some(p) = ports.iter_mut().find(|p| p.iface.ipv4() == src) else {
+    let Some(p) = ports.iter_mut().find(|p| p.iface.has_addr(src)) else {
         LcoreStats::add(&stats.tcp_tx_no_route, 1);
         return;
     };
-    let link = match p.iface.link_header_for(dst, now) {
+    let link = match p.iface.link_header_for_ip(dst, now) {
         LinkResult::Ready(h) => h,
         LinkResult::Pending => {
-            // Held until the reply (`release_unresolved`), as Linux's `arp_queue`.
+            // Held until the reply (`release_unresolved`), as Linux's `arp_queue` (and
+            // the neighbour's queue for IPv6, `__neigh_event_send`).
             if p.unresolved.len() < UNRESOLVED_MAX {
-                let hop = p.iface.route(dst);
+                let hop = p.iface.route_ip(dst);
                 p.unresolved.push(Unresolved { src, dst, hop, seg, since: now });
                 LcoreStats::add(&stats.tcp_tx_awaiting_arp, 1);
             } else {
@@ -65,7 +67,8 @@ pub(super) fn transmit_segment(
             return;
         }
     };
-    let ident = p.iface.take_ip_idents(u16::try_from(seg.frame_count()).unwrap_or(u16::MAX));
+    // IPv4 identifications (RFC 6864); IPv6 has none outside a fragment header.
+    let ident = if src.is_ipv4() { p.iface.take_ip_idents(u16::try_from(seg.frame_count()).unwrap_or(u16::MAX)) } else { 0 };
     if build(p, pool, stats, &link, ident, src, dst, &seg).is_err() {
         LcoreStats::add(&stats.tcp_tx_build_failed, 1);
     }
@@ -81,9 +84,9 @@ pub(super) fn release_unresolved(ports: &mut [PortQueue], pool: &Mempool, stats:
         let mut k = 0;
         while let Some(p) = ports.get_mut(i) {
             let Some(u) = p.unresolved.get(k) else { break };
-            let ready = p.iface.neighbors().lookup(u.hop, now).is_some();
+            let ready = p.iface.neighbor_resolved(u.hop, now);
             let failed = !ready
-                && (!p.iface.neighbors().is_pending(u.hop) || now.saturating_duration_since(u.since) > UNRESOLVED_HOLD);
+                && (!p.iface.neighbor_pending(u.hop) || now.saturating_duration_since(u.since) > UNRESOLVED_HOLD);
             if !ready && !failed {
                 k += 1;
                 continue;
@@ -121,43 +124,55 @@ fn build(
     stats: &LcoreStats,
     link: &[u8; ethernet::HEADER_LEN],
     ident: u16,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: IpAddr,
+    dst: IpAddr,
     seg: &Segment<MbufPayload>,
 ) -> Result<(), BuildError> {
     let plen = seg.payload.len();
     let mut hdr = TcpHeaders::new(link, src, dst, ident, &seg.repr, plen)?;
+    let v6 = hdr.is_ipv6();
+    // What the port can do for this family (TSO may be IPv4-only).
+    let caps = if v6 { p.caps.for_ipv6() } else { p.caps };
     let shape = Shape {
         payload_len: plen,
         mss: seg.mss,
         header_len: hdr.len(),
         // Only a port whose driver sums chains wrongly needs to know (a walk of the chain).
-        odd_inner_piece: p.caps.odd_piece_cksum_broken && has_odd_inner_piece(&seg.payload),
+        odd_inner_piece: caps.odd_piece_cksum_broken && has_odd_inner_piece(&seg.payload),
         // The same for the frames the device would cut, at the segment size it would use.
-        odd_piece_in_tso_frames: p.caps.odd_piece_cksum_broken
-            && p.caps.tso
+        odd_piece_in_tso_frames: caps.odd_piece_cksum_broken
+            && caps.tso
             && seg.mss != 0
             && plen > usize::from(seg.mss)
             && odd_piece_in_frames(
                 seg.payload.chunks().map(<[u8]>::len),
-                usize::from(tso_segsz(&p.caps, seg.mss, hdr.len(), p.port.mtu())),
+                usize::from(tso_segsz(&caps, seg.mss, hdr.len(), p.port.mtu())),
             ),
         wire_frames: p.impair.is_some(),
     };
     let base = TxOffload {
         l2_len: ethernet::HEADER_LEN as u8,
-        l3_len: ipv4::HEADER_LEN as u16,
+        l3_len: u16::try_from(hdr.ip_header_len()).map_err(|_| BuildError)?,
         l4_len: u8::try_from(hdr.tcp_header_len()).map_err(|_| BuildError)?,
-        ipv4: true,
+        ipv4: !v6,
+        ipv6: v6,
         ..TxOffload::default()
     };
-    match plan(&p.caps, &shape, p.port.mtu()) {
+    let planned = match plan(&caps, &shape, p.port.mtu()) {
+        // Software GSO below writes IPv4 frames only; an IPv6 super-segment is cut into
+        // frames planned one by one instead (linear where the port takes no chains, their
+        // payload copied as GSO's would be).
+        TxPlan::Gso if v6 => TxPlan::Cut,
+        other => other,
+    };
+    match planned {
         TxPlan::Tso { segsz } => {
-            // The device cuts the payload into `segsz` pieces and fills in every checksum.
+            // The device cuts the payload into `segsz` pieces and fills in every checksum
+            // (`RTE_MBUF_F_TX_IPV6` and no IP checksum over IPv6).
             hdr.prepare_tso();
             let mut m = Mbuf::from_slice(pool, hdr.bytes())?;
             seg.payload.chain_onto(&mut m, pool)?;
-            m.set_tx_offload(TxOffload { tso_segsz: segsz, ip_cksum: true, tcp_cksum: true, tso: true, ..base })?;
+            m.set_tx_offload(TxOffload { tso_segsz: segsz, ip_cksum: !v6, tcp_cksum: true, tso: true, ..base })?;
             LcoreStats::add(&stats.tso_segments, 1);
             p.tx.push(m);
         }
@@ -248,7 +263,9 @@ fn build(
                 }
                 Body::Linear => {}
             }
-            let offloaded = ip == Cksum::Device || tcp == Cksum::Device;
+            // IPv6 has no header checksum for the device to fill in.
+            let ip_device = ip == Cksum::Device && !v6;
+            let offloaded = ip_device || tcp == Cksum::Device;
             if !offloaded && m.len() < crate::net::interface::MIN_FRAME_LEN {
                 // Not every PMD pads short frames; the IPv4 total length excludes the
                 // padding. (A short frame whose last segment is a shared payload view
@@ -258,7 +275,7 @@ fn build(
                 }
             }
             if offloaded {
-                m.set_tx_offload(TxOffload { ip_cksum: ip == Cksum::Device, tcp_cksum: tcp == Cksum::Device, ..base })?;
+                m.set_tx_offload(TxOffload { ip_cksum: ip_device, tcp_cksum: tcp == Cksum::Device, ..base })?;
             }
             p.tx.push(m);
         }

@@ -61,6 +61,12 @@ pub(super) fn receive_frame(
             let seq = crate::tcp::seq::SeqNum(quoted.seq);
             let _ = engine.handle_icmp_frag_needed(quoted.local, quoted.remote, seq, next_hop_mtu, now);
         }
+        // Linux `tcp_v6_err` for "packet too big" (RFC 8201): likewise, the MTU floored at
+        // 1280 there.
+        Input::Icmpv6PacketTooBig { quoted, mtu } => {
+            let seq = crate::tcp::seq::SeqNum(quoted.seq);
+            let _ = engine.handle_icmpv6_packet_too_big(quoted.local.into(), quoted.remote.into(), seq, mtu, now);
+        }
         Input::Consumed | Input::Dropped(_) => {}
     }
 }

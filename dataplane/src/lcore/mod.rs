@@ -259,15 +259,27 @@ impl Worker {
     /// interval; the table changes only when their addresses did.
     fn pin_servers(&mut self) {
         let print = self.apps.proxy().server_addrs().fold(0xcbf2_9ce4_8422_2325u64, |h, a| {
-            (h ^ u64::from(u32::from(a))).wrapping_mul(0x0100_0000_01b3)
+            let bits = match a {
+                std::net::IpAddr::V4(v4) => u128::from(u32::from(v4)),
+                std::net::IpAddr::V6(v6) => u128::from(v6),
+            };
+            (h ^ (bits as u64) ^ ((bits >> 64) as u64)).wrapping_mul(0x0100_0000_01b3)
         });
         if print == self.pinned_servers {
             return;
         }
         self.pinned_servers = print;
-        let addrs: Vec<Ipv4Addr> = self.apps.proxy().server_addrs().collect();
+        // Each family in its own neighbour table.
+        let (mut v4s, mut v6s): (Vec<Ipv4Addr>, Vec<std::net::Ipv6Addr>) = (Vec::new(), Vec::new());
+        for a in self.apps.proxy().server_addrs() {
+            match a {
+                std::net::IpAddr::V4(v4) => v4s.push(v4),
+                std::net::IpAddr::V6(v6) => v6s.push(v6),
+            }
+        }
         for p in &mut self.ports {
-            p.iface.pin_neighbors(addrs.iter().copied());
+            p.iface.pin_neighbors(v4s.iter().copied());
+            p.iface.pin_neighbors_v6(v6s.iter().copied());
         }
     }
 

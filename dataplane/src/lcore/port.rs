@@ -47,9 +47,9 @@ pub const UNRESOLVED_HOLD: crate::time::Duration = crate::time::Duration::from_s
 
 /// A TCP segment waiting for its next hop.
 pub(super) struct Unresolved {
-    pub(super) src: std::net::Ipv4Addr,
-    pub(super) dst: std::net::Ipv4Addr,
-    pub(super) hop: std::net::Ipv4Addr,
+    pub(super) src: std::net::IpAddr,
+    pub(super) dst: std::net::IpAddr,
+    pub(super) hop: std::net::IpAddr,
     pub(super) seg: crate::tcp::Segment<crate::dpdk::MbufPayload>,
     pub(super) since: Instant,
 }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use crate::dpdk::{Mbuf, Mempool};
 use crate::rss::{frame_tcp_tuple, FlowSteering, LcoreSteering};
-use crate::wire::{arp, ethernet};
+use crate::wire::{arp, ethernet, ipv6};
 
 use super::wake::Waker;
 
@@ -121,7 +121,8 @@ pub enum Route {
         /// Destination TCP port of the frame.
         dst_port: u16,
     },
-    /// ARP addressed to us: handle it here and share a learn-only copy.
+    /// ARP addressed to us, or an IPv6 neighbour advertisement: handle it here and share
+    /// a learn-only copy (every lcore keeps its own neighbour caches).
     Share,
 }
 
@@ -134,10 +135,29 @@ fn arp_target(frame: &[u8]) -> Option<Ipv4Addr> {
     arp::Packet::new_checked(eth.payload()).ok().map(|p| p.target_protocol_addr())
 }
 
+/// Whether `frame` is an IPv6 neighbour advertisement (RFC 4861 §4.4): the answer an lcore
+/// resolving a next hop waits for, which may arrive on another lcore's queue. A copy is
+/// learnt as is (an advertisement is never answered).
+fn is_neighbor_advert(frame: &[u8]) -> bool {
+    const NEIGHBOR_ADVERT: u8 = 136;
+    let Ok(eth) = ethernet::Frame::new_checked(frame) else { return false };
+    if eth.ethertype() != ethernet::EtherType::Ipv6 {
+        return false;
+    }
+    let Ok(ip) = ipv6::Packet::new_checked(eth.payload()) else { return false };
+    match ip.upper_layer() {
+        Ok(up) if up.protocol == ipv6::next_header::ICMPV6 => eth.payload().get(up.offset) == Some(&NEIGHBOR_ADVERT),
+        _ => false,
+    }
+}
+
 /// Turns the ARP frame `frame` into a reply in place (RFC 826: a reply is merged/learnt
-/// like a request but never answered).
+/// like a request but never answered). Other frames are left as they are.
 fn make_arp_reply(frame: &mut [u8]) {
     let Ok(mut eth) = ethernet::Frame::new_checked(frame) else { return };
+    if eth.ethertype() != ethernet::EtherType::Arp {
+        return;
+    }
     if let Ok(mut p) = arp::Packet::new_checked(eth.payload_mut()) {
         p.set_operation(arp::Operation::Reply);
     }
@@ -189,7 +209,7 @@ impl SteeringLinks {
                 }
             };
         }
-        if arp_target(frame) == Some(our_ip) {
+        if arp_target(frame) == Some(our_ip) || is_neighbor_advert(frame) {
             return Route::Share;
         }
         Route::Here
@@ -323,6 +343,15 @@ mod tests {
             Route::Here,
             "runt: the interface counts it"
         );
+        // IPv6: neighbour advertisements are shared as they are (each lcore resolves on
+        // its own); solicitations stay; TCP over IPv6 goes to its owner like IPv4's.
+        use crate::wire::v6_testdata::{hex, NA, NS};
+        let na = hex(NA);
+        assert_eq!(links[0].route(&na, us), Route::Share, "advertisement");
+        let mut copy = na.clone();
+        make_arp_reply(&mut copy);
+        assert_eq!(copy, na, "an advertisement is shared unchanged");
+        assert_eq!(links[0].route(&hex(NS), us), Route::Here, "solicitation");
     }
 
     #[test]

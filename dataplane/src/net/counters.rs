@@ -83,7 +83,7 @@ net_counters! {
         rx_frames => "Frames handed to `handle_frame`.",
         rx_arp => "Frames with the ARP EtherType addressed to us (counted before ARP validation).",
         rx_icmp => "Valid IPv4 packets to us carrying ICMP (counted before ICMP validation).",
-        rx_tcp => "TCP segments to us handed to the TCP layer (TCP checksum checked there).",
+        rx_tcp => "TCP segments to us (over IPv4 or IPv6) handed to the TCP layer (TCP checksum checked there).",
         rx_icmp_frag_needed => "ICMP fragmentation-needed messages quoting a TCP segment from our address, handed to the TCP layer (validated there against a connection and its send window).",
         tx_frames => "Frames handed out by `poll_transmit`.",
         tx_arp_request => "ARP requests queued (resolution, retries, refresh probes).",
@@ -106,6 +106,7 @@ net_counters! {
         ndp_learned => "IPv6 neighbour entries created or refreshed from neighbour discovery.",
         ndp_evicted => "IPv6 neighbour entries evicted to make room.",
         ndp_expired => "IPv6 neighbour entries that expired.",
+        rx_icmpv6_packet_too_big => "ICMPv6 packet-too-big messages quoting a TCP segment from our address, handed to the TCP layer (RFC 8201; validated there against a connection and its send window).",
     }
     drops {
         TruncatedEthernet => truncated_ethernet: "Frame shorter than an Ethernet header.",
@@ -144,7 +145,9 @@ net_counters! {
         Ipv6Fragment => ipv6_fragment: "IPv6 fragment (not reassembled).",
         Ipv6NotForUs => ipv6_not_for_us: "IPv6 destination neither one of our addresses nor one of our groups.",
         Ipv6MartianSrc => ipv6_martian_src: "IPv6 source multicast, loopback, one of ours, or unspecified outside duplicate address detection.",
-        Ipv6UnsupportedProtocol => ipv6_unsupported_protocol: "IPv6 upper-layer protocol other than ICMPv6 (TCP over IPv6 not handed up yet, issue 18).",
+        Ipv6UnsupportedProtocol => ipv6_unsupported_protocol: "IPv6 upper-layer protocol other than ICMPv6 and TCP.",
+        Ipv6TcpToGroup => ipv6_tcp_to_group: "TCP over IPv6 to a multicast group or from the unspecified address (TCP is unicast, RFC 4291 §2.7).",
+        Icmpv6PacketTooBigForeign => icmpv6_packet_too_big_foreign: "ICMPv6 packet too big quoting no TCP segment of ours (other protocol, short quote, other source address).",
         Icmpv6Truncated => icmpv6_truncated: "ICMPv6 message shorter than its header.",
         Icmpv6BadChecksum => icmpv6_bad_checksum: "ICMPv6 checksum wrong.",
         Icmpv6Malformed => icmpv6_malformed: "ICMPv6 error whose quoted header is unusable.",

@@ -9,7 +9,7 @@
 //! [`Interface::poll_transmit`]. No clock is read: `now` is passed in.
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::net::counters::{DropReason, NetCounters};
 use crate::net::neighbor::{self, NeighborCache, NeighborConfig, Resolve};
@@ -67,10 +67,10 @@ pub enum Input {
     /// A TCP segment addressed to us. `frame[l4_offset..l4_offset + l4_len]` is the segment
     /// (header and payload, Ethernet padding excluded).
     Tcp {
-        /// IPv4 source.
-        src: Ipv4Addr,
-        /// IPv4 destination (our address).
-        dst: Ipv4Addr,
+        /// IP source (IPv4, or IPv6 for TCP over IPv6).
+        src: IpAddr,
+        /// IP destination (our address, of the same family).
+        dst: IpAddr,
         /// Offset of the TCP header within the frame.
         l4_offset: usize,
         /// Length of the TCP segment.
@@ -87,6 +87,14 @@ pub enum Input {
         quoted: icmpv4::QuotedTcp,
         /// The next-hop MTU the router reported (0 from pre-RFC 1191 routers).
         next_hop_mtu: u16,
+    },
+    /// ICMPv6 "packet too big" (RFC 4443 §3.2) quoting a TCP segment sent from one of our
+    /// addresses: for the TCP layer (RFC 8201; Linux `icmpv6_rcv` -> `tcp_v6_err`).
+    Icmpv6PacketTooBig {
+        /// The quoted segment (our side is `local`).
+        quoted: crate::wire::icmpv6::QuotedTcp,
+        /// The MTU the router reported.
+        mtu: u32,
     },
 }
 
@@ -213,7 +221,7 @@ impl Interface {
                 self.rx_arp(eth.payload(), now)
             }
             EtherType::Ipv4 => self.rx_ipv4(eth.payload(), src, rx_csum),
-            EtherType::Ipv6 => self.rx_ipv6(eth.payload(), src, now),
+            EtherType::Ipv6 => self.rx_ipv6(eth.payload(), src, now, rx_csum),
             EtherType::Vlan | EtherType::Unknown(_) => Err(DropReason::WrongEthertype),
         }
     }
@@ -304,8 +312,8 @@ impl Interface {
             ipv4::protocol::TCP => {
                 self.counters.rx_tcp += 1;
                 Ok(Input::Tcp {
-                    src,
-                    dst,
+                    src: IpAddr::V4(src),
+                    dst: IpAddr::V4(dst),
                     l4_offset: ethernet::HEADER_LEN + hlen,
                     l4_len,
                     l4_checksum_verified: rx_csum == RxChecksum::Good,

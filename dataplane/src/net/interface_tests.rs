@@ -499,7 +499,7 @@ fn tcp_is_handed_up_by_offset() {
     let Input::Tcp { src, dst, l4_offset, l4_len, l4_checksum_verified } = input else {
         panic!("expected TCP, got {input:?}");
     };
-    assert_eq!((src, dst), (PEER_IP, OUR_IP));
+    assert_eq!((src, dst), (PEER_IP.into(), OUR_IP.into()));
     assert_eq!(&f[l4_offset..l4_offset + l4_len], &seg[..]);
     assert!(!l4_checksum_verified);
     assert_eq!(i.counters().rx_tcp, 1);
@@ -522,7 +522,7 @@ fn tcp_after_ip_options_and_nic_verdicts() {
     let input = i.handle_frame(&f, t(0), RxChecksum::Good);
     assert_eq!(
         input,
-        Input::Tcp { src: PEER_IP, dst: OUR_IP, l4_offset: 14 + 24, l4_len: seg.len(), l4_checksum_verified: true }
+        Input::Tcp { src: PEER_IP.into(), dst: OUR_IP.into(), l4_offset: 14 + 24, l4_len: seg.len(), l4_checksum_verified: true }
     );
     // `Bad` with a good IP header: the TCP checksum is the suspect, so it goes up unverified.
     let input = i.handle_frame(&f, t(0), RxChecksum::Bad);
@@ -783,6 +783,7 @@ proptest! {
                     prop_assert!(i.counters().drops(r) >= 1);
                 }
                 Input::IcmpFragNeeded { quoted, .. } => prop_assert_eq!(*quoted.local.ip(), OUR_IP),
+                Input::Icmpv6PacketTooBig { .. } => prop_assert!(false, "IPv6 is off"),
                 Input::Consumed => {}
             }
             i.poll(t(n as u64 * 1000));

@@ -7,13 +7,17 @@
 //! entries with a unicast solicitation (§7.3.3). Every discarded packet is counted under
 //! its [`DropReason`].
 //!
-//! Not yet here (issue 18): router discovery and a default route from advertisements,
-//! duplicate address detection for our own addresses, packet too big for the TCP layer, and
-//! TCP over IPv6.
+//! TCP over IPv6 is handed up by offset as over IPv4 (Linux `ip6_input_finish` ->
+//! `tcp_v6_rcv`), and "packet too big" quoting one of our segments goes to the TCP layer
+//! (`icmpv6_rcv` -> `tcp_v6_err`). [`Interface::route_ip`] and
+//! [`Interface::link_header_for_ip`] take either family, for the TCP egress.
+//!
+//! Not yet here (issue 18): router discovery and a default route from advertisements, and
+//! duplicate address detection for our own addresses.
 
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv6Addr};
 
-use super::{Input, Interface, LinkResult, MIN_FRAME_LEN};
+use super::{Input, Interface, LinkResult, RxChecksum, MIN_FRAME_LEN};
 use crate::net::counters::DropReason;
 use crate::net::neighbor::{self, NeighborCache, NeighborConfig, Resolve};
 use crate::time::Instant;
@@ -116,6 +120,67 @@ impl Interface {
         match v6.cfg.gateway {
             Some(gw) if !on_link => gw,
             _ => dst,
+        }
+    }
+
+    /// Pins the IPv6 next hops towards exactly `dsts` (and the IPv6 gateway) in the IPv6
+    /// neighbour table, unpinning any other: the configured IPv6 backends, as
+    /// [`Interface::pin_neighbors`] does for IPv4. Nothing without IPv6.
+    pub fn pin_neighbors_v6(&mut self, dsts: impl IntoIterator<Item = Ipv6Addr>) {
+        let Some(gw) = self.v6.as_ref().map(|v| v.cfg.gateway) else { return };
+        let hops: Vec<Ipv6Addr> = dsts.into_iter().map(|d| self.route_v6(d)).chain(gw).collect();
+        if let Some(v6) = &mut self.v6 {
+            v6.neighbors.set_pinned(hops);
+        }
+    }
+
+    /// Whether the IPv6 next hop `hop` is pinned in the IPv6 neighbour table.
+    pub fn is_neighbor_pinned_v6(&self, hop: Ipv6Addr) -> bool {
+        self.v6.as_ref().is_some_and(|v| v.neighbors.is_pinned(hop))
+    }
+
+    /// Whether `a` is one of this port's addresses: its IPv4 address, or (IPv6 enabled) its
+    /// configured or link-local IPv6 address.
+    pub fn has_addr(&self, a: IpAddr) -> bool {
+        match a {
+            IpAddr::V4(a) => a == self.cfg.ipv4,
+            IpAddr::V6(a) => self.v6.as_ref().is_some_and(|v| v.is_ours(a)),
+        }
+    }
+
+    /// The next hop for `dst` of either family ([`Interface::route`], [`Interface::route_v6`]).
+    pub fn route_ip(&self, dst: IpAddr) -> IpAddr {
+        match dst {
+            IpAddr::V4(d) => IpAddr::V4(self.route(d)),
+            IpAddr::V6(d) => IpAddr::V6(self.route_v6(d)),
+        }
+    }
+
+    /// The Ethernet header for an IP packet to `dst` of either family (Linux
+    /// `ip_finish_output2` / `ip6_finish_output2` -> `neigh_output`), or `Pending` while the
+    /// next hop is being resolved by ARP or neighbour discovery.
+    pub fn link_header_for_ip(&mut self, dst: IpAddr, now: Instant) -> LinkResult {
+        match dst {
+            IpAddr::V4(d) => self.link_header_for(d, now),
+            IpAddr::V6(d) if self.v6.is_some() => self.link_header_for_v6(d, now),
+            // No IPv6 on this port: nothing can resolve.
+            IpAddr::V6(_) => LinkResult::Pending,
+        }
+    }
+
+    /// Whether the next hop `hop` (from [`Interface::route_ip`]) is resolved now.
+    pub fn neighbor_resolved(&self, hop: IpAddr, now: Instant) -> bool {
+        match hop {
+            IpAddr::V4(h) => self.neighbors.lookup(h, now).is_some(),
+            IpAddr::V6(h) => self.v6.as_ref().is_some_and(|v| v.neighbors.lookup(h, now).is_some()),
+        }
+    }
+
+    /// Whether the resolution of the next hop `hop` is still under way.
+    pub fn neighbor_pending(&self, hop: IpAddr) -> bool {
+        match hop {
+            IpAddr::V4(h) => self.neighbors.is_pending(h),
+            IpAddr::V6(h) => self.v6.as_ref().is_some_and(|v| v.neighbors.is_pending(h)),
         }
     }
 
@@ -226,7 +291,13 @@ impl Interface {
         self.v6.as_ref().and_then(|v| v.neighbors.next_deadline())
     }
 
-    pub(super) fn rx_ipv6(&mut self, payload: &[u8], eth_src: EthernetAddress, now: Instant) -> Result<Input, DropReason> {
+    pub(super) fn rx_ipv6(
+        &mut self,
+        payload: &[u8],
+        eth_src: EthernetAddress,
+        now: Instant,
+        rx_csum: RxChecksum,
+    ) -> Result<Input, DropReason> {
         let Some(v6) = &self.v6 else { return Err(DropReason::WrongEthertype) };
         let packet = ipv6::Packet::new_checked(payload).map_err(ipv6_drop)?;
         let (src, dst) = (packet.src_addr(), packet.dst_addr());
@@ -240,11 +311,25 @@ impl Interface {
         }
         self.counters.rx_ipv6 += 1;
         let up = packet.upper_layer().map_err(ipv6_drop)?;
+        let end = ipv6::HEADER_LEN + packet.payload().len();
+        if up.protocol == ipv6::next_header::TCP {
+            // `tcp_v6_rcv`: unicast only, never from the unspecified address.
+            if dst.is_multicast() || src.is_unspecified() {
+                return Err(DropReason::Ipv6TcpToGroup);
+            }
+            self.counters.rx_tcp += 1;
+            return Ok(Input::Tcp {
+                src: IpAddr::V6(src),
+                dst: IpAddr::V6(dst),
+                l4_offset: ethernet::HEADER_LEN + up.offset,
+                l4_len: end.saturating_sub(up.offset),
+                l4_checksum_verified: rx_csum == RxChecksum::Good,
+            });
+        }
         if up.protocol != ipv6::next_header::ICMPV6 {
             return Err(DropReason::Ipv6UnsupportedProtocol);
         }
         self.counters.rx_icmpv6 += 1;
-        let end = ipv6::HEADER_LEN + packet.payload().len();
         let message = payload.get(up.offset..end).ok_or(DropReason::Ipv6Truncated)?;
         self.rx_icmpv6(message, src, dst, packet.hop_limit(), eth_src, now)
     }
@@ -280,6 +365,15 @@ impl Interface {
                 self.reply_echo_v6(dst, src, eth_src, ident, seq_no, data);
                 Ok(Input::Consumed)
             }
+            // RFC 8201 / RFC 4443 §3.2: for the TCP layer when it quotes a segment of ours
+            // (`tcp_v6_err` finds the connection and checks the sequence number).
+            icmpv6::Repr::PktTooBig { mtu, .. } => match icmpv6::QuotedTcp::of(&repr) {
+                Some(quoted) if self.v6.as_ref().is_some_and(|v| v.is_ours(*quoted.local.ip())) => {
+                    self.counters.rx_icmpv6_packet_too_big += 1;
+                    Ok(Input::Icmpv6PacketTooBig { quoted, mtu })
+                }
+                _ => Err(DropReason::Icmpv6PacketTooBigForeign),
+            },
             icmpv6::Repr::Ndp(n) => {
                 if hop_limit != ndp::HOP_LIMIT {
                     return Err(DropReason::NdpBadHopLimit);

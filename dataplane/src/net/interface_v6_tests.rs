@@ -2,7 +2,7 @@
 //! from two namespaces, `wire/v6_testdata.rs`), one test per drop reason with its counter,
 //! and a never-panics property over arbitrary IPv6 frames.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV6};
 
 use super::*;
 use crate::net::{InterfaceConfig, LinkResult, RxChecksum};
@@ -230,9 +230,9 @@ fn drops_are_counted_by_reason() {
     f[14] = 0x45;
     drop_of(&mut i, &f, DropReason::Ipv6BadVersion);
     drop_of(&mut i, &echo_frame[..echo_frame.len() - 1], DropReason::Ipv6BadPayloadLen);
-    // TCP, a fragment, a routing header with segments left.
+    // UDP, a fragment, a routing header with segments left.
     let mut f = echo_frame.clone();
-    f[14 + 6] = ipv6::next_header::TCP;
+    f[14 + 6] = ipv6::next_header::UDP;
     drop_of(&mut i, &f, DropReason::Ipv6UnsupportedProtocol);
     let mut f = echo_frame.clone();
     f[14 + 6] = ipv6::next_header::FRAGMENT;
@@ -335,6 +335,145 @@ fn off_link_goes_through_the_gateway_and_failures_are_counted() {
     // Oversize packets are refused.
     i.queue_ipv6(a("2001:db8::2"), vec![0; 1501], t(4000));
     assert_eq!(i.counters().tx_too_big, 1);
+}
+
+/// An Ethernet frame carrying `l4` (upper-layer protocol `next`) from `src` to `dst`,
+/// behind a hop-by-hop header when `hbh`.
+fn ip6_frame(eth_dst: EthernetAddress, src: Ipv6Addr, dst: Ipv6Addr, next: u8, l4: &[u8], hbh: bool) -> Vec<u8> {
+    let mut payload = Vec::new();
+    if hbh {
+        payload.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+    }
+    payload.extend_from_slice(l4);
+    let ip = ipv6::Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: if hbh { ipv6::next_header::HOP_BY_HOP } else { next },
+        payload_len: payload.len(),
+        hop_limit: 64,
+        traffic_class: 0,
+        flow_label: 0,
+    };
+    let mut f = ethernet::EthernetRepr { src_addr: PEER_MAC, dst_addr: eth_dst, ethertype: EtherType::Ipv6 }.to_bytes().to_vec();
+    f.resize(ethernet::HEADER_LEN + ipv6::HEADER_LEN, 0);
+    ip.emit(&mut ipv6::Packet::new_unchecked(&mut f[ethernet::HEADER_LEN..])).expect("fits");
+    f.extend_from_slice(&payload);
+    f
+}
+
+fn tcp_bytes(sport: u16, dport: u16, seq: u32, data: &[u8]) -> Vec<u8> {
+    let mut seg = vec![0u8; 20];
+    seg[0..2].copy_from_slice(&sport.to_be_bytes());
+    seg[2..4].copy_from_slice(&dport.to_be_bytes());
+    seg[4..8].copy_from_slice(&seq.to_be_bytes());
+    seg[12] = 5 << 4;
+    seg.extend_from_slice(data);
+    seg
+}
+
+/// `ip6_input_finish` -> `tcp_v6_rcv`: a segment to our address goes up by offset, past
+/// any extension headers; to a group or from `::` it is dropped and counted.
+#[test]
+fn tcp_over_ipv6_goes_up_by_offset() {
+    let mut i = iface();
+    let seg = tcp_bytes(40000, 80, 1, b"hello");
+    for (hbh, verified) in [(false, RxChecksum::Unknown), (true, RxChecksum::Good)] {
+        let f = ip6_frame(OUR_MAC, a("2001:db8::1"), a("2001:db8::2"), ipv6::next_header::TCP, &seg, hbh);
+        let Input::Tcp { src, dst, l4_offset, l4_len, l4_checksum_verified } = i.handle_frame(&f, t(1), verified) else {
+            panic!("TCP goes up");
+        };
+        assert_eq!((src, dst), (IpAddr::V6(a("2001:db8::1")), IpAddr::V6(a("2001:db8::2"))));
+        assert_eq!(&f[l4_offset..l4_offset + l4_len], &seg[..]);
+        assert_eq!(l4_offset, 14 + 40 + if hbh { 8 } else { 0 });
+        assert_eq!(l4_checksum_verified, verified == RxChecksum::Good);
+    }
+    // Our link-local address takes TCP too.
+    let ll = i.ipv6_link_local().expect("enabled");
+    let f = ip6_frame(OUR_MAC, a("fe80::1"), ll, ipv6::next_header::TCP, &seg, false);
+    assert!(matches!(i.handle_frame(&f, t(1), RxChecksum::Unknown), Input::Tcp { .. }));
+    assert_eq!(i.counters().rx_tcp, 3);
+    let group = ipv6::addr::solicited_node(a("2001:db8::2"));
+    let f = ip6_frame(ipv6::addr::multicast_mac(group), a("2001:db8::1"), group, ipv6::next_header::TCP, &seg, false);
+    drop_of(&mut i, &f, DropReason::Ipv6TcpToGroup);
+    let f = ip6_frame(OUR_MAC, Ipv6Addr::UNSPECIFIED, a("2001:db8::2"), ipv6::next_header::TCP, &seg, false);
+    drop_of(&mut i, &f, DropReason::Ipv6TcpToGroup);
+}
+
+/// `icmpv6_rcv` -> `tcp_v6_err`: a packet-too-big quoting a segment from our address goes
+/// to the TCP layer with the quoted tuple and sequence number; one quoting another
+/// source is dropped and counted.
+#[test]
+fn packet_too_big_quoting_our_segment_goes_to_tcp() {
+    let mut i = iface();
+    let ours = tcp_bytes(80, 40000, 0xdead_beef, &[0; 100]);
+    let ptb = |src: Ipv6Addr| {
+        let header = ipv6::Repr {
+            src_addr: src,
+            dst_addr: a("2001:db9::7"),
+            next_header: ipv6::next_header::TCP,
+            payload_len: ours.len(),
+            hop_limit: 64,
+            traffic_class: 0,
+            flow_label: 0,
+        };
+        frame6(OUR_MAC, a("2001:db8::fe"), a("2001:db8::2"), 64, &icmpv6::Repr::PktTooBig { mtu: 1400, header, data: &ours })
+    };
+    let input = i.handle_frame(&ptb(a("2001:db8::2")), t(1), RxChecksum::Unknown);
+    let Input::Icmpv6PacketTooBig { quoted, mtu } = input else { panic!("for TCP, got {input:?}") };
+    assert_eq!(mtu, 1400);
+    assert_eq!(quoted.local, SocketAddrV6::new(a("2001:db8::2"), 80, 0, 0));
+    assert_eq!(quoted.remote, SocketAddrV6::new(a("2001:db9::7"), 40000, 0, 0));
+    assert_eq!(quoted.seq, 0xdead_beef);
+    assert_eq!(i.counters().rx_icmpv6_packet_too_big, 1);
+    drop_of(&mut i, &ptb(a("2001:db8::5")), DropReason::Icmpv6PacketTooBigForeign);
+}
+
+/// One call per step for either family (`ip_finish_output2` / `ip6_finish_output2`):
+/// which addresses are ours, the next hop, the link header, the resolution's state.
+#[test]
+fn either_family_routes_and_resolves_through_one_call() {
+    let gw = a("fe80::1");
+    let mut i = soliciting_iface(Some(gw));
+    let v4 = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+    assert!(i.has_addr(v4) && i.has_addr(IpAddr::V6(a("2001:db8::1"))));
+    assert!(i.has_addr(IpAddr::V6(i.ipv6_link_local().expect("enabled"))));
+    assert!(!i.has_addr(IpAddr::V6(a("2001:db8::2"))) && !i.has_addr(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3))));
+    assert_eq!(i.route_ip(IpAddr::V6(a("2001:db9::9"))), IpAddr::V6(gw));
+    assert_eq!(i.route_ip(IpAddr::V6(a("2001:db8::2"))), IpAddr::V6(a("2001:db8::2")));
+    let peer = IpAddr::V6(a("2001:db8::2"));
+    assert_eq!(i.link_header_for_ip(peer, t(0)), LinkResult::Pending);
+    assert!(i.neighbor_pending(peer) && !i.neighbor_resolved(peer, t(0)));
+    assert_eq!(drain(&mut i), vec![hex(NS)], "the solicitation went out");
+    assert_eq!(i.handle_frame(&hex(NA), t(1), RxChecksum::Unknown), Input::Consumed);
+    assert!(i.neighbor_resolved(peer, t(1)) && !i.neighbor_pending(peer));
+    let LinkResult::Ready(h) = i.link_header_for_ip(peer, t(1)) else { panic!("resolved") };
+    assert_eq!(&h[..6], &OUR_MAC.0);
+    assert_eq!(&h[12..], &[0x86, 0xdd]);
+    // A port without IPv6 owns no v6 address and resolves none.
+    let mut plain = Interface::new(InterfaceConfig {
+        mac: PEER_MAC,
+        ipv4: Ipv4Addr::new(10, 0, 0, 2),
+        prefix_len: 24,
+        gateway: None,
+        mtu: 1500,
+    });
+    assert!(!plain.has_addr(peer));
+    assert_eq!(plain.link_header_for_ip(peer, t(0)), LinkResult::Pending);
+    assert!(!plain.neighbor_pending(peer));
+}
+
+/// Configured IPv6 backends stay in the IPv6 neighbour table: their next hops (and the
+/// router) are pinned, and a new set replaces the old.
+#[test]
+fn ipv6_backends_next_hops_are_pinned() {
+    let gw = a("fe80::1");
+    let mut i = soliciting_iface(Some(gw));
+    i.pin_neighbors_v6([a("2001:db8::7"), a("2001:db9::7")]);
+    assert!(i.is_neighbor_pinned_v6(a("2001:db8::7")), "on the prefix: itself");
+    assert!(i.is_neighbor_pinned_v6(gw), "off the prefix: the router");
+    i.pin_neighbors_v6([a("2001:db8::8")]);
+    assert!(!i.is_neighbor_pinned_v6(a("2001:db8::7")) && i.is_neighbor_pinned_v6(a("2001:db8::8")));
+    assert!(i.is_neighbor_pinned_v6(gw), "the router stays pinned");
 }
 
 proptest! {

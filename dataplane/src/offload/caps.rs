@@ -23,6 +23,11 @@ pub struct Quirks {
     /// `net_af_xdp` tests only `mbuf->pool == umem pool` before addressing the mbuf's
     /// own buffer.
     pub no_attached_mbufs: bool,
+    /// TSO covers TCP over IPv4 only: an IPv6 super-frame would leave whole. DPDK 22.11
+    /// `net_tap` segments with `rte_gso_segment`, which takes IPv4 TCP only and passes
+    /// other packets through unsegmented (a kernel peer on the tap accepts them; a router
+    /// behind it answers "packet too big" for each).
+    pub no_ipv6_tso: bool,
 }
 
 /// Known driver quirks, by the driver name `rte_eth_dev_info` reports. A driver not listed
@@ -30,11 +35,23 @@ pub struct Quirks {
 pub const DRIVER_QUIRKS: &[(&str, Quirks)] = &[
     (
         "net_tap",
-        Quirks { tso_frame_within_mtu: true, odd_piece_cksum_broken: true, single_segment_tx: false, no_attached_mbufs: false },
+        Quirks {
+            tso_frame_within_mtu: true,
+            odd_piece_cksum_broken: true,
+            single_segment_tx: false,
+            no_attached_mbufs: false,
+            no_ipv6_tso: true,
+        },
     ),
     (
         "net_af_xdp",
-        Quirks { tso_frame_within_mtu: false, odd_piece_cksum_broken: false, single_segment_tx: true, no_attached_mbufs: true },
+        Quirks {
+            tso_frame_within_mtu: false,
+            odd_piece_cksum_broken: false,
+            single_segment_tx: true,
+            no_attached_mbufs: true,
+            no_ipv6_tso: false,
+        },
     ),
 ];
 
@@ -62,6 +79,8 @@ pub struct TxCaps {
     pub tso_frame_within_mtu: bool,
     /// See [`Quirks::odd_piece_cksum_broken`].
     pub odd_piece_cksum_broken: bool,
+    /// See [`Quirks::no_ipv6_tso`].
+    pub no_ipv6_tso: bool,
 }
 
 impl TxCaps {
@@ -78,7 +97,14 @@ impl TxCaps {
             attached_mbufs: multi_seg && !quirks.no_attached_mbufs,
             tso_frame_within_mtu: quirks.tso_frame_within_mtu,
             odd_piece_cksum_broken: quirks.odd_piece_cksum_broken,
+            no_ipv6_tso: quirks.no_ipv6_tso,
         }
+    }
+
+    /// What the port can do for TCP over IPv6 (`RTE_MBUF_F_TX_IPV6`): the same, less TSO
+    /// where the driver segments IPv4 only ([`Quirks::no_ipv6_tso`]).
+    pub fn for_ipv6(&self) -> TxCaps {
+        TxCaps { tso: self.tso && !self.no_ipv6_tso, ..*self }
     }
 
     /// The largest MSS (RFC 9293 §3.7.1: without options) whose segments this port sends
@@ -105,6 +131,7 @@ impl TxCaps {
                 attached_mbufs: bit(4),
                 tso_frame_within_mtu: bit(5),
                 odd_piece_cksum_broken: bit(6),
+                no_ipv6_tso: false,
             }
         })
     }
@@ -119,6 +146,11 @@ mod tests {
         assert!(quirks("net_tap").odd_piece_cksum_broken && quirks("net_tap").tso_frame_within_mtu);
         assert!(quirks("net_af_xdp").single_segment_tx && quirks("net_af_xdp").no_attached_mbufs);
         assert_eq!(quirks("net_ixgbe"), Quirks::default());
+        // net_tap's TSO is IPv4-only: IPv6 super-segments are cut here.
+        let tap = TxCaps::new(true, true, true, true, quirks("net_tap"));
+        assert!(tap.tso && !tap.for_ipv6().tso && tap.for_ipv6().attached_mbufs);
+        let nic = TxCaps::new(true, true, true, true, quirks("net_ice"));
+        assert!(nic.for_ipv6().tso, "a NIC's TSO covers IPv6");
         assert_eq!(quirks(""), Quirks::default());
     }
 

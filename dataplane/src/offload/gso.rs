@@ -312,7 +312,7 @@ mod tests {
                 let t = TcpRepr::parse(&p).unwrap_or_else(|e| panic!("{e}"));
                 prop_assert_eq!(t.seq.0, seq.wrapping_add((i * usize::from(mss)) as u32));
                 prop_assert!(crate::wire::tcp::verify_checksum(
-                    &a[l.l4_offset()..], [10, 0, 0, 1].into(), [10, 0, 0, 2].into()));
+                    &a[l.l4_offset()..], std::net::Ipv4Addr::new(10, 0, 0, 1), std::net::Ipv4Addr::new(10, 0, 0, 2)));
                 prop_assert!(p.payload().len() <= usize::from(mss));
                 data.extend_from_slice(p.payload());
             }

@@ -190,7 +190,10 @@ impl Runtime {
         let shared = ProxyShared::new();
         // Backends stay in every neighbour table whatever unsolicited traffic adds.
         let servers: Vec<Ipv4Addr> =
-            spec.proxy.pools.iter().flat_map(|p| p.servers.iter().map(|s| *s.addr.ip())).collect();
+            spec.proxy.pools.iter().flat_map(|p| p.servers.iter().filter_map(|s| match s.addr {
+                std::net::SocketAddr::V4(a) => Some(*a.ip()),
+                std::net::SocketAddr::V6(_) => None,
+            })).collect();
         let in_use_at_start = pool.in_use();
         let mut workers = Vec::with_capacity(spec.lcores.len());
         let mut stats = Vec::with_capacity(spec.lcores.len());

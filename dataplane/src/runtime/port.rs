@@ -51,6 +51,9 @@ pub struct PortSpec {
     /// New ARP resolutions of addresses that are neither the gateway nor a server, per
     /// second at most.
     pub arp_resolutions_per_second: u32,
+    /// IPv6 beside IPv4 (an address with its prefix and a router, and the link-local
+    /// address always), or `None` for an IPv4-only port.
+    pub ipv6: Option<crate::net::Ipv6Config>,
 }
 
 impl PortSpec {
@@ -132,6 +135,9 @@ impl UpPort {
         );
         for &s in servers {
             iface.pin_neighbor(s);
+        }
+        if let Some(v6) = self.spec.ipv6 {
+            iface.enable_ipv6(v6);
         }
         iface
     }

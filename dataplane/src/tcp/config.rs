@@ -104,10 +104,14 @@ pub struct TcpConfig {
     /// segments without data (Linux `tcp_invalid_ratelimit`, 500 ms): a peer, or a forger,
     /// cannot turn us into an ACK reflector or start an ACK loop.
     pub invalid_ratelimit: Duration,
-    /// Delayed-ACK timeout (RFC 9293 §3.8.6.3: under 0.5 s; Linux uses 40 ms).
+    /// The shortest delayed-ACK timeout (RFC 9293 §3.8.6.3: under 0.5 s; Linux
+    /// `TCP_ATO_MIN` = `TCP_DELACK_MIN`, 40 ms). The timeout adapts above it to the gaps
+    /// between the peer's segments, up to 200 ms (`connection/delack.rs`).
     pub delayed_ack: Duration,
-    /// Segments acknowledged at once at the start of a connection (Linux quick-ack mode).
-    pub initial_quickacks: u32,
+    /// The most owed ACKs sent at once in quick-ACK mode, granted at the first data, after
+    /// a long silence and after out-of-window data (Linux `TCP_MAX_QUICKACKS`, 16; half a
+    /// receive window of segments if that is fewer). 0 turns quick-ACK mode off.
+    pub max_quickacks: u32,
     /// Maximum segment lifetime; TIME-WAIT lasts `2 * msl` (RFC 9293 §3.4.2).
     pub msl: Duration,
     /// FIN-WAIT-2 timeout for connections closed with `close()` (Linux `tcp_fin_timeout`).
@@ -200,7 +204,7 @@ impl Default for TcpConfig {
             max_orphans: 4096,
             invalid_ratelimit: Duration::from_millis(500),
             delayed_ack: Duration::from_millis(40),
-            initial_quickacks: 8,
+            max_quickacks: 16,
             msl: Duration::from_secs(30),
             fin_wait2_timeout: Duration::from_secs(60),
             keepalive: None,
@@ -259,7 +263,29 @@ impl TcpConfig {
             None => mss,
         }
     }
+
+    /// The MSS we announce over IPv6: the IPv4 one less the 20 bytes by which IPv6's
+    /// header is longer (MTU - 60; RFC 6691 §2, RFC 8200 §8.3; Linux `tcp_v6_mss` from
+    /// `tcp_mtu_to_mss`), never below 1220 (IPv6's minimum MTU of 1280 less the headers,
+    /// RFC 8200 §5) unless `mss_clamp` says less.
+    pub fn effective_mss_v6(&self) -> u16 {
+        let mss = self.mss.saturating_sub(IPV6_EXTRA_HEADER).max(IPV6_MIN_MSS);
+        match self.mss_clamp {
+            Some(c) => mss.min(c.max(88)),
+            None => mss,
+        }
+    }
+
+    /// [`Self::effective_mss_v6`] for an IPv6 connection, else [`Self::effective_mss`].
+    pub fn effective_mss_for(&self, ipv6: bool) -> u16 {
+        if ipv6 { self.effective_mss_v6() } else { self.effective_mss() }
+    }
 }
+
+/// How much longer IPv6's fixed header is than IPv4's without options (40 - 20 bytes).
+pub const IPV6_EXTRA_HEADER: u16 = 20;
+/// IPv6's minimum link MTU (RFC 8200 §5) less the IPv6 and TCP headers.
+pub const IPV6_MIN_MSS: u16 = 1280 - 60;
 
 #[cfg(test)]
 mod tests {
@@ -276,5 +302,19 @@ mod tests {
         assert_eq!(c.rcv_wscale(), 14);
         c.window_scaling = false;
         assert_eq!(c.rcv_wscale(), 0);
+    }
+
+    #[test]
+    fn ipv6_mss_is_the_mtu_less_sixty() {
+        let c = TcpConfig { mss: 1460, mss_clamp: None, ..TcpConfig::default() };
+        assert_eq!(c.effective_mss_for(false), 1460);
+        assert_eq!(c.effective_mss_for(true), 1440);
+        let jumbo = TcpConfig { mss: 8960, ..c.clone() };
+        assert_eq!(jumbo.effective_mss_v6(), 8940);
+        // Never below IPv6's minimum MTU's, unless clamped.
+        let small = TcpConfig { mss: 536, ..c.clone() };
+        assert_eq!(small.effective_mss_v6(), 1220);
+        let clamped = TcpConfig { mss_clamp: Some(1000), ..c };
+        assert_eq!(clamped.effective_mss_v6(), 1000);
     }
 }

@@ -8,7 +8,7 @@
 //! else an RST (RFC 9293 §3.10.7.1).
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use super::config::{KeepaliveConfig, TcpConfig};
@@ -39,9 +39,9 @@ pub struct ConnSnapshot {
     /// Its handle.
     pub id: ConnId,
     /// Our address.
-    pub local: SocketAddrV4,
+    pub local: SocketAddr,
     /// The peer's address.
-    pub remote: SocketAddrV4,
+    pub remote: SocketAddr,
     /// Its state, RTT, windows and counts.
     pub info: ConnInfo,
 }
@@ -74,9 +74,17 @@ pub enum StackError {
     /// No ephemeral port is free for that destination.
     #[error("no free ephemeral port")]
     NoPorts,
+    /// The local and remote addresses are of different families (IPv4 and IPv6).
+    #[error("local and remote addresses of different families")]
+    FamilyMismatch,
     /// A write was refused.
     #[error(transparent)]
     Write(#[from] WriteError),
+}
+
+/// `addr` without an IPv6 flow label or scope: tuples compare by address and port only.
+fn plain(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip(), addr.port())
 }
 
 /// Why a raw segment was refused before reaching TCP processing.
@@ -134,7 +142,7 @@ pub struct Engine<P: Payload> {
     /// Keyed by a fast hash keyed from the secret ([`TupleHashBuilder`]).
     table: HashMap<FourTuple, ConnId, TupleHashBuilder>,
     pub(crate) listeners: Vec<Option<Listener>>,
-    listen_map: HashMap<SocketAddrV4, ListenerId>,
+    listen_map: HashMap<SocketAddr, ListenerId>,
     time_wait: TimeWaitTable,
     wheel: TimerWheel<ConnId>,
     pub(crate) isn: IsnGenerator,
@@ -147,7 +155,7 @@ pub struct Engine<P: Payload> {
     due_scratch: Vec<ConnId>,
     /// Segments not owned by a live connection: RSTs for closed ports, TIME-WAIT ACKs,
     /// SYN-cookie SYN-ACKs, last words of reaped connections.
-    pub(crate) outbox: VecDeque<(Ipv4Addr, Ipv4Addr, Segment<P>)>,
+    pub(crate) outbox: VecDeque<(IpAddr, IpAddr, Segment<P>)>,
     port_cursor: u32,
     /// Flow steering: active opens only take source ports whose flow this lcore owns
     /// (see [`Engine::set_steering`]).
@@ -277,17 +285,19 @@ impl<P: Payload> Engine<P> {
 
     // ----- input -----
 
-    /// Processes a raw TCP segment (header + payload) whose IPv4 header was already
-    /// validated. `segment` holds the TCP header in its first chunk; `checksum_ok` is true
-    /// when the NIC verified the checksum, otherwise it is verified here.
+    /// Processes a raw TCP segment (header + payload) whose IPv4 or IPv6 header was already
+    /// validated (`tcp_v4_rcv` / `tcp_v6_rcv`). `segment` holds the TCP header in its first
+    /// chunk; `checksum_ok` is true when the NIC verified the checksum, otherwise it is
+    /// verified here (with the pseudo-header of the packet's family).
     pub fn handle_datagram(
         &mut self,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
         segment: P,
         checksum_ok: bool,
         now: Instant,
     ) -> Result<(), InputError> {
+        let (src, dst) = (src.into(), dst.into());
         self.shared.counters.in_segs += 1;
         let first = segment.chunks().next().unwrap_or(&[]);
         let parsed = Packet::new_checked(first).map_err(|_| ()).and_then(|p| {
@@ -315,30 +325,33 @@ impl<P: Payload> Engine<P> {
         Ok(())
     }
 
-    /// Processes a parsed segment (checksum already verified). `src`/`dst` are the IPv4
+    /// Processes a parsed segment (checksum already verified). `src`/`dst` are the IP
     /// source and destination of the packet.
-    pub fn handle_segment(&mut self, src: Ipv4Addr, dst: Ipv4Addr, repr: &TcpRepr, payload: P, now: Instant) {
+    pub fn handle_segment(&mut self, src: impl Into<IpAddr>, dst: impl Into<IpAddr>, repr: &TcpRepr, payload: P, now: Instant) {
         self.shared.counters.in_segs += 1;
-        self.dispatch(src, dst, repr, payload, now);
+        self.dispatch(src.into(), dst.into(), repr, payload, now);
     }
 
-    fn dispatch(&mut self, src: Ipv4Addr, dst: Ipv4Addr, repr: &TcpRepr, payload: P, now: Instant) {
+    fn dispatch(&mut self, src: IpAddr, dst: IpAddr, repr: &TcpRepr, payload: P, now: Instant) {
         let f = repr.flags;
-        // Hostile or nonsensical headers: counted, never processed.
+        // Hostile or nonsensical headers: counted, never processed. TCP is unicast only
+        // (`tcp_v4_rcv` drops broadcast/multicast; `tcp_v6_rcv` multicast, RFC 4291 §2.7);
+        // an IPv4-mapped source over IPv6 is refused as Linux does (`tcp_v6_conn_request`).
+        let bad_src = match src {
+            IpAddr::V4(a) => a.is_broadcast() || a.is_multicast(),
+            IpAddr::V6(a) => a.is_multicast() || a.to_ipv4_mapped().is_some(),
+        };
         if repr.src_port == 0
             || repr.dst_port == 0
             || (f.contains(Flags::SYN) && (f.contains(Flags::FIN) || f.contains(Flags::RST)))
-            || src.is_broadcast()
-            || src.is_multicast()
+            || bad_src
             || dst.is_multicast()
+            || src.is_ipv4() != dst.is_ipv4()
         {
             self.shared.counters.in_errs += 1;
             return;
         }
-        let tuple = FourTuple {
-            local: SocketAddrV4::new(dst, repr.dst_port),
-            remote: SocketAddrV4::new(src, repr.src_port),
-        };
+        let tuple = FourTuple { local: SocketAddr::new(dst, repr.dst_port), remote: SocketAddr::new(src, repr.src_port) };
         if let Some(&id) = self.table.get(&tuple) {
             if self.accept_queue_blocks(id, repr) {
                 // Linux drops the third ACK while the accept queue is full; the SYN-ACK
@@ -410,7 +423,7 @@ impl<P: Payload> Engine<P> {
                         options,
                     };
                     self.shared.counters.out_segs += 1;
-                    self.outbox.push_back((*tuple.local.ip(), *tuple.remote.ip(), Segment { repr, payload: P::empty(), mss: 0 }));
+                    self.outbox.push_back((tuple.local.ip(), tuple.remote.ip(), Segment { repr, payload: P::empty(), mss: 0 }));
                 }
             }
             TimeWaitAction::Reuse { isn } => {
@@ -426,7 +439,8 @@ impl<P: Payload> Engine<P> {
         }
     }
 
-    /// RFC 9293 §3.10.7.1: the answer of a CLOSED port (`tcp_v4_send_reset`).
+    /// RFC 9293 §3.10.7.1: the answer of a CLOSED port (`tcp_v4_send_reset`,
+    /// `tcp_v6_send_reset`).
     pub(crate) fn reply_rst(&mut self, tuple: &FourTuple, repr: &TcpRepr, payload_len: usize) {
         if repr.flags.contains(Flags::RST) {
             return;
@@ -448,13 +462,16 @@ impl<P: Payload> Engine<P> {
         };
         self.shared.counters.out_rsts += 1;
         self.shared.counters.out_segs += 1;
-        self.outbox.push_back((*tuple.local.ip(), *tuple.remote.ip(), Segment { repr: rst, payload: P::empty(), mss: 0 }));
+        self.outbox.push_back((tuple.local.ip(), tuple.remote.ip(), Segment { repr: rst, payload: P::empty(), mss: 0 }));
     }
 
     // ----- listeners -----
 
-    /// Starts listening on `addr` (`0.0.0.0` listens on every local address).
-    pub fn listen(&mut self, addr: SocketAddrV4) -> Result<ListenerId, StackError> {
+    /// Starts listening on `addr` (`0.0.0.0` listens on every local IPv4 address, `::` on
+    /// every IPv6 one: a wildcard of one family, as a Linux socket with `IPV6_V6ONLY`; a
+    /// dual-stack service listens on both).
+    pub fn listen(&mut self, addr: impl Into<SocketAddr>) -> Result<ListenerId, StackError> {
+        let addr = plain(addr.into());
         if self.listen_map.contains_key(&addr) {
             return Err(StackError::AddrInUse);
         }
@@ -496,11 +513,12 @@ impl<P: Payload> Engine<P> {
         Ok(())
     }
 
-    fn find_listener(&self, local: &SocketAddrV4) -> Option<ListenerId> {
-        self.listen_map
-            .get(local)
-            .or_else(|| self.listen_map.get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, local.port())))
-            .copied()
+    fn find_listener(&self, local: &SocketAddr) -> Option<ListenerId> {
+        let any = match local {
+            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        self.listen_map.get(local).or_else(|| self.listen_map.get(&SocketAddr::new(any, local.port()))).copied()
     }
 
     /// Takes the next established connection of a listener (`inet_csk_accept`).
@@ -527,23 +545,33 @@ impl<P: Payload> Engine<P> {
 
     // ----- active open -----
 
-    /// Active open from `local_ip` to `remote` (`tcp_v4_connect`): picks an ephemeral
-    /// port, derives the ISN (RFC 6528) and queues the SYN.
-    pub fn connect(&mut self, local_ip: Ipv4Addr, remote: SocketAddrV4, now: Instant) -> Result<ConnId, StackError> {
+    /// Active open from `local_ip` to `remote` (`tcp_v4_connect`, `tcp_v6_connect`): picks
+    /// an ephemeral port, derives the ISN (RFC 6528) and queues the SYN. Both addresses
+    /// must be of one family (there is no IPv4-mapped IPv6 here).
+    pub fn connect(
+        &mut self,
+        local_ip: impl Into<IpAddr>,
+        remote: impl Into<SocketAddr>,
+        now: Instant,
+    ) -> Result<ConnId, StackError> {
+        let (local_ip, remote) = (local_ip.into(), plain(remote.into()));
+        if local_ip.is_ipv4() != remote.is_ipv4() {
+            return Err(StackError::FamilyMismatch);
+        }
         let (lo, hi) = self.cfg.ephemeral_ports;
         let (lo, hi) = (u32::from(lo.min(hi)), u32::from(lo.max(hi)));
         let span = hi - lo + 1;
         // Start from a keyed hash of the destination so ports are not predictable
         // (RFC 6056 §3.3.3), then walk the range.
-        let offset = self.isn.isn(SocketAddrV4::new(local_ip, 0), remote, Instant::ZERO).0;
+        let offset = self.isn.isn(SocketAddr::new(local_ip, 0), remote, Instant::ZERO).0;
         for i in 0..span {
             self.port_cursor = self.port_cursor.wrapping_add(1);
             let port = lo + offset.wrapping_add(self.port_cursor).wrapping_add(i) % span;
             let Ok(port) = u16::try_from(port) else { continue };
-            if self.steering.as_ref().is_some_and(|s| !s.owns(local_ip, port, *remote.ip(), remote.port())) {
+            if self.steering.as_ref().is_some_and(|s| !s.owns(local_ip, port, remote.ip(), remote.port())) {
                 continue;
             }
-            let local = SocketAddrV4::new(local_ip, port);
+            let local = SocketAddr::new(local_ip, port);
             let tuple = FourTuple { local, remote };
             if self.table.contains_key(&tuple) || self.find_listener(&local).is_some() {
                 continue;
@@ -573,7 +601,7 @@ impl<P: Payload> Engine<P> {
     pub fn write(&mut self, id: ConnId, data: P, flags: WriteFlags, now: Instant) -> Result<usize, StackError> {
         let (e, shared) = self.split(id).ok_or(StackError::InvalidConn)?;
         let r = e.conn.write(shared, data, flags);
-        self.after_op(id, now);
+        self.after_data_op(id, now);
         Ok(r?)
     }
 
@@ -586,7 +614,7 @@ impl<P: Payload> Engine<P> {
         // with nothing copied leaves `tcp_cleanup_rbuf` no window to announce. The
         // bookkeeping of `after_op` is for reads that took data.
         if r.is_some() {
-            self.after_op(id, now);
+            self.after_data_op(id, now);
         }
         Ok(r)
     }
@@ -622,18 +650,46 @@ impl<P: Payload> Engine<P> {
     /// [`Connection::handle_icmp_frag_needed`]. Returns the new path MTU.
     pub fn handle_icmp_frag_needed(
         &mut self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: impl Into<SocketAddr>,
+        remote: impl Into<SocketAddr>,
         seq: SeqNum,
         next_hop_mtu: u16,
         now: Instant,
     ) -> Result<u32, PmtuError> {
-        let Some(&id) = self.table.get(&FourTuple { local, remote }) else {
+        let tuple = FourTuple { local: local.into(), remote: remote.into() };
+        self.icmp_input(tuple, now, |conn, shared| conn.handle_icmp_frag_needed(shared, seq, next_hop_mtu))
+    }
+
+    /// ICMPv6 "packet too big" (RFC 8201) quoting a segment we sent from `local` to
+    /// `remote` with sequence number `seq`, reporting `mtu` (Linux `tcp_v6_err`): validated
+    /// and counted as [`Self::handle_icmp_frag_needed`]; see
+    /// [`Connection::handle_icmpv6_packet_too_big`]. Returns the new path MTU.
+    pub fn handle_icmpv6_packet_too_big(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seq: SeqNum,
+        mtu: u32,
+        now: Instant,
+    ) -> Result<u32, PmtuError> {
+        let tuple = FourTuple { local: plain(local), remote: plain(remote) };
+        self.icmp_input(tuple, now, |conn, shared| conn.handle_icmpv6_packet_too_big(shared, seq, mtu))
+    }
+
+    /// The connection an ICMP error quotes, found by its tuple (`tcp_v4_err` /
+    /// `tcp_v6_err`), and the error applied; an unknown one counts in `IcmpInErrors`.
+    fn icmp_input(
+        &mut self,
+        tuple: FourTuple,
+        now: Instant,
+        apply: impl FnOnce(&mut Connection<P>, &mut Shared) -> Result<u32, PmtuError>,
+    ) -> Result<u32, PmtuError> {
+        let Some(&id) = self.table.get(&tuple) else {
             self.shared.counters.icmp_in_errors += 1;
             return Err(PmtuError::UnknownConnection);
         };
         let (e, shared) = self.split(id).ok_or(PmtuError::UnknownConnection)?;
-        let r = e.conn.handle_icmp_frag_needed(shared, seq, next_hop_mtu);
+        let r = apply(&mut e.conn, shared);
         if r == Err(PmtuError::UnknownConnection) {
             shared.counters.icmp_in_errors += 1;
         }
@@ -699,15 +755,16 @@ impl<P: Payload> Engine<P> {
     }
 
     /// Local and remote address of a connection.
-    pub fn addresses(&self, id: ConnId) -> Result<(SocketAddrV4, SocketAddrV4), StackError> {
+    pub fn addresses(&self, id: ConnId) -> Result<(SocketAddr, SocketAddr), StackError> {
         let e = self.entry(id).ok_or(StackError::InvalidConn)?;
         Ok((e.tuple.local, e.tuple.remote))
     }
 
     // ----- output and time -----
 
-    /// Emits every due segment as `(source IP, destination IP, segment)`.
-    pub fn poll_transmit(&mut self, now: Instant, out: &mut impl FnMut(Ipv4Addr, Ipv4Addr, Segment<P>)) {
+    /// Emits every due segment as `(source IP, destination IP, segment)`; both addresses
+    /// are of the connection's family.
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut impl FnMut(IpAddr, IpAddr, Segment<P>)) {
         while let Some((s, d, seg)) = self.outbox.pop_front() {
             out(s, d, seg);
         }
@@ -723,7 +780,7 @@ impl<P: Payload> Engine<P> {
             }
             let Some(e) = s.entry.as_mut() else { continue };
             e.dirty = false;
-            let (src, dst) = (*e.tuple.local.ip(), *e.tuple.remote.ip());
+            let (src, dst) = (e.tuple.local.ip(), e.tuple.remote.ip());
             e.conn.poll_transmit(shared, now, &mut |seg| out(src, dst, seg));
             Self::recharge(shared, e);
             Self::refile(wheel, e, id);
@@ -849,6 +906,21 @@ impl<P: Payload> Engine<P> {
     /// move it to TIME-WAIT, mark it for transmission and refile its timer. One slot
     /// lookup; the engine's other fields are borrowed beside it.
     pub(crate) fn after_op(&mut self, id: ConnId, now: Instant) {
+        self.after_op_with(id, now, true);
+    }
+
+    /// `after_op` for a read or write: `Connection::read` and `Connection::write` arm no
+    /// timer (as Linux's `tcp_recvmsg` and `tcp_sendmsg` leave the retransmission timer to
+    /// transmission, `tcp_event_new_data_sent`), and every operation that can ends with a
+    /// refile (`after_op`, `poll_transmit`), so the filed deadline is still the
+    /// connection's: no refile. Events, reaping, the transmit mark and the memory recharge
+    /// are as for any operation.
+    fn after_data_op(&mut self, id: ConnId, now: Instant) {
+        self.after_op_with(id, now, false);
+    }
+
+    #[inline(always)]
+    fn after_op_with(&mut self, id: ConnId, now: Instant, timers: bool) {
         let Engine { slots, events, listeners, dirty, wheel, shared, .. } = self;
         let Some(s) = slots.get_mut(id.index as usize) else { return };
         if s.generation != id.generation {
@@ -884,7 +956,11 @@ impl<P: Payload> Engine<P> {
             e.dirty = true;
             dirty.push(id);
         }
-        Self::refile(wheel, e, id);
+        if timers {
+            Self::refile(wheel, e, id);
+        } else {
+            debug_assert_eq!(e.scheduled, e.conn.next_deadline(), "a read or write changed a timer");
+        }
     }
 
     /// Removes a finished connection; TIME-WAIT moves to the compact table.
@@ -901,7 +977,7 @@ impl<P: Payload> Engine<P> {
             self.wheel.cancel(h);
         }
         // Last words (RST, final ACK).
-        let (src, dst) = (*e.tuple.local.ip(), *e.tuple.remote.ip());
+        let (src, dst) = (e.tuple.local.ip(), e.tuple.remote.ip());
         let outbox = &mut self.outbox;
         e.conn.poll_transmit(&mut self.shared, now, &mut |seg| outbox.push_back((src, dst, seg)));
         if let Some(l) = e.listener.and_then(|l| self.listeners.get_mut(l.0 as usize)).and_then(Option::as_mut) {
@@ -1168,3 +1244,7 @@ mod memory_pressure_tests {
         assert_eq!(read, 20_000);
     }
 }
+
+#[cfg(test)]
+#[path = "engine_v6_tests.rs"]
+mod v6_tests;

@@ -6,7 +6,7 @@
 //! 4-tuple therefore get monotonically advancing ISNs (RFC 9293 §3.4.1), while an off-path
 //! attacker cannot predict the ISN of any tuple.
 
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::tcp::seq::SeqNum;
 use crate::time::Instant;
@@ -67,14 +67,58 @@ pub fn siphash24(key: &[u8; 16], data: &[u8]) -> u64 {
     v[0] ^ v[1] ^ v[2] ^ v[3]
 }
 
-/// Serialise a 4-tuple for hashing: local ip, local port, remote ip, remote port (12 bytes).
-pub(crate) fn tuple_bytes(local: SocketAddrV4, remote: SocketAddrV4) -> [u8; 12] {
-    let mut b = [0u8; 12];
-    b[0..4].copy_from_slice(&local.ip().octets());
-    b[4..6].copy_from_slice(&local.port().to_be_bytes());
-    b[6..10].copy_from_slice(&remote.ip().octets());
-    b[10..12].copy_from_slice(&remote.port().to_be_bytes());
-    b
+/// A 4-tuple serialised for hashing: local ip, local port, remote ip, remote port (12
+/// bytes for IPv4, 36 for IPv6; Linux `secure_tcp_seq` and `secure_tcpv6_seq` hash the
+/// addresses of their family the same way).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TupleBytes {
+    buf: [u8; TUPLE_BYTES_MAX],
+    len: usize,
+}
+
+/// The longest serialised tuple: two IPv6 addresses and two ports.
+pub(crate) const TUPLE_BYTES_MAX: usize = 36;
+
+impl TupleBytes {
+    /// The serialised tuple.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+}
+
+fn put_ip(buf: &mut [u8; TUPLE_BYTES_MAX], at: usize, ip: IpAddr) -> usize {
+    match ip {
+        IpAddr::V4(a) => {
+            if let Some(d) = buf.get_mut(at..at + 4) {
+                d.copy_from_slice(&a.octets());
+            }
+            at + 4
+        }
+        IpAddr::V6(a) => {
+            if let Some(d) = buf.get_mut(at..at + 16) {
+                d.copy_from_slice(&a.octets());
+            }
+            at + 16
+        }
+    }
+}
+
+fn put_port(buf: &mut [u8; TUPLE_BYTES_MAX], at: usize, port: u16) -> usize {
+    if let Some(d) = buf.get_mut(at..at + 2) {
+        d.copy_from_slice(&port.to_be_bytes());
+    }
+    at + 2
+}
+
+/// Serialise a 4-tuple for hashing: local ip, local port, remote ip, remote port. An IPv4
+/// tuple gives the same 12 bytes as ever, so its ISNs and cookies do not change.
+pub(crate) fn tuple_bytes(local: SocketAddr, remote: SocketAddr) -> TupleBytes {
+    let mut buf = [0u8; TUPLE_BYTES_MAX];
+    let at = put_ip(&mut buf, 0, local.ip());
+    let at = put_port(&mut buf, at, local.port());
+    let at = put_ip(&mut buf, at, remote.ip());
+    let len = put_port(&mut buf, at, remote.port());
+    TupleBytes { buf, len }
 }
 
 /// RFC 6528 ISN generator. Hold one per process (or per lcore, with the same secret so that
@@ -97,8 +141,8 @@ impl IsnGenerator {
     }
 
     /// The ISN for a connection on this 4-tuple at time `now` (RFC 6528 §3).
-    pub fn isn(&self, local: SocketAddrV4, remote: SocketAddrV4, now: Instant) -> SeqNum {
-        let f = siphash24(&self.secret, &tuple_bytes(local, remote)) as u32;
+    pub fn isn(&self, local: impl Into<SocketAddr>, remote: impl Into<SocketAddr>, now: Instant) -> SeqNum {
+        let f = siphash24(&self.secret, tuple_bytes(local.into(), remote.into()).as_slice()) as u32;
         // M: a 4 µs timer, truncated to 32 bits (it wraps every ~4.77 hours, as the RFC's does).
         let m = (now.as_nanos() / 4_000) as u32;
         SeqNum(f.wrapping_add(m))
@@ -108,7 +152,7 @@ impl IsnGenerator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 
     fn key() -> [u8; 16] {
         core::array::from_fn(|i| i as u8)
@@ -162,5 +206,21 @@ mod tests {
         assert_eq!(g.isn(l, r, t0 + crate::time::Duration::from_micros(4)) - i0, 1);
         assert_eq!(g.isn(l, r, t0 + crate::time::Duration::from_secs(1)) - i0, 250_000);
         assert!(g.isn(l, r, t0 + crate::time::Duration::from_secs(60)).gt(i0));
+    }
+
+    #[test]
+    fn ipv6_tuples_hash_every_address_byte() {
+        let g = IsnGenerator::new([7; 16]);
+        let t = Instant::from_millis(1);
+        let l = SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)), 80);
+        let r = SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)), 40000);
+        let base = g.isn(l, r, t);
+        assert_eq!(tuple_bytes(l, r).as_slice().len(), 36);
+        // The high bytes of an address count too (not only the low 32 bits).
+        let r2 = SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb9, 0, 0, 0, 0, 0, 1)), 40000);
+        assert_ne!(base, g.isn(l, r2, t));
+        assert_ne!(base, g.isn(r, l, t), "direction matters");
+        // An IPv4 tuple serialises as before: 12 bytes.
+        assert_eq!(tuple_bytes(a([10, 0, 0, 1], 80).into(), a([10, 0, 0, 2], 1).into()).as_slice().len(), 12);
     }
 }

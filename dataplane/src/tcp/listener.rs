@@ -2,7 +2,7 @@
 //! bounded accept queue, and SYN cookies (RFC 4987 §3.6) once the SYN queue is full.
 
 use std::collections::VecDeque;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use super::connection::{CookieOptions, Connection, Segment};
 use super::engine::{ConnId, Engine, ListenerId};
@@ -15,7 +15,7 @@ use crate::wire::tcp::{Flags, TcpOptions, TcpRepr};
 /// One listening socket.
 #[derive(Debug)]
 pub(crate) struct Listener {
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
     /// Half-open connections (SYN-RECEIVED) owned by this listener.
     pub syn_queue: usize,
     /// Established connections waiting for `accept`.
@@ -30,7 +30,7 @@ pub(crate) struct Listener {
 pub const SYNCOOKIE_VALID: crate::time::Duration = crate::time::Duration::from_secs(120);
 
 impl Listener {
-    pub fn new(addr: SocketAddrV4) -> Self {
+    pub fn new(addr: SocketAddr) -> Self {
         Listener { addr, syn_queue: 0, accept_queue: VecDeque::new(), last_overflow: None }
     }
 
@@ -110,7 +110,7 @@ impl<P: Payload> Engine<P> {
     fn send_cookie_synack(&mut self, tuple: &FourTuple, syn: &TcpRepr, now: Instant) {
         let peer_mss = syn.options.mss.unwrap_or(536);
         let (cookie, _mss) = self.cookies.encode(tuple.local, tuple.remote, syn.seq, peer_mss, now);
-        let mut options = TcpOptions { mss: Some(self.cfg.effective_mss()), ..TcpOptions::default() };
+        let mut options = TcpOptions { mss: Some(self.cfg.effective_mss_for(tuple.local.is_ipv6())), ..TcpOptions::default() };
         if let (Some((peer_tsval, _)), true) = (syn.options.timestamps, self.cfg.timestamps) {
             let peer_wscale = syn.options.window_scale.filter(|_| self.cfg.window_scaling);
             let sack = syn.options.sack_permitted && self.cfg.sack;
@@ -132,7 +132,7 @@ impl<P: Payload> Engine<P> {
         };
         self.shared.counters.syncookies_sent += 1;
         self.shared.counters.out_segs += 1;
-        self.outbox.push_back((*tuple.local.ip(), *tuple.remote.ip(), Segment { repr, payload: P::empty(), mss: 0 }));
+        self.outbox.push_back((tuple.local.ip(), tuple.remote.ip(), Segment { repr, payload: P::empty(), mss: 0 }));
     }
 
     /// An ACK to a listener: the third packet of a cookie handshake, or junk (RST).

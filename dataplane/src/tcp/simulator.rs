@@ -7,7 +7,7 @@
 //! Used by `tests/tcp_sim.rs` and by benchmarks.
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 
 use super::config::TcpConfig;
 use super::connection::{CloseReason, Event};
@@ -189,8 +189,8 @@ impl Stream {
 /// A packet on a simulated link: the IPv4 addresses and the segment.
 #[derive(Debug, Clone)]
 enum Packet {
-    Parsed(Ipv4Addr, Ipv4Addr, super::connection::Segment<HeapPayload>),
-    Wire(Ipv4Addr, Ipv4Addr, HeapPayload),
+    Parsed(IpAddr, IpAddr, super::connection::Segment<HeapPayload>),
+    Wire(IpAddr, IpAddr, HeapPayload),
 }
 
 fn packet_len(p: &Packet) -> usize {
@@ -381,7 +381,7 @@ fn detail(a: &Side, b: &Side) -> String {
     )
 }
 
-fn encode(wire: bool, src: Ipv4Addr, dst: Ipv4Addr, seg: super::connection::Segment<HeapPayload>) -> Packet {
+fn encode(wire: bool, src: IpAddr, dst: IpAddr, seg: super::connection::Segment<HeapPayload>) -> Packet {
     if !wire {
         return Packet::Parsed(src, dst, seg);
     }

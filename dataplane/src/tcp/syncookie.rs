@@ -15,9 +15,9 @@
 //! stored in the low 6 bits of our TSval ([`SynCookies::encode_ts_options`], Linux's
 //! `cookie_init_timestamp`), and come back in the ACK's TSecr ([`SynCookies::decode_ts_options`]).
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
-use crate::tcp::isn::{siphash24, tuple_bytes};
+use crate::tcp::isn::{siphash24, tuple_bytes, TUPLE_BYTES_MAX};
 use crate::tcp::seq::SeqNum;
 use crate::time::Instant;
 
@@ -68,12 +68,23 @@ impl SynCookies {
         SynCookies { secret }
     }
 
-    fn hash(&self, local: SocketAddrV4, remote: SocketAddrV4, count: u32, c: u8) -> u32 {
-        let mut input = [0u8; 17];
-        input[..12].copy_from_slice(&tuple_bytes(local, remote));
-        input[12..16].copy_from_slice(&count.to_le_bytes());
-        input[16] = c;
-        siphash24(&self.secret, &input) as u32
+    /// Linux `cookie_hash` / `cookie_v6_hash`: the keyed hash of the tuple (IPv4 or IPv6
+    /// addresses in full), the minute counter and which of the two hashes.
+    fn hash(&self, local: SocketAddr, remote: SocketAddr, count: u32, c: u8) -> u32 {
+        let tuple = tuple_bytes(local, remote);
+        let tuple = tuple.as_slice();
+        let n = tuple.len();
+        let mut input = [0u8; TUPLE_BYTES_MAX + 5];
+        if let Some(d) = input.get_mut(..n) {
+            d.copy_from_slice(tuple);
+        }
+        if let Some(d) = input.get_mut(n..n + 4) {
+            d.copy_from_slice(&count.to_le_bytes());
+        }
+        if let Some(d) = input.get_mut(n + 4) {
+            *d = c;
+        }
+        siphash24(&self.secret, input.get(..n + 5).unwrap_or(&[])) as u32
     }
 
     /// Our ISN for a SYN from `remote` (sequence `peer_isn`, announcing `mss`) to `local`, and
@@ -81,12 +92,13 @@ impl SynCookies {
     /// smaller than every entry, RFC 9293 §3.7.1 default).
     pub fn encode(
         &self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: impl Into<SocketAddr>,
+        remote: impl Into<SocketAddr>,
         peer_isn: SeqNum,
         mss: u16,
         now: Instant,
     ) -> (SeqNum, u16) {
+        let (local, remote) = (local.into(), remote.into());
         let index = MSS_TABLE.iter().rposition(|&m| mss >= m).unwrap_or(0);
         let mss_used = MSS_TABLE.get(index).copied().unwrap_or(MSS_TABLE[0]);
         let count = minute_counter(now);
@@ -104,12 +116,13 @@ impl SynCookies {
     /// minute counter is two or more behind (or ahead of) ours.
     pub fn validate(
         &self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: impl Into<SocketAddr>,
+        remote: impl Into<SocketAddr>,
         peer_isn: SeqNum,
         cookie: SeqNum,
         now: Instant,
     ) -> Option<CookieInfo> {
+        let (local, remote) = (local.into(), remote.into());
         let cookie = cookie.0;
         let count = minute_counter(now);
         let stripped = cookie.wrapping_sub(self.hash(local, remote, 0, 0).wrapping_add(peer_isn.0));
@@ -182,7 +195,7 @@ mod tests {
     use super::*;
     use crate::time::Duration;
     use proptest::prelude::*;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 
     const L: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 443);
     const R: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 7), 51000);
@@ -214,6 +227,21 @@ mod tests {
         assert!(j.validate(L, R, SeqNum(5), isn, t + Duration::from_secs(600)).is_none());
         // A cookie from the future (clock went back or forged counter) is rejected too.
         assert!(j.validate(L, R, SeqNum(5), isn, t - Duration::from_secs(120)).is_none());
+    }
+
+    /// Linux `cookie_v6_init_sequence` / `__cookie_v6_check`: the hash covers the whole
+    /// IPv6 addresses, so a cookie for one v6 tuple fails for another that differs only in
+    /// an address's high bits.
+    #[test]
+    fn ipv6_cookies_round_trip_and_bind_the_whole_address() {
+        let j = jar();
+        let now = Instant::from_millis(5_000);
+        let l = SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)), 443);
+        let r = SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7)), 51000);
+        let (cookie, mss) = j.encode(l, r, SeqNum(99), 1440, now);
+        assert_eq!(j.validate(l, r, SeqNum(99), cookie, now).map(|i| i.mss), Some(mss));
+        let far = SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb9, 0, 0, 0, 0, 0, 7)), 51000);
+        assert_eq!(j.validate(l, far, SeqNum(99), cookie, now), None);
     }
 
     #[test]

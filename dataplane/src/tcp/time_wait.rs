@@ -3,7 +3,7 @@
 //! old duplicates cannot enter a new incarnation, with RFC 6191 / `tcp_tw_reuse` style reuse.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use super::seq::SeqNum;
 use super::tuple_hash::TupleHashBuilder;
@@ -13,10 +13,11 @@ use crate::time::{Duration, Instant};
 /// [`super::tuple_hash`], with the keyed hasher of the tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FourTuple {
-    /// Our address and port.
-    pub local: SocketAddrV4,
+    /// Our address and port (IPv4 or IPv6; both ends are of one family, and an IPv6
+    /// address carries no flow label or scope here).
+    pub local: SocketAddr,
     /// The peer's address and port.
-    pub remote: SocketAddrV4,
+    pub remote: SocketAddr,
 }
 
 /// What TIME-WAIT remembers (Linux `tcp_timewait_sock`).
@@ -229,12 +230,12 @@ impl TimeWaitTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, SocketAddrV4};
 
     fn tuple() -> FourTuple {
         FourTuple {
-            local: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 5000),
-            remote: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80),
+            local: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 5000).into(),
+            remote: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80).into(),
         }
     }
 

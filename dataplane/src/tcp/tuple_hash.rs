@@ -10,6 +10,7 @@
 //! aims at this kind of resistance (not a cryptographic PRF) at a few instructions.
 
 use core::hash::{BuildHasher, Hash, Hasher};
+use std::net::IpAddr;
 
 use foldhash::fast::FoldHasher;
 use foldhash::SharedSeed;
@@ -39,29 +40,48 @@ impl BuildHasher for TupleHashBuilder {
     }
 }
 
-/// Hashes the 96 bits of a 4-tuple as one 128-bit word (one folded multiply in foldhash),
-/// rather than field by field as a derived `Hash` would (a length prefix and a byte write
-/// per address).
+/// Hashes the 96 bits of an IPv4 4-tuple as one 128-bit word (one folded multiply in
+/// foldhash), rather than field by field as a derived `Hash` would (a length prefix and a
+/// byte write per address). An IPv6 tuple is three words: each address whole, then the
+/// ports (Linux `inet6_ehashfn` hashes the whole remote address too, so a peer choosing
+/// the host part of its /64 does not pick the bucket either).
 impl Hash for FourTuple {
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        let ips = (u64::from(u32::from(*self.local.ip())) << 32) | u64::from(u32::from(*self.remote.ip()));
         let ports = (u64::from(self.local.port()) << 16) | u64::from(self.remote.port());
-        state.write_u128((u128::from(ports) << 64) | u128::from(ips));
+        match (self.local.ip(), self.remote.ip()) {
+            (IpAddr::V4(l), IpAddr::V4(r)) => {
+                let ips = (u64::from(u32::from(l)) << 32) | u64::from(u32::from(r));
+                state.write_u128((u128::from(ports) << 64) | u128::from(ips));
+            }
+            (l, r) => {
+                state.write_u128(ip_bits(l));
+                state.write_u128(ip_bits(r));
+                // The family in the top bit: a mixed tuple never equals a pure one anyway.
+                state.write_u64(ports | (1 << 63));
+            }
+        }
+    }
+}
+
+fn ip_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::{HashMap, HashSet};
-    use std::net::{Ipv4Addr, SocketAddrV4};
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
     use super::*;
 
     fn tuple(remote_ip: Ipv4Addr, remote_port: u16) -> FourTuple {
         FourTuple {
-            local: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 443),
-            remote: SocketAddrV4::new(remote_ip, remote_port),
+            local: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 443).into(),
+            remote: SocketAddrV4::new(remote_ip, remote_port).into(),
         }
     }
 
@@ -77,13 +97,13 @@ mod tests {
         assert_ne!(hash(&a, &t), hash(&b, &t), "another secret, another hash");
         // Every field counts.
         let mut other = t;
-        other.local = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 444);
+        other.local = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 444).into();
         assert_ne!(hash(&a, &t), hash(&a, &other));
         other = t;
-        other.remote = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 8), 40_000);
+        other.remote = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 8), 40_000).into();
         assert_ne!(hash(&a, &t), hash(&a, &other));
         other = t;
-        other.local = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 443);
+        other.local = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 443).into();
         assert_ne!(hash(&a, &t), hash(&a, &other));
         // Swapped ends are another tuple.
         let swapped = FourTuple { local: t.remote, remote: t.local };
@@ -132,5 +152,30 @@ mod tests {
             assert_eq!(m.get(&tuple(Ipv4Addr::new(192, 0, 2, 1), p)), Some(&u32::from(p)));
         }
         assert_eq!(m.get(&tuple(Ipv4Addr::new(192, 0, 2, 2), 1)), None);
+    }
+
+    /// IPv6 tuples: every bit of both addresses counts (a peer varying only the high or
+    /// only the low half of its address moves the bucket), and the table works over them.
+    #[test]
+    fn ipv6_tuples_hash_whole_addresses() {
+        let b = TupleHashBuilder::new(&[5; 16]);
+        let v6 = |r: u128, port: u16| FourTuple {
+            local: SocketAddr::new(IpAddr::V6(Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0002u128)), 443),
+            remote: SocketAddr::new(IpAddr::V6(Ipv6Addr::from(r)), port),
+        };
+        let base = 0x2001_0db8_0000_0000_0000_0000_0000_0001u128;
+        let t = v6(base, 40_000);
+        assert_ne!(hash(&b, &t), hash(&b, &v6(base ^ (1 << 100), 40_000)), "high bits count");
+        assert_ne!(hash(&b, &t), hash(&b, &v6(base ^ 1, 40_000)), "low bits count");
+        assert_ne!(hash(&b, &t), hash(&b, &v6(base, 40_001)), "ports count");
+        let mut m: HashMap<FourTuple, u32, TupleHashBuilder> = HashMap::with_hasher(b);
+        for i in 0..1000u32 {
+            m.insert(v6(base + (u128::from(i) << 64), 1), i);
+        }
+        for i in 0..1000u32 {
+            assert_eq!(m.get(&v6(base + (u128::from(i) << 64), 1)), Some(&i));
+        }
+        let v4 = tuple(Ipv4Addr::new(192, 0, 2, 1), 1);
+        assert_eq!(m.get(&v4), None);
     }
 }

@@ -63,6 +63,8 @@ pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+packet_view!(Packet, Error);
+
 fn ipv4_at(buf: &[u8], r: core::ops::Range<usize>) -> Ipv4Addr {
     let mut a = [0u8; 4];
     a.copy_from_slice(&buf[r]);
@@ -76,18 +78,6 @@ fn mac_at(buf: &[u8], r: core::ops::Range<usize>) -> EthernetAddress {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps `buffer` without checks (for emitting).
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps `buffer`, checking its length and that it is Ethernet/IPv4 ARP.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
-        let p = Packet::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// [`Error::Truncated`] for a short buffer, [`Error::Unsupported`] for a hardware or
     /// protocol type other than Ethernet/IPv4, [`Error::Malformed`] for Ethernet/IPv4 with
     /// address lengths other than 6 and 4.
@@ -107,11 +97,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::Truncated);
         }
         Ok(())
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Hardware type (1 = Ethernet).

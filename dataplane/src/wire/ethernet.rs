@@ -110,19 +110,9 @@ pub struct Frame<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+packet_view!(Frame, Error);
+
 impl<T: AsRef<[u8]>> Frame<T> {
-    /// Wraps `buffer` without checking its length (for emitting into a buffer of known size).
-    pub const fn new_unchecked(buffer: T) -> Frame<T> {
-        Frame { buffer }
-    }
-
-    /// Wraps `buffer`, checking that it holds at least the header.
-    pub fn new_checked(buffer: T) -> Result<Frame<T>, Error> {
-        let f = Frame::new_unchecked(buffer);
-        f.check_len()?;
-        Ok(f)
-    }
-
     /// [`Error::Truncated`] if the buffer is shorter than the header.
     pub fn check_len(&self) -> Result<(), Error> {
         if self.buffer.as_ref().len() < HEADER_LEN {
@@ -130,11 +120,6 @@ impl<T: AsRef<[u8]>> Frame<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Destination address.

@@ -130,36 +130,16 @@ pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+packet_view!(Packet, Error; be16);
+
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wrap a buffer without validation. Accessors panic if it is shorter than 8 bytes.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wrap a buffer, checking it holds the 8-byte header.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
-        let p = Packet::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
-    /// The check of [`Packet::new_checked`].
+    /// The check of `new_checked`: the buffer holds the 8-byte header.
     pub fn check_len(&self) -> Result<(), Error> {
         if self.buffer.as_ref().len() < HEADER_LEN {
             Err(Error::Truncated)
         } else {
             Ok(())
         }
-    }
-
-    /// The underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    fn be16(&self, r: core::ops::Range<usize>) -> u16 {
-        let d = self.buffer.as_ref();
-        u16::from_be_bytes([d[r.start], d[r.start + 1]])
     }
 
     /// Message type (see [`message`]).
@@ -210,10 +190,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    fn set_be16(&mut self, r: core::ops::Range<usize>, v: u16) {
-        self.buffer.as_mut()[r].copy_from_slice(&v.to_be_bytes());
-    }
-
     /// Set the message type.
     pub fn set_msg_type(&mut self, v: u8) {
         self.buffer.as_mut()[field::TYPE] = v;

@@ -74,22 +74,12 @@ pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+packet_view!(Packet, Error; be16);
+
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wrap a buffer without validation. Accessors panic if it is too short.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wrap a buffer, checking version, header length and total length against the buffer.
-    /// The buffer may be longer than the total length (Ethernet padding); [`Packet::payload`]
-    /// stops at the total length.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
-        let p = Packet::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
-    /// The checks of [`Packet::new_checked`].
+    /// The checks of `new_checked`: version, header length and total length against the
+    /// buffer. The buffer may be longer than the total length (Ethernet padding);
+    /// [`Packet::payload`] stops at the total length.
     pub fn check_len(&self) -> Result<(), Error> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
@@ -110,16 +100,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::BadTotalLen);
         }
         Ok(())
-    }
-
-    /// The underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    fn be16(&self, r: core::ops::Range<usize>) -> u16 {
-        let d = self.buffer.as_ref();
-        u16::from_be_bytes([d[r.start], d[r.start + 1]])
     }
 
     fn addr(&self, r: core::ops::Range<usize>) -> Ipv4Addr {
@@ -222,10 +202,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    fn set_be16(&mut self, r: core::ops::Range<usize>, v: u16) {
-        self.buffer.as_mut()[r].copy_from_slice(&v.to_be_bytes());
-    }
-
     /// Set the version field.
     pub fn set_version(&mut self, v: u8) {
         let b = &mut self.buffer.as_mut()[field::VER_IHL];

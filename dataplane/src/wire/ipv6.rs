@@ -97,21 +97,11 @@ pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+packet_view!(Packet, Error);
+
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wrap a buffer without validation. Accessors panic if it is too short.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wrap a buffer, checking version and payload length against the buffer. The buffer
-    /// may be longer (Ethernet padding); [`Packet::payload`] stops at the payload length.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
-        let p = Packet::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
-    /// The checks of [`Packet::new_checked`].
+    /// The checks of `new_checked`: version and payload length against the buffer. The
+    /// buffer may be longer (Ethernet padding); [`Packet::payload`] stops at the payload length.
     pub fn check_len(&self) -> Result<(), Error> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
@@ -124,11 +114,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::BadPayloadLen);
         }
         Ok(())
-    }
-
-    /// The underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     fn word0(&self) -> u32 {

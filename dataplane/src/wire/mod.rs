@@ -5,6 +5,51 @@
 //! in bounds. Emitters check the buffer length and return [`Error::Truncated`] rather than
 //! panic when it is too short.
 
+/// The constructors every packet view `$view<T: AsRef<[u8]>> { buffer: T }` has (smoltcp's
+/// pattern), given its own `check_len(&self) -> Result<(), $err>`: `new_unchecked` for a
+/// buffer the caller sized (to emit into), `new_checked` for untrusted input (never panics;
+/// the view's getters are in bounds afterwards) and `into_inner`. With `; be16`, also the
+/// big-endian field accessors `be16`/`set_be16` over a field's byte range.
+macro_rules! packet_view {
+    ($view:ident, $err:ty) => {
+        impl<T: AsRef<[u8]>> $view<T> {
+            /// Wrap a buffer without validation (one the caller sized, e.g. to emit into).
+            /// Accessors may panic if it is too short.
+            pub const fn new_unchecked(buffer: T) -> $view<T> {
+                $view { buffer }
+            }
+
+            /// Wrap an untrusted buffer after the checks of `check_len`. Never panics; the
+            /// getters of the view returned are in bounds.
+            pub fn new_checked(buffer: T) -> Result<$view<T>, $err> {
+                let view = $view::new_unchecked(buffer);
+                view.check_len()?;
+                Ok(view)
+            }
+
+            /// The underlying buffer.
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+        }
+    };
+    ($view:ident, $err:ty; be16) => {
+        packet_view!($view, $err);
+
+        impl<T: AsRef<[u8]>> $view<T> {
+            fn be16(&self, r: core::ops::Range<usize>) -> u16 {
+                $crate::wire::get_u16(self.buffer.as_ref(), r.start)
+            }
+        }
+
+        impl<T: AsRef<[u8]> + AsMut<[u8]>> $view<T> {
+            fn set_be16(&mut self, r: core::ops::Range<usize>, v: u16) {
+                $crate::wire::put_u16(self.buffer.as_mut(), r.start, v)
+            }
+        }
+    };
+}
+
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;

@@ -7,7 +7,7 @@
 
 use core::fmt;
 use core::ops::{BitAnd, BitOr, BitOrAssign, Not};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::tcp::seq::SeqNum;
 use crate::wire::checksum;
@@ -440,21 +440,11 @@ pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+packet_view!(Packet, Error; be16);
+
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wrap a buffer without validation. Getters may panic if it is too short.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wrap a buffer, checking it holds the fixed header and the declared header length
-    /// (data offset between 5 and 15 words, within the buffer).
-    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
-        let p = Packet::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
-    /// The checks of [`Packet::new_checked`].
+    /// The checks of `new_checked`: the buffer holds the fixed header and the declared
+    /// header length (data offset between 5 and 15 words, within the buffer).
     pub fn check_len(&self) -> Result<(), Error> {
         let data = self.buffer.as_ref();
         let off = *data.get(field::DATA_OFF).ok_or(Error::Truncated)?;
@@ -469,16 +459,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::Truncated);
         }
         Ok(())
-    }
-
-    /// The underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    fn be16(&self, r: core::ops::Range<usize>) -> u16 {
-        let d = self.buffer.as_ref();
-        u16::from_be_bytes([d[r.start], d[r.start + 1]])
     }
 
     fn be32(&self, r: core::ops::Range<usize>) -> u32 {
@@ -550,10 +530,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    fn set_be16(&mut self, r: core::ops::Range<usize>, v: u16) {
-        self.buffer.as_mut()[r].copy_from_slice(&v.to_be_bytes());
-    }
-
     fn set_be32(&mut self, r: core::ops::Range<usize>, v: u32) {
         self.buffer.as_mut()[r].copy_from_slice(&v.to_be_bytes());
     }
@@ -697,30 +673,42 @@ impl TcpRepr {
     }
 }
 
-fn tcp_len_u16(segment: &[u8]) -> u16 {
-    u16::try_from(segment.len()).unwrap_or(u16::MAX)
+/// The pseudo-header sum of a TCP segment of `tcp_len` bytes from `src` to `dst`: IPv4's
+/// (RFC 9293 §3.1) or IPv6's (RFC 8200 §8.1, Linux `tcp_v6_check`). `None` when the two
+/// addresses are of different families or the length does not fit IPv4's 16 bits.
+pub fn pseudo_header_sum(src: IpAddr, dst: IpAddr, tcp_len: usize) -> Option<u32> {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            Some(checksum::pseudo_header_v4(s, d, PROTOCOL, u16::try_from(tcp_len).ok()?))
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            Some(checksum::pseudo_header_v6(s, d, PROTOCOL, u32::try_from(tcp_len).ok()?))
+        }
+        _ => None,
+    }
 }
 
 /// Compute the full software checksum over pseudo-header and `segment` (header + payload) and
-/// store it in the checksum field (RFC 9293 §3.1). Does nothing if `segment` is shorter than
-/// the fixed header.
-pub fn fill_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+/// store it in the checksum field (RFC 9293 §3.1; IPv6's pseudo-header per RFC 8200 §8.1).
+/// Does nothing if `segment` is shorter than the fixed header or the addresses are of
+/// different families.
+pub fn fill_checksum(segment: &mut [u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) {
     if segment.len() < HEADER_LEN {
         return;
     }
+    let Some(pseudo) = pseudo_header_sum(src.into(), dst.into(), segment.len()) else { return };
     let mut p = Packet::new_unchecked(&mut *segment);
     p.set_checksum(0);
-    let pseudo = checksum::pseudo_header_v4(src, dst, PROTOCOL, tcp_len_u16(segment));
     let c = !checksum::fold(checksum::sum(segment, pseudo));
     Packet::new_unchecked(segment).set_checksum(c);
 }
 
 /// Whether the checksum of `segment` (header + payload) is correct.
-pub fn verify_checksum(segment: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+pub fn verify_checksum(segment: &[u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) -> bool {
     if segment.len() < HEADER_LEN || segment.len() > usize::from(u16::MAX) {
         return false;
     }
-    let pseudo = checksum::pseudo_header_v4(src, dst, PROTOCOL, tcp_len_u16(segment));
+    let Some(pseudo) = pseudo_header_sum(src.into(), dst.into(), segment.len()) else { return false };
     checksum::fold(checksum::sum(segment, pseudo)) == 0xffff
 }
 

@@ -14,21 +14,94 @@
 //! expectations any number may be `*`; `win` and `<options>` are only compared when given.
 //! The peer's numbers are absolute; the engine's are relative to its ISN, learned from the
 //! first SYN it sends (as packetdrill does).
+//!
+//! Every script runs twice, over IPv4 and over IPv6 ([`both_families!`]): the addresses
+//! change, and the engine is configured so that it announces and sends the same MSS over
+//! both (its IPv6 MSS is 20 bytes below the IPv4 one, RFC 6691 §2), so the segments the
+//! script expects are the same.
 #![allow(dead_code)]
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use dataplane::tcp::seq::SeqNum;
 use dataplane::tcp::{ConnId, Engine, HeapPayload, ListenerId, Payload, Segment, TcpConfig};
 use dataplane::time::{Duration, Instant};
 use dataplane::wire::tcp::{Flags, SackBlocks, TcpOptions, TcpRepr};
 
-/// Engine address.
-pub const LOCAL: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-/// Scripted peer address.
-pub const REMOTE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+/// Engine address over IPv4.
+pub const LOCAL_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// Scripted peer address over IPv4.
+pub const REMOTE_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+/// Engine address over IPv6 (RFC 3849 documentation prefix).
+pub const LOCAL_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+/// Scripted peer address over IPv6.
+pub const REMOTE_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+
+/// The address family a script runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+thread_local! {
+    /// The family of the scripts running on this thread (each test has its own thread).
+    static FAMILY: Cell<Family> = const { Cell::new(Family::V4) };
+}
+
+/// Runs `script` over `family` (the addresses [`local`] and [`remote`] return, and the
+/// engines [`Script::new`] makes).
+pub fn run_over(family: Family, script: fn()) {
+    FAMILY.with(|f| f.set(family));
+    script();
+}
+
+/// The family of the script running.
+pub fn family() -> Family {
+    FAMILY.with(Cell::get)
+}
+
+/// The engine's address in the running script's family.
+pub fn local() -> IpAddr {
+    match family() {
+        Family::V4 => LOCAL_V4.into(),
+        Family::V6 => LOCAL_V6.into(),
+    }
+}
+
+/// The scripted peer's address in the running script's family.
+pub fn remote() -> IpAddr {
+    match family() {
+        Family::V4 => REMOTE_V4.into(),
+        Family::V6 => REMOTE_V6.into(),
+    }
+}
+
+/// The path MTU that carries the segments an IPv4 path MTU of `v4` carries, in the
+/// running script's family: 20 bytes more over IPv6, whose header is that much longer.
+pub fn path_mtu(v4: u32) -> u32 {
+    match family() {
+        Family::V4 => v4,
+        Family::V6 => v4 + 20,
+    }
+}
+
+/// Makes a `#[test]` of each script function named, once over IPv4 (`v4::name`) and once
+/// over IPv6 (`v6::name`).
+#[macro_export]
+macro_rules! both_families {
+    ($($name:ident),+ $(,)?) => {
+        mod v4 {
+            $(#[test] fn $name() { $crate::tcp_script::run_over($crate::tcp_script::Family::V4, super::$name) })+
+        }
+        mod v6 {
+            $(#[test] fn $name() { $crate::tcp_script::run_over($crate::tcp_script::Family::V6, super::$name) })+
+        }
+    };
+}
 /// Engine (listening) port.
 pub const LPORT: u16 = 8080;
 /// Peer port.
@@ -211,7 +284,7 @@ pub struct Script {
 /// A configuration that keeps scripts short: no quick-ack phase, 100 ms MSL.
 pub fn script_config() -> TcpConfig {
     TcpConfig {
-        initial_quickacks: 0,
+        max_quickacks: 0,
         msl: Duration::from_millis(500),
         rcvbuf: 65535,
         sndbuf: 65536,
@@ -221,7 +294,13 @@ pub fn script_config() -> TcpConfig {
 }
 
 impl Script {
-    pub fn new(cfg: TcpConfig) -> Script {
+    /// An engine over the running script's family. Over IPv6 its `mss` is raised by the 20
+    /// bytes `effective_mss_v6` takes off, so it announces and sends the MSS the script
+    /// was written for.
+    pub fn new(mut cfg: TcpConfig) -> Script {
+        if family() == Family::V6 {
+            cfg.mss = cfg.mss.saturating_add(20);
+        }
         Script {
             engine: Engine::new(cfg, [7; 16], Instant::ZERO),
             now: Instant::ZERO,
@@ -234,7 +313,7 @@ impl Script {
     }
 
     pub fn listen(&mut self) -> ListenerId {
-        match self.engine.listen(SocketAddrV4::new(LOCAL, LPORT)) {
+        match self.engine.listen(SocketAddr::new(local(), LPORT)) {
             Ok(l) => l,
             Err(e) => panic!("listen: {e}"),
         }
@@ -242,7 +321,7 @@ impl Script {
 
     /// Active open towards the scripted peer; the peer port becomes `LPORT` on their side.
     pub fn connect(&mut self) -> ConnId {
-        let id = match self.engine.connect(LOCAL, SocketAddrV4::new(REMOTE, LPORT), self.now) {
+        let id = match self.engine.connect(local(), SocketAddr::new(remote(), LPORT), self.now) {
             Ok(id) => id,
             Err(e) => panic!("connect: {e}"),
         };
@@ -263,7 +342,7 @@ impl Script {
         let now = self.now;
         let mut segs = Vec::new();
         self.engine.poll_transmit(now, &mut |src, dst, seg| {
-            assert_eq!((src, dst), (LOCAL, REMOTE), "segment addressed wrongly");
+            assert_eq!((src, dst), (local(), remote()), "segment addressed wrongly");
             segs.push(seg);
         });
         for seg in segs {
@@ -338,14 +417,14 @@ impl Script {
     pub fn inject(&mut self, t_ms: u64, spec: &str) {
         self.advance_to(t_ms);
         let (repr, payload) = self.build(spec);
-        self.engine.handle_segment(REMOTE, LOCAL, &repr, payload, self.now);
+        self.engine.handle_segment(remote(), local(), &repr, payload, self.now);
         self.pump();
     }
 
     /// Injects raw TCP bytes (for malformed-input scripts); returns the engine's verdict.
     pub fn inject_raw(&mut self, t_ms: u64, bytes: &[u8]) -> Result<(), dataplane::tcp::InputError> {
         self.advance_to(t_ms);
-        let r = self.engine.handle_datagram(REMOTE, LOCAL, HeapPayload::from_slice(bytes), false, self.now);
+        let r = self.engine.handle_datagram(remote(), local(), HeapPayload::from_slice(bytes), false, self.now);
         self.pump();
         r
     }

@@ -33,7 +33,7 @@ pub mod show;
 pub use show::{render, ConnRequest};
 use show::yes;
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
@@ -283,7 +283,7 @@ impl Operator {
     }
 
     /// Drains or enables a server on every lcore.
-    pub fn set_server(&self, pool: &str, addr: SocketAddrV4, state: AdminState) -> Result<String, String> {
+    pub fn set_server(&self, pool: &str, addr: SocketAddr, state: AdminState) -> Result<String, String> {
         let mut pending = Vec::new();
         for h in &self.lcores {
             let (tx, rx) = sync_channel(1);
@@ -378,7 +378,7 @@ impl Operator {
     }
 
     /// Sets a server's weight on every lcore (until the next reload).
-    pub fn set_weight(&self, pool: &str, addr: SocketAddrV4, weight: u32) -> Result<String, String> {
+    pub fn set_weight(&self, pool: &str, addr: SocketAddr, weight: u32) -> Result<String, String> {
         let mut pending = Vec::new();
         for h in &self.lcores {
             let (tx, rx) = sync_channel(1);
@@ -481,8 +481,8 @@ fn send_patiently(h: &Handle, cmd: impl Fn() -> Command<ProxyCommand>) -> Result
 const MAX_WEIGHT: u32 = 1000;
 
 /// A server's `ADDR` in a request.
-fn server_addr(addr: &str) -> Result<SocketAddrV4, String> {
-    addr.parse().map_err(|_| format!("{addr:?} is not an IPv4 address and port"))
+fn server_addr(addr: &str) -> Result<SocketAddr, String> {
+    addr.parse().map_err(|_| format!("{addr:?} is not an address and port (e.g. 198.18.1.1:8080 or [2001:db8::1]:8080)"))
 }
 
 /// The thread that turns signals into [`Operator`] calls.

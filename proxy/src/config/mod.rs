@@ -41,6 +41,9 @@
 //! device = "net_tap0,iface=strait0" # vdev, or PCI "0000:01:00.0"
 //! ipv4 = "198.18.0.2/24"
 //! gateway = "198.18.0.1"    # optional
+//! ipv6 = "2001:db8::2/64"   # optional: IPv6 beside IPv4 (global or unique local; the
+//!                           # link-local address comes from the MAC); needs mtu >= 1280
+//! ipv6_gateway = "fe80::1"  # optional: IPv6 router, link-local or on the prefix
 //! mtu = 1500
 //! mac = "02:00:00:00:00:01" # optional
 //! arp_resolutions_per_second = 100 # 1..=1000000: new resolutions of unpinned addresses
@@ -57,7 +60,8 @@
 //!
 //! [[app]]                   # optional, any number: services on the TCP stack
 //! kind = "echo"             # "echo" (write back what is read) | "sink" (discard)
-//! listen = "198.18.0.2:7"   # a port's address or 0.0.0.0, and a TCP port
+//! listen = "198.18.0.2:7"   # a port's address or 0.0.0.0, and a TCP port; IPv6 in
+//!                           # brackets: "[2001:db8::2]:7", "[::]:7"
 //! max_connections = 10000   # 1..=1000000: connections at once, more are reset
 //! idle_timeout_ms = 60000   # 1..=86400000: a connection moving no byte this long is reset
 //! ```
@@ -72,7 +76,9 @@
 //! Every problem is reported (see [`ConfigErrors`]), each naming its key path.
 
 pub mod af_xdp;
+mod app;
 pub mod env;
+mod ipv6;
 mod ops;
 mod parse;
 pub mod pool;
@@ -226,6 +232,9 @@ pub struct PortConfig {
     /// on-subnet sources cannot flood the neighbour table. Refusals are counted
     /// (`arp_resolution_rate_limited`).
     pub arp_resolutions_per_second: u32,
+    /// IPv6 beside IPv4 (`ipv6 = "addr/len"`, `ipv6_gateway`), with the link-local
+    /// address derived from the MAC; `None` for an IPv4-only port.
+    pub ipv6: Option<dataplane::net::Ipv6Config>,
 }
 
 /// A DPDK device.
@@ -376,8 +385,12 @@ impl Config {
             .ports
             .iter()
             .map(|p| {
+                let v6 = match p.ipv6.and_then(|v| v.addr.map(|a| (a, v.prefix_len))) {
+                    Some((a, len)) => format!(" {a}/{len}"),
+                    None => String::new(),
+                };
                 format!(
-                    "{} {} {}/{} mtu {}",
+                    "{} {} {}/{}{v6} mtu {}",
                     p.name, p.device, p.ipv4, p.prefix_len, p.mtu
                 )
             })

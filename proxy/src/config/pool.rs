@@ -1,7 +1,7 @@
 //! Sizing the mbuf pool from the sessions the configuration admits (issue 19).
 //!
 //! What one session holds (measured with `deploy/bench/run.sh` workloads `concN` and
-//! `proxy/tests/many_connections.rs`; see docs/benchmarks.md, "Memory per connection"):
+//! `proxy/tests/many_connections.rs`; see docs/benchmarks/many-connections.md, "Memory per connection"):
 //! an idle keep-alive session holds no mbuf at all (everything it received was relayed and
 //! acknowledged); a busy one holds what is in flight, at least one segment each way while
 //! a request and its response cross. The RX rings hold their descriptors' mbufs all the

@@ -5,7 +5,8 @@
 //! ```toml
 //! [[listener]]
 //! name = "web"                  # unique, [a-z0-9_-]
-//! listen = "198.18.0.2:80"      # a port's address (or 0.0.0.0) and a TCP port
+//! listen = "198.18.0.2:80"      # a port's address (or 0.0.0.0) and a TCP port; IPv6 in
+//!                               # brackets: "[2001:db8::2]:80", "[::]:80"
 //! pool = "web"                  # a [[pool]] name
 //! max_connections = 10000       # sessions at most over all lcores; more are reset
 //! connect_timeout_ms = 3000     # per backend connection attempt
@@ -21,6 +22,7 @@
 //! algorithm = "round_robin"     # "round_robin" | "least_connections" | "maglev" (global:
 //!                               # round robin and connection counts span every lcore)
 //! servers = [{ addr = "198.18.1.1:8080", weight = 1, max_connections = 100 }]
+//!                               # or an IPv6 server: { addr = "[2001:db8:1::1]:8080" }
 //!                               # max_connections: optional, 1..=1000000, over all lcores
 //!                               # (HAProxy server maxconn); more sessions wait in the queue
 //! max_queue = 1024              # 0..=1000000: sessions waiting for a server with room,
@@ -45,9 +47,12 @@
 //! application turn it off).
 //!
 //! Each server must be reachable from a port: on a port's subnet (the proxy connects from
-//! that port's address), or through a port that has a gateway.
+//! that port's address), or through a port that has a gateway; an IPv6 server on a port's
+//! IPv6 prefix, or through a port with an `ipv6_gateway`. Listeners and servers may be of
+//! different families (a v4 client to a v6 server and the reverse); a PROXY protocol
+//! header carries the client's family (`TCP6` / AF_INET6 for an IPv6 client).
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use config::{Value, ValueKind};
@@ -64,7 +69,7 @@ pub struct ListenerConfig {
     /// Unique name.
     pub name: String,
     /// Where clients connect.
-    pub listen: SocketAddrV4,
+    pub listen: SocketAddr,
     /// The name of the pool it forwards to (it exists).
     pub pool: String,
     /// Sessions at most (1..=1_000_000, default 10000).
@@ -110,7 +115,7 @@ pub struct PoolConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerConfig {
     /// Its address and TCP port.
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
     /// Relative share (1..=1000, default 1).
     pub weight: u32,
     /// Connections at most over all lcores (`max_connections`, 1..=1_000_000; absent: no
@@ -118,7 +123,7 @@ pub struct ServerConfig {
     pub max_connections: Option<u32>,
     /// The port address the proxy connects from (the port on the server's subnet, else
     /// the first port with a gateway).
-    pub local_ip: Ipv4Addr,
+    pub local_ip: IpAddr,
 }
 
 /// The items of an array-of-tables section, or an error naming `key`.
@@ -151,6 +156,19 @@ pub(crate) fn source_for(ports: &[PortConfig], ip: Ipv4Addr) -> Option<Ipv4Addr>
         .find(|p| parse::same_subnet(p.ipv4, p.prefix_len, ip))
         .or_else(|| ports.iter().find(|p| p.gateway.is_some()))
         .map(|p| p.ipv4)
+}
+
+/// The IPv6 port address to reach `ip` from: the port whose prefix holds it, else the
+/// first IPv6 port with a gateway (RFC 6724's rule of the longest matching prefix is
+/// moot with one address per port).
+pub(crate) fn source_for_v6(ports: &[PortConfig], ip: Ipv6Addr) -> Option<Ipv6Addr> {
+    let v6 = |p: &PortConfig| p.ipv6.and_then(|v| v.addr.map(|a| (a, v.prefix_len, v.gateway)));
+    ports
+        .iter()
+        .filter_map(v6)
+        .find(|&(a, len, _)| dataplane::wire::ipv6::addr::same_prefix(a, ip, len))
+        .or_else(|| ports.iter().filter_map(v6).find(|(_, _, gw)| gw.is_some()))
+        .map(|(a, _, _)| a)
 }
 
 /// `[[pool]]` (optional). `ports` is `None` when the ports were invalid (their errors are
@@ -318,22 +336,54 @@ fn server(value: &Value, path: &str, ports: Option<&[PortConfig]>, errs: &mut Er
         Some(_) => t.uint_or("max_connections", 1, 1, 1_000_000, errs).map(Some),
     };
     let addr = t.required_string("addr", errs).and_then(|a| {
-        let Ok(addr) = a.trim().parse::<SocketAddrV4>() else {
-            return t.fail(errs, "addr", format!("{a:?} is not an IPv4 address and port (e.g. \"198.18.1.1:8080\")"));
+        let Ok(addr) = a.trim().parse::<SocketAddr>() else {
+            return t.fail(
+                errs,
+                "addr",
+                format!("{a:?} is not an address and port (e.g. \"198.18.1.1:8080\" or \"[2001:db8:1::1]:8080\")"),
+            );
         };
         if addr.port() == 0 {
             return t.fail(errs, "addr", format!("{a:?}: the TCP port must be 1..=65535"));
         }
-        if let Err(why) = parse::host_address(*addr.ip(), 32) {
+        let why = match addr {
+            SocketAddr::V4(a) => parse::host_address(*a.ip(), 32).err(),
+            SocketAddr::V6(a) if a.scope_id() != 0 || a.flowinfo() != 0 => {
+                Some(format!("{a}: no scope or flow label (a server is reached through a port's prefix or gateway)"))
+            }
+            SocketAddr::V6(a) => {
+                let ip = *a.ip();
+                (ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() || ip.to_ipv4_mapped().is_some())
+                    .then(|| format!("{ip} is not a unicast host address"))
+            }
+        };
+        if let Some(why) = why {
             return t.fail(errs, "addr", why);
         }
-        Some(addr)
+        Some(SocketAddr::new(addr.ip(), addr.port()))
     });
     let addr = addr?;
-    let local_ip = match ports {
-        None => Ipv4Addr::UNSPECIFIED,
-        Some(ports) => {
-            let ip = *addr.ip();
+    let local_ip = match (ports, addr) {
+        (None, SocketAddr::V4(_)) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        (None, SocketAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        (Some(ports), SocketAddr::V6(a)) => {
+            let ip = *a.ip();
+            if ports.iter().any(|p| p.ipv6.and_then(|v| v.addr) == Some(ip)) {
+                return t.fail(errs, "addr", format!("{ip} is strait's own port address"));
+            }
+            match source_for_v6(ports, ip) {
+                Some(local) => IpAddr::V6(local),
+                None => {
+                    return t.fail(
+                        errs,
+                        "addr",
+                        format!("{ip} is on no port's IPv6 prefix and no port has an ipv6_gateway to reach it"),
+                    );
+                }
+            }
+        }
+        (Some(ports), SocketAddr::V4(a)) => {
+            let ip = *a.ip();
             if ports.iter().any(|p| p.ipv4 == ip) {
                 return t.fail(errs, "addr", format!("{ip} is strait's own port address"));
             }
@@ -346,7 +396,7 @@ fn server(value: &Value, path: &str, ports: Option<&[PortConfig]>, errs: &mut Er
                 return t.fail(errs, "addr", why);
             }
             match source_for(ports, ip) {
-                Some(local) => local,
+                Some(local) => IpAddr::V4(local),
                 None => {
                     return t.fail(errs, "addr", format!("{ip} is on no port's subnet and no port has a gateway to reach it"));
                 }
@@ -381,16 +431,19 @@ pub(crate) fn listeners(
             }
             if o.listen == l.listen {
                 errs.push(format!("listener[{i}].listen"), format!("{} is already used by listener[{j}]", l.listen));
-            } else if o.listen.port() == l.listen.port() && (o.listen.ip().is_unspecified() != l.listen.ip().is_unspecified()) {
+            } else if o.listen.port() == l.listen.port()
+                && o.listen.is_ipv4() == l.listen.is_ipv4()
+                && (o.listen.ip().is_unspecified() != l.listen.ip().is_unspecified())
+            {
                 // An exact address takes its connections from the wildcard on the same port:
                 // the wildcard's pool never sees that address's clients.
                 let (wild, exact) = if l.listen.ip().is_unspecified() { (i, j) } else { (j, i) };
                 errs.push(
                     format!("listener[{i}].listen"),
                     format!(
-                        "listener[{wild}] on 0.0.0.0:{port} is shadowed by listener[{exact}] on {} for that address; use one or the other per port",
+                        "listener[{wild}] on {} is shadowed by listener[{exact}] on {} for that address; use one or the other per port",
+                        if wild == i { l.listen } else { o.listen },
                         if wild == i { o.listen } else { l.listen },
-                        port = l.listen.port()
                     ),
                 );
             }
@@ -432,21 +485,26 @@ fn listener(
     );
     let name = name(&t, errs);
     let listen = t.required_string("listen", errs).and_then(|l| {
-        let Ok(addr) = l.trim().parse::<SocketAddrV4>() else {
-            return t.fail(errs, "listen", format!("{l:?} is not an IPv4 address and port (e.g. \"198.18.0.2:80\")"));
+        // IPv6 in brackets: "[2001:db8::2]:80", "[::]:80".
+        let Ok(addr) = l.trim().parse::<SocketAddr>() else {
+            return t.fail(
+                errs,
+                "listen",
+                format!("{l:?} is not an address and port (e.g. \"198.18.0.2:80\" or \"[2001:db8::2]:80\")"),
+            );
         };
         if addr.port() == 0 {
             return t.fail(errs, "listen", format!("{l:?}: the TCP port must be 1..=65535"));
         }
-        let ip = *addr.ip();
+        if let SocketAddr::V6(a) = addr {
+            if a.scope_id() != 0 || a.flowinfo() != 0 {
+                return t.fail(errs, "listen", format!("{l:?}: no scope or flow label (a port's addresses are global)"));
+            }
+        }
+        let addr = SocketAddr::new(addr.ip(), addr.port());
         if let Some(ports) = ports {
-            if !ip.is_unspecified() && !ports.iter().any(|p| p.ipv4 == ip) {
-                let have: Vec<String> = ports.iter().map(|p| p.ipv4.to_string()).collect();
-                return t.fail(
-                    errs,
-                    "listen",
-                    format!("{ip} is not the address of any port (have {}; or use 0.0.0.0)", have.join(", ")),
-                );
+            if let Err(why) = super::app::local_address(ports, addr.ip()) {
+                return t.fail(errs, "listen", why);
             }
         }
         Some(addr)

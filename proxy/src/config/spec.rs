@@ -131,6 +131,7 @@ impl PortConfig {
             offloads: self.offloads,
             impair: self.impair,
             arp_resolutions_per_second: self.arp_resolutions_per_second,
+            ipv6: self.ipv6,
         }
     }
 

@@ -709,7 +709,7 @@ fn app_kind_must_be_known() {
 
 #[test]
 fn app_listen_must_be_a_local_address_and_port() {
-    one_error(&with_port("[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2\""), "app[0].listen", "not an IPv4 address and port");
+    one_error(&with_port("[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2\""), "app[0].listen", "is not an address and port");
     one_error(&with_port("[[app]]\nkind = \"echo\"\nlisten = \"198.18.0.2:0\""), "app[0].listen", "1..=65535");
     one_error(&with_port("[[app]]\nkind = \"echo\"\nlisten = \"10.9.9.9:7\""), "app[0].listen", "not the address of any port");
     one_error(&with_port("[[app]]\nkind = \"echo\""), "app[0].listen", "required key is missing");
@@ -736,4 +736,5 @@ fn metrics_listen_is_optional_and_validated() {
 }
 
 mod env_overrides;
+mod ipv6;
 mod proxy_sections;

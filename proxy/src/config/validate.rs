@@ -9,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 use super::parse::{self, CpuSet};
 use super::raw::{as_string, as_uint, describe, Errors, Table};
 use super::{
-    AppKind, AppSpec, Config, ConfigErrors, Device, DpdkConfig, LogConfig, LogFormat, Memory, MetricsConfig,
+    Config, ConfigErrors, Device, DpdkConfig, LogConfig, LogFormat, Memory, MetricsConfig,
     Offloads, PortConfig,
 };
 use dataplane::impair::{DirectionParams, ImpairConfig, Probability};
@@ -68,7 +68,7 @@ fn walk(root: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<Config> {
     if let (Some(d), Some(p)) = (&dpdk, &ports) {
         af_xdp_queues(p, d.lcores.len(), errs);
     }
-    let apps = apps(top.get("app"), ports.as_deref(), errs);
+    let apps = super::app::apps(top.get("app"), ports.as_deref(), errs);
     let metrics = metrics(top.get("metrics").unwrap_or(&empty), errs);
     let admin = super::ops::admin(top.get("admin").unwrap_or(&empty), errs);
     let shutdown = super::ops::shutdown(top.get("shutdown").unwrap_or(&empty), errs);
@@ -99,7 +99,7 @@ fn walk(root: &Value, cpus: &CpuSet, errs: &mut Errors) -> Option<Config> {
 }
 
 /// Reports `reason` at `key` and yields `None`.
-fn fail<T>(errs: &mut Errors, key: String, reason: impl Into<String>) -> Option<T> {
+pub(crate) fn fail<T>(errs: &mut Errors, key: String, reason: impl Into<String>) -> Option<T> {
     errs.push(key, reason);
     None
 }
@@ -369,6 +369,11 @@ fn ports(value: Option<&Value>, errs: &mut Errors) -> Option<Vec<PortConfig>> {
                     format!("{:?} is already used by port[{j}]", device_id(&p.device)),
                 );
             }
+            if let (Some(a), Some(b)) = (p.ipv6.and_then(|v| v.addr), q.ipv6.and_then(|v| v.addr)) {
+                if a == b {
+                    errs.push(format!("port[{i}].ipv6"), format!("{a} is already used by port[{j}]"));
+                }
+            }
             if p.ipv4 == q.ipv4 {
                 errs.push(
                     format!("port[{i}].ipv4"),
@@ -461,7 +466,7 @@ fn port(value: &Value, index: usize, errs: &mut Errors) -> Option<PortConfig> {
     t.deny_unknown(
         &[
             "name", "device", "ipv4", "gateway", "mtu", "mac", "offloads", "impair",
-            "arp_resolutions_per_second",
+            "arp_resolutions_per_second", "ipv6", "ipv6_gateway",
         ],
         errs,
     );
@@ -528,6 +533,8 @@ fn port(value: &Value, index: usize, errs: &mut Errors) -> Option<PortConfig> {
         }
     }
 
+    let v6 = super::ipv6::port(&t, mtu, errs);
+
     let arp_rate = t.uint_or(
         "arp_resolutions_per_second",
         dataplane::net::NeighborConfig::default().resolutions_per_second,
@@ -565,6 +572,7 @@ fn port(value: &Value, index: usize, errs: &mut Errors) -> Option<PortConfig> {
         offloads: offloads?,
         impair: impair?,
         arp_resolutions_per_second: arp_rate?,
+        ipv6: v6,
     })
 }
 
@@ -645,42 +653,6 @@ fn offloads(value: &Value, path: &str, errs: &mut Errors) -> Option<Offloads> {
     })
 }
 
-/// `[[app]]` (optional). `ports` is `None` when the ports were invalid: the addresses
-/// are then not checked against them (their errors are reported already).
-fn apps(value: Option<&Value>, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<Vec<AppSpec>> {
-    let Some(value) = value else {
-        return Some(Vec::new());
-    };
-    let items = match &value.kind {
-        ValueKind::Array(items) => items,
-        ValueKind::Table(_) => {
-            return fail(errs, "app".into(), "expected an array of tables: write [[app]], not [app]");
-        }
-        _ => {
-            return fail(
-                errs,
-                "app".into(),
-                format!("expected an array of tables ([[app]]), found {}", describe(value)),
-            );
-        }
-    };
-    let before = errs.0.len();
-    let parsed: Vec<Option<AppSpec>> =
-        items.iter().enumerate().map(|(i, v)| app(v, i, ports, errs)).collect();
-    for (i, a) in parsed.iter().enumerate() {
-        let Some(a) = a else { continue };
-        for (j, b) in parsed.iter().enumerate().take(i) {
-            if b.is_some_and(|b| b.listen == a.listen) {
-                errs.push(format!("app[{i}].listen"), format!("{} is already used by app[{j}]", a.listen));
-            }
-        }
-    }
-    if errs.0.len() != before {
-        return None;
-    }
-    parsed.into_iter().collect()
-}
-
 /// `[metrics]`: where the Prometheus endpoint listens (a kernel address, off the data
 /// path); absent means no endpoint.
 fn metrics(value: &Value, errs: &mut Errors) -> Option<MetricsConfig> {
@@ -694,46 +666,4 @@ fn metrics(value: &Value, errs: &mut Errors) -> Option<MetricsConfig> {
         Ok(addr) => Some(MetricsConfig { listen: Some(addr) }),
         Err(_) => t.fail(errs, "listen", format!("{listen:?} is not an address and port (e.g. \"127.0.0.1:9100\")")),
     }
-}
-
-fn app(value: &Value, index: usize, ports: Option<&[PortConfig]>, errs: &mut Errors) -> Option<AppSpec> {
-    let path = format!("app[{index}]");
-    let t = Table::new(value, &path, errs)?;
-    t.deny_unknown(&["kind", "listen", "max_connections", "idle_timeout_ms"], errs);
-    let kind = t.required_string("kind", errs).and_then(|k| match k.as_str() {
-        "echo" => Some(AppKind::Echo),
-        "sink" => Some(AppKind::Sink),
-        other => t.fail(errs, "kind", format!("{other:?} is not an app kind (expected \"echo\" or \"sink\")")),
-    });
-    let listen = t.required_string("listen", errs).and_then(|l| {
-        let Ok(addr) = l.trim().parse::<std::net::SocketAddrV4>() else {
-            return t.fail(errs, "listen", format!("{l:?} is not an IPv4 address and port (e.g. \"198.18.0.2:7\")"));
-        };
-        if addr.port() == 0 {
-            return t.fail(errs, "listen", format!("{l:?}: the TCP port must be 1..=65535"));
-        }
-        let ip = *addr.ip();
-        if let Some(ports) = ports {
-            if !ip.is_unspecified() && !ports.iter().any(|p| p.ipv4 == ip) {
-                let have: Vec<String> = ports.iter().map(|p| p.ipv4.to_string()).collect();
-                return t.fail(
-                    errs,
-                    "listen",
-                    format!("{ip} is not the address of any port (have {}; or use 0.0.0.0)", have.join(", ")),
-                );
-            }
-        }
-        Some(addr)
-    });
-    // Hostile peers (issue 14): connections, and the buffers behind them, are bounded.
-    let max_connections =
-        t.uint_or("max_connections", dataplane::app::AppSpec::DEFAULT_MAX_CONNECTIONS, 1, 1_000_000, errs);
-    let default_idle = u32::try_from(dataplane::app::AppSpec::DEFAULT_IDLE_TIMEOUT.as_millis()).unwrap_or(60_000);
-    let idle = t.uint_or("idle_timeout_ms", default_idle, 1, 86_400_000, errs);
-    Some(AppSpec {
-        kind: kind?,
-        listen: listen?,
-        max_connections: max_connections?,
-        idle_timeout: dataplane::time::Duration::from_millis(u64::from(idle?)),
-    })
 }

@@ -488,3 +488,59 @@ t.join()
 s.close()
 print("sent=%d got=%d sha_sent=%s sha_got=%s err=%s" % (sent, got[0], hs.hexdigest(), hr.hexdigest(), err))
 "#;
+
+/// A Python client (`python3 -c MANY_ECHOES addr port n`): `n` echo connections, 50 open at
+/// a time (unlike [`MANY_ECHO_CLIENT`], which holds all of them open at once); each sends a
+/// different random message, half-closes, reads the echo to EOF and compares; prints
+/// `ok=N errors=M first=[...]`.
+pub const MANY_ECHOES: &str = r#"
+import os, socket, sys, threading
+addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ok, errs, lock = [0], [], threading.Lock()
+sem = threading.Semaphore(50)
+def one(i):
+    with sem:
+        try:
+            s = socket.create_connection((addr, port), timeout=30)
+            s.settimeout(30)
+            data = os.urandom(1000 + (i * 7919) % 60000)
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            got = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                got += d
+            s.close()
+            with lock:
+                if got == data:
+                    ok[0] += 1
+                else:
+                    errs.append("%d: %d bytes back of %d" % (i, len(got), len(data)))
+        except Exception as e:
+            with lock:
+                errs.append("%d: %r" % (i, e))
+threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("ok=%d errors=%d first=%s" % (ok[0], len(errs), errs[:3]))
+"#;
+
+/// `name=N` in the log line carrying `message` for lcore `lcore` (JSON log: `"lcore":N`).
+pub fn lcore_counter(log: &str, message: &str, lcore: u32, name: &str) -> u64 {
+    let tag = format!("\"lcore\":{lcore},");
+    let Some(line) = log
+        .lines()
+        .find(|l| l.contains(message) && l.contains(&tag))
+    else {
+        return 0;
+    };
+    let pat = format!("{name}=");
+    line.split([' ', '"'])
+        .find_map(|w| w.strip_prefix(&pat))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}

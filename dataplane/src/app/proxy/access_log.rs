@@ -2,7 +2,7 @@
 //! accept (target `strait::access`, when `[log] access` is on), with why it ended
 //! ([`EndReason`]), who ended it, bytes each way and durations.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use crate::tcp::Payload;
 use crate::time::{Duration, Instant};
@@ -58,9 +58,9 @@ pub struct AccessRecord<'a> {
     /// The listener's name.
     pub listener: &'a str,
     /// The client.
-    pub client: SocketAddrV4,
+    pub client: SocketAddr,
     /// The server, when one was connected.
-    pub server: Option<SocketAddrV4>,
+    pub server: Option<SocketAddr>,
     /// Who ended the session first: "client" or "server" (its FIN or RST came first),
     /// "proxy" (a timeout, the drain deadline, a refusal, no server left to try).
     pub ended_by: &'static str,
@@ -148,7 +148,7 @@ impl<P: Payload> Proxy<P> {
 }
 
 /// The access-log line of a connection refused at accept (`reason`): no session existed.
-pub(super) fn log_refusal(access_log: bool, listener: &str, client: SocketAddrV4, reason: EndReason) {
+pub(super) fn log_refusal(access_log: bool, listener: &str, client: SocketAddr, reason: EndReason) {
     if !access_log {
         return;
     }

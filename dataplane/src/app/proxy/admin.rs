@@ -3,7 +3,7 @@
 //! by [`Controlled::execute`]. The queue itself ([`crate::command`]) is generic and knows
 //! nothing of the proxy; the lcore gives it the proxy as its application.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::mpsc::SyncSender;
 
 use crate::command::{Controlled, LcoreContext};
@@ -83,7 +83,7 @@ pub enum ProxyCommand {
         /// The pool's name.
         pool: String,
         /// The server.
-        addr: SocketAddrV4,
+        addr: SocketAddr,
         /// Drain, maint or enable.
         state: AdminState,
         /// Where the result goes.
@@ -95,7 +95,7 @@ pub enum ProxyCommand {
         /// The pool's name.
         pool: String,
         /// The server.
-        addr: SocketAddrV4,
+        addr: SocketAddr,
         /// The new weight.
         weight: u32,
         /// Where the result goes.
@@ -152,7 +152,7 @@ pub enum KillTarget {
         /// The pool's name.
         pool: String,
         /// The server.
-        addr: SocketAddrV4,
+        addr: SocketAddr,
     },
     /// One session of this lcore (the id `show connections` prints).
     Session(u64),
@@ -164,7 +164,7 @@ pub struct ListenerView {
     /// Name.
     pub name: String,
     /// Address.
-    pub listen: SocketAddrV4,
+    pub listen: SocketAddr,
     /// Its pool's name.
     pub pool: String,
     /// Accepting (false: closed by drain, or removed by a reload with sessions left).
@@ -201,7 +201,7 @@ pub struct ServerView {
     /// Its pool.
     pub pool: String,
     /// Address.
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
     /// Weight.
     pub weight: u32,
     /// Operator state.
@@ -232,9 +232,9 @@ pub struct ConnView {
     /// `client` or `backend`.
     pub side: &'static str,
     /// Our address.
-    pub local: SocketAddrV4,
+    pub local: SocketAddr,
     /// The peer's address.
-    pub remote: SocketAddrV4,
+    pub remote: SocketAddr,
     /// TCP state (RFC 9293 §3.3.2 names).
     pub state: String,
     /// Congestion window, bytes.

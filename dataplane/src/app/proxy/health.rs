@@ -22,7 +22,7 @@
 //! instead of hooking the session code: the streak is approximate within one poll (a
 //! failure and a success in the same poll count as a success).
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::tcp::{ConnId, Engine, Payload, State, WriteFlags};
@@ -76,7 +76,7 @@ pub struct BackendHealth {
     /// The pool's name.
     pub pool: String,
     /// The server.
-    pub addr: Option<SocketAddrV4>,
+    pub addr: Option<SocketAddr>,
     /// The active checks' verdict (always up without checks); passive ejection is
     /// separate ([`BackendHealth::ejected_lcores`]).
     pub up: bool,
@@ -111,7 +111,7 @@ struct Inflight {
 #[derive(Debug)]
 pub(super) struct ServerHealth {
     pool: String,
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     /// The checks' verdict, one for every lcore (`verdict.rs`).
     verdict: Arc<Verdict>,
     next_check: Option<Instant>,
@@ -124,7 +124,7 @@ pub(super) struct ServerHealth {
 }
 
 impl ServerHealth {
-    pub(super) fn new(pool: &str, addr: SocketAddrV4, shared: &ProxyShared) -> Self {
+    pub(super) fn new(pool: &str, addr: SocketAddr, shared: &ProxyShared) -> Self {
         ServerHealth {
             pool: pool.to_string(),
             addr,

@@ -43,7 +43,9 @@
 //! Everything is counted per listener and per server ([`ProxyStats`]).
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use super::IdHash;
 
 mod access_log;
 pub mod admin;
@@ -104,12 +106,12 @@ impl PoolState {
     /// A pool-local server index for `client`: first one not in `tried`; once every
     /// pickable server was tried (retries outnumber them), any pickable one.
     #[cfg(test)]
-    fn pick(&mut self, client: SocketAddrV4, tried: &[usize]) -> Option<usize> {
+    fn pick(&mut self, client: SocketAddr, tried: &[usize]) -> Option<usize> {
         self.pick_where(client, tried, |_| true)
     }
 
     /// [`PoolState::pick`] among the servers for which `up` holds (health, admin state).
-    fn pick_where(&mut self, client: SocketAddrV4, tried: &[usize], up: impl Fn(usize) -> bool) -> Option<usize> {
+    fn pick_where(&mut self, client: SocketAddr, tried: &[usize], up: impl Fn(usize) -> bool) -> Option<usize> {
         let PoolState { balancer, shared, queue, .. } = self;
         // A server at its `max_connections` is not eligible (`queue.rs`).
         let up = |i: usize| up(i) && queue.has_room(shared, i);
@@ -135,9 +137,9 @@ use pump::Pipe;
 struct Session<P> {
     listener: usize,
     client: ConnId,
-    client_addr: SocketAddrV4,
+    client_addr: SocketAddr,
     /// The address the client connected to (the listener's, or the port's for `0.0.0.0`).
-    front_addr: SocketAddrV4,
+    front_addr: SocketAddr,
     /// No `Closed` seen for the client connection yet.
     client_open: bool,
     /// The current backend connection (attempt) and whether it is still open.
@@ -186,11 +188,11 @@ struct ListenerState {
 /// The proxy of one engine. See the module documentation.
 pub struct Proxy<P: Payload> {
     listeners: Vec<ListenerState>,
-    by_listener_id: HashMap<ListenerId, usize>,
+    by_listener_id: HashMap<ListenerId, usize, IdHash>,
     pools: Vec<PoolState>,
     servers: Vec<ServerSpec>,
-    sessions: HashMap<u64, Session<P>>,
-    by_conn: HashMap<ConnId, (u64, Side)>,
+    sessions: HashMap<u64, Session<P>, IdHash>,
+    by_conn: HashMap<ConnId, (u64, Side), IdHash>,
     next_session: u64,
     /// One timer per session (connect or idle deadline), created at the first use.
     timers: Option<TimerWheel<u64>>,
@@ -237,7 +239,7 @@ pub enum ProxyError {
         /// The listener.
         name: String,
         /// Its address.
-        listen: SocketAddrV4,
+        listen: SocketAddr,
         /// What the engine said.
         source: StackError,
     },
@@ -261,11 +263,11 @@ impl<P: Payload> Proxy<P> {
         let member = shared.join();
         Proxy {
             listeners: Vec::new(),
-            by_listener_id: HashMap::new(),
+            by_listener_id: HashMap::default(),
             pools: Vec::new(),
             servers: Vec::new(),
-            sessions: HashMap::new(),
-            by_conn: HashMap::new(),
+            sessions: HashMap::default(),
+            by_conn: HashMap::default(),
             next_session: 0,
             timers: None,
             due: Vec::new(),
@@ -355,8 +357,8 @@ impl<P: Payload> Proxy<P> {
 
     /// The addresses of every server the proxy may connect to (configured, or kept by
     /// a reload until their sessions end).
-    pub fn server_addrs(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        self.servers.iter().map(|s| *s.addr.ip())
+    pub fn server_addrs(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.servers.iter().map(|s| s.addr.ip())
     }
 
     /// Sessions open.
@@ -512,7 +514,9 @@ impl<P: Payload> Proxy<P> {
         if l.spec.keepalive.is_some() {
             let _ = engine.set_keepalive(client, l.spec.keepalive, now);
         }
-        let unspecified = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+        // Both ends are of the listener's family (IPv4 or IPv6); the server may be of
+        // either (a v4 client to a v6 server and the reverse).
+        let unspecified = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
         let (front_addr, client_addr) = engine.addresses(client).unwrap_or((unspecified, unspecified));
         ls.active += 1;
         ls.total += 1;

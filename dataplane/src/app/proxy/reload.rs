@@ -25,7 +25,7 @@
 //! its listener or server.
 
 use std::collections::HashMap;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use super::admin::AdminState;
 use crate::lb::{Backend, Balancer};
@@ -115,7 +115,7 @@ impl<P: Payload> Proxy<P> {
                 None => (String::new(), None),
             };
             let addr = addr.or_else(|| self.servers.get(i).map(|s| s.addr));
-            let addr = addr.unwrap_or(SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0));
+            let addr = addr.unwrap_or(SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0));
             let health = ServerHealth::new(&pool, addr, &self.shared);
             ops.servers.push(ServerOps { admin: AdminState::Enabled, health });
         }
@@ -140,14 +140,14 @@ impl<P: Payload> Proxy<P> {
     }
 
     /// The flat index of a configured server.
-    pub(super) fn server_index(&self, pool: &str, addr: SocketAddrV4) -> Option<usize> {
+    pub(super) fn server_index(&self, pool: &str, addr: SocketAddr) -> Option<usize> {
         let configured = self.ops.configured.unwrap_or(self.servers.len());
         self.stats.servers.iter().take(configured).position(|s| s.pool == pool && s.addr == Some(addr))
     }
 
     /// Sets a server's weight until the next reload (HAProxy `set weight`; 0: no new
     /// sessions, as a drained server). `Err` when the pool or server is unknown.
-    pub fn set_weight(&mut self, pool: &str, addr: SocketAddrV4, weight: u32) -> Result<(), String> {
+    pub fn set_weight(&mut self, pool: &str, addr: SocketAddr, weight: u32) -> Result<(), String> {
         let flat = self.server_index(pool, addr).ok_or_else(|| format!("no server {addr} in pool {pool:?}"))?;
         let Some(p) = self.pools.iter_mut().find(|p| (p.first..p.first + p.balancer.backends().len()).contains(&flat)) else {
             return Err(format!("no server {addr} in pool {pool:?}"));
@@ -172,7 +172,7 @@ impl<P: Payload> Proxy<P> {
     pub fn set_admin_state(
         &mut self,
         pool: &str,
-        addr: SocketAddrV4,
+        addr: SocketAddr,
         state: AdminState,
         _now: Instant,
     ) -> Result<(), String> {
@@ -413,7 +413,7 @@ impl<P: Payload> Proxy<P> {
         let key_of = |st: &Option<ServerStats>, s: &super::ServerSpec| {
             (st.as_ref().map(|x| x.pool.clone()).unwrap_or_default(), s.addr)
         };
-        let old_keys: Vec<(String, SocketAddrV4)> =
+        let old_keys: Vec<(String, SocketAddr)> =
             old_servers.iter().enumerate().map(|(i, s)| key_of(old_stats.get(i).unwrap_or(&None), s)).collect();
         let mut remap: Vec<Option<usize>> = vec![None; old_servers.len()];
         let mut pools = Vec::with_capacity(spec.pools.len());

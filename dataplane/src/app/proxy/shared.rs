@@ -37,7 +37,7 @@
 //! proxies that join it ([`ProxyShared::join`]), which decides who checks what.
 
 use std::collections::HashMap;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -95,12 +95,12 @@ pub struct ProxyShared {
 #[derive(Debug, Default)]
 struct Registry {
     listeners: Mutex<HashMap<String, Arc<Counter>>>,
-    servers: Mutex<HashMap<(String, SocketAddrV4), Arc<Counter>>>,
+    servers: Mutex<HashMap<(String, SocketAddr), Arc<Counter>>>,
     pools: Mutex<HashMap<String, Arc<Counter>>>,
     /// Sessions waiting for a server with room, per pool (`queue.rs`).
     queues: Mutex<HashMap<String, Arc<Counter>>>,
     /// Health verdict per server (`verdict.rs`).
-    verdicts: Mutex<HashMap<(String, SocketAddrV4), Arc<Verdict>>>,
+    verdicts: Mutex<HashMap<(String, SocketAddr), Arc<Verdict>>>,
     /// Proxies that joined ([`ProxyShared::join`]).
     members: AtomicU32,
 }
@@ -131,7 +131,7 @@ impl ProxyShared {
     }
 
     /// The connection counter of server `addr` of pool `pool`.
-    pub(crate) fn server(&self, pool: &str, addr: SocketAddrV4) -> Arc<Counter> {
+    pub(crate) fn server(&self, pool: &str, addr: SocketAddr) -> Arc<Counter> {
         let mut m = lock(&self.inner.servers);
         Arc::clone(m.entry((pool.to_string(), addr)).or_default())
     }
@@ -161,7 +161,7 @@ impl ProxyShared {
     }
 
     /// The health verdict of server `addr` of pool `pool`.
-    pub(crate) fn verdict(&self, pool: &str, addr: SocketAddrV4) -> Arc<Verdict> {
+    pub(crate) fn verdict(&self, pool: &str, addr: SocketAddr) -> Arc<Verdict> {
         let mut m = lock(&self.inner.verdicts);
         Arc::clone(m.entry((pool.to_string(), addr)).or_default())
     }
@@ -198,7 +198,7 @@ impl ProxyShared {
 
     /// Connections (connecting or established) to server `addr` of pool `pool` from every
     /// lcore (0 for an unknown server).
-    pub fn server_connections(&self, pool: &str, addr: SocketAddrV4) -> u64 {
+    pub fn server_connections(&self, pool: &str, addr: SocketAddr) -> u64 {
         lock(&self.inner.servers).get(&(pool.to_string(), addr)).map_or(0, |c| c.get())
     }
 
@@ -219,7 +219,7 @@ pub(crate) struct PoolShared {
 
 impl PoolShared {
     /// The counters of pool `name` with servers `addrs` (in pool order).
-    pub(crate) fn lookup(shared: &ProxyShared, name: &str, addrs: impl Iterator<Item = SocketAddrV4>) -> Self {
+    pub(crate) fn lookup(shared: &ProxyShared, name: &str, addrs: impl Iterator<Item = SocketAddr>) -> Self {
         PoolShared {
             tickets: shared.pool(name),
             servers: addrs.map(|a| shared.server(name, a)).collect(),

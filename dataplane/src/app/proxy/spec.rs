@@ -1,7 +1,7 @@
 //! The proxy's configuration as the data plane takes it: listeners, pools and their
 //! servers (the `strait` binary builds these from its TOML).
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 
 use super::ProxyProtocol;
 use crate::lb::Algorithm;
@@ -12,10 +12,10 @@ use crate::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerSpec {
     /// The server's address and port.
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
     /// Our address to connect from (the address of the port on the server's subnet, or the
-    /// port whose gateway reaches it).
-    pub local_ip: Ipv4Addr,
+    /// port whose gateway reaches it), of the server's family.
+    pub local_ip: IpAddr,
     /// Relative share of sessions (> 0).
     pub weight: u32,
     /// Connections to it at most, over all lcores (HAProxy's server `maxconn`); a session
@@ -51,7 +51,7 @@ pub struct ListenerSpec {
     /// Name (for counters and logs).
     pub name: String,
     /// Listening address (a port's address, or `0.0.0.0`).
-    pub listen: SocketAddrV4,
+    pub listen: SocketAddr,
     /// Index into [`ProxySpec::pools`].
     pub pool: usize,
     /// Sessions at most; more are reset.

@@ -2,7 +2,7 @@
 //! exporter and the final log lines read them; every lcore keeps its own, summed by the
 //! readers).
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use super::Histogram;
 
@@ -75,7 +75,7 @@ pub struct ServerStats {
     /// The pool's name.
     pub pool: String,
     /// The server.
-    pub addr: Option<SocketAddrV4>,
+    pub addr: Option<SocketAddr>,
     /// Sessions now connected (or connecting) to it.
     pub active: u64,
     /// Connection attempts made to it.

@@ -3,7 +3,7 @@
 //! reset propagation, connect retry and timeouts, idle timeout, the connection limit, and
 //! the server pickers.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::*;
 use super::admin::KillTarget;
@@ -30,14 +30,14 @@ const MANUAL_PORT: u16 = 8081;
 const CLOSED_PORT: u16 = 8082;
 
 fn server(ip: Ipv4Addr, port: u16) -> ServerSpec {
-    ServerSpec { addr: SocketAddrV4::new(ip, port), local_ip: BACK, weight: 1, max_connections: None }
+    ServerSpec { addr: SocketAddr::from((ip, port)), local_ip: BACK.into(), weight: 1, max_connections: None }
 }
 
 fn spec(servers: Vec<ServerSpec>, max_connections: u32, idle_ms: u64) -> ProxySpec {
     ProxySpec {
         listeners: vec![ListenerSpec {
             name: "front".into(),
-            listen: SocketAddrV4::new(FRONT, LISTEN_PORT),
+            listen: SocketAddr::from((FRONT, LISTEN_PORT)),
             pool: 0,
             max_connections,
             connect_timeout: Duration::from_millis(100),
@@ -91,9 +91,9 @@ impl Net {
         assert_eq!(apps.start_proxy(&mut proxy, proxy_spec), Ok(()));
         let mut backend = Engine::new(TcpConfig::default(), [3; 16], now);
         let mut backend_apps = Apps::new();
-        let echo = AppSpec::new(AppKind::Echo, SocketAddrV4::new(BACKEND, ECHO_PORT));
+        let echo = AppSpec::new(AppKind::Echo, SocketAddr::from((BACKEND, ECHO_PORT)));
         assert!(backend_apps.listen(&mut backend, &echo).is_ok());
-        let manual_listener = backend.listen(SocketAddrV4::new(BACKEND, MANUAL_PORT)).unwrap_or_else(|e| panic!("{e}"));
+        let manual_listener = backend.listen(SocketAddr::from((BACKEND, MANUAL_PORT))).unwrap_or_else(|e| panic!("{e}"));
         Net {
             client: Engine::new(TcpConfig::default(), [2; 16], now),
             proxy,
@@ -112,13 +112,13 @@ impl Net {
     fn route(&mut self, segs: Vec<Seg>) {
         for f in segs {
             let e = match f.1 {
-                CLIENT => &mut self.client,
-                FRONT | BACK => &mut self.proxy,
-                BACKEND if self.hold_backend => {
+                IpAddr::V4(CLIENT) => &mut self.client,
+                IpAddr::V4(FRONT | BACK) => &mut self.proxy,
+                IpAddr::V4(BACKEND) if self.hold_backend => {
                     self.held.push(f);
                     continue;
                 }
-                BACKEND => &mut self.backend,
+                IpAddr::V4(BACKEND) => &mut self.backend,
                 _ => continue,
             };
             crate::testnet::deliver(e, f, self.now);
@@ -172,7 +172,7 @@ impl Net {
     }
 
     fn connect(&mut self) -> ConnId {
-        self.client.connect(CLIENT, SocketAddrV4::new(FRONT, LISTEN_PORT), self.now).unwrap_or_else(|e| panic!("{e}"))
+        self.client.connect(CLIENT, SocketAddr::from((FRONT, LISTEN_PORT)), self.now).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn client_saw(&self, id: ConnId, ev: Event) -> bool {
@@ -400,7 +400,7 @@ fn the_operator_kills_a_servers_sessions_and_one_session() {
     net.steps(10);
     assert!(net.accept_manual().is_some() && net.accept_manual().is_some(), "both sessions connected");
     assert_eq!(net.apps.proxy().session_count(), 2);
-    let other = SocketAddrV4::new(BACKEND, MANUAL_PORT + 1);
+    let other = SocketAddr::from((BACKEND, MANUAL_PORT + 1));
     let kill_other = KillTarget::Server { pool: "web".into(), addr: other };
     assert_eq!(net.apps.proxy_mut().kill(&mut net.proxy, &kill_other, net.now), 0, "no such server: nothing reset");
     assert_eq!(net.apps.proxy_mut().kill(&mut net.proxy, &KillTarget::Session(99), net.now), 0);
@@ -409,7 +409,7 @@ fn the_operator_kills_a_servers_sessions_and_one_session() {
     net.steps(10);
     assert_eq!(net.client_closed(a), Some(CloseReason::Reset));
     assert_eq!(net.client_closed(b), None, "the other session goes on");
-    let all = KillTarget::Server { pool: "web".into(), addr: SocketAddrV4::new(BACKEND, MANUAL_PORT) };
+    let all = KillTarget::Server { pool: "web".into(), addr: SocketAddr::from((BACKEND, MANUAL_PORT)) };
     assert_eq!(net.apps.proxy_mut().kill(&mut net.proxy, &all, net.now), 1);
     net.steps(10);
     assert_eq!(net.client_closed(b), Some(CloseReason::Reset));
@@ -421,9 +421,9 @@ fn the_operator_kills_a_servers_sessions_and_one_session() {
 fn a_weight_set_by_the_operator_steers_new_sessions() {
     let servers = vec![server(BACKEND, MANUAL_PORT), server(BACKEND, ECHO_PORT)];
     let mut net = Net::new(&spec(servers, 100, 60_000), TcpConfig::default());
-    let echo = SocketAddrV4::new(BACKEND, ECHO_PORT);
+    let echo = SocketAddr::from((BACKEND, ECHO_PORT));
     assert_eq!(net.apps.proxy_mut().set_weight("web", echo, 0), Ok(()));
-    assert!(net.apps.proxy_mut().set_weight("web", SocketAddrV4::new(BACKEND, 1), 1).is_err_and(|e| e.contains("no server")));
+    assert!(net.apps.proxy_mut().set_weight("web", SocketAddr::from((BACKEND, 1)), 1).is_err_and(|e| e.contains("no server")));
     for _ in 0..4 {
         net.connect();
     }
@@ -544,7 +544,7 @@ fn pool(algorithm: Algorithm, weights: &[u32]) -> PoolState {
     let backends: Vec<Backend> = weights
         .iter()
         .enumerate()
-        .map(|(id, &weight)| Backend { id, addr: SocketAddrV4::new(BACKEND, 8000 + id as u16), weight })
+        .map(|(id, &weight)| Backend { id, addr: SocketAddr::from((BACKEND, 8000 + id as u16)), weight })
         .collect();
     let shared = shared::PoolShared::lookup(&ProxyShared::new(), "p", backends.iter().map(|b| b.addr));
     let queue = super::queue::PoolQueue::new(&PoolSpec {
@@ -562,7 +562,7 @@ fn pool(algorithm: Algorithm, weights: &[u32]) -> PoolState {
 
 #[test]
 fn retries_go_to_untried_servers_first_then_to_any() {
-    let client = SocketAddrV4::new(CLIENT, 1);
+    let client = SocketAddr::from((CLIENT, 1));
     for algorithm in Algorithm::ALL {
         let mut p = pool(algorithm, &[5, 1, 1]);
         let first = p.pick(client, &[]).expect("a server");
@@ -579,7 +579,7 @@ fn retries_go_to_untried_servers_first_then_to_any() {
 #[test]
 fn round_robin_pool_follows_the_weights_smoothly() {
     let mut p = pool(Algorithm::RoundRobin, &[5, 1, 1]);
-    let client = SocketAddrV4::new(CLIENT, 1);
+    let client = SocketAddr::from((CLIENT, 1));
     let picks: Vec<usize> = (0..7).filter_map(|_| p.pick(client, &[])).collect();
     // nginx's smooth weighted round robin: a a b a c a a.
     assert_eq!(picks, vec![0, 0, 1, 0, 2, 0, 0]);
@@ -588,11 +588,11 @@ fn round_robin_pool_follows_the_weights_smoothly() {
 #[test]
 fn maglev_pool_is_stable_per_client_address() {
     let mut p = pool(Algorithm::Maglev, &[1, 1, 1, 1]);
-    let a = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 7), 1000);
+    let a = SocketAddr::from((Ipv4Addr::new(192, 0, 2, 7), 1000));
     let first = p.pick(a, &[]);
     assert!(first.is_some());
     for port in 0..10 {
-        assert_eq!(p.pick(SocketAddrV4::new(*a.ip(), port), &[]), first, "same client address, same server");
+        assert_eq!(p.pick(SocketAddr::new(a.ip(), port), &[]), first, "same client address, same server");
     }
 }
 
@@ -645,7 +645,7 @@ fn heap_factory() -> PayloadFactory<HeapPayload> {
 /// The client connects and sends `early` while the backend is unreachable; then the
 /// backend connects and reads. Returns (client conn, backend conn if one was accepted, what
 /// the backend read, the client's address).
-fn pp_session(net: &mut Net, early: &[u8]) -> (ConnId, Option<ConnId>, Vec<u8>, SocketAddrV4) {
+fn pp_session(net: &mut Net, early: &[u8]) -> (ConnId, Option<ConnId>, Vec<u8>, SocketAddr) {
     net.hold_backend = true;
     let id = net.connect();
     net.steps(5);
@@ -735,8 +735,8 @@ fn a_header_that_cannot_be_built_resets_the_session_and_is_counted() {
 }
 
 /// The response's second small piece reaches the client at once with `nodelay` (the
-/// default), while the first is still unacknowledged (the client delays its ACK); with
-/// Nagle on the client connection it waits for that ACK.
+/// default), while the first is still unacknowledged (the client, interactive, delays its
+/// ACK); with Nagle on the client connection it waits for that ACK.
 fn second_piece_delay(nodelay: bool) -> usize {
     let mut s = spec(vec![server(BACKEND, MANUAL_PORT)], 100, 60_000);
     s.listeners[0].nodelay = nodelay;
@@ -769,6 +769,10 @@ fn second_piece_delay(nodelay: bool) -> usize {
         }
     }
     assert_eq!(got.len(), head.len());
+    // The client answers at once, which makes its connection interactive (Linux
+    // `tcp_event_data_sent` within the ACK timeout): from now on it holds its ACKs back
+    // for a reply to carry, even after reading a short segment (`__tcp_cleanup_rbuf`).
+    assert_eq!(net.client.write(id, HeapPayload::from_slice(b"ok"), WriteFlags::NONE, net.now), Ok(2));
     // Let every ACK settle.
     net.steps(300);
     let mut got = Vec::new();

@@ -21,7 +21,7 @@
 //! connection counts, so a reload that keeps a server keeps its verdict, and a server
 //! removed while its sessions drain keeps its entry until nothing holds it.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
@@ -137,7 +137,7 @@ impl Verdict {
     }
 
     /// The counters of the server `addr` of pool `pool`, for the metrics.
-    pub fn snapshot(&self, pool: &str, addr: SocketAddrV4) -> BackendHealth {
+    pub fn snapshot(&self, pool: &str, addr: SocketAddr) -> BackendHealth {
         BackendHealth {
             pool: pool.to_string(),
             addr: Some(addr),
@@ -160,11 +160,23 @@ impl Verdict {
 /// of server `addr` of pool `pool` when `members` proxies share the registry: FNV-1a of
 /// the name, modulo `members` (0 when there are none). Fixed for a name, so a reload keeps
 /// it, and the same on every lcore.
-pub fn checker(pool: &str, addr: SocketAddrV4, members: u32) -> u32 {
+pub fn checker(pool: &str, addr: SocketAddr, members: u32) -> u32 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let port = addr.port().to_be_bytes();
-    let bytes = pool.bytes().chain([0]).chain(addr.ip().octets()).chain(port);
+    // The address's own bytes: 4 for IPv4 (as ever), 16 for IPv6.
+    let mut ip = [0u8; 16];
+    let n = match addr.ip() {
+        std::net::IpAddr::V4(a) => {
+            ip[..4].copy_from_slice(&a.octets());
+            4
+        }
+        std::net::IpAddr::V6(a) => {
+            ip = a.octets();
+            16
+        }
+    };
+    let bytes = pool.bytes().chain([0]).chain(ip.into_iter().take(n)).chain(port);
     let h = bytes.fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
     if members == 0 {
         return 0;
@@ -216,7 +228,7 @@ mod tests {
 
     #[test]
     fn the_checker_is_one_member_fixed_by_the_name() {
-        let a: SocketAddrV4 = "198.18.1.1:80".parse().unwrap();
+        let a: SocketAddr = "198.18.1.1:80".parse().unwrap();
         assert_eq!(checker("web", a, 0), 0);
         assert_eq!(checker("web", a, 1), 0);
         for members in 1..8 {
@@ -227,7 +239,7 @@ mod tests {
         // Many servers over 4 lcores: every lcore checks some.
         let mut per = [0u32; 4];
         for i in 0..64u8 {
-            let s = SocketAddrV4::new(std::net::Ipv4Addr::new(198, 18, 1, i), 8080);
+            let s = SocketAddr::new(std::net::Ipv4Addr::new(198, 18, 1, i).into(), 8080);
             per[checker("web", s, 4) as usize] += 1;
         }
         assert!(per.iter().all(|&n| n >= 6), "spread: {per:?}");

@@ -1,4 +1,5 @@
-//! Congestion control behind a trait, so that algorithms can be swapped per connection.
+//! Congestion control behind a trait, so that algorithms can be swapped per connection; a
+//! connection holds one inline as a [`Congestion`] (no heap object, no indirect call per ACK).
 //!
 //! The connection keeps loss detection and recovery (SACK scoreboard, RFC 6675 / RFC 8985
 //! loss marking, RFC 6582 NewReno partial ACKs, RFC 6298 timeouts) and drives the window
@@ -34,10 +35,10 @@ pub enum Algorithm {
 
 impl Algorithm {
     /// A fresh instance with `cwnd = initial_cwnd` bytes.
-    pub fn build(self, initial_cwnd: u32) -> Box<dyn CongestionControl> {
+    pub fn build(self, initial_cwnd: u32) -> Congestion {
         match self {
-            Algorithm::NewReno => Box::new(NewReno::new(initial_cwnd)),
-            Algorithm::Cubic => Box::new(Cubic::new(initial_cwnd)),
+            Algorithm::NewReno => Congestion::NewReno(NewReno::new(initial_cwnd)),
+            Algorithm::Cubic => Congestion::Cubic(Cubic::new(initial_cwnd)),
         }
     }
 
@@ -132,4 +133,78 @@ pub trait CongestionControl: core::fmt::Debug + Send {
     /// The last reduction was spurious (RFC 3522 Eifel, RFC 2883 D-SACK): restore the
     /// window and threshold saved before it (Linux `undo_cwnd`).
     fn undo(&mut self, prior_cwnd: u32, prior_ssthresh: u32);
+}
+
+/// The algorithm of one connection, held inline: one of the two, dispatched by a match
+/// rather than through a `Box<dyn CongestionControl>` (one heap object less per connection,
+/// and its state beside the connection's; Linux keeps it inline too, `icsk_ca_priv`).
+#[derive(Debug)]
+pub enum Congestion {
+    /// [`NewReno`].
+    NewReno(NewReno),
+    /// [`Cubic`].
+    Cubic(Cubic),
+}
+
+/// `$self`'s algorithm as `$cc`, whichever it is.
+macro_rules! dispatch {
+    ($self:expr, $cc:ident => $e:expr) => {
+        match $self {
+            Congestion::NewReno($cc) => $e,
+            Congestion::Cubic($cc) => $e,
+        }
+    };
+}
+
+/// The [`CongestionControl`] calls, as inherent methods: callers need no trait in scope.
+impl Congestion {
+    /// [`CongestionControl::algorithm`].
+    pub fn algorithm(&self) -> Algorithm {
+        dispatch!(self, cc => cc.algorithm())
+    }
+
+    /// [`CongestionControl::cwnd`].
+    pub fn cwnd(&self) -> u32 {
+        dispatch!(self, cc => cc.cwnd())
+    }
+
+    /// [`CongestionControl::ssthresh`].
+    pub fn ssthresh(&self) -> u32 {
+        dispatch!(self, cc => cc.ssthresh())
+    }
+
+    /// [`CongestionControl::set_cwnd`].
+    pub fn set_cwnd(&mut self, cwnd: u32) {
+        dispatch!(self, cc => cc.set_cwnd(cwnd))
+    }
+
+    /// [`CongestionControl::on_ack`].
+    pub fn on_ack(&mut self, ack: &AckSample) {
+        dispatch!(self, cc => cc.on_ack(ack))
+    }
+
+    /// [`CongestionControl::on_congestion_event`].
+    pub fn on_congestion_event(&mut self, flight_size: u32, mss: u32, now: Instant) {
+        dispatch!(self, cc => cc.on_congestion_event(flight_size, mss, now))
+    }
+
+    /// [`CongestionControl::on_recovery_exit`].
+    pub fn on_recovery_exit(&mut self, mss: u32, now: Instant) {
+        dispatch!(self, cc => cc.on_recovery_exit(mss, now))
+    }
+
+    /// [`CongestionControl::on_timeout`].
+    pub fn on_timeout(&mut self, flight_size: u32, mss: u32, now: Instant) {
+        dispatch!(self, cc => cc.on_timeout(flight_size, mss, now))
+    }
+
+    /// [`CongestionControl::on_idle_restart`].
+    pub fn on_idle_restart(&mut self, mss: u32, initial_cwnd: u32, now: Instant) {
+        dispatch!(self, cc => cc.on_idle_restart(mss, initial_cwnd, now))
+    }
+
+    /// [`CongestionControl::undo`].
+    pub fn undo(&mut self, prior_cwnd: u32, prior_ssthresh: u32) {
+        dispatch!(self, cc => cc.undo(prior_cwnd, prior_ssthresh))
+    }
 }

@@ -1,6 +1,7 @@
 //! Segment arrival (RFC 9293 §3.10.7; Linux `tcp_rcv_state_process`,
 //! `tcp_rcv_synsent_state_process`, `tcp_validate_incoming`, `tcp_data_queue`, `tcp_fin`).
 
+use super::delack::AckLimits;
 use super::recv::{budget_base, RcvLimits};
 use super::send::AckCheck;
 use super::{CloseReason, Connection, Event, RstSpec, State};
@@ -42,6 +43,7 @@ impl<P: Payload> Connection<P> {
         match self.state {
             State::Closed => {}
             State::SynSent => self.rcv_synsent(shared, repr, payload, now),
+            State::Established => self.rcv_established(shared, repr, payload, now),
             _ => self.rcv_state_process(shared, repr, payload, now),
         }
         if self.state != State::Closed {
@@ -105,6 +107,55 @@ impl<P: Payload> Connection<P> {
             self.snd.init_window(u32::from(repr.window), repr.seq, self.snd.iss);
             self.set_state(shared, State::SynReceived);
             self.pending.syn = true;
+        }
+    }
+
+    /// Header prediction (Linux `tcp_rcv_established` fast path, `pred_flags`): in
+    /// ESTABLISHED, a segment with only ACK (and PSH) set, at RCV.NXT, acknowledging
+    /// within [SND.UNA, SND.NXT], with a timestamp not older than TS.Recent and text, if
+    /// any, inside an open window, passes every check of RFC 9293 §3.10.7.4 (PAWS,
+    /// acceptability, RST, SYN) by construction: it goes straight to the ACK, TS.Recent
+    /// and the text, as the general path would take it. Linux also predicts the window
+    /// (its fast path skips `tcp_ack_update_window`); here both paths apply the ACK and
+    /// window the same way (`process_ack`), so a changed window (ours moves with every
+    /// segment's text: the right edge stays) need not leave the fast path.
+    fn rcv_established(&mut self, shared: &mut Shared, repr: &TcpRepr, payload: P, now: Instant) {
+        let s = &self.snd;
+        let mut predicted = repr.flags.0 & !Flags::PSH.0 == Flags::ACK.0
+            && repr.seq == self.rcv.nxt
+            && repr.ack.ge(s.una)
+            && repr.ack.le(s.nxt)
+            && (payload.is_empty() || self.rcv.current_window() > 0);
+        // RFC 7323 §5.3: a TSval not before TS.Recent is never rejected by PAWS.
+        let tsval = if self.ts_ok { repr.options.timestamps.map(|(v, _)| v) } else { None };
+        if let Some(v) = tsval {
+            predicted &= (v.wrapping_sub(self.rcv.ts_recent) as i32) >= 0 || !self.rcv.ts_recent_valid;
+        }
+        if !predicted {
+            return self.rcv_state_process(shared, repr, payload, now);
+        }
+        match self.process_ack(shared, repr, payload.len(), now) {
+            AckCheck::Ok => {}
+            // Not reached (the ACK was checked above); handled as the general path does.
+            AckCheck::TooNew => {
+                self.owe_ack();
+                return;
+            }
+            AckCheck::TooOld => {
+                if shared.allow_challenge_ack(now) {
+                    self.owe_ack();
+                }
+                return;
+            }
+        }
+        if let Some(v) = tsval {
+            self.rcv.update_ts_recent(repr.seq, v, now);
+        }
+        if self.after_ack(shared, now) {
+            return;
+        }
+        if !payload.is_empty() {
+            self.rcv_text(shared, repr.seq, payload, false, now);
         }
     }
 
@@ -322,6 +373,7 @@ impl<P: Payload> Connection<P> {
             usize::MAX
         };
         let lim = RcvLimits { max_ofo: self.cfg.ofo_max_segments, rcvbuf, budget_rcvbuf, shed: shared.shedding(), share };
+        let len = payload.len();
         let outcome = self.rcv.queue(seq, payload, fin, lim, &mut shared.counters);
         if outcome.dropped {
             if lim.shed && shared.over_hard_limit() {
@@ -341,6 +393,16 @@ impl<P: Payload> Connection<P> {
                 self.rcv.readable_signaled = true;
                 self.push_event(Event::Readable);
             }
+        }
+        if outcome.in_order > 0 {
+            let window = self.rcv.current_window();
+            self.rcv.delack.on_data(now, len, self.rcv.rcv_mss, window, self.ack_limits());
+        }
+        if outcome.duplicate {
+            // Our ACKs may have been lost: ACK this one and the next ones at once
+            // (`tcp_data_queue`'s `out_of_window` path, `tcp_enter_quickack_mode`).
+            let window = self.rcv.current_window();
+            self.rcv.delack.enter_quickack_mode(self.rcv.rcv_mss, window, self.ack_limits());
         }
         if outcome.duplicate || outcome.out_of_order || outcome.filled_hole {
             // Quick (duplicate) ACK: tells the sender about holes (RFC 5681 §4.2).
@@ -368,22 +430,26 @@ impl<P: Payload> Connection<P> {
         }
     }
 
-    /// Delayed ACK (RFC 9293 §3.8.6.3, RFC 5681 §4.2): ACK at once in quick-ack mode or when
-    /// more than one full-sized segment is unacknowledged, else within `delayed_ack`.
+    /// Delayed ACK (RFC 9293 §3.8.6.3, RFC 5681 §4.2; `__tcp_ack_snd_check`): ACK at once
+    /// when more than one full-sized segment is unacknowledged or in quick-ACK mode, else
+    /// within the adaptive delay (`tcp_send_delayed_ack`). A timer already running keeps
+    /// the earlier deadline, and one about to expire sends the ACK now.
     fn schedule_ack(&mut self, now: Instant) {
-        if self.rcv.quickacks > 0 {
-            self.rcv.quickacks -= 1;
+        if self.rcv.unacked_beyond_one_segment() || self.rcv.delack.quick_mode() {
             self.pending.ack = true;
             return;
         }
-        let unacked = super::send::seq_dist(self.rcv.wup, self.rcv.nxt);
-        if unacked > self.rcv.rcv_mss {
-            self.pending.ack = true;
-            return;
+        let delay = self.rcv.delack.delay(self.rtt.srtt(), self.ack_limits());
+        match self.timers.delack {
+            Some(at) if at <= now + delay / 4 => self.pending.ack = true,
+            Some(at) => self.timers.delack = Some(at.min(now + delay)),
+            None => self.timers.delack = Some(now + delay),
         }
-        if self.timers.delack.is_none() {
-            self.timers.delack = Some(now + self.cfg.delayed_ack);
-        }
+    }
+
+    /// What the configuration and the RTO allow the delayed-ACK engine.
+    pub(super) fn ack_limits(&self) -> AckLimits {
+        AckLimits { ato_min: self.cfg.delayed_ack, max_quickacks: self.cfg.max_quickacks, rto: self.rtt.rto() }
     }
 
     /// An acceptable RST with SEG.SEQ = RCV.NXT (RFC 9293 §3.10.7.4 second step).

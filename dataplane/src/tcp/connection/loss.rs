@@ -1,6 +1,6 @@
 //! Loss detection and recovery (Linux `tcp_fastretrans_alert`, `tcp_sacktag_write_queue`,
 //! `tcp_rack_mark_lost`, `tcp_xmit_retransmit_queue`, `tcp_retransmit_timer`,
-//! `tcp_send_loss_probe`):
+//! `tcp_send_loss_probe`; the ACK's own part, and its fast path, are in `ack`):
 //!
 //! - the scoreboard: SACK blocks (RFC 2018) mark queue entries SACKed, D-SACKs
 //!   (RFC 2883) are recognised, counted and used for undo, reneging is detected;
@@ -15,13 +15,12 @@
 
 use super::send::seq_dist;
 use super::{Connection, Segment};
-use crate::tcp::congestion::AckSample;
 use crate::tcp::payload::Payload;
-use crate::tcp::recovery::{classify, Prr, SackInput};
+use crate::tcp::recovery::Prr;
 use crate::tcp::seq::SeqNum;
 use crate::tcp::shared::Shared;
 use crate::time::{Duration, Instant};
-use crate::wire::tcp::{Flags, TcpRepr};
+use crate::wire::tcp::Flags;
 
 /// The recovery state of a connection (Linux `icsk_ca_state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,247 +85,16 @@ pub(super) enum Cause {
 }
 
 /// `a` is before `b` in timestamp space (RFC 7323 §5.2: modulo 2^32).
-fn ts_before(a: u32, b: u32) -> bool {
+pub(super) fn ts_before(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
 }
 
 impl<P: Payload> Connection<P> {
-    /// The acknowledgement part of `tcp_ack` once the ACK is acceptable and the window was
-    /// updated: RTT sample, cumulative ACK, SACK scoreboard, loss marking, the recovery
-    /// state machine, congestion control and the timers.
-    pub(super) fn on_ack(&mut self, shared: &mut Shared, repr: &TcpRepr, classic_dup: bool, now: Instant) {
-        let ack = repr.ack;
-        let mss = self.effective_mss();
-        let prior_una = self.snd.una;
-        let prior_packets = self.snd.packets_out;
-        let acked_bytes = seq_dist(prior_una, ack);
-        let advanced = acked_bytes > 0;
-        let tsecr = if self.ts_ok { repr.options.timestamps.map(|(_, e)| e).filter(|&e| e != 0) } else { None };
-        let min_rtt = self.rtt.min_rtt();
-        // Linux `tcp_ack`: any acceptable ACK shows the peer alive ("something worked").
-        self.snd.probes_out = 0;
-
-        // RFC 6298 §3 / RFC 7323 §4: the RTT sample of this ACK.
-        let rtt = if advanced { self.take_rtt_sample(ack, tsecr, now) } else { None };
-        // RFC 3522: the first ACK after an RTO retransmission that echoes a timestamp older
-        // than the retransmission acknowledges the original: the timeout was spurious.
-        let spurious_rto = advanced && self.snd.ca == CaState::Loss && self.retransmission_was_needless(tsecr);
-
-        let prior_dupacks = self.snd.dupacks;
-        let mut acked_unsacked = 0u32;
-        // Data never retransmitted was (S)ACKed: what F-RTO's step 3b looks for.
-        let mut orig_acked = false;
-        if advanced {
-            (acked_unsacked, orig_acked) = self.deliver_acked(shared, ack, tsecr, min_rtt, now);
-            let freed = self.snd.remove_acked(ack);
-            self.stats.bytes_acked += u64::from(freed);
-            self.snd.una = ack;
-            self.mtu_probe_acked(shared, ack, now);
-            self.snd.retries = 0;
-            self.snd.probes = 0;
-            self.rtt.reset_backoff();
-        }
-
-        // The SACK scoreboard.
-        let sack = if self.sack_ok && !repr.options.sack_blocks.is_empty() {
-            classify(repr.options.sack_blocks.as_slice(), ack, prior_una, self.snd.nxt, self.snd.max_window)
-        } else {
-            SackInput::default()
-        };
-        shared.counters.sack_discard += u64::from(sack.discarded);
-        let mut newly_sacked = 0u32;
-        for &(l, r) in sack.blocks() {
-            let (newly, orig) = self.mark_sacked(shared, l, r, tsecr, min_rtt, now);
-            newly_sacked = newly_sacked.saturating_add(newly);
-            orig_acked |= orig;
-        }
-        if let Some((l, r)) = sack.dsack {
-            self.on_dsack(shared, l, r);
-        }
-        self.check_sack_reneging(shared);
-
-        // Duplicate ACKs (RFC 5681 §3.2; with SACK, RFC 6675 §2: only an ACK that SACKs
-        // new data counts).
-        if (classic_dup && !self.sack_ok) || newly_sacked > 0 {
-            self.snd.dupacks = self.snd.dupacks.saturating_add(1);
-        } else if advanced {
-            self.snd.dupacks = if self.snd.ca == CaState::Recovery && !self.sack_ok {
-                // `tcp_remove_reno_sacks`: the cumulative ACK consumed duplicate ACKs.
-                self.snd.dupacks.saturating_sub(prior_packets.saturating_sub(self.snd.packets_out))
-            } else {
-                0
-            };
-        }
-        self.recount();
-
-        // RFC 6937 `DeliveredData` in frames: newly SACKed plus cumulatively acknowledged
-        // frames not SACKed before; without SACK, a duplicate ACK counts one and a
-        // cumulative ACK what the duplicate ACKs did not count already (Linux
-        // `tcp_remove_reno_sacks`).
-        let delivered = if self.sack_ok {
-            acked_unsacked.saturating_add(newly_sacked)
-        } else if advanced {
-            prior_packets.saturating_sub(self.snd.packets_out).saturating_sub(prior_dupacks).max(1)
-        } else {
-            u32::from(classic_dup)
-        };
-
-        if spurious_rto {
-            shared.counters.spurious_rtos += 1;
-            shared.counters.loss_undo += 1;
-            self.undo_reduction();
-        }
-        if advanced || newly_sacked > 0 {
-            // The ACK clock runs again: a later stall may be probed once more.
-            self.snd.stall_probes = 0;
-        }
-        let dsack_tlp = sack.dsack.is_some_and(|(l, r)| self.dsack_is_for_probe(l, r, mss));
-        self.tlp_ack(shared, ack, advanced, newly_sacked > 0, dsack_tlp, mss, now);
-        if self.snd.ca == CaState::Loss && self.snd.frto {
-            self.frto_ack(shared, ack, advanced, orig_acked, newly_sacked > 0 || (classic_dup && !advanced), mss);
-        }
-
-        // End of an episode (RFC 6582 §3.2 step 3: full acknowledgement).
-        match self.snd.ca {
-            CaState::Recovery if ack.ge(self.snd.high_seq) && self.retransmission_was_needless(tsecr) => {
-                // RFC 3522 applied to fast recovery (Linux `tcp_try_undo_recovery`): the ACK
-                // ending it echoes a timestamp older than the first retransmission, so the
-                // holes were filled by the originals: reordering, not loss.
-                shared.counters.full_undo += 1;
-                self.undo_reduction();
-                self.snd.rack.on_recovery_end();
-            }
-            CaState::Recovery if ack.ge(self.snd.high_seq) => {
-                self.cc.on_recovery_exit(mss, now);
-                self.snd.rack.on_recovery_end();
-                self.snd.undo = None;
-                self.snd.ca = CaState::Open;
-            }
-            CaState::Loss if ack.ge(self.snd.high_seq) => {
-                self.snd.undo = None;
-                self.snd.frto = false;
-                self.snd.ca = CaState::Open;
-            }
-            _ => {}
-        }
-
-        let partial_ack = self.detect_loss(shared, advanced, now);
-        if matches!(self.snd.ca, CaState::Open | CaState::Disorder) && self.snd.lost_out > 0 {
-            self.enter_recovery(shared, now);
-        }
-        match self.snd.ca {
-            CaState::Recovery => self.prr_update(delivered, mss, partial_ack),
-            _ if advanced => {
-                let sample = AckSample {
-                    acked: acked_bytes,
-                    mss,
-                    cwnd_limited: self.snd.cwnd_limited,
-                    now,
-                    rtt,
-                    ack,
-                    snd_nxt: self.snd.nxt,
-                };
-                self.cc.on_ack(&sample);
-            }
-            _ => {}
-        }
-        self.update_disorder();
-
-        // RFC 6298 §5.2 / §5.3.
-        if advanced {
-            self.timers.rtx = if self.snd.outstanding() == 0 { None } else { Some(now + self.rtt.rto()) };
-        }
-        if self.snd.outstanding() == 0 {
-            self.timers.reo = None;
-        }
-        self.schedule_tlp(now, true);
-    }
-
-    /// Whether the echoed timestamp predates the episode's first retransmission (Eifel).
-    fn retransmission_was_needless(&self, tsecr: Option<u32>) -> bool {
-        self.snd.undo.and_then(|u| u.retrans_ts).zip(tsecr).is_some_and(|(rts, ecr)| ts_before(ecr, rts))
-    }
-
-    /// Open <-> Disorder.
-    fn update_disorder(&mut self) {
-        let disorder = self.snd.sacked_out > 0 || self.snd.dupacks > 0;
-        self.snd.ca = match self.snd.ca {
-            CaState::Open if disorder => CaState::Disorder,
-            CaState::Disorder if !disorder => CaState::Open,
-            s => s,
-        };
-    }
-
-    /// RFC 6298 §3 (Karn's rule through `rtt_probe`, cleared by retransmissions) and RFC 7323
-    /// §4 (timestamps, valid for retransmissions too). Feeds the estimator. The probe's
-    /// sample, taken at full clock precision, is preferred; the timestamp one (1 ms
-    /// granularity) is used when there is none (Linux `tcp_ack_update_rtt`).
-    fn take_rtt_sample(&mut self, ack: SeqNum, tsecr: Option<u32>, now: Instant) -> Option<Duration> {
-        let mut sample = None;
-        if let Some((end, sent)) = self.snd.rtt_probe {
-            if ack.ge(end) {
-                sample = Some(now.saturating_duration_since(sent));
-                self.snd.rtt_probe = None;
-            }
-        }
-        if let (None, Some(ecr)) = (sample, tsecr) {
-            let rtt_ms = Self::ts_now(now).wrapping_sub(ecr);
-            if rtt_ms < 3_600_000 {
-                sample = Some(Duration::from_millis(u64::from(rtt_ms.max(1))));
-            }
-        }
-        if let Some(s) = sample {
-            self.rtt.sample(s);
-        }
-        sample
-    }
-
-    /// Whether a retransmitted entry sent at `sent_at` is ambiguously acknowledged: the
-    /// echoed timestamp predates its retransmission (RFC 8985 §6.2 step 2).
-    fn ts_ambiguous(tsecr: Option<u32>, sent_at: Instant) -> bool {
-        tsecr.is_some_and(|ecr| ts_before(ecr, Self::ts_now(sent_at)))
-    }
-
-    /// RACK bookkeeping for entries the cumulative ACK delivers (those not SACKed before).
-    /// Returns the frames they held, and whether one of them was never retransmitted and
-    /// sent before `high_seq` (Linux `FLAG_ORIG_SACK_ACKED`).
-    fn deliver_acked(&mut self, shared: &mut Shared, ack: SeqNum, tsecr: Option<u32>, min_rtt: Option<Duration>, now: Instant) -> (u32, bool) {
-        let s = &mut self.snd;
-        let mut frames = 0u32;
-        let mut orig = false;
-        let mut fresh_rtt: Option<Duration> = None;
-        for e in s.queue.iter() {
-            if !e.is_sent() || e.seq.ge(ack) {
-                break;
-            }
-            if e.sacked {
-                continue;
-            }
-            let end = if e.end().gt(ack) { ack } else { e.end() };
-            let part = if end == e.end() { e.pcount } else { seq_dist(e.seq, end).div_ceil(e.seg_size.max(1)) };
-            frames = frames.saturating_add(part);
-            orig |= !e.ever_retrans && e.end().le(s.high_seq);
-            if !e.ever_retrans {
-                let rtt = now.saturating_duration_since(e.sent_at);
-                fresh_rtt = Some(fresh_rtt.map_or(rtt, |m| m.min(rtt)));
-            }
-            let ambiguous = e.ever_retrans && Self::ts_ambiguous(tsecr, e.sent_at);
-            s.rack.on_delivered(e.sent_at, end, e.ever_retrans, ambiguous, min_rtt, now);
-            if s.rack.detect_reordering(end, e.ever_retrans) {
-                shared.counters.sack_reorder += 1;
-            }
-        }
-        if let Some(rtt) = fresh_rtt {
-            self.rtt.observe_min(rtt);
-        }
-        (frames, orig)
-    }
-
     /// Marks the entries inside the SACK block `[l, r)` (RFC 2018 §3), cutting sent
     /// entries on frame boundaries so that only whole frames are marked. Returns the frames
     /// newly SACKed, and whether one of them was never retransmitted and sent before
     /// `high_seq`.
-    fn mark_sacked(&mut self, shared: &mut Shared, l: SeqNum, r: SeqNum, tsecr: Option<u32>, min_rtt: Option<Duration>, now: Instant) -> (u32, bool) {
+    pub(super) fn mark_sacked(&mut self, shared: &mut Shared, l: SeqNum, r: SeqNum, tsecr: Option<u32>, min_rtt: Option<Duration>, now: Instant) -> (u32, bool) {
         let mut newly = 0u32;
         let mut orig = false;
         let Some(mut idx) = self.snd.find(l) else { return (0, false) };
@@ -378,7 +146,7 @@ impl<P: Payload> Connection<P> {
     /// ACK after a retransmission timeout. `orig_acked`: data never retransmitted and sent
     /// before the timeout was acknowledged or SACKed; `dup`: the ACK reports a hole (new
     /// SACKed data, or a duplicate ACK without SACK).
-    fn frto_ack(&mut self, shared: &mut Shared, ack: SeqNum, advanced: bool, orig_acked: bool, dup: bool, mss: u32) {
+    pub(super) fn frto_ack(&mut self, shared: &mut Shared, ack: SeqNum, advanced: bool, orig_acked: bool, dup: bool, mss: u32) {
         let new_data_sent = self.snd.nxt.gt(self.snd.high_seq);
         // Step 3b: after new data went out, an ACK of data never retransmitted shows that
         // the originals arrived: the timeout was spurious: undo. (Linux also undoes on the
@@ -412,7 +180,7 @@ impl<P: Payload> Connection<P> {
     /// A D-SACK (RFC 2883): counted; it widens RACK's reordering window (RFC 8985 §6.2
     /// step 4), and once every retransmission of the current episode was reported
     /// duplicate the reduction is undone (RFC 3708, Linux `tcp_try_undo_dsack`).
-    fn on_dsack(&mut self, shared: &mut Shared, l: SeqNum, r: SeqNum) {
+    pub(super) fn on_dsack(&mut self, shared: &mut Shared, l: SeqNum, r: SeqNum) {
         shared.counters.dsack_recv += 1;
         let mss = self.effective_mss().max(1);
         // RFC 8985 §6.2 step 4: a D-SACK widens the reordering window. Linux gates this on
@@ -437,7 +205,7 @@ impl<P: Payload> Connection<P> {
     /// RFC 2018 §8: the receiver may discard SACKed data. A cumulative ACK that stops at
     /// an entry we hold as SACKed shows it did: forget every SACK mark (Linux
     /// `tcp_check_sack_reneging`); retransmission then follows RACK or the RTO.
-    fn check_sack_reneging(&mut self, shared: &mut Shared) {
+    pub(super) fn check_sack_reneging(&mut self, shared: &mut Shared) {
         if !self.snd.queue.front().is_some_and(|e| e.sacked && e.seq == self.snd.una) {
             return;
         }
@@ -490,7 +258,7 @@ impl<P: Payload> Connection<P> {
 
     /// Loss marking after an ACK (Linux `tcp_identify_packet_loss`). Returns whether it was
     /// a NewReno partial acknowledgement.
-    fn detect_loss(&mut self, shared: &mut Shared, advanced: bool, now: Instant) -> bool {
+    pub(super) fn detect_loss(&mut self, shared: &mut Shared, advanced: bool, now: Instant) -> bool {
         let mut partial = false;
         if !self.sack_ok {
             match self.snd.ca {
@@ -613,7 +381,7 @@ impl<P: Payload> Connection<P> {
 
     /// Restores the window saved when the episode began and forgets the loss marks of
     /// data not yet retransmitted (Linux `tcp_undo_cwnd_reduction`).
-    fn undo_reduction(&mut self) {
+    pub(super) fn undo_reduction(&mut self) {
         self.stats.undos += 1;
         if let Some(u) = self.snd.undo.take() {
             self.cc.undo(u.prior_cwnd, u.prior_ssthresh);
@@ -710,6 +478,9 @@ impl<P: Payload> Connection<P> {
             e.retrans = true;
             e.ever_retrans = true;
             e.sent_at = now;
+            // Entries below SND.NXT were sent before this retransmission (the `tcp_ack`
+            // fast path waits for SND.UNA to pass them: `on_ack`).
+            self.snd.rtx_nxt = Some(self.snd.nxt);
             // Re-segmented at the current MSS: one frame now.
             e.pcount = 1;
             e.seg_size = mss.max(len);

@@ -10,8 +10,11 @@
 //! Files: [`state`] (RFC 9293 states), `input` (segment arrival: `tcp_rcv_state_process`),
 //! `send` (send queue, `tcp_sendmsg`, `tcp_ack`, retransmission), `xmit` (`tcp_write_xmit`
 //! and its gates), `pmtu` (RFC 1191 path MTU, RFC 4821 probing), `recv` (receive queue,
-//! reassembly, window selection), `output` (header and option construction), [`timers`].
+//! reassembly, window selection), `delack` (when received data is ACKed: quick-ACK,
+//! ping-pong and the adaptive timeout), `output` (header and option construction), [`timers`].
 
+mod ack;
+mod delack;
 mod input;
 mod loss;
 mod output;
@@ -30,7 +33,7 @@ mod xmit;
 mod tests;
 
 use std::collections::VecDeque;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use self::loss::CaState;
@@ -41,7 +44,7 @@ use self::send::SendState;
 pub use self::state::State;
 use self::timers::{RttEstimator, Timers};
 use super::config::{KeepaliveConfig, TcpConfig};
-use super::congestion::{initial_window, Algorithm, CongestionControl};
+use super::congestion::{initial_window, Algorithm, Congestion};
 use super::payload::Payload;
 use super::seq::SeqNum;
 use super::shared::Shared;
@@ -278,8 +281,8 @@ pub(crate) struct Stats {
 /// A TCP connection over payload type `P`.
 #[derive(Debug)]
 pub struct Connection<P: Payload> {
-    local: SocketAddrV4,
-    remote: SocketAddrV4,
+    local: SocketAddr,
+    remote: SocketAddr,
     state: State,
     /// The engine's settings, shared by all its connections (one copy per engine keeps
     /// each connection's state small: issue 19).
@@ -309,7 +312,7 @@ pub struct Connection<P: Payload> {
     pmtu: PathMtu,
     rtt: RttEstimator,
     timers: Timers,
-    cc: Box<dyn CongestionControl>,
+    cc: Congestion,
     events: VecDeque<Event>,
     pending: Pending,
     stats: Stats,
@@ -324,8 +327,9 @@ pub struct Connection<P: Payload> {
 }
 
 impl<P: Payload> Connection<P> {
-    fn new_common(local: SocketAddrV4, remote: SocketAddrV4, iss: SeqNum, cfg: &Arc<TcpConfig>, now: Instant) -> Self {
-        let mss = u32::from(cfg.effective_mss());
+    fn new_common(local: SocketAddr, remote: SocketAddr, iss: SeqNum, cfg: &Arc<TcpConfig>, now: Instant) -> Self {
+        let ipv6 = local.is_ipv6();
+        let mss = u32::from(cfg.effective_mss_for(ipv6));
         let rcv_wscale = cfg.rcv_wscale();
         Connection {
             local,
@@ -343,8 +347,8 @@ impl<P: Payload> Connection<P> {
             sack_ok: cfg.sack,
             ts_ok: cfg.timestamps,
             snd: SendState::new(iss, cfg.nodelay, now),
-            pmtu: PathMtu::new(cfg, now),
-            rcv: RecvState::new(mss, cfg.initial_quickacks, now),
+            pmtu: PathMtu::new(cfg, ipv6, now),
+            rcv: RecvState::new(mss, now),
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
             timers: Timers::default(),
             cc: cfg.congestion.build(initial_window(cfg.initial_cwnd_segments, mss)),
@@ -365,8 +369,8 @@ impl<P: Payload> Connection<P> {
     /// `connect_timeout` passes.
     pub fn connect(
         shared: &mut Shared,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         iss: SeqNum,
         cfg: &Arc<TcpConfig>,
         now: Instant,
@@ -384,8 +388,8 @@ impl<P: Payload> Connection<P> {
     /// out on the next [`poll_transmit`](Self::poll_transmit).
     pub fn accept_syn(
         shared: &mut Shared,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         iss: SeqNum,
         syn: &TcpRepr,
         cfg: &Arc<TcpConfig>,
@@ -406,8 +410,8 @@ impl<P: Payload> Connection<P> {
     #[allow(clippy::too_many_arguments)]
     pub fn from_cookie(
         shared: &mut Shared,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         iss: SeqNum,
         irs: SeqNum,
         opts: CookieOptions,
@@ -417,7 +421,7 @@ impl<P: Payload> Connection<P> {
     ) -> Self {
         let mut c = Self::new_common(local, remote, iss, cfg, now);
         c.passive = true;
-        c.snd_mss = u32::from(opts.mss).clamp(64, u32::from(cfg.effective_mss()));
+        c.snd_mss = u32::from(opts.mss).clamp(64, u32::from(c.our_mss()));
         c.rcv.set_mss(c.snd_mss);
         match opts.wscale {
             Some(ws) if cfg.window_scaling => {
@@ -449,13 +453,19 @@ impl<P: Payload> Connection<P> {
         c
     }
 
+    /// The MSS we announce: the configured one for the connection's family
+    /// ([`TcpConfig::effective_mss_for`]).
+    pub(crate) fn our_mss(&self) -> u16 {
+        self.cfg.effective_mss_for(self.local.is_ipv6())
+    }
+
     /// Local address.
-    pub fn local(&self) -> SocketAddrV4 {
+    pub fn local(&self) -> SocketAddr {
         self.local
     }
 
     /// Remote address.
-    pub fn remote(&self) -> SocketAddrV4 {
+    pub fn remote(&self) -> SocketAddr {
         self.remote
     }
 
@@ -606,7 +616,20 @@ impl<P: Payload> Connection<P> {
     /// [`poll_transmit`](Self::poll_transmit) (`tcp_cleanup_rbuf`).
     pub fn read(&mut self, max: usize) -> Option<P> {
         let data = self.rcv.read(max)?;
-        if self.state.can_receive() && self.rcv.window_update_due(self.cfg.rcvbuf, self.snd_mss) {
+        if !self.state.can_receive() {
+            return Some(data);
+        }
+        // An owed ACK goes now if a second full segment arrived or the read ended a pushed
+        // write (outside ping-pong); a window update if the window grew enough
+        // (`__tcp_cleanup_rbuf`).
+        let owed = self.timers.delack.is_some();
+        if owed
+            && (self.rcv.unacked_beyond_one_segment()
+                || self.rcv.delack.ack_after_read(data.len(), self.rcv.ready_bytes == 0 && self.rcv.ofo.is_empty()))
+        {
+            self.pending.ack = true;
+        }
+        if self.rcv.window_update_due(self.cfg.rcvbuf, self.snd_mss) {
             self.pending.ack = true;
         }
         Some(data)
@@ -886,7 +909,7 @@ impl<P: Payload> Connection<P> {
     /// §3.2, RFC 2018 §2).
     fn negotiate(&mut self, syn: &TcpRepr, now: Instant) {
         let peer_mss = u32::from(syn.options.mss.unwrap_or(536)).max(64);
-        self.snd_mss = peer_mss.min(u32::from(self.cfg.effective_mss()));
+        self.snd_mss = peer_mss.min(u32::from(self.our_mss()));
         self.rcv.set_mss(self.snd_mss);
         match syn.options.window_scale {
             Some(ws) if self.cfg.window_scaling => {

@@ -146,7 +146,7 @@ impl<P: Payload> Connection<P> {
         };
         let mut options = TcpOptions::default();
         if syn {
-            options.mss = Some(self.cfg.effective_mss());
+            options.mss = Some(self.our_mss());
             // On a SYN-ACK, options are only echoed when the peer offered them.
             if self.wscale_ok {
                 options.window_scale = Some(self.rcv_wscale);
@@ -186,8 +186,13 @@ impl<P: Payload> Connection<P> {
             options,
         };
         if has_ack {
+            let owed = self.pending.ack || self.timers.delack.is_some();
+            self.rcv.delack.on_ack_sent(owed, self.ack_limits());
             self.pending.ack = false;
             self.timers.delack = None;
+        }
+        if !payload.is_empty() {
+            self.rcv.delack.on_data_sent(now);
         }
         let gso_mss = self.wire_mss(&repr, payload.len(), gso_mss);
         let seg = Segment { repr, payload, mss: gso_mss };

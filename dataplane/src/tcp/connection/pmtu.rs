@@ -1,8 +1,10 @@
 //! Path MTU: ICMP "fragmentation needed" (RFC 1191, validated as RFC 5927 §4.1 says) and
 //! packetization-layer probing (RFC 4821 / RFC 8899 style, Linux `tcp_mtu_probe`).
 //!
-//! MTUs here are IPv4 packet sizes; the MSS they allow is `mtu - 40` (IPv4 and TCP headers
-//! without options; the options every segment carries come off in `effective_mss`).
+//! MTUs here are IP packet sizes; the MSS they allow is `mtu - 40` over IPv4 and `mtu - 60`
+//! over IPv6 (IP and TCP headers without options; the options every segment carries come
+//! off in `effective_mss`). IPv6 routers never fragment: their ICMPv6 "packet too big"
+//! (RFC 8201, Linux `tcp_v6_err`) comes here as IPv4's "fragmentation needed" does.
 
 use super::{Connection, Segment, State};
 use crate::tcp::config::{MtuProbing, TcpConfig};
@@ -13,6 +15,11 @@ use crate::time::Instant;
 
 /// IPv4 and TCP headers without options.
 const HEADERS: u32 = 40;
+/// IPv6 and TCP headers without options.
+const HEADERS_V6: u32 = 60;
+/// IPv6's minimum link MTU (RFC 8200 §5): a "packet too big" reporting less is taken as
+/// this (RFC 8201 §4; Linux `__ip6_rt_update_pmtu` raises it to `IPV6_MIN_MTU`).
+pub(super) const IPV6_MIN_MTU: u32 = 1280;
 /// The smallest MTU RFC 791 lets a link have; ICMP messages below it are bogus.
 const MIN_LINK_MTU: u16 = 68;
 /// The smallest path MTU an ICMP message can push us to (Linux `ip_rt_min_pmtu`), so that
@@ -72,23 +79,31 @@ pub(super) struct PathMtu {
     pub probe: Option<MtuProbe>,
     /// When the search last settled (for re-probing after `mtu_probe_interval`).
     pub settled_at: Instant,
+    /// IP and TCP headers without options: 40 over IPv4, 60 over IPv6.
+    pub headers: u32,
+    /// The floor of ICMP-reported MTUs: [`MIN_PMTU`] over IPv4, [`IPV6_MIN_MTU`] over IPv6.
+    pub min_pmtu: u32,
 }
 
 impl PathMtu {
     /// Linux `tcp_mtup_init`: the search runs from `base_mss` to the interface MTU; with
     /// `mtu_probing = 2` it is on from the start and segments begin at `base_mss`, with
     /// `1` it waits for a black hole ([`Connection::mtu_black_hole`]).
-    pub fn new(cfg: &TcpConfig, now: Instant) -> Self {
-        let max_mtu = u32::from(cfg.effective_mss()) + HEADERS;
-        let base = (u32::from(cfg.base_mss).max(MIN_SND_MSS) + HEADERS).min(max_mtu);
+    /// `ipv6`: the connection's family (its headers are 20 bytes longer and its MTU
+    /// floor is 1280; Linux `tcp_v6_connect` / `tcp_v6_syn_recv_sock` set `icsk_ext_hdr_len`
+    /// and the MSS from `tcp_v6_mss`).
+    pub fn new(cfg: &TcpConfig, ipv6: bool, now: Instant) -> Self {
+        let (headers, min_pmtu) = if ipv6 { (HEADERS_V6, IPV6_MIN_MTU) } else { (HEADERS, MIN_PMTU) };
+        let max_mtu = u32::from(cfg.effective_mss_for(ipv6)) + headers;
+        let base = (u32::from(cfg.base_mss).max(MIN_SND_MSS) + headers).min(max_mtu);
         let probing = cfg.mtu_probing == MtuProbing::Always;
         let mtu = if probing { base } else { max_mtu };
-        PathMtu { mtu, max_mtu, probing, search_low: base, search_high: max_mtu, probe: None, settled_at: now }
+        PathMtu { mtu, max_mtu, probing, search_low: base, search_high: max_mtu, probe: None, settled_at: now, headers, min_pmtu }
     }
 
     /// The MSS the current MTU allows (no options).
     pub fn mss(&self) -> u32 {
-        self.mtu.saturating_sub(HEADERS)
+        self.mtu.saturating_sub(self.headers)
     }
 }
 
@@ -119,14 +134,35 @@ impl<P: Payload> Connection<P> {
             return Err(PmtuError::OutOfWindow);
         }
         let reported = match next_hop_mtu {
-            0 => PLATEAUS.iter().copied().find(|&p| p < self.pmtu.mtu).unwrap_or(MIN_PMTU),
+            0 => PLATEAUS.iter().copied().find(|&p| p < self.pmtu.mtu).unwrap_or(self.pmtu.min_pmtu),
             m if m < MIN_LINK_MTU => {
                 shared.counters.icmp_bad_mtu += 1;
                 return Err(PmtuError::BadMtu);
             }
             m => u32::from(m),
         };
-        let new_mtu = reported.max(MIN_PMTU);
+        self.reduce_mtu(shared, reported)
+    }
+
+    /// ICMPv6 "packet too big" for a segment of this connection (RFC 8201; Linux
+    /// `tcp_v6_err` + `tcp_v6_mtu_reduced`): `seq` is checked as for IPv4 (RFC 5927 §4.1);
+    /// an MTU below IPv6's minimum of 1280 is taken as 1280 (RFC 8201 §4: a node must not
+    /// reduce its estimate below it; `__ip6_rt_update_pmtu`). Returns the new path MTU.
+    pub fn handle_icmpv6_packet_too_big(&mut self, shared: &mut Shared, seq: SeqNum, mtu: u32) -> Result<u32, PmtuError> {
+        if matches!(self.state, State::Closed | State::TimeWait) {
+            return Err(PmtuError::UnknownConnection);
+        }
+        if seq.lt(self.snd.una) || seq.gt(self.snd.nxt) {
+            shared.counters.out_of_window_icmps += 1;
+            return Err(PmtuError::OutOfWindow);
+        }
+        self.reduce_mtu(shared, mtu)
+    }
+
+    /// `tcp_v4_mtu_reduced` / `tcp_v6_mtu_reduced`: the path MTU falls to `reported`
+    /// (not below the family's floor) if that is smaller.
+    fn reduce_mtu(&mut self, shared: &mut Shared, reported: u32) -> Result<u32, PmtuError> {
+        let new_mtu = reported.max(self.pmtu.min_pmtu);
         if new_mtu >= self.pmtu.mtu {
             return Err(PmtuError::NotSmaller);
         }
@@ -158,8 +194,8 @@ impl<P: Payload> Connection<P> {
             p.probing = true;
             p.settled_at = now;
         } else {
-            let mss = (p.search_low.saturating_sub(HEADERS) >> 1).min(u32::from(self.cfg.base_mss)).max(MIN_SND_MSS);
-            p.search_low = mss + HEADERS;
+            let mss = (p.search_low.saturating_sub(p.headers) >> 1).min(u32::from(self.cfg.base_mss)).max(MIN_SND_MSS);
+            p.search_low = mss + p.headers;
         }
         // `tcp_sync_mss` with `icsk_mtup.enabled`: segments no larger than the bottom of
         // the search; what was larger is sent again at the new size once the RTO's
@@ -206,7 +242,7 @@ impl<P: Payload> Connection<P> {
         }
         let probe_mtu = (self.pmtu.search_high + self.pmtu.search_low) / 2;
         let opts = mss_options(self.ts_ok);
-        let probe_size = probe_mtu.saturating_sub(HEADERS + opts).min(self.snd_mss.saturating_sub(opts));
+        let probe_size = probe_mtu.saturating_sub(self.pmtu.headers + opts).min(self.snd_mss.saturating_sub(opts));
         if probe_size <= mss {
             return ProbeOutcome::NotNow;
         }

@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 
+use super::delack::DelayedAck;
 use super::send::seq_dist;
 use crate::tcp::counters::Counters;
 use crate::tcp::payload::Payload;
@@ -118,8 +119,8 @@ pub(crate) struct RecvState<P> {
     pub ts_recent_valid: bool,
     /// Estimate of the peer's segment size (`tcp_measure_rcv_mss`).
     pub rcv_mss: u32,
-    /// Segments still acknowledged at once (quick-ack mode).
-    pub quickacks: u32,
+    /// When owed ACKs go out (quick-ACK, ping-pong and the adaptive timeout).
+    pub delack: DelayedAck,
     /// `Readable` was reported and not yet drained.
     pub readable_signaled: bool,
     /// Last time any segment arrived (keepalive).
@@ -127,7 +128,7 @@ pub(crate) struct RecvState<P> {
 }
 
 impl<P: Payload> RecvState<P> {
-    pub fn new(mss: u32, quickacks: u32, now: Instant) -> Self {
+    pub fn new(mss: u32, now: Instant) -> Self {
         RecvState {
             irs: SeqNum(0),
             nxt: SeqNum(0),
@@ -147,7 +148,7 @@ impl<P: Payload> RecvState<P> {
             ts_recent_stamp: now,
             ts_recent_valid: false,
             rcv_mss: mss.clamp(1, 536),
-            quickacks,
+            delack: DelayedAck::new(now),
             readable_signaled: false,
             last_rcv: now,
         }
@@ -695,6 +696,12 @@ impl<P: Payload> RecvState<P> {
         u16::try_from(win).unwrap_or(u16::MAX)
     }
 
+    /// More than one of the peer's full-sized segments arrived since our last ACK
+    /// (RFC 5681 §4.2: ACK at least every second one).
+    pub fn unacked_beyond_one_segment(&self) -> bool {
+        seq_dist(self.wup, self.nxt) > self.rcv_mss
+    }
+
     /// `tcp_cleanup_rbuf`: after a read, whether the window grew enough to announce
     /// (the new window at least doubles the one in use and passes the SWS threshold).
     pub fn window_update_due(&self, rcvbuf: u32, mss: u32) -> bool {
@@ -719,7 +726,7 @@ mod tests {
     }
 
     fn rs() -> RecvState<HeapPayload> {
-        let mut r = RecvState::new(1000, 0, Instant::ZERO);
+        let mut r = RecvState::new(1000, Instant::ZERO);
         r.init(SeqNum(999));
         r.adv_from_window(10_000);
         r
@@ -767,7 +774,7 @@ mod tests {
 
     #[test]
     fn window_never_shrinks_and_avoids_silly_updates() {
-        let mut r: RecvState<HeapPayload> = RecvState::new(1000, 0, Instant::ZERO);
+        let mut r: RecvState<HeapPayload> = RecvState::new(1000, Instant::ZERO);
         r.init(SeqNum(0));
         let rcvbuf = 8000;
         assert_eq!(r.select_window(rcvbuf, 0, 1000), 8000);
@@ -781,7 +788,7 @@ mod tests {
         assert!(r.window_update_due(rcvbuf, 1000));
         assert_eq!(r.select_window(rcvbuf, 0, 1000), 2600);
         // Scaled windows round up to whole units.
-        let mut s: RecvState<HeapPayload> = RecvState::new(1000, 0, Instant::ZERO);
+        let mut s: RecvState<HeapPayload> = RecvState::new(1000, Instant::ZERO);
         s.init(SeqNum(0));
         assert_eq!(s.select_window(1000, 7, 1000), 8);
         assert_eq!(s.current_window(), 1024);
@@ -789,7 +796,7 @@ mod tests {
 
     #[test]
     fn acceptability_follows_rfc9293_table() {
-        let mut r: RecvState<HeapPayload> = RecvState::new(1000, 0, Instant::ZERO);
+        let mut r: RecvState<HeapPayload> = RecvState::new(1000, Instant::ZERO);
         r.init(SeqNum(99));
         assert!(r.acceptable(SeqNum(100), 0));
         assert!(!r.acceptable(SeqNum(101), 0), "zero window: only RCV.NXT");
@@ -804,7 +811,7 @@ mod tests {
 
     #[test]
     fn paws_rejects_older_timestamps_only() {
-        let mut r: RecvState<HeapPayload> = RecvState::new(1000, 0, Instant::ZERO);
+        let mut r: RecvState<HeapPayload> = RecvState::new(1000, Instant::ZERO);
         assert!(!r.paws_reject(5, Instant::ZERO), "no TS.Recent yet");
         r.set_ts_recent(1000, Instant::ZERO);
         assert!(r.paws_reject(998, Instant::from_millis(10)));

@@ -26,7 +26,7 @@ fn lim(rcvbuf: u32, shed: bool) -> RcvLimits {
 
 /// A receiver expecting sequence 1000 with a window of `rcvbuf`.
 fn receiver(rcvbuf: u32) -> RecvState<HeapPayload> {
-    let mut r = RecvState::new(1460, 0, Instant::ZERO);
+    let mut r = RecvState::new(1460, Instant::ZERO);
     r.init(SeqNum(999));
     r.adv_from_window(rcvbuf);
     r

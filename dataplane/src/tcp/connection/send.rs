@@ -1,6 +1,6 @@
-//! The send side: the send queue (`tcp_sendmsg`, send-path §1 and §2), acknowledgement
-//! validation and the window update (`tcp_ack`), and clean-up of acknowledged data
-//! (`tcp_clean_rtx_queue`). Loss detection and recovery (SACK scoreboard, RACK-TLP, PRR,
+//! The send side: the send queue (`tcp_sendmsg`, send-path §1 and §2) and clean-up of
+//! acknowledged data (`tcp_clean_rtx_queue`); acknowledgement validation and the window
+//! update (`tcp_ack`) are in `ack`. Loss detection and recovery (SACK scoreboard, RACK-TLP, PRR,
 //! RTO, undo) are in `loss`; the transmit loop with the gates of send-path §3
 //! (`tcp_write_xmit`) is in `xmit`.
 //!
@@ -14,13 +14,12 @@
 use std::collections::VecDeque;
 
 use super::loss::CaState;
-use super::{CloseReason, Connection, Event, WriteFlags};
+use super::{CloseReason, Connection, WriteFlags};
 use crate::tcp::payload::Payload;
 use crate::tcp::recovery::{Prr, Rack};
 use crate::tcp::seq::SeqNum;
 use crate::tcp::shared::Shared;
 use crate::time::{Duration, Instant};
-use crate::wire::tcp::{Flags, TcpRepr};
 
 /// One queued segment (kernel: an skb on the write queue). Entries are contiguous in
 /// sequence space and cover `[snd_una, write_seq)` (the first may start before `snd_una`
@@ -164,6 +163,12 @@ pub(crate) struct SendState<P> {
     /// Lowest sequence number that may hold a lost, not yet retransmitted entry
     /// (Linux `retransmit_skb_hint`).
     pub rtx_hint: Option<SeqNum>,
+    /// SND.NXT when a queue entry was last retransmitted (set where `ever_retrans` is),
+    /// cleared once SND.UNA reaches it. While it is `None`, every queued entry is a first
+    /// transmission sent after every retransmission the connection made, so RACK's
+    /// `xmit_ts` (the newest delivered transmission) is older than all of them: the
+    /// `tcp_ack` fast path's proof that RACK marks nothing (`Connection::on_ack`).
+    pub rtx_nxt: Option<SeqNum>,
     /// Consecutive RTOs without progress.
     pub retries: u32,
     /// Zero-window probes sent without the window opening: the exponent of the probe
@@ -223,6 +228,7 @@ impl<P: Payload> SendState<P> {
             tlp: None,
             stall_probes: 0,
             rtx_hint: None,
+            rtx_nxt: None,
             retries: 0,
             probes: 0,
             probes_out: 0,
@@ -611,59 +617,6 @@ pub(crate) enum AckCheck {
 }
 
 impl<P: Payload> Connection<P> {
-    /// `tcp_ack`: validates and applies the acknowledgement and window of `repr`.
-    pub(super) fn process_ack(&mut self, shared: &mut Shared, repr: &TcpRepr, data_len: usize, now: Instant) -> AckCheck {
-        let ack = repr.ack;
-        if ack.gt(self.snd.nxt) {
-            shared.counters.ack_too_new += 1;
-            return AckCheck::TooNew;
-        }
-        let max_win = self.snd.max_window.max(1);
-        if ack.lt(self.snd.una.wrapping_sub(max_win)) {
-            shared.counters.ack_too_old += 1;
-            return AckCheck::TooOld;
-        }
-        if ack.lt(self.snd.una) {
-            // Old duplicate within the window: ignore the ACK, keep the data.
-            return AckCheck::Ok;
-        }
-        let window = u32::from(repr.window) << self.snd_wscale;
-        let prior_wnd = self.snd.wnd;
-        // RFC 9293 §3.10.7.4 fifth step: window update from newer segments only.
-        if self.snd.wl1.lt(repr.seq) || (self.snd.wl1 == repr.seq && self.snd.wl2.le(ack)) {
-            self.snd.wnd = window;
-            self.snd.wl1 = repr.seq;
-            self.snd.wl2 = ack;
-            self.snd.max_window = self.snd.max_window.max(window);
-        }
-        // `tcp_ack_probe`: an ACK while probing a zero window restarts the probe timer.
-        if self.timers.persist.is_some() && self.snd.outstanding() == 0 && self.snd.has_unsent() {
-            self.timers.persist = Some(now + self.persist_interval());
-        }
-        // RFC 5681 §2 "DUPLICATE ACKNOWLEDGMENT" (conditions a-e).
-        let classic_dup = ack == self.snd.una
-            && self.snd.outstanding() > 0
-            && data_len == 0
-            && !repr.flags.contains(Flags::SYN)
-            && !repr.flags.contains(Flags::FIN)
-            && window == prior_wnd;
-        let advanced = ack != self.snd.una;
-        self.on_ack(shared, repr, classic_dup, now);
-        if advanced && self.snd.writable_wanted && self.state.can_send() {
-            let sndbuf = self.sndbuf();
-            let free = sndbuf.saturating_sub(self.snd.queued_bytes);
-            let budget = super::recv::rmem_budget(sndbuf);
-            let free_mem = budget.saturating_sub(self.snd.queued_truesize);
-            // sk_stream_write_space: wake when at least a third of the buffer is free
-            // (bytes and buffer bytes both).
-            if free >= sndbuf / 3 && free_mem >= budget / 3 {
-                self.snd.writable_wanted = false;
-                self.push_event(Event::Writable);
-            }
-        }
-        AckCheck::Ok
-    }
-
     /// The persist timer fired (RFC 9293 §3.8.6.1; `tcp_probe_timer` / `tcp_write_wakeup`).
     /// The persist timer (Linux `tcp_probe_timer`): RFC 1122 §4.2.2.17 keeps probing as
     /// long as the receiver answers, so only unanswered probes count towards the bound:

@@ -1,6 +1,6 @@
 //! Connection-level tests: two connections wired back to back, no engine.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 
 use super::*;
@@ -9,11 +9,11 @@ use crate::wire::tcp::Flags;
 
 type Conn = Connection<HeapPayload>;
 
-const A: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);
-const B: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
+const A: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000));
+const B: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80));
 
 fn cfg() -> TcpConfig {
-    TcpConfig { initial_quickacks: 0, ..TcpConfig::default() }
+    TcpConfig { max_quickacks: 0, ..TcpConfig::default() }
 }
 
 struct Pair {

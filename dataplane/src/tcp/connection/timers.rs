@@ -8,24 +8,41 @@ use crate::tcp::payload::Payload;
 use crate::tcp::shared::Shared;
 use crate::time::{Duration, Instant};
 
-/// RFC 6298 SRTT / RTTVAR / RTO with exponential backoff.
+/// RFC 6298 SRTT / RTTVAR / RTO with exponential backoff, in integer nanoseconds scaled
+/// as Linux's `tcp_rtt_estimator` keeps them (`srtt_us << 3`, `mdev_us` = 4 RTTVAR): the
+/// 1/8 and 1/4 gains are shifts, and K*RTTVAR (K = 4) is the scaled variance itself.
 #[derive(Debug, Clone)]
 pub struct RttEstimator {
-    srtt: Option<Duration>,
-    rttvar: Duration,
-    rto: Duration,
-    min_rto: Duration,
-    max_rto: Duration,
+    /// 8 SRTT in nanoseconds; 0 before the first sample (samples are at least 1 µs).
+    srtt8: u64,
+    /// 4 RTTVAR in nanoseconds.
+    rttvar4: u64,
+    /// The RTO without backoff, in nanoseconds.
+    rto: u64,
+    min_rto: u64,
+    max_rto: u64,
     /// Consecutive backoffs (RFC 6298 §5.5).
     backoff: u32,
     /// Smallest sample seen (RACK's `min_RTT`, CUBIC's `delay_min`).
     min_rtt: Option<Duration>,
 }
 
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 impl RttEstimator {
     /// A fresh estimator: RTO = `initial` (RFC 6298 §2.1).
     pub fn new(initial: Duration, min_rto: Duration, max_rto: Duration) -> Self {
-        RttEstimator { srtt: None, rttvar: Duration::ZERO, rto: initial, min_rto, max_rto, backoff: 0, min_rtt: None }
+        RttEstimator {
+            srtt8: 0,
+            rttvar4: 0,
+            rto: nanos(initial),
+            min_rto: nanos(min_rto),
+            max_rto: nanos(max_rto),
+            backoff: 0,
+            min_rtt: None,
+        }
     }
 
     /// Feeds one RTT measurement (RFC 6298 §2.2, §2.3). The caller applies Karn's rule
@@ -33,19 +50,26 @@ impl RttEstimator {
     pub fn sample(&mut self, rtt: Duration) {
         let rtt = rtt.max(Duration::from_micros(1));
         self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
-        match self.srtt {
-            None => {
-                self.srtt = Some(rtt);
-                self.rttvar = rtt / 2;
-            }
-            Some(srtt) => {
-                // RTTVAR <- 3/4 RTTVAR + 1/4 |SRTT - R'|; SRTT <- 7/8 SRTT + 1/8 R'.
-                let delta = srtt.abs_diff(rtt);
-                self.rttvar = (self.rttvar * 3 + delta) / 4;
-                self.srtt = Some((srtt * 7 + rtt) / 8);
-            }
+        let r = nanos(rtt);
+        if self.srtt8 == 0 {
+            // RFC 6298 §2.2: SRTT <- R, RTTVAR <- R/2.
+            self.srtt8 = r.saturating_mul(8);
+            self.rttvar4 = r.saturating_mul(2);
+        } else {
+            // RFC 6298 §2.3: RTTVAR <- 3/4 RTTVAR + 1/4 |SRTT - R'|, then
+            // SRTT <- 7/8 SRTT + 1/8 R' (Linux `tcp_rtt_estimator`: the error `m` is added
+            // to the scaled SRTT, |m| less a quarter of the scaled variance to it; Linux's
+            // damping of falling samples and its per-round `mdev_max_us` are not taken).
+            let srtt = self.srtt8 >> 3;
+            let delta = if r >= srtt {
+                self.srtt8 = self.srtt8.saturating_add(r - srtt);
+                r - srtt
+            } else {
+                self.srtt8 -= srtt - r;
+                srtt - r
+            };
+            self.rttvar4 = (self.rttvar4 - (self.rttvar4 >> 2)).saturating_add(delta);
         }
-        let srtt = self.srtt.unwrap_or(rtt);
         // RTO <- SRTT + max(K*RTTVAR, min RTO), K = 4, at most the maximum (RFC 6298 §2.4
         // with Linux's floor). RFC 6298 §2.4 clamps the sum to the minimum instead; Linux
         // floors the variance term (`tcp_rtt_estimator` keeps `rttvar_us` >=
@@ -55,7 +79,7 @@ impl RttEstimator {
         // max(200 ms, SRTT + 4 RTTVAR) fires before it. Measured with 5 000 keep-alive
         // clients on AF_XDP (deploy/bench/run.sh, workload conc5000): 4 181 RTOs in 8 s,
         // 2 780 of them undone as spurious; 599 (558) with the floor.
-        self.rto = (srtt + (self.rttvar * 4).max(self.min_rto)).min(self.max_rto);
+        self.rto = (self.srtt8 >> 3).saturating_add(self.rttvar4.max(self.min_rto)).min(self.max_rto);
         self.backoff = 0;
     }
 
@@ -71,13 +95,13 @@ impl RttEstimator {
 
     /// The current RTO including backoff.
     pub fn rto(&self) -> Duration {
-        let factor = 1u32.checked_shl(self.backoff.min(16)).unwrap_or(u32::MAX);
-        self.rto.saturating_mul(factor).min(self.max_rto)
+        let factor = 1u64 << self.backoff.min(16);
+        Duration::from_nanos(self.rto.saturating_mul(factor).min(self.max_rto))
     }
 
     /// The RTO without backoff.
     pub fn base_rto(&self) -> Duration {
-        self.rto
+        Duration::from_nanos(self.rto)
     }
 
     /// Doubles the RTO (RFC 6298 §5.5).
@@ -98,12 +122,12 @@ impl RttEstimator {
 
     /// Smoothed RTT, once measured.
     pub fn srtt(&self) -> Option<Duration> {
-        self.srtt
+        (self.srtt8 != 0).then(|| Duration::from_nanos(self.srtt8 >> 3))
     }
 
     /// RTT variation.
     pub fn rttvar(&self) -> Duration {
-        self.rttvar
+        Duration::from_nanos(self.rttvar4 >> 2)
     }
 
     /// Smallest RTT measured.
@@ -216,6 +240,7 @@ impl<P: Payload> Connection<P> {
         if due(self.timers.delack, now) {
             self.timers.delack = None;
             if self.state.is_synchronized() {
+                self.rcv.delack.on_timeout(self.ack_limits());
                 self.pending.ack = true;
                 shared.counters.delayed_acks += 1;
             }
@@ -319,6 +344,72 @@ mod tests {
         assert_eq!(r.srtt(), Some(Duration::from_millis(150)));
         assert!(r.rto() >= Duration::from_millis(350), "RTO {:?}", r.rto());
         assert!(r.rto() < Duration::from_millis(351), "RTO {:?}", r.rto());
+    }
+
+    /// The estimator as it was in `Duration` arithmetic (RFC 6298 §2.2-2.4 with the
+    /// variance floored at the minimum RTO), for the comparison below.
+    struct DurationEstimator {
+        srtt: Option<Duration>,
+        rttvar: Duration,
+        rto: Duration,
+    }
+
+    impl DurationEstimator {
+        fn sample(&mut self, rtt: Duration, min_rto: Duration, max_rto: Duration) {
+            let rtt = rtt.max(Duration::from_micros(1));
+            match self.srtt {
+                None => {
+                    self.srtt = Some(rtt);
+                    self.rttvar = rtt / 2;
+                }
+                Some(srtt) => {
+                    let delta = srtt.abs_diff(rtt);
+                    self.rttvar = (self.rttvar * 3 + delta) / 4;
+                    self.srtt = Some((srtt * 7 + rtt) / 8);
+                }
+            }
+            let srtt = self.srtt.unwrap_or(rtt);
+            self.rto = (srtt + (self.rttvar * 4).max(min_rto)).min(max_rto);
+        }
+    }
+
+    #[test]
+    fn integer_estimator_matches_the_duration_one_within_rounding() {
+        let (min_rto, max_rto) = (Duration::from_millis(200), Duration::from_secs(120));
+        // Sequences of samples from 1 µs to ~2 s: steady, jittery, falling, rising.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut worst = (0u64, 0u64, 0u64);
+        for round in 0..200 {
+            let mut int = RttEstimator::new(Duration::from_secs(1), min_rto, max_rto);
+            let mut reference = DurationEstimator { srtt: None, rttvar: Duration::ZERO, rto: Duration::from_secs(1) };
+            let base = (1 + next() % 2_000_000_000) >> (round % 20);
+            for i in 0..500u64 {
+                let jitter = next() % (base / 2 + 1);
+                let r = match round % 4 {
+                    0 => base,
+                    1 => base / 2 + jitter,
+                    2 => (base / (i + 1)).max(1),
+                    _ => base.saturating_add(i * 1_000 + jitter),
+                };
+                let r = Duration::from_nanos(r);
+                int.sample(r);
+                reference.sample(r, min_rto, max_rto);
+                let d = |a: Duration, b: Duration| u64::try_from(a.abs_diff(b).as_nanos()).unwrap_or(u64::MAX);
+                let srtt = d(int.srtt().unwrap_or_default(), reference.srtt.unwrap_or_default());
+                let var = d(int.rttvar(), reference.rttvar);
+                let rto = d(int.rto(), reference.rto);
+                worst = (worst.0.max(srtt), worst.1.max(var), worst.2.max(rto));
+            }
+        }
+        // The Duration form floors SRTT and RTTVAR to a nanosecond at every step; the
+        // scaled form keeps three and two more bits: a few nanoseconds apart at most.
+        assert!(worst.0 <= 8 && worst.1 <= 8 && worst.2 <= 40, "srtt, rttvar, rto differ by up to {worst:?} ns");
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub(super) fn health(out: &mut Families, snap: &Snapshot) {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{Ipv4Addr, SocketAddrV4};
+    use std::net::{Ipv4Addr, SocketAddr};
 
     use dataplane::app::proxy::BackendHealth;
     use dataplane::app::proxy::admin::AdminState;
@@ -94,7 +94,7 @@ mod tests {
     fn b(port: u16, up: bool, passed: u64, ejected_lcores: u64) -> BackendHealth {
         BackendHealth {
             pool: "web".into(),
-            addr: Some(SocketAddrV4::new(Ipv4Addr::new(198, 18, 81, 10), port)),
+            addr: Some(SocketAddr::from((Ipv4Addr::new(198, 18, 81, 10), port))),
             up,
             checks_passed: passed,
             checks_failed: 2,

@@ -283,7 +283,7 @@ pub(super) fn proxy(out: &mut Families, snap: &Snapshot) {
 
 #[cfg(test)]
 pub(super) mod tests {
-    use std::net::{Ipv4Addr, SocketAddrV4};
+    use std::net::{Ipv4Addr, SocketAddr};
 
     use dataplane::app::proxy::ProxyStats;
     use dataplane::time::Duration;
@@ -314,7 +314,7 @@ pub(super) mod tests {
         let server = |port: u16, k: u64| {
             let mut s = ServerStats {
                 pool: "app".into(),
-                addr: Some(SocketAddrV4::new(Ipv4Addr::new(198, 18, 70, 2), port)),
+                addr: Some(SocketAddr::from((Ipv4Addr::new(198, 18, 70, 2), port))),
                 active: k,
                 attempts: 6 * k,
                 connected: 5 * k,

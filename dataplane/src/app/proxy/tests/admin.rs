@@ -3,7 +3,7 @@
 //! by destination address): drain, reload, admin state, the admin view, active health
 //! checks and passive ejection.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::mpsc::sync_channel;
 
 use std::sync::atomic::Ordering;
@@ -28,13 +28,13 @@ const CLOSED: u16 = 8081;
 type Seg = crate::testnet::InFlight<HeapPayload>;
 
 fn server(ip: Ipv4Addr, port: u16) -> ServerSpec {
-    ServerSpec { addr: SocketAddrV4::new(ip, port), local_ip: BACK, weight: 1, max_connections: None }
+    ServerSpec { addr: SocketAddr::from((ip, port)), local_ip: BACK.into(), weight: 1, max_connections: None }
 }
 
 fn listener(name: &str, port: u16, pool: usize) -> ListenerSpec {
     ListenerSpec {
         name: name.into(),
-        listen: SocketAddrV4::new(FRONT, port),
+        listen: SocketAddr::from((FRONT, port)),
         pool,
         max_connections: 100,
         connect_timeout: Duration::from_millis(200),
@@ -82,7 +82,7 @@ impl Net {
         let mut backend = Engine::new(TcpConfig::default(), [3; 16], now);
         let mut backend_apps = Apps::new();
         for ip in [A, B] {
-            let echo = AppSpec::new(AppKind::Echo, SocketAddrV4::new(ip, ECHO));
+            let echo = AppSpec::new(AppKind::Echo, SocketAddr::from((ip, ECHO)));
             assert!(backend_apps.listen(&mut backend, &echo).is_ok());
         }
         let (handle, inbox) = channel(3);
@@ -102,9 +102,9 @@ impl Net {
     fn route(&mut self, segs: Vec<Seg>) {
         for f in segs {
             let e = match f.1 {
-                CLIENT => &mut self.client,
-                FRONT | BACK => &mut self.proxy,
-                A | B => &mut self.backend,
+                IpAddr::V4(CLIENT) => &mut self.client,
+                IpAddr::V4(FRONT | BACK) => &mut self.proxy,
+                IpAddr::V4(A | B) => &mut self.backend,
                 _ => continue,
             };
             crate::testnet::deliver(e, f, self.now);
@@ -137,7 +137,7 @@ impl Net {
     }
 
     fn connect(&mut self, port: u16) -> ConnId {
-        self.client.connect(CLIENT, SocketAddrV4::new(FRONT, port), self.now).unwrap_or_else(|e| panic!("{e}"))
+        self.client.connect(CLIENT, SocketAddr::from((FRONT, port)), self.now).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn closed(&self, id: ConnId) -> Option<CloseReason> {
@@ -199,7 +199,7 @@ impl Net {
         r
     }
 
-    fn set_server(&mut self, addr: SocketAddrV4, state: AdminState) -> Result<(), String> {
+    fn set_server(&mut self, addr: SocketAddr, state: AdminState) -> Result<(), String> {
         let (tx, rx) = sync_channel(1);
         self.send(ProxyCommand::SetServer { pool: "web".into(), addr, state, reply: tx });
         self.step();
@@ -207,7 +207,7 @@ impl Net {
     }
 
     /// Per-server active sessions as the admin view reports them.
-    fn active(&mut self) -> Vec<(SocketAddrV4, u64, bool)> {
+    fn active(&mut self) -> Vec<(SocketAddr, u64, bool)> {
         self.show(false).servers.iter().map(|s| (s.addr, s.active, s.configured)).collect()
     }
 }
@@ -259,8 +259,8 @@ fn reload_moves_new_sessions_and_keeps_old_ones_flowing() {
     assert_eq!(net.reload(spec(vec![server(B, ECHO)]), OpsSpec::default()), Ok(()));
     // The old session still moves data, on A, which is listed as removed.
     assert_eq!(net.echo(old, b"still A"), b"still A");
-    let a = SocketAddrV4::new(A, ECHO);
-    let b = SocketAddrV4::new(B, ECHO);
+    let a = SocketAddr::from((A, ECHO));
+    let b = SocketAddr::from((B, ECHO));
     assert_eq!(net.active(), vec![(b, 0, true), (a, 1, false)]);
     // New sessions go to B only.
     let new = net.connect(PORT);
@@ -297,7 +297,7 @@ fn reload_adds_and_removes_listeners() {
 #[test]
 fn a_prepared_reload_changes_nothing_until_committed_and_an_abort_undoes_it() {
     let mut net = Net::new(&spec(vec![server(A, ECHO)]));
-    let a = SocketAddrV4::new(A, ECHO);
+    let a = SocketAddr::from((A, ECHO));
     let mut next = spec(vec![server(B, ECHO)]);
     next.listeners.push(listener("other", 81, 0));
     let (tx, rx) = sync_channel(1);
@@ -340,14 +340,14 @@ fn an_invalid_reload_changes_nothing() {
     let ok = net.connect(PORT);
     assert_eq!(net.echo(ok, b"A"), b"A");
     assert_eq!(net.closed(c), Some(CloseReason::Refused));
-    assert_eq!(net.active()[0], (SocketAddrV4::new(A, ECHO), 1, true));
+    assert_eq!(net.active()[0], (SocketAddr::from((A, ECHO)), 1, true));
 }
 
 #[test]
 fn a_drained_server_gets_no_new_sessions_until_enabled() {
     let mut net = Net::new(&spec(vec![server(A, ECHO), server(B, ECHO)]));
-    let a = SocketAddrV4::new(A, ECHO);
-    let b = SocketAddrV4::new(B, ECHO);
+    let a = SocketAddr::from((A, ECHO));
+    let b = SocketAddr::from((B, ECHO));
     assert_eq!(net.set_server(a, AdminState::Drain), Ok(()));
     let ids: Vec<ConnId> = (0..4).map(|_| net.connect(PORT)).collect();
     net.steps(20);
@@ -357,7 +357,7 @@ fn a_drained_server_gets_no_new_sessions_until_enabled() {
     let more: Vec<ConnId> = (0..4).map(|_| net.connect(PORT)).collect();
     net.steps(20);
     assert!(net.active()[0].1 >= 2, "A takes sessions again: {:?}", net.active());
-    let unknown = net.set_server(SocketAddrV4::new(A, 1), AdminState::Drain);
+    let unknown = net.set_server(SocketAddr::from((A, 1)), AdminState::Drain);
     assert!(unknown.is_err_and(|e| e.contains("no server")));
     assert_eq!(ids.len() + more.len(), 8);
 }
@@ -373,13 +373,13 @@ fn show_lists_every_connection_with_its_tcp_state() {
     assert_eq!(view.connections.len(), 2);
     let client = &view.connections[0];
     assert_eq!((client.side, client.state.as_str()), ("client", "ESTABLISHED"));
-    assert_eq!(client.local, SocketAddrV4::new(FRONT, PORT));
-    assert_eq!(*client.remote.ip(), CLIENT);
+    assert_eq!(client.local, SocketAddr::from((FRONT, PORT)));
+    assert_eq!(client.remote.ip(), CLIENT);
     assert_eq!(client.bytes_received, 5);
     assert!(client.cwnd > 0 && client.srtt.is_some());
     let backend = &view.connections[1];
-    assert_eq!((backend.side, backend.remote), ("backend", SocketAddrV4::new(A, ECHO)));
-    assert_eq!(*backend.local.ip(), BACK);
+    assert_eq!((backend.side, backend.remote), ("backend", SocketAddr::from((A, ECHO))));
+    assert_eq!(backend.local.ip(), BACK);
     assert_eq!(backend.bytes_acked, 5);
     assert!(net.show(false).connections.is_empty());
     assert!(!view.more, "one session: the page is not cut");
@@ -448,7 +448,7 @@ fn active_checks_take_a_refusing_server_down_and_bring_it_back() {
     assert!(health[0].checks_failed >= 3 && !health[0].up && health[0].went_down == 1, "{health:?}");
     let published = net.apps.proxy().shared().health();
     assert_eq!(published.len(), 2, "published for the control plane");
-    assert_eq!((published[0].pool.as_str(), published[0].addr), ("web", Some(SocketAddrV4::new(A, CLOSED))));
+    assert_eq!((published[0].pool.as_str(), published[0].addr), ("web", Some(SocketAddr::from((A, CLOSED)))));
     assert!(!published[0].up && published[1].up);
     assert!(health[1].checks_passed >= 2 && health[1].up);
     // Every new session goes to B, none is even tried on A.
@@ -458,7 +458,7 @@ fn active_checks_take_a_refusing_server_down_and_bring_it_back() {
     }
     assert_eq!(net.apps.proxy_stats().servers[0].attempts, 0);
     // A starts listening: two passing checks bring it back.
-    let echo = AppSpec::new(AppKind::Echo, SocketAddrV4::new(A, CLOSED));
+    let echo = AppSpec::new(AppKind::Echo, SocketAddr::from((A, CLOSED)));
     assert!(net.backend_apps.listen(&mut net.backend, &echo).is_ok());
     net.steps(45);
     assert_eq!(net.show(false).servers[0].health, HealthState::Up);

@@ -55,7 +55,7 @@ fn checks_by(a: &Net, b: &Net, flat: usize) -> (u64, u64) {
 
 /// The backend of `net` starts answering on the refusing port.
 fn listen_on_closed_port(net: &mut Net) {
-    let echo = AppSpec::new(AppKind::Echo, SocketAddrV4::new(BACKEND, CLOSED_PORT));
+    let echo = AppSpec::new(AppKind::Echo, SocketAddr::from((BACKEND, CLOSED_PORT)));
     assert!(net.backend_apps.listen(&mut net.backend, &echo).is_ok());
 }
 

@@ -18,8 +18,8 @@ fn both_steps(a: &mut Net, b: &mut Net, n: usize) {
     }
 }
 
-fn manual() -> SocketAddrV4 {
-    SocketAddrV4::new(BACKEND, MANUAL_PORT)
+fn manual() -> SocketAddr {
+    SocketAddr::from((BACKEND, MANUAL_PORT))
 }
 
 #[test]
@@ -132,7 +132,7 @@ fn reload_keeps_the_shared_counts_and_prunes_what_nobody_uses() {
     // Now sessions go to the echo server, counted there, and end.
     let (_, got) = round_trip(&mut b, b"sea", 2000);
     assert_eq!(got, b"sea");
-    assert_eq!(shared.server_connections("web", SocketAddrV4::new(BACKEND, ECHO_PORT)), 0);
+    assert_eq!(shared.server_connections("web", SocketAddr::from((BACKEND, ECHO_PORT))), 0);
     // A later reload on each lcore forgets the removed server: nothing holds it.
     for net in [&mut a, &mut b] {
         let now = net.now;

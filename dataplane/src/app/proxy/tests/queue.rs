@@ -33,7 +33,7 @@ fn a_waiting_session_is_served_when_the_server_has_room_again() {
     assert!(net.accept_manual().is_some(), "B reached the server once A was gone");
     assert!(net.client_closed(b).is_none());
     assert_eq!(shared.queue_length("web"), 0);
-    assert_eq!(shared.server_connections("web", SocketAddrV4::new(BACKEND, MANUAL_PORT)), 1);
+    assert_eq!(shared.server_connections("web", SocketAddr::from((BACKEND, MANUAL_PORT))), 1);
     let l = &net.stats().listeners[0];
     assert_eq!((l.queued, l.refused_queue_full, l.refused_queue_timeout), (1, 0, 0));
 }
