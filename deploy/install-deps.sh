@@ -21,6 +21,8 @@ PACKAGES=(
   hping3 systemd man-db
   # packet filtering in test namespaces (silent peers, the lossy benchmark)
   nftables
+  # an IPv6 router advertising a default route and a prefix (proxy/tests/ipv6_router_dad.rs)
+  radvd
 )
 
 missing=()

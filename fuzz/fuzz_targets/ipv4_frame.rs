@@ -27,6 +27,10 @@ fuzz_target!(|data: &[u8]| {
             addr: Some("2001:db8::2".parse().expect("literal")),
             prefix_len: 64,
             gateway: Some("fe80::1".parse().expect("literal")),
+            // Addresses usable at once (duplicate address detection has its unit tests),
+            // router advertisements acted on.
+            dad_transmits: 0,
+            accept_ra: true,
         });
     }
     let csum = match sel % 3 {

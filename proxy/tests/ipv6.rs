@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{must, ping_until_reply, require_root, unique, Netns, ONE_LCORE, Strait};
+use common::{log_field, must, ping6, ping_until_reply, require_root, unique, Netns, ONE_LCORE, Strait};
 
 const BYTES: u64 = 100 * 1000 * 1000;
 
@@ -59,14 +59,6 @@ fn neighbour_resolved(peer: &Netns, ifname: &str, addr: &str) -> String {
     out
 }
 
-/// The JSON value of `key` in the log line carrying `message`.
-fn log_field(log: &str, message: &str, key: &str) -> Option<u64> {
-    let line = log.lines().find(|l| l.contains(message))?;
-    let pat = format!("\"{key}\":");
-    let rest = line.split(&pat).nth(1)?;
-    rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
-}
-
 /// Stops strait: clean exit, no connection left, the pool back where it started.
 fn stop_clean(strait: &mut Strait) {
     let status = strait.terminate(Duration::from_secs(30));
@@ -76,16 +68,6 @@ fn stop_clean(strait: &mut Strait) {
     let start = log_field(&log, "mbuf pool usage", "in_use_at_start");
     let end = log_field(&log, "final tcp counters", "pool_in_use");
     assert!(start.is_some() && start == end, "mbufs leaked: {start:?} at start, {end:?} at the end:\n{log}");
-}
-
-fn ping6(ns: &Netns, addr: &str) -> bool {
-    let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if ns.exec("ping", &["-6", "-c", "1", "-W", "1", addr]).status.success() {
-            return true;
-        }
-    }
-    false
 }
 
 #[test]

@@ -12,7 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{must, require_root, unique, Netns, ONE_LCORE, Strait};
+use common::{must, ping6, require_root, unique, Netns, ONE_LCORE, Strait};
 
 const BYTES: u64 = 16 * 1000 * 1000;
 const STRAIT_IP: &str = "fd00:18:152::2";
@@ -52,16 +52,6 @@ fn logged_counter(log: &str, message: &str, name: &str) -> u64 {
 
 fn sysctl(ns: &Netns, setting: &str) {
     must("ip", &["netns", "exec", &ns.name, "sysctl", "-q", "-w", setting]);
-}
-
-fn ping6(ns: &Netns, addr: &str) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if ns.exec("ping", &["-6", "-c", "1", "-W", "1", addr]).status.success() {
-            return true;
-        }
-    }
-    false
 }
 
 fn echo_behind_the_router(tag: &str, tso: bool) {

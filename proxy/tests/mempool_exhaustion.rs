@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ping_until_reply, require_root, unique, Netns, Strait};
+use common::{log_field, ping_until_reply, require_root, unique, Netns, Strait};
 
 const CONFIG: &str = r#"
 [log]
@@ -114,14 +114,6 @@ except socket.timeout:
 fn probe(ns: &Netns) -> String {
     let out = ns.exec("python3", &["-c", PROBE, "198.18.41.2", "7"]);
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// The JSON number `key` in the log line carrying `message`.
-fn log_field(log: &str, message: &str, key: &str) -> Option<u64> {
-    let line = log.lines().find(|l| l.contains(message))?;
-    let pat = format!("\"{key}\":");
-    let rest = line.split(&pat).nth(1)?;
-    rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
 }
 
 #[test]

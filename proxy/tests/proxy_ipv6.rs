@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::backend::Nginx;
-use common::{require_root, unique, Netns, Strait};
+use common::{ping6, require_root, unique, Netns, Strait};
 
 fn config(tap: &str, veth: &str, proxy_protocol: bool) -> String {
     let pp = if proxy_protocol { "proxy_protocol = \"v2\"\n" } else { "" };
@@ -53,16 +53,6 @@ name = "web"
 servers = [{{ addr = "[fd00:18:171::1]:8080" }}]
 {pp}"#
     )
-}
-
-fn ping6(ns: &Netns, addr: &str) -> bool {
-    let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if ns.exec("ping", &["-6", "-c", "1", "-W", "1", addr]).status.success() {
-            return true;
-        }
-    }
-    false
 }
 
 /// The namespaces (strait's with the clients, the backend's), the tap's name, and a veth

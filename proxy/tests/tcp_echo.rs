@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{must, ping_until_reply, require_root, unique, Netns, ONE_LCORE, Strait};
+use common::{log_field, must, ping_until_reply, require_root, unique, Netns, ONE_LCORE, Strait};
 
 const BYTES: u64 = 100 * 1000 * 1000;
 const CAPTURE_FRAMES: &str = "2000";
@@ -225,14 +225,6 @@ fn check_push_and_fin(pcap: &Path, ours: &str, bytes: u64) {
     );
     let pushed = frames.iter().filter(|f| f.psh).count();
     eprintln!("flags capture: {} frames, {pushed} with PSH, {} with FIN", frames.len(), fins.len());
-}
-
-/// The JSON value of `key` in the log line carrying `message`.
-fn log_field(log: &str, message: &str, key: &str) -> Option<u64> {
-    let line = log.lines().find(|l| l.contains(message))?;
-    let pat = format!("\"{key}\":");
-    let rest = line.split(&pat).nth(1)?;
-    rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
 }
 
 /// Stops strait and checks the shutdown report: clean exit, no connection left, the pool

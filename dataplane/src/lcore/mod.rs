@@ -31,6 +31,7 @@ use crate::app::proxy::{ProxyError, ProxyShared, ProxySpec, ProxyStats};
 use crate::app::{AppCounters, AppSpec, Apps};
 use crate::capture;
 use crate::dpdk::{copy_stats, tsc, CopyStats, Mbuf, MbufPayload, Mempool};
+use crate::net::dad::AddrState;
 use crate::net::NetCounters;
 use crate::tcp::{Counters, Engine, StackError, TcpConfig};
 use crate::time::{Duration, Instant};
@@ -300,6 +301,31 @@ impl Worker {
         }
     }
 
+    /// Logs each IPv6 address's duplicate address detection verdict once: usable, or
+    /// duplicate (an error the operator must act on: the address is never used).
+    fn log_address_verdicts(&mut self) {
+        for p in &mut self.ports {
+            let c = p.iface.counters();
+            let verdicts = c.dad_preferred + c.dad_failed;
+            if verdicts == p.dad_logged {
+                continue;
+            }
+            p.dad_logged = verdicts;
+            for (addr, state) in p.iface.ipv6_addresses() {
+                match state {
+                    AddrState::Duplicate => tracing::error!(
+                        lcore = self.lcore,
+                        port = p.port.id(),
+                        %addr,
+                        "duplicate IPv6 address: another node on the link has it (RFC 4862 §5.4.5); it is not used until the conflict is fixed and strait restarted"
+                    ),
+                    AddrState::Preferred => tracing::info!(lcore = self.lcore, port = p.port.id(), %addr, "IPv6 address usable"),
+                    AddrState::Tentative => {}
+                }
+            }
+        }
+    }
+
     /// Puts the engine under memory pressure when the pool runs low, and out of it once
     /// enough mbufs came back; each change is counted and logged.
     fn check_memory(&mut self, pool_size: u32) {
@@ -358,6 +384,7 @@ impl Worker {
             let t0 = tsc();
             let now = self.clock.instant(t0);
             if now >= next_publish {
+                self.log_address_verdicts();
                 self.publish();
                 self.pin_servers();
                 next_publish = now + PUBLISH_INTERVAL;

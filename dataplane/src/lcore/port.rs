@@ -34,6 +34,8 @@ pub struct PortQueue {
     /// TCP segments waiting for their next hop's ARP reply, oldest first (at most
     /// [`UNRESOLVED_MAX`]; see [`super::egress::release_unresolved`]).
     pub(super) unresolved: Vec<Unresolved>,
+    /// Duplicate address detection verdicts already logged (`dad_preferred + dad_failed`).
+    pub(super) dad_logged: u64,
 }
 
 /// TCP segments one port queue holds while next hops are resolved. Linux holds packets
@@ -68,6 +70,7 @@ impl PortQueue {
             tx: TxQueue::default(),
             impair: None,
             unresolved: Vec::with_capacity(UNRESOLVED_MAX),
+            dad_logged: 0,
         }
     }
 

@@ -121,8 +121,9 @@ pub enum Route {
         /// Destination TCP port of the frame.
         dst_port: u16,
     },
-    /// ARP addressed to us, or an IPv6 neighbour advertisement: handle it here and share
-    /// a learn-only copy (every lcore keeps its own neighbour caches).
+    /// ARP addressed to us, or an IPv6 neighbour or router advertisement: handle it here
+    /// and share a learn-only copy (every lcore keeps its own neighbour caches and router
+    /// lists).
     Share,
 }
 
@@ -135,10 +136,16 @@ fn arp_target(frame: &[u8]) -> Option<Ipv4Addr> {
     arp::Packet::new_checked(eth.payload()).ok().map(|p| p.target_protocol_addr())
 }
 
-/// Whether `frame` is an IPv6 neighbour advertisement (RFC 4861 §4.4): the answer an lcore
-/// resolving a next hop waits for, which may arrive on another lcore's queue. A copy is
-/// learnt as is (an advertisement is never answered).
-fn is_neighbor_advert(frame: &[u8]) -> bool {
+/// Whether `frame` is an IPv6 neighbour advertisement (RFC 4861 §4.4), the answer an lcore
+/// resolving a next hop waits for, a router advertisement (§4.2), which every lcore's
+/// router list needs, or another node's duplicate address detection probe (a solicitation
+/// from `::`, RFC 4862 §5.4.3), which every lcore's detection of that address must see;
+/// any may arrive on another lcore's queue. A copy of an advertisement is learnt as is (an
+/// advertisement is never answered); a probe of an address we already use is answered by
+/// each lcore (one defending advertisement per lcore).
+fn is_shared_advert(frame: &[u8]) -> bool {
+    const ROUTER_ADVERT: u8 = 134;
+    const NEIGHBOR_SOLICIT: u8 = 135;
     const NEIGHBOR_ADVERT: u8 = 136;
     let Ok(eth) = ethernet::Frame::new_checked(frame) else { return false };
     if eth.ethertype() != ethernet::EtherType::Ipv6 {
@@ -146,7 +153,11 @@ fn is_neighbor_advert(frame: &[u8]) -> bool {
     }
     let Ok(ip) = ipv6::Packet::new_checked(eth.payload()) else { return false };
     match ip.upper_layer() {
-        Ok(up) if up.protocol == ipv6::next_header::ICMPV6 => eth.payload().get(up.offset) == Some(&NEIGHBOR_ADVERT),
+        Ok(up) if up.protocol == ipv6::next_header::ICMPV6 => match eth.payload().get(up.offset) {
+            Some(&(ROUTER_ADVERT | NEIGHBOR_ADVERT)) => true,
+            Some(&NEIGHBOR_SOLICIT) => ip.src_addr().is_unspecified(),
+            _ => false,
+        },
         _ => false,
     }
 }
@@ -209,7 +220,7 @@ impl SteeringLinks {
                 }
             };
         }
-        if arp_target(frame) == Some(our_ip) || is_neighbor_advert(frame) {
+        if arp_target(frame) == Some(our_ip) || is_shared_advert(frame) {
             return Route::Share;
         }
         Route::Here
@@ -352,6 +363,14 @@ mod tests {
         make_arp_reply(&mut copy);
         assert_eq!(copy, na, "an advertisement is shared unchanged");
         assert_eq!(links[0].route(&hex(NS), us), Route::Here, "solicitation");
+        // Router advertisements and duplicate address detection probes (from ::) are for
+        // every lcore (routing is not checksummed: the type and source are enough here).
+        let mut ra = hex(NS);
+        ra[14 + 40] = 134;
+        assert_eq!(links[0].route(&ra, us), Route::Share, "router advertisement");
+        let mut probe = hex(NS);
+        probe[14 + 8..14 + 24].fill(0);
+        assert_eq!(links[0].route(&probe, us), Route::Share, "DAD probe");
     }
 
     #[test]

@@ -97,7 +97,15 @@ net_counters! {
         arp_queued => "Packets queued while waiting for ARP resolution.",
         rx_ipv6 => "IPv6 packets to us (valid fixed header, our address or group), before the extension-header walk.",
         rx_icmpv6 => "ICMPv6 messages to us (counted before ICMPv6 validation).",
-        rx_router_advert => "Valid router advertisements (RFC 4861 §6.1.2), counted, not yet acted on.",
+        rx_router_advert => "Valid router advertisements (RFC 4861 §6.1.2); acted on unless the port has `ipv6_accept_ra = false`.",
+        tx_router_solicit => "Router solicitations sent once the link-local address is usable, until an advertisement arrives (RFC 4861 §6.3.7, RFC 7559 backoff).",
+        ra_router_added => "Default routers added from router advertisements (RFC 4861 §6.3.4).",
+        ra_router_removed => "Default routers removed: advertised with router lifetime 0, or their lifetime ran out.",
+        ra_prefix_added => "On-link prefixes added from router advertisements (RFC 4861 §6.3.4).",
+        ra_prefix_expired => "On-link prefixes whose valid lifetime ran out.",
+        tx_dad_probe => "Duplicate address detection probes sent: neighbour solicitations from :: for one of our tentative addresses (RFC 4862 §5.4.2).",
+        dad_preferred => "Our IPv6 addresses that passed duplicate address detection and became usable.",
+        dad_failed => "Our IPv6 addresses found duplicate by duplicate address detection (RFC 4862 §5.4.5): never used; the log names the address. Fix the conflict, then restart.",
         tx_icmpv6_echo_reply => "ICMPv6 echo replies queued.",
         tx_neighbor_advert => "Neighbour advertisements queued (answers to solicitations, RFC 4861 §7.2.4).",
         tx_neighbor_solicit => "Neighbour solicitations queued (resolution, retries, unicast reachability probes).",
@@ -161,6 +169,11 @@ net_counters! {
         NdpUnresolvedDrop => ndp_unresolved_drop: "Queued IPv6 packets dropped because resolution failed.",
         NdpCacheFull => ndp_cache_full: "IPv6 resolution not started: neighbour table full of pending or pinned entries.",
         NdpResolutionRateLimited => ndp_resolution_rate_limited: "IPv6 resolution not started: more than NeighborConfig::resolutions_per_second new ones.",
+        Ipv6DstTentative => ipv6_dst_tentative: "IPv6 packet to one of our addresses that is still under duplicate address detection or was found duplicate (RFC 4862 §5.4: not usable).",
+        NdpTentativeTarget => ndp_tentative_target: "Neighbour solicitation from a unicast source for one of our tentative or duplicate addresses: not answered (RFC 4862 §5.4.3).",
+        NdpRouterAdvertIgnored => ndp_router_advert_ignored: "Router advertisement not acted on: the port has `ipv6_accept_ra = false`.",
+        NdpRouterListFull => ndp_router_list_full: "Router advertisement from a router that could not be added: the default router list is full (routers::MAX_ROUTERS).",
+        NdpPrefixListFull => ndp_prefix_list_full: "On-link prefix of a router advertisement not kept: the prefix list is full (routers::MAX_PREFIXES).",
     }
 }
 

@@ -12,13 +12,17 @@
 //! (`icmpv6_rcv` -> `tcp_v6_err`). [`Interface::route_ip`] and
 //! [`Interface::link_header_for_ip`] take either family, for the TCP egress.
 //!
-//! Not yet here (issue 18): router discovery and a default route from advertisements, and
-//! duplicate address detection for our own addresses.
+//! Our addresses go through duplicate address detection before use (`dad.rs`, RFC 4862
+//! §5.4); router advertisements fill a default router list and an on-link prefix list
+//! (`routers.rs`, RFC 4861 §6.3.4) that routing consults when no gateway is configured, and
+//! router solicitations ask for them once the link-local address is usable (§6.3.7).
 
 use std::net::{IpAddr, Ipv6Addr};
 
 use super::{Input, Interface, LinkResult, RxChecksum, MIN_FRAME_LEN};
 use crate::net::counters::DropReason;
+use crate::net::dad::{self, AddrState, Dad, DadEvent};
+use crate::net::routers::Routers;
 use crate::net::neighbor::{self, NeighborCache, NeighborConfig, Resolve};
 use crate::time::Instant;
 use crate::wire::ethernet::{self, EtherType, EthernetAddress};
@@ -33,8 +37,21 @@ pub struct Ipv6Config {
     pub addr: Option<Ipv6Addr>,
     /// Prefix length of the on-link prefix of `addr` (values above 128 are taken as 128).
     pub prefix_len: u8,
-    /// Default router for off-link destinations (usually link-local).
+    /// Default router for off-link destinations (usually link-local); when `None`, the
+    /// routers learnt from advertisements serve.
     pub gateway: Option<Ipv6Addr>,
+    /// Duplicate address detection probes per address (RFC 4862 `DupAddrDetectTransmits`,
+    /// Linux `dad_transmits`); 0 uses addresses at once.
+    pub dad_transmits: u8,
+    /// Act on router advertisements (Linux `accept_ra`): learn default routers and on-link
+    /// prefixes, and solicit them.
+    pub accept_ra: bool,
+}
+
+impl Default for Ipv6Config {
+    fn default() -> Self {
+        Ipv6Config { addr: None, prefix_len: 64, gateway: None, dad_transmits: dad::DEFAULT_TRANSMITS, accept_ra: true }
+    }
 }
 
 /// The IPv6 state of an interface.
@@ -43,19 +60,30 @@ pub(super) struct V6 {
     cfg: Ipv6Config,
     link_local: Ipv6Addr,
     neighbors: NeighborCache<Ipv6Addr>,
+    dad: Dad,
+    routers: Routers,
 }
 
 impl V6 {
+    /// Whether `a` is one of our addresses and usable (preferred).
     fn is_ours(&self, a: Ipv6Addr) -> bool {
-        a == self.link_local || Some(a) == self.cfg.addr
+        self.dad.state(a) == Some(AddrState::Preferred)
+    }
+
+    /// Whether `a` is one of our addresses in any state (tentative and duplicate ones too).
+    fn holds(&self, a: Ipv6Addr) -> bool {
+        self.dad.state(a).is_some()
     }
 
     /// The multicast groups we belong to (RFC 4291 §2.8: all-nodes and the solicited-node
-    /// group of each of our addresses).
+    /// group of each of our addresses; joined while tentative, RFC 4862 §5.4.2).
+    fn groups(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        let solicited = self.dad.addresses().filter(|&(_, s)| s != AddrState::Duplicate).map(|(a, _)| addr::solicited_node(a));
+        std::iter::once(addr::ALL_NODES).chain(solicited)
+    }
+
     fn is_our_group(&self, a: Ipv6Addr) -> bool {
-        a == addr::ALL_NODES
-            || a == addr::solicited_node(self.link_local)
-            || self.cfg.addr.is_some_and(|g| a == addr::solicited_node(g))
+        self.groups().any(|g| g == a)
     }
 }
 
@@ -68,7 +96,23 @@ impl Interface {
         if let Some(gw) = cfg.gateway {
             neighbors.pin(gw);
         }
-        self.v6 = Some(V6 { cfg, link_local: addr::link_local_from_mac(self.cfg.mac), neighbors });
+        let link_local = addr::link_local_from_mac(self.cfg.mac);
+        let dad = Dad::new([Some(link_local), cfg.addr], cfg.dad_transmits);
+        let mut routers = Routers::default();
+        if cfg.dad_transmits == 0 && cfg.accept_ra {
+            routers.solicit_at_first_poll();
+        }
+        self.v6 = Some(V6 { cfg, link_local, neighbors, dad, routers });
+    }
+
+    /// Our IPv6 addresses (link-local first) and where duplicate address detection stands.
+    pub fn ipv6_addresses(&self) -> Vec<(Ipv6Addr, AddrState)> {
+        self.v6.as_ref().map(|v| v.dad.addresses().collect()).unwrap_or_default()
+    }
+
+    /// The default routers learnt from advertisements.
+    pub fn ipv6_routers(&self) -> Vec<Ipv6Addr> {
+        self.v6.as_ref().map(|v| v.routers.routers().collect()).unwrap_or_default()
     }
 
     /// The IPv6 configuration in force, if IPv6 is enabled.
@@ -90,12 +134,46 @@ impl Interface {
     /// low 32 bits of the group).
     pub(super) fn is_our_group_mac(&self, mac: EthernetAddress) -> bool {
         let Some(v6) = &self.v6 else { return false };
-        let groups = [Some(addr::ALL_NODES), Some(addr::solicited_node(v6.link_local)), v6.cfg.addr.map(addr::solicited_node)];
-        groups.into_iter().flatten().any(|g| addr::multicast_mac(g) == mac)
+        v6.groups().any(|g| addr::multicast_mac(g) == mac)
     }
 
-    /// Solicitation retries, resolution failures and expiry of IPv6 neighbours due at `now`.
+    /// Solicitation retries, resolution failures and expiry of IPv6 neighbours due at `now`;
+    /// duplicate address detection; router solicitations and the expiry of what
+    /// advertisements taught.
     pub(super) fn poll_v6(&mut self, now: Instant) {
+        let Some(v6) = &mut self.v6 else { return };
+        let mut dad_events = [None; 4];
+        let mut n = 0;
+        v6.dad.poll(now, |e| {
+            if let Some(slot) = dad_events.get_mut(n) {
+                *slot = Some(e);
+                n += 1;
+            }
+        });
+        let link_local = v6.link_local;
+        let accept_ra = v6.cfg.accept_ra;
+        let mut solicit = false;
+        for e in dad_events.into_iter().flatten() {
+            match e {
+                DadEvent::Probe(a) => self.send_dad_probe(a),
+                DadEvent::Preferred(a) => {
+                    self.counters.dad_preferred += 1;
+                    if a == link_local && accept_ra {
+                        // Linux `addrconf_dad_completed`: solicit routers from the link-local
+                        // address once it is usable.
+                        solicit |= self.v6.as_mut().is_some_and(|v| v.routers.start_soliciting(now));
+                    }
+                }
+            }
+        }
+        let Some(v6) = &mut self.v6 else { return };
+        let solicit = v6.routers.poll_solicit(now) || solicit;
+        let (routers, prefixes) = v6.routers.expire(now);
+        self.counters.ra_router_removed += u64::from(routers);
+        self.counters.ra_prefix_expired += u64::from(prefixes);
+        if solicit {
+            self.send_router_solicit();
+        }
         let Some(v6) = &mut self.v6 else { return };
         for event in v6.neighbors.poll(now) {
             match event {
@@ -109,18 +187,20 @@ impl Interface {
         }
     }
 
-    /// The next hop for `dst`: itself when link-local or on our prefix (or when there is no
-    /// gateway), else the gateway (RFC 4861 §5.2, with the configured router as the
-    /// default router).
+    /// The next hop for `dst` (RFC 4861 §5.2): itself when link-local, on our prefix or on
+    /// an advertised on-link prefix, else the configured gateway, else a default router
+    /// learnt from advertisements (one with a known link-layer address first, §6.3.6), else
+    /// itself (no router known: resolution fails and is counted).
     pub fn route_v6(&self, dst: Ipv6Addr) -> Ipv6Addr {
         let Some(v6) = &self.v6 else { return dst };
         let on_link = addr::is_link_local(dst)
             || dst.is_multicast()
-            || v6.cfg.addr.is_some_and(|a| addr::same_prefix(a, dst, v6.cfg.prefix_len));
-        match v6.cfg.gateway {
-            Some(gw) if !on_link => gw,
-            _ => dst,
+            || v6.cfg.addr.is_some_and(|a| addr::same_prefix(a, dst, v6.cfg.prefix_len))
+            || v6.routers.is_on_link(dst);
+        if on_link {
+            return dst;
         }
+        v6.cfg.gateway.or_else(|| v6.routers.default_router(|r| v6.neighbors.has_mapping(r))).unwrap_or(dst)
     }
 
     /// Pins the IPv6 next hops towards exactly `dsts` (and the IPv6 gateway) in the IPv6
@@ -288,7 +368,8 @@ impl Interface {
 
     /// The earliest time the IPv6 neighbour cache has work to do.
     pub(super) fn next_deadline_v6(&self) -> Option<Instant> {
-        self.v6.as_ref().and_then(|v| v.neighbors.next_deadline())
+        let v = self.v6.as_ref()?;
+        [v.neighbors.next_deadline(), v.dad.next_deadline(), v.routers.next_deadline()].into_iter().flatten().min()
     }
 
     pub(super) fn rx_ipv6(
@@ -302,10 +383,12 @@ impl Interface {
         let packet = ipv6::Packet::new_checked(payload).map_err(ipv6_drop)?;
         let (src, dst) = (packet.src_addr(), packet.dst_addr());
         if !v6.is_ours(dst) && !v6.is_our_group(dst) {
-            return Err(DropReason::Ipv6NotForUs);
+            return Err(if v6.holds(dst) { DropReason::Ipv6DstTentative } else { DropReason::Ipv6NotForUs });
         }
         // RFC 4291 §2.7: never a multicast source; loopback never on a link (§2.5.3); our
-        // own address is a loop or a spoof. The unspecified source is checked per message.
+        // own (usable) address is a loop or a spoof. One still under detection is not: the
+        // node that holds it defends it from it (RFC 4862 §5.4.4). The unspecified source
+        // is checked per message.
         if src.is_multicast() || src.is_loopback() || v6.is_ours(src) {
             return Err(DropReason::Ipv6MartianSrc);
         }
@@ -399,9 +482,17 @@ impl Interface {
                 if src.is_unspecified() && (lladdr.is_some() || !dst.is_multicast()) {
                     return Err(DropReason::NdpInvalid);
                 }
-                let ours = self.v6.as_ref().is_some_and(|v| v.is_ours(target_addr));
-                if !ours {
-                    return Err(DropReason::NdpNotForUs);
+                let state = self.v6.as_ref().and_then(|v| v.dad.state(target_addr));
+                match state {
+                    None => return Err(DropReason::NdpNotForUs),
+                    Some(AddrState::Tentative) if src.is_unspecified() => {
+                        // RFC 4862 §5.4.3: another node probes the address we are probing:
+                        // neither may have it.
+                        self.dad_conflict(target_addr);
+                        return Ok(Input::Consumed);
+                    }
+                    Some(AddrState::Tentative | AddrState::Duplicate) => return Err(DropReason::NdpTentativeTarget),
+                    Some(AddrState::Preferred) => {}
                 }
                 if src.is_unspecified() {
                     // RFC 4862 §5.4.3: someone probes an address we hold: defend it with an
@@ -426,12 +517,17 @@ impl Interface {
                 if solicited && dst.is_multicast() {
                     return Err(DropReason::NdpInvalid);
                 }
-                if self.v6.as_ref().is_some_and(|v| v.is_ours(target_addr)) {
-                    return Err(if lladdr == Some(self.cfg.mac) {
-                        DropReason::NdpNotForUs
-                    } else {
-                        DropReason::NdpAddressConflict
-                    });
+                if self.v6.as_ref().is_some_and(|v| v.holds(target_addr)) {
+                    if lladdr == Some(self.cfg.mac) {
+                        return Err(DropReason::NdpNotForUs);
+                    }
+                    // RFC 4862 §5.4.4: an advertisement for a tentative address of ours
+                    // means another node has it; for a preferred one it is a conflict we
+                    // count (Linux logs it and keeps the address).
+                    if self.dad_conflict(target_addr) {
+                        return Ok(Input::Consumed);
+                    }
+                    return Err(DropReason::NdpAddressConflict);
                 }
                 // RFC 4861 §7.2.5: an advertisement updates an existing entry only; without
                 // a target link-layer option there is nothing to learn.
@@ -444,12 +540,31 @@ impl Interface {
                     None => Ok(Input::Consumed),
                 }
             }
-            ndp::Repr::RouterAdvert { .. } => {
+            ndp::Repr::RouterAdvert { router_lifetime, lladdr, prefixes, .. } => {
                 // RFC 4861 §6.1.2: only from a link-local source.
                 if !addr::is_link_local(src) {
                     return Err(DropReason::NdpInvalid);
                 }
                 self.counters.rx_router_advert += 1;
+                if !self.v6.as_ref().is_some_and(|v| v.cfg.accept_ra) {
+                    return Err(DropReason::NdpRouterAdvertIgnored);
+                }
+                // §6.3.4: record the router's link-layer address, creating the entry.
+                match lladdr {
+                    Some(mac) if mac.is_unicast() => self.learn_v6(src, mac, now, true),
+                    Some(_) => return Err(DropReason::NdpInvalid),
+                    None => {}
+                }
+                let Some(v6) = &mut self.v6 else { return Ok(Input::Consumed) };
+                let learnt = v6.routers.on_advert(src, router_lifetime, prefixes.iter().copied(), now);
+                let c = &mut self.counters;
+                c.ra_router_added += u64::from(learnt.router_added);
+                c.ra_router_removed += u64::from(learnt.router_removed);
+                c.ra_prefix_added += u64::from(learnt.prefixes_added);
+                c.add_drops(DropReason::NdpPrefixListFull, u64::from(learnt.prefixes_full));
+                if learnt.routers_full {
+                    return Err(DropReason::NdpRouterListFull);
+                }
                 Ok(Input::Consumed)
             }
             // We are not a router (RFC 4861 §6.2.6 is for routers).
@@ -469,6 +584,38 @@ impl Interface {
         let header = self.eth_header(mac, EtherType::Ipv6);
         for packet in learned.flushed {
             self.push_ipv6_frame(&header, &packet);
+        }
+    }
+
+    /// Marks our tentative address `a` duplicate (Linux `addrconf_dad_failure`); false if it
+    /// was not tentative.
+    fn dad_conflict(&mut self, a: Ipv6Addr) -> bool {
+        let failed = self.v6.as_mut().is_some_and(|v| v.dad.conflict(a));
+        if failed {
+            self.counters.dad_failed += 1;
+        }
+        failed
+    }
+
+    /// A duplicate address detection probe for `target` (RFC 4862 §5.4.2): a solicitation
+    /// from `::` to its solicited-node group, without a source link-layer option.
+    fn send_dad_probe(&mut self, target: Ipv6Addr) {
+        let group = addr::solicited_node(target);
+        let ns = icmpv6::Repr::Ndp(ndp::Repr::NeighborSolicit { target_addr: target, lladdr: None });
+        if self.push_icmpv6(Ipv6Addr::UNSPECIFIED, group, addr::multicast_mac(group), ndp::HOP_LIMIT, &ns) {
+            self.counters.tx_dad_probe += 1;
+        }
+    }
+
+    /// A router solicitation from our link-local address to all-routers, with our
+    /// link-layer address (RFC 4861 §6.3.7, §4.1).
+    fn send_router_solicit(&mut self) {
+        let Some(src) = self.v6.as_ref().map(|v| v.link_local).filter(|&a| self.v6.as_ref().is_some_and(|v| v.is_ours(a))) else {
+            return;
+        };
+        let rs = icmpv6::Repr::Ndp(ndp::Repr::RouterSolicit { lladdr: Some(self.cfg.mac) });
+        if self.push_icmpv6(src, addr::ALL_ROUTERS, addr::multicast_mac(addr::ALL_ROUTERS), ndp::HOP_LIMIT, &rs) {
+            self.counters.tx_router_solicit += 1;
         }
     }
 
@@ -541,3 +688,7 @@ fn ipv6_drop(e: ipv6::Error) -> DropReason {
 #[cfg(test)]
 #[path = "interface_v6_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "interface_v6_dad_ra_tests.rs"]
+mod dad_ra_tests;

@@ -6,14 +6,19 @@
 //! * [`egress`]: Ethernet + IPv4 + TCP headers of outgoing segments and their checksum fields.
 //! * [`neighbor`]: the bounded neighbour cache (ARP, and IPv6 neighbour discovery) with
 //!   retries, expiry and packet queues.
+//! * [`dad`]: duplicate address detection of our IPv6 addresses.
+//! * [`routers`]: the default router and on-link prefix lists learnt from router
+//!   advertisements, and router solicitations.
 //! * [`counters`]: the counters and the [`DropReason`] enum.
 //!
 //! Nothing here reads a clock or touches DPDK: the caller passes `now` and moves frames.
 
 pub mod counters;
+pub mod dad;
 pub mod egress;
 pub mod interface;
 pub mod neighbor;
+pub mod routers;
 
 pub use counters::{DropReason, NetCounters};
 pub use interface::{Input, Interface, InterfaceConfig, Ipv6Config, LinkResult, RxChecksum};

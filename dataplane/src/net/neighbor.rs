@@ -230,6 +230,12 @@ impl<Addr: NeighborAddr> NeighborCache<Addr> {
         }
     }
 
+    /// Whether `addr` has a link-layer address (reachable or stale), without a clock: for
+    /// preferring routers that are probably reachable (RFC 4861 §6.3.6).
+    pub fn has_mapping(&self, addr: Addr) -> bool {
+        matches!(self.entries.get(&addr), Some(Entry::Reachable { .. }))
+    }
+
     /// Whether a resolution for `addr` is in progress.
     pub fn is_pending(&self, addr: Addr) -> bool {
         matches!(self.entries.get(&addr), Some(Entry::Pending { .. }))

@@ -1,5 +1,8 @@
 //! IPv6 on a port: `ipv6 = "2001:db8::2/64"` and `ipv6_gateway = "fe80::1"` beside `ipv4`,
-//! parsed and checked here with errors naming the key (issue 18). The link-local address
+//! `ipv6_accept_ra` (default true, as Linux's `accept_ra` on a host: default routers and
+//! on-link prefixes from router advertisements) and `ipv6_dad_transmits` (default 1, 0 to
+//! use the addresses without duplicate address detection), parsed and checked here with
+//! errors naming the key (issue 18). The link-local address
 //! is always derived from the MAC (RFC 4291 App. A), so it is never configured; a
 //! link-local gateway needs no scope (the port is its link).
 
@@ -68,9 +71,14 @@ pub(crate) fn port(t: &Table<'_>, mtu: Option<u16>, errs: &mut Errors) -> Option
         Ok(gw) => Some(gw),
         Err(_) => t.fail(errs, "ipv6_gateway", format!("{s:?} is not an IPv6 address (e.g. \"fe80::1\")")),
     });
+    let accept_ra = t.bool_or("ipv6_accept_ra", true, errs);
+    // Linux caps nothing; ten probes is ten seconds before the port serves IPv6.
+    let dad_transmits = t.uint_or("ipv6_dad_transmits", u32::from(dataplane::net::dad::DEFAULT_TRANSMITS), 0, 10, errs);
     if t.get("ipv6").is_none() {
-        if t.get("ipv6_gateway").is_some() {
-            t.fail::<()>(errs, "ipv6_gateway", "needs `ipv6` (the port's IPv6 address and prefix)");
+        for key in ["ipv6_gateway", "ipv6_accept_ra", "ipv6_dad_transmits"] {
+            if t.get(key).is_some() {
+                t.fail::<()>(errs, key, "needs `ipv6` (the port's IPv6 address and prefix)");
+            }
         }
         return None;
     }
@@ -93,7 +101,13 @@ pub(crate) fn port(t: &Table<'_>, mtu: Option<u16>, errs: &mut Errors) -> Option
             t.fail::<()>(errs, "mtu", format!("{m} is below IPv6's minimum MTU of {MIN_MTU} (the port has `ipv6`)"));
         }
     }
-    Some(Ipv6Config { addr: Some(ip), prefix_len: len, gateway })
+    Some(Ipv6Config {
+        addr: Some(ip),
+        prefix_len: len,
+        gateway,
+        dad_transmits: u8::try_from(dad_transmits?).unwrap_or(u8::MAX),
+        accept_ra: accept_ra?,
+    })
 }
 
 #[cfg(test)]

@@ -44,6 +44,9 @@
 //! ipv6 = "2001:db8::2/64"   # optional: IPv6 beside IPv4 (global or unique local; the
 //!                           # link-local address comes from the MAC); needs mtu >= 1280
 //! ipv6_gateway = "fe80::1"  # optional: IPv6 router, link-local or on the prefix
+//! ipv6_accept_ra = true     # default: default routers and on-link prefixes from router
+//!                           # advertisements (used when there is no ipv6_gateway)
+//! ipv6_dad_transmits = 1    # 0..=10: duplicate address detection probes, 1 s apart
 //! mtu = 1500
 //! mac = "02:00:00:00:00:01" # optional
 //! arp_resolutions_per_second = 100 # 1..=1000000: new resolutions of unpinned addresses

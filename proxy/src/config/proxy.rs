@@ -159,16 +159,17 @@ pub(crate) fn source_for(ports: &[PortConfig], ip: Ipv4Addr) -> Option<Ipv4Addr>
 }
 
 /// The IPv6 port address to reach `ip` from: the port whose prefix holds it, else the
-/// first IPv6 port with a gateway (RFC 6724's rule of the longest matching prefix is
-/// moot with one address per port).
+/// first IPv6 port with a gateway, else the first that learns routers from advertisements
+/// (RFC 6724's rule of the longest matching prefix is moot with one address per port).
 pub(crate) fn source_for_v6(ports: &[PortConfig], ip: Ipv6Addr) -> Option<Ipv6Addr> {
-    let v6 = |p: &PortConfig| p.ipv6.and_then(|v| v.addr.map(|a| (a, v.prefix_len, v.gateway)));
+    let v6 = |p: &PortConfig| p.ipv6.and_then(|v| v.addr.map(|a| (a, v.prefix_len, v.gateway, v.accept_ra)));
     ports
         .iter()
         .filter_map(v6)
-        .find(|&(a, len, _)| dataplane::wire::ipv6::addr::same_prefix(a, ip, len))
-        .or_else(|| ports.iter().filter_map(v6).find(|(_, _, gw)| gw.is_some()))
-        .map(|(a, _, _)| a)
+        .find(|&(a, len, _, _)| dataplane::wire::ipv6::addr::same_prefix(a, ip, len))
+        .or_else(|| ports.iter().filter_map(v6).find(|(_, _, gw, _)| gw.is_some()))
+        .or_else(|| ports.iter().filter_map(v6).find(|(_, _, _, ra)| *ra))
+        .map(|(a, _, _, _)| a)
 }
 
 /// `[[pool]]` (optional). `ports` is `None` when the ports were invalid (their errors are
@@ -377,7 +378,9 @@ fn server(value: &Value, path: &str, ports: Option<&[PortConfig]>, errs: &mut Er
                     return t.fail(
                         errs,
                         "addr",
-                        format!("{ip} is on no port's IPv6 prefix and no port has an ipv6_gateway to reach it"),
+                        format!(
+                            "{ip} is on no port's IPv6 prefix and no port has an ipv6_gateway or ipv6_accept_ra to reach it"
+                        ),
                     );
                 }
             }

@@ -466,7 +466,7 @@ fn port(value: &Value, index: usize, errs: &mut Errors) -> Option<PortConfig> {
     t.deny_unknown(
         &[
             "name", "device", "ipv4", "gateway", "mtu", "mac", "offloads", "impair",
-            "arp_resolutions_per_second", "ipv6", "ipv6_gateway",
+            "arp_resolutions_per_second", "ipv6", "ipv6_gateway", "ipv6_accept_ra", "ipv6_dad_transmits",
         ],
         errs,
     );

@@ -544,3 +544,31 @@ pub fn lcore_counter(log: &str, message: &str, lcore: u32, name: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// Pings `addr` over IPv6 from `ns` until a reply comes (true) or 20 s pass.
+pub fn ping6(ns: &Netns, addr: &str) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if ns.exec("ping", &["-6", "-c", "1", "-W", "1", addr]).status.success() {
+            return true;
+        }
+    }
+    false
+}
+
+/// The JSON value of `key` in the first log line carrying `message`.
+pub fn log_field(log: &str, message: &str, key: &str) -> Option<u64> {
+    let line = log.lines().find(|l| l.contains(message))?;
+    let pat = format!("\"{key}\":");
+    let rest = line.split(&pat).nth(1)?;
+    rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+}
+
+/// The counter `name` (`name=value` in its `counters` field) in the first log line
+/// carrying `message`, e.g. a port's "final counters".
+pub fn log_counter(log: &str, message: &str, name: &str) -> Option<u64> {
+    let line = log.lines().find(|l| l.contains(message))?;
+    let pat = format!("{name}=");
+    let rest = line.split([' ', '"']).find_map(|w| w.strip_prefix(pat.as_str()))?;
+    rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+}

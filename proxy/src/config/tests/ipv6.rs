@@ -50,6 +50,21 @@ fn ipv6_mistakes_name_the_key() {
 }
 
 #[test]
+fn router_advertisements_and_duplicate_detection_are_configurable() {
+    let v6 = |toml: &str| ok(toml).ports[0].ipv6.unwrap_or_else(|| panic!("ipv6 set"));
+    let d = v6(V6_PORT);
+    assert_eq!((d.accept_ra, d.dad_transmits), (true, 1), "Linux's host defaults: accept_ra 1, dad_transmits 1");
+    let d = v6(&format!("{V6_PORT}ipv6_accept_ra = false\nipv6_dad_transmits = 0\n"));
+    assert_eq!((d.accept_ra, d.dad_transmits), (false, 0));
+    assert_eq!(v6(&format!("{V6_PORT}ipv6_dad_transmits = 10\n")).dad_transmits, 10);
+    one_error(&format!("{V6_PORT}ipv6_dad_transmits = 11\n"), "port[0].ipv6_dad_transmits", "out of range (must be 0..=10)");
+    one_error(&format!("{V6_PORT}ipv6_accept_ra = \"yes\"\n"), "port[0].ipv6_accept_ra", "expected true or false");
+    let port = "[[port]]\nname = \"tap0\"\ndevice = \"net_tap0,iface=strait0\"\nipv4 = \"198.18.0.2/24\"\n";
+    one_error(&format!("{port}ipv6_accept_ra = true\n"), "port[0].ipv6_accept_ra", "needs `ipv6`");
+    one_error(&format!("{port}ipv6_dad_transmits = 1\n"), "port[0].ipv6_dad_transmits", "needs `ipv6`");
+}
+
+#[test]
 fn two_ports_cannot_share_an_ipv6_address() {
     let toml = format!(
         "{V6_PORT}\n[[port]]\nname = \"tap1\"\ndevice = \"net_tap1,iface=strait1\"\nipv4 = \"198.18.1.2/24\"\nipv6 = \"2001:db8::2/64\"\n"
@@ -95,7 +110,11 @@ fn listeners_and_servers_in_either_family() {
     assert_eq!(ok(&proxy("198.18.0.2:80", "[2001:db8:1::1]:8080")).pools[0].servers[0].local_ip, IpAddr::V6(a("2001:db8:1::2")));
     assert!(ok(&proxy("[::]:80", "198.18.1.1:8080")).pools[0].servers[0].local_ip.is_ipv4());
     one_error(&proxy("[2001:db8::9]:80", "198.18.1.1:8080"), "listener[0].listen", "not the address of any port");
-    one_error(&proxy("[2001:db8::2]:80", "[2001:db9::1]:8080"), "pool[0].servers[0].addr", "no port has an ipv6_gateway");
+    // Off every prefix: through a router learnt from advertisements (the first port that
+    // accepts them), unless no port does and none has a gateway.
+    assert_eq!(ok(&proxy("[2001:db8::2]:80", "[2001:db9::1]:8080")).pools[0].servers[0].local_ip, IpAddr::V6(a("2001:db8::2")));
+    let no_ra = proxy("[2001:db8::2]:80", "[2001:db9::1]:8080").replace("/64\"\n", "/64\"\nipv6_accept_ra = false\n");
+    one_error(&no_ra, "pool[0].servers[0].addr", "no port has an ipv6_gateway or ipv6_accept_ra");
     one_error(&proxy("[2001:db8::2]:80", "[2001:db8:1::2]:8080"), "pool[0].servers[0].addr", "strait's own port address");
     one_error(&proxy("[2001:db8::2]:80", "[ff02::1]:8080"), "pool[0].servers[0].addr", "not a unicast host address");
     // Off-prefix through the IPv6 gateway.

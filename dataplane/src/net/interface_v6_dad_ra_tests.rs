@@ -1,0 +1,213 @@
+//! Unit tests of duplicate address detection and router discovery on [`Interface`]: the
+//! probes and solicitations on the wire, what a tentative or duplicate address does and
+//! does not answer, and routes from advertisements.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::tests::{a, drain, drop_of, frame6, ns, t, OUR_MAC, PEER_MAC};
+use super::*;
+use crate::net::dad::AddrState;
+use crate::net::{InterfaceConfig, RxChecksum};
+use crate::wire::ndp::{PrefixInfo, Prefixes};
+
+const GLOBAL: &str = "2001:db8::2";
+
+fn iface(dad_transmits: u8, accept_ra: bool, gateway: Option<Ipv6Addr>) -> Interface {
+    let mut i = Interface::new(InterfaceConfig {
+        mac: OUR_MAC,
+        ipv4: Ipv4Addr::new(10, 0, 0, 1),
+        prefix_len: 24,
+        gateway: None,
+        mtu: 1500,
+    });
+    i.enable_ipv6(Ipv6Config { addr: Some(a(GLOBAL)), prefix_len: 64, gateway, dad_transmits, accept_ra });
+    i
+}
+
+/// The ICMPv6 message of an outgoing frame, with its IPv6 source, destination and hop
+/// limit, and the frame's Ethernet destination.
+fn sent(frame: &[u8]) -> (EthernetAddress, Ipv6Addr, Ipv6Addr, u8, icmpv6::Repr<'_>) {
+    let eth = ethernet::Frame::new_checked(frame).expect("frame");
+    let ip = ipv6::Packet::new_checked(&frame[ethernet::HEADER_LEN..]).expect("IPv6");
+    let (src, dst, hops) = (ip.src_addr(), ip.dst_addr(), ip.hop_limit());
+    let end = ethernet::HEADER_LEN + ipv6::HEADER_LEN + usize::from(ip.payload_len());
+    let msg = icmpv6::Packet::new_checked(&frame[ethernet::HEADER_LEN + ipv6::HEADER_LEN..end]).expect("ICMPv6");
+    let repr = icmpv6::Repr::parse(src, dst, &msg, true).expect("valid ICMPv6");
+    (eth.dst_addr(), src, dst, hops, repr)
+}
+
+fn echo_to(dst: Ipv6Addr) -> Vec<u8> {
+    frame6(OUR_MAC, a("2001:db8::1"), dst, 64, &icmpv6::Repr::EchoRequest { ident: 1, seq_no: 1, data: b"x" })
+}
+
+fn ra(lifetime: u16, lladdr: Option<EthernetAddress>, prefixes: &[PrefixInfo]) -> icmpv6::Repr<'static> {
+    let mut ps = Prefixes::default();
+    for &p in prefixes {
+        assert!(ps.push(p));
+    }
+    icmpv6::Repr::Ndp(ndp::Repr::RouterAdvert {
+        hop_limit: 64,
+        managed: false,
+        other_config: false,
+        router_lifetime: lifetime,
+        reachable_time: 0,
+        retrans_time: 0,
+        lladdr,
+        mtu: None,
+        prefixes: ps,
+    })
+}
+
+fn ra_frame(src: Ipv6Addr, msg: &icmpv6::Repr<'_>) -> Vec<u8> {
+    frame6(addr::multicast_mac(addr::ALL_NODES), src, addr::ALL_NODES, 255, msg)
+}
+
+#[test]
+fn addresses_are_probed_then_used_one_second_later() {
+    let mut i = iface(1, false, None);
+    let ll = i.ipv6_link_local().expect("enabled");
+    assert_eq!(i.next_deadline(), Some(Instant::ZERO), "the probes are due at once");
+    i.poll(t(0));
+    let out = drain(&mut i);
+    assert_eq!(out.len(), 2);
+    for (frame, target) in out.iter().zip([ll, a(GLOBAL)]) {
+        // RFC 4862 §5.4.2: from ::, to the target's solicited-node group, hop limit 255,
+        // no source link-layer option.
+        let group = addr::solicited_node(target);
+        let expected = icmpv6::Repr::Ndp(ndp::Repr::NeighborSolicit { target_addr: target, lladdr: None });
+        assert_eq!(sent(frame), (addr::multicast_mac(group), Ipv6Addr::UNSPECIFIED, group, 255, expected));
+    }
+    assert_eq!(i.counters().tx_dad_probe, 2);
+    // Tentative: not a source, packets to it dropped, solicitations for it unanswered.
+    assert!(!i.has_addr(IpAddr::V6(a(GLOBAL))));
+    drop_of(&mut i, &echo_to(a(GLOBAL)), DropReason::Ipv6DstTentative);
+    let group = addr::solicited_node(a(GLOBAL));
+    let solicit = frame6(addr::multicast_mac(group), a("2001:db8::1"), group, 255, &ns(a(GLOBAL), Some(PEER_MAC)));
+    drop_of(&mut i, &solicit, DropReason::NdpTentativeTarget);
+    assert_eq!(i.ipv6_addresses(), vec![(ll, AddrState::Tentative), (a(GLOBAL), AddrState::Tentative)]);
+    i.poll(t(999));
+    assert_eq!(i.counters().dad_preferred, 0);
+    i.poll(t(1000));
+    assert_eq!(i.counters().dad_preferred, 2);
+    assert!(drain(&mut i).is_empty(), "no more probes (one transmit), no router solicitation (accept_ra off)");
+    assert!(i.has_addr(IpAddr::V6(a(GLOBAL))) && i.has_addr(IpAddr::V6(ll)));
+    assert_eq!(i.handle_frame(&solicit, t(1001), RxChecksum::Unknown), Input::Consumed);
+    assert_eq!(drain(&mut i).len(), 1, "answered once preferred");
+    assert_eq!(i.handle_frame(&echo_to(a(GLOBAL)), t(1002), RxChecksum::Unknown), Input::Consumed);
+}
+
+#[test]
+fn an_advertisement_or_a_probe_for_a_tentative_address_makes_it_duplicate() {
+    let mut i = iface(1, true, None);
+    let ll = i.ipv6_link_local().expect("enabled");
+    i.poll(t(0));
+    let _ = drain(&mut i);
+    // RFC 4862 §5.4.4: another node advertises our global address.
+    let na = icmpv6::Repr::Ndp(ndp::Repr::NeighborAdvert {
+        router: false,
+        solicited: false,
+        override_: true,
+        target_addr: a(GLOBAL),
+        lladdr: Some(PEER_MAC),
+    });
+    // Linux defends it from the address itself, to all-nodes (`ndisc_recv_ns` ->
+    // `ndisc_send_na`): not a martian source while ours is only tentative.
+    let f = frame6(addr::multicast_mac(addr::ALL_NODES), a(GLOBAL), addr::ALL_NODES, 255, &na);
+    assert_eq!(i.handle_frame(&f, t(10), RxChecksum::Unknown), Input::Consumed);
+    // RFC 4862 §5.4.3: another node probes our link-local address at the same time.
+    let group = addr::solicited_node(ll);
+    let probe = frame6(addr::multicast_mac(group), Ipv6Addr::UNSPECIFIED, group, 255, &ns(ll, None));
+    assert_eq!(i.handle_frame(&probe, t(20), RxChecksum::Unknown), Input::Consumed);
+    assert!(drain(&mut i).is_empty(), "a tentative address is not defended");
+    assert_eq!(i.counters().dad_failed, 2);
+    i.poll(t(5000));
+    assert_eq!(i.ipv6_addresses(), vec![(ll, AddrState::Duplicate), (a(GLOBAL), AddrState::Duplicate)]);
+    assert_eq!(i.counters().dad_preferred, 0);
+    assert!(drain(&mut i).is_empty(), "no router solicitation without a usable link-local address");
+    // Never used: not a source, not answered, its group left.
+    assert!(!i.has_addr(IpAddr::V6(a(GLOBAL))));
+    drop_of(&mut i, &echo_to(a(GLOBAL)), DropReason::Ipv6DstTentative);
+    let solicit = frame6(OUR_MAC, a("fe80::1"), a(GLOBAL), 255, &ns(a(GLOBAL), Some(PEER_MAC)));
+    drop_of(&mut i, &solicit, DropReason::Ipv6DstTentative);
+    assert!(!i.is_our_group_mac(addr::multicast_mac(addr::solicited_node(a(GLOBAL)))));
+    // An advertisement for a preferred address is a conflict, counted, the address kept.
+    let mut j = iface(0, false, None);
+    let f = frame6(addr::multicast_mac(addr::ALL_NODES), a("fe80::1"), addr::ALL_NODES, 255, &na);
+    drop_of(&mut j, &f, DropReason::NdpAddressConflict);
+    assert!(j.has_addr(IpAddr::V6(a(GLOBAL))) && j.counters().dad_failed == 0);
+}
+
+#[test]
+fn router_advertisements_give_the_default_route_and_on_link_prefixes() {
+    let mut i = iface(1, true, None);
+    let ll = i.ipv6_link_local().expect("enabled");
+    let far = a("2001:db9::9");
+    assert_eq!(i.route_v6(far), far, "no router known");
+    i.poll(t(0));
+    assert_eq!(drain(&mut i).len(), 2, "the probes only");
+    // Linux `addrconf_dad_completed`: a solicitation as soon as the link-local address is usable.
+    i.poll(t(1000));
+    let out = drain(&mut i);
+    assert_eq!(out.len(), 1);
+    let rs = icmpv6::Repr::Ndp(ndp::Repr::RouterSolicit { lladdr: Some(OUR_MAC) });
+    assert_eq!(sent(&out[0]), (addr::multicast_mac(addr::ALL_ROUTERS), ll, addr::ALL_ROUTERS, 255, rs));
+    i.poll(t(4999));
+    assert!(drain(&mut i).is_empty());
+    i.poll(t(5000));
+    assert_eq!(drain(&mut i).len(), 1, "again after RTR_SOLICITATION_INTERVAL");
+    assert_eq!(i.counters().tx_router_solicit, 2);
+    let router = a("fe80::1");
+    let on_link = PrefixInfo {
+        prefix_len: 64,
+        on_link: true,
+        autonomous: false,
+        valid_lifetime: 7200,
+        preferred_lifetime: 3600,
+        prefix: a("2001:db8:5::"),
+    };
+    assert_eq!(i.handle_frame(&ra_frame(router, &ra(1800, Some(PEER_MAC), &[on_link])), t(6000), RxChecksum::Unknown), Input::Consumed);
+    assert_eq!((i.counters().rx_router_advert, i.counters().ra_router_added, i.counters().ra_prefix_added), (1, 1, 1));
+    assert_eq!(i.ipv6_routers(), vec![router]);
+    assert_eq!(i.route_v6(far), router);
+    assert_eq!(i.route_v6(a("2001:db8:5::7")), a("2001:db8:5::7"), "on the advertised prefix: direct");
+    assert_eq!(i.ipv6_neighbor(router, t(6001)), Some(PEER_MAC), "its link-layer address recorded (§6.3.4)");
+    let LinkResult::Ready(h) = i.link_header_for_ip(IpAddr::V6(far), t(6002)) else { panic!("the router is resolved") };
+    assert_eq!(&h[..6], &PEER_MAC.0);
+    i.poll(t(100_000));
+    assert!(drain(&mut i).is_empty(), "no solicitation after an advertisement");
+    // The lifetime runs out: no default router any more.
+    i.poll(t(6000 + 1_800_000));
+    assert_eq!(i.counters().ra_router_removed, 1);
+    assert_eq!(i.route_v6(far), far);
+    // A later advertisement with lifetime 0 while known removes it at once.
+    let _ = i.handle_frame(&ra_frame(router, &ra(60, None, &[])), t(2_000_000), RxChecksum::Unknown);
+    assert_eq!(i.route_v6(far), router);
+    let _ = i.handle_frame(&ra_frame(router, &ra(0, None, &[])), t(2_000_001), RxChecksum::Unknown);
+    assert_eq!((i.route_v6(far), i.counters().ra_router_removed), (far, 2));
+}
+
+#[test]
+fn a_configured_gateway_wins_and_accept_ra_off_ignores_advertisements() {
+    let gw = a("fe80::99");
+    let mut i = iface(0, true, Some(gw));
+    let _ = i.handle_frame(&ra_frame(a("fe80::1"), &ra(1800, Some(PEER_MAC), &[])), t(1), RxChecksum::Unknown);
+    assert_eq!(i.ipv6_routers(), vec![a("fe80::1")]);
+    assert_eq!(i.route_v6(a("2001:db9::9")), gw);
+    let mut j = iface(0, false, None);
+    drop_of(&mut j, &ra_frame(a("fe80::1"), &ra(1800, Some(PEER_MAC), &[])), DropReason::NdpRouterAdvertIgnored);
+    assert_eq!(j.counters().rx_router_advert, 1);
+    assert!(j.ipv6_routers().is_empty());
+    j.poll(t(10_000));
+    assert!(drain(&mut j).is_empty(), "no solicitations with accept_ra off");
+}
+
+#[test]
+fn the_router_list_is_bounded() {
+    let mut i = iface(0, true, None);
+    for k in 1..=crate::net::routers::MAX_ROUTERS as u16 {
+        let r = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, k);
+        assert_eq!(i.handle_frame(&ra_frame(r, &ra(600, None, &[])), t(1), RxChecksum::Unknown), Input::Consumed);
+    }
+    drop_of(&mut i, &ra_frame(a("fe80::ff"), &ra(600, None, &[])), DropReason::NdpRouterListFull);
+    assert_eq!(i.ipv6_routers().len(), crate::net::routers::MAX_ROUTERS);
+}

@@ -1,0 +1,135 @@
+//! IPv6 router discovery and duplicate address detection against real peers (issue 18):
+//! radvd advertises a default route and an on-link prefix, and strait, configured without
+//! `ipv6_gateway`, answers a peer beyond that router (ping -6, a TCP echo) through the
+//! router it learnt; and a kernel peer already holding strait's configured address
+//! answers strait's duplicate address detection probe, so strait logs the conflict and
+//! never uses that address while its link-local address keeps working.
+
+mod common;
+
+use std::fs;
+use std::time::Duration;
+
+use common::{log_counter, ping6, require_root, unique, Killed, Netns, ONE_LCORE, Strait};
+
+fn config(device: &str, v4: &str, v6: &str, mac: &str) -> String {
+    format!(
+        r#"
+{ONE_LCORE}
+[[port]]
+name = "p0"
+device = "{device}"
+ipv4 = "{v4}"
+ipv6 = "{v6}"
+mac = "{mac}"
+mtu = 1500
+
+[[app]]
+kind = "echo"
+listen = "[::]:7"
+"#
+    )
+}
+
+/// Stops strait cleanly and returns its log.
+fn stop(strait: &mut Strait) -> String {
+    let status = strait.terminate(Duration::from_secs(30));
+    let log = strait.log_text();
+    assert!(status.success(), "strait exited with {status}:\n{log}");
+    log
+}
+
+#[test]
+fn radvd_gives_the_default_route_to_a_peer_beyond_the_router() {
+    if !require_root("radvd_gives_the_default_route_to_a_peer_beyond_the_router") {
+        return;
+    }
+    // The router namespace holds strait and the kernel side of its tap; the far peer is
+    // one hop beyond, on another prefix.
+    let router = Netns::new("s6r");
+    let far = Netns::new("s6f");
+    let tap = unique("s6rt");
+    let (rf, fr) = (unique("s6rf"), unique("s6fr"));
+    for key in ["net.ipv6.conf.all.forwarding=1", "net.ipv6.conf.default.accept_dad=0"] {
+        assert!(router.exec("sysctl", &["-w", key]).status.success(), "sysctl {key}");
+    }
+    router.ip(&["link", "add", &rf, "type", "veth", "peer", "name", &fr, "netns", &far.name]);
+    router.ip(&["-6", "addr", "add", "fd00:18:11::1/64", "dev", &rf, "nodad"]);
+    router.ip(&["link", "set", &rf, "up"]);
+    far.ip(&["-6", "addr", "add", "fd00:18:11::2/64", "dev", &fr, "nodad"]);
+    far.ip(&["link", "set", &fr, "up"]);
+    far.ip(&["-6", "route", "add", "default", "via", "fd00:18:11::1"]);
+
+    let mut strait =
+        Strait::start(&router, &config(&format!("net_tap0,iface={tap}"), "198.18.16.2/24", "fd00:18:10::2/64", "02:00:00:00:18:10"));
+    strait.wait_for_log(&["port up"], Duration::from_secs(30));
+    strait.wait_for_log(&["strait ready"], Duration::from_secs(10));
+    router.ip(&["-6", "addr", "add", "fd00:18:10::1/64", "dev", &tap, "nodad"]);
+    router.ip(&["link", "set", &tap, "up"]);
+
+    let base = std::env::temp_dir().join(unique("radvd-"));
+    let (conf, radvd_log) = (base.with_extension("conf"), base.with_extension("log"));
+    fs::write(
+        &conf,
+        format!(
+            "interface {tap} {{\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 4;\n  AdvDefaultLifetime 60;\n  \
+             prefix fd00:18:10::/64 {{ AdvOnLink on; AdvAutonomous off; }};\n}};\n"
+        ),
+    )
+    .expect("write radvd.conf");
+    let pid = base.with_extension("pid");
+    let _radvd = Killed(router.spawn(
+        "radvd",
+        &["--nodaemon", "--config", &conf.to_string_lossy(), "--pidfile", &pid.to_string_lossy(), "--logmethod", "logfile", "--logfile", &radvd_log.to_string_lossy()],
+    ));
+    let radvd_says = || fs::read_to_string(&radvd_log).unwrap_or_default();
+
+    // The reply to a peer off every prefix of strait's goes to the router radvd announced.
+    assert!(ping6(&far, "fd00:18:10::2"), "no ping -6 reply across the router\nradvd: {}\n{}", radvd_says(), strait.log_text());
+    let out = far.exec("python3", &["-c", common::ECHO_CLIENT, "fd00:18:10::2", "7", "1000000"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success() && text.contains("got=1000000") && text.contains("err=[]"), "TCP echo across the router: {text}");
+    let log = stop(&mut strait);
+    let _ = fs::remove_file(&conf);
+    let _ = fs::remove_file(&radvd_log);
+    let counter = |name: &str| log_counter(&log, "final counters", name).unwrap_or(0);
+    assert!(counter("ra_router_added") >= 1, "no default router learnt:\n{log}");
+    assert!(counter("ra_prefix_added") >= 1, "no on-link prefix learnt:\n{log}");
+    assert!(counter("tx_router_solicit") >= 1, "no router solicitation:\n{log}");
+    assert_eq!((counter("tx_dad_probe"), counter("dad_preferred"), counter("dad_failed")), (2, 2, 0), "{log}");
+    assert!(log.contains("IPv6 address usable"), "{log}");
+}
+
+#[test]
+fn a_duplicate_address_is_detected_logged_and_never_used() {
+    if !require_root("a_duplicate_address_is_detected_logged_and_never_used") {
+        return;
+    }
+    let strait_ns = Netns::new("s6d");
+    let peer = Netns::new("s6p");
+    let (va, vb) = (unique("s6da"), unique("s6db"));
+    strait_ns.ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", &peer.name]);
+    // No kernel IPv6 on strait's side of the veth (it would answer for it otherwise).
+    strait_ns.exec("sysctl", &["-w", &format!("net.ipv6.conf.{va}.disable_ipv6=1")]);
+    strait_ns.ip(&["link", "set", &va, "up"]);
+    // The peer already holds the address strait is configured with.
+    peer.ip(&["-6", "addr", "add", "fd00:18:12::2/64", "dev", &vb, "nodad"]);
+    peer.ip(&["link", "set", &vb, "up"]);
+    // Until its own link-local address has passed detection the kernel does not defend
+    // (the veth has just come up): wait for it, as a host on a live link would be.
+    let start = std::time::Instant::now();
+    while !peer.ip(&["-6", "addr", "show", "dev", &vb, "tentative"]).trim().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "the peer's addresses stay tentative");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut strait =
+        Strait::start(&strait_ns, &config(&format!("net_af_packet0,iface={va}"), "198.18.18.2/24", "fd00:18:12::2/64", "02:00:00:00:18:12"));
+    strait.wait_for_log(&["port up"], Duration::from_secs(30));
+    let line = strait.wait_for_log(&["duplicate IPv6 address"], Duration::from_secs(10));
+    assert!(line.contains("fd00:18:12::2"), "the log names the address:\n{line}");
+    // The link-local address (EUI-64 of the MAC) passed and answers.
+    assert!(ping6(&peer, &format!("fe80::ff:fe00:1812%{vb}")), "link-local address unusable:\n{}", strait.log_text());
+    let log = stop(&mut strait);
+    let counter = |name: &str| log_counter(&log, "final counters", name).unwrap_or(0);
+    assert_eq!((counter("dad_failed"), counter("dad_preferred")), (1, 1), "{log}");
+}
