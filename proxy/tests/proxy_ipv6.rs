@@ -3,6 +3,7 @@
 //! listeners on the tap port over IPv6 and over IPv4 (a v4 client to a v6 server), and
 //! every response comes back whole. wrk over IPv6 keeps its connections alive without an
 //! error. PROXY protocol v2 carries v6 and v4 clients' addresses to an nginx that reads it.
+//! Health checks reach the v6 server, see it go when nginx dies and come back when it returns.
 
 mod common;
 
@@ -11,7 +12,9 @@ use std::time::Duration;
 use common::backend::Nginx;
 use common::{ping6, require_root, unique, Netns, Strait};
 
-fn config(tap: &str, veth: &str, proxy_protocol: bool) -> String {
+/// The proxy's configuration; `pool_extra` goes at the end of the pool's table (its
+/// sub-tables and any later top-level table).
+fn config(tap: &str, veth: &str, proxy_protocol: bool, pool_extra: &str) -> String {
     let pp = if proxy_protocol { "proxy_protocol = \"v2\"\n" } else { "" };
     format!(
         r#"
@@ -51,7 +54,7 @@ pool = "web"
 [[pool]]
 name = "web"
 servers = [{{ addr = "[fd00:18:171::1]:8080" }}]
-{pp}"#
+{pp}{pool_extra}"#
     )
 }
 
@@ -73,8 +76,8 @@ fn namespaces(tag: &str) -> (Netns, Netns, String, String) {
 }
 
 /// Strait started, the clients' side of the tap addressed, both sides answering ping -6.
-fn start(ns: &Netns, backend: &Netns, tap: &str, va: &str, proxy_protocol: bool) -> Strait {
-    let mut strait = Strait::start(ns, &config(tap, va, proxy_protocol));
+fn start(ns: &Netns, backend: &Netns, tap: &str, va: &str, proxy_protocol: bool, pool_extra: &str) -> Strait {
+    let mut strait = Strait::start(ns, &config(tap, va, proxy_protocol, pool_extra));
     strait.wait_for_log(&["strait ready"], Duration::from_secs(30));
     ns.ip(&["addr", "add", "198.18.170.1/24", "dev", tap]);
     ns.ip(&["-6", "addr", "add", "fd00:18:170::1/64", "dev", tap, "nodad"]);
@@ -99,7 +102,7 @@ fn proxy_serves_a_v6_backend_to_v6_and_v4_clients() {
     }
     let (ns, backend, tap, va) = namespaces("sp6");
     let nginx = Nginx::start(&backend, "[fd00:18:171::1]:8080", 0);
-    let mut strait = start(&ns, &backend, &tap, &va, false);
+    let mut strait = start(&ns, &backend, &tap, &va, false, "");
 
     let direct = curl(&backend, "http://[fd00:18:171::1]:8080/index.html");
     assert_eq!(direct.0, "200", "nginx itself: {direct:?} {}", nginx.logs());
@@ -132,7 +135,7 @@ fn proxy_protocol_v2_carries_v6_and_v4_clients_to_a_v6_nginx() {
     }
     let (ns, backend, tap, va) = namespaces("spp");
     let nginx = Nginx::start_proxy_protocol(&backend, "[fd00:18:171::1]:8080");
-    let mut strait = start(&ns, &backend, &tap, &va, true);
+    let mut strait = start(&ns, &backend, &tap, &va, true, "");
     for url in ["http://[fd00:18:170::2]:80/index.html", "http://198.18.170.2:80/index.html"] {
         let got = curl(&ns, url);
         assert_eq!(got.0, "200", "{url}: {got:?}\n{}\n{}", nginx.logs(), strait.log_text());
@@ -140,6 +143,47 @@ fn proxy_protocol_v2_carries_v6_and_v4_clients_to_a_v6_nginx() {
     let log = nginx.access_log();
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines, vec!["fd00:18:170::1 fd00:18:171::2", "198.18.170.1 fd00:18:171::2"], "nginx's access log:\n{log}");
+    let status = strait.terminate(Duration::from_secs(30));
+    assert!(status.success(), "strait exited with {status}:\n{}", strait.log_text());
+}
+
+/// `strait ctl --socket SOCK show`: the `health=` of the v6 server.
+fn v6_server_health(sock: &str) -> String {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args(["ctl", "--socket", sock, "show"])
+        .output()
+        .expect("strait ctl");
+    let show = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = show.lines().find(|l| l.contains("server=[fd00:18:171::1]:8080 ")).unwrap_or_default();
+    line.split(" health=").nth(1).and_then(|v| v.split_whitespace().next()).unwrap_or("?").to_string()
+}
+
+fn wait_v6_health(sock: &str, want: &str, strait: &Strait) {
+    let start = std::time::Instant::now();
+    while v6_server_health(sock) != want {
+        assert!(start.elapsed() < Duration::from_secs(10), "the v6 server is not {want}:\n{}", strait.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn health_checks_follow_a_v6_server_down_and_up() {
+    if !require_root("health_checks_follow_a_v6_server_down_and_up") {
+        return;
+    }
+    let (ns, backend, tap, va) = namespaces("sh6");
+    let mut nginx = Nginx::start(&backend, "[fd00:18:171::1]:8080", 0);
+    let sock = std::env::temp_dir().join(unique("strait-admin6-")).with_extension("sock").display().to_string();
+    let extra = format!("[pool.health_check]\ninterval_ms = 300\ntimeout_ms = 200\nfall = 2\nrise = 2\n\n[admin]\nsocket = \"{sock}\"\n");
+    let mut strait = start(&ns, &backend, &tap, &va, false, &extra);
+    wait_v6_health(&sock, "up", &strait);
+    assert_eq!(curl(&ns, "http://[fd00:18:170::2]:80/index.html").0, "200");
+    nginx.kill_in(&backend);
+    wait_v6_health(&sock, "down", &strait);
+    let nginx = Nginx::start(&backend, "[fd00:18:171::1]:8080", 0);
+    wait_v6_health(&sock, "up", &strait);
+    let got = curl(&ns, "http://[fd00:18:170::2]:80/index.html");
+    assert_eq!(got.0, "200", "after the server came back: {got:?}\n{}\n{}", nginx.logs(), strait.log_text());
     let status = strait.terminate(Duration::from_secs(30));
     assert!(status.success(), "strait exited with {status}:\n{}", strait.log_text());
 }
