@@ -135,7 +135,7 @@ impl XdpSetup {
 
     /// `n` concurrent connections, each echoing a different message.
     fn many(&self, n: usize) {
-        let out = self.client.exec("python3", &["-c", common::MANY_ECHO_CLIENT, &format!("{FRONT}.2"), "7", &n.to_string()]);
+        let out = self.client.exec("python3", &["-c", common::MANY_ECHOES, &format!("{FRONT}.2"), "7", &n.to_string()]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "client failed: {text} {}", String::from_utf8_lossy(&out.stderr));
         assert!(text.contains(&format!("ok={n} errors=0")), "not every connection was echoed: {text}\n{}", self.strait.log_text());

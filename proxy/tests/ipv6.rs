@@ -151,7 +151,7 @@ listen = \"[fd00:18:8::2]:7\"
     ns.ip(&["-6", "addr", "add", "fd00:18:8::1/64", "dev", &tap, "nodad"]);
     ns.ip(&["link", "set", &tap, "up"]);
     assert!(ping6(&ns, "fd00:18:8::2"), "no ping -6 reply:\n{}", strait.log_text());
-    let out = ns.exec("python3", &["-c", common::MANY_ECHOES, "fd00:18:8::2", "7", "300"]);
+    let out = ns.exec("python3", &["-c", common::MANY_ECHOES, "fd00:18:8::2", "7", "300", "50"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("ok=300 errors=0"), "not every connection was echoed intact: {text}\n{}", strait.log_text());
     std::thread::sleep(Duration::from_millis(500));

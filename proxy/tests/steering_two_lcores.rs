@@ -126,7 +126,7 @@ listen = \"198.18.96.2:7\"
         "no ping reply:\n{}",
         strait.log_text()
     );
-    let out = ns.exec("python3", &["-c", common::MANY_ECHOES, "198.18.96.2", "7", "300"]);
+    let out = ns.exec("python3", &["-c", common::MANY_ECHOES, "198.18.96.2", "7", "300", "50"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

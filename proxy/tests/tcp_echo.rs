@@ -329,7 +329,7 @@ fn thousand_concurrent_connections_are_echoed_and_released() {
     ns.ip(&["addr", "add", "198.18.4.1/24", "dev", &ifname]);
     ns.ip(&["link", "set", &ifname, "up"]);
     assert!(ping_until_reply(&ns, "198.18.4.2", Duration::from_secs(20)), "no ping reply:\n{}", strait.log_text());
-    let out = ns.exec("python3", &["-c", common::MANY_ECHO_CLIENT, "198.18.4.2", "7", "1000"]);
+    let out = ns.exec("python3", &["-c", common::MANY_ECHOES, "198.18.4.2", "7", "1000"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "client failed: {text} {}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("ok=1000 errors=0"), "not every connection was echoed: {text}\n{}", strait.log_text());

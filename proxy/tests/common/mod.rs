@@ -401,42 +401,47 @@ impl Drop for NotifySocket {
     }
 }
 
-/// The client: sends `total` bytes (a random block, rotated per write so that no two
-/// megabytes are equal) while a thread reads the echo until EOF; prints both digests.
-/// Arguments: address, port, total, and optionally a write size: writes of that many bytes
-/// with Nagle off (so most of them leave as segments of their own).
-/// Opens `n` connections at once (a barrier holds every one until all are open), then each
-/// sends a different random message, half-closes, reads the echo to EOF and compares;
-/// prints `ok=N errors=M first=[...]`. Arguments: address, port, n.
-pub const MANY_ECHO_CLIENT: &str = r#"
+/// A Python client (`python3 -c MANY_ECHOES addr port n [window]`): `n` echo connections,
+/// each sending a different random message, half-closing, reading the echo to EOF and
+/// comparing; prints `ok=N errors=M first=[...]`. Without `window` (or 0) all `n` are open
+/// at once (a barrier holds every one until all are connected; messages up to 10 kB);
+/// with it, `window` at a time (messages up to 61 kB).
+pub const MANY_ECHOES: &str = r#"
 import os, resource, socket, sys, threading
 addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+window = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 resource.setrlimit(resource.RLIMIT_NOFILE, (n + 256, n + 256))
 ok, errs, lock = [0], [], threading.Lock()
-barrier = threading.Barrier(n)
+barrier = None if window else threading.Barrier(n)
+sem = threading.Semaphore(window or n)
+span = 60000 if window else 9000
 def one(i):
-    try:
-        s = socket.create_connection((addr, port), timeout=60)
-        data = os.urandom(1000 + (i * 37) % 9000)
-        barrier.wait(timeout=120)
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
-        got = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
-        s.close()
-        with lock:
-            if got == data:
-                ok[0] += 1
-            else:
-                errs.append("%d: %d bytes back of %d" % (i, len(got), len(data)))
-    except Exception as e:
-        with lock:
-            errs.append("%d: %r" % (i, e))
-        barrier.abort()
+    with sem:
+        try:
+            s = socket.create_connection((addr, port), timeout=60)
+            s.settimeout(60)
+            data = os.urandom(1000 + (i * 7919) % span)
+            if barrier:
+                barrier.wait(timeout=120)
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            got = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                got += d
+            s.close()
+            with lock:
+                if got == data:
+                    ok[0] += 1
+                else:
+                    errs.append("%d: %d bytes back of %d" % (i, len(got), len(data)))
+        except Exception as e:
+            with lock:
+                errs.append("%d: %r" % (i, e))
+            if barrier:
+                barrier.abort()
 threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
 for t in threads:
     t.start()
@@ -445,6 +450,10 @@ for t in threads:
 print("ok=%d errors=%d first=%s" % (ok[0], len(errs), errs[:3]))
 "#;
 
+/// The client: sends `total` bytes (a random block, rotated per write so that no two
+/// megabytes are equal) while a thread reads the echo until EOF; prints both digests.
+/// Arguments: address, port, total, and optionally a write size: writes of that many bytes
+/// with Nagle off (so most of them leave as segments of their own).
 pub const ECHO_CLIENT: &str = r#"
 import hashlib, os, socket, sys, threading
 addr, port, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -487,46 +496,6 @@ except Exception as e:
 t.join()
 s.close()
 print("sent=%d got=%d sha_sent=%s sha_got=%s err=%s" % (sent, got[0], hs.hexdigest(), hr.hexdigest(), err))
-"#;
-
-/// A Python client (`python3 -c MANY_ECHOES addr port n`): `n` echo connections, 50 open at
-/// a time (unlike [`MANY_ECHO_CLIENT`], which holds all of them open at once); each sends a
-/// different random message, half-closes, reads the echo to EOF and compares; prints
-/// `ok=N errors=M first=[...]`.
-pub const MANY_ECHOES: &str = r#"
-import os, socket, sys, threading
-addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-ok, errs, lock = [0], [], threading.Lock()
-sem = threading.Semaphore(50)
-def one(i):
-    with sem:
-        try:
-            s = socket.create_connection((addr, port), timeout=30)
-            s.settimeout(30)
-            data = os.urandom(1000 + (i * 7919) % 60000)
-            s.sendall(data)
-            s.shutdown(socket.SHUT_WR)
-            got = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                got += d
-            s.close()
-            with lock:
-                if got == data:
-                    ok[0] += 1
-                else:
-                    errs.append("%d: %d bytes back of %d" % (i, len(got), len(data)))
-        except Exception as e:
-            with lock:
-                errs.append("%d: %r" % (i, e))
-threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-print("ok=%d errors=%d first=%s" % (ok[0], len(errs), errs[:3]))
 "#;
 
 /// `name=N` in the log line carrying `message` for lcore `lcore` (JSON log: `"lcore":N`).
