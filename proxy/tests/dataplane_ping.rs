@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ping_until_reply, require_root, unique, Netns, Strait};
+use common::{ping_until_reply, require_root, strait_veth, unique, Finished, Netns, Strait};
 
 fn config(device: &str, ipv4: &str) -> String {
     format!(
@@ -106,9 +106,7 @@ fn af_packet_port_without_offloads_answers_arp_and_ping() {
     }
     let strait_ns = Netns::new("stafa");
     let peer = Netns::new("stafb");
-    let (va, vb) = (unique("sva"), unique("svb"));
-    strait_ns.ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", &peer.name]);
-    strait_ns.ip(&["link", "set", &va, "up"]);
+    let (va, vb) = strait_veth(&strait_ns, &peer, "sv", Finished::Neither);
     peer.ip(&["addr", "add", "198.18.1.1/24", "dev", &vb]);
     peer.ip(&["link", "set", &vb, "up"]);
     let names = (strait_ns.name.clone(), peer.name.clone());

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{log_field, must, ping6, ping_until_reply, require_root, unique, Netns, ONE_LCORE, Strait};
+use common::{log_field, must, ping6, ping_until_reply, require_root, strait_veth, unique, Finished, Netns, Strait, ONE_LCORE};
 
 const BYTES: u64 = 100 * 1000 * 1000;
 
@@ -101,16 +101,7 @@ fn echo_100mb_over_af_packet_v6_without_offloads() {
     }
     let strait_ns = Netns::new("st6a");
     let peer = Netns::new("st6b");
-    let (va, vb) = (unique("s6a"), unique("s6b"));
-    strait_ns.ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", &peer.name]);
-    // No IPv6 on strait's side of the veth in its namespace (the kernel would answer
-    // for it otherwise); the peer finishes its frames (no GSO, checksums in place).
-    strait_ns.exec("sysctl", &["-w", &format!("net.ipv6.conf.{va}.disable_ipv6=1")]);
-    strait_ns.ip(&["link", "set", &va, "up"]);
-    for (ns, dev) in [(&strait_ns, &va), (&peer, &vb)] {
-        let o = ns.exec("ethtool", &["-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);
-        assert!(o.status.success(), "ethtool: {}", String::from_utf8_lossy(&o.stderr));
-    }
+    let (va, vb) = strait_veth(&strait_ns, &peer, "s6a", Finished::Both);
     peer.ip(&["-6", "addr", "add", "fd00:18:7::1/64", "dev", &vb, "nodad"]);
     peer.ip(&["link", "set", &vb, "up"]);
     let mut strait = Strait::start(&strait_ns, &config(&format!("net_af_packet0,iface={va}"), "198.18.7.2/24", "fd00:18:7::2/64"));
@@ -174,14 +165,9 @@ fn echo_100mb_over_af_xdp_v6() {
     }
     let strait_ns = Netns::new("st6x");
     let peer = Netns::new("st6y");
-    let (va, vb) = (unique("s6x"), unique("s6y"));
-    strait_ns.ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", &peer.name]);
-    strait_ns.exec("sysctl", &["-w", &format!("net.ipv6.conf.{va}.disable_ipv6=1")]);
     // The kernel side transmits finished frames (a veth hands AF_XDP frames with only
     // the pseudo-header sum otherwise, docs/af_xdp.md).
-    let o = peer.exec("ethtool", &["-K", &vb, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);
-    assert!(o.status.success(), "ethtool: {}", String::from_utf8_lossy(&o.stderr));
-    strait_ns.ip(&["link", "set", &va, "up"]);
+    let (va, vb) = strait_veth(&strait_ns, &peer, "s6x", Finished::Peer);
     peer.ip(&["-6", "addr", "add", "fd00:18:9::1/64", "dev", &vb, "nodad"]);
     peer.ip(&["link", "set", &vb, "up"]);
     let mut strait =

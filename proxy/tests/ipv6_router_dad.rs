@@ -10,7 +10,7 @@ mod common;
 use std::fs;
 use std::time::Duration;
 
-use common::{log_counter, ping6, require_root, unique, Killed, Netns, ONE_LCORE, Strait};
+use common::{log_counter, ping6, require_root, strait_veth, unique, Finished, Killed, Netns, Strait, ONE_LCORE};
 
 fn config(device: &str, v4: &str, v6: &str, mac: &str) -> String {
     format!(
@@ -107,11 +107,7 @@ fn a_duplicate_address_is_detected_logged_and_never_used() {
     }
     let strait_ns = Netns::new("s6d");
     let peer = Netns::new("s6p");
-    let (va, vb) = (unique("s6da"), unique("s6db"));
-    strait_ns.ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", &peer.name]);
-    // No kernel IPv6 on strait's side of the veth (it would answer for it otherwise).
-    strait_ns.exec("sysctl", &["-w", &format!("net.ipv6.conf.{va}.disable_ipv6=1")]);
-    strait_ns.ip(&["link", "set", &va, "up"]);
+    let (va, vb) = strait_veth(&strait_ns, &peer, "s6d", Finished::Neither);
     // The peer already holds the address strait is configured with.
     peer.ip(&["-6", "addr", "add", "fd00:18:12::2/64", "dev", &vb, "nodad"]);
     peer.ip(&["link", "set", &vb, "up"]);

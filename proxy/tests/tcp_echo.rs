@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{log_field, must, ping_until_reply, require_root, unique, Netns, ONE_LCORE, Strait};
+use common::{log_field, must, ping_until_reply, require_root, strait_veth, unique, Finished, Netns, Strait, ONE_LCORE};
 
 const BYTES: u64 = 100 * 1000 * 1000;
 const CAPTURE_FRAMES: &str = "2000";
@@ -281,15 +281,9 @@ fn echo_100mb_over_af_packet_without_offloads() {
     }
     let strait_ns = Netns::new("steaa");
     let peer = Netns::new("steab");
-    let (va, vb) = (unique("sea"), unique("seb"));
-    strait_ns.ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", &peer.name]);
-    strait_ns.ip(&["link", "set", &va, "up"]);
     // The kernel peer must put finished frames on the wire: af_packet hands strait what
     // the veth carries, and GSO super-frames or deferred checksums would not be frames.
-    for (ns, dev) in [(&strait_ns, &va), (&peer, &vb)] {
-        let o = ns.exec("ethtool", &["-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);
-        assert!(o.status.success(), "ethtool: {}", String::from_utf8_lossy(&o.stderr));
-    }
+    let (va, vb) = strait_veth(&strait_ns, &peer, "se", Finished::Both);
     peer.ip(&["addr", "add", "198.18.3.1/24", "dev", &vb]);
     peer.ip(&["link", "set", &vb, "up"]);
     let mut strait = Strait::start(&strait_ns, &config(&format!("net_af_packet0,iface={va}"), "198.18.3.2/24", "0.0.0.0:7"));

@@ -541,3 +541,35 @@ pub fn log_counter(log: &str, message: &str, name: &str) -> Option<u64> {
     let rest = line.split([' ', '"']).find_map(|w| w.strip_prefix(pat.as_str()))?;
     rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
 }
+
+/// Which ends of a veth put finished frames on the wire (no GSO super-frames, no TX
+/// checksum left to the device, no GRO): what af_packet and AF_XDP ports must receive.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// Neither end changed.
+    Neither,
+    /// The peer's end only (AF_XDP: strait's end is the driver's).
+    Peer,
+    /// Both ends.
+    Both,
+}
+
+/// A veth from `strait_ns` (strait's port, returned first) into `peer` (the kernel peer's
+/// end, second, down and unaddressed), named from `tag`; strait's end is up with the
+/// kernel's IPv6 off on it (the kernel would answer neighbour discovery for it otherwise).
+pub fn strait_veth(strait_ns: &Netns, peer: &Netns, tag: &str, finished: Finished) -> (String, String) {
+    let (va, vb) = (unique(&format!("{tag}a")), unique(&format!("{tag}b")));
+    strait_ns.ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", &peer.name]);
+    strait_ns.exec("sysctl", &["-w", &format!("net.ipv6.conf.{va}.disable_ipv6=1")]);
+    let ends: &[(&Netns, &str)] = match finished {
+        Finished::Neither => &[],
+        Finished::Peer => &[(peer, &vb)],
+        Finished::Both => &[(strait_ns, &va), (peer, &vb)],
+    };
+    for (ns, dev) in ends {
+        let o = ns.exec("ethtool", &["-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);
+        assert!(o.status.success(), "ethtool: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    strait_ns.ip(&["link", "set", &va, "up"]);
+    (va, vb)
+}

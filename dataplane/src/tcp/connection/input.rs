@@ -134,24 +134,8 @@ impl<P: Payload> Connection<P> {
         if !predicted {
             return self.rcv_state_process(shared, repr, payload, now);
         }
-        match self.process_ack(shared, repr, payload.len(), now) {
-            AckCheck::Ok => {}
-            // Not reached (the ACK was checked above); handled as the general path does.
-            AckCheck::TooNew => {
-                self.owe_ack();
-                return;
-            }
-            AckCheck::TooOld => {
-                if shared.allow_challenge_ack(now) {
-                    self.owe_ack();
-                }
-                return;
-            }
-        }
-        if let Some(v) = tsval {
-            self.rcv.update_ts_recent(repr.seq, v, now);
-        }
-        if self.after_ack(shared, now) {
+        // The ACK was checked above: `TooNew`/`TooOld` are not reached here.
+        if !self.ack_step(shared, repr, payload.len(), tsval, now) {
             return;
         }
         if !payload.is_empty() {
@@ -281,25 +265,7 @@ impl<P: Payload> Connection<P> {
                 return;
             }
         }
-        match self.process_ack(shared, repr, payload.len(), now) {
-            AckCheck::Ok => {}
-            AckCheck::TooNew => {
-                self.owe_ack();
-                return;
-            }
-            AckCheck::TooOld => {
-                if shared.allow_challenge_ack(now) {
-                    self.owe_ack();
-                }
-                return;
-            }
-        }
-        // RFC 7323 §4.3: remember TS.Recent from segments that passed every check
-        // (Linux `tcp_replace_ts_recent` after `tcp_ack`).
-        if let Some(v) = tsval {
-            self.rcv.update_ts_recent(repr.seq, v, now);
-        }
-        if self.after_ack(shared, now) {
+        if !self.ack_step(shared, repr, payload.len(), tsval, now) {
             return;
         }
 
@@ -324,6 +290,32 @@ impl<P: Payload> Connection<P> {
             && repr.ack == self.snd.una
             && window == self.snd.wnd
             && self.rcv.ts_recent.wrapping_sub(tsval) <= rto_ms
+    }
+
+    /// RFC 9293 §3.10.7.4 fifth step, shared by the predicted and the general path: the ACK
+    /// (`tcp_ack`; an unacceptable one owes an ACK, or a challenge ACK within the RFC 5961
+    /// limit), then TS.Recent from a segment that passed every check (RFC 7323 §4.3, Linux
+    /// `tcp_replace_ts_recent` after `tcp_ack`), then what our FIN being acknowledged
+    /// changes. False when processing stops here.
+    #[inline]
+    fn ack_step(&mut self, shared: &mut Shared, repr: &TcpRepr, data_len: usize, tsval: Option<u32>, now: Instant) -> bool {
+        match self.process_ack(shared, repr, data_len, now) {
+            AckCheck::Ok => {}
+            AckCheck::TooNew => {
+                self.owe_ack();
+                return false;
+            }
+            AckCheck::TooOld => {
+                if shared.allow_challenge_ack(now) {
+                    self.owe_ack();
+                }
+                return false;
+            }
+        }
+        if let Some(v) = tsval {
+            self.rcv.update_ts_recent(repr.seq, v, now);
+        }
+        !self.after_ack(shared, now)
     }
 
     /// State changes caused by our FIN being acknowledged. Returns true when the connection
