@@ -21,7 +21,7 @@ PACKAGES=(
   hping3 systemd man-db
   # packet filtering in test namespaces (silent peers, the lossy benchmark)
   nftables
-  # an IPv6 router advertising a default route and a prefix (proxy/tests/ipv6_router_dad.rs)
+  # an IPv6 router advertising a default route and a prefix (proxy/tests/ipv6_link.rs)
   radvd
 )
 

@@ -16,18 +16,21 @@
 //! §5.4); router advertisements fill a default router list and an on-link prefix list
 //! (`routers.rs`, RFC 4861 §6.3.4) that routing consults when no gateway is configured, and
 //! router solicitations ask for them once the link-local address is usable (§6.3.7).
+//! The solicited-node groups are reported with MLDv2 (`mld.rs`, RFC 3810) so that a
+//! switch snooping MLD forwards our solicitations.
 
 use std::net::{IpAddr, Ipv6Addr};
 
 use super::{Input, Interface, LinkResult, RxChecksum, MIN_FRAME_LEN};
 use crate::net::counters::DropReason;
 use crate::net::dad::{self, AddrState, Dad, DadEvent};
+use crate::net::mld::{Listener, Report};
 use crate::net::routers::Routers;
 use crate::net::neighbor::{self, NeighborCache, NeighborConfig, Resolve};
 use crate::time::Instant;
 use crate::wire::ethernet::{self, EtherType, EthernetAddress};
 use crate::wire::ipv6::addr;
-use crate::wire::{icmpv6, ipv6, ndp};
+use crate::wire::{icmpv6, ipv6, mld, ndp};
 
 /// IPv6 addressing of one interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +65,7 @@ pub(super) struct V6 {
     neighbors: NeighborCache<Ipv6Addr>,
     dad: Dad,
     routers: Routers,
+    mld: Listener,
 }
 
 impl V6 {
@@ -85,6 +89,20 @@ impl V6 {
     fn is_our_group(&self, a: Ipv6Addr) -> bool {
         self.groups().any(|g| g == a)
     }
+
+    /// The groups MLD reports: our solicited-node groups, once each (all-nodes is never
+    /// reported, RFC 3810 §6). At most two.
+    fn reported_groups(&self) -> ([Ipv6Addr; 2], usize) {
+        let mut out = [Ipv6Addr::UNSPECIFIED; 2];
+        let mut n = 0;
+        for g in self.groups().filter(|&g| g != addr::ALL_NODES) {
+            if !out[..n].contains(&g) && n < out.len() {
+                out[n] = g;
+                n += 1;
+            }
+        }
+        (out, n)
+    }
 }
 
 impl Interface {
@@ -102,7 +120,8 @@ impl Interface {
         if cfg.dad_transmits == 0 && cfg.accept_ra {
             routers.solicit_at_first_poll();
         }
-        self.v6 = Some(V6 { cfg, link_local, neighbors, dad, routers });
+        let mld = Listener::new(self.cfg.mac.0[5]);
+        self.v6 = Some(V6 { cfg, link_local, neighbors, dad, routers, mld });
     }
 
     /// Our IPv6 addresses (link-local first) and where duplicate address detection stands.
@@ -168,6 +187,10 @@ impl Interface {
         }
         let Some(v6) = &mut self.v6 else { return };
         let solicit = v6.routers.poll_solicit(now) || solicit;
+        if let Some(report) = v6.mld.poll(now) {
+            self.send_mld_report(report);
+        }
+        let Some(v6) = &mut self.v6 else { return };
         let (routers, prefixes) = v6.routers.expire(now);
         self.counters.ra_router_removed += u64::from(routers);
         self.counters.ra_prefix_expired += u64::from(prefixes);
@@ -369,7 +392,10 @@ impl Interface {
     /// The earliest time the IPv6 neighbour cache has work to do.
     pub(super) fn next_deadline_v6(&self) -> Option<Instant> {
         let v = self.v6.as_ref()?;
-        [v.neighbors.next_deadline(), v.dad.next_deadline(), v.routers.next_deadline()].into_iter().flatten().min()
+        [v.neighbors.next_deadline(), v.dad.next_deadline(), v.routers.next_deadline(), v.mld.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub(super) fn rx_ipv6(
@@ -430,6 +456,9 @@ impl Interface {
         // ICMPv6 checksums are not offloaded: always verify (RFC 4443 §2.3).
         if !packet.verify_checksum(src, dst) {
             return Err(DropReason::Icmpv6BadChecksum);
+        }
+        if packet.msg_type() == mld::QUERY {
+            return self.rx_mld_query(message, src, hop_limit, now);
         }
         let repr = icmpv6::Repr::parse(src, dst, &packet, false).map_err(|e| match e {
             icmpv6::Error::Truncated => DropReason::Icmpv6Truncated,
@@ -584,6 +613,63 @@ impl Interface {
         let header = self.eth_header(mac, EtherType::Ipv6);
         for packet in learned.flushed {
             self.push_ipv6_frame(&header, &packet);
+        }
+    }
+
+    /// An MLD query (RFC 3810 §6.2): from a link-local router, hop limit 1; answered later.
+    fn rx_mld_query(&mut self, message: &[u8], src: Ipv6Addr, hop_limit: u8, now: Instant) -> Result<Input, DropReason> {
+        if !addr::is_link_local(src) || hop_limit != mld::HOP_LIMIT {
+            return Err(DropReason::MldInvalid);
+        }
+        let q = mld::Query::parse(message).map_err(|_| DropReason::MldInvalid)?;
+        let Some(v6) = &mut self.v6 else { return Err(DropReason::WrongEthertype) };
+        let ours = v6.reported_groups().0.contains(&q.group);
+        v6.mld.on_query(q, ours, now);
+        self.counters.rx_mld_query += 1;
+        Ok(Input::Consumed)
+    }
+
+    /// An MLDv2 report of our groups (RFC 3810 §5.2): from our link-local address once it
+    /// is usable, from `::` before (§5.2.13), hop limit 1, behind a router alert (RFC 2711).
+    fn send_mld_report(&mut self, report: Report) {
+        let Some(v6) = &self.v6 else { return };
+        let (all, n) = v6.reported_groups();
+        let (kind, groups) = match report {
+            Report::Join => (mld::record::CHANGE_TO_EXCLUDE, &all[..n]),
+            Report::Current(None) => (mld::record::MODE_IS_EXCLUDE, &all[..n]),
+            Report::Current(Some(g)) => match all[..n].iter().position(|&x| x == g) {
+                Some(i) => (mld::record::MODE_IS_EXCLUDE, &all[i..=i]),
+                None => return,
+            },
+        };
+        if groups.is_empty() {
+            return;
+        }
+        let src = if v6.is_ours(v6.link_local) { v6.link_local } else { Ipv6Addr::UNSPECIFIED };
+        let hbh = mld::HOP_BY_HOP_ROUTER_ALERT.len();
+        let msg_len = mld::report_len(groups.len());
+        let ip = ipv6::Repr {
+            src_addr: src,
+            dst_addr: mld::ALL_MLDV2_ROUTERS,
+            next_header: ipv6::next_header::HOP_BY_HOP,
+            payload_len: hbh + msg_len,
+            hop_limit: mld::HOP_LIMIT,
+            traffic_class: 0,
+            flow_label: 0,
+        };
+        let mut frame = vec![0u8; (ethernet::HEADER_LEN + ipv6::HEADER_LEN + hbh + msg_len).max(MIN_FRAME_LEN)];
+        frame[..ethernet::HEADER_LEN].copy_from_slice(&self.eth_header(addr::multicast_mac(mld::ALL_MLDV2_ROUTERS), EtherType::Ipv6));
+        let rest = &mut frame[ethernet::HEADER_LEN..];
+        let (ip_part, rest) = rest.split_at_mut(ipv6::HEADER_LEN);
+        let (hbh_part, rest) = rest.split_at_mut(hbh);
+        hbh_part.copy_from_slice(&mld::HOP_BY_HOP_ROUTER_ALERT);
+        if ip.emit(&mut ipv6::Packet::new_unchecked(ip_part)).is_err()
+            || mld::emit_report(src, kind, groups, &mut rest[..msg_len]).is_err()
+        {
+            return;
+        }
+        if self.push_tx(frame) {
+            self.counters.tx_mld_report += 1;
         }
     }
 

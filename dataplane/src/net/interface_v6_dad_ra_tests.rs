@@ -4,10 +4,11 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::tests::{a, drain, drop_of, frame6, ns, t, OUR_MAC, PEER_MAC};
+use super::tests::{a, drain, drain_no_mld, drop_of, frame6, ns, t, OUR_MAC, PEER_MAC};
 use super::*;
 use crate::net::dad::AddrState;
 use crate::net::{InterfaceConfig, RxChecksum};
+use crate::wire::mld;
 use crate::wire::ndp::{PrefixInfo, Prefixes};
 
 const GLOBAL: &str = "2001:db8::2";
@@ -68,7 +69,7 @@ fn addresses_are_probed_then_used_one_second_later() {
     let ll = i.ipv6_link_local().expect("enabled");
     assert_eq!(i.next_deadline(), Some(Instant::ZERO), "the probes are due at once");
     i.poll(t(0));
-    let out = drain(&mut i);
+    let out = drain_no_mld(&mut i);
     assert_eq!(out.len(), 2);
     for (frame, target) in out.iter().zip([ll, a(GLOBAL)]) {
         // RFC 4862 §5.4.2: from ::, to the target's solicited-node group, hop limit 255,
@@ -89,10 +90,10 @@ fn addresses_are_probed_then_used_one_second_later() {
     assert_eq!(i.counters().dad_preferred, 0);
     i.poll(t(1000));
     assert_eq!(i.counters().dad_preferred, 2);
-    assert!(drain(&mut i).is_empty(), "no more probes (one transmit), no router solicitation (accept_ra off)");
+    assert!(drain_no_mld(&mut i).is_empty(), "no more probes (one transmit), no router solicitation (accept_ra off)");
     assert!(i.has_addr(IpAddr::V6(a(GLOBAL))) && i.has_addr(IpAddr::V6(ll)));
     assert_eq!(i.handle_frame(&solicit, t(1001), RxChecksum::Unknown), Input::Consumed);
-    assert_eq!(drain(&mut i).len(), 1, "answered once preferred");
+    assert_eq!(drain_no_mld(&mut i).len(), 1, "answered once preferred");
     assert_eq!(i.handle_frame(&echo_to(a(GLOBAL)), t(1002), RxChecksum::Unknown), Input::Consumed);
 }
 
@@ -101,7 +102,7 @@ fn an_advertisement_or_a_probe_for_a_tentative_address_makes_it_duplicate() {
     let mut i = iface(1, true, None);
     let ll = i.ipv6_link_local().expect("enabled");
     i.poll(t(0));
-    let _ = drain(&mut i);
+    let _ = drain_no_mld(&mut i);
     // RFC 4862 §5.4.4: another node advertises our global address.
     let na = icmpv6::Repr::Ndp(ndp::Repr::NeighborAdvert {
         router: false,
@@ -118,12 +119,12 @@ fn an_advertisement_or_a_probe_for_a_tentative_address_makes_it_duplicate() {
     let group = addr::solicited_node(ll);
     let probe = frame6(addr::multicast_mac(group), Ipv6Addr::UNSPECIFIED, group, 255, &ns(ll, None));
     assert_eq!(i.handle_frame(&probe, t(20), RxChecksum::Unknown), Input::Consumed);
-    assert!(drain(&mut i).is_empty(), "a tentative address is not defended");
+    assert!(drain_no_mld(&mut i).is_empty(), "a tentative address is not defended");
     assert_eq!(i.counters().dad_failed, 2);
     i.poll(t(5000));
     assert_eq!(i.ipv6_addresses(), vec![(ll, AddrState::Duplicate), (a(GLOBAL), AddrState::Duplicate)]);
     assert_eq!(i.counters().dad_preferred, 0);
-    assert!(drain(&mut i).is_empty(), "no router solicitation without a usable link-local address");
+    assert!(drain_no_mld(&mut i).is_empty(), "no router solicitation without a usable link-local address");
     // Never used: not a source, not answered, its group left.
     assert!(!i.has_addr(IpAddr::V6(a(GLOBAL))));
     drop_of(&mut i, &echo_to(a(GLOBAL)), DropReason::Ipv6DstTentative);
@@ -144,17 +145,17 @@ fn router_advertisements_give_the_default_route_and_on_link_prefixes() {
     let far = a("2001:db9::9");
     assert_eq!(i.route_v6(far), far, "no router known");
     i.poll(t(0));
-    assert_eq!(drain(&mut i).len(), 2, "the probes only");
+    assert_eq!(drain_no_mld(&mut i).len(), 2, "the probes only");
     // Linux `addrconf_dad_completed`: a solicitation as soon as the link-local address is usable.
     i.poll(t(1000));
-    let out = drain(&mut i);
+    let out = drain_no_mld(&mut i);
     assert_eq!(out.len(), 1);
     let rs = icmpv6::Repr::Ndp(ndp::Repr::RouterSolicit { lladdr: Some(OUR_MAC) });
     assert_eq!(sent(&out[0]), (addr::multicast_mac(addr::ALL_ROUTERS), ll, addr::ALL_ROUTERS, 255, rs));
     i.poll(t(4999));
-    assert!(drain(&mut i).is_empty());
+    assert!(drain_no_mld(&mut i).is_empty());
     i.poll(t(5000));
-    assert_eq!(drain(&mut i).len(), 1, "again after RTR_SOLICITATION_INTERVAL");
+    assert_eq!(drain_no_mld(&mut i).len(), 1, "again after RTR_SOLICITATION_INTERVAL");
     assert_eq!(i.counters().tx_router_solicit, 2);
     let router = a("fe80::1");
     let on_link = PrefixInfo {
@@ -174,7 +175,7 @@ fn router_advertisements_give_the_default_route_and_on_link_prefixes() {
     let LinkResult::Ready(h) = i.link_header_for_ip(IpAddr::V6(far), t(6002)) else { panic!("the router is resolved") };
     assert_eq!(&h[..6], &PEER_MAC.0);
     i.poll(t(100_000));
-    assert!(drain(&mut i).is_empty(), "no solicitation after an advertisement");
+    assert!(drain_no_mld(&mut i).is_empty(), "no solicitation after an advertisement");
     // The lifetime runs out: no default router any more.
     i.poll(t(6000 + 1_800_000));
     assert_eq!(i.counters().ra_router_removed, 1);
@@ -198,7 +199,7 @@ fn a_configured_gateway_wins_and_accept_ra_off_ignores_advertisements() {
     assert_eq!(j.counters().rx_router_advert, 1);
     assert!(j.ipv6_routers().is_empty());
     j.poll(t(10_000));
-    assert!(drain(&mut j).is_empty(), "no solicitations with accept_ra off");
+    assert!(drain_no_mld(&mut j).is_empty(), "no solicitations with accept_ra off");
 }
 
 #[test]
@@ -210,4 +211,72 @@ fn the_router_list_is_bounded() {
     }
     drop_of(&mut i, &ra_frame(a("fe80::ff"), &ra(600, None, &[])), DropReason::NdpRouterListFull);
     assert_eq!(i.ipv6_routers().len(), crate::net::routers::MAX_ROUTERS);
+}
+
+#[test]
+fn solicited_node_groups_are_reported_and_queries_answered() {
+    let mut i = iface(1, false, None);
+    let ll = i.ipv6_link_local().expect("enabled");
+    let report_of = |frame: &[u8]| {
+        // Ethernet, IPv6 (hop limit 1, next header hop-by-hop), the router alert, MLDv2.
+        let ip = ipv6::Packet::new_checked(&frame[ethernet::HEADER_LEN..]).expect("IPv6");
+        assert_eq!((ip.hop_limit(), ip.next_header(), ip.dst_addr()), (1, ipv6::next_header::HOP_BY_HOP, mld::ALL_MLDV2_ROUTERS));
+        assert_eq!(&frame[..6], &addr::multicast_mac(mld::ALL_MLDV2_ROUTERS).0);
+        let at = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
+        assert_eq!(&frame[at..at + 8], &mld::HOP_BY_HOP_ROUTER_ALERT);
+        let msg = &frame[at + 8..at + 8 + usize::from(ip.payload_len()) - 8];
+        assert!(icmpv6::Packet::new_unchecked(msg).verify_checksum(ip.src_addr(), ip.dst_addr()));
+        let groups: Vec<(u8, Ipv6Addr)> = msg[8..]
+            .chunks_exact(20)
+            .map(|r| (r[0], Ipv6Addr::from(<[u8; 16]>::try_from(&r[4..20]).expect("16 bytes"))))
+            .collect();
+        (ip.src_addr(), msg[0], groups)
+    };
+    // Joined when the port comes up, from :: while the addresses are tentative (RFC 3810
+    // §5.2.13): the two solicited-node groups (ours share one when their low 24 bits agree).
+    i.poll(t(0));
+    let out = drain(&mut i);
+    let reports: Vec<_> = out.iter().filter(|f| f[..6] == addr::multicast_mac(mld::ALL_MLDV2_ROUTERS).0).collect();
+    assert_eq!(reports.len(), 1);
+    let groups = vec![(mld::record::CHANGE_TO_EXCLUDE, addr::solicited_node(ll))];
+    assert_eq!(report_of(reports[0]), (Ipv6Addr::UNSPECIFIED, mld::REPORT_V2, groups.clone()), "fe80::ff:fe00:2 and 2001:db8::2 share ff02::1:ff00:2");
+    i.poll(t(1000));
+    let again = drain(&mut i);
+    let report = again.iter().find(|f| f[..6] == addr::multicast_mac(mld::ALL_MLDV2_ROUTERS).0).expect("the second report");
+    assert_eq!(report_of(report).0, ll, "from the link-local address once usable");
+    assert_eq!(i.counters().tx_mld_report, 2);
+    i.poll(t(30_000));
+    assert!(drain(&mut i).is_empty(), "two unsolicited reports, no more");
+    // A general query from a router: answered within its window, current state.
+    let mut query = vec![0u8; 28];
+    query[0] = mld::QUERY;
+    query[4..6].copy_from_slice(&10_000u16.to_be_bytes());
+    let query_frame = |src: Ipv6Addr, hops: u8, body: &[u8]| {
+        let mut f = ethernet::EthernetRepr { src_addr: PEER_MAC, dst_addr: addr::multicast_mac(addr::ALL_NODES), ethertype: EtherType::Ipv6 }.to_bytes().to_vec();
+        let ip = ipv6::Repr {
+            src_addr: src,
+            dst_addr: addr::ALL_NODES,
+            next_header: ipv6::next_header::HOP_BY_HOP,
+            payload_len: 8 + body.len(),
+            hop_limit: hops,
+            traffic_class: 0,
+            flow_label: 0,
+        };
+        f.resize(ethernet::HEADER_LEN + ipv6::HEADER_LEN, 0);
+        ip.emit(&mut ipv6::Packet::new_unchecked(&mut f[ethernet::HEADER_LEN..])).expect("fits");
+        f.extend_from_slice(&mld::HOP_BY_HOP_ROUTER_ALERT);
+        let at = f.len();
+        f.extend_from_slice(body);
+        icmpv6::Packet::new_unchecked(&mut f[at..]).fill_checksum(src, addr::ALL_NODES);
+        f
+    };
+    assert_eq!(i.handle_frame(&query_frame(a("fe80::1"), 1, &query), t(40_000), RxChecksum::Unknown), Input::Consumed);
+    assert_eq!(i.counters().rx_mld_query, 1);
+    i.poll(t(50_000));
+    let out = drain(&mut i);
+    assert_eq!(out.len(), 1, "one answer within the 10 s window");
+    assert_eq!(report_of(&out[0]).2, vec![(mld::record::MODE_IS_EXCLUDE, addr::solicited_node(ll))]);
+    // Not from a link-local router, or not hop limit 1: invalid.
+    drop_of(&mut i, &query_frame(a("2001:db8::1"), 1, &query), DropReason::MldInvalid);
+    drop_of(&mut i, &query_frame(a("fe80::1"), 2, &query), DropReason::MldInvalid);
 }

@@ -7,6 +7,8 @@
 //! * [`neighbor`]: the bounded neighbour cache (ARP, and IPv6 neighbour discovery) with
 //!   retries, expiry and packet queues.
 //! * [`dad`]: duplicate address detection of our IPv6 addresses.
+//! * [`mld`]: when the interface reports its multicast groups (MLDv2) to snooping
+//!   switches and routers.
 //! * [`routers`]: the default router and on-link prefix lists learnt from router
 //!   advertisements, and router solicitations.
 //! * [`counters`]: the counters and the [`DropReason`] enum.
@@ -17,6 +19,7 @@ pub mod counters;
 pub mod dad;
 pub mod egress;
 pub mod interface;
+pub mod mld;
 pub mod neighbor;
 pub mod routers;
 

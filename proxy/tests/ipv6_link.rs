@@ -1,9 +1,11 @@
-//! IPv6 router discovery and duplicate address detection against real peers (issue 18):
-//! radvd advertises a default route and an on-link prefix, and strait, configured without
-//! `ipv6_gateway`, answers a peer beyond that router (ping -6, a TCP echo) through the
-//! router it learnt; and a kernel peer already holding strait's configured address
-//! answers strait's duplicate address detection probe, so strait logs the conflict and
-//! never uses that address while its link-local address keeps working.
+//! IPv6 on a live link against real peers (issue 18): router discovery (radvd advertises a
+//! default route and an on-link prefix, and strait, configured without `ipv6_gateway`,
+//! answers a peer beyond that router: ping -6 and a TCP echo through the router it learnt),
+//! duplicate address detection (a kernel peer already holding strait's configured address
+//! answers strait's probe, so strait logs the conflict and never uses that address while
+//! its link-local address keeps working), and MLD (a Linux bridge snooping MLD, flooding
+//! no unknown multicast to strait's port, forwards the solicitations for strait's address
+//! because strait reported its solicited-node group).
 
 mod common;
 
@@ -128,4 +130,52 @@ fn a_duplicate_address_is_detected_logged_and_never_used() {
     let log = stop(&mut strait);
     let counter = |name: &str| log_counter(&log, "final counters", name).unwrap_or(0);
     assert_eq!((counter("dad_failed"), counter("dad_preferred")), (1, 1), "{log}");
+}
+
+#[test]
+fn a_bridge_snooping_mld_forwards_our_solicitations() {
+    if !require_root("a_bridge_snooping_mld_forwards_our_solicitations") {
+        return;
+    }
+    // The bridge, its querier (queries every 2 s, answers within 1 s) and strait's tap in
+    // one namespace; the kernel peer behind a veth on the same bridge.
+    let ns = Netns::new("s6m");
+    let peer = Netns::new("s6q");
+    let br = unique("s6mb");
+    let tap = unique("s6mt");
+    assert!(ns.exec("sysctl", &["-w", "net.ipv6.conf.default.accept_dad=0"]).status.success());
+    ns.ip(&[
+        "link", "add", &br, "type", "bridge", "mcast_snooping", "1", "mcast_querier", "1", "mcast_mld_version", "2",
+        "mcast_query_interval", "200", "mcast_query_response_interval", "100", "mcast_startup_query_interval", "100",
+    ]);
+    ns.ip(&["link", "set", &br, "up"]);
+    let (vp, vq) = (unique("s6mp"), unique("s6mq"));
+    ns.ip(&["link", "add", &vp, "type", "veth", "peer", "name", &vq, "netns", &peer.name]);
+    ns.ip(&["link", "set", &vp, "master", &br, "up"]);
+    peer.ip(&["-6", "addr", "add", "fd00:18:13::1/64", "dev", &vq, "nodad"]);
+    peer.ip(&["link", "set", &vq, "up"]);
+
+    let mut strait =
+        Strait::start(&ns, &config(&format!("net_tap0,iface={tap}"), "198.18.19.2/24", "fd00:18:13::2/64", "02:00:00:00:18:13"));
+    strait.wait_for_log(&["strait ready"], Duration::from_secs(30));
+    ns.ip(&["link", "set", &tap, "master", &br, "up"]);
+    // Unknown multicast is not flooded to strait's port: only what it reported reaches it.
+    let o = ns.exec("bridge", &["link", "set", "dev", &tap, "mcast_flood", "off"]);
+    assert!(o.status.success(), "bridge link set: {}", String::from_utf8_lossy(&o.stderr));
+
+    let group = "ff02::1:ff00:2";
+    let start = std::time::Instant::now();
+    let mdb = loop {
+        let out = ns.exec("bridge", &["mdb", "show", "dev", &br]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.lines().any(|l| l.contains(&tap) && l.contains(group)) || start.elapsed() > Duration::from_secs(15) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(mdb.lines().any(|l| l.contains(&tap) && l.contains(group)), "the bridge never learnt {group} on strait's port:\n{mdb}\n{}", strait.log_text());
+    assert!(ping6(&peer, "fd00:18:13::2"), "no ping -6 reply through the snooping bridge:\n{mdb}\n{}", strait.log_text());
+    let log = stop(&mut strait);
+    let counter = |name: &str| log_counter(&log, "final counters", name).unwrap_or(0);
+    assert!(counter("tx_mld_report") >= 2 && counter("rx_mld_query") >= 1, "{log}");
 }
