@@ -26,11 +26,19 @@ use core::time::Duration;
 
 use crate::time::Instant;
 
-/// The longest delay of an owed ACK (Linux `TCP_DELACK_MAX`, 200 ms).
-pub const DELACK_MAX: Duration = Duration::from_millis(200);
+/// Times here are integer nanoseconds: this runs for every data segment, where halving and
+/// comparing `Duration`'s (seconds, nanoseconds) pairs cost more than the logic.
+const MS: u64 = 1_000_000;
+/// The longest delay of an owed ACK (Linux `TCP_DELACK_MAX`, 200 ms), in nanoseconds.
+pub const DELACK_MAX: u64 = 200 * MS;
 /// The longest ACK timeout outside ping-pong mode before the RTT and [`DELACK_MAX`] bound
 /// it (Linux `HZ / 2` in `tcp_send_delayed_ack`).
-const ATO_MAX_BULK: Duration = Duration::from_millis(500);
+const ATO_MAX_BULK: u64 = 500 * MS;
+
+/// `d` in nanoseconds (saturating).
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
 
 /// A short segment arrived since the last ACK (`ICSK_ACK_PUSHED`).
 const PUSHED: u8 = 1;
@@ -40,8 +48,8 @@ const PUSHED2: u8 = 2;
 /// The delayed-ACK state of one connection (Linux `icsk_ack`).
 #[derive(Debug, Clone)]
 pub struct DelayedAck {
-    /// The ACK timeout (`icsk_ack.ato`); zero until the first data segment.
-    ato: Duration,
+    /// The ACK timeout (`icsk_ack.ato`) in nanoseconds; zero until the first data segment.
+    ato: u64,
     /// When the last in-order data segment arrived (`icsk_ack.lrcvtime`).
     lrcvtime: Instant,
     /// Owed ACKs still sent at once (`icsk_ack.quick`).
@@ -54,17 +62,17 @@ pub struct DelayedAck {
 
 /// The limits a connection's configuration and state put on the engine: the ACK timeout's
 /// floor (Linux `TCP_ATO_MIN` = `TCP_DELACK_MIN`, 40 ms), the most quick ACKs granted at
-/// once (`TCP_MAX_QUICKACKS`, 16), and the current RTO.
+/// once (`TCP_MAX_QUICKACKS`, 16), and the current RTO; times in nanoseconds.
 #[derive(Debug, Clone, Copy)]
 pub struct AckLimits {
-    pub ato_min: Duration,
+    pub ato_min: u64,
     pub max_quickacks: u32,
-    pub rto: Duration,
+    pub rto: u64,
 }
 
 impl DelayedAck {
     pub fn new(now: Instant) -> Self {
-        DelayedAck { ato: Duration::ZERO, lrcvtime: now, quick: 0, pingpong: false, pushed: 0 }
+        DelayedAck { ato: 0, lrcvtime: now, quick: 0, pingpong: false, pushed: 0 }
     }
 
     /// An in-order data segment of `len` bytes arrived; `rcv_mss` is the peer's segment
@@ -77,12 +85,12 @@ impl DelayedAck {
             }
             self.pushed |= PUSHED;
         }
-        if self.ato.is_zero() {
+        if self.ato == 0 {
             // The first data segment: ACK the sender's slow start quickly.
             self.incr_quickack(rcv_mss, window, lim.max_quickacks);
             self.ato = lim.ato_min;
         } else {
-            let gap = now.saturating_duration_since(self.lrcvtime);
+            let gap = now.as_nanos().saturating_sub(self.lrcvtime.as_nanos());
             if gap <= lim.ato_min / 2 {
                 self.ato = self.ato / 2 + lim.ato_min / 2;
             } else if gap < self.ato {
@@ -121,7 +129,7 @@ impl DelayedAck {
     /// How long an ACK owed now may wait (`tcp_send_delayed_ack`): the ACK timeout, bounded
     /// by the smoothed RTT and by 200 ms for an interactive or pushed exchange, 500 ms
     /// otherwise, and never past [`DELACK_MAX`].
-    pub fn delay(&self, srtt: Option<Duration>, lim: AckLimits) -> Duration {
+    pub fn delay(&self, srtt: Option<u64>, lim: AckLimits) -> Duration {
         let mut ato = self.ato.max(lim.ato_min);
         if ato > lim.ato_min {
             let mut max = if self.pingpong || self.pushed & PUSHED != 0 { DELACK_MAX } else { ATO_MAX_BULK };
@@ -130,7 +138,7 @@ impl DelayedAck {
             }
             ato = ato.min(max);
         }
-        ato.min(DELACK_MAX)
+        Duration::from_nanos(ato.min(DELACK_MAX))
     }
 
     /// A segment carrying our ACK went out; `owed` if an ACK was scheduled
@@ -151,7 +159,7 @@ impl DelayedAck {
     /// Data went out: a reply within `ato` of the data received makes the exchange
     /// interactive (`tcp_event_data_sent`).
     pub fn on_data_sent(&mut self, now: Instant) {
-        if now.saturating_duration_since(self.lrcvtime) < self.ato {
+        if now.as_nanos().saturating_sub(self.lrcvtime.as_nanos()) < self.ato {
             self.pingpong = true;
         }
     }
@@ -165,7 +173,7 @@ impl DelayedAck {
             self.pingpong = false;
             self.ato = lim.ato_min;
         } else {
-            self.ato = (self.ato * 2).min(lim.rto).max(lim.ato_min);
+            self.ato = self.ato.saturating_mul(2).min(lim.rto).max(lim.ato_min);
         }
     }
 
@@ -180,8 +188,7 @@ impl DelayedAck {
 mod tests {
     use super::*;
 
-    const LIM: AckLimits =
-        AckLimits { ato_min: Duration::from_millis(40), max_quickacks: 16, rto: Duration::from_millis(200) };
+    const LIM: AckLimits = AckLimits { ato_min: 40 * MS, max_quickacks: 16, rto: 200 * MS };
 
     fn ms(n: u64) -> Instant {
         Instant::from_millis(n)
@@ -213,7 +220,7 @@ mod tests {
         assert_eq!(d.quick, 2, "an ACK not owed uses none");
         d.on_ack_sent(true, LIM);
         assert_eq!(d.quick, 1);
-        d.ato = Duration::from_millis(90);
+        d.ato = 90 * MS;
         d.on_ack_sent(true, LIM);
         assert!(!d.quick_mode());
         assert_eq!(d.ato, LIM.ato_min);
@@ -242,7 +249,7 @@ mod tests {
         let mut d = DelayedAck::new(ms(0));
         d.on_data(ms(1), 1448, 1448, 65_536, LIM);
         d.on_timeout(LIM);
-        assert_eq!(d.ato, Duration::from_millis(80));
+        assert_eq!(d.ato, 80 * MS);
         d.on_timeout(LIM);
         d.on_timeout(LIM);
         assert_eq!(d.ato, LIM.rto);
@@ -252,13 +259,13 @@ mod tests {
     fn the_timeout_follows_the_gaps_between_segments() {
         let mut d = DelayedAck::new(ms(0));
         d.on_data(ms(0), 1448, 1448, 65_536, LIM);
-        d.ato = Duration::from_millis(160);
+        d.ato = 160 * MS;
         // Segments 10 ms apart halve it towards 40 ms.
         d.on_data(ms(10), 1448, 1448, 65_536, LIM);
-        assert_eq!(d.ato, Duration::from_millis(100));
+        assert_eq!(d.ato, 100 * MS);
         // A 60 ms gap, under the timeout: half of it plus the gap.
         d.on_data(ms(70), 1448, 1448, 65_536, LIM);
-        assert_eq!(d.ato, Duration::from_millis(110));
+        assert_eq!(d.ato, 110 * MS);
         // A gap past the RTO grants quick ACKs again.
         d.quick = 0;
         d.on_data(ms(400), 1448, 1448, 65_536, LIM);
@@ -269,11 +276,11 @@ mod tests {
     fn the_delay_is_bounded_by_the_rtt_and_200_ms() {
         let mut d = DelayedAck::new(ms(0));
         d.on_data(ms(0), 1448, 1448, 65_536, LIM);
-        assert_eq!(d.delay(None, LIM), LIM.ato_min);
-        d.ato = Duration::from_millis(400);
-        assert_eq!(d.delay(None, LIM), DELACK_MAX);
-        assert_eq!(d.delay(Some(Duration::from_millis(5)), LIM), LIM.ato_min, "never under the floor");
-        assert_eq!(d.delay(Some(Duration::from_millis(70)), LIM), Duration::from_millis(70));
+        assert_eq!(d.delay(None, LIM), Duration::from_millis(40));
+        d.ato = 400 * MS;
+        assert_eq!(d.delay(None, LIM), Duration::from_millis(200));
+        assert_eq!(d.delay(Some(5 * MS), LIM), Duration::from_millis(40), "never under the floor");
+        assert_eq!(d.delay(Some(70 * MS), LIM), Duration::from_millis(70));
     }
 
     #[test]
@@ -299,7 +306,7 @@ mod tests {
         d.on_data(ms(0), 100, 536, 65_536, LIM);
         d.on_data_sent(ms(1));
         assert!(d.pingpong);
-        d.ato = Duration::from_millis(120);
+        d.ato = 120 * MS;
         d.enter_quickack_mode(536, 65_536, LIM);
         assert!(d.quick_mode());
         assert_eq!(d.ato, LIM.ato_min);

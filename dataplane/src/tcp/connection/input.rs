@@ -1,7 +1,7 @@
 //! Segment arrival (RFC 9293 §3.10.7; Linux `tcp_rcv_state_process`,
 //! `tcp_rcv_synsent_state_process`, `tcp_validate_incoming`, `tcp_data_queue`, `tcp_fin`).
 
-use super::delack::AckLimits;
+use super::delack::{self, AckLimits};
 use super::recv::{budget_base, RcvLimits};
 use super::send::AckCheck;
 use super::{CloseReason, Connection, Event, RstSpec, State};
@@ -431,7 +431,7 @@ impl<P: Payload> Connection<P> {
             self.pending.ack = true;
             return;
         }
-        let delay = self.rcv.delack.delay(self.rtt.srtt(), self.ack_limits());
+        let delay = self.rcv.delack.delay(self.rtt.srtt_nanos(), self.ack_limits());
         match self.timers.delack {
             Some(at) if at <= now + delay / 4 => self.pending.ack = true,
             Some(at) => self.timers.delack = Some(at.min(now + delay)),
@@ -441,7 +441,7 @@ impl<P: Payload> Connection<P> {
 
     /// What the configuration and the RTO allow the delayed-ACK engine.
     pub(super) fn ack_limits(&self) -> AckLimits {
-        AckLimits { ato_min: self.cfg.delayed_ack, max_quickacks: self.cfg.max_quickacks, rto: self.rtt.rto() }
+        AckLimits { ato_min: delack::nanos(self.cfg.delayed_ack), max_quickacks: self.cfg.max_quickacks, rto: self.rtt.rto_nanos() }
     }
 
     /// An acceptable RST with SEG.SEQ = RCV.NXT (RFC 9293 §3.10.7.4 second step).

@@ -95,8 +95,18 @@ impl RttEstimator {
 
     /// The current RTO including backoff.
     pub fn rto(&self) -> Duration {
+        Duration::from_nanos(self.rto_nanos())
+    }
+
+    /// [`RttEstimator::rto`] in nanoseconds (per-segment callers skip `Duration`).
+    pub fn rto_nanos(&self) -> u64 {
         let factor = 1u64 << self.backoff.min(16);
-        Duration::from_nanos(self.rto.saturating_mul(factor).min(self.max_rto))
+        self.rto.saturating_mul(factor).min(self.max_rto)
+    }
+
+    /// [`RttEstimator::srtt`] in nanoseconds.
+    pub fn srtt_nanos(&self) -> Option<u64> {
+        (self.srtt8 != 0).then_some(self.srtt8 >> 3)
     }
 
     /// The RTO without backoff.
