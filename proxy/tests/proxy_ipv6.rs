@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::backend::Nginx;
-use common::{ping6, require_root, unique, Netns, Strait};
+use common::{ping6, require_root, unique, Netns, Strait, ONE_LCORE};
 
 /// The proxy's configuration; `pool_extra` goes at the end of the pool's table (its
 /// sub-tables and any later top-level table).
@@ -18,17 +18,7 @@ fn config(tap: &str, veth: &str, proxy_protocol: bool, pool_extra: &str) -> Stri
     let pp = if proxy_protocol { "proxy_protocol = \"v2\"\n" } else { "" };
     format!(
         r#"
-[log]
-format = "json"
-level = "info"
-
-[dpdk]
-lcores = [0]
-memory_mode = "no-huge"
-memory_mb = 512
-mbufs = 32767
-mbuf_cache = 256
-
+{ONE_LCORE}
 [[port]]
 name = "front"
 device = "net_tap0,iface={tap}"

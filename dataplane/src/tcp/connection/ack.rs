@@ -202,22 +202,18 @@ impl<P: Payload> Connection<P> {
         }
         match self.snd.ca {
             CaState::Recovery => self.prr_update(delivered, mss, partial_ack),
-            _ if advanced => {
-                let sample = AckSample {
-                    acked: acked_bytes,
-                    mss,
-                    cwnd_limited: self.snd.cwnd_limited,
-                    now,
-                    rtt,
-                    ack,
-                    snd_nxt: self.snd.nxt,
-                };
-                self.cc.on_ack(&sample);
-            }
+            _ if advanced => self.cc_on_ack(acked_bytes, mss, rtt, ack, now),
             _ => {}
         }
         self.update_disorder();
         self.ack_rearm(advanced, now);
+    }
+
+    /// Congestion control's share of an ACK that advanced `snd.una` (`tcp_cong_control`),
+    /// from the fast path and the general one alike.
+    fn cc_on_ack(&mut self, acked: u32, mss: u32, rtt: Option<Duration>, ack: SeqNum, now: Instant) {
+        let sample = AckSample { acked, mss, cwnd_limited: self.snd.cwnd_limited, now, rtt, ack, snd_nxt: self.snd.nxt };
+        self.cc.on_ack(&sample);
     }
 
     /// The timers after an ACK: RFC 6298 §5.2 / §5.3 for the retransmission timer, the
@@ -267,16 +263,7 @@ impl<P: Payload> Connection<P> {
             self.timers.reo = None;
         }
         if advanced {
-            let sample = AckSample {
-                acked: acked_bytes,
-                mss,
-                cwnd_limited: self.snd.cwnd_limited,
-                now,
-                rtt,
-                ack,
-                snd_nxt: self.snd.nxt,
-            };
-            self.cc.on_ack(&sample);
+            self.cc_on_ack(acked_bytes, mss, rtt, ack, now);
         }
         self.ack_rearm(advanced, now);
     }
