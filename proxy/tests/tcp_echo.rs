@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{log_field, must, ping_until_reply, require_root, strait_veth, unique, Finished, Netns, Strait, ONE_LCORE};
+use common::{log_counter, log_field, must, ping_until_reply, require_root, strait_veth, unique, Finished, Netns, Strait, ONE_LCORE};
 
 const BYTES: u64 = 100 * 1000 * 1000;
 const CAPTURE_FRAMES: &str = "2000";
@@ -242,7 +242,14 @@ fn stop_and_report(strait: &mut Strait) -> u64 {
     let start = log_field(&log, "mbuf pool usage", "in_use_at_start");
     let end = log_field(&log, "final tcp counters", "pool_in_use");
     assert!(start.is_some() && start == end, "mbufs leaked: {start:?} at start, {end:?} at the end:\n{log}");
-    log_field(&log, "final tcp counters", "payload_copies").unwrap_or(u64::MAX)
+    // The one copy the receive path makes by design: a segment above a hole appended to
+    // the out-of-order buffer before it once that queue holds half its budget
+    // (`tcp_ooo_try_coalesce`, counted as TCPRcvCoalesce). Loss in the port's ring (CI saw
+    // a third of the segments arrive above a hole over af_packet) gets there; every other
+    // copy is the one these tests look for.
+    let copies = log_field(&log, "final tcp counters", "payload_copies").unwrap_or(u64::MAX);
+    let coalesced = log_counter(&log, "final tcp counters", "TCPRcvCoalesce").unwrap_or(0);
+    copies.saturating_sub(coalesced)
 }
 
 #[test]
