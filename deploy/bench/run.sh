@@ -92,6 +92,10 @@
 #                         the script adds it for the run and restores the list on exit.
 #   BENCH_XDP_DEVARGS="busy_budget=0"  extra net_af_xdp device arguments for both ports of
 #                         the AF_XDP Strait (comma-separated), e.g. to compare busy polling
+#   BENCH_XDP_QUEUES=4    queues of each AF_XDP veth, all polled by Strait's one lcore
+#                         (`queue_count`): the PMD keeps 2 048 buffers in each queue's fill
+#                         ring, so more queues hold more frames while the lcore waits for
+#                         its CPU (issue 19's 10 000 connections); 1 is one socket per port
 #   BENCH_KERNEL_OFFLOADS=0  1 leaves the veths' default offloads on (TSO/GSO/checksum),
 #                         except `tx off` on the kernel side of the AF_XDP veths (see above)
 #   BENCH_OUT=FILE        also write the result table to FILE
@@ -159,6 +163,7 @@ strait_cmd() {
 KERNEL_OFFLOADS=${BENCH_KERNEL_OFFLOADS:-0}
 KERNEL_CC=${BENCH_KERNEL_CC:-cubic}
 XDP_DEVARGS=${BENCH_XDP_DEVARGS:-}
+XDP_QUEUES=${BENCH_XDP_QUEUES:-4}
 ALLOWED_CC_BEFORE=""
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 # Paced workload: each connection waits PACE_MS after each response.
@@ -169,6 +174,7 @@ PROXY_CPU=1
 PEER_CPU=0
 
 die() { echo "bench: $*" >&2; exit 1; }
+[[ $XDP_QUEUES =~ ^[1-9][0-9]?$ ]] || die "BENCH_XDP_QUEUES=$XDP_QUEUES: a number of queues, 1 to 99"
 log() { echo "bench: $*" >&2; }
 has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
 has_workload() { [[ " $WORKLOADS " == *" $1 "* ]]; }
@@ -292,7 +298,8 @@ veth() {
 # same `tx off tso off gso off gro off` as every other veth.
 xdp_veth() {
   local d=$1 dns=$2 k=$3 kns=$4 kaddr=$5 kv6=${6:-}
-  ip link add "$d" netns "$dns" type veth peer name "$k" netns "$kns"
+  ip link add "$d" netns "$dns" numtxqueues "$XDP_QUEUES" numrxqueues "$XDP_QUEUES" type veth \
+    peer name "$k" netns "$kns" numtxqueues "$XDP_QUEUES" numrxqueues "$XDP_QUEUES"
   [[ -n $kaddr ]] && ip -n "$kns" addr add "$kaddr" dev "$k"
   [[ -n $kv6 ]] && ip -n "$kns" addr add "$kv6" dev "$k" nodad
   if [[ $KERNEL_OFFLOADS != 1 ]]; then
@@ -480,7 +487,7 @@ if has_target strait; then
   PIDS+=("$STRAIT_PID")
 fi
 if has_target strait-xdp; then
-  strait_config "net_af_xdp0,iface=$XDP_C${XDP_DEVARGS:+,$XDP_DEVARGS}" 198.18.105.2 "net_af_xdp1,iface=$XDP_N${XDP_DEVARGS:+,$XDP_DEVARGS}" 198.18.106.1 198.18.106.2:8080 \
+  strait_config "net_af_xdp0,iface=$XDP_C,queue_count=$XDP_QUEUES${XDP_DEVARGS:+,$XDP_DEVARGS}" 198.18.105.2 "net_af_xdp1,iface=$XDP_N,queue_count=$XDP_QUEUES${XDP_DEVARGS:+,$XDP_DEVARGS}" 198.18.106.1 198.18.106.2:8080 \
     "" $(has_workload keepalive6 && echo 2001:db8:105::2 2001:db8:106::1 2001:db8:106::2) >"$WORK/strait-xdp.toml"
   "$STRAIT" check-config "$WORK/strait-xdp.toml" >/dev/null || die "strait-xdp config rejected"
   # shellcheck disable=SC2046 # the command's words
@@ -940,7 +947,7 @@ MACHINE="$(nproc) vCPU $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinf
 VERSIONS="strait $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty'), $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), curl $(curl -V | head -1 | awk '{print $2}'), DPDK $(pkg-config --modversion libdpdk 2>/dev/null || echo '?')"
 COMMAND="BENCH_TARGETS=\"$TARGETS\" BENCH_WORKLOADS=\"$WORKLOADS\" ${BENCH_STRAIT_OFFLOADS:+BENCH_STRAIT_OFFLOADS=\"$BENCH_STRAIT_OFFLOADS\" }BENCH_RUNS=$RUNS BENCH_SECONDS=$SECONDS_PER_RUN BENCH_CONNS=$CONNS BENCH_BIG_CONNS=$BIG_CONNS BENCH_RATE=$RATE"
 has_workload lossy && COMMAND+=" BENCH_LOSS=\"$LOSS_RATES\" BENCH_LOSS_RUNS=$LOSS_RUNS BENCH_LOSS_MB=$LOSS_MB BENCH_LOSS_TIMEOUT=$LOSS_TIMEOUT"
-COMMAND+="${XDP_DEVARGS:+ BENCH_XDP_DEVARGS=\"$XDP_DEVARGS\"} BENCH_KERNEL_OFFLOADS=$KERNEL_OFFLOADS BENCH_KERNEL_CC=$KERNEL_CC deploy/bench/run.sh"
+COMMAND+="${XDP_DEVARGS:+ BENCH_XDP_DEVARGS=\"$XDP_DEVARGS\"} BENCH_XDP_QUEUES=$XDP_QUEUES BENCH_KERNEL_OFFLOADS=$KERNEL_OFFLOADS BENCH_KERNEL_CC=$KERNEL_CC deploy/bench/run.sh"
 python3 "$HERE/report.py" "$RAW" "$CEIL" --clk-tck "$CLK_TCK" --conns "$CONNS" \
   --machine "$MACHINE" --versions "$VERSIONS" --targets "$TARGETS" \
   --command "$COMMAND" \

@@ -10,7 +10,9 @@
 //!   transfer that stops for 10 s is a wedge and fails the test);
 //! * two lcores on veths with two queues each (one AF_XDP socket per lcore; the kernel
 //!   picks the queue, so lcores hand frames of flows they do not own to the owner): the
-//!   same echo, 1000 connections, wrk, and a 1 GB download.
+//!   same echo, 1000 connections, wrk, and a 1 GB download;
+//! * one lcore polling four queues per port (more room for frames that arrive while the
+//!   lcore waits for its CPU): 1000 connections and wrk, every queue of both ports used.
 //!
 //! After each, strait stops cleanly with no connection left and every mbuf back in the
 //! pool. The kernel-side veths transmit with checksum offload off: a veth hands AF_XDP
@@ -45,7 +47,7 @@ struct XdpSetup {
     _strait_ns: Netns,
 }
 
-fn toml(lcores: usize, front_if: &str, back_if: &str) -> String {
+fn toml(lcores: usize, queues: usize, front_if: &str, back_if: &str) -> String {
     let list: Vec<String> = (0..lcores).map(|i| i.to_string()).collect();
     format!(
         r#"
@@ -62,12 +64,12 @@ mbuf_cache = 256
 
 [[port]]
 name = "front"
-device = "net_af_xdp0,iface={front_if},queue_count={lcores}"
+device = "net_af_xdp0,iface={front_if},queue_count={queues}"
 ipv4 = "{FRONT}.2/24"
 
 [[port]]
 name = "back"
-device = "net_af_xdp1,iface={back_if},queue_count={lcores}"
+device = "net_af_xdp1,iface={back_if},queue_count={queues}"
 ipv4 = "{BACK}.2/24"
 
 [[app]]
@@ -103,15 +105,15 @@ fn veth(strait_ns: &Netns, ours: &str, ns: &Netns, peer: &str, addr: &str, queue
 }
 
 impl XdpSetup {
-    fn start(lcores: usize, big_bytes: u64) -> XdpSetup {
+    fn start(lcores: usize, queues: usize, big_bytes: u64) -> XdpSetup {
         let strait_ns = Netns::new("sxs");
         let client = Netns::new("sxc");
         let backend = Netns::new("sxb");
         let (fa, fb, ba, bb) = (unique("sxf"), unique("sxg"), unique("sxh"), unique("sxi"));
-        veth(&strait_ns, &fa, &client, &fb, &format!("{FRONT}.1/24"), lcores);
-        veth(&strait_ns, &ba, &backend, &bb, &format!("{BACK}.1/24"), lcores);
+        veth(&strait_ns, &fa, &client, &fb, &format!("{FRONT}.1/24"), queues);
+        veth(&strait_ns, &ba, &backend, &bb, &format!("{BACK}.1/24"), queues);
         let nginx = Nginx::start(&backend, &format!("{BACK}.1:8080"), big_bytes);
-        let mut strait = Strait::start(&strait_ns, &toml(lcores, &fa, &ba));
+        let mut strait = Strait::start(&strait_ns, &toml(lcores, queues, &fa, &ba));
         let up = strait.wait_for_log(&["strait ready"], Duration::from_secs(60));
         assert!(up.contains("strait ready"), "strait did not start:\n{}", strait.log_text());
         assert!(ping_until_reply(&client, &format!("{FRONT}.2"), Duration::from_secs(20)), "no ping (client side):\n{}", strait.log_text());
@@ -241,7 +243,7 @@ fn one_lcore_echo_connections_proxy_and_2gb_download_over_af_xdp() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const BIG: u64 = 2_000_000_000;
-    let mut s = XdpSetup::start(1, BIG);
+    let mut s = XdpSetup::start(1, 1, BIG);
     let up = s.strait.log_text();
     assert!(up.contains("net_af_xdp") && up.contains("\"granted\":\"none\""), "AF_XDP grants no offload:\n{up}");
     s.echo();
@@ -261,7 +263,7 @@ fn two_lcores_on_two_queue_veths_over_af_xdp() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const BIG: u64 = 1_000_000_000;
-    let mut s = XdpSetup::start(2, BIG);
+    let mut s = XdpSetup::start(2, 2, BIG);
     s.echo();
     s.many(1000);
     s.wrk();
@@ -276,4 +278,28 @@ fn two_lcores_on_two_queue_veths_over_af_xdp() {
         assert!(l.contains("rx_frames="), "an lcore received nothing: {l}");
     }
     assert!(log.contains("redirected_frames="), "no frame was steered to its owner:\n{log}");
+}
+
+#[test]
+fn one_lcore_polls_four_queues_per_af_xdp_port() {
+    if !require_root("one_lcore_polls_four_queues_per_af_xdp_port") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut s = XdpSetup::start(1, 4, 1_000_000);
+    s.many(1000);
+    s.wrk();
+    let log = s.stop();
+    // The kernel peers hash their flows over the veths' four queues: the one lcore
+    // received on every queue of both ports (each queue an AF_XDP device of its own).
+    for port in ["front", "back"] {
+        for name in [port.to_string(), format!("{port}.q1"), format!("{port}.q2"), format!("{port}.q3")] {
+            let line = log
+                .lines()
+                .find(|l| l.contains("\"port statistics\"") && l.contains(&format!("\"port\":\"{name}\"")))
+                .unwrap_or_else(|| panic!("no statistics for {name}:\n{log}"));
+            let received = field(line, "ipackets").unwrap_or(0);
+            assert!(received > 0, "queue {name} received nothing: {line}");
+        }
+    }
 }

@@ -29,13 +29,13 @@ impl Worker {
     /// Registers every RX queue of this lcore with this thread's interrupt wait, and the
     /// steering waker's socket. All or nothing: one port without interrupts means naps.
     pub(super) fn register_rx_interrupts(&mut self, waker: Option<&Waker>) -> bool {
-        let wanted = !self.ports.is_empty() && self.ports.iter().all(|p| p.port.rx_intr_configured());
+        let wanted = !self.ports.is_empty() && self.ports.iter().flat_map(|p| p.rx_queues()).all(|(d, _)| d.rx_intr_configured());
         if !wanted {
             return false;
         }
-        for p in &self.ports {
-            if let Err(e) = p.port.rx_intr_register(p.queue) {
-                tracing::info!(lcore = self.lcore, port = p.port.id(), error = %e, "no RX interrupt: the lcore naps when idle");
+        for (device, queue) in self.ports.iter().flat_map(|p| p.rx_queues()) {
+            if let Err(e) = device.rx_intr_register(queue) {
+                tracing::info!(lcore = self.lcore, port = device.id(), error = %e, "no RX interrupt: the lcore naps when idle");
                 return false;
             }
         }
@@ -87,9 +87,9 @@ impl Worker {
     }
 
     fn arm_rx_interrupts(&self, on: bool) {
-        for p in &self.ports {
-            if let Err(e) = p.port.rx_intr_arm(p.queue, on) {
-                tracing::debug!(lcore = self.lcore, port = p.port.id(), on, error = %e, "RX interrupt arm/disarm failed");
+        for (device, queue) in self.ports.iter().flat_map(|p| p.rx_queues()) {
+            if let Err(e) = device.rx_intr_arm(queue, on) {
+                tracing::debug!(lcore = self.lcore, port = device.id(), on, error = %e, "RX interrupt arm/disarm failed");
             }
         }
     }

@@ -484,65 +484,70 @@ impl Worker {
         let mut tap = control.as_mut().and_then(crate::command::Inbox::capture_mut);
         let ephemeral = engine.config().ephemeral_ports;
         for (port_index, p) in ports.iter_mut().enumerate() {
-            // A full burst means more frames wait: take up to RX_BURSTS_PER_PASS bursts
-            // before the timers and the transmit side run (Linux's NAPI budget per device).
-            for _ in 0..RX_BURSTS_PER_PASS {
-                rx.clear();
-                let n = p.port.rx_burst(p.queue, rx, BURST);
-                LcoreStats::add(&stats.rx_frames, n as u64);
-                work += n;
-                if let Some(t) = tap.as_deref_mut().filter(|t| n > 0 && t.wants(port_index, p.queue)) {
-                    let wall = capture::unix_nanos();
-                    let origin = capture::Origin { port: port_index, queue: p.queue, direction: capture::Direction::Rx };
-                    for m in rx.iter() {
-                        t.offer(origin, now, wall, m.len(), m.segments());
-                    }
-                }
-                // Checked per burst: data already acknowledged holds its mbufs until the
-                // application and the peer release them, so what is not acknowledged yet is
-                // dropped (and retransmitted by the peer) before the reserve is gone.
-                let shed = n > 0 && pool.available() < *shed_below;
-                engine.set_rx_shedding(shed);
-                let shed_before = engine.counters().ofo_drop + engine.counters().rcvq_drop;
-                rx_due.clear();
-                match p.impair.as_mut() {
-                    // Impairment sits between the ring and the network layer.
-                    Some(imp) => imp.receive(now, rx, rx_due),
-                    None => rx_due.extend(rx.drain(..).map(|m| (m, false))),
-                }
-                for (m, corrupted) in rx_due.drain(..) {
-                    if let Some(links) = steer.as_ref() {
-                        match links.route(m.data(), p.iface.ipv4()) {
-                            Route::Here => {}
-                            Route::Owner { lcore, dst_port } => {
-                                let to_ephemeral = (ephemeral.0..=ephemeral.1).contains(&dst_port);
-                                match links.send(lcore, Handoff { port: port_index, frame: m, corrupted }) {
-                                    Ok(()) => {
-                                        LcoreStats::add(&stats.redirected_frames, 1);
-                                        if to_ephemeral {
-                                            LcoreStats::add(&stats.redirected_active_open_frames, 1);
-                                        }
-                                    }
-                                    // Dropped (the frame with it): TCP retransmits.
-                                    Err(_) => LcoreStats::add(&stats.redirect_dropped_frames, 1),
-                                }
-                                continue;
-                            }
-                            Route::Share => {
-                                let (shared, dropped) = links.share_arp(port_index, m.data(), pool);
-                                LcoreStats::add(&stats.arp_shared_frames, shared);
-                                LcoreStats::add(&stats.redirect_dropped_frames, dropped);
-                            }
+            // Each RX queue this lcore polls on the port (one, but for an AF_XDP port with
+            // more queues than lcores).
+            for source in 0..=p.more_rx.len() {
+                // A full burst means more frames wait: take up to RX_BURSTS_PER_PASS bursts
+                // before the timers and the transmit side run (Linux's NAPI budget per device).
+                for _ in 0..RX_BURSTS_PER_PASS {
+                    rx.clear();
+                    let Some((device, queue)) = p.rx_queue(source) else { break };
+                    let n = device.rx_burst(queue, rx, BURST);
+                    LcoreStats::add(&stats.rx_frames, n as u64);
+                    work += n;
+                    if let Some(t) = tap.as_deref_mut().filter(|t| n > 0 && t.wants(port_index, queue)) {
+                        let wall = capture::unix_nanos();
+                        let origin = capture::Origin { port: port_index, queue, direction: capture::Direction::Rx };
+                        for m in rx.iter() {
+                            t.offer(origin, now, wall, m.len(), m.segments());
                         }
                     }
-                    ingress::receive_frame(p, m, corrupted, now, pool, stats, scratch, engine);
-                }
-                if shed {
-                    let shed_after = engine.counters().ofo_drop + engine.counters().rcvq_drop;
-                    LcoreStats::add(&stats.tcp_rx_shed, shed_after.saturating_sub(shed_before));
-                }
-                if n < BURST {
-                    break;
+                    // Checked per burst: data already acknowledged holds its mbufs until the
+                    // application and the peer release them, so what is not acknowledged yet is
+                    // dropped (and retransmitted by the peer) before the reserve is gone.
+                    let shed = n > 0 && pool.available() < *shed_below;
+                    engine.set_rx_shedding(shed);
+                    let shed_before = engine.counters().ofo_drop + engine.counters().rcvq_drop;
+                    rx_due.clear();
+                    match p.impair.as_mut() {
+                        // Impairment sits between the ring and the network layer.
+                        Some(imp) => imp.receive(now, rx, rx_due),
+                        None => rx_due.extend(rx.drain(..).map(|m| (m, false))),
+                    }
+                    for (m, corrupted) in rx_due.drain(..) {
+                        if let Some(links) = steer.as_ref() {
+                            match links.route(m.data(), p.iface.ipv4()) {
+                                Route::Here => {}
+                                Route::Owner { lcore, dst_port } => {
+                                    let to_ephemeral = (ephemeral.0..=ephemeral.1).contains(&dst_port);
+                                    match links.send(lcore, Handoff { port: port_index, frame: m, corrupted }) {
+                                        Ok(()) => {
+                                            LcoreStats::add(&stats.redirected_frames, 1);
+                                            if to_ephemeral {
+                                                LcoreStats::add(&stats.redirected_active_open_frames, 1);
+                                            }
+                                        }
+                                        // Dropped (the frame with it): TCP retransmits.
+                                        Err(_) => LcoreStats::add(&stats.redirect_dropped_frames, 1),
+                                    }
+                                    continue;
+                                }
+                                Route::Share => {
+                                    let (shared, dropped) = links.share_arp(port_index, m.data(), pool);
+                                    LcoreStats::add(&stats.arp_shared_frames, shared);
+                                    LcoreStats::add(&stats.redirect_dropped_frames, dropped);
+                                }
+                            }
+                        }
+                        ingress::receive_frame(p, m, corrupted, now, pool, stats, scratch, engine);
+                    }
+                    if shed {
+                        let shed_after = engine.counters().ofo_drop + engine.counters().rcvq_drop;
+                        LcoreStats::add(&stats.tcp_rx_shed, shed_after.saturating_sub(shed_before));
+                    }
+                    if n < BURST {
+                        break;
+                    }
                 }
             }
             p.iface.poll(now);

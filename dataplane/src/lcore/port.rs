@@ -21,6 +21,10 @@ pub struct PortQueue {
     pub port: Arc<Port>,
     /// The RX and TX queue index this lcore owns.
     pub queue: u16,
+    /// Further RX queues this lcore polls on the port, as (device, queue): an AF_XDP port
+    /// with more queues than lcores, where each queue is a device of its own. Its frames
+    /// are this port's; everything this lcore sends goes out on `port`'s `queue`.
+    pub(super) more_rx: Vec<(Arc<Port>, u16)>,
     /// Link/network layer state for this port on this lcore.
     pub iface: Interface,
     /// Whether the device verifies RX checksums (else software does).
@@ -65,6 +69,7 @@ impl PortQueue {
             rx_cksum_offload: granted.rx_cksum,
             port,
             queue,
+            more_rx: Vec::new(),
             iface,
             caps,
             tx: TxQueue::default(),
@@ -72,6 +77,27 @@ impl PortQueue {
             unresolved: Vec::with_capacity(UNRESOLVED_MAX),
             dad_logged: 0,
         }
+    }
+
+    /// Polls `more` as well for received frames (see [`PortQueue::more_rx`]).
+    #[must_use]
+    pub fn with_more_rx(mut self, more: Vec<(Arc<Port>, u16)>) -> Self {
+        self.more_rx = more;
+        self
+    }
+
+    /// The RX queue number `source` of this port on this lcore: 0 is `port`'s `queue`,
+    /// then [`PortQueue::more_rx`] in order.
+    pub(super) fn rx_queue(&self, source: usize) -> Option<(&Port, u16)> {
+        match source.checked_sub(1) {
+            None => Some((&self.port, self.queue)),
+            Some(i) => self.more_rx.get(i).map(|(p, q)| (&**p, *q)),
+        }
+    }
+
+    /// Every RX queue this lcore polls on the port (see [`PortQueue::rx_queue`]).
+    pub(super) fn rx_queues(&self) -> impl Iterator<Item = (&Port, u16)> + '_ {
+        (0..=self.more_rx.len()).filter_map(|s| self.rx_queue(s))
     }
 
     /// Impairs this port's frames on this lcore as `cfg` says (nothing when every

@@ -204,7 +204,9 @@ impl Runtime {
                 .enumerate()
                 .map(|(i, up)| {
                     let (device, queue) = up.queue_for(q);
-                    PortQueue::new(device, queue, up.interface(&servers)).with_impairment(&up.spec.impair, lcore, i)
+                    PortQueue::new(device, queue, up.interface(&servers))
+                        .with_more_rx(up.more_rx_for(q, spec.lcores.len()))
+                        .with_impairment(&up.spec.impair, lcore, i)
                 })
                 .collect();
             let lcore_stats = Arc::new(LcoreStats::default());

@@ -103,6 +103,17 @@ impl UpPort {
         }
     }
 
+    /// The further devices lcore number `index` of `lcores` polls for RX: an AF_XDP port
+    /// with more queues than lcores (one device per queue) gives lcore `i` the devices
+    /// `i + lcores`, `i + 2 * lcores`... (configuration checks that they divide evenly),
+    /// each on its queue 0. None for a port with one device, or one per lcore.
+    pub(super) fn more_rx_for(&self, index: usize, lcores: usize) -> Vec<(Arc<Port>, u16)> {
+        if self.devices.len() <= lcores.max(1) {
+            return Vec::new();
+        }
+        self.devices.iter().skip(index + lcores).step_by(lcores.max(1)).map(|d| (Arc::clone(d), 0)).collect()
+    }
+
     /// Each device with the name its metrics carry: the port's name, and for the
     /// per-queue devices of an AF_XDP port `<name>.q<i>`.
     pub(super) fn named_devices(&self) -> Vec<(String, Arc<Port>)> {

@@ -284,6 +284,13 @@ impl TcpOptions {
     /// [`Error::Malformed`]. A repeated option overrides the earlier one.
     pub fn parse(mut area: &[u8]) -> Result<TcpOptions, Error> {
         let mut o = TcpOptions::default();
+        // Linux `tcp_parse_aligned_timestamp` (from `tcp_fast_parse_options`): the option
+        // area of nearly every segment after the handshake is NOP, NOP, timestamps
+        // (RFC 7323 Appendix A's layout), read at once without walking it.
+        if let [opt::NOP, opt::NOP, opt::TIMESTAMPS, 10, v0, v1, v2, v3, e0, e1, e2, e3] = *area {
+            o.timestamps = Some((u32::from_be_bytes([v0, v1, v2, v3]), u32::from_be_bytes([e0, e1, e2, e3])));
+            return Ok(o);
+        }
         while let Some((&kind, rest)) = area.split_first() {
             match kind {
                 opt::EOL => break,
@@ -787,6 +794,20 @@ mod tests {
         assert_eq!(p.window_len(), 64240);
         assert!(p.payload().is_empty());
         assert_eq!(TcpRepr::parse(&p).unwrap(), linux_syn_repr());
+    }
+
+    #[test]
+    fn aligned_timestamps_parse_as_the_general_walk_does() {
+        let ts = [8, 10, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0];
+        let aligned: Vec<u8> = [1, 1].iter().chain(ts.iter()).copied().collect();
+        // The same option, NOPs after it: not the aligned layout, so walked.
+        let walked: Vec<u8> = ts.iter().chain([1, 1].iter()).copied().collect();
+        let a = parse_opts(&aligned).unwrap();
+        assert_eq!(a.timestamps, Some((0x1234_5678, 0x9abc_def0)));
+        assert_eq!(a, parse_opts(&walked).unwrap());
+        assert_eq!(a, TcpOptions { timestamps: Some((0x1234_5678, 0x9abc_def0)), ..TcpOptions::default() });
+        // A timestamp option of the wrong length in the aligned place is still malformed.
+        assert_eq!(parse_opts(&[1, 1, 8, 9, 0, 0, 0, 0, 0, 0, 0, 0]), Err(Error::Malformed));
     }
 
     #[test]

@@ -43,7 +43,18 @@ pub fn mbufs_needed(cfg: &Config) -> u64 {
 
 /// The RX rings of every port queue and the headroom.
 fn rings_and_headroom(cfg: &Config) -> u64 {
-    let queues = cfg.ports.len() as u64 * cfg.dpdk.lcores.len().max(1) as u64;
+    let lcores = cfg.dpdk.lcores.len().max(1) as u64;
+    // An AF_XDP port may have more queues than lcores (`queue_count`, each with its ring).
+    let queues: u64 = cfg
+        .ports
+        .iter()
+        .map(|p| match &p.device {
+            super::Device::Vdev(d) if super::af_xdp::is_af_xdp(&p.device) => {
+                super::af_xdp::check(d, p.mtu).map_or(lcores, |a| u64::from(a.queue_count).max(lcores))
+            }
+            _ => lcores,
+        })
+        .sum();
     queues * RX_RING_MBUFS + HEADROOM_MBUFS
 }
 

@@ -482,6 +482,11 @@ fn af_xdp_port_rules() {
     one_error(&two, "port[0].device", "queue_count=1 but dpdk.lcores has 2 lcore(s)");
     let two = format!("[dpdk]\nlcores = [0, 1]\n{}", port("net_af_xdp0,iface=v,queue_count=2", 1500));
     ok(&two);
+    // Or a whole number of queues per lcore, never a remainder.
+    ok(&format!("[dpdk]\nlcores = [0, 1]\n{}", port("net_af_xdp0,iface=v,queue_count=4", 1500)));
+    ok(&port("net_af_xdp0,iface=v,queue_count=4", 1500));
+    let three = format!("[dpdk]\nlcores = [0, 1]\n{}", port("net_af_xdp0,iface=v,queue_count=3", 1500));
+    one_error(&three, "port[0].device", "queue_count=3 but dpdk.lcores has 2 lcore(s): an AF_XDP port needs a whole number of queues per lcore");
     // A PCI device cannot share the packed pool.
     let mixed = format!(
         "{}\n[[port]]\nname = \"nic\"\ndevice = \"0000:00:04.0\"\nipv4 = \"198.18.1.2/24\"",

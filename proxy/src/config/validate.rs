@@ -430,8 +430,10 @@ fn ports(value: Option<&Value>, errs: &mut Errors) -> Option<Vec<PortConfig>> {
     parsed.into_iter().collect()
 }
 
-/// One queue per lcore on every port: an AF_XDP port opens `queue_count` sockets, so that
-/// must be the number of lcores.
+/// Whole queues per lcore on every AF_XDP port: the port opens `queue_count` sockets and
+/// lcore `i` of `n` polls queues `i`, `i + n`, `i + 2n`...; a remainder would leave some
+/// lcores more queues than others. More queues than lcores hold more frames while an lcore
+/// waits for its CPU (the PMD keeps 2 048 buffers in each queue's fill ring).
 fn af_xdp_queues(ports: &[PortConfig], lcores: usize, errs: &mut Errors) {
     for (i, p) in ports.iter().enumerate() {
         let Device::Vdev(d) = &p.device else { continue };
@@ -439,12 +441,15 @@ fn af_xdp_queues(ports: &[PortConfig], lcores: usize, errs: &mut Errors) {
             continue;
         }
         if let Ok(args) = super::af_xdp::check(d, p.mtu) {
-            if args.queue_count as usize != lcores {
+            let q = args.queue_count as usize;
+            if q < lcores || !q.is_multiple_of(lcores.max(1)) {
                 errs.push(
                     format!("port[{i}].device"),
                     format!(
-                        "queue_count={} but dpdk.lcores has {lcores} lcore(s): an AF_XDP port needs one queue per lcore (queue_count={lcores}, and that many queues on {:?})",
-                        args.queue_count, args.iface
+                        "queue_count={} but dpdk.lcores has {lcores} lcore(s): an AF_XDP port needs a whole number of queues per lcore (queue_count={lcores}, {}, ..., and that many queues on {:?})",
+                        args.queue_count,
+                        2 * lcores,
+                        args.iface
                     ),
                 );
             }
