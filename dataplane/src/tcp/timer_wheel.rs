@@ -467,6 +467,31 @@ mod tests {
     }
 
     #[test]
+    fn a_timer_moved_within_its_slot_fires_at_its_new_time_and_place() {
+        let mut w = TimerWheel::new(ms(0));
+        let a = w.insert(Instant::from_nanos(10_100_000), 'a');
+        w.insert(Instant::from_nanos(10_500_000), 'b');
+        // Same 1 ms slot, later than b: fires after it, and not before its new deadline.
+        assert!(w.reschedule(a, Instant::from_nanos(10_700_000)));
+        assert_eq!(w.next_deadline(), Some(Instant::from_nanos(10_500_000)));
+        let mut out = Vec::new();
+        w.expire(Instant::from_nanos(10_600_000), &mut out);
+        assert_eq!(out, ['b']);
+        w.expire(ms(11), &mut out);
+        assert_eq!(out, ['b', 'a']);
+        // Within one level-1 slot (a later 4.096 s block): moved later and earlier.
+        let c = w.insert(ms(9_000), 'c');
+        assert!(w.reschedule(c, ms(9_500)));
+        assert!(w.next_deadline().is_some_and(|d| d <= ms(9_500)));
+        assert!(w.reschedule(c, ms(8_500)));
+        assert!(w.next_deadline().is_some_and(|d| d <= ms(8_500)));
+        w.expire(ms(8_499), &mut out);
+        assert_eq!(out, ['b', 'a']);
+        w.expire(ms(8_500), &mut out);
+        assert_eq!(out, ['b', 'a', 'c']);
+    }
+
+    #[test]
     fn past_deadline_fires_next_expire() {
         let mut w = TimerWheel::new(ms(1000));
         w.insert(ms(10), 7u8);
@@ -502,6 +527,8 @@ mod tests {
         Insert(u64),
         Cancel(usize),
         Reschedule(usize, u64),
+        /// Push a timer back by under 2 ms: often within its slot (an RTO re-armed per ACK).
+        Nudge(usize, u64),
         Advance(u64),
     }
 
@@ -518,6 +545,7 @@ mod tests {
             4 => delay().prop_map(Op::Insert),
             1 => any::<usize>().prop_map(Op::Cancel),
             1 => (any::<usize>(), delay()).prop_map(|(i, d)| Op::Reschedule(i, d)),
+            2 => (any::<usize>(), 0u64..2_000_000).prop_map(|(i, d)| Op::Nudge(i, d)),
             3 => delay().prop_map(Op::Advance),
         ]
     }
@@ -555,6 +583,18 @@ mod tests {
                         if let Some((h, d, s)) = live.get(&key).copied() {
                             let nd = now + Duration::from_nanos(dl);
                             prop_assert!(w.reschedule(h, nd));
+                            model.remove(&(d, s));
+                            model.insert((nd, seq), key);
+                            live.insert(key, (h, nd, seq));
+                            seq += 1;
+                        }
+                    }
+                    Op::Nudge(i, dl) if !handles.is_empty() => {
+                        let key = handles[i % handles.len()];
+                        if let Some((h, d, s)) = live.get(&key).copied() {
+                            let nd = d.max(now) + Duration::from_nanos(dl);
+                            prop_assert!(w.reschedule(h, nd));
+                            prop_assert_eq!(w.deadline(h), Some(nd));
                             model.remove(&(d, s));
                             model.insert((nd, seq), key);
                             live.insert(key, (h, nd, seq));
