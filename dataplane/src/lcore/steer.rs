@@ -142,7 +142,7 @@ fn arp_target(frame: &[u8]) -> Option<Ipv4Addr> {
 /// from `::`, RFC 4862 §5.4.3), which every lcore's detection of that address must see;
 /// any may arrive on another lcore's queue. A copy of an advertisement is learnt as is (an
 /// advertisement is never answered); a probe of an address we already use is answered by
-/// each lcore (one defending advertisement per lcore).
+/// the lcore that speaks for the link (`Interface::set_link_speaker`), once.
 fn is_shared_advert(frame: &[u8]) -> bool {
     const ROUTER_ADVERT: u8 = 134;
     const NEIGHBOR_SOLICIT: u8 = 135;

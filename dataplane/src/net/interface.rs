@@ -118,6 +118,12 @@ pub struct Interface {
     counters: NetCounters,
     /// IPv6 addressing and neighbours, when enabled.
     v6: Option<v6::V6>,
+    /// Whether this interface speaks for the link where every lcore's copy of the port
+    /// would say the same thing: duplicate address detection probes and the defence of an
+    /// address probed by another node, router solicitations, unsolicited MLD reports.
+    /// One lcore does (the first); the others keep the same state from the shared frames
+    /// and stay quiet, so the link sees one probe, one defence, one report per port.
+    link_speaker: bool,
 }
 
 #[path = "interface_v6.rs"]
@@ -151,7 +157,14 @@ impl Interface {
             next_ident: 0,
             counters: NetCounters::default(),
             v6: None,
+            link_speaker: true,
         }
+    }
+
+    /// Makes this interface speak for the link or stay quiet (see the field; on by
+    /// default, off for every lcore's copy of a port but the first).
+    pub fn set_link_speaker(&mut self, on: bool) {
+        self.link_speaker = on;
     }
 
     /// The configuration in force (after clamping).

@@ -174,7 +174,9 @@ impl Interface {
         let mut solicit = false;
         for e in dad_events.into_iter().flatten() {
             match e {
-                DadEvent::Probe(a) => self.send_dad_probe(a),
+                // The probe is counted as sent on every lcore: their timers stay in step.
+                DadEvent::Probe(a) if self.link_speaker => self.send_dad_probe(a),
+                DadEvent::Probe(_) => {}
                 DadEvent::Preferred(a) => {
                     self.counters.dad_preferred += 1;
                     if a == link_local && accept_ra {
@@ -187,14 +189,17 @@ impl Interface {
         }
         let Some(v6) = &mut self.v6 else { return };
         let solicit = v6.routers.poll_solicit(now) || solicit;
-        if let Some(report) = v6.mld.poll(now) {
-            self.send_mld_report(report);
+        match v6.mld.poll(now) {
+            // A query is answered by the lcore that received it; the joins once per port.
+            Some(Report::Join) if !self.link_speaker => {}
+            Some(report) => self.send_mld_report(report),
+            None => {}
         }
         let Some(v6) = &mut self.v6 else { return };
         let (routers, prefixes) = v6.routers.expire(now);
         self.counters.ra_router_removed += u64::from(routers);
         self.counters.ra_prefix_expired += u64::from(prefixes);
-        if solicit {
+        if solicit && self.link_speaker {
             self.send_router_solicit();
         }
         let Some(v6) = &mut self.v6 else { return };
@@ -525,8 +530,11 @@ impl Interface {
                 }
                 if src.is_unspecified() {
                     // RFC 4862 §5.4.3: someone probes an address we hold: defend it with an
-                    // advertisement to all-nodes, S clear.
-                    self.send_neighbor_advert(target_addr, addr::ALL_NODES, addr::multicast_mac(addr::ALL_NODES), false);
+                    // advertisement to all-nodes, S clear (once per port: every lcore gets
+                    // the probe, `lcore::steer`).
+                    if self.link_speaker {
+                        self.send_neighbor_advert(target_addr, addr::ALL_NODES, addr::multicast_mac(addr::ALL_NODES), false);
+                    }
                     return Ok(Input::Consumed);
                 }
                 // RFC 4861 §7.2.3: learn (or update) the sender from its link-layer option;

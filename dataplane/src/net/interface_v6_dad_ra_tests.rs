@@ -213,6 +213,73 @@ fn the_router_list_is_bounded() {
     assert_eq!(i.ipv6_routers().len(), crate::net::routers::MAX_ROUTERS);
 }
 
+/// An MLD query body: general, `max_response_ms` to answer in.
+fn general_query(max_response_ms: u16) -> Vec<u8> {
+    let mut query = vec![0u8; 28];
+    query[0] = mld::QUERY;
+    query[4..6].copy_from_slice(&max_response_ms.to_be_bytes());
+    query
+}
+
+/// An MLD message `body` from `src` to all-nodes with hop limit `hops`, behind the
+/// hop-by-hop router alert.
+fn mld_query_frame(src: Ipv6Addr, hops: u8, body: &[u8]) -> Vec<u8> {
+    let mut f = ethernet::EthernetRepr { src_addr: PEER_MAC, dst_addr: addr::multicast_mac(addr::ALL_NODES), ethertype: EtherType::Ipv6 }.to_bytes().to_vec();
+    let ip = ipv6::Repr {
+        src_addr: src,
+        dst_addr: addr::ALL_NODES,
+        next_header: ipv6::next_header::HOP_BY_HOP,
+        payload_len: 8 + body.len(),
+        hop_limit: hops,
+        traffic_class: 0,
+        flow_label: 0,
+    };
+    f.resize(ethernet::HEADER_LEN + ipv6::HEADER_LEN, 0);
+    ip.emit(&mut ipv6::Packet::new_unchecked(&mut f[ethernet::HEADER_LEN..])).expect("fits");
+    f.extend_from_slice(&mld::HOP_BY_HOP_ROUTER_ALERT);
+    let at = f.len();
+    f.extend_from_slice(body);
+    icmpv6::Packet::new_unchecked(&mut f[at..]).fill_checksum(src, addr::ALL_NODES);
+    f
+}
+
+#[test]
+fn a_quiet_lcore_keeps_the_state_but_leaves_the_link_to_the_speaker() {
+    // Every lcore has its copy of the port; the first speaks for the link.
+    let (mut speaker, mut quiet) = (iface(1, true, None), iface(1, true, None));
+    quiet.set_link_speaker(false);
+    let ll = speaker.ipv6_link_local().expect("enabled");
+    for i in [&mut speaker, &mut quiet] {
+        i.poll(t(0));
+    }
+    assert_eq!(drain_no_mld(&mut speaker).len(), 2, "the speaker probes both addresses");
+    assert!(drain(&mut quiet).is_empty(), "no probe, no MLD join from a quiet copy");
+    assert_eq!(quiet.counters().tx_dad_probe, 0);
+    for i in [&mut speaker, &mut quiet] {
+        i.poll(t(1000));
+    }
+    // Both finish detection together; only the speaker solicits routers.
+    assert_eq!((speaker.counters().dad_preferred, quiet.counters().dad_preferred), (2, 2));
+    assert!(quiet.has_addr(IpAddr::V6(a(GLOBAL))) && quiet.has_addr(IpAddr::V6(ll)));
+    let out = drain_no_mld(&mut speaker);
+    assert!(out.iter().any(|f| matches!(sent(f).4, icmpv6::Repr::Ndp(ndp::Repr::RouterSolicit { .. }))), "the speaker solicits routers");
+    assert!(drain(&mut quiet).is_empty(), "a quiet copy does not");
+    // Another node probes our address (the probe reaches every lcore): defended once.
+    let group = addr::solicited_node(a(GLOBAL));
+    let probe = frame6(addr::multicast_mac(group), Ipv6Addr::UNSPECIFIED, group, 255, &ns(a(GLOBAL), None));
+    for i in [&mut speaker, &mut quiet] {
+        assert_eq!(i.handle_frame(&probe, t(2000), RxChecksum::Unknown), Input::Consumed);
+    }
+    assert_eq!(drain_no_mld(&mut speaker).len(), 1, "the speaker defends the address");
+    assert!(drain(&mut quiet).is_empty(), "a quiet copy does not");
+    // A query reaches the lcore whose queue it arrived on: that one answers, quiet or not.
+    let query = mld_query_frame(a("fe80::1"), 1, &general_query(1_000));
+    assert_eq!(quiet.handle_frame(&query, t(3000), RxChecksum::Unknown), Input::Consumed);
+    quiet.poll(t(4000));
+    assert_eq!(drain(&mut quiet).len(), 1, "the query is answered");
+    assert_eq!(quiet.counters().tx_mld_report, 1);
+}
+
 #[test]
 fn solicited_node_groups_are_reported_and_queries_answered() {
     let mut i = iface(1, false, None);
@@ -248,28 +315,8 @@ fn solicited_node_groups_are_reported_and_queries_answered() {
     i.poll(t(30_000));
     assert!(drain(&mut i).is_empty(), "two unsolicited reports, no more");
     // A general query from a router: answered within its window, current state.
-    let mut query = vec![0u8; 28];
-    query[0] = mld::QUERY;
-    query[4..6].copy_from_slice(&10_000u16.to_be_bytes());
-    let query_frame = |src: Ipv6Addr, hops: u8, body: &[u8]| {
-        let mut f = ethernet::EthernetRepr { src_addr: PEER_MAC, dst_addr: addr::multicast_mac(addr::ALL_NODES), ethertype: EtherType::Ipv6 }.to_bytes().to_vec();
-        let ip = ipv6::Repr {
-            src_addr: src,
-            dst_addr: addr::ALL_NODES,
-            next_header: ipv6::next_header::HOP_BY_HOP,
-            payload_len: 8 + body.len(),
-            hop_limit: hops,
-            traffic_class: 0,
-            flow_label: 0,
-        };
-        f.resize(ethernet::HEADER_LEN + ipv6::HEADER_LEN, 0);
-        ip.emit(&mut ipv6::Packet::new_unchecked(&mut f[ethernet::HEADER_LEN..])).expect("fits");
-        f.extend_from_slice(&mld::HOP_BY_HOP_ROUTER_ALERT);
-        let at = f.len();
-        f.extend_from_slice(body);
-        icmpv6::Packet::new_unchecked(&mut f[at..]).fill_checksum(src, addr::ALL_NODES);
-        f
-    };
+    let query = general_query(10_000);
+    let query_frame = mld_query_frame;
     assert_eq!(i.handle_frame(&query_frame(a("fe80::1"), 1, &query), t(40_000), RxChecksum::Unknown), Input::Consumed);
     assert_eq!(i.counters().rx_mld_query, 1);
     i.poll(t(50_000));

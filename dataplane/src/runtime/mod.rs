@@ -204,7 +204,9 @@ impl Runtime {
                 .enumerate()
                 .map(|(i, up)| {
                     let (device, queue) = up.queue_for(q);
-                    PortQueue::new(device, queue, up.interface(&servers))
+                    let mut iface = up.interface(&servers);
+                    iface.set_link_speaker(q == 0);
+                    PortQueue::new(device, queue, iface)
                         .with_more_rx(up.more_rx_for(q, spec.lcores.len()))
                         .with_impairment(&up.spec.impair, lcore, i)
                 })
