@@ -49,7 +49,10 @@ pub(super) fn transmit_segment(
     now: Instant,
 ) {
     let Some(p) = ports.iter_mut().find(|p| p.iface.has_addr(src)) else {
-        LcoreStats::add(&stats.tcp_tx_no_route, 1);
+        // An address still under duplicate address detection, or found duplicate, is
+        // held but not a source (RFC 4862 §5.4): told apart from one no port has.
+        let held = ports.iter().any(|p| p.iface.holds_addr(src));
+        LcoreStats::add(if held { &stats.tcp_tx_unusable_source } else { &stats.tcp_tx_no_route }, 1);
         return;
     };
     let link = match p.iface.link_header_for_ip(dst, now) {

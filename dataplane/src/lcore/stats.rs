@@ -49,6 +49,9 @@ pub struct LcoreStats {
     pub tcp_tx_awaiting_arp: AtomicU64,
     /// TCP segments dropped because no port has their source address.
     pub tcp_tx_no_route: AtomicU64,
+    /// TCP segments dropped because their source is an IPv6 address of ours not usable
+    /// (yet): under duplicate address detection, or found duplicate (RFC 4862 §5.4).
+    pub tcp_tx_unusable_source: AtomicU64,
     /// TCP segments whose checksum was computed in software because the device would get
     /// it wrong (a chain with an odd-length piece on `net_tap`; see `PortQueue`).
     pub tx_sw_cksum_odd_pieces: AtomicU64,
@@ -202,6 +205,7 @@ impl LcoreStats {
             ("tcp_tx_unresolved", &self.tcp_tx_unresolved),
             ("tcp_tx_awaiting_arp", &self.tcp_tx_awaiting_arp),
             ("tcp_tx_no_route", &self.tcp_tx_no_route),
+            ("tcp_tx_unusable_source", &self.tcp_tx_unusable_source),
             ("tx_sw_cksum_odd_pieces", &self.tx_sw_cksum_odd_pieces),
             ("tcp_tx_build_failed", &self.tcp_tx_build_failed),
             ("tso_segments", &self.tso_segments),

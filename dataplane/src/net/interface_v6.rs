@@ -256,6 +256,15 @@ impl Interface {
         }
     }
 
+    /// Whether `a` is one of this port's addresses in any state: [`Interface::has_addr`],
+    /// or an IPv6 address still tentative or found duplicate.
+    pub fn holds_addr(&self, a: IpAddr) -> bool {
+        match a {
+            IpAddr::V4(_) => self.has_addr(a),
+            IpAddr::V6(a) => self.v6.as_ref().is_some_and(|v| v.holds(a)),
+        }
+    }
+
     /// The next hop for `dst` of either family ([`Interface::route`], [`Interface::route_v6`]).
     pub fn route_ip(&self, dst: IpAddr) -> IpAddr {
         match dst {

@@ -81,6 +81,8 @@ fn addresses_are_probed_then_used_one_second_later() {
     assert_eq!(i.counters().tx_dad_probe, 2);
     // Tentative: not a source, packets to it dropped, solicitations for it unanswered.
     assert!(!i.has_addr(IpAddr::V6(a(GLOBAL))));
+    assert!(i.holds_addr(IpAddr::V6(a(GLOBAL))), "held, not usable: a segment from it counts as an unusable source");
+    assert!(!i.holds_addr(IpAddr::V6(a("2001:db8::3"))));
     drop_of(&mut i, &echo_to(a(GLOBAL)), DropReason::Ipv6DstTentative);
     let group = addr::solicited_node(a(GLOBAL));
     let solicit = frame6(addr::multicast_mac(group), a("2001:db8::1"), group, 255, &ns(a(GLOBAL), Some(PEER_MAC)));
@@ -126,7 +128,7 @@ fn an_advertisement_or_a_probe_for_a_tentative_address_makes_it_duplicate() {
     assert_eq!(i.counters().dad_preferred, 0);
     assert!(drain_no_mld(&mut i).is_empty(), "no router solicitation without a usable link-local address");
     // Never used: not a source, not answered, its group left.
-    assert!(!i.has_addr(IpAddr::V6(a(GLOBAL))));
+    assert!(!i.has_addr(IpAddr::V6(a(GLOBAL))) && i.holds_addr(IpAddr::V6(a(GLOBAL))));
     drop_of(&mut i, &echo_to(a(GLOBAL)), DropReason::Ipv6DstTentative);
     let solicit = frame6(OUR_MAC, a("fe80::1"), a(GLOBAL), 255, &ns(a(GLOBAL), Some(PEER_MAC)));
     drop_of(&mut i, &solicit, DropReason::Ipv6DstTentative);

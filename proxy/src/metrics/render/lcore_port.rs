@@ -34,6 +34,9 @@ fn lcore_help(name: &str) -> String {
         "tcp_tx_unresolved" => "TCP segments dropped because their next hop could not be resolved (failed, too slow, too many waiting)",
         "tcp_tx_awaiting_arp" => "TCP segments held until their next hop's ARP reply, then sent",
         "tcp_tx_no_route" => "TCP segments dropped because no port has their source address",
+        "tcp_tx_unusable_source" => {
+            "TCP segments dropped because their IPv6 source is ours but not usable: tentative (duplicate address detection) or duplicate"
+        }
         "tx_sw_cksum_odd_pieces" => {
             "TCP segments checksummed in software because the device would get a chain with an odd-length piece wrong"
         }
