@@ -24,8 +24,12 @@ use strait::systemd::{watchdog_interval, Notifier, WatchdogGate};
 pub struct Sources {
     /// Each lcore's id and published statistics.
     pub lcores: Vec<(u32, Arc<LcoreStats>)>,
-    /// Each port's configured name and handle.
+    /// Each DPDK device with the name its metrics carry (the port's, `<port>.q<i>` for
+    /// the further queues of an AF_XDP port).
     pub ports: Vec<(String, Arc<Port>)>,
+    /// Each configured port's name, in the order of every lcore's network counters (an
+    /// AF_XDP port of several queues is several devices above, one port here).
+    pub port_names: Vec<String>,
     /// The mbuf pool and its size.
     pub pool: Mempool,
     /// Mbufs the pool was created with.
@@ -108,7 +112,7 @@ fn snapshot(src: &Sources, start_time: f64) -> Snapshot {
             Ok(p) => p.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        for ((name, _), counters) in src.ports.iter().zip(&published.net) {
+        for (name, counters) in src.port_names.iter().zip(&published.net) {
             snap.net.push(NetSnapshot { port: name.clone(), lcore: *lcore, counters: counters.iter().collect() });
         }
         snap.tcp.push(TcpSnapshot {

@@ -144,6 +144,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), RunError> {
     let sources = Sources {
         lcores: runtime.lcore_stats().to_vec(),
         ports: named_ports,
+        port_names: runtime.port_names(),
         pool: runtime.pool().clone(),
         pool_size: cfg.dpdk.mbufs,
         proxy: runtime.proxy_shared().clone(),

@@ -55,6 +55,9 @@ fn toml(lcores: usize, queues: usize, front_if: &str, back_if: &str) -> String {
 format = "json"
 level = "info"
 
+[metrics]
+listen = "127.0.0.1:9100"
+
 [dpdk]
 lcores = [{lcores_list}]
 memory_mode = "no-huge"
@@ -289,6 +292,26 @@ fn one_lcore_polls_four_queues_per_af_xdp_port() {
     let mut s = XdpSetup::start(1, 4, 1_000_000);
     s.many(1000);
     s.wrk();
+    // Network counters are per port (two), device statistics per queue (eight): a back
+    // port's frames are not labelled as the front port's second queue.
+    let out = s._strait_ns.exec("curl", &["-sS", "--max-time", "5", "http://127.0.0.1:9100/metrics"]);
+    let metrics = String::from_utf8_lossy(&out.stdout).into_owned();
+    let net: Vec<&str> = metrics.lines().filter(|l| l.starts_with("strait_net_")).collect();
+    assert!(!net.is_empty(), "no network counters:\n{metrics}");
+    for l in &net {
+        assert!(l.contains("port=\"front\"") || l.contains("port=\"back\""), "a network counter of a queue, not a port: {l}");
+    }
+    let rx_tcp = |port: &str| {
+        net.iter()
+            .find(|l| l.starts_with("strait_net_rx_tcp_total") && l.contains(&format!("port=\"{port}\"")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(rx_tcp("front") > 0.0 && rx_tcp("back") > 0.0, "both ports received TCP:\n{}", net.join("\n"));
+    for q in ["front.q3", "back.q3"] {
+        assert!(metrics.contains(&format!("strait_port_rx_packets_total{{port=\"{q}\"}}")), "no statistics for queue {q}");
+    }
     let log = s.stop();
     // The kernel peers hash their flows over the veths' four queues: the one lcore
     // received on every queue of both ports (each queue an AF_XDP device of its own).

@@ -252,6 +252,12 @@ impl Runtime {
         self.ports.iter().flat_map(UpPort::named_devices).collect()
     }
 
+    /// Each configured port's name, in port order (the order of an lcore's ports and of
+    /// its network counters).
+    pub fn port_names(&self) -> Vec<String> {
+        self.ports.iter().map(|p| p.spec.name.clone()).collect()
+    }
+
     /// Ports brought up.
     pub fn port_count(&self) -> usize {
         self.ports.len()
