@@ -268,7 +268,7 @@ mod tests {
         LcoreStats::add(&s.gso_frames, 3);
         LcoreStats::add(&s.tcp_tx_unresolved, 1);
         let v: Vec<(&str, u64)> = s.iter().collect();
-        assert_eq!(v.len(), 35);
+        assert_eq!(v.len(), 36);
         assert!(v.contains(&("gso_frames", 3)) && v.contains(&("tcp_tx_unresolved", 1)));
         assert_eq!(v.iter().filter(|(_, n)| *n != 0).count(), 2);
     }

@@ -220,7 +220,7 @@ impl<P: Payload> Connection<P> {
     /// reordering timer stopped with nothing outstanding, the probe timer (RFC 8985 §7.2).
     fn ack_rearm(&mut self, advanced: bool, now: Instant) {
         if advanced {
-            self.timers.rtx = if self.snd.outstanding() == 0 { None } else { Some(now + self.rtt.rto()) };
+            self.timers.rtx = if self.snd.outstanding() == 0 { None } else { Some(self.rtt.rto_deadline(now)) };
         }
         if self.snd.outstanding() == 0 {
             self.timers.reo = None;

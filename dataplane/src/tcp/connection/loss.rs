@@ -524,7 +524,7 @@ impl<P: Payload> Connection<P> {
             }
         }
         if self.timers.rtx.is_none() {
-            self.timers.rtx = Some(now + self.rtt.rto());
+            self.timers.rtx = Some(self.rtt.rto_deadline(now));
         }
         // A retransmission arms the probe timer like new data does: after an RTO it is
         // what goes out, and its ACK may be lost too (`probe`, the ACK-stall probe).

@@ -70,7 +70,7 @@ impl<P: Payload> Connection<P> {
         self.snd.nxt = iss.wrapping_add(1);
         // A SYN-ACK repeated for a retransmitted SYN leaves the timer alone (`tcp_check_req`).
         if self.timers.rtx.is_none() {
-            self.timers.rtx = Some(now + self.rtt.rto());
+            self.timers.rtx = Some(self.rtt.rto_deadline(now));
         }
     }
 

@@ -279,7 +279,7 @@ impl<P: Payload> Connection<P> {
         self.snd.nxt = end;
         self.snd.packets_out = self.snd.packets_out.saturating_add(1);
         if self.timers.rtx.is_none() {
-            self.timers.rtx = Some(now + self.rtt.rto());
+            self.timers.rtx = Some(self.rtt.rto_deadline(now));
         }
         self.snd.last_send = now;
         self.pmtu.probe = Some(MtuProbe { start: nxt, end, mtu: probe_mtu });

@@ -101,16 +101,18 @@ impl<P: Payload> Connection<P> {
         }
         self.timers.tlp = None;
         let Some(kind) = self.probe_kind() else { return };
-        let Some(srtt) = self.rtt.srtt() else { return };
+        // In integer nanoseconds: this runs for every segment sent and every ACK.
+        let Some(srtt) = self.rtt.srtt_nanos() else { return };
         // One segment out: the receiver may hold its ACK for a delayed-ACK timeout (RFC 8985
         // `WCDelAckT`; Linux adds `tcp_rto_min`, the same 200 ms unless configured lower).
         let single = kind == ProbeKind::Tail && self.snd.packets_out == 1;
-        let mut pto = srtt * 2 + if single { self.cfg.min_rto } else { TLP_TIMEOUT_MIN };
+        let floor = if single { self.cfg.min_rto } else { TLP_TIMEOUT_MIN };
+        let mut pto = srtt.saturating_mul(2).saturating_add(u64::try_from(floor.as_nanos()).unwrap_or(u64::MAX));
         if kind == ProbeKind::Stall {
             // Backed off per probe of the same stall, as the RTO is (RFC 6298 §5.5).
             pto = pto.saturating_mul(1 << self.snd.stall_probes.min(4));
         }
-        let at = now + pto;
+        let at = Instant::from_nanos(now.as_nanos().saturating_add(pto));
         match (kind, self.timers.rtx) {
             // Linux `tcp_schedule_loss_probe`: "If the RTO formula yields an earlier time,
             // then use that time": a tail probe due after the RTO goes at the RTO's time
@@ -157,7 +159,7 @@ impl<P: Payload> Connection<P> {
         } else if self.snd.fin_counted {
             self.retransmit_fin(shared, now, out, Cause::Stall);
         }
-        self.timers.rtx = Some(now + self.rtt.rto());
+        self.timers.rtx = Some(self.rtt.rto_deadline(now));
     }
 
     /// RFC 8985 §7.3: the loss probe: one new MSS of data if the peer's window allows,
@@ -206,7 +208,7 @@ impl<P: Payload> Connection<P> {
         }
         shared.counters.loss_probes += 1;
         self.stats.loss_probes += 1;
-        self.timers.rtx = Some(now + self.rtt.rto());
+        self.timers.rtx = Some(self.rtt.rto_deadline(now));
         // An ACK-stall probe follows if this one goes unanswered too.
         self.schedule_tlp(now, true);
     }

@@ -116,7 +116,7 @@ impl<P: Payload> Connection<P> {
                 self.recount();
                 self.rtt.back_off();
                 // Re-armed when the retransmission goes out.
-                self.timers.rtx = Some(now + self.rtt.rto());
+                self.timers.rtx = Some(self.rtt.rto_deadline(now));
             }
         }
     }

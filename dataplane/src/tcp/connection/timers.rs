@@ -104,6 +104,13 @@ impl RttEstimator {
         self.rto.saturating_mul(factor).min(self.max_rto)
     }
 
+    /// When an RTO armed at `now` fires: `now` + [`RttEstimator::rto`], in integer
+    /// nanoseconds (the timer is re-armed per segment sent and per ACK; a `Duration`
+    /// there costs a division and a multiplication each way).
+    pub fn rto_deadline(&self, now: Instant) -> Instant {
+        Instant::from_nanos(now.as_nanos().saturating_add(self.rto_nanos()))
+    }
+
     /// [`RttEstimator::srtt`] in nanoseconds.
     pub fn srtt_nanos(&self) -> Option<u64> {
         (self.srtt8 != 0).then_some(self.srtt8 >> 3)
@@ -235,7 +242,7 @@ impl<P: Payload> Connection<P> {
         if self.timers.tlp.is_some_and(|t| t <= now && self.timers.rtx.is_none_or(|r| t <= r)) {
             self.on_tlp_timeout();
             if self.pending.tlp {
-                self.timers.rtx = Some(now + self.rtt.rto());
+                self.timers.rtx = Some(self.rtt.rto_deadline(now));
             }
         }
         if due(self.timers.rtx, now) {

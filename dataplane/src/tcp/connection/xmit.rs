@@ -38,7 +38,7 @@ impl<P: Payload> Connection<P> {
         // RFC 5681 §4.1: restart window after an idle period longer than the RTO.
         if self.snd.outstanding() == 0
             && self.snd.has_unsent()
-            && now.saturating_duration_since(self.snd.last_send) > self.rtt.rto()
+            && now.as_nanos().saturating_sub(self.snd.last_send.as_nanos()) > self.rtt.rto_nanos()
         {
             let iw = crate::tcp::congestion::initial_window(self.cfg.initial_cwnd_segments, mss);
             self.cc.on_idle_restart(mss, iw, now);
@@ -125,7 +125,7 @@ impl<P: Payload> Connection<P> {
                 self.snd.packets_out = self.snd.packets_out.saturating_add(1);
                 self.snd.fin_counted = true;
                 if self.timers.rtx.is_none() {
-                    self.timers.rtx = Some(now + self.rtt.rto());
+                    self.timers.rtx = Some(self.rtt.rto_deadline(now));
                 }
                 sent_any = true;
             } else {
@@ -303,7 +303,7 @@ impl<P: Payload> Connection<P> {
             self.snd.rtt_probe = Some((end, now));
         }
         if self.timers.rtx.is_none() {
-            self.timers.rtx = Some(now + self.rtt.rto());
+            self.timers.rtx = Some(self.rtt.rto_deadline(now));
         }
         self.snd.last_send = now;
     }
