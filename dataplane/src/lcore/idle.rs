@@ -59,6 +59,11 @@ impl Worker {
         // Timers keep their precision: never block past the next deadline.
         let room = self.next_deadline().map_or(Duration::MAX, |d| d.saturating_duration_since(now));
         let wait = Duration::from_millis(u64::from(INTERRUPT_WAIT_MS));
+        // Every RX queue is polled in the pass after a nap or a wait (and in the last poll
+        // before one): extra queues found empty sit out passes only while busy.
+        for p in &mut self.ports {
+            p.rx_wake();
+        }
         if !interrupts || room < wait {
             let nap = if naps > NAPS_BEFORE_DEEP_IDLE { DEEP_IDLE_NAP } else { IDLE_NAP };
             LcoreStats::add(&self.stats.idle_naps, 1);
@@ -83,6 +88,9 @@ impl Worker {
             w.end_sleep();
         }
         self.arm_rx_interrupts(false);
+        for p in &mut self.ports {
+            p.rx_wake();
+        }
         work
     }
 

@@ -487,12 +487,18 @@ impl Worker {
             // Each RX queue this lcore polls on the port (one, but for an AF_XDP port with
             // more queues than lcores).
             for source in 0..=p.more_rx.len() {
+                if !p.rx_due(source) {
+                    continue;
+                }
                 // A full burst means more frames wait: take up to RX_BURSTS_PER_PASS bursts
                 // before the timers and the transmit side run (Linux's NAPI budget per device).
-                for _ in 0..RX_BURSTS_PER_PASS {
+                for burst in 0..RX_BURSTS_PER_PASS {
                     rx.clear();
                     let Some((device, queue)) = p.rx_queue(source) else { break };
                     let n = device.rx_burst(queue, rx, BURST);
+                    if burst == 0 {
+                        p.rx_polled(source, n);
+                    }
                     LcoreStats::add(&stats.rx_frames, n as u64);
                     work += n;
                     if let Some(t) = tap.as_deref_mut().filter(|t| n > 0 && t.wants(port_index, queue)) {

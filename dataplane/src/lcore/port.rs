@@ -24,7 +24,7 @@ pub struct PortQueue {
     /// Further RX queues this lcore polls on the port, as (device, queue): an AF_XDP port
     /// with more queues than lcores, where each queue is a device of its own. Its frames
     /// are this port's; everything this lcore sends goes out on `port`'s `queue`.
-    pub(super) more_rx: Vec<(Arc<Port>, u16)>,
+    pub(super) more_rx: Vec<MoreRx>,
     /// Link/network layer state for this port on this lcore.
     pub iface: Interface,
     /// Whether the device verifies RX checksums (else software does).
@@ -41,6 +41,57 @@ pub struct PortQueue {
     /// Duplicate address detection verdicts already logged (`dad_preferred + dad_failed`).
     pub(super) dad_logged: u64,
 }
+
+/// A further RX queue of a port that an lcore polls ([`PortQueue::more_rx`]), with how
+/// often it was found empty: each empty poll of an AF_XDP queue costs the PMD's busy-poll
+/// system call, and at low load most of the extra queues are empty, so one found empty is
+/// left out of the next passes, 1, then 3 (`(1 << empty) - 1`, at most
+/// [`MORE_RX_MAX_SKIP`]), until it yields a frame. The home queue is polled every pass.
+pub(super) struct MoreRx {
+    port: Arc<Port>,
+    queue: u16,
+    skip: RxSkip,
+}
+
+/// When an extra RX queue is polled (see [`MoreRx`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct RxSkip {
+    /// Consecutive polls that found it empty (at most 2).
+    empty: u8,
+    /// Passes left before it is polled again.
+    skip: u8,
+}
+
+impl RxSkip {
+    /// Whether the queue is polled this pass (counts a pass sat out).
+    fn due(&mut self) -> bool {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// The first burst of a pass took `frames`.
+    fn polled(&mut self, frames: usize) {
+        if frames > 0 {
+            *self = RxSkip::default();
+        } else {
+            self.empty = (self.empty + 1).min(2);
+            self.skip = ((1u8 << self.empty) - 1).min(MORE_RX_MAX_SKIP);
+        }
+    }
+
+    /// Polled in the next pass whatever came before.
+    fn wake(&mut self) {
+        self.skip = 0;
+    }
+}
+
+/// The most passes an empty extra RX queue sits out: a frame arriving on it waits at most
+/// this many passes of the loop (microseconds under load; an idle lcore waits on every
+/// queue's socket and polls them all when woken, see `PortQueue::rx_due`).
+pub(super) const MORE_RX_MAX_SKIP: u8 = 3;
 
 /// TCP segments one port queue holds while next hops are resolved. Linux holds packets
 /// for a neighbour being resolved (`__neigh_event_send` queues on `arp_queue`, bounded by
@@ -82,8 +133,29 @@ impl PortQueue {
     /// Polls `more` as well for received frames (see [`PortQueue::more_rx`]).
     #[must_use]
     pub fn with_more_rx(mut self, more: Vec<(Arc<Port>, u16)>) -> Self {
-        self.more_rx = more;
+        self.more_rx = more.into_iter().map(|(port, queue)| MoreRx { port, queue, skip: RxSkip::default() }).collect();
         self
+    }
+
+    /// Whether RX source `source` ([`PortQueue::rx_queue`]) is polled this pass: the home
+    /// queue always, an extra one unless it sits out a pass after being found empty.
+    pub(super) fn rx_due(&mut self, source: usize) -> bool {
+        source.checked_sub(1).and_then(|i| self.more_rx.get_mut(i)).is_none_or(|m| m.skip.due())
+    }
+
+    /// What the first burst of this pass took from RX source `source`.
+    pub(super) fn rx_polled(&mut self, source: usize, frames: usize) {
+        if let Some(m) = source.checked_sub(1).and_then(|i| self.more_rx.get_mut(i)) {
+            m.skip.polled(frames);
+        }
+    }
+
+    /// Every extra RX queue is polled in the next pass (after an idle wait: whichever
+    /// socket woke the lcore, its frames are taken at once).
+    pub(super) fn rx_wake(&mut self) {
+        for m in &mut self.more_rx {
+            m.skip.wake();
+        }
     }
 
     /// The RX queue number `source` of this port on this lcore: 0 is `port`'s `queue`,
@@ -91,7 +163,7 @@ impl PortQueue {
     pub(super) fn rx_queue(&self, source: usize) -> Option<(&Port, u16)> {
         match source.checked_sub(1) {
             None => Some((&self.port, self.queue)),
-            Some(i) => self.more_rx.get(i).map(|(p, q)| (&**p, *q)),
+            Some(i) => self.more_rx.get(i).map(|m| (&*m.port, m.queue)),
         }
     }
 
@@ -184,5 +256,36 @@ struct PortRing<'a> {
 impl TxRing<Mbuf> for PortRing<'_> {
     fn send(&mut self, frames: &mut Vec<Mbuf>) -> usize {
         self.port.tx_prepare_and_burst(self.queue, frames)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The passes (of `passes`) in which a queue is polled, given what each poll finds.
+    fn polled_passes(passes: usize, finds: impl Fn(usize) -> usize) -> Vec<usize> {
+        let mut s = RxSkip::default();
+        let mut out = Vec::new();
+        for pass in 0..passes {
+            if s.due() {
+                out.push(pass);
+                s.polled(finds(pass));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn an_empty_extra_queue_sits_out_one_then_three_passes_and_a_busy_one_none() {
+        assert_eq!(polled_passes(6, |_| 5), vec![0, 1, 2, 3, 4, 5], "frames every time: every pass");
+        assert_eq!(polled_passes(14, |_| 0), vec![0, 2, 6, 10], "empty: 1 pass out, then 3 (the most)");
+        // Frames again: polled every pass from the next.
+        assert_eq!(polled_passes(10, |p| usize::from(p >= 6)), vec![0, 2, 6, 7, 8, 9]);
+        let mut s = RxSkip::default();
+        s.polled(0);
+        s.polled(0);
+        s.wake();
+        assert!(s.due(), "after an idle wait every queue is polled at once");
     }
 }
