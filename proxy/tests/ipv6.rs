@@ -81,8 +81,7 @@ fn ping6_ndp_and_echo_100mb_over_tap() {
     strait.wait_for_log(&["port up"], Duration::from_secs(30));
     strait.wait_for_log(&["strait ready"], Duration::from_secs(10));
     ns.ip(&["addr", "add", "198.18.6.1/24", "dev", &ifname]);
-    ns.ip(&["-6", "addr", "add", "fd00:18:6::1/64", "dev", &ifname, "nodad"]);
-    ns.ip(&["link", "set", &ifname, "up"]);
+    ns.up_v6(&ifname, "fd00:18:6::1/64");
     assert!(ping6(&ns, "fd00:18:6::2"), "no ping -6 reply:\n{}", strait.log_text());
     neighbour_resolved(&ns, &ifname, "fd00:18:6::2");
     echo(&ns, &strait, "fd00:18:6::2", BYTES);
@@ -102,8 +101,7 @@ fn echo_100mb_over_af_packet_v6_without_offloads() {
     let strait_ns = Netns::new("st6a");
     let peer = Netns::new("st6b");
     let (va, vb) = strait_veth(&strait_ns, &peer, "s6a", Finished::Both);
-    peer.ip(&["-6", "addr", "add", "fd00:18:7::1/64", "dev", &vb, "nodad"]);
-    peer.ip(&["link", "set", &vb, "up"]);
+    peer.up_v6(&vb, "fd00:18:7::1/64");
     let mut strait = Strait::start(&strait_ns, &config(&format!("net_af_packet0,iface={va}"), "198.18.7.2/24", "fd00:18:7::2/64"));
     strait.wait_for_log(&["port up"], Duration::from_secs(30));
     strait.wait_for_log(&["strait ready"], Duration::from_secs(10));
@@ -139,8 +137,7 @@ listen = \"[fd00:18:8::2]:7\"
     );
     let mut strait = Strait::start(&ns, &toml);
     strait.wait_for_log(&["strait ready"], Duration::from_secs(30));
-    ns.ip(&["-6", "addr", "add", "fd00:18:8::1/64", "dev", &tap, "nodad"]);
-    ns.ip(&["link", "set", &tap, "up"]);
+    ns.up_v6(&tap, "fd00:18:8::1/64");
     assert!(ping6(&ns, "fd00:18:8::2"), "no ping -6 reply:\n{}", strait.log_text());
     let out = ns.exec("python3", &["-c", common::MANY_ECHOES, "fd00:18:8::2", "7", "300", "50"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -168,8 +165,7 @@ fn echo_100mb_over_af_xdp_v6() {
     // The kernel side transmits finished frames (a veth hands AF_XDP frames with only
     // the pseudo-header sum otherwise, docs/af_xdp.md).
     let (va, vb) = strait_veth(&strait_ns, &peer, "s6x", Finished::Peer);
-    peer.ip(&["-6", "addr", "add", "fd00:18:9::1/64", "dev", &vb, "nodad"]);
-    peer.ip(&["link", "set", &vb, "up"]);
+    peer.up_v6(&vb, "fd00:18:9::1/64");
     let mut strait =
         Strait::start(&strait_ns, &config(&format!("net_af_xdp0,iface={va},queue_count=1"), "198.18.9.2/24", "fd00:18:9::2/64"));
     let up = strait.wait_for_log(&["strait ready"], Duration::from_secs(60));

@@ -56,18 +56,15 @@ fn radvd_gives_the_default_route_to_a_peer_beyond_the_router() {
         assert!(router.exec("sysctl", &["-w", key]).status.success(), "sysctl {key}");
     }
     router.ip(&["link", "add", &rf, "type", "veth", "peer", "name", &fr, "netns", &far.name]);
-    router.ip(&["-6", "addr", "add", "fd00:18:11::1/64", "dev", &rf, "nodad"]);
-    router.ip(&["link", "set", &rf, "up"]);
-    far.ip(&["-6", "addr", "add", "fd00:18:11::2/64", "dev", &fr, "nodad"]);
-    far.ip(&["link", "set", &fr, "up"]);
+    router.up_v6(&rf, "fd00:18:11::1/64");
+    far.up_v6(&fr, "fd00:18:11::2/64");
     far.ip(&["-6", "route", "add", "default", "via", "fd00:18:11::1"]);
 
     let mut strait =
         Strait::start(&router, &config(&format!("net_tap0,iface={tap}"), "198.18.16.2/24", "fd00:18:10::2/64", "02:00:00:00:18:10"));
     strait.wait_for_log(&["port up"], Duration::from_secs(30));
     strait.wait_for_log(&["strait ready"], Duration::from_secs(10));
-    router.ip(&["-6", "addr", "add", "fd00:18:10::1/64", "dev", &tap, "nodad"]);
-    router.ip(&["link", "set", &tap, "up"]);
+    router.up_v6(&tap, "fd00:18:10::1/64");
 
     let base = std::env::temp_dir().join(unique("radvd-"));
     let (conf, radvd_log) = (base.with_extension("conf"), base.with_extension("log"));
@@ -111,8 +108,7 @@ fn a_duplicate_address_is_detected_logged_and_never_used() {
     let peer = Netns::new("s6p");
     let (va, vb) = strait_veth(&strait_ns, &peer, "s6d", Finished::Neither);
     // The peer already holds the address strait is configured with.
-    peer.ip(&["-6", "addr", "add", "fd00:18:12::2/64", "dev", &vb, "nodad"]);
-    peer.ip(&["link", "set", &vb, "up"]);
+    peer.up_v6(&vb, "fd00:18:12::2/64");
     // Until its own link-local address has passed detection the kernel does not defend
     // (the veth has just come up): wait for it, as a host on a live link would be.
     let start = std::time::Instant::now();
@@ -152,8 +148,7 @@ fn a_bridge_snooping_mld_forwards_our_solicitations() {
     let (vp, vq) = (unique("s6mp"), unique("s6mq"));
     ns.ip(&["link", "add", &vp, "type", "veth", "peer", "name", &vq, "netns", &peer.name]);
     ns.ip(&["link", "set", &vp, "master", &br, "up"]);
-    peer.ip(&["-6", "addr", "add", "fd00:18:13::1/64", "dev", &vq, "nodad"]);
-    peer.ip(&["link", "set", &vq, "up"]);
+    peer.up_v6(&vq, "fd00:18:13::1/64");
 
     let mut strait =
         Strait::start(&ns, &config(&format!("net_tap0,iface={tap}"), "198.18.19.2/24", "fd00:18:13::2/64", "02:00:00:00:18:13"));

@@ -61,16 +61,13 @@ fn echo_behind_the_router(tag: &str, tso: bool) {
     let mut strait = Strait::start(&router, &config(&format!("net_tap0,iface={tap}"), tso));
     strait.wait_for_log(&["strait ready"], Duration::from_secs(30));
     sysctl(&router, "net.ipv6.conf.all.forwarding=1");
-    router.ip(&["-6", "addr", "add", &format!("{ROUTER_TAP_IP}/64"), "dev", &tap, "nodad"]);
-    router.ip(&["link", "set", &tap, "up"]);
+    router.up_v6(&tap, &format!("{ROUTER_TAP_IP}/64"));
     let (vr, vc) = (unique(&format!("{tag}v")), unique(&format!("{tag}w")));
     router.ip(&["link", "add", &vr, "type", "veth", "peer", "name", &vc, "netns", &client.name]);
     router.ip(&["link", "set", &vr, "mtu", "1280"]);
     client.ip(&["link", "set", &vc, "mtu", "1280"]);
-    router.ip(&["-6", "addr", "add", &format!("{ROUTER_VETH_IP}/64"), "dev", &vr, "nodad"]);
-    client.ip(&["-6", "addr", "add", &format!("{CLIENT_IP}/64"), "dev", &vc, "nodad"]);
-    router.ip(&["link", "set", &vr, "up"]);
-    client.ip(&["link", "set", &vc, "up"]);
+    router.up_v6(&vr, &format!("{ROUTER_VETH_IP}/64"));
+    client.up_v6(&vc, &format!("{CLIENT_IP}/64"));
     // The client announces MSS 1440 although its own link is 1280: the bottleneck is
     // somewhere on the path, as for a host behind a tunnel.
     client.ip(&["-6", "route", "add", "fd00:18:152::/64", "via", ROUTER_VETH_IP, "advmss", "1440"]);

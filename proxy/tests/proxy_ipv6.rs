@@ -60,8 +60,7 @@ fn namespaces(tag: &str) -> (Netns, Netns, String, String) {
     ns.ip(&["link", "set", &va, "up"]);
     let o = backend.exec("ethtool", &["-K", &vb, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);
     assert!(o.status.success(), "ethtool: {}", String::from_utf8_lossy(&o.stderr));
-    backend.ip(&["-6", "addr", "add", "fd00:18:171::1/64", "dev", &vb, "nodad"]);
-    backend.ip(&["link", "set", &vb, "up"]);
+    backend.up_v6(&vb, "fd00:18:171::1/64");
     (ns, backend, tap, va)
 }
 
@@ -70,8 +69,7 @@ fn start(ns: &Netns, backend: &Netns, tap: &str, va: &str, proxy_protocol: bool,
     let mut strait = Strait::start(ns, &config(tap, va, proxy_protocol, pool_extra));
     strait.wait_for_log(&["strait ready"], Duration::from_secs(30));
     ns.ip(&["addr", "add", "198.18.170.1/24", "dev", tap]);
-    ns.ip(&["-6", "addr", "add", "fd00:18:170::1/64", "dev", tap, "nodad"]);
-    ns.ip(&["link", "set", tap, "up"]);
+    ns.up_v6(tap, "fd00:18:170::1/64");
     assert!(ping6(ns, "fd00:18:170::2"), "no ping -6 reply (front):\n{}", strait.log_text());
     assert!(ping6(backend, "fd00:18:171::2"), "no ping -6 reply (back):\n{}", strait.log_text());
     strait

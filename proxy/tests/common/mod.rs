@@ -91,6 +91,14 @@ impl Netns {
         must("ip", &full)
     }
 
+    /// Gives `dev` the IPv6 address `cidr` without duplicate address detection (the
+    /// tests' addresses are unique; a kernel peer would not use one for a second) and
+    /// brings it up.
+    pub fn up_v6(&self, dev: &str, cidr: &str) {
+        self.ip(&["-6", "addr", "add", cidr, "dev", dev, "nodad"]);
+        self.ip(&["link", "set", dev, "up"]);
+    }
+
     /// `ip netns exec NS PROGRAM ARGS...`, returning the output.
     pub fn exec(&self, program: &str, args: &[&str]) -> Output {
         let mut full = vec!["netns", "exec", self.name.as_str(), program];
