@@ -533,8 +533,10 @@ impl Mbuf {
 
     fn seg_ptrs(&self) -> impl Iterator<Item = NonNull<sys::rte_mbuf>> + '_ {
         std::iter::successors(Some(self.ptr), |s| {
-            // SAFETY: `s` is a segment of the chain self keeps alive.
-            NonNull::new(unsafe { sys::strait_mbuf_next(s.as_ptr()) })
+            // SAFETY: `s` is a segment of the chain self keeps alive; `next` is a plain
+            // field of `rte_mbuf` in DPDK 22.11, read here as `data_len` is (the shim's
+            // `strait_mbuf_next` cost a call per segment on the payload paths).
+            NonNull::new(unsafe { (*s.as_ptr()).next })
         })
     }
 }
