@@ -129,6 +129,7 @@ fn snapshot(src: &Sources, start_time: f64) -> Snapshot {
             }
         }
         snap.proxy.push(published.proxy);
+        snap.lcore_passes.push((*lcore, published.busy_passes.0));
     }
     for (i, (name, port)) in src.ports.iter().enumerate() {
         if let Ok(stats) = port.stats() {

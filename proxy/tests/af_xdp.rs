@@ -312,6 +312,19 @@ fn one_lcore_polls_four_queues_per_af_xdp_port() {
     for q in ["front.q3", "back.q3"] {
         assert!(metrics.contains(&format!("strait_port_rx_packets_total{{port=\"{q}\"}}")), "no statistics for queue {q}");
     }
+    // The loop's busy passes were timed: a count, and every one within the last bucket (1 s).
+    let sample = |series: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {series}:\n{metrics}"))
+    };
+    let passes = sample("strait_lcore_busy_pass_seconds_count{lcore=\"0\"}");
+    assert!(passes > 0.0, "no busy pass timed");
+    assert_eq!(sample("strait_lcore_busy_pass_seconds_bucket{lcore=\"0\",le=\"+Inf\"}"), passes);
+    assert!(sample("strait_lcore_busy_pass_seconds_bucket{lcore=\"0\",le=\"1\"}") > 0.0);
     let log = s.stop();
     // The kernel peers hash their flows over the veths' four queues: the one lcore
     // received on every queue of both ports (each queue an AF_XDP device of its own).

@@ -72,7 +72,7 @@ fn radvd_gives_the_default_route_to_a_peer_beyond_the_router() {
         &conf,
         format!(
             "interface {tap} {{\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 4;\n  AdvDefaultLifetime 60;\n  \
-             prefix fd00:18:10::/64 {{ AdvOnLink on; AdvAutonomous off; }};\n}};\n"
+             AdvCurHopLimit 37;\n  AdvLinkMTU 1400;\n  prefix fd00:18:10::/64 {{ AdvOnLink on; AdvAutonomous off; }};\n}};\n"
         ),
     )
     .expect("write radvd.conf");
@@ -85,9 +85,30 @@ fn radvd_gives_the_default_route_to_a_peer_beyond_the_router() {
 
     // The reply to a peer off every prefix of strait's goes to the router radvd announced.
     assert!(ping6(&far, "fd00:18:10::2"), "no ping -6 reply across the router\nradvd: {}\n{}", radvd_says(), strait.log_text());
+    // Strait's TCP segments as the far peer receives them: all, and those with the hop limit
+    // radvd advertised (37), less the router's one hop (RFC 4861 §6.3.4 CurHopLimit).
+    let nft = |args: &[&str]| assert!(far.exec("nft", args).status.success(), "nft {args:?}");
+    nft(&["add", "table", "inet", "hops"]);
+    nft(&["add", "chain", "inet", "hops", "in", "{ type filter hook input priority 0; }"]);
+    nft(&["add", "rule", "inet", "hops", "in", "ip6", "saddr", "fd00:18:10::2", "tcp", "sport", "7", "counter"]);
+    nft(&["add", "rule", "inet", "hops", "in", "ip6", "saddr", "fd00:18:10::2", "tcp", "sport", "7", "ip6", "hoplimit", "36", "counter"]);
+    // ...and by size: none above the link MTU radvd advertised (1400), but full ones near it.
+    nft(&["add", "rule", "inet", "hops", "in", "ip6", "saddr", "fd00:18:10::2", "tcp", "sport", "7", "meta", "length", ">", "1400", "counter"]);
+    nft(&["add", "rule", "inet", "hops", "in", "ip6", "saddr", "fd00:18:10::2", "tcp", "sport", "7", "meta", "length", ">", "1300", "counter"]);
+    // The lcore hands the advertised MTU to its TCP engine within a publish interval.
+    let seen = strait.wait_for_log(&["IPv6 link MTU from router advertisements"], Duration::from_secs(10));
+    assert!(seen.contains("IPv6 link MTU from router advertisements"), "the advertised MTU was not applied:\n{}", strait.log_text());
     let out = far.exec("python3", &["-c", common::ECHO_CLIENT, "fd00:18:10::2", "7", "1000000"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success() && text.contains("got=1000000") && text.contains("err=[]"), "TCP echo across the router: {text}");
+    let rules = String::from_utf8_lossy(&far.exec("nft", &["list", "table", "inet", "hops"]).stdout).into_owned();
+    let packets: Vec<u64> = rules
+        .lines()
+        .filter_map(|l| l.split("counter packets ").nth(1))
+        .filter_map(|c| c.split(' ').next()?.parse().ok())
+        .collect();
+    assert!(packets.len() == 4 && packets[0] > 0 && packets[0] == packets[1], "TCP segments with the advertised hop limit: {rules}");
+    assert!(packets[2] == 0 && packets[3] > 0, "TCP segments sized for the advertised MTU: {rules}");
     let log = stop(&mut strait);
     let _ = fs::remove_file(&conf);
     let _ = fs::remove_file(&radvd_log);
@@ -95,6 +116,7 @@ fn radvd_gives_the_default_route_to_a_peer_beyond_the_router() {
     assert!(counter("ra_router_added") >= 1, "no default router learnt:\n{log}");
     assert!(counter("ra_prefix_added") >= 1, "no on-link prefix learnt:\n{log}");
     assert!(counter("tx_router_solicit") >= 1, "no router solicitation:\n{log}");
+    assert_eq!((counter("ra_mtu_changed"), counter("ra_mtu_ignored")), (1, 0), "{log}");
     assert_eq!((counter("tx_dad_probe"), counter("dad_preferred"), counter("dad_failed")), (2, 2, 0), "{log}");
     assert!(log.contains("IPv6 address usable"), "{log}");
 }

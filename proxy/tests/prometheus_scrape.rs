@@ -140,6 +140,15 @@ fn synthetic() -> Snapshot {
             port: "wan".into(),
             xstats: vec![("rx_good_packets".into(), 1000), ("rx_q0_bytes".into(), 64_000)],
         }],
+        lcore_passes: [1, 2]
+            .into_iter()
+            .map(|id| {
+                let mut h = dataplane::app::proxy::Histogram::busy_pass();
+                h.observe(dataplane::time::Duration::from_micros(20));
+                h.observe(dataplane::time::Duration::from_millis(30));
+                (id, h)
+            })
+            .collect(),
         backends: vec![dataplane::app::proxy::BackendHealth {
             pool: "app".into(),
             addr: Some("198.18.70.1:8080".parse().expect("addr")),

@@ -132,7 +132,7 @@ fn build(
     seg: &Segment<MbufPayload>,
 ) -> Result<(), BuildError> {
     let plen = seg.payload.len();
-    let mut hdr = TcpHeaders::new(link, src, dst, ident, &seg.repr, plen)?;
+    let mut hdr = TcpHeaders::new(link, src, dst, ident, p.iface.ipv6_hop_limit(), &seg.repr, plen)?;
     let v6 = hdr.is_ipv6();
     // What the port can do for this family (TSO may be IPv4-only).
     let caps = if v6 { p.caps.for_ipv6() } else { p.caps };

@@ -48,7 +48,7 @@ pub mod wake;
 
 pub use port::PortQueue;
 pub use stats::{
-    memory_limit, memory_pressure_wanted, LcoreStats, PortImpairCounters, PublishedCounters,
+    memory_limit, memory_pressure_wanted, BusyPasses, LcoreStats, PortImpairCounters, PublishedCounters,
     MEMORY_LIMIT_SIXTEENTHS, PRESSURE_ENTER_DIVISOR, PRESSURE_LEAVE_DIVISOR, PUBLISH_INTERVAL, RESERVE_DIVISOR,
 };
 pub use steer::{mesh, Handoff, Route, SteeringLinks, SteeringMode, INBOX_BURST, INBOX_CAPACITY};
@@ -152,6 +152,8 @@ pub struct Worker {
     pinned_servers: u64,
     /// What this lcore last reported into the pool's account ([`crate::dpdk::PoolAccount`]).
     reported: Holding,
+    /// Durations of the passes that did work, published with the counters.
+    busy_passes: BusyPasses,
 }
 
 impl Worker {
@@ -203,6 +205,7 @@ impl Worker {
             steer: None,
             pinned_servers: 0,
             reported: Holding::default(),
+            busy_passes: BusyPasses::default(),
         })
     }
 
@@ -284,6 +287,19 @@ impl Worker {
         }
     }
 
+    /// Hands the engine the IPv6 link MTU routers advertised below a port's own MTU (the
+    /// smallest over the ports, as the engine's MSS is), or `None` again when none does
+    /// (RFC 4861 §6.3.4; [`Engine::set_ipv6_link_mtu`]). Checked every publish interval:
+    /// advertisements are rare.
+    fn follow_ipv6_link_mtu(&mut self, now: Instant) {
+        let advertised =
+            self.ports.iter().map(|p| (p.iface.ipv6_mtu(), p.iface.mtu())).filter(|&(v6, own)| v6 < own).map(|(v6, _)| v6).min();
+        if advertised != self.engine.config().ipv6_link_mtu {
+            let reduced = self.engine.set_ipv6_link_mtu(advertised, now);
+            tracing::info!(lcore = self.lcore, mtu = ?advertised, connections_reduced = reduced, "IPv6 link MTU from router advertisements");
+        }
+    }
+
     /// Copies the plain counters into [`LcoreStats::published`] unless a reader holds it.
     fn publish(&self) {
         if let Ok(mut p) = self.stats.published.try_lock() {
@@ -295,6 +311,7 @@ impl Worker {
             p.tcp_buffer_bytes = self.engine.buffer_bytes();
             p.apps.clone_from(self.apps.counters());
             p.proxy.clone_from(self.apps.proxy_stats());
+            p.busy_passes = self.busy_passes;
             p.impair.clear();
             p.impair.extend(self.ports.iter().map(PortQueue::impair_counters));
             self.stats.store_impair(&p.impair);
@@ -385,6 +402,7 @@ impl Worker {
             let now = self.clock.instant(t0);
             if now >= next_publish {
                 self.log_address_verdicts();
+                self.follow_ipv6_link_mtu(now);
                 self.publish();
                 self.pin_servers();
                 next_publish = now + PUBLISH_INTERVAL;
@@ -401,6 +419,7 @@ impl Worker {
             let t1 = tsc();
             if work > 0 {
                 LcoreStats::add(&self.stats.busy_cycles, t1.wrapping_sub(t0));
+                self.busy_passes.0.observe(self.clock.instant(t1).saturating_duration_since(now));
                 idle_spins = 0;
             } else {
                 idle_spins = idle_spins.saturating_add(1);

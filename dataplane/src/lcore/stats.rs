@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::app::proxy::ProxyStats;
+use crate::app::proxy::{Histogram, ProxyStats};
 use crate::app::AppCounters;
 use crate::impair::ImpairCounters;
 use crate::net::NetCounters;
@@ -173,6 +173,20 @@ pub struct PublishedCounters {
     /// Impairment counters per port, in the order the ports were given (zero for a
     /// port without impairment).
     pub impair: Vec<PortImpairCounters>,
+    /// How long the lcore's busy passes took.
+    pub busy_passes: BusyPasses,
+}
+
+/// The wall-clock durations of an lcore's loop passes that did work, preemption included:
+/// how long its RX rings went unpolled while it worked or waited for its CPU
+/// (`strait_lcore_busy_pass_seconds`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusyPasses(pub Histogram);
+
+impl Default for BusyPasses {
+    fn default() -> Self {
+        BusyPasses(Histogram::busy_pass())
+    }
 }
 
 /// What the impairment layer did to one port's frames on one lcore.

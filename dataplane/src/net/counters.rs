@@ -103,6 +103,8 @@ net_counters! {
         ra_router_removed => "Default routers removed: advertised with router lifetime 0, or their lifetime ran out.",
         ra_prefix_added => "On-link prefixes added from router advertisements (RFC 4861 §6.3.4).",
         ra_prefix_expired => "On-link prefixes whose valid lifetime ran out.",
+        ra_mtu_changed => "Router advertisements that changed the IPv6 link MTU (RFC 4861 §6.3.4 MTU option); TCP over IPv6 follows it.",
+        ra_mtu_ignored => "Router advertisements whose MTU option was below 1280 or above the port's MTU: the option ignored, the rest applied (Linux `ndisc_router_discovery`).",
         tx_mld_report => "MLDv2 reports of our solicited-node groups sent: when the port comes up and in answer to queries (RFC 3810), for switches snooping MLD.",
         rx_mld_query => "MLD queries accepted (RFC 3810 §6.2): answered with a report after a share of their maximum response delay.",
         tx_dad_probe => "Duplicate address detection probes sent: neighbour solicitations from :: for one of our tentative addresses (RFC 4862 §5.4.2).",

@@ -37,15 +37,18 @@ const IP_START: usize = ethernet::HEADER_LEN;
 impl TcpHeaders {
     /// Writes the link header `link` (from the neighbour cache), an IP header from `src`
     /// to `dst`, and the TCP header `repr` for `payload_len` bytes of payload, its checksum
-    /// field zero. IPv4 (`ip_queue_xmit`): identification `ident`, DF set (RFC 1191 §3: TCP
-    /// does path-MTU discovery), checksum filled in. IPv6 (`ip6_xmit`): traffic class and
-    /// flow label 0, hop limit 64 (RFC 8200 §3; there is no header checksum, and routers
-    /// never fragment, RFC 8200 §5); `ident` is unused.
+    /// field zero. IPv4 (`ip_queue_xmit`): identification `ident`, TTL 64, DF set (RFC 1191
+    /// §3: TCP does path-MTU discovery), checksum filled in; `hop_limit` is unused. IPv6
+    /// (`ip6_xmit`): traffic class and flow label 0, hop limit `hop_limit` (the interface's,
+    /// `Interface::ipv6_hop_limit`: 64 unless a router advertised another, RFC 4861 §6.3.4);
+    /// there is no header checksum, and routers never fragment (RFC 8200 §5); `ident` is
+    /// unused.
     pub fn new(
         link: &[u8; ethernet::HEADER_LEN],
         src: IpAddr,
         dst: IpAddr,
         ident: u16,
+        hop_limit: u8,
         repr: &TcpRepr,
         payload_len: usize,
     ) -> Result<TcpHeaders, EgressError> {
@@ -74,7 +77,7 @@ impl TcpHeaders {
                     dst_addr: d,
                     next_header: ipv6::next_header::TCP,
                     payload_len: tcp_header_len + payload_len,
-                    hop_limit: ipv6::DEFAULT_HOP_LIMIT,
+                    hop_limit,
                     traffic_class: 0,
                     flow_label: 0,
                 };
@@ -215,7 +218,7 @@ mod tests {
     #[test]
     fn ipv6_headers_and_software_checksums() {
         let payload = b"hello, v6 world".to_vec();
-        let mut h = TcpHeaders::new(&link6(), SRC6.into(), DST6.into(), 9, &repr(), payload.len()).unwrap();
+        let mut h = TcpHeaders::new(&link6(), SRC6.into(), DST6.into(), 9, 64, &repr(), payload.len()).unwrap();
         assert!(h.is_ipv6());
         assert_eq!((h.ip_header_len(), h.len()), (40, 14 + 40 + 20));
         h.set_checksums(Cksum::Software, Cksum::Software, |s| checksum::sum(&payload, s)).unwrap();
@@ -230,7 +233,7 @@ mod tests {
 
     #[test]
     fn ipv6_device_checksums_hold_the_v6_pseudo_header() {
-        let mut h = TcpHeaders::new(&link6(), SRC6.into(), DST6.into(), 1, &repr(), 100).unwrap();
+        let mut h = TcpHeaders::new(&link6(), SRC6.into(), DST6.into(), 1, 64, &repr(), 100).unwrap();
         let before = h.bytes()[IP_START..TCP_START6].to_vec();
         h.set_checksums(Cksum::Device, Cksum::Device, |s| s).unwrap();
         assert_eq!(&h.bytes()[IP_START..TCP_START6], &before[..], "no IP checksum to clear");
@@ -242,13 +245,13 @@ mod tests {
         let tcp = wire_tcp::Packet::new_unchecked(&t.bytes()[TCP_START6..]);
         assert_eq!(tcp.checksum(), checksum::fold(checksum::pseudo_header_v6(SRC6, DST6, 6, 0)));
         // Mixed families are refused.
-        assert!(TcpHeaders::new(&link6(), SRC6.into(), DST.into(), 1, &repr(), 0).is_err());
+        assert!(TcpHeaders::new(&link6(), SRC6.into(), DST.into(), 1, 64, &repr(), 0).is_err());
     }
 
     #[test]
     fn software_checksums_verify_over_the_whole_frame() {
         let payload = b"hello, world!".to_vec();
-        let mut h = TcpHeaders::new(&link(), SRC.into(), DST.into(), 9, &repr(), payload.len()).unwrap();
+        let mut h = TcpHeaders::new(&link(), SRC.into(), DST.into(), 9, 64, &repr(), payload.len()).unwrap();
         h.set_checksums(Cksum::Software, Cksum::Software, |s| checksum::sum(&payload, s)).unwrap();
         let mut frame = h.bytes().to_vec();
         frame.extend_from_slice(&payload);
@@ -260,7 +263,7 @@ mod tests {
 
     #[test]
     fn device_checksums_leave_what_the_device_expects() {
-        let mut h = TcpHeaders::new(&link(), SRC.into(), DST.into(), 1, &repr(), 100).unwrap();
+        let mut h = TcpHeaders::new(&link(), SRC.into(), DST.into(), 1, 64, &repr(), 100).unwrap();
         h.set_checksums(Cksum::Device, Cksum::Device, |s| s).unwrap();
         let tcp_len = (h.tcp_header_len() + 100) as u16;
         let ip = ipv4::Packet::new_unchecked(&h.bytes()[IP_START..TCP_START]);

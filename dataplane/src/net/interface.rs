@@ -1,7 +1,8 @@
 //! The sans-IO link and network layer of one port: validates every received frame, answers
 //! ARP and ICMP echo, hands TCP segments up by offset, and frames outgoing IPv4 packets with
 //! the help of the ARP neighbour cache. IPv6 (neighbour discovery, ICMPv6 echo), when
-//! enabled with [`Interface::enable_ipv6`], is in `interface_v6.rs`.
+//! enabled with [`Interface::enable_ipv6`], is in `interface_v6.rs` and
+//! `interface_icmpv6.rs`.
 //!
 //! Every discarded frame is counted under its [`DropReason`]; nothing derived from input can
 //! panic. Control traffic the interface generates (ARP, ICMP replies, framed IPv4 packets

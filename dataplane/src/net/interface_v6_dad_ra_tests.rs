@@ -204,6 +204,72 @@ fn a_configured_gateway_wins_and_accept_ra_off_ignores_advertisements() {
     assert!(drain_no_mld(&mut j).is_empty(), "no solicitations with accept_ra off");
 }
 
+/// A router advertisement with Cur Hop Limit `hops`.
+fn ra_with_hop_limit(hops: u8) -> icmpv6::Repr<'static> {
+    let mut r = ra(600, None, &[]);
+    if let icmpv6::Repr::Ndp(ndp::Repr::RouterAdvert { hop_limit, .. }) = &mut r {
+        *hop_limit = hops;
+    }
+    r
+}
+
+#[test]
+fn an_advertised_hop_limit_is_used_for_what_we_originate() {
+    let mut i = iface(0, true, None);
+    assert_eq!(i.ipv6_hop_limit(), 64, "Linux's default before any advertisement");
+    // RFC 4861 §6.3.4: a non-zero Cur Hop Limit becomes ours...
+    let _ = i.handle_frame(&ra_frame(a("fe80::1"), &ra_with_hop_limit(37)), t(1), RxChecksum::Unknown);
+    assert_eq!(i.ipv6_hop_limit(), 37);
+    // ...an unspecified one (0) leaves it as it is...
+    let _ = i.handle_frame(&ra_frame(a("fe80::1"), &ra_with_hop_limit(0)), t(2), RxChecksum::Unknown);
+    assert_eq!(i.ipv6_hop_limit(), 37);
+    // ...and the echo replies we originate carry it (TCP segments take it in `lcore::egress`).
+    let _ = drain_no_mld(&mut i);
+    assert_eq!(i.handle_frame(&echo_to(ll_of(&i)), t(3), RxChecksum::Unknown), Input::Consumed);
+    let out = drain_no_mld(&mut i);
+    let replies: Vec<u8> = out.iter().map(|f| sent(f)).filter(|r| matches!(r.4, icmpv6::Repr::EchoReply { .. })).map(|r| r.3).collect();
+    assert_eq!(replies, vec![37]);
+    // With accept_ra off, advertisements change nothing.
+    let mut j = iface(0, false, None);
+    let _ = j.handle_frame(&ra_frame(a("fe80::1"), &ra_with_hop_limit(5)), t(1), RxChecksum::Unknown);
+    assert_eq!(j.ipv6_hop_limit(), 64);
+}
+
+/// A router advertisement with the MTU option `mtu`.
+fn ra_with_mtu(mtu: u32) -> icmpv6::Repr<'static> {
+    let mut r = ra(600, None, &[]);
+    if let icmpv6::Repr::Ndp(ndp::Repr::RouterAdvert { mtu: m, .. }) = &mut r {
+        *m = Some(mtu);
+    }
+    r
+}
+
+#[test]
+fn an_advertised_mtu_within_bounds_becomes_the_ipv6_link_mtu() {
+    let mut i = iface(0, true, None);
+    assert_eq!((i.ipv6_mtu(), i.mtu()), (1500, 1500), "the port's until a router says otherwise");
+    // RFC 4861 §6.3.4: a valid MTU option becomes LinkMTU (IPv4 keeps the port's).
+    let _ = i.handle_frame(&ra_frame(a("fe80::1"), &ra_with_mtu(1400)), t(1), RxChecksum::Unknown);
+    assert_eq!((i.ipv6_mtu(), i.mtu(), i.counters().ra_mtu_changed), (1400, 1500, 1));
+    // Below IPv6's minimum or above the port's MTU: the option is ignored and counted, the
+    // rest of the advertisement still applies (Linux `ndisc_router_discovery`).
+    for bad in [1279, 1501, 70_000] {
+        let _ = i.handle_frame(&ra_frame(a("fe80::1"), &ra_with_mtu(bad)), t(2), RxChecksum::Unknown);
+    }
+    assert_eq!((i.ipv6_mtu(), i.counters().ra_mtu_ignored, i.counters().ra_router_added), (1400, 3, 1));
+    // Echo replies fit it: a 1452-byte echo (1500 on the wire) comes back cut to 1400.
+    let _ = drain_no_mld(&mut i);
+    let big = frame6(OUR_MAC, a("2001:db8::1"), ll_of(&i), 64, &icmpv6::Repr::EchoRequest { ident: 1, seq_no: 1, data: &[7u8; 1452] });
+    assert_eq!(i.handle_frame(&big, t(3), RxChecksum::Unknown), Input::Consumed);
+    let out = drain_no_mld(&mut i);
+    let reply = out.iter().find(|f| matches!(sent(f).4, icmpv6::Repr::EchoReply { .. })).unwrap_or_else(|| panic!("an echo reply"));
+    assert_eq!(reply.len(), ethernet::HEADER_LEN + 1400);
+}
+
+fn ll_of(i: &Interface) -> Ipv6Addr {
+    i.ipv6_link_local().expect("enabled")
+}
+
 #[test]
 fn the_router_list_is_bounded() {
     let mut i = iface(0, true, None);

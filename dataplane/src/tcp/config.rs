@@ -132,6 +132,10 @@ pub struct TcpConfig {
     pub gso_max_size: u32,
     /// Clamp of the MSS we announce and send with (iptables `TCPMSS --set-mss`, `TCP_MAXSEG`).
     pub mss_clamp: Option<u16>,
+    /// The IPv6 link MTU a router advertised below the ports' (RFC 4861 §6.3.4), set by
+    /// [`crate::tcp::Engine::set_ipv6_link_mtu`]: IPv6 connections size their segments for
+    /// it (`effective_mss_v6`). `None`: the ports' MTU (`mss`).
+    pub ipv6_link_mtu: Option<u16>,
     /// Packetization-layer path-MTU discovery (RFC 4821 / RFC 8899, Linux `tcp_mtu_probing`):
     /// off, on after a black hole is detected, or always (start at `base_mss` and probe
     /// upwards).
@@ -216,6 +220,7 @@ impl Default for TcpConfig {
             tso: false,
             gso_max_size: 65536,
             mss_clamp: None,
+            ipv6_link_mtu: None,
             // Linux's default (0); the proxy's `[tcp]` default differs (see its settings).
             mtu_probing: MtuProbing::Off,
             base_mss: 1024,
@@ -267,9 +272,13 @@ impl TcpConfig {
     /// The MSS we announce over IPv6: the IPv4 one less the 20 bytes by which IPv6's
     /// header is longer (MTU - 60; RFC 6691 §2, RFC 8200 §8.3; Linux `tcp_v6_mss` from
     /// `tcp_mtu_to_mss`), never below 1220 (IPv6's minimum MTU of 1280 less the headers,
-    /// RFC 8200 §5) unless `mss_clamp` says less.
+    /// RFC 8200 §5) unless `mss_clamp` says less; and within an advertised link MTU
+    /// (`ipv6_link_mtu` less 60).
     pub fn effective_mss_v6(&self) -> u16 {
-        let mss = self.mss.saturating_sub(IPV6_EXTRA_HEADER).max(IPV6_MIN_MSS);
+        let mut mss = self.mss.saturating_sub(IPV6_EXTRA_HEADER).max(IPV6_MIN_MSS);
+        if let Some(mtu) = self.ipv6_link_mtu {
+            mss = mss.min(mtu.saturating_sub(IPV6_EXTRA_HEADER + 40).max(IPV6_MIN_MSS));
+        }
         match self.mss_clamp {
             Some(c) => mss.min(c.max(88)),
             None => mss,
@@ -316,5 +325,10 @@ mod tests {
         assert_eq!(small.effective_mss_v6(), 1220);
         let clamped = TcpConfig { mss_clamp: Some(1000), ..c };
         assert_eq!(clamped.effective_mss_v6(), 1000);
+        // A router's smaller link MTU (RFC 4861 §6.3.4): IPv6 only, never below 1220.
+        let advertised = TcpConfig { mss: 1460, mss_clamp: None, ipv6_link_mtu: Some(1400), ..TcpConfig::default() };
+        assert_eq!((advertised.effective_mss_v6(), advertised.effective_mss()), (1340, 1460));
+        let tiny = TcpConfig { ipv6_link_mtu: Some(1000), ..advertised };
+        assert_eq!(tiny.effective_mss_v6(), 1220);
     }
 }

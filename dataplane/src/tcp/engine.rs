@@ -646,58 +646,6 @@ impl<P: Payload> Engine<P> {
         Ok(())
     }
 
-    /// ICMP "fragmentation needed" (type 3 code 4) quoting a segment we sent from `local`
-    /// to `remote` with sequence number `seq` (RFC 1191; validated per RFC 5927 §4.1). See
-    /// [`Connection::handle_icmp_frag_needed`]. Returns the new path MTU.
-    pub fn handle_icmp_frag_needed(
-        &mut self,
-        local: impl Into<SocketAddr>,
-        remote: impl Into<SocketAddr>,
-        seq: SeqNum,
-        next_hop_mtu: u16,
-        now: Instant,
-    ) -> Result<u32, PmtuError> {
-        let tuple = FourTuple { local: local.into(), remote: remote.into() };
-        self.icmp_input(tuple, now, |conn, shared| conn.handle_icmp_frag_needed(shared, seq, next_hop_mtu))
-    }
-
-    /// ICMPv6 "packet too big" (RFC 8201) quoting a segment we sent from `local` to
-    /// `remote` with sequence number `seq`, reporting `mtu` (Linux `tcp_v6_err`): validated
-    /// and counted as [`Self::handle_icmp_frag_needed`]; see
-    /// [`Connection::handle_icmpv6_packet_too_big`]. Returns the new path MTU.
-    pub fn handle_icmpv6_packet_too_big(
-        &mut self,
-        local: SocketAddr,
-        remote: SocketAddr,
-        seq: SeqNum,
-        mtu: u32,
-        now: Instant,
-    ) -> Result<u32, PmtuError> {
-        let tuple = FourTuple { local: plain(local), remote: plain(remote) };
-        self.icmp_input(tuple, now, |conn, shared| conn.handle_icmpv6_packet_too_big(shared, seq, mtu))
-    }
-
-    /// The connection an ICMP error quotes, found by its tuple (`tcp_v4_err` /
-    /// `tcp_v6_err`), and the error applied; an unknown one counts in `IcmpInErrors`.
-    fn icmp_input(
-        &mut self,
-        tuple: FourTuple,
-        now: Instant,
-        apply: impl FnOnce(&mut Connection<P>, &mut Shared) -> Result<u32, PmtuError>,
-    ) -> Result<u32, PmtuError> {
-        let Some(&id) = self.table.get(&tuple) else {
-            self.shared.counters.icmp_in_errors += 1;
-            return Err(PmtuError::UnknownConnection);
-        };
-        let (e, shared) = self.split(id).ok_or(PmtuError::UnknownConnection)?;
-        let r = apply(&mut e.conn, shared);
-        if r == Err(PmtuError::UnknownConnection) {
-            shared.counters.icmp_in_errors += 1;
-        }
-        self.after_op(id, now);
-        r
-    }
-
     /// See [`Connection::send_space`].
     pub fn send_space(&mut self, id: ConnId) -> Result<usize, StackError> {
         let (e, shared) = self.split(id).ok_or(StackError::InvalidConn)?;
@@ -815,6 +763,9 @@ impl<P: Payload> Engine<P> {
 
 #[path = "engine_table.rs"]
 mod table;
+
+#[path = "engine_pmtu.rs"]
+mod pmtu;
 
 #[cfg(test)]
 #[path = "engine_memory_tests.rs"]

@@ -211,3 +211,32 @@ fn packet_too_big_lowers_the_path_mtu_not_below_1280() {
         assert!(per_frame + seg.repr.header_len() + 40 <= 1280, "{per_frame} bytes per frame");
     }
 }
+
+#[test]
+fn an_advertised_link_mtu_lowers_v6_connections_and_the_mss_of_new_ones() {
+    let mut net = Net::new(TcpConfig::default());
+    let lid = net.server.listen(server_addr()).unwrap_or_else(|e| panic!("{e}"));
+    let (id, _) = connect(&mut net, lid);
+    let data = vec![3u8; 20_000];
+    assert!(net.client.write(id, HeapPayload::from_slice(&data), WriteFlags::NONE, net.now).is_ok());
+    let _ = transmit(&mut [&mut net.client], net.now);
+    // A router advertised 1400 (RFC 4861 §6.3.4): the established connection comes down
+    // at once, as for a "packet too big" but without a segment to quote.
+    assert_eq!(net.client.set_ipv6_link_mtu(Some(1400), net.now), 1);
+    assert_eq!(net.client.info(id).map(|i| (i.path_mtu, i.mss_now <= 1400 - 60)), Ok((1400, true)));
+    assert_eq!(net.client.counters().pmtu_reductions, 1);
+    assert_eq!(net.client.set_ipv6_link_mtu(Some(1400), net.now), 0, "the same MTU again changes nothing");
+    for (_, _, seg) in transmit(&mut [&mut net.client], net.now) {
+        let per_frame = if seg.mss > 0 { usize::from(seg.mss) } else { seg.payload.len() };
+        assert!(per_frame + seg.repr.header_len() + 40 <= 1400, "{per_frame} bytes per frame");
+    }
+    // A new connection announces and uses the MSS the advertised MTU allows (1400 - 60).
+    net.seen.clear();
+    let (id2, _) = connect(&mut net, lid);
+    let (_, _, syn) = net.seen.first().cloned().unwrap_or_else(|| panic!("a SYN"));
+    let syn = TcpRepr::parse(&Packet::new_checked(&syn[..]).unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(syn.options.mss, Some(1340));
+    assert_eq!(net.client.info(id2).map(|i| i.snd_mss), Ok(1340));
+    // IPv4 is not the router's business: its MSS stays the port's.
+    assert_eq!((net.client.config().effective_mss_v6(), net.client.config().effective_mss()), (1340, 1460));
+}

@@ -40,6 +40,9 @@ pub struct Snapshot {
     pub http: HttpStats,
     /// Every counter of each lcore's [`LcoreStats::iter`] (see `render/lcore_port.rs`).
     pub lcore_counters: Vec<LcoreCounters>,
+    /// Each lcore's id and the durations of its busy passes, as published
+    /// (`strait_lcore_busy_pass_seconds`).
+    pub lcore_passes: Vec<(u32, dataplane::app::proxy::Histogram)>,
     /// Each port's extended device counters (`rte_eth_xstats`), read at scrape time.
     pub port_xstats: Vec<PortXstats>,
     /// Log lines dropped because the log writer's queue was full (`crate::logging`).

@@ -159,6 +159,17 @@ impl<P: Payload> Connection<P> {
         self.reduce_mtu(shared, mtu)
     }
 
+    /// The IPv6 link MTU fell to `mtu` (a router advertised it, RFC 4861 §6.3.4; Linux
+    /// `rt6_mtu_change`): an IPv6 connection whose path MTU is larger comes down to it as
+    /// for a "packet too big", without a sequence number to check (the news is about the
+    /// link, not a segment). Returns whether it came down.
+    pub fn link_mtu_reduced(&mut self, shared: &mut Shared, mtu: u32) -> bool {
+        if !self.local.is_ipv6() || matches!(self.state, State::Closed | State::TimeWait) {
+            return false;
+        }
+        self.reduce_mtu(shared, mtu).is_ok()
+    }
+
     /// `tcp_v4_mtu_reduced` / `tcp_v6_mtu_reduced`: the path MTU falls to `reported`
     /// (not below the family's floor) if that is smaller.
     fn reduce_mtu(&mut self, shared: &mut Shared, reported: u32) -> Result<u32, PmtuError> {

@@ -48,7 +48,7 @@ impl Collector for Prebuilt {
 
 impl Families {
     /// A histogram family (seconds); samples with equal labels are merged.
-    fn histogram(&mut self, name: &str, help: &str, labels: &[&str], samples: Vec<Sample<Histogram>>) {
+    pub(super) fn histogram(&mut self, name: &str, help: &str, labels: &[&str], samples: Vec<Sample<Histogram>>) {
         let desc = match Desc::new(
             name.to_string(),
             help.to_string(),

@@ -184,11 +184,21 @@ fn full() -> Snapshot {
             LcoreCounters::from_stats(2, &dataplane::lcore::LcoreStats::default()),
         ],
         port_xstats: vec![PortXstats { port: "wan".into(), xstats: vec![("rx_good_packets".into(), 1)] }],
+        lcore_passes: vec![(1, passes(&[20, 30, 30_000])), (2, passes(&[5]))],
         log_dropped_lines: 7,
         reloads: (3, 1, 0),
         apps: vec![("app_accepted", 5), ("app_idle_timeouts", 2)],
         admin_requests: (7, 2),
     }
+}
+
+/// A busy-pass histogram with one observation per duration (microseconds).
+fn passes(micros: &[u64]) -> dataplane::app::proxy::Histogram {
+    let mut h = dataplane::app::proxy::Histogram::busy_pass();
+    for &us in micros {
+        h.observe(dataplane::time::Duration::from_micros(us));
+    }
+    h
 }
 
 fn rendered(snap: &Snapshot) -> Parsed {
@@ -282,6 +292,14 @@ fn lcore_families_carry_the_lcore_label() {
         2000.0
     );
     assert_eq!(p.samples["strait_lcore_iterations_total{lcore=\"1\"}"], 9.0);
+    // Busy passes per lcore, cumulative buckets in seconds: lcore 1 had two passes within
+    // 50 µs and one of 30 ms (the rings unpolled that long).
+    assert_eq!(p.types["strait_lcore_busy_pass_seconds"], "histogram");
+    let bucket = |lcore: u32, le: &str| p.samples[&format!("strait_lcore_busy_pass_seconds_bucket{{lcore=\"{lcore}\",le=\"{le}\"}}")];
+    assert_eq!((bucket(1, "0.00001"), bucket(1, "0.00005"), bucket(1, "0.025"), bucket(1, "0.05")), (0.0, 2.0, 2.0, 3.0));
+    assert_eq!(bucket(2, "0.00001"), 1.0);
+    assert_eq!(p.samples["strait_lcore_busy_pass_seconds_count{lcore=\"1\"}"], 3.0);
+    assert!((p.samples["strait_lcore_busy_pass_seconds_sum{lcore=\"1\"}"] - 0.03005).abs() < 1e-9);
     assert_eq!(p.samples["strait_lcore_rx_frames_total{lcore=\"2\"}"], 22.0);
     assert_eq!(p.samples["strait_lcore_tx_frames_total{lcore=\"1\"}"], 12.0);
     assert_eq!(
