@@ -72,7 +72,12 @@ def derive(r, clk_tck):
         "errors": num(r, "errors"),
         "timeouts": num(r, "timeouts") if "timeouts" in r else 0.0,
         "nginx_us": (n1[2] + n1[3] - n0[2] - n0[3]) / clk_tck / reqs * 1e6,
+        "handshake": handshake(r),
     }
+    if "stalls1" in r and r["target"] in STRAITS:
+        # Strait's lcore passes over 25 ms and 100 ms, and frames its RX rings dropped.
+        (a0, b0, m0), (a1, b1, m1) = ([float(x) for x in r[k].split(",")] for k in ("stalls0", "stalls1"))
+        f["passes_25ms"], f["passes_100ms"], f["rx_missed"] = a1 - a0, b1 - b0, m1 - m0
     if "mem_mid" in r:
         # Memory half-way through a concurrency run, against the start of the run:
         # VmRSS growth per connection, and (Strait) mbufs in use and TCP connections.
@@ -131,6 +136,14 @@ def derive(r, clk_tck):
         if r.get("strait_instr", "NA").isdigit():
             f["instr_req"] = float(r["strait_instr"]) / reqs
     return f
+
+
+def handshake(r):
+    """The run's handshake_counters deltas (nginx ListenOverflows, ListenDrops, proxy SYN
+    retransmissions, client TCPSynRetrans, client RetransSegs), or None before they existed."""
+    if "handshake0" not in r:
+        return None
+    return [b - a for a, b in zip(*([float(x) for x in r[k].split(",")] for k in ("handshake0", "handshake1")))]
 
 
 def med(runs, key):
@@ -313,7 +326,10 @@ def main():
         ("proxy RSS half-way, MB", "rss_mb", 0),
         ("proxy RSS growth per connection, kB", "rss_kb_conn", 1),
         ("Strait: mbufs in use per connection (half-way)", "mbufs_conn", 2),
-        ("Strait: TCP connections half-way (both sides)", "tcp_conns", 0)]
+        ("Strait: TCP connections half-way (both sides)", "tcp_conns", 0),
+        ("Strait: lcore passes over 25 ms (`strait_lcore_busy_pass_seconds`)", "passes_25ms", 0),
+        ("Strait: lcore passes over 100 ms", "passes_100ms", 0),
+        ("Strait: frames its RX rings dropped (`strait_port_rx_missed_total`)", "rx_missed", 0)]
     for w, _ in sorted({k for k in runs if k[0].startswith("conc")}, key=lambda k: int(k[0][4:])):
         if w not in rows:
             rows[w] = conc_rows
@@ -329,6 +345,15 @@ def main():
         if any(errs.values()) or w.startswith("conc"):
             cells = [fmt(errs[t], 0) for t in targets] + [""] * len(pairs)
             p(f"| {WORKLOADS[w]} | wrk errors (all rounds) | {' | '.join(cells)} |")
+        if w.startswith("conc"):
+            # Handshakes that waited (run.sh handshake_counters): a backend SYN dropped on
+            # nginx's full accept queue costs a request a second or more inside wrk's clock.
+            for label, i in (("nginx accept-queue overflows (ListenOverflows, all rounds)", 0),
+                             ("SYNs the proxy sent again to the backend (all rounds)", 2),
+                             ("client SYN retransmissions (all rounds)", 3)):
+                sums = {t: sum(r["handshake"][i] for r in runs.get((w, t), []) if r["handshake"]) for t in targets}
+                cells = [fmt(sums[t], 0) for t in targets] + [""] * len(pairs)
+                p(f"| {WORKLOADS[w]} | {label} | {' | '.join(cells)} |")
     if runs:
         p("")
         p("Proxy CPU: HAProxy utime+stime of its one thread; Strait: busy cycles of `strait_lcore_cycles_total` ÷ TSC "

@@ -92,10 +92,13 @@
 #                         the script adds it for the run and restores the list on exit.
 #   BENCH_XDP_DEVARGS="busy_budget=0"  extra net_af_xdp device arguments for both ports of
 #                         the AF_XDP Strait (comma-separated), e.g. to compare busy polling
-#   BENCH_XDP_QUEUES=4    queues of each AF_XDP veth, all polled by Strait's one lcore
+#   BENCH_XDP_QUEUES=8    queues of each AF_XDP veth, all polled by Strait's one lcore
 #                         (`queue_count`): the PMD keeps 2 048 buffers in each queue's fill
-#                         ring, so more queues hold more frames while the lcore waits for
-#                         its CPU (issue 19's 10 000 connections); 1 is one socket per port
+#                         ring, so more queues hold more frames while the lcore is busy or
+#                         waits for its CPU. 8 (16 384 frames a port) holds issue 19's
+#                         10 000 requests in flight; 4 dropped frames in some rounds there
+#                         (docs/benchmarks/many-connections.md, session 14); 1 is one socket
+#                         per port
 #   BENCH_KERNEL_OFFLOADS=0  1 leaves the veths' default offloads on (TSO/GSO/checksum),
 #                         except `tx off` on the kernel side of the AF_XDP veths (see above)
 #   BENCH_OUT=FILE        also write the result table to FILE
@@ -114,6 +117,11 @@
 #                         row: the count where the machine has no PMU. Strait runs ~50x slower
 #                         then, so its rates, latencies and CPU in that run mean nothing; use
 #                         it on its own, e.g. BENCH_TARGETS=strait-xdp BENCH_WORKLOADS=keepalive
+#   BENCH_CONC_PCAP=1     capture the headers on the client's link and on the proxy's link to
+#                         nginx during each concN run of a proxy and print where its slowest
+#                         requests waited (slow_requests.py: latency on each link, client
+#                         retransmissions, when the proxy acknowledged). dumpcap shares the
+#                         peers' CPU, so rates and latencies of those runs are not comparable
 #   CARGO_TARGET_DIR      where cargo builds (default: target/ in the repository)
 #
 # Concurrency (workloads concN, issue 19): wrk opens N keep-alive connections at once (a
@@ -146,6 +154,7 @@ CEILING=${BENCH_CEILING:-1}
 INSTR=${BENCH_INSTR:-1}
 command -v perf >/dev/null || INSTR=0
 CALLGRIND=${BENCH_CALLGRIND:-0}
+CONC_PCAP=${BENCH_CONC_PCAP:-0}
 if [[ $CALLGRIND == 1 ]]; then
   command -v valgrind >/dev/null && command -v callgrind_control >/dev/null \
     || die "BENCH_CALLGRIND=1 needs valgrind (deploy/install-deps.sh installs it)"
@@ -163,7 +172,7 @@ strait_cmd() {
 KERNEL_OFFLOADS=${BENCH_KERNEL_OFFLOADS:-0}
 KERNEL_CC=${BENCH_KERNEL_CC:-cubic}
 XDP_DEVARGS=${BENCH_XDP_DEVARGS:-}
-XDP_QUEUES=${BENCH_XDP_QUEUES:-4}
+XDP_QUEUES=${BENCH_XDP_QUEUES:-8}
 ALLOWED_CC_BEFORE=""
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 # Paced workload: each connection waits PACE_MS after each response.
@@ -199,6 +208,9 @@ if has_workload lossy; then
   if [[ ${BENCH_LOSS_PCAP:-0} == 1 ]]; then
     command -v dumpcap >/dev/null || die "dumpcap not found (BENCH_LOSS_PCAP=1 needs it): apt-get install tshark"
   fi
+fi
+if [[ $CONC_PCAP == 1 ]]; then
+  command -v dumpcap >/dev/null || die "dumpcap not found (BENCH_CONC_PCAP=1 needs it): apt-get install tshark"
 fi
 (( $(nproc) >= 2 )) || die "needs 2 CPUs (proxy on CPU $PROXY_CPU, peers on CPU $PEER_CPU)"
 
@@ -336,6 +348,14 @@ if has_workload lossy; then
   head -c $(( LOSS_MB << 20 )) /dev/urandom >"$WORK/www/lossy.bin"
   LOSS_SHA=$(sha256sum "$WORK/www/lossy.bin" | cut -d' ' -f1)
 fi
+# multi_accept: without it nginx accepts one connection per pass of its event loop
+# (`ngx_event_accept` sets `ev->available = ecf->multi_accept`), and a pass under load serves
+# hundreds of ready connections first. A proxy opening its backend connections while nginx is
+# already busy (the concN workloads) then sees some of them sit established in nginx's
+# accept queue for seconds: slow_requests.py (BENCH_CONC_PCAP=1) showed HAProxy's first
+# requests on 18 connections cross to nginx at 0.17 s and come back 1.5 to 7.6 s later, one
+# every ~0.3 s, with nothing lost on either link. Those were wrk's "timeouts" at 5 000
+# connections; the direct target opened its connections before nginx was busy.
 cat > "$WORK/nginx.conf" <<EOF
 daemon off;
 master_process off;
@@ -343,7 +363,7 @@ worker_processes 1;
 pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log warn;
 worker_rlimit_nofile 19500;
-events { worker_connections 19000; }
+events { worker_connections 19000; multi_accept on; }
 http {
     access_log off;
     sendfile on;
@@ -636,6 +656,41 @@ tcp_counters() {
     END { printf "%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,0\n", v["TCPTimeouts"], v["TCPSpuriousRTOs"], v["TCPLossProbes"],
           v["TCPLossProbeRecovery"], v["RetransSegs"], v["TCPLossUndo"] }'
 }
+# strait_stalls TARGET: comma-separated: the lcore's busy passes (strait_lcore_busy_pass_seconds)
+# that took more than 25 ms and more than 100 ms, and the frames its ports' RX rings dropped
+# (strait_port_rx_missed_total, every queue). A pass that long leaves the rings unpolled
+# long enough to overflow (2 048 frames per AF_XDP queue).
+strait_stalls() {
+  strait_metrics "$1" | awk '
+    /^strait_lcore_busy_pass_seconds_count/ { all += $NF }
+    /^strait_lcore_busy_pass_seconds_bucket\{.*le="0.025"/ { le25 += $NF }
+    /^strait_lcore_busy_pass_seconds_bucket\{.*le="0.1"/ { le100 += $NF }
+    /^strait_port_rx_missed_total/ { missed += $NF }
+    END { printf "%.0f,%.0f,%.0f\n", all - le25, all - le100, missed }' || die "$1 metrics unavailable"
+}
+# Handshake counters around a target, comma-separated: the backend namespace's
+# ListenOverflows and ListenDrops (nginx's accept queue was full: Linux `tcp_conn_request`
+# drops the SYN, and the connecting side waits for its SYN timeout, 1 s then 3 s); SYNs the
+# proxy sent again towards the backend (HAProxy's namespace TCPSynRetrans, Strait's
+# strait_tcp_syn_retrans_total; 0 for direct); the client namespace's TCPSynRetrans and
+# RetransSegs. A request that waits for a backend SYN retransmission waits a second or more
+# inside wrk's latency; a client SYN retransmission happens before wrk starts its clock.
+handshake_counters() {
+  local target=$1 proxy=0
+  kern() { # kern NS NAME...: the named counters of /proc/net/{netstat,snmp} in NS
+    local ns=$1; shift
+    ip netns exec "$ns" cat /proc/net/netstat /proc/net/snmp | awk -v names="$*" '
+      /^(TcpExt|Tcp):/ { if (!($1 in hdr)) { hdr[$1] = 1; for (i = 2; i <= NF; i++) k[$1, i] = $i }
+                         else for (i = 2; i <= NF; i++) v[k[$1, i]] = $i }
+      END { n = split(names, a, " "); for (i = 1; i <= n; i++) printf "%s%.0f", (i > 1 ? "," : ""), v[a[i]] }'
+  }
+  if is_strait "$target"; then
+    proxy=$(strait_metrics "$target" | awk '$1 == "strait_tcp_syn_retrans_total" { a = $NF } END { printf "%.0f", a }')
+  elif [[ $target == haproxy ]]; then
+    proxy=$(kern "$NS_H" TCPSynRetrans)
+  fi
+  echo "$(kern "$NS_N" ListenOverflows ListenDrops),$proxy,$(kern "$NS_C" TCPSynRetrans RetransSegs)"
+}
 # diagnose TARGET WHAT: what a stalled or failed run leaves to look at, saved beside the
 # report (BENCH_OUT) and printed: the Strait log tail, its non-zero counters, the link
 # counters of every namespace on the target's path, and the client's sockets.
@@ -693,8 +748,10 @@ run_one() {
   is_strait "$target" && s0=$(strait_counters "$target")
   local mem0 mem_mid="" sampler=""
   mem0=$(proxy_memory "$target")
-  local pk0 pk1
+  local pk0 pk1 hs0 hs1 st0="0,0,0" st1="0,0,0"
   pk0=$(proxy_packets "$target")
+  hs0=$(handshake_counters "$target")
+  is_strait "$target" && st0=$(strait_stalls "$target")
   if [[ $w == conc* ]]; then
     # Half-way through, the connections are open and busy: sample the proxy's memory.
     ( sleep "$(awk -v s="$SECONDS_PER_RUN" 'BEGIN { print s / 2 }')"; proxy_memory "$target" >"$WORK/mem-mid" ) &
@@ -710,6 +767,22 @@ run_one() {
   if is_strait "$target" && [[ $CALLGRIND == 1 ]]; then
     callgrind_control -z "$(strait_pid "$target")" >/dev/null && callgrind_control -i on "$(strait_pid "$target")" >/dev/null \
       || die "callgrind_control could not reach $target"
+  fi
+  local pcaps=()
+  if [[ $w == conc* && $CONC_PCAP == 1 && $target != direct ]]; then
+    # Headers of every frame on the client's link and on the proxy's link to nginx, for
+    # slow_requests.py (classic pcap, -P); dumpcap runs with the peers on their CPU.
+    local blink="${TAG}nh"
+    [[ $target == strait-xdp ]] && blink="${TAG}nx"
+    [[ $target == strait ]] && blink=$TAP_N
+    ip netns exec "$NS_C" taskset -c "$PEER_CPU" dumpcap -q -P -B 256 -s 96 -i "$(client_link "$target")" \
+      -w "$WORK/conc-$w-$target-$round-client.pcap" >/dev/null 2>&1 &
+    pcaps+=($!)
+    ip netns exec "$NS_N" taskset -c "$PEER_CPU" dumpcap -q -P -B 256 -s 96 -i "$blink" \
+      -w "$WORK/conc-$w-$target-$round-backend.pcap" >/dev/null 2>&1 &
+    pcaps+=($!)
+    PIDS+=("${pcaps[@]}")
+    sleep 1
   fi
   t0=$(now)
   local out
@@ -739,9 +812,20 @@ run_one() {
   [[ $target == haproxy ]] && p1=$(thread_cpu "$HAPROXY_PID")
   is_strait "$target" && s1=$(strait_counters "$target")
   pk1=$(proxy_packets "$target")
+  hs1=$(handshake_counters "$target")
+  is_strait "$target" && st1=$(strait_stalls "$target")
+  if (( ${#pcaps[@]} )); then
+    kill -INT "${pcaps[@]}" 2>/dev/null || true
+    wait "${pcaps[@]}" 2>/dev/null || true
+    python3 "$HERE/slow_requests.py" "$WORK/conc-$w-$target-$round-client.pcap" "$WORK/conc-$w-$target-$round-backend.pcap" \
+      >"$WORK/slow-$w-$target-$round.txt" 2>&1 || true
+    log "$target $w round $round: where the slowest requests waited (slow_requests.py):"
+    cat "$WORK/slow-$w-$target-$round.txt" >&2
+    rm -f "$WORK/conc-$w-$target-$round-client.pcap" "$WORK/conc-$w-$target-$round-backend.pcap"
+  fi
   local result
   result=$(grep '^RESULT' <<<"$out") || die "no RESULT from wrk on $target: $out"
-  echo "workload=$w target=$target round=$round conns=$conns ${result#RESULT } t0=$t0 t1=$t1 nginx0=$n0 nginx1=$n1 haproxy0=$p0 haproxy1=$p1 strait0=$s0 strait1=$s1 mem0=$mem0 mem_mid=${mem_mid:-$mem0} packets0=$pk0 packets1=$pk1 strait_instr=$instr" >>"$RAW"
+  echo "workload=$w target=$target round=$round conns=$conns ${result#RESULT } t0=$t0 t1=$t1 nginx0=$n0 nginx1=$n1 haproxy0=$p0 haproxy1=$p1 strait0=$s0 strait1=$s1 mem0=$mem0 mem_mid=${mem_mid:-$mem0} packets0=$pk0 packets1=$pk1 handshake0=$hs0 handshake1=$hs1 stalls0=$st0 stalls1=$st1 strait_instr=$instr" >>"$RAW"
   tail -n 1 "$RAW" >&2
   # A run that served nothing, or with socket errors, on Strait: keep what there is to see.
   if is_strait "$target" && [[ $result =~ requests=0\  || ! $result =~ \ errors=0\  ]]; then
