@@ -30,6 +30,7 @@ WORKLOADS = {
     "keepalive6": "keep-alive over IPv6, 128 B responses",
     "close": "`Connection: close`, 128 B responses",
     "big": "1 MiB responses, keep-alive",
+    "big6": "1 MiB responses, keep-alive, over IPv6",
     "paced": "fixed offered load, 128 B responses",
 }
 TARGETS = ["direct", "haproxy", "strait", "strait-xdp"]
@@ -317,6 +318,8 @@ def main():
                  + [(l.replace("request", "connection"), k, d) for l, k, d in cpu_rows],
         "big": [("Gbit/s", "gbps", 2), ("p50 latency, ms", "p50", 2)]
                + [(l.replace("request, µs", "MiB, µs"), k, 0 if k.startswith("proxy_us") else d) for l, k, d in cpu_rows],
+        "big6": [("Gbit/s", "gbps", 2), ("p50 latency, ms", "p50", 2)]
+                + [(l.replace("request, µs", "MiB, µs"), k, 0 if k.startswith("proxy_us") else d) for l, k, d in cpu_rows],
         "paced": [("req/s achieved", "rate", 0), ("p50 latency, ms", "p50", 2), ("p99 latency, ms", "p99", 2)]
                  + [(("**" + l + "**") if k == "proxy_us" else l, k, d) for l, k, d in cpu_rows]
                  + [("backend CPU per request, µs", "nginx_us", 2)],

@@ -72,9 +72,9 @@
 #                         concN (e.g. conc1000 conc5000 conc10000): the keep-alive workload
 #                         with N connections (issue 19), each target's memory sampled
 #                         mid-run (see "Concurrency" below)
-#                         and keepalive6: the keep-alive workload over IPv6 (client, proxy
-#                         and nginx on 2001:db8:N::/64 beside the IPv4 subnets; targets
-#                         direct, haproxy and strait-xdp)
+#                         and keepalive6 / big6: the keep-alive / 1 MiB workload over IPv6
+#                         (client, proxy and nginx on 2001:db8:N::/64 beside the IPv4
+#                         subnets; targets direct, haproxy and strait-xdp)
 #   BENCH_LOSS="1 2 5"    loss rates of the lossy workload, percent per direction (0.1 steps)
 #   BENCH_LOSS_RUNS=5     rounds of the lossy workload
 #   BENCH_LOSS_MB=40      size of the lossy download, MiB
@@ -191,7 +191,7 @@ for t in $TARGETS; do
   case $t in direct | haproxy | strait | strait-xdp) ;; *) die "unknown target $t (BENCH_TARGETS)" ;; esac
 done
 for w in $WORKLOADS; do
-  case $w in keepalive | keepalive6 | close | big | paced | lossy) ;; conc[0-9]*) (( ${w#conc} <= 19000 )) || die "$w: at most 19000 connections (fd limit)" ;;
+  case $w in keepalive | keepalive6 | close | big | big6 | paced | lossy) ;; conc[0-9]*) (( ${w#conc} <= 19000 )) || die "$w: at most 19000 connections (fd limit)" ;;
     *) die "unknown workload $w (BENCH_WORKLOADS)" ;; esac
 done
 for p in $LOSS_RATES; do
@@ -324,7 +324,7 @@ xdp_veth() {
   ip -n "$dns" link set "$d" up
   ip -n "$kns" link set "$k" up
 }
-# IPv6 (keepalive6) runs over the same links, 2001:db8:N::/64 beside 198.18.N.0/24
+# IPv6 (keepalive6, big6) runs over the same links, 2001:db8:N::/64 beside 198.18.N.0/24
 # (RFC 3849 documentation prefix).
 veth "${TAG}cd" "$NS_C" 198.18.100.1/24 "${TAG}nd" "$NS_N" 198.18.100.2/24 2001:db8:100::1/64 2001:db8:100::2/64   # direct
 veth "${TAG}ch" "$NS_C" 198.18.101.1/24 "${TAG}hc" "$NS_H" 198.18.101.2/24 2001:db8:101::1/64 2001:db8:101::2/64   # client-haproxy
@@ -508,7 +508,7 @@ if has_target strait; then
 fi
 if has_target strait-xdp; then
   strait_config "net_af_xdp0,iface=$XDP_C,queue_count=$XDP_QUEUES${XDP_DEVARGS:+,$XDP_DEVARGS}" 198.18.105.2 "net_af_xdp1,iface=$XDP_N,queue_count=$XDP_QUEUES${XDP_DEVARGS:+,$XDP_DEVARGS}" 198.18.106.1 198.18.106.2:8080 \
-    "" $(has_workload keepalive6 && echo 2001:db8:105::2 2001:db8:106::1 2001:db8:106::2) >"$WORK/strait-xdp.toml"
+    "" $( (has_workload keepalive6 || has_workload big6) && echo 2001:db8:105::2 2001:db8:106::1 2001:db8:106::2) >"$WORK/strait-xdp.toml"
   "$STRAIT" check-config "$WORK/strait-xdp.toml" >/dev/null || die "strait-xdp config rejected"
   # shellcheck disable=SC2046 # the command's words
   ip netns exec "$NS_X" $(strait_cmd strait-xdp) run --config "$WORK/strait-xdp.toml" >"$WORK/strait-xdp.log" 2>&1 &
@@ -536,7 +536,7 @@ url_of() {
       direct) echo "http://[2001:db8:100::2]:8080/$path" ;;
       haproxy) echo "http://[2001:db8:101::2]/$path" ;;
       strait-xdp) echo "http://[2001:db8:105::2]/$path" ;;
-      *) die "$target has no IPv6 address in the benchmark (keepalive6: direct, haproxy, strait-xdp)" ;;
+      *) die "$target has no IPv6 address in the benchmark (keepalive6, big6: direct, haproxy, strait-xdp)" ;;
     esac
     return
   fi
@@ -734,13 +734,13 @@ run_one() {
   case $w in
     keepalive | keepalive6) ;;
     close) extra=(-H "Connection: close") ;;
-    big) conns=$BIG_CONNS path=big.bin ;;
+    big | big6) conns=$BIG_CONNS path=big.bin ;;
     paced) conns=$PACE_CONNS delay=$PACE_MS ;;
     conc*) conns=${w#conc} ;;
     *) die "unknown workload $w" ;;
   esac
   local url fam=4
-  [[ $w == keepalive6 ]] && fam=6
+  [[ $w == keepalive6 || $w == big6 ]] && fam=6
   url=$(URL_FAMILY=$fam url_of "$target" "$path")
   local t0 n0 p0="0,0,0,0" s0="0,0,0,0,0,0,0,0"
   n0=$(thread_cpu "$NGINX_PID")

@@ -3,14 +3,14 @@
 //! over TCP/IPv6 intact (the SHA-256 of what came back equals that of what was sent), on
 //! the tap port (checksum offload; its TSO is IPv4-only, so v6 super-segments are cut
 //! here) and over a veth with `net_af_packet` (no offloads: frames cut and summed here),
-//! and on AF_XDP (linear frames). The same port
+//! and on AF_XDP (linear frames: software GSO). The same port
 //! keeps serving IPv4 beside it; two lcores steer v6 flows in software.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{log_field, must, ping6, ping_until_reply, require_root, strait_veth, unique, Finished, Netns, Strait, ONE_LCORE};
+use common::{log_counter, log_field, must, ping6, ping_until_reply, require_root, strait_veth, unique, Finished, Netns, Strait, ONE_LCORE};
 
 const BYTES: u64 = 100 * 1000 * 1000;
 
@@ -57,6 +57,15 @@ fn neighbour_resolved(peer: &Netns, ifname: &str, addr: &str) -> String {
     assert!(out.contains("lladdr"), "the kernel did not resolve {addr} by NDP: {out:?}");
     assert!(!out.contains("FAILED") && !out.contains("INCOMPLETE"), "{out:?}");
     out
+}
+
+/// That most of the `bytes` strait echoed went out in frames its software GSO cut from
+/// IPv6 super-segments (Linux `tcp6_gso_segment`): half a full frame's worth at least. Read
+/// from the lcore's final counters, after [`stop_clean`].
+fn sent_by_software_gso(strait: &Strait, bytes: u64) {
+    let log = strait.log_text();
+    let frames = log_counter(&log, "final lcore counters", "gso_frames").unwrap_or(0);
+    assert!(frames > bytes / 1428 / 2, "{frames} frames from software GSO for {bytes} bytes echoed:\n{log}");
 }
 
 /// Stops strait: clean exit, no connection left, the pool back where it started.
@@ -154,7 +163,7 @@ listen = \"[fd00:18:8::2]:7\"
 }
 
 /// AF_XDP (copy mode on a veth; single-segment frames, so IPv6 super-segments are cut
-/// into linear frames here): NDP, ping -6 and a 100 MB echo over TCP/IPv6.
+/// into linear frames by software GSO): NDP, ping -6 and a 100 MB echo over TCP/IPv6.
 #[test]
 fn echo_100mb_over_af_xdp_v6() {
     if !require_root("echo_100mb_over_af_xdp_v6") {
@@ -174,4 +183,5 @@ fn echo_100mb_over_af_xdp_v6() {
     neighbour_resolved(&peer, &vb, "fd00:18:9::2");
     echo(&peer, &strait, "fd00:18:9::2", BYTES);
     stop_clean(&mut strait);
+    sent_by_software_gso(&strait, BYTES);
 }

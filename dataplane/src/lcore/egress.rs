@@ -161,14 +161,7 @@ fn build(
         ipv6: v6,
         ..TxOffload::default()
     };
-    let planned = match plan(&caps, &shape, p.port.mtu()) {
-        // Software GSO below writes IPv4 frames only; an IPv6 super-segment is cut into
-        // frames planned one by one instead (linear where the port takes no chains, their
-        // payload copied as GSO's would be).
-        TxPlan::Gso if v6 => TxPlan::Cut,
-        other => other,
-    };
-    match planned {
+    match plan(&caps, &shape, p.port.mtu()) {
         TxPlan::Tso { segsz } => {
             // The device cuts the payload into `segsz` pieces and fills in every checksum
             // (`RTE_MBUF_F_TX_IPV6` and no IP checksum over IPv6).
@@ -205,8 +198,9 @@ fn build(
             }
         }
         TxPlan::Gso => {
-            // Software GSO (Linux `tcp_gso_segment`): each frame is built once, in the
-            // mbuf it is sent from (headers, the payload copied, both checksums).
+            // Software GSO (Linux `tcp_gso_segment`, over IPv6 `tcp6_gso_segment`): each
+            // frame is built once, in the mbuf it is sent from (headers, the payload
+            // copied, the checksums).
             let mut stack: [&[u8]; 16] = [&[]; 16];
             let mut n = 0;
             let mut heap: Vec<&[u8]> = Vec::new();

@@ -1,38 +1,19 @@
 //! Software GSO: cuts a TCP super-segment into MSS-sized frames when the port cannot do
 //! TSO (Linux `tcp_gso_segment` / `inet_gso_segment`, DPDK `rte_gso_segment`).
 //!
-//! Each frame gets the super-frame's headers with: the IPv4 total length of its size, IP
-//! ids incrementing from the super-frame's, the sequence number of its first byte, CWR
-//! only on the first frame and FIN/PSH only on the last (what a TSO NIC does), and both
-//! checksums computed in software.
+//! Each frame gets the super-frame's headers with: the IP length of its size (IPv4 total
+//! length, IPv6 payload length), over IPv4 ids incrementing from the super-frame's, the
+//! sequence number of its first byte, CWR only on the first frame and FIN/PSH only on the
+//! last (what a TSO NIC does), and the checksums computed in software (IPv6 has no header
+//! checksum: Linux `ipv6_gso_segment` then `tcp6_gso_segment`). Header fields are read and
+//! written through [`crate::wire`].
 
 use super::frame::{pseudo_sum, HeaderLayout, OffloadError};
-use crate::wire::checksum;
+use crate::wire::tcp::{self, Flags};
+use crate::wire::{checksum, ipv4};
 
-/// TCP flag bits GSO treats specially.
-const FIN: u8 = 0x01;
-const PSH: u8 = 0x08;
-const CWR: u8 = 0x80;
-
-fn put16(buf: &mut [u8], off: usize, v: u16) {
-    if let Some(b) = buf.get_mut(off..off + 2) {
-        b.copy_from_slice(&v.to_be_bytes());
-    }
-}
-
-fn get16(buf: &[u8], off: usize) -> u16 {
-    buf.get(off..off + 2)
-        .map(|b| u16::from_be_bytes([b[0], b[1]]))
-        .unwrap_or(0)
-}
-
-fn get32(buf: &[u8], off: usize) -> u32 {
-    buf.get(off..off + 4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        .unwrap_or(0)
-}
-
-/// Segments the super-frame whose headers are `headers` (Ethernet + IPv4 + TCP, exactly)
+/// Segments the super-frame whose headers are `headers` (Ethernet + IPv4 or IPv6 + TCP,
+/// exactly)
 /// and whose payload is the gather list `payload` into frames of at most `mss` payload
 /// bytes, handing each finished frame to `out`. Returns the number of frames. A payload of
 /// at most `mss` bytes (or none) gives one frame. The headers' own length and checksum
@@ -77,50 +58,54 @@ pub fn gso_segment_into(
         return Err(OffloadError::ZeroMss);
     }
     let mss = usize::from(mss);
-    if l.l3_len + l.l4_len + mss > usize::from(u16::MAX) {
-        return Err(OffloadError::TooLarge);
-    }
-    let ip = l.l2_len;
-    let tcp = l.l4_offset();
+    // The IP length field of a full-sized frame must fit (IPv4 counts its header in it).
+    let full_len = l.ip_length(mss)?;
     let total_payload: usize = payload.iter().map(|c| c.len()).sum();
     let frames = total_payload.div_ceil(mss).max(1);
-    let base_id = get16(headers, ip + 4);
-    let base_seq = get32(headers, tcp + 4);
-    let flags = headers.get(tcp + 13).copied().unwrap_or(0);
+    let head = tcp::Packet::new_unchecked(headers.get(l.l4_offset()..).ok_or(OffloadError::Truncated)?);
+    let (base_seq, flags) = (head.seq_number(), head.flags());
     // The IPv4 checksum of a full-sized frame with the first id, summed once; each frame's
     // id (and the last frame's total length) update it (RFC 1624 eqn. 3; Linux sums each
-    // segment's header again, inet_gso_segment -> ip_send_check). The pseudo-header's
-    // addresses are summed once too; each frame adds its TCP length.
-    let full_total = u16::try_from(l.l3_len + l.l4_len + mss).map_err(|_| OffloadError::TooLarge)?;
-    let ip_csum0 = {
-        let mut h = [0u8; 60];
-        let hdr = h.get_mut(..l.l3_len).ok_or(OffloadError::HeaderLength)?;
-        hdr.copy_from_slice(headers.get(ip..ip + l.l3_len).ok_or(OffloadError::HeaderLength)?);
-        put16(hdr, 2, full_total);
-        put16(hdr, 10, 0);
-        checksum::checksum(hdr)
+    // segment's header again, inet_gso_segment -> ip_send_check). IPv6 has none.
+    let mut v4 = [0u8; ipv4::MAX_HEADER_LEN];
+    let (base_id, ip_csum0) = match v4.get_mut(..l.l3_len).filter(|_| !l.ipv6) {
+        Some(hdr) => {
+            hdr.copy_from_slice(headers.get(l.l2_len..l.l4_offset()).ok_or(OffloadError::HeaderLength)?);
+            let mut ip = ipv4::Packet::new_unchecked(hdr);
+            ip.set_total_len(full_len);
+            ip.set_checksum(0);
+            let id = ip.ident();
+            (id, checksum::checksum(ip.into_inner()))
+        }
+        None => (0, 0),
     };
-    let pseudo_addrs = pseudo_sum(headers, &l, 0);
+    // The pseudo-header's addresses are summed once; each frame adds its TCP length.
+    let pseudo_addrs = pseudo_sum(headers, &l, 0)?;
 
     // Cursor in the gather list: chunk index and offset in it.
     let (mut ci, mut co) = (0usize, 0usize);
     for i in 0..frames {
         let offset = i * mss;
         let len = mss.min(total_payload - offset);
-        let ip_total =
-            u16::try_from(l.l3_len + l.l4_len + len).map_err(|_| OffloadError::TooLarge)?;
-        let tcp_len = u16::try_from(l.l4_len + len).map_err(|_| OffloadError::TooLarge)?;
-        let seq = base_seq.wrapping_add(u32::try_from(offset).map_err(|_| OffloadError::TooLarge)?);
+        let ip_len = l.ip_length(len)?;
+        let tcp_len = u32::try_from(l.l4_len + len).map_err(|_| OffloadError::TooLarge)?;
+        let seq = base_seq + u32::try_from(offset).map_err(|_| OffloadError::TooLarge)?;
         let mut f = flags;
         if i > 0 {
-            f &= !CWR;
+            f.remove(Flags::CWR);
         }
         if i + 1 < frames {
-            f &= !(FIN | PSH);
+            f.remove(Flags::FIN);
+            f.remove(Flags::PSH);
         }
+        // RFC 6864 §4.1: the IPv4 id wraps.
+        let id = base_id.wrapping_add((i & 0xffff) as u16);
         let hlen = headers.len();
         let filled = {
             let mut fill = |frame: &mut [u8]| {
+                if frame.len() < hlen {
+                    return;
+                }
                 let (head, body) = frame.split_at_mut(hlen.min(frame.len()));
                 head.copy_from_slice(&headers[..head.len()]);
                 let mut at = 0;
@@ -138,23 +123,17 @@ pub fn gso_segment_into(
                         co = 0;
                     }
                 }
-                // IPv4: total length, incrementing id (RFC 6864 §4.1: wraps), header checksum.
-                let id = base_id.wrapping_add((i & 0xffff) as u16);
-                put16(frame, ip + 2, ip_total);
-                put16(frame, ip + 4, id);
-                let ip_csum = checksum::update16(checksum::update16(ip_csum0, base_id, id), full_total, ip_total);
-                put16(frame, ip + 10, ip_csum);
-                // TCP: sequence number, flags, checksum.
-                if let Some(b) = frame.get_mut(tcp + 4..tcp + 8) {
-                    b.copy_from_slice(&seq.to_be_bytes());
+                if let Ok(Some(mut ip)) = l.set_ip_length(frame, len, id) {
+                    ip.set_checksum(checksum::update16(checksum::update16(ip_csum0, base_id, id), full_len, ip_len));
                 }
-                if let Some(b) = frame.get_mut(tcp + 13) {
-                    *b = f;
+                let Ok(mut seg) = l.tcp_mut(frame) else { return };
+                seg.set_seq_number(seq);
+                seg.set_flags(f);
+                seg.set_checksum(0);
+                let csum = !checksum::fold(checksum::sum(seg.into_inner(), pseudo_addrs + tcp_len));
+                if let Ok(mut seg) = l.tcp_mut(frame) {
+                    seg.set_checksum(csum);
                 }
-                put16(frame, tcp + 16, 0);
-                let pseudo = pseudo_addrs + u32::from(tcp_len);
-                let csum = !checksum::fold(checksum::sum(frame.get(tcp..).unwrap_or(&[]), pseudo));
-                put16(frame, tcp + 16, csum);
             };
             out(hlen + len, &mut fill)
         };
@@ -178,7 +157,7 @@ pub fn gso_segment_into(
 
 #[cfg(test)]
 mod tests {
-    use super::super::frame::test_frames::{build, repr};
+    use super::super::frame::test_frames::{build, build6, repr, DST6, SRC6};
     use super::super::frame::verify_checksums;
     use super::super::reference;
     use super::*;
@@ -226,6 +205,29 @@ mod tests {
         }
         assert_eq!(data, payload);
         assert_eq!(frames[2].len(), 34 + 32 + 3000 - 2 * 1448);
+    }
+
+    /// Linux `tcp6_gso_segment`: each IPv6 frame's payload length is its own, there is no
+    /// IP id, and the checksum covers the v6 pseudo-header.
+    #[test]
+    fn cuts_an_ipv6_super_segment() {
+        let payload: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+        let f = build6(false, &repr(9, Flags::ACK | Flags::PSH), &payload);
+        let frames = run_gso(&f, 1000, 1428).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(frames.len(), 3);
+        let mut data = Vec::new();
+        for (i, fr) in frames.iter().enumerate() {
+            assert!(verify_checksums(fr), "frame {i} checksums and length");
+            let ip = crate::wire::ipv6::Packet::new_checked(&fr[14..]).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(usize::from(ip.payload_len()), fr.len() - 54);
+            let p = Packet::new_checked(&fr[54..]).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(p.seq_number().0, 9 + 1428 * i as u32);
+            assert_eq!(p.flags().contains(Flags::PSH), i == 2);
+            data.extend_from_slice(p.payload());
+        }
+        assert_eq!(data, payload);
+        assert_eq!(run_gso(&f, 0, 65535 - 32 + 1), Err(OffloadError::TooLarge), "payload length is 16 bits");
+        assert_eq!(run_gso(&f, 0, 65535 - 32).map(|v| v.len()), Ok(1));
     }
 
     #[test]
@@ -292,13 +294,14 @@ mod tests {
             vlan in any::<bool>(),
             ip_opts in 0usize..3,
             no_ts in any::<bool>(),
+            v6 in any::<bool>(),
         ) {
             let payload: Vec<u8> = (0..len).map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8).collect();
             let mut r = repr(seq, flags);
             if no_ts {
                 r.options.timestamps = None;
             }
-            let f = build(vlan, ip_opts * 4, ip_id, &r, &payload);
+            let f = if v6 { build6(vlan, &r, &payload) } else { build(vlan, ip_opts * 4, ip_id, &r, &payload) };
             let soft = run_gso(&f, split, mss).unwrap_or_else(|e| panic!("gso: {e}"));
             let reference = reference::tso_segment(&f, mss).unwrap_or_else(|e| panic!("reference: {e}"));
             prop_assert_eq!(soft.len(), reference.len());
@@ -311,8 +314,13 @@ mod tests {
                 let p = Packet::new_checked(&a[l.l4_offset()..]).unwrap_or_else(|e| panic!("{e}"));
                 let t = TcpRepr::parse(&p).unwrap_or_else(|e| panic!("{e}"));
                 prop_assert_eq!(t.seq.0, seq.wrapping_add((i * usize::from(mss)) as u32));
-                prop_assert!(crate::wire::tcp::verify_checksum(
-                    &a[l.l4_offset()..], std::net::Ipv4Addr::new(10, 0, 0, 1), std::net::Ipv4Addr::new(10, 0, 0, 2)));
+                let verified = if v6 {
+                    crate::wire::tcp::verify_checksum(&a[l.l4_offset()..], SRC6, DST6)
+                } else {
+                    crate::wire::tcp::verify_checksum(
+                        &a[l.l4_offset()..], std::net::Ipv4Addr::new(10, 0, 0, 1), std::net::Ipv4Addr::new(10, 0, 0, 2))
+                };
+                prop_assert!(verified, "frame {} TCP checksum against its own addresses", i);
                 prop_assert!(p.payload().len() <= usize::from(mss));
                 data.extend_from_slice(p.payload());
             }

@@ -7,6 +7,9 @@ use super::{get_u16, put_u16, Error};
 
 /// Length of the Ethernet II header (destination, source, EtherType).
 pub const HEADER_LEN: usize = 14;
+/// Length of one 802.1Q tag (tag control and the inner EtherType; the outer EtherType
+/// field holds 0x8100).
+pub const VLAN_TAG_LEN: usize = 4;
 
 /// A 48-bit MAC address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -139,6 +142,26 @@ impl<T: AsRef<[u8]>> Frame<T> {
     /// EtherType.
     pub fn ethertype(&self) -> EtherType {
         EtherType::from(get_u16(self.buffer.as_ref(), field::ETHERTYPE))
+    }
+
+    /// The length of the link header with at most one 802.1Q tag (IEEE 802.1Q §9.3: the
+    /// tag's EtherType 0x8100, two bytes of tag control, then the EtherType of the
+    /// payload), and that EtherType. [`Error::Truncated`] if the buffer ends inside it.
+    pub fn link_header(&self) -> Result<(usize, EtherType), Error> {
+        let data = self.buffer.as_ref();
+        if data.len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        match self.ethertype() {
+            EtherType::Vlan => {
+                let end = HEADER_LEN + VLAN_TAG_LEN;
+                if data.len() < end {
+                    return Err(Error::Truncated);
+                }
+                Ok((end, EtherType::from(get_u16(data, end - 2))))
+            }
+            other => Ok((HEADER_LEN, other)),
+        }
     }
 
     /// Everything after the header (may include trailing Ethernet padding).

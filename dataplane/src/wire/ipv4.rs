@@ -81,6 +81,20 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// buffer. The buffer may be longer than the total length (Ethernet padding);
     /// [`Packet::payload`] stops at the total length.
     pub fn check_len(&self) -> Result<(), Error> {
+        self.check_header()?;
+        let len = self.buffer.as_ref().len();
+        let hlen = self.header_len();
+        let total = usize::from(self.total_len());
+        if total < hlen || total > len {
+            return Err(Error::BadTotalLen);
+        }
+        Ok(())
+    }
+
+    /// The checks of a buffer that holds the header only (an outgoing frame's headers, its
+    /// payload elsewhere): version 4, IHL at least 5 words and within the buffer. The
+    /// header's getters and setters are then in bounds; the total length is not checked.
+    pub fn check_header(&self) -> Result<(), Error> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
             return Err(Error::Truncated);
@@ -94,10 +108,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
         if hlen > len {
             return Err(Error::Truncated);
-        }
-        let total = usize::from(self.total_len());
-        if total < hlen || total > len {
-            return Err(Error::BadTotalLen);
         }
         Ok(())
     }

@@ -103,15 +103,23 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The checks of `new_checked`: version and payload length against the buffer. The
     /// buffer may be longer (Ethernet padding); [`Packet::payload`] stops at the payload length.
     pub fn check_len(&self) -> Result<(), Error> {
+        self.check_header()?;
         let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
+        if HEADER_LEN + usize::from(self.payload_len()) > len {
+            return Err(Error::BadPayloadLen);
+        }
+        Ok(())
+    }
+
+    /// The checks of a buffer that holds the fixed header only (an outgoing frame's
+    /// headers, its payload elsewhere): 40 bytes, version 6. The payload length is not
+    /// checked.
+    pub fn check_header(&self) -> Result<(), Error> {
+        if self.buffer.as_ref().len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
         if self.version() != 6 {
             return Err(Error::BadVersion);
-        }
-        if HEADER_LEN + usize::from(self.payload_len()) > len {
-            return Err(Error::BadPayloadLen);
         }
         Ok(())
     }
