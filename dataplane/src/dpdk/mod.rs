@@ -28,6 +28,7 @@ mod mbuf;
 mod mempool;
 mod payload;
 mod port;
+mod port_setup;
 
 pub use eal::{lcore_id, tsc, tsc_hz, Eal, LCORE_ID_ANY};
 pub use error::DpdkError;
