@@ -161,7 +161,7 @@ impl<P: Payload> Connection<P> {
                 options.timestamps = Some((Self::ts_now(now), self.rcv.ts_recent));
             }
             let dsack = if self.cfg.dsack { self.rcv.dsack.take() } else { None };
-            if self.sack_ok && has_ack && (!self.rcv.ofo.is_empty() || dsack.is_some()) {
+            if self.sack_ok && has_ack && (!self.rcv.sacks.is_empty() || dsack.is_some()) {
                 // RFC 2018 §3: at most 3 blocks fit next to a timestamp option, 4 without;
                 // a D-SACK block goes first, once (RFC 2883 §4).
                 let max = if self.ts_ok { 3 } else { 4 };

@@ -244,7 +244,7 @@ impl<P: Payload> Connection<P> {
         }
         // SACK blocks would make the probe frame larger than the size it probes (and
         // `wire_mss` would cut it): probe once the receive side is in order again.
-        if self.sack_ok && (!self.rcv.ofo.is_empty() || self.rcv.dsack.is_some()) {
+        if self.sack_ok && (!self.rcv.sacks.is_empty() || self.rcv.dsack.is_some()) {
             return ProbeOutcome::NotNow;
         }
         let mss = self.effective_mss();
