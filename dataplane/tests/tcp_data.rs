@@ -72,6 +72,62 @@ fn out_of_order_segments_are_reassembled_and_sacked() {
     assert!(s.engine.counters().ofo_merge >= 1);
 }
 
+/// Four holes opened by one burst of segments: each ACK owed goes out with the SACK
+/// blocks of its own arrival, so the first run still reaches the sender although an
+/// option carries three blocks (Linux ACKs each segment, and sends an ACK it held back
+/// before a change pushes a block out, `tcp_sack_compress_send_ack`).
+fn sack_blocks_of_one_round_all_reach_the_sender() {
+    let mut s = Script::new(script_config());
+    let _id = s.passive_open();
+    s.inject_round(
+        20,
+        &[
+            "P. 101:201(100) ack 1 win 512 <TS val 120 ecr 0>",
+            "P. 301:401(100) ack 1 win 512 <TS val 120 ecr 0>",
+            "P. 501:601(100) ack 1 win 512 <TS val 120 ecr 0>",
+            "P. 701:801(100) ack 1 win 512 <TS val 120 ecr 0>",
+        ],
+    );
+    s.expect(". 1:1(0) ack 1 <TS val 20 ecr 110,sack 301:401 101:201>");
+    s.expect(". 1:1(0) ack 1 <TS val 20 ecr 110,sack 501:601 301:401 101:201>");
+    s.expect(". 1:1(0) ack 1 <TS val 20 ecr 110,sack 701:801 501:601 301:401>");
+    s.expect(". 1:1(0) ack 1 <TS val 20 ecr 110,sack 701:801 501:601 301:401>");
+    s.expect_nothing();
+    // The hole in front filled and two more runs: the first ACK tells of the runs before
+    // the newest, the fourth run (301:401) drops out of the list only after it went out.
+    s.inject_round(
+        21,
+        &[
+            "P. 1:101(100) ack 1 win 512 <TS val 121 ecr 0>",
+            "P. 901:1001(100) ack 1 win 512 <TS val 121 ecr 0>",
+            "P. 1101:1201(100) ack 1 win 512 <TS val 121 ecr 0>",
+        ],
+    );
+    s.expect(". 1:1(0) ack 201 <TS val 21 ecr 121,sack 701:801 501:601 301:401>");
+    s.expect(". 1:1(0) ack 201 <TS val 21 ecr 121,sack 901:1001 701:801 501:601>");
+    s.expect(". 1:1(0) ack 201 <TS val 21 ecr 121,sack 1101:1201 901:1001 701:801>");
+    s.expect_nothing();
+
+    // A block RCV.NXT reached later in the same round is left out of the earlier ACK:
+    // below its acknowledgment number it would read as a D-SACK (RFC 2883 §4).
+    let mut s = Script::new(script_config());
+    let _id = s.passive_open();
+    s.inject_round(
+        20,
+        &[
+            "P. 101:201(100) ack 1 win 512 <TS val 120 ecr 0>",
+            "P. 301:401(100) ack 1 win 512 <TS val 120 ecr 0>",
+            "P. 501:601(100) ack 1 win 512 <TS val 120 ecr 0>",
+            "P. 1:101(100) ack 1 win 512 <TS val 120 ecr 0>",
+        ],
+    );
+    s.expect(". 1:1(0) ack 201 <TS val 20 ecr 120,sack 301:401>");
+    for _ in 0..3 {
+        s.expect(". 1:1(0) ack 201 <TS val 20 ecr 120,sack 501:601 301:401>");
+    }
+    s.expect_nothing();
+}
+
 fn ofo_queue_overflow_is_counted() {
     let cfg = TcpConfig { ofo_max_segments: 2, ..script_config() };
     let mut s = Script::new(cfg);
@@ -278,6 +334,7 @@ fn too_many_orphans_are_reset_at_their_next_probe() {
 crate::both_families!(
     data_both_ways_with_delayed_acks,
     out_of_order_segments_are_reassembled_and_sacked,
+    sack_blocks_of_one_round_all_reach_the_sender,
     ofo_queue_overflow_is_counted,
     rto_retransmits_with_backoff,
     fast_retransmit_after_three_duplicate_acks,

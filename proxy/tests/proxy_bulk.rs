@@ -226,8 +226,13 @@ fn upload(net: Net, bytes: u64, front_port_extra: &'static str, limit: Duration)
         nstat_delta(&before, &after, "TcpRetransSegs"),
         nstat_delta(&before, &after, "TcpExtTCPTimeouts"),
     );
+    // How the kernel sender recovered: spurious RTOs and undos, reordering it detected,
+    // D-SACKs it received (copies it sent needlessly that Strait reported).
+    let recovery = ["TcpExtTCPSpuriousRTOs", "TcpExtTCPLossUndo", "TcpExtTCPSACKReorder", "TcpExtTCPDSACKRecv", "TcpExtTCPLostRetransmit"]
+        .map(|n| format!("{} {}", n.trim_start_matches("TcpExt"), nstat_delta(&before, &after, n)))
+        .join(" ");
     eprintln!(
-        "upload {bytes} B in {elapsed:?} ({:.1} MB/s); client kernel: OutSegs {out_segs} RetransSegs {retrans} TCPTimeouts {timeouts}",
+        "upload {bytes} B in {elapsed:?} ({:.1} MB/s); client kernel: OutSegs {out_segs} RetransSegs {retrans} TCPTimeouts {timeouts} {recovery}",
         mb_per_s(bytes, elapsed)
     );
     if !front_port_extra.is_empty() {

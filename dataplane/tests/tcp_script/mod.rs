@@ -421,6 +421,17 @@ impl Script {
         self.pump();
     }
 
+    /// Injects several segments at `t_ms` before collecting what the engine sends, as an
+    /// lcore hands it a burst of frames and polls once.
+    pub fn inject_round(&mut self, t_ms: u64, specs: &[&str]) {
+        self.advance_to(t_ms);
+        for spec in specs {
+            let (repr, payload) = self.build(spec);
+            self.engine.handle_segment(remote(), local(), &repr, payload, self.now);
+        }
+        self.pump();
+    }
+
     /// Injects raw TCP bytes (for malformed-input scripts); returns the engine's verdict.
     pub fn inject_raw(&mut self, t_ms: u64, bytes: &[u8]) -> Result<(), dataplane::tcp::InputError> {
         self.advance_to(t_ms);

@@ -367,6 +367,9 @@ impl<P: Payload> Connection<P> {
         let lim = RcvLimits { max_ofo: self.cfg.ofo_max_segments, rcvbuf, budget_rcvbuf, shed: shared.shedding(), share };
         let len = payload.len();
         let outcome = self.rcv.queue(seq, payload, fin, lim, &mut shared.counters);
+        if let Some(before) = outcome.sack_flush {
+            self.flush_owed_ack(before);
+        }
         if outcome.dropped {
             if lim.shed && shared.over_hard_limit() {
                 shared.counters.memory_limited += 1;

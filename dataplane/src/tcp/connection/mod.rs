@@ -53,7 +53,7 @@ use super::payload::Payload;
 use super::seq::SeqNum;
 use super::shared::Shared;
 use crate::time::{Duration, Instant};
-use crate::wire::tcp::TcpRepr;
+use crate::wire::tcp::{SackBlocks, TcpRepr};
 
 /// A segment to transmit: the header to emit and the payload (a reference into the send
 /// queue, so the original stays queued for retransmission).
@@ -251,6 +251,12 @@ pub(crate) struct Pending {
     pub ack: bool,
     /// Extra duplicate / challenge ACKs (each goes out as its own segment, capped).
     pub extra_acks: u32,
+    /// ACKs owed for earlier segments of this round, each with the SACK blocks of its
+    /// moment, sent first (Linux sends them before the change, `tcp_sack_compress_send_ack`;
+    /// here the ACKs of a round go out together). At most [`MAX_EXTRA_ACKS`].
+    pub sack_snapshots: Vec<SackBlocks>,
+    /// The SACK blocks of the ACK being emitted, when it is one of `sack_snapshots`.
+    pub sack_now: Option<SackBlocks>,
     /// A zero-window probe is due.
     pub window_probe: bool,
     /// A keepalive probe is due.
@@ -636,6 +642,7 @@ impl<P: Payload> Connection<P> {
         self.pending.syn = false;
         self.pending.ack = false;
         self.pending.extra_acks = 0;
+        self.pending.sack_snapshots.clear();
         self.pending.window_probe = false;
         self.pending.keepalive_probe = false;
         self.pending.tlp = false;
@@ -653,6 +660,24 @@ impl<P: Payload> Connection<P> {
     fn queue_rst(&mut self, rst: RstSpec) {
         if self.pending.rsts.len() < MAX_PENDING_RSTS {
             self.pending.rsts.push(rst);
+        }
+    }
+
+    /// A segment is about to change the SACK blocks so that an ACK owed from earlier
+    /// segments would no longer tell the sender what it should (`before`: the blocks until
+    /// now): that ACK goes out with them (Linux `tcp_sack_compress_send_ack`).
+    fn flush_owed_ack(&mut self, before: SackBlocks) {
+        if !self.pending.ack || self.pending.sack_snapshots.len() >= MAX_EXTRA_ACKS as usize {
+            return;
+        }
+        // Room for all of them at once: a connection allocates this once, on its first
+        // round with several new holes, and keeps it.
+        self.pending.sack_snapshots.reserve_exact(MAX_EXTRA_ACKS as usize);
+        self.pending.sack_snapshots.push(before);
+        if self.pending.extra_acks > 0 {
+            self.pending.extra_acks -= 1;
+        } else {
+            self.pending.ack = false;
         }
     }
 

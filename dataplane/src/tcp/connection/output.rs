@@ -31,6 +31,7 @@ impl<P: Payload> Connection<P> {
                     self.pending.window_probe = false;
                     self.send_window_probe(shared, now, out);
                 }
+                self.send_sack_snapshots(shared, now, out);
                 self.write_xmit(shared, now, out);
                 if self.pending.keepalive_probe {
                     self.pending.keepalive_probe = false;
@@ -41,6 +42,28 @@ impl<P: Payload> Connection<P> {
                 self.send_acks(shared, now, out);
             }
         }
+    }
+
+    /// The ACKs owed with the SACK blocks of an earlier moment
+    /// ([`Pending::sack_snapshots`](super::Pending)), oldest first, before anything that
+    /// carries the current blocks.
+    fn send_sack_snapshots(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>)) {
+        if self.pending.sack_snapshots.is_empty() {
+            return;
+        }
+        let owed = self.pending.ack;
+        let mut snapshots = core::mem::take(&mut self.pending.sack_snapshots);
+        for &blocks in &snapshots {
+            self.pending.sack_now = Some(blocks);
+            self.pending.ack = true;
+            let seq = self.snd.nxt;
+            self.emit(shared, now, out, seq, Flags::ACK, P::empty(), false);
+        }
+        // The list keeps its room for the next round.
+        snapshots.clear();
+        self.pending.sack_snapshots = snapshots;
+        self.pending.sack_now = None;
+        self.pending.ack = owed;
     }
 
     /// A pure ACK if one is owed, plus any extra duplicate / challenge ACKs.
@@ -160,8 +183,11 @@ impl<P: Payload> Connection<P> {
             if self.ts_ok {
                 options.timestamps = Some((Self::ts_now(now), self.rcv.ts_recent));
             }
-            let dsack = if self.cfg.dsack { self.rcv.dsack.take() } else { None };
-            if self.sack_ok && has_ack && (!self.rcv.sacks.is_empty() || dsack.is_some()) {
+            // An ACK owed from an earlier moment carries that moment's blocks, less those
+            // RCV.NXT has reached since (below the ACK they would read as D-SACKs).
+            let snapshot = self.pending.sack_now.take();
+            let dsack = if self.cfg.dsack && snapshot.is_none() { self.rcv.dsack.take() } else { None };
+            if self.sack_ok && has_ack && (snapshot.is_some() || !self.rcv.sacks.is_empty() || dsack.is_some()) {
                 // RFC 2018 §3: at most 3 blocks fit next to a timestamp option, 4 without;
                 // a D-SACK block goes first, once (RFC 2883 §4).
                 let max = if self.ts_ok { 3 } else { 4 };
@@ -169,8 +195,11 @@ impl<P: Payload> Connection<P> {
                 if let Some((left, right)) = dsack {
                     blocks.push(left, right);
                 }
-                for &(left, right) in self.rcv.sack_blocks(max - blocks.len()).iter() {
-                    blocks.push(left, right);
+                let from = snapshot.unwrap_or_else(|| self.rcv.sack_blocks(max - blocks.len()));
+                for &(left, right) in from.iter().filter(|&&(l, _)| l.gt(self.rcv.nxt)) {
+                    if blocks.len() < max {
+                        blocks.push(left, right);
+                    }
                 }
                 options.sack_blocks = blocks;
             }

@@ -86,6 +86,9 @@ pub(crate) struct DataOutcome {
     /// In-order text was dropped for lack of buffers: an ACK goes at once, so the peer
     /// learns RCV.NXT did not move (Linux `ICSK_ACK_NOMEM`).
     pub nomem: bool,
+    /// The SACK blocks before this segment changed them, when an ACK already owed must
+    /// carry those ([`SelectiveAcks::on_ofo`]).
+    pub sack_flush: Option<SackBlocks>,
 }
 
 /// Receive sequence variables and queues.
@@ -321,7 +324,7 @@ impl<P: Payload> RecvState<P> {
                 out.dropped = true;
                 return out;
             }
-            out.dropped = self.insert_ofo(seq, data, lim.max_ofo, (budget, ofo_budget), counters);
+            out.dropped = self.insert_ofo(seq, data, lim.max_ofo, (budget, ofo_budget), counters, &mut out.sack_flush);
         }
         out
     }
@@ -449,7 +452,9 @@ impl<P: Payload> RecvState<P> {
     /// `tcp_data_queue_ofo`: inserts into the sorted, non-overlapping queue, trimming the
     /// new segment against its neighbours; bounded by `max_ofo` segments and by the
     /// buffer `budget` (pruning above the new segment first, `tcp_try_rmem_schedule`).
-    /// Returns whether the segment was dropped for lack of buffers.
+    /// Returns whether the segment was dropped for lack of buffers; `sack_flush` gets what
+    /// [`SelectiveAcks::on_ofo`] hands back.
+    #[allow(clippy::too_many_arguments)]
     fn insert_ofo(
         &mut self,
         seq: SeqNum,
@@ -457,6 +462,7 @@ impl<P: Payload> RecvState<P> {
         max_ofo: usize,
         (budget, ofo_budget): (usize, usize),
         counters: &mut Counters,
+        sack_flush: &mut Option<SackBlocks>,
     ) -> bool {
         let base = self.nxt;
         let off = |s: SeqNum| seq_dist(base, s);
@@ -476,7 +482,7 @@ impl<P: Payload> RecvState<P> {
             // copy in a D-SACK block there, which Strait does not: through 5 % loss and
             // 1 % reordering it cost the kernel sender more RTOs, see selective_acks.rs).
             counters.ofo_merge += 1;
-            self.sacks.on_ofo(arrived, arrived_end);
+            *sack_flush = self.sacks.on_ofo(arrived, arrived_end);
             return false;
         }
         // Drop queued segments entirely covered by the new one.
@@ -504,7 +510,7 @@ impl<P: Payload> RecvState<P> {
             let pe = off(prev.seq).saturating_add(u32::try_from(prev.data.len()).unwrap_or(0));
             if pe >= end {
                 counters.ofo_merge += 1;
-                self.sacks.on_ofo(arrived, arrived_end);
+                *sack_flush = self.sacks.on_ofo(arrived, arrived_end);
                 return false;
             }
             if pe > start {
@@ -522,7 +528,7 @@ impl<P: Payload> RecvState<P> {
         if data.is_empty() || end <= start {
             // Already held: still the most recent arrival for SACK purposes.
             counters.ofo_merge += 1;
-            self.sacks.on_ofo(arrived, arrived_end);
+            *sack_flush = self.sacks.on_ofo(arrived, arrived_end);
             return false;
         }
         let seq = base.wrapping_add(start);
@@ -539,7 +545,7 @@ impl<P: Payload> RecvState<P> {
                 counters.ofo_queue += 1;
                 counters.rcv_coalesce += 1;
                 self.ofo_bytes += data.len();
-                self.sacks.on_ofo(arrived, arrived_end);
+                *sack_flush = self.sacks.on_ofo(arrived, arrived_end);
                 return false;
             }
         }
@@ -566,7 +572,7 @@ impl<P: Payload> RecvState<P> {
         self.rmem = self.rmem.saturating_add(truesize);
         self.ofo_rmem = self.ofo_rmem.saturating_add(truesize);
         self.ofo.insert(idx, OfoSegment { seq, data });
-        self.sacks.on_ofo(arrived, arrived_end);
+        *sack_flush = self.sacks.on_ofo(arrived, arrived_end);
         false
     }
 

@@ -34,6 +34,10 @@ use crate::wire::tcp::SackBlocks;
 /// carries.
 const NUM_SACKS: usize = 4;
 
+/// How many of the first blocks a sender is taken to have seen (Linux
+/// `TCP_SACK_BLOCKS_EXPECTED`: "SACK packets might be lost, be conservative and use 2").
+const BLOCKS_EXPECTED: usize = 2;
+
 /// Blocks of out-of-order data held, most recently changed first.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct SelectiveAcks {
@@ -62,20 +66,32 @@ impl SelectiveAcks {
     /// the block it extends moves to the front and absorbs any block it now touches, or a
     /// new block goes to the front, the oldest forgotten when four are kept
     /// (`tcp_sack_new_ofo_skb`).
-    pub fn on_ofo(&mut self, seq: SeqNum, end: SeqNum) {
+    ///
+    /// Returns the blocks as they were when the change moves a block from beyond the first
+    /// [`BLOCKS_EXPECTED`] to the front, or adds one in front of that many: an ACK already
+    /// owed must go out with those, or what it would have told the sender is lost (Linux
+    /// calls `tcp_sack_compress_send_ack` there).
+    pub fn on_ofo(&mut self, seq: SeqNum, end: SeqNum) -> Option<SackBlocks> {
         if !seq.lt(end) {
-            return;
+            return None;
         }
-        if let Some(i) = (0..self.len).find(|&i| extend(&mut self.blocks[i], seq, end)) {
+        let hit = (0..self.len).find(|&i| {
+            let b = self.blocks[i];
+            seq.le(b.1) && b.0.le(end)
+        });
+        let before = (hit.unwrap_or(self.len) >= BLOCKS_EXPECTED).then(|| self.first(NUM_SACKS));
+        if let Some(i) = hit {
+            extend(&mut self.blocks[i], seq, end);
             self.blocks[..=i].rotate_right(1);
             self.coalesce_first();
-            return;
+            return before;
         }
         if self.len < NUM_SACKS {
             self.len += 1;
         }
         self.blocks[..self.len].rotate_right(1);
         self.blocks[0] = (seq, end);
+        before
     }
 
     /// `tcp_sack_maybe_coalesce`: merges into the first block every other block it now
@@ -179,6 +195,19 @@ mod tests {
         assert_eq!(blocks(&a), [(100, 400), (500, 600)]);
         a.on_ofo(s(400), s(500));
         assert_eq!(blocks(&a), [(100, 600)]);
+    }
+
+    #[test]
+    fn a_change_beyond_the_first_two_blocks_hands_back_the_blocks_before_it() {
+        let mut a = SelectiveAcks::default();
+        assert!(a.on_ofo(s(200), s(300)).is_none());
+        assert!(a.on_ofo(s(400), s(500)).is_none(), "a second block: the first is still seen");
+        let before = a.on_ofo(s(600), s(700)).map(|b| b.as_slice().iter().map(|&(l, r)| (l.0, r.0)).collect::<Vec<_>>());
+        assert_eq!(before, Some(vec![(400, 500), (200, 300)]), "a third block pushes the oldest out of two");
+        assert!(a.on_ofo(s(650), s(750)).is_none(), "extending the first");
+        assert!(a.on_ofo(s(450), s(550)).is_none(), "extending the second");
+        assert!(a.on_ofo(s(250), s(260)).is_some(), "bringing the third to the front");
+        assert_eq!(blocks(&a), [(200, 300), (400, 550), (600, 750)]);
     }
 
     #[test]
