@@ -66,8 +66,11 @@ impl<P: Payload> Connection<P> {
         self.pending.ack = owed;
     }
 
-    /// A pure ACK if one is owed, plus any extra duplicate / challenge ACKs.
+    /// A pure ACK if one is owed, plus any extra duplicate / challenge ACKs (after those
+    /// owed with the blocks of an earlier moment, for a round that ended in another state,
+    /// TIME-WAIT after a FIN, say).
     fn send_acks(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>)) {
+        self.send_sack_snapshots(shared, now, out);
         if self.pending.ack {
             let seq = self.snd.nxt;
             self.emit(shared, now, out, seq, Flags::ACK, P::empty(), false);
