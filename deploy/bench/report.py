@@ -2,8 +2,8 @@
 """report.py: the Markdown result table of deploy/bench/run.sh.
 
 Input: the raw runs (one line of key=value fields per wrk run, written by run.sh), the
-L2 reflector runs (tap and AF_XDP ports) and the lossy downloads. Every figure is the median
-over the rounds of one (workload, target); the lossy downloads also show min-max.
+L2 reflector runs (tap and AF_XDP ports) and the lossy downloads and uploads. Every figure is
+the median over the rounds of one (workload, target); the lossy transfers also show min-max.
 
 Per run:
   * rate: wrk's requests (or bytes x 8) / wrk's own duration;
@@ -166,11 +166,11 @@ def ratio(s, h, higher_is_better=True):
     return f"{s / h:.2f}×"
 
 
-TCP_KEYS = ("rto", "spurious", "tlp", "tlp_rec", "retrans", "loss_undo", "stall")
+TCP_KEYS = ("rto", "spurious", "tlp", "tlp_rec", "retrans", "loss_undo", "stall", "lost_retrans", "dsack")
 
 
 def lossy_report(p, path, targets, pairs, size_mb):
-    """The lossy downloads: goodput per (loss, target), the senders' loss-recovery counters."""
+    """The lossy transfers: goodput per (direction, loss, target), the senders' loss-recovery counters."""
     rows = []
     for line in open(path):
         if line.strip():
@@ -178,11 +178,17 @@ def lossy_report(p, path, targets, pairs, size_mb):
             k0 = [float(x) for x in r["tcp0"].split(",")]
             k1 = [float(x) for x in r["tcp1"].split(",")]
             d_in, d_out = (int(x) for x in r["drops"].split(","))
-            row = {"target": r["target"], "loss": r["loss"], "round": int(r["round"]), "status": r["status"],
-                   "mbs": float(r["speed"]) / 1e6, "secs": float(r["time"]), "drop_in": d_in, "drop_out": d_out}
-            row.update({k: 0.0 for k in TCP_KEYS})  # older reports have fewer fields
+            row = {"target": r["target"], "dir": r.get("dir", "down"), "loss": r["loss"], "round": int(r["round"]),
+                   "status": r["status"], "mbs": float(r["speed"]) / 1e6, "secs": float(r["time"]),
+                   "drop_in": d_in, "drop_out": d_out}
+            row.update({k: 0.0 for k in TCP_KEYS})  # older reports and Strait have fewer fields
             row.update({k: b - a for k, a, b in zip(TCP_KEYS, k0, k1)})
             rows.append(row)
+    for d in ("down", "up"):
+        lossy_direction(p, [r for r in rows if r["dir"] == d], d, targets, pairs, size_mb)
+
+
+def lossy_direction(p, rows, d, targets, pairs, size_mb):
     if not rows:
         return
     losses = []
@@ -192,12 +198,18 @@ def lossy_report(p, path, targets, pairs, size_mb):
     ts = [t for t in targets if any(r["target"] == t for r in rows)]
     prs = [(s, h) for s, h in pairs if s in ts and h in ts]
     rounds = max(r["round"] for r in rows)
+    what = "uploads" if d == "up" else "downloads"
     p("")
     size = f"{size_mb:g} MiB" if size_mb else "the"
-    p(f"Lossy downloads: one {size} file (random bytes) with curl in the client namespace, "
-      f"nftables dropping TCP at random in both directions of the client namespace; goodput in MB/s "
-      f"(10^6 bytes/s, curl's `speed_download`), median (min–max) of {rounds} rounds, targets interleaved; "
-      "every download's sha256 checked.")
+    if d == "up":
+        how = (f"Lossy uploads: curl in the client namespace PUTs one {size} file (random bytes) through the target "
+               "to nginx; the client's kernel sends through the losses and the target receives; goodput in MB/s "
+               "(10^6 bytes/s, curl's `speed_upload`)")
+    else:
+        how = (f"Lossy downloads: one {size} file (random bytes) with curl in the client namespace; goodput in MB/s "
+               "(10^6 bytes/s, curl's `speed_download`)")
+    p(f"{how}, nftables dropping TCP at random in both directions of the client namespace, "
+      f"median (min–max) of {rounds} rounds, targets interleaved; every transfer's sha256 checked.")
     p("")
     p("| loss each way | " + " | ".join(LABELS[t] for t in ts) + "".join(f" | {LABELS[s]} / HAProxy" for s, _ in prs) + " |")
     p("|---|" + "---:|" * (len(ts) + len(prs)))
@@ -216,6 +228,22 @@ def lossy_report(p, path, targets, pairs, size_mb):
         cells += [ratio(meds[s], meds[h]) for s, h in prs]
         p(f"| {loss} % | " + " | ".join(cells) + " |")
     p("")
+    if d == "up":
+        p("Loss recovery of the client's kernel (the sender), median per upload, through each target as the "
+          "receiver: Linux's `TcpExt` counters of the client namespace. \"lost again\" is `TCPLostRetransmit` "
+          "(a retransmission found lost again), \"D-SACKs\" is `TCPDSACKRecv` (the receiver reported a copy it "
+          "already had); and the segments nftables dropped:")
+        p("")
+        p("| loss each way | through | RTOs | spurious RTOs | RTO undos | tail loss probes | TLP recoveries | retransmitted segments | lost again | D-SACKs | dropped in / out |")
+        p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for loss in losses:
+            for t in ts:
+                rs = [r for r in rows if r["target"] == t and r["loss"] == loss]
+                m = {k: statistics.median(r[k] for r in rs) for k in TCP_KEYS + ("drop_in", "drop_out")}
+                p(f"| {loss} % | {LABELS[t]} | {m['rto']:.0f} | {m['spurious']:.0f} | {m['loss_undo']:.0f} | {m['tlp']:.0f} | "
+                  f"{m['tlp_rec']:.0f} | {m['retrans']:.0f} | {m['lost_retrans']:.0f} | {m['dsack']:.0f} | "
+                  f"{m['drop_in']:.0f} / {m['drop_out']:.0f} |")
+        return
     p("Loss recovery of the sender towards the client, median per download (Strait: its counters; direct and "
       "HAProxy: the kernel's `TcpExt` counters of nginx's and HAProxy's namespace), and the segments nftables dropped. "
       "\"spurious RTOs\" is `TCPSpuriousRTOs`: Linux counts F-RTO undos only, Strait timestamp (Eifel) and F-RTO "
@@ -233,7 +261,7 @@ def lossy_report(p, path, targets, pairs, size_mb):
     strait_rows = [r for r in rows if r["target"] in STRAITS]
     if strait_rows:
         p("")
-        p("Strait, every download:")
+        p(f"Strait, every {what[:-1]}:")
         p("")
         p("| target | loss each way | round | MB/s | result | RTOs | spurious RTOs | tail loss probes | TLP recoveries | stall probes | retransmitted segments | dropped in / out |")
         p("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")

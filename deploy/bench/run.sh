@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # deploy/bench/run.sh: Strait side by side with HAProxy and with no proxy at all (issue 9),
-# on DPDK net_tap ports and on net_af_xdp ports over veths; plus lossy downloads (issue 13).
+# on DPDK net_tap ports and on net_af_xdp ports over veths; plus lossy downloads (issue 13) and uploads.
 #
 # One command, as root, on a machine prepared by deploy/install-deps.sh. It builds strait
 # and the L2 reflector in release mode (a no-op when up to date), builds this topology of
@@ -50,16 +50,15 @@
 # (-t1), curl and nginx (one process) share CPU 0. The reflector runs on CPU 1, its
 # generator on CPU 0.
 #
-# Lossy downloads (workload `lossy`, issue 13): nginx serves a BENCH_LOSS_MB file of random
-# bytes; a kernel curl client in the client namespace downloads it through each target while
-# nftables in the client namespace drops TCP at random in both directions (input and output
-# hooks, `numgen random mod 1000 < N`, N = 10 x the percentage), BENCH_LOSS rates,
-# BENCH_LOSS_RUNS interleaved rounds. Every download's sha256 is checked (a corrupt one
-# stops the script); curl --max-time bounds each download (a timeout is recorded, with
-# Strait's counters, log tail and the veths' `ip -s link` saved beside the report). Strait's
-# RTO, spurious-RTO and TLP counters are read from its Prometheus endpoint before and after
-# each download; the kernel senders' (nginx for direct, HAProxy) from /proc/net/netstat of
-# their namespace.
+# Lossy transfers (deploy/bench/lossy.sh): workload `lossy` (issue 13), a kernel curl client
+# downloads a BENCH_LOSS_MB file of random bytes through each target, and workload `lossyup`,
+# the same client uploads it (PUT to nginx), while nftables in the client namespace drops TCP
+# at random in both directions (received segments in the input hook; sent ones on the link,
+# after the client's TCP took them as sent: lossy.sh's set_loss), BENCH_LOSS rates,
+# BENCH_LOSS_RUNS interleaved rounds. Every transfer's sha256 is checked. The sender's
+# loss-recovery counters are read before and after each transfer: for downloads Strait's
+# (its Prometheus endpoint) or the kernel's of nginx (direct) or HAProxy; for uploads the
+# client kernel's.
 #
 # Knobs (environment, all optional):
 #   BENCH_TARGETS="direct haproxy strait strait-xdp"   subset of targets (order kept)
@@ -68,17 +67,18 @@
 #   BENCH_CONNS=50        wrk connections for the unpaced small-response workloads
 #   BENCH_BIG_CONNS=4     wrk connections for the 1 MiB workload
 #   BENCH_RATE=5000       offered load (requests/s) of the paced workload
-#   BENCH_WORKLOADS="keepalive close big paced lossy"   subset/order of workloads; also
+#   BENCH_WORKLOADS="keepalive close big paced lossy lossyup"   subset/order of workloads; also
 #                         concN (e.g. conc1000 conc5000 conc10000): the keep-alive workload
 #                         with N connections (issue 19), each target's memory sampled
 #                         mid-run (see "Concurrency" below)
 #                         and keepalive6 / big6: the keep-alive / 1 MiB workload over IPv6
 #                         (client, proxy and nginx on 2001:db8:N::/64 beside the IPv4
 #                         subnets; targets direct, haproxy and strait-xdp)
-#   BENCH_LOSS="1 2 5"    loss rates of the lossy workload, percent per direction (0.1 steps)
-#   BENCH_LOSS_RUNS=5     rounds of the lossy workload
-#   BENCH_LOSS_MB=40      size of the lossy download, MiB
-#   BENCH_LOSS_TIMEOUT=180  curl --max-time of one lossy download, seconds
+#                         and lossyup: the lossy transfer as an upload
+#   BENCH_LOSS="1 2 5"    loss rates of the lossy workloads, percent per direction (0.1 steps)
+#   BENCH_LOSS_RUNS=5     rounds of the lossy workloads
+#   BENCH_LOSS_MB=40      size of the lossy transfer, MiB
+#   BENCH_LOSS_TIMEOUT=180  curl --max-time of one lossy transfer, seconds
 #   BENCH_LOSS_PCAP=1     also capture the headers of each lossy download on the client's
 #                         link (dumpcap, from tshark), copied beside BENCH_OUT
 #   BENCH_CEILING=1       0 skips the reflector ceilings (tap: with strait; AF_XDP: with strait-xdp)
@@ -144,7 +144,7 @@ SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNS:-50}
 BIG_CONNS=${BENCH_BIG_CONNS:-4}
 RATE=${BENCH_RATE:-5000}
-WORKLOADS=${BENCH_WORKLOADS:-keepalive close big paced lossy}
+WORKLOADS=${BENCH_WORKLOADS:-keepalive close big paced lossy lossyup}
 TARGETS=${BENCH_TARGETS:-direct haproxy strait strait-xdp}
 LOSS_RATES=${BENCH_LOSS:-1 2 5}
 LOSS_RUNS=${BENCH_LOSS_RUNS:-5}
@@ -191,7 +191,7 @@ for t in $TARGETS; do
   case $t in direct | haproxy | strait | strait-xdp) ;; *) die "unknown target $t (BENCH_TARGETS)" ;; esac
 done
 for w in $WORKLOADS; do
-  case $w in keepalive | keepalive6 | close | big | big6 | paced | lossy) ;; conc[0-9]*) (( ${w#conc} <= 19000 )) || die "$w: at most 19000 connections (fd limit)" ;;
+  case $w in keepalive | keepalive6 | close | big | big6 | paced | lossy | lossyup) ;; conc[0-9]*) (( ${w#conc} <= 19000 )) || die "$w: at most 19000 connections (fd limit)" ;;
     *) die "unknown workload $w (BENCH_WORKLOADS)" ;; esac
 done
 for p in $LOSS_RATES; do
@@ -203,7 +203,7 @@ done
 for tool in ip wrk nginx haproxy cc python3 taskset curl ethtool cargo sha256sum; do
   command -v "$tool" >/dev/null || die "$tool not found: run deploy/install-deps.sh first"
 done
-if has_workload lossy; then
+if has_workload lossy || has_workload lossyup; then
   command -v nft >/dev/null || die "nft not found (the lossy workload needs it): apt-get install nftables"
   if [[ ${BENCH_LOSS_PCAP:-0} == 1 ]]; then
     command -v dumpcap >/dev/null || die "dumpcap not found (BENCH_LOSS_PCAP=1 needs it): apt-get install tshark"
@@ -343,7 +343,7 @@ d = sys.argv[1]
 open(d + "/small.bin", "wb").write(bytes(b"a"[0] + i % 26 for i in range(128)))
 open(d + "/big.bin", "wb").write(bytes(b"a"[0] + i % 26 for i in range(1 << 20)))
 EOF
-if has_workload lossy; then
+if has_workload lossy || has_workload lossyup; then
   # Random bytes: a corrupted or misplaced segment cannot go unnoticed by the sha256.
   head -c $(( LOSS_MB << 20 )) /dev/urandom >"$WORK/www/lossy.bin"
   LOSS_SHA=$(sha256sum "$WORK/www/lossy.bin" | cut -d' ' -f1)
@@ -379,6 +379,12 @@ http {
         listen 8080 reuseport backlog=4096;
         listen [::]:8080 reuseport backlog=4096;
         root $WORK/www;
+        # The lossyup workload PUTs its file here (deploy/bench/lossy.sh).
+        location /up/ {
+            dav_methods PUT;
+            create_full_put_path on;
+            client_max_body_size 0;
+        }
     }
 }
 EOF
@@ -650,11 +656,17 @@ tcp_counters() {
     return
   fi
   ns=$NS_N; [[ $target == haproxy ]] && ns=$NS_H
-  ip netns exec "$ns" cat /proc/net/netstat /proc/net/snmp | awk '
+  kernel_tcp_counters "$ns"
+}
+# kernel_tcp_counters NS: tcp_counters' fields for the kernel TCP of namespace NS, then two
+# more: TCPLostRetransmit (a retransmission found lost again, RACK `tcp_rack_detect_loss`)
+# and TCPDSACKRecv (D-SACKs received: the receiver already had what was sent again).
+kernel_tcp_counters() {
+  ip netns exec "$1" cat /proc/net/netstat /proc/net/snmp | awk '
     /^(TcpExt|Tcp):/ { if (!($1 in hdr)) { hdr[$1] = 1; for (i = 2; i <= NF; i++) k[$1, i] = $i }
                        else for (i = 2; i <= NF; i++) v[k[$1, i]] = $i }
-    END { printf "%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,0\n", v["TCPTimeouts"], v["TCPSpuriousRTOs"], v["TCPLossProbes"],
-          v["TCPLossProbeRecovery"], v["RetransSegs"], v["TCPLossUndo"] }'
+    END { printf "%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,0,%.0f,%.0f\n", v["TCPTimeouts"], v["TCPSpuriousRTOs"], v["TCPLossProbes"],
+          v["TCPLossProbeRecovery"], v["RetransSegs"], v["TCPLossUndo"], v["TCPLostRetransmit"], v["TCPDSACKRecv"] }'
 }
 # strait_stalls TARGET: comma-separated: the lcore's busy passes (strait_lcore_busy_pass_seconds)
 # that took more than 25 ms and more than 100 ms, and the frames its ports' RX rings dropped
@@ -834,78 +846,10 @@ run_one() {
   return 0
 }
 
-# ---------------------------------------------------------------- lossy downloads
-client_link() { # the client namespace's interface towards TARGET
-  case $1 in
-    direct) echo "${TAG}cd" ;; haproxy) echo "${TAG}ch" ;; strait) echo "$TAP_C" ;; strait-xdp) echo "${TAG}cx" ;;
-  esac
-}
-LOSSY="$WORK/lossy.tsv"
-: >"$LOSSY"
-# set_loss PERCENT: (re)creates the client namespace's loss table, counters at zero.
-set_loss() {
-  local n
-  n=$(awk -v p="$1" 'BEGIN { printf "%d", p * 10 + 0.5 }')
-  ip netns exec "$NS_C" nft flush ruleset
-  ip netns exec "$NS_C" nft -f - <<EOF
-table inet bench_loss {
-  chain in { type filter hook input priority 0; policy accept; meta l4proto tcp numgen random mod 1000 < $n counter drop; }
-  chain out { type filter hook output priority 0; policy accept; meta l4proto tcp numgen random mod 1000 < $n counter drop; }
-}
-EOF
-}
-loss_drops() { # "dropped in,dropped out" packets since set_loss
-  ip netns exec "$NS_C" nft list table inet bench_loss \
-    | awk '/chain in/ { c = "in" } /chain out/ { c = "out" } /counter packets/ { for (i = 1; i < NF; i++) if ($i == "packets") d[c] = $(i + 1) }
-           END { printf "%d,%d\n", d["in"], d["out"] }'
-}
-# lossy_one TARGET PERCENT ROUND: one download; appends one line of key=value fields to LOSSY.
-lossy_one() {
-  local target=$1 pct=$2 round=$3 url out rc=0 k0 k1 drops status=ok sha speed size took code
-  url=$(url_of "$target" lossy.bin)
-  rm -f "$WORK/dl.bin"
-  set_loss "$pct"
-  if [[ ${BENCH_LOSS_PCAP:-0} == 1 ]]; then
-    # Headers of every frame on the client's link to the target (before nftables' input
-    # hook, after its output hook), for a look at the timing of losses and retransmissions.
-    ip netns exec "$NS_C" dumpcap -q -i "$(client_link "$target")" -s 96 -w "$WORK/pcap-$target-$pct-$round.pcapng" \
-      >/dev/null 2>&1 &
-    PCAP_PID=$!
-    PIDS+=("$PCAP_PID")
-    sleep 1
-  fi
-  k0=$(tcp_counters "$target")
-  out=$(ip netns exec "$NS_C" taskset -c "$PEER_CPU" curl -s -o "$WORK/dl.bin" --max-time "$LOSS_TIMEOUT" \
-        -w '%{speed_download} %{size_download} %{time_total} %{http_code}' "$url") || rc=$?
-  sleep 0.3   # Strait publishes its TCP counters every 100 ms
-  k1=$(tcp_counters "$target")
-  if [[ ${BENCH_LOSS_PCAP:-0} == 1 ]]; then
-    kill -INT "$PCAP_PID" 2>/dev/null || true
-    wait "$PCAP_PID" 2>/dev/null || true
-  fi
-  drops=$(loss_drops)
-  read -r speed size took code <<<"$out"
-  size=${size:-0}
-  if (( rc == 0 )) && [[ $code == 200 ]]; then
-    sha=$(sha256sum "$WORK/dl.bin" | cut -d' ' -f1)
-    if [[ $sha != "$LOSS_SHA" ]]; then
-      cmp "$WORK/dl.bin" "$WORK/www/lossy.bin" >&2 || true
-      diagnose "$target" "CORRUPT download at $pct % loss, round $round: sha256 $sha, expected $LOSS_SHA, $size bytes"
-      die "$target: the download at $pct % loss (round $round) is corrupt (sha256 $sha != $LOSS_SHA)"
-    fi
-  else
-    status="curl_rc_$rc"; (( rc == 28 )) && status=timeout
-    # What did arrive must still be right.
-    if (( size > 0 )) && ! cmp -s -n "$size" "$WORK/dl.bin" "$WORK/www/lossy.bin"; then
-      diagnose "$target" "CORRUPT partial download at $pct % loss, round $round ($status, $size bytes)"
-      die "$target: the partial download at $pct % loss (round $round) is corrupt"
-    fi
-    diagnose "$target" "download at $pct % loss, round $round: $status after ${took:-?} s, $size of $((LOSS_MB << 20)) bytes, http ${code:-?}"
-  fi
-  echo "target=$target loss=$pct round=$round status=$status speed=${speed:-0} size=$size time=${took:-0} code=${code:-0} drops=$drops tcp0=$k0 tcp1=$k1" >>"$LOSSY"
-  tail -n 1 "$LOSSY" >&2
-  rm -f "$WORK/dl.bin"
-}
+# ---------------------------------------------------------------- lossy transfers
+# The lossy and lossyup workloads: deploy/bench/lossy.sh (set_loss, lossy_one, ...).
+# shellcheck source=deploy/bench/lossy.sh
+source "$HERE/lossy.sh"
 
 # ---------------------------------------------------------------- workloads
 log "warm-up"
@@ -914,7 +858,7 @@ for target in $TARGETS; do
 done
 log "workloads: $WORKLOADS; targets: $TARGETS; $RUNS rounds x ${SECONDS_PER_RUN}s per target; paced: $PACE_CONNS conns x ${PACE_MS} ms think time"
 for w in $WORKLOADS; do
-  [[ $w == lossy ]] && continue
+  [[ $w == lossy || $w == lossyup ]] && continue
   for round in $(seq "$RUNS"); do
     for target in $TARGETS; do
       run_one "$w" "$target" "$round"
@@ -922,18 +866,20 @@ for w in $WORKLOADS; do
     done
   done
 done
-if has_workload lossy; then
-  log "lossy: ${LOSS_MB} MiB download, loss ${LOSS_RATES// /, } % each way, $LOSS_RUNS rounds, ${LOSS_TIMEOUT}s timeout"
+for dir in down up; do
+  w=lossy; [[ $dir == up ]] && w=lossyup
+  has_workload "$w" || continue
+  log "$w: ${LOSS_MB} MiB $( [[ $dir == up ]] && echo upload || echo download), loss ${LOSS_RATES// /, } % each way, $LOSS_RUNS rounds, ${LOSS_TIMEOUT}s timeout"
   for round in $(seq "$LOSS_RUNS"); do
     for pct in $LOSS_RATES; do
       for target in $TARGETS; do
-        lossy_one "$target" "$pct" "$round"
+        lossy_one "$target" "$pct" "$round" "$dir"
         sleep 1
       done
     done
   done
   ip netns exec "$NS_C" nft flush ruleset
-fi
+done
 
 # Optional profiles (BENCH_PROFILE=1, needs `perf`): each proxy's thread under the
 # keep-alive and the 1 MiB workload, as flat profiles by DSO and symbol.
@@ -1030,7 +976,7 @@ fi
 MACHINE="$(nproc) vCPU $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(free -g | awk '/Mem:/ {print $2}') GiB, kernel $(uname -r)"
 VERSIONS="strait $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty'), $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), curl $(curl -V | head -1 | awk '{print $2}'), DPDK $(pkg-config --modversion libdpdk 2>/dev/null || echo '?')"
 COMMAND="BENCH_TARGETS=\"$TARGETS\" BENCH_WORKLOADS=\"$WORKLOADS\" ${BENCH_STRAIT_OFFLOADS:+BENCH_STRAIT_OFFLOADS=\"$BENCH_STRAIT_OFFLOADS\" }BENCH_RUNS=$RUNS BENCH_SECONDS=$SECONDS_PER_RUN BENCH_CONNS=$CONNS BENCH_BIG_CONNS=$BIG_CONNS BENCH_RATE=$RATE"
-has_workload lossy && COMMAND+=" BENCH_LOSS=\"$LOSS_RATES\" BENCH_LOSS_RUNS=$LOSS_RUNS BENCH_LOSS_MB=$LOSS_MB BENCH_LOSS_TIMEOUT=$LOSS_TIMEOUT"
+{ has_workload lossy || has_workload lossyup; } && COMMAND+=" BENCH_LOSS=\"$LOSS_RATES\" BENCH_LOSS_RUNS=$LOSS_RUNS BENCH_LOSS_MB=$LOSS_MB BENCH_LOSS_TIMEOUT=$LOSS_TIMEOUT"
 COMMAND+="${XDP_DEVARGS:+ BENCH_XDP_DEVARGS=\"$XDP_DEVARGS\"} BENCH_XDP_QUEUES=$XDP_QUEUES BENCH_KERNEL_OFFLOADS=$KERNEL_OFFLOADS BENCH_KERNEL_CC=$KERNEL_CC deploy/bench/run.sh"
 python3 "$HERE/report.py" "$RAW" "$CEIL" --clk-tck "$CLK_TCK" --conns "$CONNS" \
   --machine "$MACHINE" --versions "$VERSIONS" --targets "$TARGETS" \
