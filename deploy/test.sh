@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every test: lints (clippy denies undocumented unsafe), unit + property + end-to-end
-# tests (real DPDK ports, kernel peers in namespaces), a short fuzz run.
+# Every test: lints (clippy denies undocumented unsafe), the benchmark tools' tests, unit +
+# property + end-to-end tests (real DPDK ports, kernel peers in namespaces), a short fuzz run.
 # Root-only tests must not be skipped here: REQUIRE_ROOT_TESTS makes a skip fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,10 @@ fi
 echo "== clippy"
 cargo clippy --workspace --all-targets --profile ci -- -D warnings
 cargo clippy -p dataplane --no-default-features --all-targets --profile ci -- -D warnings
+
+echo "== bench tools"
+# deploy/bench's report and capture readers, on files written by the tests.
+python3 -m unittest discover -s deploy/bench -p 'test_*.py'
 
 echo "== tests"
 # The TCP simulator moves 100 MB each way (debug-assertion builds default to a few MB).

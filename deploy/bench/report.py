@@ -172,7 +172,9 @@ TCP_KEYS = ("rto", "spurious", "tlp", "tlp_rec", "retrans", "loss_undo", "stall"
 def lossy_report(p, path, targets, pairs, size_mb):
     """The lossy transfers: goodput per (direction, loss, target), the senders' loss-recovery counters."""
     rows = []
-    for line in open(path):
+    with open(path) as f:
+        lines = f.readlines()
+    for line in lines:
         if line.strip():
             r = parse(line)
             k0 = [float(x) for x in r["tcp0"].split(",")]

@@ -26,7 +26,8 @@ from collections import defaultdict
 
 
 def frames(path):
-    """(time, src, sport, dst, dport, seq, ack, flags, payload length) of each TCP/IPv4 frame."""
+    """(time, src, sport, dst, dport, seq, ack, flags, payload length) of each TCP frame over
+    IPv4 or IPv6 (without extension headers: TCP right after the fixed header)."""
     with open(path, "rb") as f:
         head = f.read(24)
         if len(head) < 24:
@@ -52,20 +53,26 @@ def frames(path):
                 return
             sec, frac, caplen, _ = rec.unpack(h)
             data = f.read(caplen)
-            if len(data) < 34 or data[12:14] != b"\x08\x00":
+            ethertype = data[12:14]
+            if ethertype == b"\x08\x00" and len(data) >= 34:
+                if data[23] != 6:
+                    continue
+                ihl = (data[14] & 0x0F) * 4
+                ip_payload = struct.unpack(">H", data[16:18])[0] - ihl
+                src, dst, t = data[26:30], data[30:34], 14 + ihl
+            elif ethertype == b"\x86\xdd" and len(data) >= 54:
+                if data[20] != 6:
+                    continue
+                ip_payload = struct.unpack(">H", data[18:20])[0]
+                src, dst, t = data[22:38], data[38:54], 54
+            else:
                 continue
-            ihl = (data[14] & 0x0F) * 4
-            if data[23] != 6:
-                continue
-            total = struct.unpack(">H", data[16:18])[0]
-            t = 14 + ihl
             if len(data) < t + 14:
                 continue
-            src, dst = data[26:30], data[30:34]
             sport, dport, seq, ack = struct.unpack(">HHII", data[t:t + 12])
             doff = (data[t + 12] >> 4) * 4
             flags = data[t + 13]
-            yield sec + frac * scale, src, sport, dst, dport, seq, ack, flags, total - ihl - doff
+            yield sec + frac * scale, src, sport, dst, dport, seq, ack, flags, ip_payload - doff
 
 
 def seq_le(a, b):
