@@ -56,8 +56,19 @@ impl<P: Payload> Connection<P> {
         let mss = self.effective_mss();
         let mut push_one = core::mem::take(&mut self.snd.push_one);
         // `tcp_send_head`: once an entry is sent, the next unsent one is the entry after it
-        // (entries are contiguous), so only the first is searched for.
-        let mut send_head: Option<usize> = None;
+        // (entries are contiguous), so only the first is searched for. Linux keeps the
+        // unsent skbs on their own list (`sk_write_queue`, the sent ones on the
+        // retransmission rb-tree), so its send head is that list's head, O(1). Here sent
+        // entries are a prefix of one queue (SND.NXT only moves forward, over whole
+        // entries), so the tail answers the two common cases without a search: it starts
+        // at SND.NXT (one unsent write behind everything sent: request/response), or it
+        // ends at or before it (nothing unsent). Otherwise the queue is searched.
+        let mut send_head: Option<usize> = match self.snd.queue.back() {
+            None => Some(0),
+            Some(tail) if tail.seq == self.snd.nxt => Some(self.snd.queue.len() - 1),
+            Some(tail) if tail.end().le(self.snd.nxt) => Some(self.snd.queue.len()),
+            Some(_) => None,
+        };
         loop {
             let nxt = self.snd.nxt;
             let idx = match send_head.map(|i| (i, self.snd.queue.get(i).map(|e| e.seq))) {
