@@ -306,10 +306,26 @@ impl<P: Payload> SendState<P> {
             self.writable_wanted = true;
             return 0;
         }
-        let mut data = if offered > space { data.slice(0..space) } else { data };
-        let accepted = data.len();
         let size_goal32 = size_goal.max(1);
         let size_goal = usize::try_from(size_goal32).unwrap_or(usize::MAX);
+        // `tcp_sendmsg_locked`'s `new_segment` case without the loop: a write that fits
+        // whole in one new entry (the tail, if any, cannot grow: sent, or full) becomes
+        // that entry as it is, no split. The same entry, PSH and push as the loop below
+        // would make of it.
+        if offered <= space && offered <= size_goal && offered > 0 && !self.tail_can_grow(size_goal) {
+            let at_head = self.write_seq == self.nxt;
+            self.push_new(data);
+            if offered >= size_goal {
+                self.full_entry_pushed(at_head, max_window);
+            }
+            if !flags.more || self.forced_push(max_window) {
+                self.mark_push();
+            }
+            self.corked = flags.more;
+            return offered;
+        }
+        let mut data = if offered > space { data.slice(0..space) } else { data };
+        let accepted = data.len();
         let mut first_piece = true;
         while !data.is_empty() {
             let nxt = self.nxt;
@@ -354,12 +370,7 @@ impl<P: Payload> SendState<P> {
                 None => (false, false),
             };
             if full {
-                if self.forced_push(max_window) {
-                    self.mark_push();
-                    self.push_pending();
-                } else if at_head {
-                    self.push_one = true;
-                }
+                self.full_entry_pushed(at_head, max_window);
             }
         }
         if accepted < offered {
@@ -372,6 +383,24 @@ impl<P: Payload> SendState<P> {
         }
         self.corked = flags.more;
         accepted
+    }
+
+    /// Whether the tail entry may still take more of a write: entirely unsent and shorter
+    /// than `size_goal` (`tcp_skb_can_collapse_to` and `copy > 0` in `tcp_sendmsg_locked`).
+    fn tail_can_grow(&self, size_goal: usize) -> bool {
+        self.queue.back().is_some_and(|tail| !tail.is_sent() && tail.seq.ge(self.nxt) && tail.data.len() < size_goal)
+    }
+
+    /// An entry just became full (`skb->len >= size_goal`): `forced_push` marks PSH and
+    /// pushes everything pending, else an entry at the head of the unsent queue goes at
+    /// once (`tcp_push_one`).
+    fn full_entry_pushed(&mut self, at_head: bool, max_window: u32) {
+        if self.forced_push(max_window) {
+            self.mark_push();
+            self.push_pending();
+        } else if at_head {
+            self.push_one = true;
+        }
     }
 
     /// `TCP_NAGLE_PUSH` for everything queued so far.
