@@ -239,6 +239,21 @@ impl<P: Payload> RecvState<P> {
     /// buffers are gone engine-wide; only text queuing behind unread text is dropped then
     /// (`TCPRcvQDrop`).
     pub fn queue(&mut self, seq: SeqNum, data: P, fin: bool, lim: RcvLimits, counters: &mut Counters) -> DataOutcome {
+        // `tcp_data_queue`'s in-order case (`seq == rcv_nxt`, window open: `tcp_queue_rcv`)
+        // with the out-of-order queue empty (`RB_EMPTY_ROOT(&tp->out_of_order_queue)`): text
+        // that fits the window and the buffer budget is appended, with nothing to trim,
+        // prune, drain or SACK. Everything else takes the general path below, which does
+        // the same for such a segment.
+        if seq == self.nxt && !fin && !lim.shed && self.ofo.is_empty() && self.ofo_fin.is_none() {
+            let n = data.len();
+            if n > 0
+                && n <= seq_dist(seq, self.adv) as usize
+                && self.rmem.saturating_add(data.truesize()) <= rmem_budget(lim.rcvbuf).min(lim.share)
+            {
+                self.rcv_mss = self.rcv_mss.max(u32::try_from(n).unwrap_or(u32::MAX).min(65535));
+                return DataOutcome { in_order: self.push_ready(data), ..DataOutcome::default() };
+            }
+        }
         let mut out = DataOutcome::default();
         let mut seq = seq;
         let mut data = data;
