@@ -605,7 +605,16 @@ impl<P: Payload> RecvState<P> {
             }
             return None;
         }
-        let mut out = P::empty();
+        // The first queued segment becomes the result itself (cut at `max` if longer);
+        // only a read spanning several is built by appending (`tcp_recvmsg` copies skb
+        // by skb; here the first one is taken whole, no chain to start from).
+        let Some(mut out) = self.ready.pop_front() else { return Some(P::empty()) };
+        self.rmem = self.rmem.saturating_sub(out.truesize());
+        if out.len() > max {
+            let rest = out.split_off(max);
+            self.rmem = self.rmem.saturating_add(rest.truesize());
+            self.ready.push_front(rest);
+        }
         while out.len() < max {
             let Some(mut front) = self.ready.pop_front() else { break };
             self.rmem = self.rmem.saturating_sub(front.truesize());
