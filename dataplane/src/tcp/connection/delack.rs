@@ -36,6 +36,7 @@ pub const DELACK_MAX: u64 = 200 * MS;
 const ATO_MAX_BULK: u64 = 500 * MS;
 
 /// `d` in nanoseconds (saturating).
+#[inline]
 pub fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -58,11 +58,13 @@ pub(crate) struct RcvLimits {
 pub(crate) const RMEM_INITIAL: u32 = 64 * 1024;
 
 /// The budget base for a connection that has delivered `delivered` bytes in order.
+#[inline]
 pub(crate) fn budget_base(rcvbuf: u32, delivered: u64) -> u32 {
     let grown = u32::try_from(delivered.saturating_mul(2)).unwrap_or(u32::MAX).max(RMEM_INITIAL);
     rcvbuf.min(grown)
 }
 
+#[inline]
 pub(crate) fn rmem_budget(rcvbuf: u32) -> usize {
     usize::try_from(rcvbuf).unwrap_or(usize::MAX).saturating_mul(2)
 }

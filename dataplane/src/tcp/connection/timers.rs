@@ -88,6 +88,7 @@ impl RttEstimator {
     /// `ca_rtt_us`). Timestamp samples have a 1 ms granularity (RFC 7323 §4.1), so on
     /// sub-millisecond paths they overestimate the minimum, which RACK compares
     /// retransmissions against (RFC 8985 §6.2 step 2).
+    #[inline]
     pub fn observe_min(&mut self, rtt: Duration) {
         let rtt = rtt.max(Duration::from_micros(1));
         self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
@@ -99,6 +100,7 @@ impl RttEstimator {
     }
 
     /// [`RttEstimator::rto`] in nanoseconds (per-segment callers skip `Duration`).
+    #[inline]
     pub fn rto_nanos(&self) -> u64 {
         let factor = 1u64 << self.backoff.min(16);
         self.rto.saturating_mul(factor).min(self.max_rto)
@@ -107,11 +109,13 @@ impl RttEstimator {
     /// When an RTO armed at `now` fires: `now` + [`RttEstimator::rto`], in integer
     /// nanoseconds (the timer is re-armed per segment sent and per ACK; a `Duration`
     /// there costs a division and a multiplication each way).
+    #[inline]
     pub fn rto_deadline(&self, now: Instant) -> Instant {
         Instant::from_nanos(now.as_nanos().saturating_add(self.rto_nanos()))
     }
 
     /// [`RttEstimator::srtt`] in nanoseconds.
+    #[inline]
     pub fn srtt_nanos(&self) -> Option<u64> {
         (self.srtt8 != 0).then_some(self.srtt8 >> 3)
     }
