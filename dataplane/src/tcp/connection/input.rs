@@ -389,15 +389,18 @@ impl<P: Payload> Connection<P> {
                 self.push_event(Event::Readable);
             }
         }
+        // The delayed-ACK limits, once for this segment (nothing below changes the RTO or
+        // the configuration).
+        let limits = self.ack_limits();
         if outcome.in_order > 0 {
             let window = self.rcv.current_window();
-            self.rcv.delack.on_data(now, len, self.rcv.rcv_mss, window, self.ack_limits());
+            self.rcv.delack.on_data(now, len, self.rcv.rcv_mss, window, limits);
         }
         if outcome.duplicate {
             // Our ACKs may have been lost: ACK this one and the next ones at once
             // (`tcp_data_queue`'s `out_of_window` path, `tcp_enter_quickack_mode`).
             let window = self.rcv.current_window();
-            self.rcv.delack.enter_quickack_mode(self.rcv.rcv_mss, window, self.ack_limits());
+            self.rcv.delack.enter_quickack_mode(self.rcv.rcv_mss, window, limits);
         }
         if outcome.duplicate || outcome.out_of_order || outcome.filled_hole {
             // Quick (duplicate) ACK: tells the sender about holes (RFC 5681 §4.2).
@@ -405,7 +408,7 @@ impl<P: Payload> Connection<P> {
         } else if outcome.fin {
             self.pending.ack = true;
         } else if outcome.in_order > 0 {
-            self.schedule_ack(now);
+            self.schedule_ack(now, limits);
         }
         if outcome.fin {
             self.timers.delack = None;
@@ -429,12 +432,12 @@ impl<P: Payload> Connection<P> {
     /// when more than one full-sized segment is unacknowledged or in quick-ACK mode, else
     /// within the adaptive delay (`tcp_send_delayed_ack`). A timer already running keeps
     /// the earlier deadline, and one about to expire sends the ACK now.
-    fn schedule_ack(&mut self, now: Instant) {
+    fn schedule_ack(&mut self, now: Instant, limits: AckLimits) {
         if self.rcv.unacked_beyond_one_segment() || self.rcv.delack.quick_mode() {
             self.pending.ack = true;
             return;
         }
-        let delay = self.rcv.delack.delay(self.rtt.srtt_nanos(), self.ack_limits());
+        let delay = self.rcv.delack.delay(self.rtt.srtt_nanos(), limits);
         match self.timers.delack {
             Some(at) if at <= now + delay / 4 => self.pending.ack = true,
             Some(at) => self.timers.delack = Some(at.min(now + delay)),
