@@ -12,8 +12,11 @@ impl<P: Payload> Connection<P> {
     /// Produces every segment that is due: resets, SYN / SYN-ACK, retransmissions, new data
     /// through the send gates, probes and ACKs. Call after each batch of inputs.
     pub fn poll_transmit(&mut self, shared: &mut Shared, now: Instant, out: &mut impl FnMut(Segment<P>)) {
-        for rst in core::mem::take(&mut self.pending.rsts) {
-            self.emit_rst(shared, rst, out);
+        // Resets are rare: the list is only taken (and its buffer dropped) when it holds one.
+        if !self.pending.rsts.is_empty() {
+            for rst in core::mem::take(&mut self.pending.rsts) {
+                self.emit_rst(shared, rst, out);
+            }
         }
         match self.state {
             State::Closed => {}
