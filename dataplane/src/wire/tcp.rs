@@ -377,8 +377,23 @@ impl TcpOptions {
         n
     }
 
+    /// The timestamps alone: the options of nearly every segment after the handshake,
+    /// written as RFC 7323 Appendix A's aligned NOP, NOP, timestamps (Linux
+    /// `tcp_options_write` with only `OPTION_TS`; the read side is
+    /// `tcp_parse_aligned_timestamp`, in [`Self::parse`]).
+    fn aligned_timestamps(&self) -> Option<(u32, u32)> {
+        if self.mss.is_none() && self.window_scale.is_none() && !self.sack_permitted && self.sack_blocks.is_empty() {
+            self.timestamps
+        } else {
+            None
+        }
+    }
+
     /// Bytes these options take on the wire (always a multiple of 4, at most 40).
     pub fn wire_len(&self) -> usize {
+        if self.aligned_timestamps().is_some() {
+            return 12;
+        }
         let sack = self.sack_blocks_emitted();
         let n = self.len_without_sack() + if sack > 0 { 4 + 8 * sack } else { 0 };
         n.min(MAX_OPTIONS_LEN)
@@ -389,6 +404,11 @@ impl TcpOptions {
     /// when there are no timestamps; `NOP NOP` SACK blocks. `buf` must hold [`Self::wire_len`]
     /// bytes; returns the number written.
     fn emit(&self, buf: &mut [u8]) -> usize {
+        if let (Some((tsval, tsecr)), Some(dst)) = (self.aligned_timestamps(), buf.get_mut(..12)) {
+            let (v, e) = (tsval.to_be_bytes(), tsecr.to_be_bytes());
+            dst.copy_from_slice(&[opt::NOP, opt::NOP, opt::TIMESTAMPS, 10, v[0], v[1], v[2], v[3], e[0], e[1], e[2], e[3]]);
+            return 12;
+        }
         let mut w = Writer { buf, pos: 0 };
         if let Some(mss) = self.mss {
             w.put(&[opt::MSS, 4]);
