@@ -328,10 +328,12 @@ impl<P: Payload> Connection<P> {
             if e.sacked {
                 continue;
             }
-            let end = if e.end().gt(ack) { ack } else { e.end() };
-            let part = if end == e.end() { e.pcount } else { seq_dist(e.seq, end).div_ceil(e.seg_size.max(1)) };
+            // The entry's end once (its length is the payload's, behind a call).
+            let e_end = e.end();
+            let end = if e_end.gt(ack) { ack } else { e_end };
+            let part = if end == e_end { e.pcount } else { seq_dist(e.seq, end).div_ceil(e.seg_size.max(1)) };
             frames = frames.saturating_add(part);
-            orig |= !e.ever_retrans && e.end().le(s.high_seq);
+            orig |= !e.ever_retrans && e_end.le(s.high_seq);
             if !e.ever_retrans {
                 let rtt = now.saturating_duration_since(e.sent_at);
                 fresh_rtt = Some(fresh_rtt.map_or(rtt, |m| m.min(rtt)));
