@@ -121,11 +121,13 @@ impl<P: Payload> Connection<P> {
     /// segment's text: the right edge stays) need not leave the fast path.
     fn rcv_established(&mut self, shared: &mut Shared, repr: &TcpRepr, payload: P, now: Instant) {
         let s = &self.snd;
+        // The text's length once (the payload answers through a call).
+        let len = payload.len();
         let mut predicted = repr.flags.0 & !Flags::PSH.0 == Flags::ACK.0
             && repr.seq == self.rcv.nxt
             && repr.ack.ge(s.una)
             && repr.ack.le(s.nxt)
-            && (payload.is_empty() || self.rcv.current_window() > 0);
+            && (len == 0 || self.rcv.current_window() > 0);
         // RFC 7323 §5.3: a TSval not before TS.Recent is never rejected by PAWS.
         let tsval = if self.ts_ok { repr.options.timestamps.map(|(v, _)| v) } else { None };
         if let Some(v) = tsval {
@@ -135,10 +137,10 @@ impl<P: Payload> Connection<P> {
             return self.rcv_state_process(shared, repr, payload, now);
         }
         // The ACK was checked above: `TooNew`/`TooOld` are not reached here.
-        if !self.ack_step(shared, repr, payload.len(), tsval, now) {
+        if !self.ack_step(shared, repr, len, tsval, now) {
             return;
         }
-        if !payload.is_empty() {
+        if len > 0 {
             self.rcv_text(shared, repr.seq, payload, false, now);
         }
     }
