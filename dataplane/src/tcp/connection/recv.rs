@@ -248,12 +248,18 @@ impl<P: Payload> RecvState<P> {
         // the same for such a segment.
         if seq == self.nxt && !fin && !lim.shed && self.ofo.is_empty() && self.ofo_fin.is_none() {
             let n = data.len();
-            if n > 0
-                && n <= seq_dist(seq, self.adv) as usize
-                && self.rmem.saturating_add(data.truesize()) <= rmem_budget(lim.rcvbuf).min(lim.share)
-            {
-                self.rcv_mss = self.rcv_mss.max(u32::try_from(n).unwrap_or(u32::MAX).min(65535));
-                return DataOutcome { in_order: self.push_ready(data), ..DataOutcome::default() };
+            if n > 0 && n <= seq_dist(seq, self.adv) as usize {
+                // `push_ready` with the length and buffer size already in hand.
+                let rmem = self.rmem.saturating_add(data.truesize());
+                if rmem <= rmem_budget(lim.rcvbuf).min(lim.share) {
+                    let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+                    self.rcv_mss = self.rcv_mss.max(n32.min(65535));
+                    self.nxt = self.nxt.wrapping_add(n32);
+                    self.ready_bytes += n;
+                    self.rmem = rmem;
+                    self.ready.push_back(data);
+                    return DataOutcome { in_order: n, ..DataOutcome::default() };
+                }
             }
         }
         let mut out = DataOutcome::default();
