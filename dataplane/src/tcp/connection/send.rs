@@ -324,17 +324,22 @@ impl<P: Payload> SendState<P> {
             self.corked = flags.more;
             return offered;
         }
-        let mut data = if offered > space { data.slice(0..space) } else { data };
-        let accepted = data.len();
+        // `tcp_sendmsg_locked` copies the user's buffer piece by piece through an iterator
+        // that advances over it (`msg_data_left`): the pieces here are views of `data` at
+        // a running offset, so the rest of the write is never rebuilt (`split_to` per piece
+        // made a view of the remainder too, and dropped the previous one).
+        let mut data = data;
+        let accepted = offered.min(space);
+        let mut off = 0usize;
         let mut first_piece = true;
-        while !data.is_empty() {
+        while off < accepted {
             let nxt = self.nxt;
             let mut filled = None;
             if let Some(tail) = self.queue.back_mut() {
                 // Only an entirely unsent tail may still grow.
                 let room = size_goal.saturating_sub(tail.data.len());
                 if !tail.is_sent() && tail.seq.ge(nxt) && room > 0 {
-                    let piece = data.split_to(room.min(data.len()));
+                    let piece = piece_at(&mut data, &mut off, accepted, room);
                     let mut merged = tail.data.clone();
                     merged.append(piece.clone());
                     if first_piece && merged.chunk_count() <= max_chain {
@@ -360,7 +365,7 @@ impl<P: Payload> SendState<P> {
             let idx = match filled {
                 Some(i) => i,
                 None => {
-                    let piece = data.split_to(size_goal.min(data.len()));
+                    let piece = piece_at(&mut data, &mut off, accepted, size_goal);
                     self.push_new(piece)
                 }
             };
@@ -622,6 +627,16 @@ impl<P: Payload> SendState<P> {
         }
         freed
     }
+}
+
+/// The next piece of a write: up to `want` bytes of `data` from `*off` (below `end`), which
+/// advances. A piece that is all of `data` is moved out instead of viewed.
+#[inline(never)]
+fn piece_at<P: Payload>(data: &mut P, off: &mut usize, end: usize, want: usize) -> P {
+    let n = want.min(end - *off);
+    let piece = if *off == 0 && n == data.len() { core::mem::replace(data, P::empty()) } else { data.slice(*off..*off + n) };
+    *off += n;
+    piece
 }
 
 /// Forward distance from `a` to `b`, zero if `b` is before `a`.
