@@ -169,6 +169,27 @@ def ratio(s, h, higher_is_better=True):
 TCP_KEYS = ("rto", "spurious", "tlp", "tlp_rec", "retrans", "loss_undo", "stall", "lost_retrans", "dsack")
 
 
+# The sender's counters shown per (loss, target): (header, key of TCP_KEYS).
+COMMON_COLUMNS = [("RTOs", "rto"), ("spurious RTOs", "spurious"), ("RTO undos", "loss_undo"),
+                  ("tail loss probes", "tlp"), ("TLP recoveries", "tlp_rec")]
+DOWN_COLUMNS = COMMON_COLUMNS + [("stall probes", "stall"), ("retransmitted segments", "retrans")]
+UP_COLUMNS = COMMON_COLUMNS + [("retransmitted segments", "retrans"), ("lost again", "lost_retrans"),
+                               ("D-SACKs", "dsack")]
+
+
+def counter_table(p, rows, losses, ts, who, columns):
+    """The medians of `columns` per (loss, target), and the segments nftables dropped."""
+    p("")
+    p(f"| loss each way | {who} | " + " | ".join(h for h, _ in columns) + " | dropped in / out |")
+    p("|---|---|" + "---:|" * (len(columns) + 1))
+    for loss in losses:
+        for t in ts:
+            rs = [r for r in rows if r["target"] == t and r["loss"] == loss]
+            m = {k: statistics.median(r[k] for r in rs) for k in TCP_KEYS + ("drop_in", "drop_out")}
+            p(f"| {loss} % | {LABELS[t]} | " + " | ".join(f"{m[k]:.0f}" for _, k in columns)
+              + f" | {m['drop_in']:.0f} / {m['drop_out']:.0f} |")
+
+
 def lossy_report(p, path, targets, pairs, size_mb):
     """The lossy transfers: goodput per (direction, loss, target), the senders' loss-recovery counters."""
     rows = []
@@ -235,31 +256,14 @@ def lossy_direction(p, rows, d, targets, pairs, size_mb):
           "receiver: Linux's `TcpExt` counters of the client namespace. \"lost again\" is `TCPLostRetransmit` "
           "(a retransmission found lost again), \"D-SACKs\" is `TCPDSACKRecv` (the receiver reported a copy it "
           "already had); and the segments nftables dropped:")
-        p("")
-        p("| loss each way | through | RTOs | spurious RTOs | RTO undos | tail loss probes | TLP recoveries | retransmitted segments | lost again | D-SACKs | dropped in / out |")
-        p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for loss in losses:
-            for t in ts:
-                rs = [r for r in rows if r["target"] == t and r["loss"] == loss]
-                m = {k: statistics.median(r[k] for r in rs) for k in TCP_KEYS + ("drop_in", "drop_out")}
-                p(f"| {loss} % | {LABELS[t]} | {m['rto']:.0f} | {m['spurious']:.0f} | {m['loss_undo']:.0f} | {m['tlp']:.0f} | "
-                  f"{m['tlp_rec']:.0f} | {m['retrans']:.0f} | {m['lost_retrans']:.0f} | {m['dsack']:.0f} | "
-                  f"{m['drop_in']:.0f} / {m['drop_out']:.0f} |")
+        counter_table(p, rows, losses, ts, "through", UP_COLUMNS)
         return
     p("Loss recovery of the sender towards the client, median per download (Strait: its counters; direct and "
       "HAProxy: the kernel's `TcpExt` counters of nginx's and HAProxy's namespace), and the segments nftables dropped. "
       "\"spurious RTOs\" is `TCPSpuriousRTOs`: Linux counts F-RTO undos only, Strait timestamp (Eifel) and F-RTO "
       "undos; \"RTO undos\" is `TCPLossUndo` (Linux: every undo of an RTO, timestamps included), the like-for-like "
       "figure. Stall probes: Strait's ACK-stall probes (none in Linux):")
-    p("")
-    p("| loss each way | sender | RTOs | spurious RTOs | RTO undos | tail loss probes | TLP recoveries | stall probes | retransmitted segments | dropped in / out |")
-    p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for loss in losses:
-        for t in ts:
-            rs = [r for r in rows if r["target"] == t and r["loss"] == loss]
-            m = {k: statistics.median(r[k] for r in rs) for k in TCP_KEYS + ("drop_in", "drop_out")}
-            p(f"| {loss} % | {LABELS[t]} | {m['rto']:.0f} | {m['spurious']:.0f} | {m['loss_undo']:.0f} | {m['tlp']:.0f} | "
-              f"{m['tlp_rec']:.0f} | {m['stall']:.0f} | {m['retrans']:.0f} | {m['drop_in']:.0f} / {m['drop_out']:.0f} |")
+    counter_table(p, rows, losses, ts, "sender", DOWN_COLUMNS)
     strait_rows = [r for r in rows if r["target"] in STRAITS]
     if strait_rows:
         p("")
