@@ -106,7 +106,8 @@
 #   BENCH_STRAIT_OFFLOADS="multi_seg = false"  [port.offloads] keys for both ports of the
 #                         tap Strait (';' separates several), e.g. to compare offload settings
 #   BENCH_PROFILE=1       also profile HAProxy's and Strait's thread with perf (keep-alive, 1 MiB,
-#                         and each concN workload that runs)
+#                         and each concN workload that runs); with BENCH_OUT the perf data
+#                         is copied beside it (perf annotate -i FILE.perf-WORKLOAD-TARGET.data)
 #   BENCH_INSTR=1         0 skips counting the user-space instructions of Strait's lcore thread
 #                         during each run (`perf stat -e instructions:u -t`, issue 17), reported
 #                         per request; needs perf and a PMU (a VM without a virtual PMU says
@@ -993,7 +994,7 @@ if [[ -n ${BENCH_OUT:-} ]]; then
   cp "$RAW" "$BENCH_OUT.raw.tsv"
   cp "$CEIL" "$BENCH_OUT.ceiling.tsv"
   cp "$LOSSY" "$BENCH_OUT.lossy.tsv"
-  for f in "$WORK"/diag-*.txt "$WORK"/pcap-*.pcapng; do [[ -f $f ]] && cp "$f" "$BENCH_OUT.${f##*/}"; done
+  for f in "$WORK"/diag-*.txt "$WORK"/pcap-*.pcapng "$WORK"/perf-*.data; do [[ -f $f ]] && cp "$f" "$BENCH_OUT.${f##*/}"; done
   log "table written to $BENCH_OUT (raw runs and any diagnostics beside it)"
 fi
 if (( DIAG_N > 0 )); then
