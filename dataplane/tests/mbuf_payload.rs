@@ -84,8 +84,17 @@ fn rx_view_and_slices(pool: &Mempool) {
     assert_eq!(head.chunks().next(), Some(&bytes[134..174]));
     assert_eq!(r.chunks().next(), Some(&bytes[174..234]));
     assert!(p.slice(2000..3000).is_empty(), "out-of-range slices clamp to empty");
+    // The TCP header off in place (`rte_pktmbuf_adj` on the view): the same bytes as a
+    // slice, the same buffer charged, and past the end nothing is left.
+    let mut a = p.clone();
+    a.advance(20);
+    assert_eq!(a.chunks().next(), Some(&bytes[54..1514]));
+    assert_eq!(a.truesize(), p.truesize(), "the whole mbuf is still charged");
+    let mut gone = p.clone();
+    gone.advance(5000);
+    assert!(gone.is_empty());
     assert_eq!(pool.in_use(), 1, "slices share the one mbuf");
-    drop((p, q, tail, r, head));
+    drop((p, q, tail, r, head, a, gone));
     assert_eq!(pool.in_use(), 0, "the last view freed the frame");
 }
 

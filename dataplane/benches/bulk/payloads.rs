@@ -179,6 +179,16 @@ impl Payload for WirePayload {
         Self::from_chunks(out)
     }
 
+    // As the adapter's `MbufPayload::advance`: the view's start moves.
+    fn advance(&mut self, n: usize) {
+        match &mut self.parts {
+            WireParts::One(c) if n < c.len() => c.start += n,
+            WireParts::Empty => {}
+            _ if n == 0 => {}
+            _ => *self = self.slice(n..self.len()),
+        }
+    }
+
     fn append(&mut self, other: Self) {
         if other.is_empty() {
             return;

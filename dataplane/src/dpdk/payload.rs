@@ -328,6 +328,19 @@ impl Payload for MbufPayload {
         Self::from_chunks(out)
     }
 
+    fn advance(&mut self, n: usize) {
+        match &mut self.parts {
+            // `rte_pktmbuf_adj` on the view: the chunk's mbuf reference is kept as it is.
+            Parts::One(c) if n < c.len => {
+                c.off += n;
+                c.len -= n;
+            }
+            Parts::Empty => {}
+            _ if n == 0 => {}
+            _ => *self = self.slice(n..self.len()),
+        }
+    }
+
     fn append(&mut self, other: Self) {
         if other.is_empty() {
             return;

@@ -321,7 +321,10 @@ impl<P: Payload> Engine<P> {
                 return Err(InputError::Checksum);
             }
         }
-        let payload = segment.slice(header_len..segment.len());
+        // The header comes off in place (`__skb_pull` in `tcp_v4_rcv`'s path): no second
+        // view of the buffer is made and the first dropped.
+        let mut payload = segment;
+        payload.advance(header_len);
         self.dispatch(src, dst, &repr, payload, now);
         Ok(())
     }

@@ -32,6 +32,16 @@ pub trait Payload: Clone + fmt::Debug {
     /// The bytes in `range` (clamped to `0..len`), sharing storage with `self`.
     fn slice(&self, range: Range<usize>) -> Self;
 
+    /// Drops the first `n` bytes (clamped) in place (Linux `__skb_pull`, DPDK
+    /// `rte_pktmbuf_adj`): a received segment loses its TCP header this way. The default
+    /// goes through [`slice`](Self::slice); a payload whose first chunk is a view moves the
+    /// view's start instead, taking no new reference to the buffer and dropping none.
+    fn advance(&mut self, n: usize) {
+        if n > 0 {
+            *self = self.slice(n..self.len());
+        }
+    }
+
     /// Splits at `at` (clamped): `self` keeps `[0, at)`, the result is `[at, len)`.
     fn split_off(&mut self, at: usize) -> Self {
         // Splits at an end move the whole payload instead of taking and dropping
@@ -56,7 +66,7 @@ pub trait Payload: Clone + fmt::Debug {
             return Self::empty();
         }
         let head = self.slice(0..at);
-        *self = self.slice(at..self.len());
+        self.advance(at);
         head
     }
 
@@ -266,6 +276,15 @@ impl Payload for HeapPayload {
         Self::from_chunks(out)
     }
 
+    fn advance(&mut self, n: usize) {
+        match &mut self.parts {
+            Parts::One(c) if n < c.len() => c.start += n,
+            Parts::Empty => {}
+            _ if n == 0 => {}
+            _ => *self = self.slice(n..self.len()),
+        }
+    }
+
     fn append(&mut self, other: Self) {
         if other.is_empty() {
             return;
@@ -359,6 +378,23 @@ mod tests {
         let head = r.split_to(6);
         assert_eq!(head.to_vec(), b"hello ");
         assert_eq!(r.to_vec(), b"world");
+    }
+
+    #[test]
+    fn advance_drops_the_front_in_place_as_slice_would() {
+        let one = HeapPayload::in_buffer(b"0123456789", 64);
+        let mut many = HeapPayload::from_slice(b"0123");
+        many.append(HeapPayload::from_slice(b"456"));
+        many.append(HeapPayload::from_slice(b"789"));
+        for p in [one, many] {
+            for n in 0..=12 {
+                let mut q = p.clone();
+                q.advance(n);
+                let want = p.slice(n..p.len());
+                assert_eq!(q.to_vec(), want.to_vec(), "advance({n})");
+                assert_eq!(q.truesize(), want.truesize(), "advance({n}) keeps the buffer charge");
+            }
+        }
     }
 
     #[test]
