@@ -22,7 +22,11 @@
 //!
 //! A summary table (Gbit/s, segments/s, ratio ours / smoltcp) is printed at the end.
 //! Environment: `STRAIT_BENCH_MB` (bulk size in MiB, default 64), `STRAIT_BENCH_TXNS`
-//! (transactions of one profile run, default 20000) and `STRAIT_BENCH_PROFILE=<scenario>`,
+//! (transactions of one profile run, default 20000), `STRAIT_BENCH_CONNS` (connections
+//! `strait-rr` takes its transactions on in turn, default 1: with thousands, the engines'
+//! state no longer fits the cache, as on a busy proxy; run it under
+//! `valgrind --tool=callgrind --cache-sim=yes` to count the misses per transaction) and
+//! `STRAIT_BENCH_PROFILE=<scenario>`,
 //! which runs one scenario once without criterion, for `valgrind --tool=callgrind` (see
 //! `docs/benchmarks/engine.md`).
 
@@ -209,7 +213,10 @@ enum RrPair {
 impl RrPair {
     fn new(s: Scenario) -> Result<Self, String> {
         match s {
-            Scenario::StraitRr => Ok(RrPair::Strait(Box::new(OurPair::new(our_config(false, true), TxMode::Whole)?))),
+            Scenario::StraitRr => {
+                let conns = usize::try_from(env_u64("STRAIT_BENCH_CONNS", 1)).unwrap_or(1);
+                Ok(RrPair::Strait(Box::new(OurPair::with_conns(our_config(false, true), TxMode::Whole, conns)?)))
+            }
             _ => Ok(RrPair::Smoltcp(Box::new(SmolPair::new(MTU, true)?))),
         }
     }

@@ -144,12 +144,16 @@ impl Wire {
     }
 }
 
-/// Two engines, one connection between them: `a` the client, `b` the server.
+/// Two engines and the connections between them: `a` the client, `b` the server.
 pub(super) struct OurPair<P: FromWire> {
     a: Engine<P>,
     b: Engine<P>,
+    /// The first connection, client end and server end (the bulk transfers use it alone).
     ca: ConnId,
     cb: ConnId,
+    /// Every connection (the first included): request/response transactions take them in
+    /// turn, so that with thousands the engines' state is spread as on a busy proxy.
+    conns: Vec<(ConnId, ConnId)>,
     now: Instant,
     wire: Wire,
     read_max: usize,
@@ -163,36 +167,59 @@ pub(super) fn our_config(tso: bool, nodelay: bool) -> TcpConfig {
 
 impl<P: FromWire> OurPair<P> {
     pub(super) fn new(cfg: TcpConfig, mode: TxMode) -> Result<Self, String> {
+        Self::with_conns(cfg, mode, 1)
+    }
+
+    /// `n` connections, opened in batches that the listener's backlog holds.
+    pub(super) fn with_conns(cfg: TcpConfig, mode: TxMode, n: usize) -> Result<Self, String> {
+        const BATCH: usize = 64;
         let mut a = Engine::new(cfg.clone(), [1; 16], Instant::ZERO);
         let mut b = Engine::new(cfg, [2; 16], Instant::ZERO);
         let server = SocketAddrV4::new(IP_B, PORT);
         let lid = b.listen(server).map_err(|e| format!("listen: {e}"))?;
-        let ca = a.connect(IP_A, server, Instant::ZERO).map_err(|e| format!("connect: {e}"))?;
         let mut wire = Wire::new(mode);
-        let (mut cb, mut connected) = (None, false);
         let mut now = Instant::ZERO;
-        for _ in 0..100 {
-            wire.transmit(&mut a, now);
-            wire.deliver(&mut b, now);
-            while let Some(ev) = b.poll_event() {
-                if let StackEvent::Acceptable(l) = ev {
-                    if l == lid && cb.is_none() {
-                        cb = b.accept(l);
+        let mut conns = Vec::with_capacity(n);
+        while conns.len() < n {
+            let mut clients = Vec::new();
+            for _ in 0..BATCH.min(n - conns.len()) {
+                clients.push(a.connect(IP_A, server, now).map_err(|e| format!("connect: {e}"))?);
+            }
+            let (mut servers, mut connected) = (Vec::new(), 0usize);
+            for _ in 0..100 {
+                wire.transmit(&mut a, now);
+                wire.deliver(&mut b, now);
+                while let Some(ev) = b.poll_event() {
+                    if ev == StackEvent::Acceptable(lid) {
+                        while let Some(c) = b.accept(lid) {
+                            servers.push(c);
+                        }
                     }
                 }
+                wire.transmit(&mut b, now);
+                wire.deliver(&mut a, now);
+                while let Some(ev) = a.poll_event() {
+                    connected += usize::from(matches!(ev, StackEvent::Conn(c, Event::Connected) if clients.contains(&c)));
+                }
+                now += Duration::from_nanos(STEP_NS);
+                if servers.len() == clients.len() && connected == clients.len() {
+                    break;
+                }
             }
-            wire.transmit(&mut b, now);
-            wire.deliver(&mut a, now);
-            while let Some(ev) = a.poll_event() {
-                connected |= ev == StackEvent::Conn(ca, Event::Connected);
+            if servers.len() != clients.len() || connected != clients.len() {
+                return Err(format!("handshakes did not complete ({} of {})", servers.len().min(connected), clients.len()));
             }
-            now += Duration::from_nanos(STEP_NS);
-            if let (Some(cb), true) = (cb, connected) {
-                let read_max = usize::try_from(env_u64("STRAIT_BENCH_READ_MAX", READ_MAX as u64)).unwrap_or(READ_MAX);
-                return Ok(OurPair { a, b, ca, cb, now, wire, read_max, segs_ab: 0, segs_ba: 0 });
-            }
+            // Paired by the client's port: the server end's remote port.
+            let port = |e: &Engine<P>, c: ConnId, remote: bool| {
+                e.addresses(c).map(|(l, r)| if remote { r.port() } else { l.port() }).unwrap_or(0)
+            };
+            clients.sort_by_key(|&c| port(&a, c, false));
+            servers.sort_by_key(|&c| port(&b, c, true));
+            conns.extend(clients.into_iter().zip(servers));
         }
-        Err("handshake did not complete".into())
+        let &(ca, cb) = conns.first().ok_or("no connection")?;
+        let read_max = usize::try_from(env_u64("STRAIT_BENCH_READ_MAX", READ_MAX as u64)).unwrap_or(READ_MAX);
+        Ok(OurPair { a, b, ca, cb, conns, now, wire, read_max, segs_ab: 0, segs_ba: 0 })
     }
 
     /// Client -> server: emit, carry, parse, process.
@@ -220,8 +247,8 @@ impl<P: FromWire> OurPair<P> {
     }
 
     /// Reads everything `conn` has; returns the bytes read.
-    fn read_all(&mut self, server: bool, check_at: Option<u64>) -> Result<u64, String> {
-        let (engine, conn) = if server { (&mut self.b, self.cb) } else { (&mut self.a, self.ca) };
+    fn read_all(&mut self, server: bool, conn: ConnId, check_at: Option<u64>) -> Result<u64, String> {
+        let engine = if server { &mut self.b } else { &mut self.a };
         let mut n = 0u64;
         loop {
             match engine.read(conn, self.read_max, self.now) {
@@ -266,7 +293,7 @@ pub(super) fn measured_bulk_strait<P: FromWire>(p: &mut OurPair<P>, src: &P, tot
             }
         }
         p.pump_ab();
-        recvd += p.read_all(true, check.then_some(recvd))?;
+        recvd += p.read_all(true, p.cb, check.then_some(recvd))?;
         p.pump_ba();
         p.tick();
         rounds += 1;
@@ -280,17 +307,20 @@ pub(super) fn measured_bulk_strait<P: FromWire>(p: &mut OurPair<P>, src: &P, tot
     Ok(())
 }
 
-/// `n` transactions: 1 KiB request, 1 KiB response.
+/// `n` transactions: 1 KiB request, 1 KiB response, on the pair's connections in turn.
 #[inline(never)]
 pub(super) fn measured_rr_strait<P: FromWire>(p: &mut OurPair<P>, req: &P, resp: &P, n: u64, check: bool) -> Result<(), String> {
+    let mut next = 0usize;
     for _ in 0..n {
-        if OurPair::<P>::write(&mut p.a, p.ca, req.clone(), p.now)? != RR_SIZE {
+        let Some(&(ca, cb)) = p.conns.get(next) else { return Err("no connection".into()) };
+        next = if next + 1 == p.conns.len() { 0 } else { next + 1 };
+        if OurPair::<P>::write(&mut p.a, ca, req.clone(), p.now)? != RR_SIZE {
             return Err("request not accepted whole".into());
         }
         let mut got = 0u64;
         for round in 0.. {
             p.pump_ab();
-            got += p.read_all(true, check.then_some(got))?;
+            got += p.read_all(true, cb, check.then_some(got))?;
             if got >= RR_SIZE as u64 {
                 break;
             }
@@ -300,13 +330,13 @@ pub(super) fn measured_rr_strait<P: FromWire>(p: &mut OurPair<P>, req: &P, resp:
                 return Err("request stuck".into());
             }
         }
-        if OurPair::<P>::write(&mut p.b, p.cb, resp.clone(), p.now)? != RR_SIZE {
+        if OurPair::<P>::write(&mut p.b, cb, resp.clone(), p.now)? != RR_SIZE {
             return Err("response not accepted whole".into());
         }
         got = 0;
         for round in 0.. {
             p.pump_ba();
-            got += p.read_all(false, check.then_some(got))?;
+            got += p.read_all(false, ca, check.then_some(got))?;
             if got >= RR_SIZE as u64 {
                 break;
             }
